@@ -1,0 +1,4 @@
+from d2nvideo.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""The inference checkpoint: one self-describing safetensors file.
+
+Tensors are the generator's weights; the header's string metadata holds the format version, the
+model config and free-form meta (training steps, data, notes) as JSON. Nothing is unpickled on
+load. Official UNIT/MUNIT generator files (``gen_XXXXXXXX.pt``, a pickled ``{'a': state_dict,
+'b': state_dict}``) are imported with ``torch.load(weights_only=True)``, which refuses code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError
+from .fileio import atomic_output, require_file
+from .model import ModelConfig, UNITConfig, config_from_dict
+
+FORMAT = "d2nvideo.generator"
+FORMAT_VERSION = 1
+_PREFIXES = ("_orig_mod.", "module.")  # torch.compile and DDP wrappers
+
+
+@dataclass
+class Checkpoint:
+    config: ModelConfig
+    state_dict: dict[str, torch.Tensor]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Strip the prefixes that torch.compile (``_orig_mod.``) and DDP (``module.``) add."""
+    out = {}
+    for key, value in state.items():
+        for prefix in _PREFIXES:
+            key = key.replace(prefix, "")
+        out[key] = value
+    return out
+
+
+def save_checkpoint(
+    path: Path,
+    model: nn.Module,
+    config: ModelConfig,
+    meta: dict[str, Any] | None = None,
+    dtype: torch.dtype | None = None,
+) -> None:
+    """Write ``model``'s weights (cast to ``dtype`` if given, e.g. fp16 to halve the size)."""
+    from safetensors.torch import save_file
+
+    state = {}
+    for key, value in clean_state_dict(model.state_dict()).items():
+        value = value.detach().cpu()
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        state[key] = value.contiguous()
+    header = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "model": json.dumps(asdict(config)),
+        "meta": json.dumps(meta or {}),
+    }
+    with atomic_output(path) as tmp:
+        save_file(state, str(tmp), metadata=header)
+
+
+def load_checkpoint(path: Path, official_day: str = "a") -> Checkpoint:
+    """Load ``path``: a d2nvideo ``.safetensors`` file, or an official UNIT ``.pt`` generator
+    file whose ``official_day`` half ('a' or 'b') is the day domain."""
+    require_file(path, "checkpoint")
+    with path.open("rb") as fh:
+        head = fh.read(16)
+    if _looks_like_safetensors(head):
+        return _load_safetensors(path)
+    if head.startswith(b"PK") or head[:1] == b"\x80":
+        return import_official_unit(path, official_day)
+    raise CheckpointError(
+        f"'{path}' is not a d2nvideo checkpoint (neither safetensors nor a PyTorch file)", path
+    )
+
+
+def _looks_like_safetensors(head: bytes) -> bool:
+    if len(head) < 9:
+        return False
+    n = int.from_bytes(head[:8], "little")
+    return 0 < n < 100_000_000 and head[8:9] == b"{"
+
+
+def _load_safetensors(path: Path) -> Checkpoint:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            header = fh.metadata() or {}
+            state = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (not a dict)
+    except Exception as exc:
+        raise CheckpointError(f"'{path}' is a damaged safetensors file ({exc})", path) from exc
+    if header.get("format") != FORMAT:
+        kind = header.get("format")
+        if kind == "d2nvideo.training":
+            raise CheckpointError(
+                f"'{path}' is a training state; run 'd2nvideo export' on its run folder", path
+            )
+        raise CheckpointError(f"'{path}' is a safetensors file but not a d2nvideo model", path)
+    version = int(header.get("format_version", "0"))
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"'{path}' has format version {version}; this d2nvideo reads up to "
+            f"{FORMAT_VERSION}: upgrade d2nvideo",
+            path,
+        )
+    try:
+        config = config_from_dict(json.loads(header["model"]))
+        meta = json.loads(header.get("meta", "{}"))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"'{path}' has an invalid model config: {exc}", path) from exc
+    return Checkpoint(config, clean_state_dict(state), meta)
+
+
+# --- official UNIT/MUNIT import -------------------------------------------------------------
+# Official key layout (mingyuliutw/UNIT networks.py, VAEGen): enc.model.{i}... and
+# dec.model.{i}..., where a ResBlocks module at index i holds .model.{j}.model.{k}.
+_RESBLOCKS = re.compile(r"^(enc|dec)\.model\.(\d+)\.model\.(\d+)\.(.*)$")
+_PLAIN = re.compile(r"^(enc|dec)\.model\.(\d+)\.(.*)$")
+
+
+def import_official_unit(path: Path, official_day: str = "a") -> Checkpoint:
+    """Read an official UNIT ``gen_*.pt`` file into the d2nvideo layout (``n_shared=0``)."""
+    if official_day not in ("a", "b"):
+        raise CheckpointError(f"official day domain must be 'a' or 'b', not {official_day!r}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(
+            f"'{path}' could not be loaded safely: it holds more than weights "
+            f"({_unpickle_reason(exc)}); d2nvideo never runs code from a checkpoint",
+            path,
+        ) from exc
+    if not (isinstance(data, dict) and {"a", "b"} <= set(data)):
+        raise CheckpointError(
+            f"'{path}' is not an official UNIT generator file ({{'a': ..., 'b': ...}})", path
+        )
+    halves = {"day": data[official_day], "night": data["b" if official_day == "a" else "a"]}
+    if any(str(k).startswith("enc_style.") for k in halves["day"]):
+        raise CheckpointError(
+            f"'{path}' is a MUNIT generator (it needs a style code); only UNIT files import", path
+        )
+    try:
+        config = _infer_official_config(clean_state_dict(halves["day"]))
+        state = {}
+        for domain, half in halves.items():
+            for key, value in clean_state_dict(half).items():
+                state[_official_key(key, domain)] = value
+    except (KeyError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"'{path}' does not look like a UNIT generator: {exc}", path) from exc
+    meta = {"imported_from": str(path), "official_day": official_day}
+    return Checkpoint(config, state, meta)
+
+
+def _official_key(key: str, domain: str) -> str:
+    m = _RESBLOCKS.match(key)
+    if m and m.group(4).startswith("model."):
+        part, i, j, rest = m.groups()
+        return f"{part}.{domain}.{i}.{j}.{rest}"
+    m = _PLAIN.match(key)
+    if not m:
+        raise ValueError(f"unexpected key {key!r}")
+    part, i, rest = m.groups()
+    return f"{part}.{domain}.{i}.{rest}"
+
+
+def _infer_official_config(state: dict[str, torch.Tensor]) -> UNITConfig:
+    width = int(state["enc.model.0.conv.weight"].shape[0])
+    n_down = 0
+    while f"enc.model.{n_down + 1}.conv.weight" in state:
+        n_down += 1
+    blocks = {k.split(".")[4] for k in state if k.startswith(f"enc.model.{n_down + 1}.model.")}
+    return UNITConfig(width=width, n_downsample=n_down, n_res=len(blocks), n_shared=0)
+
+
+def _unpickle_reason(exc: Exception) -> str:
+    """The informative line of torch's weights-only refusal (e.g. 'Unsupported global: ...')."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if "Unsupported" in line or "unsupported" in line:
+            return line.rstrip(".")
+    return lines[-1][:200] if lines else type(exc).__name__

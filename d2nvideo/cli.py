@@ -1,0 +1,169 @@
+"""The ``d2nvideo`` command line: a thin click shell that parses, builds options and calls the
+library. Heavy imports (torch, av) happen inside commands, so ``--help`` is instant."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import D2NError
+from .fileio import Terminated
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
+EXISTING = click.Path(path_type=Path)  # existence is checked by the library, with our messages
+
+
+class _Failure(click.ClickException):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code  # type: ignore[misc]  # click reads it per instance
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class D2NGroup(click.Group):
+    """Turns user-input errors into one line on stderr and an exit code; no tracebacks."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except D2NError as exc:
+            raise _Failure(str(exc), exc.exit_code) from exc
+        except KeyboardInterrupt as exc:
+            click.echo("interrupted: nothing was written under the output name", err=True)
+            ctx.exit(143 if isinstance(exc, Terminated) else 130)
+        except OSError as exc:
+            raise _Failure(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1) from exc
+
+
+@click.group(cls=D2NGroup, context_settings=CONTEXT)
+@click.version_option(package_name="d2nvideo")
+def cli() -> None:
+    """Turn dashcam video from day to night and back, and train the model that does it."""
+    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
+
+
+def model_options(func: Any) -> Any:
+    """--model, --day-is, --device, --precision: shared by every command that runs a model."""
+    func = click.option(
+        "--precision",
+        type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+        default="auto",
+        help="Network precision: auto is bf16/fp16 on CUDA, fp32 on the CPU.",
+    )(func)
+    func = click.option(
+        "--device", default="auto", help="auto, cpu, cuda or cuda:N (auto picks CUDA if present)."
+    )(func)
+    func = click.option(
+        "--day-is",
+        type=click.Choice(["a", "b"]),
+        default="a",
+        help="For an official UNIT gen_*.pt: which of its domains a/b is day.",
+    )(func)
+    return click.option(
+        "--model",
+        type=EXISTING,
+        default=None,
+        help="Model file (.safetensors from 'd2nvideo export', or an official UNIT gen_*.pt). "
+        "Default: the bundled model.",
+    )(func)
+
+
+def load_translator(model: Path | None, day_is: str, device: str, precision: str) -> Any:
+    from .models import resolve_model
+    from .translator import Translator
+
+    return Translator.from_checkpoint(resolve_model(model), device, precision, day_is)
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT", type=EXISTING)
+@click.option(
+    "--to", "to", type=click.Choice(["night", "day"]), required=True, help="Target domain."
+)
+@click.option(
+    "-o",
+    "--output",
+    type=EXISTING,
+    default=None,
+    help="Output file or folder. Default: INPUT_<to> beside the input.",
+)
+@model_options
+@click.option(
+    "--batch-size", type=click.IntRange(1, 256), default=4, help="Frames per network call."
+)
+@click.option(
+    "--max-size",
+    type=click.IntRange(16),
+    default=None,
+    help="Run the network with the longer side at most this many pixels, then resize "
+    "back to native size (faster, softer).",
+)
+@click.option("--start", type=click.FloatRange(0), default=0.0, help="Start at this second.")
+@click.option(
+    "--duration",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Convert this many seconds. Default: to the end.",
+)
+@click.option(
+    "--smooth",
+    type=click.Choice(["none"]),
+    default="none",
+    help="Temporal smoothing of the translated frames.",
+)
+@click.option(
+    "--codec",
+    default=None,
+    help="Video encoder: libx264 (default), libx265, libvpx-vp9 (default for .webm), "
+    "libsvtav1, h264_nvenc, hevc_nvenc.",
+)
+@click.option(
+    "--crf",
+    type=click.IntRange(0, 63),
+    default=18,
+    help="Quality: lower is better and larger (x264 scale; mapped for VP9/AV1).",
+)
+@click.option("--preset", default="fast", help="Encoder speed preset (x264/x265 names).")
+@click.option(
+    "--pix-fmt",
+    default=None,
+    help="Output pixel format. Default: yuv420p, or yuv444p for odd sizes.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def convert(input_path: Path, to: str, output: Path | None, **kw: Any) -> None:
+    """Translate a video, an image or a folder of images to night or day.
+
+    Videos keep their frame count, timestamps (variable frame rate too), rotation, metadata,
+    audio and subtitles. Folders are searched recursively and their layout is mirrored, so
+    dataset labels keep matching file names.
+    """
+    from .convert import convert_path
+
+    convert_path(input_path, to, output, **kw)
+
+
+@cli.command()
+@click.argument("input_path", metavar="VIDEO", type=EXISTING)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def info(input_path: Path, as_json: bool) -> None:
+    """Describe a video: streams, codec, size, fps, duration, frames, rotation, audio and a
+    day/night guess from the brightness of a few frames."""
+    from .info import describe, print_table
+
+    data = describe(input_path)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        print_table(data)
+
+
+def main() -> None:
+    cli(prog_name="d2nvideo")

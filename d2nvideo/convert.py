@@ -1,0 +1,118 @@
+"""``d2nvideo convert``: pick what the input is (video, image, folder), where the output goes,
+run it with progress, and print a one-line summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import InputError, PathError, UsageError
+from .fileio import check_output, require_file, sigterm_as_interrupt
+from .images import convert_images, image_pairs, is_image
+from .pipeline import ConvertOptions, convert_video, translate_images
+from .progress import progress_bar
+from .video.encode import EncodeSettings, check_codec, codec_for
+
+
+def default_output(src: Path, to: str) -> Path:
+    """``drive.mp4`` -> ``drive_night.mp4``; ``frames/`` -> ``frames_night/``."""
+    if src.is_dir():
+        return src.with_name(f"{src.resolve().name}_{to}")
+    return src.with_name(f"{src.stem}_{to}{src.suffix}")
+
+
+def convert_path(
+    src: Path,
+    to: str,
+    output: Path | None,
+    *,
+    model: Path | None,
+    day_is: str,
+    device: str,
+    precision: str,
+    batch_size: int,
+    max_size: int | None,
+    start: float,
+    duration: float | None,
+    smooth: str,
+    codec: str | None,
+    crf: int,
+    preset: str,
+    pix_fmt: str | None,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    from .models import resolve_model
+    from .translator import Translator
+
+    if not src.exists():
+        raise PathError(f"input '{src}' does not exist", src)
+    dst = output or default_output(src, to)
+    settings = EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
+    opts = ConvertOptions(to, batch_size, max_size, start, duration, smooth, settings)
+    if src.is_dir() or is_image(src):
+        _check_image_output(src, dst, overwrite)
+    else:
+        check_codec(codec_for(dst, settings))
+        check_output(dst, [src], overwrite)
+    translator = Translator.from_checkpoint(resolve_model(model), device, precision, day_is)
+    with sigterm_as_interrupt():
+        if src.is_dir() or is_image(src):
+            _convert_images(src, dst, translator, opts, overwrite, quiet)
+        else:
+            _convert_video(src, dst, translator, opts, quiet)
+
+
+def _convert_video(
+    src: Path, dst: Path, translator: Any, opts: ConvertOptions, quiet: bool
+) -> None:
+    from .video.probe import probe
+
+    info = probe(src)
+    total = info.frames
+    if opts.start or opts.duration:
+        span = opts.duration or max(0.0, info.duration - opts.start)
+        total = max(1, round(min(span, max(0.0, info.duration - opts.start)) * float(info.fps)))
+    with progress_bar(total, f"{src.name} -> {opts.to}", quiet) as advance:
+        result = convert_video(src, dst, translator, opts, advance, info)
+    seconds = f"{result.seconds:.1f} s ({result.fps:.2f} fps)"
+    click.echo(f"{result.frames} frames in {seconds} -> {result.output}")
+
+
+def _check_image_output(src: Path, dst: Path, overwrite: bool) -> None:
+    if src.is_dir():
+        if dst.suffix and not dst.is_dir():
+            raise UsageError(f"input '{src}' is a folder of images, so -o must name a folder", dst)
+        if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
+            raise UsageError(f"output folder '{dst}' must lie outside the input folder", dst)
+    else:
+        require_file(src)
+        if not is_image(dst):
+            raise UsageError(f"output '{dst}' must be an image file for an image input", dst)
+        check_output(dst, [src], overwrite)
+
+
+def _convert_images(
+    src: Path, dst: Path, translator: Any, opts: ConvertOptions, overwrite: bool, quiet: bool
+) -> None:
+    import time
+
+    pairs = list(image_pairs(src, dst)) if src.is_dir() else [(src, dst)]
+    if not pairs:
+        raise InputError(f"no images found under '{src}'", src)
+
+    def translate(images: list[Any]) -> list[Any]:
+        return translate_images(images, translator, opts.to, opts.max_size)
+
+    t0 = time.perf_counter()
+    with progress_bar(len(pairs), f"{src.name} -> {opts.to}", quiet, unit="images") as advance:
+        result = convert_images(pairs, translate, overwrite, opts.batch_size, advance)
+    for _path, reason in result.failed:
+        click.echo(f"error: {reason}", err=True)
+    seconds = time.perf_counter() - t0
+    skipped = f", {result.skipped} already there (--overwrite to redo)" if result.skipped else ""
+    click.echo(f"{result.written} images in {seconds:.1f} s{skipped} -> {dst}")
+    if result.failed:
+        raise InputError(f"{len(result.failed)} of {len(pairs)} images could not be read")

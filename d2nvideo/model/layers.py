@@ -1,0 +1,117 @@
+"""Building blocks shared by the generator architectures.
+
+Layer layout and layer norm follow the official UNIT/MUNIT code (mingyuliutw/UNIT, networks.py),
+so that an official ``gen_XXXXXXXX.pt`` maps onto these modules by renaming keys only.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+NORMS = ("none", "batch", "layer", "instance")
+ACTIVATIONS = ("relu", "lrelu", "tanh", "none")
+PADS = ("reflect", "replicate", "zero")
+
+
+class LayerNorm(nn.Module):
+    """Per-sample layer norm over (C, H, W) with a per-channel affine, as in UNIT/MUNIT.
+
+    Uses the unbiased std and ``(x - mean) / (std + eps)`` exactly as the official code does, so
+    imported weights give the same outputs. Unlike ``nn.GroupNorm(1, C)`` the eps sits outside
+    the square root.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.gamma = nn.Parameter(torch.empty(num_features).uniform_())
+        self.beta = nn.Parameter(torch.zeros(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(x.shape[0], -1).float()
+        mean = flat.mean(1).view(-1, 1, 1, 1)
+        std = flat.std(1).view(-1, 1, 1, 1)
+        y = ((x.float() - mean) / (std + self.eps)).to(x.dtype)
+        return y * self.gamma.view(1, -1, 1, 1) + self.beta.view(1, -1, 1, 1)
+
+
+def make_norm(kind: str, channels: int) -> nn.Module | None:
+    if kind == "none":
+        return None
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels)
+    if kind == "layer":
+        return LayerNorm(channels)
+    raise ValueError(f"unknown norm {kind!r}; expected one of {NORMS}")
+
+
+def make_activation(kind: str) -> nn.Module | None:
+    table: dict[str, nn.Module | None] = {
+        "relu": nn.ReLU(inplace=True),
+        "lrelu": nn.LeakyReLU(0.2, inplace=True),
+        "tanh": nn.Tanh(),
+        "none": None,
+    }
+    if kind not in table:
+        raise ValueError(f"unknown activation {kind!r}; expected one of {ACTIVATIONS}")
+    return table[kind]
+
+
+def make_pad(kind: str, size: int) -> nn.Module:
+    if kind == "reflect":
+        return nn.ReflectionPad2d(size)
+    if kind == "replicate":
+        return nn.ReplicationPad2d(size)
+    if kind == "zero":
+        return nn.ZeroPad2d(size)
+    raise ValueError(f"unknown padding {kind!r}; expected one of {PADS}")
+
+
+class Conv2dBlock(nn.Module):
+    """pad -> conv -> norm -> activation (UNIT's Conv2dBlock)."""
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel: int,
+        stride: int,
+        padding: int,
+        norm: str = "none",
+        activation: str = "relu",
+        pad_type: str = "reflect",
+    ) -> None:
+        super().__init__()
+        self.pad = make_pad(pad_type, padding)
+        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, bias=True)
+        self.norm = make_norm(norm, out_ch)
+        self.activation = make_activation(activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(self.pad(x))
+        if self.norm is not None:
+            x = self.norm(x)
+        if self.activation is not None:
+            x = self.activation(x)
+        return x
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 conv blocks with an identity skip (UNIT's ResBlock)."""
+
+    def __init__(self, dim: int, norm: str, activation: str, pad_type: str) -> None:
+        super().__init__()
+        self.model = nn.Sequential(
+            Conv2dBlock(dim, dim, 3, 1, 1, norm, activation, pad_type),
+            Conv2dBlock(dim, dim, 3, 1, 1, norm, "none", pad_type),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.model(x)
+
+
+def res_blocks(n: int, dim: int, norm: str, activation: str, pad_type: str) -> nn.Sequential:
+    return nn.Sequential(*(ResBlock(dim, norm, activation, pad_type) for _ in range(n)))

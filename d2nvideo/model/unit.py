@@ -1,0 +1,123 @@
+"""The UNIT generator (Liu, Breuel and Kautz, "Unsupervised Image-to-Image Translation Networks",
+NIPS 2017): two VAE encoder/decoder pairs, one per domain, that share a latent space.
+
+Per domain an encoder (7x7 conv, stride-2 downsamplings, residual blocks) and a decoder (residual
+blocks, 2x upsampling + 5x5 conv with layer norm, 7x7 conv + tanh), all with reflect padding, as
+in the official code. The paper ties the weights of the encoders' last layers and the decoders'
+first layers so both domains map into one latent code; ``n_shared`` residual blocks on each side
+are shared here (0 gives the independent autoencoders of the maintained official code, whose
+shared latent then comes from the losses alone).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .layers import ACTIVATIONS, NORMS, PADS, Conv2dBlock, res_blocks
+
+DOMAINS = ("day", "night")
+
+
+@dataclass(frozen=True)
+class UNITConfig:
+    arch: str = "unit"
+    width: int = 64  # channels after the 7x7 stem; doubled by each downsampling
+    n_downsample: int = 2  # stride-2 convolutions in each encoder (and 2x upsamplings back)
+    n_res: int = 4  # residual blocks in each encoder and in each decoder
+    n_shared: int = 1  # of those, shared between domains: encoder's last, decoder's first
+    norm: str = "instance"  # encoder and residual-block norm: none|batch|layer|instance
+    activation: str = "relu"  # relu|lrelu
+    pad_type: str = "reflect"  # reflect|replicate|zero
+
+    def __post_init__(self) -> None:
+        if self.arch != "unit":
+            raise ValueError(f"UNITConfig.arch must be 'unit', got {self.arch!r}")
+        if self.width < 1 or self.n_downsample < 0 or self.n_res < 0:
+            raise ValueError("width must be >= 1, n_downsample and n_res >= 0")
+        if not 0 <= self.n_shared <= self.n_res:
+            raise ValueError(f"n_shared must be between 0 and n_res={self.n_res}")
+        for name, value, allowed in (
+            ("norm", self.norm, NORMS),
+            ("activation", self.activation, ACTIVATIONS),
+            ("pad_type", self.pad_type, PADS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+    @property
+    def multiple(self) -> int:
+        """Input height and width must be multiples of this."""
+        return 2**self.n_downsample
+
+    @property
+    def latent_channels(self) -> int:
+        return self.width * 2**self.n_downsample
+
+
+def _private_encoder(cfg: UNITConfig) -> nn.Sequential:
+    layers: list[nn.Module] = [
+        Conv2dBlock(3, cfg.width, 7, 1, 3, cfg.norm, cfg.activation, cfg.pad_type)
+    ]
+    dim = cfg.width
+    for _ in range(cfg.n_downsample):
+        layers.append(Conv2dBlock(dim, 2 * dim, 4, 2, 1, cfg.norm, cfg.activation, cfg.pad_type))
+        dim *= 2
+    layers.append(res_blocks(cfg.n_res - cfg.n_shared, dim, cfg.norm, cfg.activation, cfg.pad_type))
+    return nn.Sequential(*layers)
+
+
+def _private_decoder(cfg: UNITConfig) -> nn.Sequential:
+    dim = cfg.latent_channels
+    layers: list[nn.Module] = [
+        res_blocks(cfg.n_res - cfg.n_shared, dim, cfg.norm, cfg.activation, cfg.pad_type)
+    ]
+    for _ in range(cfg.n_downsample):
+        layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+        layers.append(Conv2dBlock(dim, dim // 2, 5, 1, 2, "layer", cfg.activation, cfg.pad_type))
+        dim //= 2
+    layers.append(Conv2dBlock(dim, 3, 7, 1, 3, "none", "tanh", cfg.pad_type))
+    return nn.Sequential(*layers)
+
+
+class UNITGenerator(nn.Module):
+    """Both domains' encoders and decoders, with the shared blocks held once.
+
+    Images are ``(B, 3, H, W)`` float in [-1, 1] with H and W multiples of ``cfg.multiple``;
+    latents are ``(B, cfg.latent_channels, H / m, W / m)``. ``encode`` returns the latent mean:
+    training adds the unit-variance sample noise itself (the model draws no noise, so it never
+    has to know a device).
+    """
+
+    def __init__(self, cfg: UNITConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        shared = (cfg.n_shared, cfg.latent_channels, cfg.norm, cfg.activation, cfg.pad_type)
+        self.enc = nn.ModuleDict({d: _private_encoder(cfg) for d in DOMAINS})
+        self.enc_shared = res_blocks(*shared)
+        self.dec_shared = res_blocks(*shared)
+        self.dec = nn.ModuleDict({d: _private_decoder(cfg) for d in DOMAINS})
+
+    def encode(self, x: torch.Tensor, domain: str) -> torch.Tensor:
+        return self.enc_shared(self.enc[domain](x))
+
+    def decode(self, z: torch.Tensor, domain: str) -> torch.Tensor:
+        return self.dec[domain](self.dec_shared(z))
+
+    def translate(self, x: torch.Tensor, to: str) -> torch.Tensor:
+        """``to`` is the target domain: day->night is decode_night(encode_day(x))."""
+        return self.decode(self.encode(x, other_domain(to)), to)
+
+    def reconstruct(self, x: torch.Tensor, domain: str) -> torch.Tensor:
+        return self.decode(self.encode(x, domain), domain)
+
+    def forward(self, x: torch.Tensor, to: str) -> torch.Tensor:
+        return self.translate(x, to)
+
+
+def other_domain(domain: str) -> str:
+    if domain not in DOMAINS:
+        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
+    return DOMAINS[1 - DOMAINS.index(domain)]

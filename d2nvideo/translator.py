@@ -1,0 +1,161 @@
+"""One object to run a generator: load a checkpoint, pick device and precision, translate."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import Checkpoint, load_checkpoint
+from .errors import CheckpointError, UsageError
+from .model import DOMAINS, Generator, ModelConfig, build_generator
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> CUDA when present, else CPU; 'cuda' without CUDA is a usage error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise UsageError(f"unknown device '{name}'", name) from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"device '{name}' asked for, but CUDA is not available here", name)
+    return device
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """'auto' -> bf16 (or fp16 on pre-Ampere cards) on CUDA, fp32 on CPU."""
+    if name not in PRECISIONS:
+        raise UsageError(f"precision must be one of {PRECISIONS}, not '{name}'", name)
+    if name == "auto":
+        if device.type != "cuda":
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if name == "fp16" and device.type != "cuda":
+        raise UsageError("fp16 needs a CUDA device; use fp32 (or bf16) on the CPU", name)
+    return name
+
+
+class Translator:
+    """Translate frames between day and night with one generator.
+
+    ``__call__`` takes ``(N, H, W, 3) uint8`` RGB frames of any size and returns the same shape;
+    ``translate_tensor`` works on ``(B, 3, H, W)`` float in [-1, 1] already on the device.
+    """
+
+    def __init__(
+        self,
+        model: Generator,
+        config: ModelConfig,
+        device: torch.device,
+        precision: str,
+        meta: dict[str, Any],
+    ) -> None:
+        self.model = model
+        self.config = config
+        self.device = device
+        self.precision = precision
+        self.meta = meta
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: Path | str,
+        device: str | torch.device = "auto",
+        precision: str = "auto",
+        official_day: str = "a",
+    ) -> Translator:
+        ckpt = load_checkpoint(Path(path), official_day)
+        return cls.from_loaded(ckpt, device, precision)
+
+    @classmethod
+    def from_loaded(
+        cls, ckpt: Checkpoint, device: str | torch.device = "auto", precision: str = "auto"
+    ) -> Translator:
+        dev = device if isinstance(device, torch.device) else resolve_device(device)
+        prec = resolve_precision(precision, dev)
+        model = build_generator(ckpt.config)
+        state = {k: v.float() for k, v in ckpt.state_dict.items()}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(
+                f"checkpoint weights do not match its {ckpt.config.arch} config: "
+                f"{len(missing)} missing (e.g. {missing[:2]}), {len(unexpected)} unexpected "
+                f"(e.g. {unexpected[:2]})"
+            )
+        model.eval().requires_grad_(False).to(dev)
+        if dev.type == "cuda":
+            model.to(memory_format=torch.channels_last)
+        return cls(model, ckpt.config, dev, prec, ckpt.meta)
+
+    @property
+    def multiple(self) -> int:
+        return int(self.config.multiple)
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
+
+    @torch.inference_mode()
+    def translate_tensor(self, x: torch.Tensor, to: str) -> torch.Tensor:
+        """``(B, 3, H, W)`` float in [-1, 1] on ``self.device`` -> same shape, float32.
+
+        Pads H and W (reflect) to the network's multiple and crops back, so any size works.
+        """
+        if to not in DOMAINS:
+            raise UsageError(f"target domain must be one of {DOMAINS}, not '{to}'", to)
+        h, w = x.shape[-2:]
+        padded = pad_to_multiple(x, self.multiple)
+        if self.device.type == "cuda":
+            padded = padded.contiguous(memory_format=torch.channels_last)
+        with self.autocast():
+            y = self.model.translate(padded, to)
+        return y[..., :h, :w].float()
+
+    def __call__(self, frames: np.ndarray, to: str) -> np.ndarray:
+        """``(N, H, W, 3) uint8`` -> ``(N, H, W, 3) uint8`` in the ``to`` domain."""
+        x = to_tensor(frames, self.device)
+        return from_tensor(self.translate_tensor(x, to))
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad the bottom and right of ``(B, C, H, W)`` up to multiples of ``multiple``, and to at
+    least two multiples so the latent has more than one pixel (instance norm and the
+    residual blocks' reflect padding need that)."""
+    h, w = x.shape[-2:]
+    ph = max((-h) % multiple, 2 * multiple - h)
+    pw = max((-w) % multiple, 2 * multiple - w)
+    if not ph and not pw:
+        return x
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+def to_tensor(frames: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``(N, H, W, 3) uint8`` -> ``(N, 3, H, W)`` float in [-1, 1] on ``device``.
+
+    The uint8 data crosses to the device first (a quarter of the bytes of float) and is
+    converted there.
+    """
+    t = torch.as_tensor(frames)
+    if t.ndim == 3:
+        t = t.unsqueeze(0)
+    if t.ndim != 4 or t.shape[-1] != 3 or t.dtype != torch.uint8:
+        raise ValueError(f"expected (N, H, W, 3) uint8 frames, got {tuple(t.shape)} {t.dtype}")
+    t = t.to(device, non_blocking=True).permute(0, 3, 1, 2)
+    return t.float().div_(127.5).sub_(1.0)
+
+
+def from_tensor(x: torch.Tensor) -> np.ndarray:
+    """``(N, 3, H, W)`` float in [-1, 1] -> ``(N, H, W, 3) uint8`` on the host."""
+    y = x.detach().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+    return y.permute(0, 2, 3, 1).contiguous().cpu().numpy()

@@ -1,0 +1,132 @@
+"""Decode a video's frames as RGB arrays that keep their presentation timestamps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from .probe import _reason, open_input, video_stream
+
+
+@dataclass
+class Frame:
+    """One video frame in stored orientation.
+
+    ``image`` is ``(H, W, 3) uint8`` RGB. ``pts`` is in ``time_base`` units, exactly as decoded,
+    so variable-frame-rate files keep their timing through to the encoder.
+    """
+
+    image: np.ndarray
+    pts: int
+    time_base: Fraction
+    index: int
+    duration: int = 0  # in time_base units; 0 when unknown
+
+    @property
+    def time(self) -> float:
+        return float(self.pts * self.time_base)
+
+
+def decode_frames(
+    path: Path,
+    start: float = 0.0,
+    duration: float | None = None,
+    threads: int = 0,
+    expect_frames: int | None = None,
+) -> Iterator[Frame]:
+    """Yield the frames of ``path`` whose time lies in ``[start, start + duration)``.
+
+    Seeks to the keyframe before ``start`` and decodes forward. ``threads=0`` lets FFmpeg choose.
+    If ``expect_frames`` is given (the container's exact count, for a whole-file decode) and the
+    file ends early, the file is truncated and InputError is raised rather than a short output.
+    """
+
+    container = open_input(path)
+    try:
+        vs = video_stream(container, path)
+        vs.thread_type = "AUTO"
+        vs.codec_context.thread_count = threads
+        tb = Fraction(vs.time_base or Fraction(1, 90000))
+        if start > 0:
+            container.seek(int(start / tb), stream=vs, backward=True)
+        end = None if duration is None else start + duration
+        count = 0
+        for frame in _decoded(container, vs, path, tb):
+            t = float(frame.pts * tb)
+            if t < start - 1e-6:
+                continue
+            if end is not None and t >= end - 1e-6:
+                break
+            image = frame.to_ndarray(format="rgb24")
+            yield Frame(image, frame.pts, tb, count, frame.duration or 0)
+            count += 1
+        # Containers' counts can exceed what decodes by a frame or two (edit lists); a file cut
+        # short loses far more.
+        if expect_frames is not None and count < expect_frames - max(2, expect_frames // 200):
+            raise InputError(
+                f"'{path}' is truncated or corrupt: decoded {count} of {expect_frames} frames", path
+            )
+        if count == 0:
+            raise InputError(f"'{path}' has no frames in the requested range", path)
+    finally:
+        container.close()
+
+
+def _decoded(container: Any, vs: Any, path: Path, tb: Fraction) -> Iterator[Any]:
+    """Decoded frames with a pts on each (synthesised from the rate where the file has none)."""
+    import av
+
+    step = max(1, round(1 / (float(vs.average_rate or vs.guessed_rate or 30) * tb)))
+    last = None
+    try:
+        for frame in container.decode(vs):
+            if frame.pts is None:
+                frame.pts = 0 if last is None else last + step
+            last = frame.pts
+            yield frame
+    except av.error.FFmpegError as exc:
+        raise InputError(f"'{path}' is corrupt: {_reason(exc)}", path) from exc
+
+
+def frames_at(path: Path, times: list[float], threads: int = 0) -> Iterator[Frame]:
+    """For each time in ascending ``times``, yield the first frame at or after it.
+
+    Seeks to the keyframe before each time and decodes only from there, so sparse samples of a
+    long video cost a few GOPs each instead of the whole file. A time that lands on a frame
+    already yielded is skipped.
+    """
+    import av
+
+    container = open_input(path)
+    try:
+        vs = video_stream(container, path)
+        vs.thread_type = "AUTO"
+        vs.codec_context.thread_count = threads
+        tb = Fraction(vs.time_base or Fraction(1, 90000))
+        decoder: Iterator[Any] = iter(())
+        position: float | None = None  # time of the frame last decoded
+        count = 0
+        for t in sorted(times):
+            if position is not None and t <= position + 1e-6:
+                continue  # the frame at or after t was already yielded
+            if position is None or t > position + 2.0:  # far ahead: seeking beats decoding
+                container.seek(max(0, int(t / tb)), stream=vs, backward=True)
+                decoder = _decoded(container, vs, path, tb)
+            for frame in decoder:
+                position = float(frame.pts * tb)
+                if position >= t - 1e-6:
+                    yield Frame(frame.to_ndarray(format="rgb24"), frame.pts, tb, count)
+                    count += 1
+                    break
+            else:
+                return
+    except av.error.FFmpegError as exc:
+        raise InputError(f"'{path}' is corrupt: {_reason(exc)}", path) from exc
+    finally:
+        container.close()

@@ -1,0 +1,160 @@
+"""Read what a video holds: streams, size, rate, duration, frame count, rotation, metadata."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..fileio import require_file
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    index: int
+    type: str  # video|audio|subtitle|data|attachment
+    codec: str
+    language: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """One video file, as d2nvideo needs it. ``frames`` is exact when ``frames_exact``."""
+
+    path: Path
+    format: str
+    codec: str
+    width: int
+    height: int
+    pix_fmt: str
+    fps: Fraction  # average rate; variable-rate files keep their own pts regardless
+    time_base: Fraction
+    duration: float  # seconds
+    frames: int
+    frames_exact: bool
+    rotation: int  # degrees counter-clockwise from the display matrix, 0 when absent
+    start_time: float
+    bit_rate: int | None
+    video_index: int
+    streams: tuple[StreamInfo, ...] = ()
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def audio(self) -> list[StreamInfo]:
+        return [s for s in self.streams if s.type == "audio"]
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.update(path=str(self.path), fps=float(self.fps), time_base=str(self.time_base))
+        return data
+
+
+def open_input(path: Path) -> Any:
+    """``av.open`` with our errors: a missing, unreadable or non-media file gives InputError."""
+    import av
+
+    require_file(path)
+    try:
+        return av.open(str(path), "r")
+    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+        if _is_mp4_family(path):
+            raise InputError(
+                f"'{path}' is an MP4/MOV file that cannot be read: it is truncated or corrupt "
+                f"({_reason(exc)})",
+                path,
+            ) from exc
+        raise InputError(f"'{path}' is not a readable video ({_reason(exc)})", path) from exc
+
+
+def _is_mp4_family(path: Path) -> bool:
+    """ISO-BMFF files (mp4, mov, m4v, 3gp) start with a box whose type is 'ftyp'."""
+    with path.open("rb") as fh:
+        return fh.read(12)[4:8] == b"ftyp"
+
+
+def _reason(exc: Exception) -> str:
+    import av
+
+    if isinstance(exc, av.error.FFmpegError):
+        return exc.strerror or type(exc).__name__
+    return str(exc)
+
+
+def video_stream(container: Any, path: Path) -> Any:
+    if not container.streams.video:
+        raise InputError(f"'{path}' has no video stream", path)
+    return container.streams.video[0]
+
+
+def probe(path: Path) -> VideoInfo:
+    """Describe ``path``; decodes the first frame to check it really decodes and to read its
+    rotation. Raises InputError for anything that is not a decodable video."""
+
+    with open_input(path) as container:
+        vs = video_stream(container, path)
+        first = _first_frame(container, vs, path)
+        tb = vs.time_base or Fraction(1, 90000)
+        fps = vs.average_rate or vs.guessed_rate or Fraction(30)
+        duration = _duration(container, vs, tb)
+        exact = bool(vs.frames)
+        frames = int(vs.frames) if exact else max(1, round(duration * float(fps)))
+        cc = vs.codec_context
+        return VideoInfo(
+            path=path,
+            format=container.format.name,
+            codec=cc.name,
+            width=first.width,
+            height=first.height,
+            pix_fmt=first.format.name,
+            fps=Fraction(fps),
+            time_base=Fraction(tb),
+            duration=duration,
+            frames=frames,
+            frames_exact=exact,
+            rotation=round(first.rotation or 0),
+            start_time=float(vs.start_time * tb) if vs.start_time is not None else 0.0,
+            bit_rate=container.bit_rate or None,
+            video_index=vs.index,
+            streams=tuple(_stream_info(s) for s in container.streams),
+            metadata=dict(container.metadata),
+        )
+
+
+def _first_frame(container: Any, vs: Any, path: Path) -> Any:
+    import av
+
+    try:
+        for frame in container.decode(vs):
+            return frame
+    except av.error.FFmpegError as exc:
+        raise InputError(f"'{path}' is corrupt: {_reason(exc)}", path) from exc
+    raise InputError(f"'{path}' has a video stream but no decodable frame", path)
+
+
+def _duration(container: Any, vs: Any, tb: Fraction) -> float:
+    import av
+
+    if vs.duration:
+        return float(vs.duration * tb)
+    if container.duration:
+        return float(container.duration / av.time_base)
+    return 0.0
+
+
+def _stream_info(s: Any) -> StreamInfo:
+    cc = s.codec_context
+    name = cc.name if cc is not None else (s.codec.name if getattr(s, "codec", None) else "?")
+    audio = s.type == "audio"
+    return StreamInfo(
+        index=s.index,
+        type=s.type,
+        codec=name,
+        language=s.metadata.get("language"),
+        sample_rate=cc.sample_rate if audio else None,
+        channels=cc.channels if audio else None,
+    )

@@ -1,0 +1,64 @@
+"""Write a short synthetic driving clip (a road with moving lane marks, sky, and a tone as
+audio) so the tool can be tried without footage of your own.
+
+    python examples/make_test_clip.py clip.mp4 [--seconds 4] [--size 640x360]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def road_frame(t: float, width: int, height: int) -> np.ndarray:
+    """A daylight road scene at time ``t`` seconds: (H, W, 3) uint8."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    horizon = height * 0.45
+    img = np.empty((height, width, 3), np.float32)
+    sky = y < horizon
+    img[sky] = np.stack([110 + 60 * y[sky] / horizon, 160 + 40 * y[sky] / horizon,
+                         235 - 10 * y[sky] / horizon], -1)
+    ground = ~sky
+    img[ground] = np.stack([90 + 0 * y[ground], 110 + 0 * y[ground], 70 + 0 * y[ground]], -1)
+    depth = np.clip((y - horizon) / (height - horizon), 1e-3, 1)
+    road = ground & (np.abs(x - width / 2) < width * 0.45 * depth)
+    img[road] = 95
+    dash = road & (np.abs(x - width / 2) < 3 + 6 * depth) & (np.sin(1 / depth * 6 - t * 12) > 0.3)
+    img[dash] = 235
+    return img.clip(0, 255).astype(np.uint8)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--size", default="640x360")
+    parser.add_argument("--fps", type=int, default=30)
+    args = parser.parse_args()
+    width, height = map(int, args.size.split("x"))
+    with av.open(str(args.output), "w") as out:
+        video = out.add_stream("libx264", rate=args.fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        audio = out.add_stream("aac", rate=44100)
+        audio.layout = "mono"
+        for i in range(round(args.seconds * args.fps)):
+            frame = av.VideoFrame.from_ndarray(road_frame(i / args.fps, width, height), "rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+        n = 1024
+        for k in range(math.ceil(args.seconds * 44100 / n)):
+            tone = 0.1 * np.sin(2 * math.pi * 220 * (np.arange(n) + k * n) / 44100)
+            chunk = av.AudioFrame.from_ndarray(tone.astype(np.float32)[None], "fltp", "mono")
+            chunk.sample_rate, chunk.pts = 44100, k * n
+            out.mux(audio.encode(chunk))
+        out.mux(audio.encode())
+    print(args.output)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Read a written video back for assertions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Readback:
+    times: list[Fraction]  # exact presentation times of the video frames
+    width: int
+    height: int
+    fps: Fraction
+    rotation: int
+    audio: list[bytes]  # raw audio packet payloads in order
+    audio_times: list[Fraction]
+    images: list[np.ndarray]
+    metadata: dict[str, str]
+
+
+def read_video(path: Path) -> Readback:
+    import av
+
+    with av.open(str(path)) as c:
+        vs = c.streams.video[0]
+        frames = list(c.decode(vs))
+        fps = vs.average_rate
+        metadata = dict(c.metadata)
+    audio, audio_times = [], []
+    with av.open(str(path)) as c:
+        if c.streams.audio:
+            for pkt in c.demux(c.streams.audio[0]):
+                if pkt.size:
+                    audio.append(bytes(pkt))
+                    audio_times.append(pkt.pts * pkt.time_base)
+    return Readback(
+        times=[f.pts * f.time_base for f in frames],
+        width=frames[0].width,
+        height=frames[0].height,
+        fps=fps,
+        rotation=frames[0].rotation,
+        audio=audio,
+        audio_times=audio_times,
+        images=[f.to_ndarray(format="rgb24") for f in frames],
+        metadata=metadata,
+    )

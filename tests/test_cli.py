@@ -1,0 +1,233 @@
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import frame_image, make_video
+from helpers import read_video
+
+from d2nvideo.cli import cli
+from d2nvideo.images import read_image, write_image
+
+COMMANDS = [name for name in cli.commands]
+
+
+def run(*args: object) -> object:
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.mark.parametrize("command", [[], *[[c] for c in COMMANDS]])
+def test_help(command: list[str]) -> None:
+    result = run(*command, "--help")
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
+
+
+def test_convert_video_default_output_and_summary(media: dict[str, Path], tmp_path: Path) -> None:
+    src = tmp_path / "drive.mp4"
+    src.write_bytes(media["audio"].read_bytes())
+    result = run("convert", src, "--to", "night", "--model", media["model"], "-q")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "drive_night.mp4"
+    assert out.is_file()
+    assert "15 frames" in result.output and str(out) in result.output
+    assert len(read_video(out).times) == 15
+
+
+def test_convert_refuses_existing_output_then_overwrites(media: dict[str, Path], tmp_path: Path):
+    out = tmp_path / "out.mkv"
+    out.write_bytes(b"keep me")
+    args = ["convert", media["plain"], "--to", "day", "-o", out, "--model", media["model"], "-q"]
+    result = run(*args)
+    assert result.exit_code == 2 and "--overwrite" in result.output
+    assert out.read_bytes() == b"keep me"
+    assert run(*args, "--overwrite").exit_code == 0
+    assert len(read_video(out).times) == 12
+
+
+def test_info_json(media: dict[str, Path]) -> None:
+    result = run("info", media["rotated"], "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.output)
+    assert (data["width"], data["height"], data["rotation"], data["frames"]) == (64, 48, 90, 6)
+    assert data["looks_like"] in ("day", "night", "ambiguous")
+
+
+def test_info_table(media: dict[str, Path]) -> None:
+    result = run("info", media["audio"])
+    assert result.exit_code == 0 and "aac" in result.output and "t1" in result.output
+
+
+def test_convert_folder_mirrors_names_and_reports_bad_images(media, tmp_path: Path) -> None:
+    src = tmp_path / "frames"
+    (src / "a" / "b").mkdir(parents=True)
+    write_image(src / "one.jpg", frame_image(0, 40, 30))
+    write_image(src / "a" / "b" / "two.png", frame_image(1, 33, 21))
+    (src / "a" / "broken.jpg").write_bytes(b"not an image")
+    (src / "notes.txt").write_text("ignored")
+    dst = tmp_path / "frames_night"
+    result = run("convert", src, "--to", "night", "-o", dst, "--model", media["model"], "-q")
+    assert result.exit_code == 1
+    assert "broken.jpg" in result.output
+    assert read_image(dst / "one.jpg").shape == (30, 40, 3)
+    assert read_image(dst / "a" / "b" / "two.png").shape == (21, 33, 3)
+    assert not (dst / "notes.txt").exists()
+    # A second run skips what is there, so an interrupted dataset conversion resumes.
+    (src / "a" / "broken.jpg").unlink()
+    again = run("convert", src, "--to", "night", "-o", dst, "--model", media["model"], "-q")
+    assert again.exit_code == 0 and "2 already there" in again.output
+
+
+def test_convert_single_image(media, tmp_path: Path) -> None:
+    src = tmp_path / "x.png"
+    write_image(src, frame_image(3, 50, 26))
+    assert run("convert", src, "--to", "day", "--model", media["model"], "-q").exit_code == 0
+    out = read_image(tmp_path / "x_day.png")
+    assert out.shape == (26, 50, 3) and not np.array_equal(out, read_image(src))
+
+
+# --- bad input: one line on stderr, the right exit code, nothing written -----------------
+
+
+def _bad_inputs(tmp: Path, media: dict[str, Path]) -> dict[str, tuple[list[object], int, str]]:
+    text = tmp / "notes.mp4"
+    text.write_text("this is not a video\n")
+    half = tmp / "half.mp4"
+    data = media["long"].read_bytes()
+    half.write_bytes(data[: len(data) // 2])
+    audio_only = tmp / "sound.m4a"
+    _write_audio_only(audio_only)
+    rnd = tmp / "random.safetensors"
+    rnd.write_bytes(os.urandom(2048))
+    evil = tmp / "gen_00001000.pt"
+    evil.write_bytes(pickle.dumps({"a": _Evil(), "b": {}}))
+    locked = tmp / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    model = media["model"]
+    plain = media["plain"]
+    taken = tmp / "taken.mp4"
+    taken.write_bytes(b"already here")
+    return {
+        "missing": ([tmp / "nope.mp4", "--model", model], 2, "does not exist"),
+        "text": ([text, "--model", model], 1, "not a readable video"),
+        "truncated": ([half, "--model", model], 1, "truncated"),
+        "audio only": ([audio_only, "--model", model], 1, "no video stream"),
+        "dir as model": ([plain, "--model", tmp], 2, "is a directory"),
+        "unwritable": ([plain, "-o", locked / "o.mp4", "--model", model], 1, "not writable"),
+        "exists": ([plain, "-o", taken, "--model", model], 2, "exists"),
+        "random model": ([plain, "--model", rnd], 1, "not a d2nvideo checkpoint"),
+        "pickle model": ([plain, "--model", evil], 1, "could not be loaded safely"),
+    }
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /tmp/d2nvideo-pwned",))
+
+
+def _write_audio_only(path: Path) -> None:
+    import av
+
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("aac", rate=22050)
+        s.layout = "mono"
+        for k in range(10):
+            f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), "fltp", "mono")
+            f.sample_rate, f.pts = 22050, k * 1024
+            for p in s.encode(f):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into a read-only folder")
+def test_unwritable_output_folder(media, tmp_path: Path) -> None:
+    _check_bad(media, tmp_path, "unwritable")
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "text",
+        "truncated",
+        "audio only",
+        "dir as model",
+        "exists",
+        "random model",
+        "pickle model",
+    ],
+)
+def test_bad_input_gives_one_line(case: str, media, tmp_path: Path) -> None:
+    _check_bad(media, tmp_path, case)
+
+
+def _check_bad(media, tmp_path: Path, case: str) -> None:
+    cases = _bad_inputs(tmp_path, media)
+    args, code, message = cases[case]
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    proc = subprocess.run(
+        [sys.executable, "-m", "d2nvideo", "convert", *map(str, args), "--to", "night", "-q"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == code, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    after = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before  # inputs untouched, nothing new written
+    assert not Path("/tmp/d2nvideo-pwned").exists()
+
+
+def test_info_on_a_directory_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["info", str(tmp_path)])
+    assert result.exit_code == 2 and "is a directory" in result.output
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_leaves_nothing_at_the_output(sig: int, media, tmp_path: Path) -> None:
+    src = make_video(tmp_path / "in.mp4", frames=400, size=(320, 240))
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "d2nvideo",
+            "convert",
+            str(src),
+            "--to",
+            "night",
+            "-o",
+            str(out),
+            "--model",
+            str(media["model"]),
+            "-q",
+            "--batch-size",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".out.*")) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == (130 if sig == signal.SIGINT else 143), err
+    assert "interrupted" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]

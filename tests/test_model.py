@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from d2nvideo.model import (
+    CycleGANConfig,
+    UNITConfig,
+    build_generator,
+    config_from_dict,
+    other_domain,
+)
+
+
+@pytest.mark.parametrize("norm", ["none", "batch", "layer", "instance"])
+def test_unit_shapes_for_every_norm(norm: str) -> None:
+    cfg = UNITConfig(width=4, n_res=2, n_shared=1, norm=norm)
+    gen = build_generator(cfg).eval()
+    x = torch.rand(2, 3, 32, 48) * 2 - 1
+    z = gen.encode(x, "day")
+    assert z.shape == (2, cfg.latent_channels, 8, 12)
+    y = gen.translate(x, "night")
+    assert y.shape == x.shape
+    assert y.abs().max() <= 1.0
+
+
+def test_shared_blocks_are_one_set_of_weights() -> None:
+    cfg = UNITConfig(width=4, n_res=3, n_shared=2)
+    gen = build_generator(cfg)
+    assert len(gen.enc_shared) == 2 and len(gen.dec_shared) == 2
+    assert len(gen.enc["day"][-1]) == 1 and len(gen.dec["night"][0]) == 1
+    # A change to the shared weights changes both domains' latents.
+    x = torch.rand(1, 3, 16, 16)
+    before = {d: gen.encode(x, d).detach().clone() for d in ("day", "night")}
+    with torch.no_grad():
+        gen.enc_shared[0].model[0].conv.bias.add_(1.0)
+    for d in ("day", "night"):
+        assert not torch.allclose(gen.encode(x, d), before[d])
+
+
+def test_zero_shared_gives_independent_autoencoders() -> None:
+    gen = build_generator(UNITConfig(width=4, n_res=2, n_shared=0))
+    assert len(gen.enc_shared) == 0
+    names = {n.split(".")[0] for n, _ in gen.named_parameters()}
+    assert names == {"enc", "dec"}
+
+
+def test_translation_uses_source_encoder_and_target_decoder() -> None:
+    gen = build_generator(UNITConfig(width=4, n_res=1, n_shared=0)).eval()
+    x = torch.rand(1, 3, 16, 16)
+    expected = gen.decode(gen.encode(x, "day"), "night")
+    assert torch.equal(gen.translate(x, "night"), expected)
+    assert other_domain("night") == "day"
+
+
+def test_cyclegan_shapes() -> None:
+    gen = build_generator(CycleGANConfig(width=4, n_blocks=2)).eval()
+    x = torch.rand(1, 3, 20, 28) * 2 - 1
+    assert gen.translate(x, "day").shape == x.shape
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"arch": "munit"}, "unknown architecture"),
+        ({"arch": "unit", "widht": 3}, "widht"),
+        ({"arch": "unit", "norm": "group"}, "norm"),
+        ({"arch": "unit", "n_res": 1, "n_shared": 2}, "n_shared"),
+    ],
+)
+def test_bad_model_configs_name_the_problem(data: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        config_from_dict(data)

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import read_video
+
+from d2nvideo.pipeline import ConvertOptions, convert_video, restore, upright, work_shape
+from d2nvideo.translator import Translator
+
+
+@pytest.fixture(scope="module")
+def translator(media: dict[str, Path]) -> Translator:
+    return Translator.from_checkpoint(media["model"], "cpu")
+
+
+@pytest.mark.parametrize("name", ["plain", "audio", "odd", "odder", "rotated", "vfr", "one"])
+def test_output_keeps_frames_timing_size_rotation_and_audio(
+    name: str, media: dict[str, Path], translator: Translator, tmp_path: Path
+) -> None:
+    src = media[name]
+    dst = tmp_path / f"out{src.suffix}"
+    result = convert_video(src, dst, translator, ConvertOptions("night", batch_size=3))
+    a, b = read_video(src), read_video(dst)
+    assert result.frames == len(a.times) == len(b.times)
+    assert b.times == a.times
+    assert (b.width, b.height) == (a.width, a.height)
+    assert b.rotation == a.rotation
+    if name == "vfr":  # an average over a variable rate; it depends on the muxer's last-frame
+        assert b.fps == pytest.approx(a.fps, rel=0.01)  # duration, while every pts is exact
+    else:
+        assert b.fps == a.fps
+    assert b.audio == a.audio and b.audio_times == a.audio_times
+    assert b.metadata.get("title") == a.metadata.get("title")
+    # The output is a translation, not a copy of the input.
+    assert not np.array_equal(a.images[0], b.images[0])
+    assert list(tmp_path.iterdir()) == [dst]
+
+
+def test_segment_starts_at_zero_and_cuts_audio(
+    media: dict[str, Path], translator: Translator, tmp_path: Path
+) -> None:
+    src, dst = media["long"], tmp_path / "seg.mp4"
+    opts = ConvertOptions("night", batch_size=4, start=2.0, duration=3.0)
+    result = convert_video(src, dst, translator, opts)
+    out = read_video(dst)
+    assert result.frames == len(out.times) == 75  # 3 s at 25 fps
+    assert out.times[0] == 0 and out.times[-1] == Fraction(74, 25)
+    assert out.audio and 0 <= float(out.audio_times[0]) < 0.1
+    assert float(out.audio_times[-1]) < 3.0
+    src_audio = read_video(src).audio
+    start = src_audio.index(out.audio[0])
+    assert out.audio == src_audio[start : start + len(out.audio)]
+
+
+def test_max_size_runs_smaller_and_returns_native_size(
+    media: dict[str, Path], translator: Translator, tmp_path: Path
+) -> None:
+    dst = tmp_path / "small.mp4"
+    convert_video(media["odd"], dst, translator, ConvertOptions("day", max_size=64))
+    out = read_video(dst)
+    assert (out.width, out.height) == (322, 178)
+    assert work_shape(178, 322, 64) == (35, 64)
+
+
+def test_rotation_helpers_round_trip() -> None:
+    img = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    for rot in (0, 90, 180, -90, 270):
+        assert np.array_equal(restore(upright(img, rot), rot), img)
+    assert upright(img, 90).shape == (3, 2, 3)
+
+
+def test_truncated_video_is_an_error_and_leaves_nothing(
+    media: dict[str, Path], translator: Translator, tmp_path: Path
+) -> None:
+    from d2nvideo.errors import InputError
+
+    data = media["long"].read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    dst = tmp_path / "out.mp4"
+    with pytest.raises(InputError):
+        convert_video(cut, dst, translator, ConvertOptions("night"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mp4"]
