@@ -27,19 +27,47 @@ class _Failure(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
-class D2NGroup(click.Group):
-    """Turns user-input errors into one line on stderr and an exit code; no tracebacks."""
+def guarded_invoke(invoke: Any, ctx: click.Context) -> Any:
+    """Run ``invoke(ctx)`` turning user-input errors into one line on stderr and an exit code;
+    no tracebacks."""
+    try:
+        return invoke(ctx)
+    except D2NError as exc:
+        raise _Failure(str(exc), exc.exit_code) from exc
+    except KeyboardInterrupt as exc:
+        click.echo("interrupted: nothing was written under the output name", err=True)
+        ctx.exit(143 if isinstance(exc, Terminated) else 130)
+    except OSError as exc:
+        raise _Failure(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1) from exc
+
+
+class GuardedCommand(click.Command):
+    """A standalone command (``python -m d2nvideo.training``) with the group's error handling."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except D2NError as exc:
-            raise _Failure(str(exc), exc.exit_code) from exc
-        except KeyboardInterrupt as exc:
-            click.echo("interrupted: nothing was written under the output name", err=True)
-            ctx.exit(143 if isinstance(exc, Terminated) else 130)
-        except OSError as exc:
-            raise _Failure(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1) from exc
+        return guarded_invoke(super().invoke, ctx)
+
+
+class D2NGroup(click.Group):
+    """Subcommands with user-input errors turned into one line; the training commands load
+    lazily from ``d2nvideo.training.cli`` so the library never imports training code."""
+
+    lazy = {"train": "d2nvideo.training.cli:train", "export": "d2nvideo.training.cli:export"}
+
+    def invoke(self, ctx: click.Context) -> Any:
+        return guarded_invoke(super().invoke, ctx)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            import importlib
+
+            module, attr = self.lazy[name].split(":")
+            command: click.Command = getattr(importlib.import_module(module), attr)
+            return command
+        return super().get_command(ctx, name)
 
 
 @click.group(cls=D2NGroup, context_settings=CONTEXT)

@@ -40,7 +40,7 @@ def stderr_console() -> Console:
 
 @contextlib.contextmanager
 def progress_bar(
-    total: int | None, description: str, quiet: bool = False, unit: str = "frames"
+    total: int | None, description: str, quiet: bool = False, unit: str = "frames", start: int = 0
 ) -> Iterator[Advance]:
     """Yield ``advance(n)``; draws a bar on stderr unless ``quiet``."""
     if quiet:
@@ -57,5 +57,5 @@ def progress_bar(
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=stderr_console(), transient=False) as progress:
-        task = progress.add_task(description, total=total)
+        task = progress.add_task(description, total=total, completed=start)
         yield lambda n=1: progress.advance(task, n)

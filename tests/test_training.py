@@ -1,0 +1,205 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import frame_image, make_video
+from helpers import read_video
+
+from d2nvideo.cli import cli
+from d2nvideo.errors import ConfigError
+from d2nvideo.images import write_image
+from d2nvideo.model import CycleGANConfig
+from d2nvideo.training.config import config_to_data, config_from_data, load_config, with_changes
+from d2nvideo.training.data import collect
+from d2nvideo.training.state import latest_state, load_state
+from d2nvideo.training.train import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("images")
+    for i in range(5):
+        write_image(root / "day" / f"d{i}.jpg", frame_image(i, 60, 44))
+        write_image(root / "night" / f"sub/n{i}.png", frame_image(i + 9, 52, 40) // 6)
+    return root
+
+
+def tiny(images: Path, **train: object) -> object:
+    cfg = load_config(TINY)
+    cfg = with_changes(cfg, "data", day=(str(images / "day"),), night=(str(images / "night"),))
+    return with_changes(cfg, "train", **train)
+
+
+def test_two_unit_steps_write_state_samples_and_logs(images: Path, tmp_path: Path) -> None:
+    result = main(tiny(images, steps=2, log_every=1, image_every=1), tmp_path, quiet=True)
+    assert result.step == 2 and result.stopped == "finished"
+    assert {"dis", "gan", "recon_x", "recon_kl", "cyc_x", "cyc_kl", "total"} <= set(result.last)
+    assert (tmp_path / "samples" / "step_00000002.jpg").is_file()
+    logs = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logs] == [1, 2]
+    assert load_state(latest_state(tmp_path / "state"), torch.device("cpu"))["step"] == 2
+    saved = config_from_data(__import__("yaml").safe_load((tmp_path / "config.yaml").read_text()))
+    assert saved.data.day == (str(images / "day"),)
+
+
+def test_two_cyclegan_steps(images: Path, tmp_path: Path) -> None:
+    cfg = load_config(ROOT / "configs" / "cyclegan_day2night_256.yaml")
+    cfg = dataclasses.replace(
+        cfg,
+        model=CycleGANConfig(width=4, n_blocks=1),
+        dis=dataclasses.replace(cfg.dis, width=4),
+        data=dataclasses.replace(
+            cfg.data, day=(str(images / "day"),), night=(str(images / "night"),),
+            resize=40, crop=(32, 32), workers=0,
+        ),
+        train=dataclasses.replace(cfg.train, steps=2, batch_size=2, device="cpu"),
+    )
+    result = main(cfg, tmp_path, quiet=True)
+    assert result.step == 2 and {"gan", "cyc_x", "identity", "dis"} <= set(result.last)
+
+
+def _weights(out: Path) -> dict[str, torch.Tensor]:
+    state = load_state(latest_state(out / "state"), torch.device("cpu"))
+    return {**state["trainer"]["gen"], **{f"d.{k}": v for k, v in state["trainer"]["dis"].items()}}
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(images: Path, tmp_path: Path):
+    main(tiny(images, steps=4), tmp_path / "straight", quiet=True)
+    main(tiny(images, steps=2), tmp_path / "split", quiet=True)
+    main(tiny(images, steps=4), tmp_path / "split", resume=True, quiet=True)
+    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "split")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_resume_with_workers_matches_too(images: Path, tmp_path: Path) -> None:
+    cfg = with_changes(tiny(images, steps=3), "data", workers=2)
+    main(cfg, tmp_path / "a", quiet=True)
+    main(with_changes(cfg, "train", steps=1), tmp_path / "b", quiet=True)
+    main(cfg, tmp_path / "b", resume=True, quiet=True)
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_export_then_convert_a_video(images: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    runner = CliRunner()
+    args = ["train", str(TINY), "--day", str(images / "day"), "--night", str(images / "night"),
+            "--out", str(run), "--steps", "2", "-q"]
+    assert runner.invoke(cli, args).exit_code == 0
+    model = tmp_path / "m.safetensors"
+    result = runner.invoke(cli, ["export", str(run), "-o", str(model)])
+    assert result.exit_code == 0, result.output
+    video = make_video(tmp_path / "v.mp4", frames=5)
+    out = tmp_path / "v_night.mp4"
+    result = runner.invoke(cli, ["convert", str(video), "--to", "night", "--model", str(model), "-q"])
+    assert result.exit_code == 0, result.output
+    assert len(read_video(out).times) == 5
+
+
+@pytest.mark.parametrize(
+    "yaml_text, extra, message",
+    [
+        ("train:\n  stepz: 3\n", [], "unknown config key 'train.stepz'"),
+        ("optim:\n  lr: fast\n", [], "'optim.lr' must be a number"),
+        ("data:\n  crop: [32]\n", [], "'data.crop' must have 2 items"),
+        ("model:\n  arch: unit\n  width: 0\n", [], "width must be >= 1"),
+        ("{}", ["--day", "MISSING"], "does not exist"),
+        ("{}", ["--day", "EMPTY", "--night", "EMPTY"], "holds no images"),
+        ("{}", [], "no day images"),
+        ("loss:\n  vgg: 1.0\n", [], "vgg_weights"),
+    ],
+)
+def test_bad_configs_give_one_clear_line(
+    yaml_text: str, extra: list[str], message: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml_text)
+    (tmp_path / "empty").mkdir()
+    extra = [str(tmp_path / "empty") if a == "EMPTY" else str(tmp_path / "nope") if a == "MISSING"
+             else a for a in extra]
+    proc = subprocess.run(
+        [sys.executable, "-m", "d2nvideo", "train", str(config), "--out", str(tmp_path / "r"),
+         "--device", "cpu", *extra],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_config_round_trips_through_plain_data() -> None:
+    for name in ("unit_day2night_256", "unit_day2night_512x288", "cyclegan_day2night_256", "tiny"):
+        cfg = load_config(ROOT / "configs" / f"{name}.yaml")
+        assert config_from_data(config_to_data(cfg)) == cfg
+
+
+def test_every_config_key_has_a_comment() -> None:
+    for path in (ROOT / "configs").glob("*.yaml"):
+        for line in path.read_text().splitlines():
+            if line.startswith("  ") and ":" in line:
+                assert "#" in line, f"{path.name}: {line}"
+
+
+def test_nexet_and_bdd_sources(tmp_path: Path) -> None:
+    imgs = tmp_path / "imgs"
+    for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg"):
+        write_image(imgs / name, frame_image(0, 40, 40))
+    (tmp_path / "train.csv").write_text(
+        "image_filename,lighting,city\na.jpg,Day,nyc\nb.jpg,Night,sf\nc.jpg,Twilight,tlv\n"
+        "gone.jpg,Night,nyc\n"
+    )
+    (tmp_path / "bdd.json").write_text(json.dumps([
+        {"name": "d.jpg", "attributes": {"timeofday": "night", "weather": "clear"}},
+        {"name": "a.jpg", "attributes": {"timeofday": "dawn/dusk"}},
+        {"name": "b.jpg"},
+    ]))
+    cfg = load_config(TINY).data
+    lists = collect(dataclasses.replace(cfg, nexet_csv=str(tmp_path / "train.csv"), images=str(imgs)))
+    assert [p.name for p in lists.day] == ["a.jpg"] and [p.name for p in lists.night] == ["b.jpg"]
+    assert (lists.missing, lists.dropped) == (1, 1)
+    with pytest.raises(ConfigError, match="no day images"):
+        collect(dataclasses.replace(cfg, bdd_json=str(tmp_path / "bdd.json"), images=str(imgs)))
+    lists = collect(dataclasses.replace(
+        cfg, bdd_json=str(tmp_path / "bdd.json"), images=str(imgs), twilight="day"))
+    assert [p.name for p in lists.day] == ["a.jpg"] and [p.name for p in lists.night] == ["d.jpg"]
+    (tmp_path / "bad.csv").write_text("file,label\na.jpg,Day\n")
+    with pytest.raises(ConfigError, match="lacks column"):
+        collect(dataclasses.replace(cfg, nexet_csv=str(tmp_path / "bad.csv"), images=str(imgs)))
+
+
+def test_unreadable_training_images_are_skipped(images: Path, tmp_path: Path) -> None:
+    day = tmp_path / "day"
+    day.mkdir()
+    for p in (images / "day").iterdir():
+        (day / p.name).write_bytes(p.read_bytes())
+    (day / "broken.jpg").write_bytes(b"not a jpeg")
+    cfg = with_changes(tiny(images, steps=3), "data", day=(str(day),))
+    assert main(cfg, tmp_path / "run", quiet=True).step == 3
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_on_gloo(images: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "d2nvideo.training", str(TINY), "--day", str(images / "day"), "--night",
+         str(images / "night"), "--out", str(tmp_path / "ddp"), "--steps", "2", "-q"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = load_state(latest_state(tmp_path / "ddp" / "state"), torch.device("cpu"))
+    assert state["step"] == 2
+    assert "step 2 (finished)" in proc.stdout

@@ -1,0 +1,92 @@
+"""``d2nvideo train`` and ``d2nvideo export`` (also ``python -m d2nvideo.training``, which
+torchrun launches once per process)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from d2nvideo.cli import CONTEXT, GuardedCommand
+
+
+@click.command(cls=GuardedCommand, context_settings=CONTEXT)
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder.")
+@click.option("--day", multiple=True, help="Folder of day images (repeatable).")
+@click.option("--night", multiple=True, help="Folder of night images (repeatable).")
+@click.option("--nexet", type=click.Path(path_type=Path), default=None,
+              help="NEXET train.csv (image_filename,lighting,city); needs --images.")
+@click.option("--bdd", type=click.Path(path_type=Path), default=None,
+              help="BDD100K label JSON (timeofday per image); needs --images.")
+@click.option("--images", type=click.Path(path_type=Path), default=None,
+              help="Image folder for --nexet/--bdd.")
+@click.option("--relabeled", type=click.Path(path_type=Path), default=None,
+              help="A 'd2nvideo relabel' output folder: trains on its cleaned lists.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from its latest state (its saved config and data).")
+@click.option("--steps", type=click.IntRange(1), default=None, help="Override train.steps.")
+@click.option("--batch-size", type=click.IntRange(1), default=None,
+              help="Override train.batch_size.")
+@click.option("--max-minutes", type=click.FloatRange(0, min_open=True), default=None,
+              help="Wall-clock budget: stop cleanly with a checkpoint when it is spent.")
+@click.option("--device", default=None, help="Override train.device (auto|cpu|cuda).")
+@click.option("--workers", type=click.IntRange(0), default=None, help="Override data.workers.")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override any config key, e.g. --set optim.lr=0.0002 (repeatable).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or console log.")
+def train(config: Path, out: Path, resume: bool, quiet: bool, **kw: Any) -> None:
+    """Train a UNIT (or CycleGAN) day<->night translator from a YAML CONFIG.
+
+    Data: --day/--night folders, --nexet/--bdd label files with --images, or --relabeled.
+    Several GPUs: torchrun --nproc_per_node=N -m d2nvideo.training CONFIG ...
+    Ctrl-C (or SIGTERM) stops after the current step and saves a checkpoint.
+    """
+    from .config import load_config, with_changes
+    from .train import main, resolve_resume_config
+
+    cfg = load_config(config, kw.pop("overrides"))
+    if resume:
+        cfg = resolve_resume_config(out, cfg)
+    data = {
+        "day": tuple(kw["day"]) or None,
+        "night": tuple(kw["night"]) or None,
+        "nexet_csv": _str(kw["nexet"]),
+        "bdd_json": _str(kw["bdd"]),
+        "images": _str(kw["images"]),
+        "relabeled": _str(kw["relabeled"]),
+        "workers": kw["workers"],
+    }
+    cfg = with_changes(cfg, "data", **data)
+    cfg = with_changes(
+        cfg, "train", steps=kw["steps"], batch_size=kw["batch_size"],
+        max_minutes=kw["max_minutes"], device=kw["device"],
+    )
+    result = main(cfg, out, resume=resume, quiet=quiet)
+    if not result.is_main:
+        return
+    losses = " ".join(f"{k} {v:.3f}" for k, v in result.last.items())
+    click.echo(f"step {result.step} ({result.stopped}) in {result.seconds:.0f} s: {losses} -> {out}")
+
+
+def _str(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+@click.command(cls=GuardedCommand, context_settings=CONTEXT)
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="The .safetensors file to write.")
+@click.option("--fp32", is_flag=True, help="Keep float32 weights (default: float16, half size).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+def export(run: Path, output: Path, fp32: bool, overwrite: bool) -> None:
+    """Export the latest generator of a training RUN folder as the inference checkpoint that
+    convert, preview and evaluate load."""
+    from d2nvideo.fileio import check_output
+
+    from .export import export_run
+
+    check_output(output, [], overwrite)
+    meta = export_run(run, output, half=not fp32)
+    click.echo(f"step {meta['steps']} {meta['dtype']} -> {output}")

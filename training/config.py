@@ -1,0 +1,252 @@
+"""Typed training configuration: frozen dataclasses, one source of truth, loaded from YAML.
+
+The loader rejects unknown keys and wrong types with a message naming the key. ``--set
+section.key=value`` overrides go through the same checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from collections.abc import Sequence
+
+from d2nvideo.errors import ConfigError
+from d2nvideo.model import ModelConfig, UNITConfig, config_from_dict
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    day: tuple[str, ...] = ()  # folders of day images (searched recursively)
+    night: tuple[str, ...] = ()  # folders of night images
+    nexet_csv: str | None = None  # NEXET train.csv (image_filename,lighting,city)
+    bdd_json: str | None = None  # BDD100K label JSON (list of {name, attributes.timeofday})
+    images: str | None = None  # the image folder that nexet_csv / bdd_json names refer to
+    relabeled: str | None = None  # a 'd2nvideo relabel' output folder (its train lists)
+    twilight: str = "drop"  # NEXET Twilight / BDD dawn/dusk: drop|day|night
+    resize: int = 286  # shorter side before cropping, pixels; 0 keeps the size
+    crop: tuple[int, int] = (256, 256)  # (height, width) of the random crop
+    flip: bool = True  # random horizontal flip
+    workers: int = 2  # DataLoader worker processes; 0 loads in the training process
+
+
+@dataclass(frozen=True)
+class DisConfig:
+    width: int = 64  # channels of the first layer, doubled per layer
+    n_layers: int = 4  # stride-2 conv layers per scale (UNIT 4; CycleGAN PatchGAN 3)
+    num_scales: int = 3  # image scales judged (UNIT 3; CycleGAN 1)
+    norm: str = "none"  # none|batch|layer|instance
+    pad_type: str = "reflect"  # reflect|replicate|zero
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    gan: float = 1.0  # adversarial (LSGAN)
+    recon_x: float = 10.0  # UNIT: VAE reconstruction L1
+    recon_kl: float = 0.01  # UNIT: KL of the latent
+    cyc_x: float = 10.0  # cycle reconstruction L1 (UNIT and CycleGAN)
+    cyc_kl: float = 0.01  # UNIT: KL of the cycle latent
+    identity: float = 0.0  # CycleGAN: identity L1 (0.5 * cyc_x in the paper's setting)
+    vgg: float = 0.0  # perceptual loss between input and translation (needs vgg_weights)
+    vgg_weights: str | None = None  # local torchvision VGG16 state dict (.pth); never downloaded
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 0.0001  # Adam learning rate (UNIT 1e-4; CycleGAN 2e-4)
+    beta1: float = 0.5  # Adam beta1
+    beta2: float = 0.999  # Adam beta2
+    weight_decay: float = 0.0001  # Adam weight decay (UNIT 1e-4; CycleGAN 0)
+    lr_policy: str = "step"  # step|linear|constant
+    lr_step: int = 100000  # step: multiply by lr_gamma every lr_step steps
+    lr_gamma: float = 0.5  # step: the factor
+    init: str = "kaiming"  # weight init: kaiming|xavier|gaussian|default
+    pool_size: int = 0  # history of generated images shown to D (CycleGAN 50; 0 off)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    steps: int = 1000000  # training iterations (one D and one G update each)
+    batch_size: int = 1  # images per domain per step, per process
+    precision: str = "auto"  # auto|fp32|bf16|fp16 (auto: bf16 on CUDA, fp32 on CPU)
+    device: str = "auto"  # auto|cpu|cuda
+    seed: int = 1  # seeds data order, augmentation, init and noise
+    log_every: int = 100  # steps between scalar logs
+    image_every: int = 1000  # steps between sample grids
+    checkpoint_every: int = 10000  # steps between training-state checkpoints
+    keep_checkpoints: int = 3  # training states kept (oldest deleted)
+    max_minutes: float | None = None  # wall-clock budget; ends cleanly with a checkpoint
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelConfig = field(default_factory=UNITConfig)
+    dis: DisConfig = field(default_factory=DisConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: LoopConfig = field(default_factory=LoopConfig)
+
+    def __post_init__(self) -> None:
+        _check_choice("optim.lr_policy", self.optim.lr_policy, ("step", "linear", "constant"))
+        _check_choice("optim.init", self.optim.init, ("kaiming", "xavier", "gaussian", "default"))
+        _check_choice("train.precision", self.train.precision, ("auto", "fp32", "bf16", "fp16"))
+        _check_choice("data.twilight", self.data.twilight, ("drop", "day", "night"))
+        _check_choice("dis.norm", self.dis.norm, ("none", "batch", "layer", "instance"))
+        for key, value in (
+            ("train.steps", self.train.steps),
+            ("train.batch_size", self.train.batch_size),
+            ("train.log_every", self.train.log_every),
+            ("train.image_every", self.train.image_every),
+            ("train.checkpoint_every", self.train.checkpoint_every),
+            ("train.keep_checkpoints", self.train.keep_checkpoints),
+            ("dis.num_scales", self.dis.num_scales),
+            ("dis.n_layers", self.dis.n_layers),
+        ):
+            if value < 1:
+                raise ConfigError(f"config key '{key}' must be at least 1, got {value}")
+        if min(self.data.crop) < 4 * self.model.multiple:
+            raise ConfigError(f"config key 'data.crop' is too small: {self.data.crop}")
+        if self.loss.vgg > 0 and not self.loss.vgg_weights:
+            raise ConfigError(
+                "config key 'loss.vgg_weights' must name a local VGG16 weights file when "
+                "loss.vgg > 0 (d2nvideo never downloads weights)"
+            )
+
+
+def _check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"config key '{key}' must be one of {'|'.join(allowed)}, got {value!r}")
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def load_config(path: Path, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Read a YAML config; ``overrides`` are ``section.key=value`` strings (YAML values)."""
+    if not path.is_file():
+        raise ConfigError(f"config '{path}' does not exist", path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config '{path}' is not valid YAML: {exc}", path) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config '{path}' must be a mapping of sections", path)
+    for item in overrides:
+        _apply_override(data, item)
+    return config_from_data(data)
+
+
+def config_from_data(data: dict[str, Any]) -> TrainConfig:
+    model = data.get("model", {"arch": "unit"})
+    if not isinstance(model, dict):
+        raise ConfigError("config key 'model' must be a mapping")
+    try:
+        model_cfg = config_from_dict({"arch": "unit", **model})
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"config key 'model': {exc}") from exc
+    rest = {k: v for k, v in data.items() if k != "model"}
+    try:
+        return _build(TrainConfig, rest, "", {"model": model_cfg})
+    except TypeError as exc:
+        raise ConfigError(f"config: {exc}") from exc
+
+
+def _apply_override(data: dict[str, Any], item: str) -> None:
+    key, sep, raw = item.partition("=")
+    parts = key.strip().split(".")
+    if not sep or len(parts) != 2 or not all(parts):
+        raise ConfigError(f"override '{item}' must look like section.key=value")
+    section = data.setdefault(parts[0], {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"config key '{parts[0]}' must be a mapping")
+    section[parts[1]] = yaml.safe_load(raw)
+
+
+def _build(cls: type, data: Any, prefix: str, preset: dict[str, Any] | None = None) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"config key '{prefix.rstrip('.')}' must be a mapping")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ConfigError(f"unknown config key '{prefix}{unknown[0]}'")
+    values = dict(preset or {})
+    for name, value in data.items():
+        key = f"{prefix}{name}"
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            values[name] = _build(kind, value, f"{key}.")  # type: ignore[arg-type]
+        else:
+            values[name] = _coerce(kind, value, key)
+    return cls(**values)
+
+
+def _coerce(kind: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(kind)
+    args = typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, key)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, key) for v in value)
+        if len(value) != len(args):
+            raise ConfigError(f"config key '{key}' must have {len(args)} items, got {value!r}")
+        return tuple(_coerce(a, v, key) for a, v in zip(args, value, strict=True))
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key '{key}' must be true or false, got {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"config key '{key}' must be a number, got {value!r}")
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config key '{key}' must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"config key '{key}' has an unsupported type {kind!r}")
+
+
+def config_to_data(cfg: TrainConfig) -> dict[str, Any]:
+    """Plain data (lists for tuples) that ``config_from_data`` reads back to an equal config."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(cfg))  # type: ignore[no-any-return]
+
+
+def save_config(cfg: TrainConfig, path: Path) -> None:
+    from d2nvideo.fileio import atomic_output
+
+    with atomic_output(path) as tmp:
+        tmp.write_text(yaml.safe_dump(config_to_data(cfg), sort_keys=False))
+
+
+def with_changes(cfg: TrainConfig, section: str, **changes: Any) -> TrainConfig:
+    """A copy of ``cfg`` with keys of one section replaced (for command-line flags)."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        return cfg
+    return dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **changes)})

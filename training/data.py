@@ -1,0 +1,285 @@
+"""Unpaired day and night training images.
+
+Sources: image folders, NEXET's train.csv, BDD100K's label JSON, and the train lists that
+``d2nvideo relabel`` writes. Listed files that are missing are skipped and counted; files that
+turn out unreadable are replaced by another image and reported, never a crash.
+
+Data order and augmentation are functions of (seed, epoch, index), so a resumed run sees exactly
+the batches an uninterrupted one would, whatever the number of worker processes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from d2nvideo.errors import ConfigError
+from d2nvideo.images import list_images, read_image
+
+from .config import DataConfig
+
+log = logging.getLogger(__name__)
+
+NEXET_LIGHTING = {"Day": "day", "Night": "night", "Twilight": "twilight"}
+BDD_TIMEOFDAY = {"daytime": "day", "night": "night", "dawn/dusk": "twilight"}
+
+
+@dataclass
+class DomainLists:
+    """Image paths per domain, and what was left out on the way."""
+
+    day: list[Path] = field(default_factory=list)
+    night: list[Path] = field(default_factory=list)
+    missing: int = 0  # listed but absent
+    dropped: int = 0  # labels outside day/night (twilight, undefined)
+
+    def add(self, label: str, path: Path, twilight: str) -> None:
+        if label == "twilight" and twilight != "drop":
+            label = twilight
+        if label not in ("day", "night"):
+            self.dropped += 1
+        elif not path.is_file():
+            self.missing += 1
+        else:
+            getattr(self, label).append(path)
+
+
+def collect(cfg: DataConfig) -> DomainLists:
+    """Gather every configured source; raises ConfigError if a domain ends up empty."""
+    lists = DomainLists()
+    for domain in ("day", "night"):
+        for folder in getattr(cfg, domain):
+            root = Path(folder)
+            if not root.is_dir():
+                raise ConfigError(f"data.{domain} folder '{root}' does not exist", root)
+            found = list_images(root)
+            if not found:
+                raise ConfigError(f"data.{domain} folder '{root}' holds no images", root)
+            getattr(lists, domain).extend(found)
+    if cfg.nexet_csv:
+        _read_nexet(Path(cfg.nexet_csv), _images_dir(cfg, "nexet_csv"), lists, cfg.twilight)
+    if cfg.bdd_json:
+        _read_bdd(Path(cfg.bdd_json), _images_dir(cfg, "bdd_json"), lists, cfg.twilight)
+    if cfg.relabeled:
+        _read_relabeled(Path(cfg.relabeled), lists)
+    for domain in ("day", "night"):
+        if not getattr(lists, domain):
+            raise ConfigError(
+                f"no {domain} images: give data.{domain} folders (--{domain}), a NEXET csv, a "
+                "BDD100K json or a relabel folder"
+            )
+    return lists
+
+
+def _images_dir(cfg: DataConfig, source: str) -> Path:
+    if not cfg.images:
+        raise ConfigError(f"data.{source} needs data.images (--images), the folder of its images")
+    root = Path(cfg.images)
+    if not root.is_dir():
+        raise ConfigError(f"data.images folder '{root}' does not exist", root)
+    return root
+
+
+def _read_nexet(path: Path, images: Path, lists: DomainLists, twilight: str) -> None:
+    """NEXET train.csv: columns image_filename, lighting (Day|Night|Twilight), city."""
+    rows = _read_csv(path, ("image_filename", "lighting"))
+    for row in rows:
+        label = NEXET_LIGHTING.get((row["lighting"] or "").strip(), "other")
+        lists.add(label, images / row["image_filename"].strip(), twilight)
+
+
+def _read_bdd(path: Path, images: Path, lists: DomainLists, twilight: str) -> None:
+    """BDD100K labels: a JSON list of {name, attributes: {timeofday, ...}, ...}."""
+    try:
+        frames = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"BDD100K labels '{path}' are not readable JSON: {exc}", path) from exc
+    if not isinstance(frames, list):
+        raise ConfigError(f"BDD100K labels '{path}' must be a JSON list of frames", path)
+    for entry in frames:
+        try:
+            name, tod = entry["name"], entry["attributes"]["timeofday"]
+        except (KeyError, TypeError):
+            lists.dropped += 1
+            continue
+        lists.add(BDD_TIMEOFDAY.get(tod, "other"), images / name, twilight)
+
+
+def _read_relabeled(folder: Path, lists: DomainLists) -> None:
+    """A relabel output folder's train lists: train_day.txt and train_night.txt."""
+    for domain in ("day", "night"):
+        listing = folder / f"train_{domain}.txt"
+        if not listing.is_file():
+            raise ConfigError(f"relabel folder '{folder}' has no {listing.name}", listing)
+        for line in listing.read_text().splitlines():
+            if line.strip():
+                lists.add(domain, Path(line.strip()), "drop")
+
+
+def _read_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    try:
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames or []
+            missing = [c for c in columns if c not in header]
+            if missing:
+                raise ConfigError(
+                    f"'{path}' lacks column(s) {', '.join(missing)} (has {', '.join(header)})", path
+                )
+            return list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"'{path}' is not a readable CSV file: {exc}", path) from exc
+
+
+# --- images ---------------------------------------------------------------------------------
+
+
+def load_training_image(
+    path: Path, resize: int, crop: tuple[int, int], flip: bool, rng: np.random.Generator
+) -> np.ndarray:
+    """Read, resize (shorter side to ``resize``), random-crop to ``crop`` (h, w), maybe flip.
+
+    Large JPEGs are decoded at 1/2, 1/4 or 1/8 size when that still leaves the shorter side at
+    least ``resize``, which is several times faster. Returns ``(h, w, 3) uint8``.
+    """
+    target = max(resize, *crop)
+    header = _jpeg_size(path)
+    reduce = 1
+    if header is not None:
+        while reduce < 8 and min(header) // (reduce * 2) >= target:
+            reduce *= 2
+    image = read_image(path, reduce)
+    h, w = image.shape[:2]
+    scale = (resize / min(h, w)) if resize else 1.0
+    scale = max(scale, crop[0] / h, crop[1] / w)  # the crop must fit
+    if abs(scale - 1.0) > 1e-6:
+        size = (max(crop[1], round(w * scale)), max(crop[0], round(h * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    h, w = image.shape[:2]
+    top = int(rng.integers(0, h - crop[0] + 1))
+    left = int(rng.integers(0, w - crop[1] + 1))
+    image = image[top : top + crop[0], left : left + crop[1]]
+    if flip and rng.random() < 0.5:
+        image = image[:, ::-1]
+    return np.ascontiguousarray(image)
+
+
+def _jpeg_size(path: Path) -> tuple[int, int] | None:
+    """(height, width) from a JPEG's SOF header without decoding; None for other files."""
+    if path.suffix.lower() not in (".jpg", ".jpeg"):
+        return None
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(65536)
+    except OSError:
+        return None
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker in (0xC0, 0xC1, 0xC2):
+            return int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(data[i + 7 : i + 9], "big")
+        i += 2 + length
+    return None
+
+
+class DomainDataset(Dataset[torch.Tensor]):
+    """Images of one domain; an item is keyed by (index, epoch, seed) so its augmentation is
+    reproducible. Returns ``(3, h, w)`` float in [-1, 1]."""
+
+    def __init__(self, paths: list[Path], cfg: DataConfig) -> None:
+        self.paths = paths
+        self.cfg = cfg
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, key: tuple[int, int, int]) -> torch.Tensor:
+        index, epoch, seed = key
+        for attempt in range(len(self.paths)):
+            i = (index + attempt * 7919) % len(self.paths)
+            rng = np.random.default_rng([seed, epoch, i])
+            try:
+                image = load_training_image(
+                    self.paths[i], self.cfg.resize, self.cfg.crop, self.cfg.flip, rng
+                )
+            except Exception as exc:  # one bad file must not stop a long run
+                log.warning("skipping unreadable training image %s (%s)", self.paths[i], exc)
+                continue
+            return torch.from_numpy(image).permute(2, 0, 1).float().div(127.5).sub(1.0)
+        raise ConfigError("no readable training image in this domain")
+
+
+class _ResumableSampler(torch.utils.data.Sampler[tuple[int, int, int]]):
+    """Endless keys (index, epoch, seed) in DistributedSampler order, starting at any step."""
+
+    def __init__(self, size: int, batch: int, rank: int, world: int, seed: int, step: int) -> None:
+        self.size, self.batch, self.rank, self.world = size, batch, rank, world
+        self.seed, self.step = seed, step
+
+    def __iter__(self) -> Iterator[tuple[int, int, int]]:
+        sampler = DistributedSampler(
+            range(self.size), self.world, self.rank, shuffle=True, seed=self.seed, drop_last=False
+        )
+        per_epoch = max(1, len(sampler) // self.batch)
+        epoch, skip = divmod(self.step, per_epoch)
+        while True:
+            sampler.set_epoch(epoch)
+            order = list(sampler)[: per_epoch * self.batch]
+            if len(order) < self.batch:  # fewer images than a batch: repeat them
+                order = (order * math.ceil(self.batch / max(1, len(order))))[: self.batch]
+            for index in order[skip * self.batch :]:
+                yield index, epoch, self.seed
+            skip = 0
+            epoch += 1
+
+
+def domain_batches(
+    paths: list[Path], cfg: DataConfig, batch: int, seed: int, step: int, rank: int, world: int
+) -> Iterator[torch.Tensor]:
+    """Endless ``(batch, 3, h, w)`` batches of one domain, from ``step`` on."""
+    loader = DataLoader(
+        DomainDataset(paths, cfg),
+        batch_size=batch,
+        sampler=_ResumableSampler(len(paths), batch, rank, world, seed, step),
+        num_workers=cfg.workers,
+        persistent_workers=cfg.workers > 0,
+        drop_last=True,
+        generator=torch.Generator().manual_seed(seed),  # leaves the global RNG alone
+    )
+    return iter(loader)
+
+
+class UnpairedBatches:
+    """Endless steps of ``{"day": (B, 3, h, w), "night": (B, 3, h, w)}``."""
+
+    def __init__(self, day: Iterator[torch.Tensor], night: Iterator[torch.Tensor]) -> None:
+        self.day = day
+        self.night = night
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        return self
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        return {"day": next(self.day), "night": next(self.night)}
+
+
+def unpaired_batches(
+    lists: DomainLists, cfg: DataConfig, batch: int, seed: int, step: int, rank: int, world: int
+) -> UnpairedBatches:
+    return UnpairedBatches(
+        domain_batches(lists.day, cfg, batch, seed, step, rank, world),
+        domain_batches(lists.night, cfg, batch, seed + 1, step, rank, world),
+    )

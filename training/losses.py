@@ -1,0 +1,90 @@
+"""Loss terms as pure functions, and the weighted total built from ``{name: (weight, term)}``.
+
+UNIT's objective (Liu et al. 2017, eqs. 13-16) per domain: VAE reconstruction (L1 here, as in
+the official code) plus the KL of the latent, the GAN loss of the translation, and the cycle
+reconstruction with the KL of the cycle latent. With a unit-variance posterior the KL term
+reduces to the mean squared latent, as the official code computes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from d2nvideo.errors import ConfigError
+
+Term = Callable[[], torch.Tensor]
+
+
+def lsgan_dis(real: list[torch.Tensor], fake: list[torch.Tensor]) -> torch.Tensor:
+    """Least-squares GAN, discriminator side: real patches -> 1, fake -> 0, summed over scales."""
+    loss = torch.zeros((), device=real[0].device)
+    for r, f in zip(real, fake, strict=True):
+        loss = loss + torch.mean((r.float() - 1) ** 2) + torch.mean(f.float() ** 2)
+    return loss
+
+
+def lsgan_gen(fake: list[torch.Tensor]) -> torch.Tensor:
+    """Least-squares GAN, generator side: fake patches -> 1, summed over scales."""
+    loss = torch.zeros((), device=fake[0].device)
+    for f in fake:
+        loss = loss + torch.mean((f.float() - 1) ** 2)
+    return loss
+
+
+def kl(latent: torch.Tensor) -> torch.Tensor:
+    """KL divergence of N(latent, I) from N(0, I), up to constants: mean(latent^2)."""
+    return torch.mean(latent.float() ** 2)
+
+
+def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.mean(torch.abs(a.float() - b.float()))
+
+
+def combine(terms: dict[str, tuple[float, Term]]) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of the terms; a zero-weight term is never computed. Returns the total and
+    each computed term's unweighted value (names match the config's weight keys)."""
+    total: torch.Tensor | None = None
+    logs: dict[str, float] = {}
+    for name, (weight, term) in terms.items():
+        if weight == 0:
+            continue
+        value = term()
+        logs[name] = float(value.detach())
+        total = weight * value if total is None else total + weight * value
+    assert total is not None, "every loss weight is zero"
+    logs["total"] = float(total.detach())
+    return total, logs
+
+
+class VGGPerceptual(nn.Module):
+    """Distance between instance-normalised VGG16 relu5_3 features (as in MUNIT), on weights
+    loaded from a local torchvision VGG16 state dict. Never downloads."""
+
+    def __init__(self, weights: Path) -> None:
+        super().__init__()
+        from torchvision.models import vgg16
+
+        if not weights.is_file():
+            raise ConfigError(
+                f"VGG16 weights '{weights}' not found: download torchvision's vgg16 .pth "
+                "elsewhere and name it in loss.vgg_weights (d2nvideo never downloads)",
+                weights,
+            )
+        net = vgg16(weights=None)
+        try:
+            state = torch.load(str(weights), map_location="cpu", weights_only=True)
+            net.load_state_dict(state)
+        except Exception as exc:
+            raise ConfigError(f"'{weights}' is not a torchvision VGG16 state dict: {exc}") from exc
+        self.features = net.features[:30].eval().requires_grad_(False)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        fa, fb = (self.features(((x + 1) / 2 - self.mean) / self.std) for x in (a, b))
+        return torch.mean((F.instance_norm(fa.float()) - F.instance_norm(fb.float())) ** 2)

@@ -1,0 +1,217 @@
+"""The loop that drives a trainer: data, steps, logs, sample grids, checkpoints, resume,
+SIGINT/SIGTERM and a wall-clock budget. ``main(cfg, out, dataset=None)`` takes an injected
+dataset so tests can use a tiny one."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import torch
+
+from d2nvideo.errors import ConfigError
+from d2nvideo.progress import progress_bar
+from d2nvideo.translator import resolve_precision
+
+from . import distributed
+from .config import TrainConfig, config_from_data, save_config
+from .data import DomainLists, collect, unpaired_batches
+from .logger import RunLogger
+from .state import latest_state, load_state, save_state, set_rng_state
+from .trainers import Trainer, build_trainer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out: Path
+    step: int
+    stopped: str  # finished|interrupted|time budget
+    seconds: float
+    last: dict[str, float]
+    is_main: bool = True  # rank 0 (the process that writes and reports)
+
+
+def main(
+    cfg: TrainConfig,
+    out: Path,
+    dataset: DomainLists | None = None,
+    resume: bool = False,
+    quiet: bool = False,
+) -> TrainResult:
+    ctx, device = distributed.init(cfg.train.device)
+    try:
+        return _run(cfg, out, dataset, resume, quiet, ctx, device)
+    finally:
+        distributed.shutdown(ctx)
+
+
+def _run(
+    cfg: TrainConfig,
+    out: Path,
+    dataset: DomainLists | None,
+    resume: bool,
+    quiet: bool,
+    ctx: distributed.DistContext,
+    device: torch.device,
+) -> TrainResult:
+    precision = resolve_precision(cfg.train.precision, device)
+    _seed(cfg.train.seed + ctx.rank)
+    lists = dataset or collect(cfg.data)
+    trainer = build_trainer(cfg, device, precision, ctx.enabled)
+    step = _restore(trainer, out, resume, device, ctx, cfg.train.seed)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+        _write_data_summary(out, lists)
+    logger = RunLogger(out, enabled=ctx.is_main and not quiet, files=ctx.is_main)
+    logger.info(
+        f"{cfg.model.arch}: {len(lists.day)} day / {len(lists.night)} night images, "
+        f"{device} {precision}, {ctx.world} process(es), from step {step}"
+    )
+    batches = unpaired_batches(
+        lists, cfg.data, cfg.train.batch_size, cfg.train.seed, step, ctx.rank, ctx.world
+    )
+    t0 = time.perf_counter()
+    with _stop_on_signals() as stop, logger:
+        step, stopped, last = _loop(cfg, trainer, batches, step, stop, t0, logger, ctx, device, out, quiet)
+        if ctx.is_main:
+            save_state(out / "state", step, trainer.state_dict(), cfg.train.keep_checkpoints)
+            logger.images(step, trainer.samples(_to(next(batches), device)))
+    distributed.barrier(ctx)
+    logger.info(f"stopped at step {step} ({stopped}); state in {out / 'state'}")
+    return TrainResult(out, step, stopped, time.perf_counter() - t0, last, ctx.is_main)
+
+
+def _loop(
+    cfg: TrainConfig,
+    trainer: Trainer,
+    batches: Iterator[dict[str, torch.Tensor]],
+    step: int,
+    stop: dict[str, bool],
+    t0: float,
+    logger: RunLogger,
+    ctx: distributed.DistContext,
+    device: torch.device,
+    out: Path,
+    quiet: bool,
+) -> tuple[int, str, dict[str, float]]:
+    t = cfg.train
+    budget = t.max_minutes * 60 if t.max_minutes else None
+    last: dict[str, float] = {}
+    stopped = "finished"
+    with progress_bar(t.steps, "train", quiet or not ctx.is_main, unit="steps", start=step) as advance:
+        while step < t.steps:
+            batch = _to(next(batches), device)
+            last = {**trainer.dis_step(batch), **trainer.gen_step(batch)}
+            trainer.end_step()
+            step += 1
+            advance(1)
+            if step % t.log_every == 0 or step == 1:
+                logger.scalars(step, {**last, "lr": trainer.opt_g.param_groups[0]["lr"]})
+            if step % t.image_every == 0 and ctx.is_main:
+                logger.images(step, trainer.samples(batch))
+            if step % t.checkpoint_every == 0 and ctx.is_main and step < t.steps:
+                save_state(out / "state", step, trainer.state_dict(), t.keep_checkpoints)
+            over = budget is not None and time.perf_counter() - t0 > budget
+            if distributed.any_rank(stop["flag"] or over, ctx, device):
+                stopped = "interrupted" if stop["flag"] else "time budget"
+                break
+    return step, stopped, last
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _restore(
+    trainer: Trainer, out: Path, resume: bool, device: torch.device,
+    ctx: distributed.DistContext, seed: int,
+) -> int:
+    path = latest_state(out / "state")
+    if not resume:
+        if path is not None:
+            raise ConfigError(
+                f"run folder '{out}' already holds training state: pass --resume to continue it, "
+                "or choose a new --out",
+                out,
+            )
+        return 0
+    if path is None:
+        raise ConfigError(f"nothing to resume: '{out}' holds no training state", out)
+    payload = load_state(path, device)
+    trainer.load_state_dict(payload["trainer"])
+    set_rng_state(payload["rng"])
+    step = int(payload["step"])
+    if ctx.rank:  # only rank 0's random state is stored; the others restart theirs by step
+        _seed(seed * 1000 + ctx.rank + step)
+    return step
+
+
+def resolve_resume_config(out: Path, given: TrainConfig) -> TrainConfig:
+    """On --resume the run's own saved config is the base (it holds the data sources); the
+    given config must describe the same model."""
+    import yaml
+
+    saved_path = out / "config.yaml"
+    if not saved_path.is_file():
+        raise ConfigError(f"nothing to resume: '{out}' has no config.yaml", out)
+    saved = config_from_data(yaml.safe_load(saved_path.read_text()))
+    if saved.model != given.model:
+        raise ConfigError(
+            f"the config's model ({given.model}) differs from the run's ({saved.model}); "
+            "resume with the run's config or start a new --out"
+        )
+    return saved
+
+
+def _write_data_summary(out: Path, lists: DomainLists) -> None:
+    summary = {
+        "day": len(lists.day),
+        "night": len(lists.night),
+        "missing": lists.missing,
+        "dropped": lists.dropped,
+    }
+    (out / "data.json").write_text(json.dumps(summary, indent=1))
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[dict[str, bool]]:
+    """The first SIGINT/SIGTERM asks the loop to stop after this step and checkpoint; a second
+    SIGINT interrupts at once."""
+    stop = {"flag": False}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop["flag"] and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop["flag"] = True
+        log.warning("stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
+
+    previous: dict[int, Any] = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,0 +1,331 @@
+"""Trainers that step: ``dis_step(batch)`` and ``gen_step(batch)`` each do one update and return
+plain dicts of floats (the MUNIT/UNIT dis_update/gen_update split). The loop that drives them
+lives in ``train.py``.
+
+Under DDP each network's forward runs through the wrapper exactly once per step: the generator
+through a module that computes every image the step needs, the discriminators on real and fake
+images concatenated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from d2nvideo.model import DOMAINS, CycleGANGenerator, UNITGenerator, build_generator, other_domain
+
+from .config import TrainConfig
+from .discriminators import MultiScaleDiscriminator, PatchDiscriminator
+from .losses import VGGPerceptual, combine, kl, l1, lsgan_dis, lsgan_gen
+
+Batch = dict[str, torch.Tensor]
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def init_weights(module: nn.Module, kind: str) -> None:
+    """UNIT's weights_init: conv and linear weights by ``kind``, biases zero."""
+    if kind == "default":
+        return
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+            if kind == "kaiming":
+                nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
+            elif kind == "xavier":
+                nn.init.xavier_normal_(m.weight, gain=math.sqrt(2))
+            else:
+                nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+class Discriminators(nn.Module):
+    """One discriminator per domain; ``forward`` judges a dict of image batches."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        super().__init__()
+        kind = MultiScaleDiscriminator if cfg.model.arch == "unit" else PatchDiscriminator
+        self.nets = nn.ModuleDict({d: kind(cfg.dis) for d in DOMAINS})
+
+    def forward(self, images: dict[str, torch.Tensor]) -> dict[str, list[torch.Tensor]]:
+        return {d: self.nets[d](x) for d, x in images.items()}
+
+
+class UNITForward(nn.Module):
+    """Everything one UNIT generator step computes (official trainer's gen_update)."""
+
+    def __init__(self, gen: UNITGenerator) -> None:
+        super().__init__()
+        self.gen = gen
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        g, out = self.gen, {}
+        for src in DOMAINS:
+            dst = other_domain(src)
+            z = g.encode(batch[src], src)
+            sample = z + torch.randn_like(z)  # the VAE's reparameterised sample (unit variance)
+            out[f"z_{src}"] = z
+            out[f"rec_{src}"] = g.decode(sample, src)
+            out[f"fake_{dst}"] = g.decode(sample, dst)
+        for src in DOMAINS:
+            dst = other_domain(src)
+            z_cyc = g.encode(out[f"fake_{dst}"], dst)
+            out[f"z_cyc_{src}"] = z_cyc
+            out[f"cyc_{src}"] = g.decode(z_cyc + torch.randn_like(z_cyc), src)
+        return out
+
+
+class CycleGANForward(nn.Module):
+    """Everything one CycleGAN generator step computes."""
+
+    def __init__(self, gen: CycleGANGenerator, identity: bool) -> None:
+        super().__init__()
+        self.gen = gen
+        self.identity = identity
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        g, out = self.gen, {}
+        for src in DOMAINS:
+            dst = other_domain(src)
+            out[f"fake_{dst}"] = g.translate(batch[src], dst)
+            out[f"cyc_{src}"] = g.translate(out[f"fake_{dst}"], src)
+            if self.identity:
+                out[f"idt_{src}"] = g.translate(batch[src], src)
+        return out
+
+
+class ImagePool:
+    """CycleGAN's history of generated images: D sees a mix of current and older fakes."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.images: list[torch.Tensor] = []
+
+    def query(self, images: torch.Tensor, rng: random.Random) -> torch.Tensor:
+        if self.size == 0:
+            return images
+        out = []
+        for image in images.detach():
+            if len(self.images) < self.size:
+                self.images.append(image.clone())
+                out.append(image)
+            elif rng.random() < 0.5:
+                i = rng.randrange(self.size)
+                out.append(self.images[i].clone())
+                self.images[i] = image.clone()
+            else:
+                out.append(image)
+        return torch.stack(out)
+
+
+class Trainer:
+    """Holds the networks, optimisers, schedulers and scalers of one run."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        device: torch.device,
+        precision: str,
+        gen: UNITGenerator | CycleGANGenerator,
+        gen_forward: nn.Module,
+        dis: nn.Module,
+        dis_forward: nn.Module,
+        vgg: VGGPerceptual | None,
+    ) -> None:
+        self.cfg = cfg
+        self.device = device
+        self.precision = precision
+        self.gen = gen
+        self.gen_forward = gen_forward
+        self.dis = dis
+        self.dis_forward = dis_forward
+        self.vgg = vgg
+        o = cfg.optim
+        adam = {"lr": o.lr, "betas": (o.beta1, o.beta2), "weight_decay": o.weight_decay}
+        self.opt_g = torch.optim.Adam(gen.parameters(), **adam)
+        self.opt_d = torch.optim.Adam(dis.parameters(), **adam)
+        self.sched_g = _scheduler(self.opt_g, cfg)
+        self.sched_d = _scheduler(self.opt_d, cfg)
+        fp16 = precision == "fp16"
+        self.scaler_g = torch.amp.GradScaler(device.type, enabled=fp16)
+        self.scaler_d = torch.amp.GradScaler(device.type, enabled=fp16)
+        self.pools = {d: ImagePool(cfg.optim.pool_size) for d in DOMAINS}
+        self.pool_rng = random.Random(cfg.train.seed)
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def dis_step(self, batch: Batch) -> dict[str, float]:
+        with torch.no_grad(), self.autocast():
+            fakes = {d: self._fake(batch[other_domain(d)], d) for d in DOMAINS}
+        images = {
+            d: torch.cat([batch[d], self.pools[d].query(fakes[d].float(), self.pool_rng)])
+            for d in DOMAINS
+        }
+        with self.autocast():
+            outputs = self.dis_forward(images)
+        n = {d: batch[d].shape[0] for d in DOMAINS}
+
+        def dis_loss() -> torch.Tensor:
+            return _sum(lsgan_dis([o[: n[d]] for o in outputs[d]],
+                                  [o[n[d] :] for o in outputs[d]]) for d in DOMAINS)
+
+        total, logs = combine({"dis": (self.cfg.loss.gan, dis_loss)})
+        self._update(total, self.opt_d, self.scaler_d)
+        return {"dis": logs["dis"]}
+
+    def _fake(self, x: torch.Tensor, to: str) -> torch.Tensor:
+        """A translation as the generator step makes it (UNIT: from a sampled latent)."""
+        if isinstance(self.gen, UNITGenerator):
+            z = self.gen.encode(x, other_domain(to))
+            return self.gen.decode(z + torch.randn_like(z), to)
+        return self.gen.translate(x, to)
+
+    def gen_step(self, batch: Batch) -> dict[str, float]:
+        self.dis.requires_grad_(False)
+        try:
+            with self.autocast():
+                out = self.gen_forward(batch)
+                total, logs = combine(self._gen_terms(batch, out))
+            self._update(total, self.opt_g, self.scaler_g)
+        finally:
+            self.dis.requires_grad_(True)
+        return logs
+
+    def _gen_terms(self, batch: Batch, out: dict[str, torch.Tensor]) -> dict[str, Any]:
+        w = self.cfg.loss
+
+        def over_domains(fn: Any) -> Any:
+            return lambda: _sum(fn(d) for d in DOMAINS)
+
+        terms: dict[str, Any] = {
+            "gan": (w.gan, over_domains(lambda d: lsgan_gen(self.dis.nets[d](out[f"fake_{d}"])))),
+            "cyc_x": (w.cyc_x, over_domains(lambda d: l1(out[f"cyc_{d}"], batch[d]))),
+        }
+        if self.cfg.model.arch == "unit":
+            terms["recon_x"] = (w.recon_x, over_domains(lambda d: l1(out[f"rec_{d}"], batch[d])))
+            terms["recon_kl"] = (w.recon_kl, over_domains(lambda d: kl(out[f"z_{d}"])))
+            terms["cyc_kl"] = (w.cyc_kl, over_domains(lambda d: kl(out[f"z_cyc_{d}"])))
+        else:
+            terms["identity"] = (w.identity, over_domains(lambda d: l1(out[f"idt_{d}"], batch[d])))
+        if self.vgg is not None:
+            vgg = self.vgg
+            terms["vgg"] = (
+                w.vgg,
+                over_domains(lambda d: vgg(out[f"fake_{other_domain(d)}"], batch[d])),
+            )
+        return terms
+
+    def _update(self, loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: Any) -> None:
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
+    def end_step(self) -> None:
+        self.sched_g.step()
+        self.sched_d.step()
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
+
+    # -- samples and state ----------------------------------------------------------------
+
+    @torch.no_grad()
+    def samples(self, batch: Batch) -> torch.Tensor:
+        """Rows per domain: input, reconstruction (UNIT), translation, cycle, as
+        ``(rows, B, 3, h, w)`` in [-1, 1], noise-free (latent means)."""
+        self.gen.eval()
+        rows = []
+        try:
+            for d in DOMAINS:
+                x = batch[d][:4]
+                fake = self.gen.translate(x, other_domain(d))
+                row = [x]
+                if isinstance(self.gen, UNITGenerator):
+                    row.append(self.gen.reconstruct(x, d))
+                rows += [*row, fake, self.gen.translate(fake, d)]
+        finally:
+            self.gen.train()
+        return torch.stack(rows).float().clamp(-1, 1)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "gen": self.gen.state_dict(),
+            "dis": self.dis.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "sched_g": self.sched_g.state_dict(),
+            "sched_d": self.sched_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(),
+            "scaler_d": self.scaler_d.state_dict(),
+            "pools": {d: list(p.images) for d, p in self.pools.items()},
+            "pool_rng": list(self.pool_rng.getstate()[1]),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.gen.load_state_dict(state["gen"])
+        self.dis.load_state_dict(state["dis"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.sched_g.load_state_dict(state["sched_g"])
+        self.sched_d.load_state_dict(state["sched_d"])
+        self.scaler_g.load_state_dict(state["scaler_g"])
+        self.scaler_d.load_state_dict(state["scaler_d"])
+        for d, images in state["pools"].items():
+            self.pools[d].images = [t.to(self.device) for t in images]
+        self.pool_rng.setstate((3, tuple(state["pool_rng"]), None))
+
+
+def _sum(values: Any) -> torch.Tensor:
+    items = list(values)
+    total = items[0]
+    for item in items[1:]:
+        total = total + item
+    return total  # type: ignore[no-any-return]
+
+
+def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
+    o, steps = cfg.optim, cfg.train.steps
+    if o.lr_policy == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=o.lr_step, gamma=o.lr_gamma)
+    if o.lr_policy == "linear":  # CycleGAN: constant for half the run, then linearly to zero
+        half = steps // 2
+        return torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: 1.0 - max(0, s - half) / max(1, steps - half)
+        )
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+
+
+def build_trainer(
+    cfg: TrainConfig, device: torch.device, precision: str, distributed: bool
+) -> Trainer:
+    """Networks initialised as the official code does, moved to ``device``, DDP-wrapped when
+    ``distributed``."""
+    gen = build_generator(cfg.model)
+    dis = Discriminators(cfg)
+    init_weights(gen, cfg.optim.init)
+    init_weights(dis, "gaussian")
+    gen.to(device).train()
+    dis.to(device).train()
+    if isinstance(gen, UNITGenerator):
+        gen_forward: nn.Module = UNITForward(gen)
+    else:
+        gen_forward = CycleGANForward(gen, cfg.loss.identity > 0)
+    dis_forward: nn.Module = dis
+    if distributed:
+        ids = [device.index] if device.type == "cuda" else None
+        gen_forward = DDP(gen_forward, device_ids=ids)
+        dis_forward = DDP(dis, device_ids=ids)
+    vgg = None
+    if cfg.loss.vgg > 0 and cfg.loss.vgg_weights:
+        from pathlib import Path
+
+        vgg = VGGPerceptual(Path(cfg.loss.vgg_weights)).to(device)
+    return Trainer(cfg, device, precision, gen, gen_forward, dis, dis_forward, vgg)
