@@ -91,6 +91,10 @@ class Translator:
                 f"{len(missing)} missing (e.g. {missing[:2]}), {len(unexpected)} unexpected "
                 f"(e.g. {unexpected[:2]})"
             )
+        if dev.type == "cpu":
+            # Denormal floats make x86 convolutions an order of magnitude slower (measured
+            # 12x in training on these CPUs); flushing them to zero changes no visible output.
+            torch.set_flush_denormal(True)
         model.eval().requires_grad_(False).to(dev)
         if dev.type == "cuda":
             model.to(memory_format=torch.channels_last)

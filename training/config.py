@@ -52,6 +52,7 @@ class LossConfig:
     cyc_x: float = 10.0  # cycle reconstruction L1 (UNIT and CycleGAN)
     cyc_kl: float = 0.01  # UNIT: KL of the cycle latent
     identity: float = 0.0  # CycleGAN: identity L1 (0.5 * cyc_x in the paper's setting)
+    struct: float = 0.0  # SSIM structure term between input and translation (not in UNIT)
     vgg: float = 0.0  # perceptual loss between input and translation (needs vgg_weights)
     vgg_weights: str | None = None  # local torchvision VGG16 state dict (.pth); never downloaded
 

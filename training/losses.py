@@ -45,6 +45,37 @@ def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.mean(torch.abs(a.float() - b.float()))
 
 
+def _gray_blur_stats(
+    x: torch.Tensor, y: torch.Tensor, window: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Local variances of x and y and their covariance (grayscale, Gaussian window)."""
+    weights = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)
+    gx = ((x.float() + 1) / 2 * weights).sum(1, keepdim=True)
+    gy = ((y.float() + 1) / 2 * weights).sum(1, keepdim=True)
+    k = window.shape[-1]
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        t = F.conv2d(t, window.view(1, 1, 1, k), padding=(0, k // 2))
+        return F.conv2d(t, window.view(1, 1, k, 1), padding=(k // 2, 0))
+
+    mx, my = blur(gx), blur(gy)
+    vx = (blur(gx * gx) - mx * mx).clamp_min(0)
+    vy = (blur(gy * gy) - my * my).clamp_min(0)
+    return vx, vy, blur(gx * gy) - mx * my
+
+
+def structure(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
+    """1 - the structure term of SSIM (Wang et al. 2004), (cov + c) / (std_x std_y + c), on
+    grayscale with an 11x11 Gaussian window. It ignores local gain and offset, so darkening and
+    lights are free while the scene's edges must stay where they are."""
+    coords = torch.arange(11, device=x.device, dtype=torch.float32) - 5
+    window = torch.exp(-(coords**2) / (2 * sigma**2))
+    vx, vy, cov = _gray_blur_stats(x, y, window / window.sum())
+    c3 = (0.03**2) / 2
+    s = (cov + c3) / (torch.sqrt(vx * vy + 1e-12) + c3)
+    return torch.mean(1 - s)
+
+
 def combine(terms: dict[str, tuple[float, Term]]) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted sum of the terms; a zero-weight term is never computed. Returns the total and
     each computed term's unweighted value (names match the config's weight keys)."""

@@ -22,7 +22,7 @@ from d2nvideo.model import DOMAINS, CycleGANGenerator, UNITGenerator, build_gene
 
 from .config import TrainConfig
 from .discriminators import MultiScaleDiscriminator, PatchDiscriminator
-from .losses import VGGPerceptual, combine, kl, l1, lsgan_dis, lsgan_gen
+from .losses import VGGPerceptual, combine, kl, l1, lsgan_dis, lsgan_gen, structure
 
 Batch = dict[str, torch.Tensor]
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -212,6 +212,9 @@ class Trainer:
             terms["cyc_kl"] = (w.cyc_kl, over_domains(lambda d: kl(out[f"z_cyc_{d}"])))
         else:
             terms["identity"] = (w.identity, over_domains(lambda d: l1(out[f"idt_{d}"], batch[d])))
+        terms["struct"] = (
+            w.struct, over_domains(lambda d: structure(batch[d], out[f"fake_{other_domain(d)}"]))
+        )
         if self.vgg is not None:
             vgg = self.vgg
             terms["vgg"] = (
