@@ -94,9 +94,8 @@ def main() -> None:
     base = rows[0][1]["peak_mb"]
     for seconds, r in rows[1:]:
         ratio = r["peak_mb"] / base
-        print(
-            f"peak({seconds:g} s) / peak({rows[0][0]:g} s) = {ratio:.3f} ({(ratio - 1) * 100:+.1f}%)"
-        )
+        change = (ratio - 1) * 100
+        print(f"peak({seconds:g} s) / peak({rows[0][0]:g} s) = {ratio:.3f} ({change:+.1f}%)")
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -52,7 +53,10 @@ class D2NGroup(click.Group):
     """Subcommands with user-input errors turned into one line; the training commands load
     lazily from ``d2nvideo.training.cli`` so the library never imports training code."""
 
-    lazy = {"train": "d2nvideo.training.cli:train", "export": "d2nvideo.training.cli:export"}
+    lazy: ClassVar[dict[str, str]] = {
+        "train": "d2nvideo.training.cli:train",
+        "export": "d2nvideo.training.cli:export",
+    }
 
     def invoke(self, ctx: click.Context) -> Any:
         return guarded_invoke(super().invoke, ctx)
@@ -191,6 +195,141 @@ def info(input_path: Path, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2))
     else:
         print_table(data)
+
+
+@cli.command()
+@click.option(
+    "--nexet",
+    type=EXISTING,
+    default=None,
+    help="NEXET train.csv (image_filename,lighting,city); needs --images.",
+)
+@click.option(
+    "--bdd",
+    type=EXISTING,
+    default=None,
+    help="BDD100K label JSON (name, attributes.timeofday); needs --images.",
+)
+@click.option("--images", type=EXISTING, default=None, help="Image folder for --nexet/--bdd.")
+@click.option(
+    "--folder",
+    "folders",
+    multiple=True,
+    metavar="LABEL=DIR",
+    help="A folder of images labelled LABEL (day, night, twilight...); repeatable.",
+)
+@click.option("-o", "--output", type=EXISTING, required=True, help="Output folder.")
+@click.option(
+    "--method",
+    type=click.Choice(["sky", "mean"]),
+    default="sky",
+    help="sky: upper-half 75th percentile and mean (robust to lamps and tunnels); "
+    "mean: the study's gamma, mean pixel value.",
+)
+@click.option(
+    "--night-max",
+    type=float,
+    default=None,
+    help="Night if score <= this. Default: 60 (mean) or 93 (sky).",
+)
+@click.option(
+    "--day-min",
+    type=float,
+    default=None,
+    help="Day if score > this; in between is ambiguous. Default: 68 (mean), 103 (sky).",
+)
+@click.option(
+    "--auto-thresholds",
+    is_flag=True,
+    help="Put the thresholds around the valley of the score histogram (Otsu).",
+)
+@click.option(
+    "--split",
+    type=click.FloatRange(0, 1),
+    default=0.9,
+    help="Share of each class in the train list (the rest: test).",
+)
+@click.option("--seed", type=int, default=0, help="Seed of the train/test split.")
+@click.option(
+    "--workers", type=click.IntRange(1), default=os.cpu_count() or 1, help="Decoding processes."
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def relabel(folders: tuple[str, ...], quiet: bool, **kw: Any) -> None:
+    """Clean day/night labels by image brightness: NEXET train.csv, BDD100K label JSON or
+    labelled folders in; labels.csv, cleaned train/test lists (train_day.txt ...) and
+    histogram.png out. An interrupted run resumes."""
+    from .relabel_cli import run_relabel
+
+    run_relabel(folders, quiet, **kw)
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True, type=EXISTING)
+@click.option("-o", "--output", type=EXISTING, required=True, help="Output folder.")
+@click.option(
+    "--every",
+    default=None,
+    metavar="DURATION",
+    help="Time between frames: 2s, 500ms, 1.5 (seconds). Default: 1s.",
+)
+@click.option(
+    "--fps",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Frames per second instead of --every.",
+)
+@click.option(
+    "--frames",
+    "count",
+    type=click.IntRange(1),
+    default=None,
+    help="This many frames spread evenly over the range instead of --every.",
+)
+@click.option("--start", type=click.FloatRange(0), default=0.0, help="Start at this second.")
+@click.option("--end", type=click.FloatRange(0), default=None, help="Stop at this second.")
+@click.option("--max-frames", type=click.IntRange(1), default=None, help="At most N per video.")
+@click.option("--size", default=None, metavar="WxH", help="Resize frames exactly, e.g. 512x288.")
+@click.option(
+    "--max-side",
+    type=click.IntRange(16),
+    default=None,
+    help="Shrink so the longer side is at most this (aspect kept).",
+)
+@click.option("--format", "fmt", type=click.Choice(["jpg", "png"]), default="jpg")
+@click.option("--quality", type=click.IntRange(1, 100), default=95, help="JPEG quality.")
+@click.option(
+    "--dedupe",
+    is_flag=True,
+    help="Drop near-duplicates of the previous kept frame (a car stopped at a light): "
+    "compares 64x36 grayscale thumbnails and drops a frame whose mean absolute "
+    "difference is below --dedupe-threshold.",
+)
+@click.option(
+    "--dedupe-threshold",
+    type=click.FloatRange(0),
+    default=3.0,
+    help="Mean absolute thumbnail difference (0-255) under which a frame is a duplicate.",
+)
+@click.option(
+    "--classify",
+    is_flag=True,
+    help="Sort frames into day/, night/ and ambiguous/ by the relabeler's scorer.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["sky", "mean"]),
+    default="sky",
+    help="Scorer for the manifest's brightness and label (see 'relabel').",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def extract(inputs: tuple[Path, ...], output: Path, quiet: bool, **kw: Any) -> None:
+    """Extract frames from videos and folders of videos (searched recursively) to build
+    datasets. Frames are named <video>_<seconds>.jpg from their presentation time and listed in
+    manifest.csv; a second run skips frames already written; a broken video is reported and
+    the others go on (exit 1 at the end)."""
+    from .extract_cli import run_extract
+
+    run_extract(list(inputs), output, quiet, **kw)
 
 
 def main() -> None:

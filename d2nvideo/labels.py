@@ -1,15 +1,37 @@
-"""Day/night scoring of images by brightness (the study's rule and better ones)."""
+"""Day/night scoring of images by brightness: the study's rule and a better one.
+
+Two methods, each a score on a 0-255 brightness scale with a night threshold and a day
+threshold (between them: ambiguous):
+
+- ``mean``: the study's gamma, the mean pixel value over H x W x C; night <= 60 < ambiguous <=
+  68 < day. It takes night streets full of lamps for day and dark days (tunnels, overcast,
+  bridges) for night.
+- ``sky`` (default): 0.69 x the 75th percentile of the upper half's luma + 0.31 x the mean. The
+  upper half holds the sky, which is bright by day even under cloud and dark at night even
+  among lamps; the percentile ignores small bright lamps. Weights and thresholds come from a
+  logistic fit on AMOS training images and half of ../shared/data/frames, tested on the rest
+  (benchmarks/bench_relabel_accuracy.py prints the figures).
+
+Images are scored on a 160-pixel-wide thumbnail, so any size costs about the same.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
+
+METHODS = ("sky", "mean")
+THUMB_WIDTH = 160
+# Logistic fit: logit(day) = (7.2 * upper_p75 + 3.2 * mean) / 255 - 4.0, rewritten as a
+# brightness score (weights summing to 1) with p = 0.5 at 98 and p = 0.5 +- 0.05 at 98 -+ 5.
+SKY_WEIGHTS = (0.69, 0.31)
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    night_max: float = 60.0  # score <= night_max: night (the study's gamma <= 60)
+    night_max: float = 60.0  # score <= night_max: night
     day_min: float = 68.0  # score > day_min: day; in between: ambiguous
 
     def label(self, score: float) -> str:
@@ -20,6 +42,80 @@ class Thresholds:
         return "ambiguous"
 
 
+DEFAULT_THRESHOLDS = {"mean": Thresholds(60.0, 68.0), "sky": Thresholds(93.0, 103.0)}
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Brightness statistics of one image, all on 0-255."""
+
+    mean: float  # the study's gamma: mean over H x W x C
+    upper_p75: float  # 75th percentile of luma in the upper half
+    median: float  # median luma
+    dark: float  # share of pixels with luma < 40, 0-1
+
+    @property
+    def sky(self) -> float:
+        return SKY_WEIGHTS[0] * self.upper_p75 + SKY_WEIGHTS[1] * self.mean
+
+    def score(self, method: str) -> float:
+        if method == "mean":
+            return self.mean
+        if method == "sky":
+            return self.sky
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+
+
+def thumbnail(image: np.ndarray, width: int = THUMB_WIDTH) -> np.ndarray:
+    """Area-downscale ``(H, W, 3) uint8`` to ``width`` pixels wide (never upscales)."""
+    h, w = image.shape[:2]
+    if w <= width:
+        return image
+    return cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+
+
+def score_image(image: np.ndarray) -> Scores:
+    """Brightness statistics of ``(H, W, 3) uint8`` RGB (any size; scored on a thumbnail)."""
+    small = thumbnail(image)
+    gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    upper = gray[: max(1, gray.shape[0] // 2)]
+    return Scores(
+        mean=float(small.mean()),
+        upper_p75=float(np.percentile(upper, 75)),
+        median=float(np.median(gray)),
+        dark=float((gray < 40).mean()),
+    )
+
+
+def classify(image: np.ndarray, method: str = "sky", thresholds: Thresholds | None = None) -> str:
+    """'day', 'night' or 'ambiguous' for ``(H, W, 3) uint8`` RGB."""
+    t = thresholds or DEFAULT_THRESHOLDS[method]
+    return t.label(score_image(image).score(method))
+
+
 def mean_brightness(image: np.ndarray) -> float:
     """The study's gamma: the mean pixel value over H x W x C of ``(H, W, 3) uint8``, 0-255."""
     return float(image.mean())
+
+
+def otsu_threshold(scores: np.ndarray, bins: int = 256) -> float:
+    """The threshold on 0-255 that best splits a two-mode histogram (Otsu 1979)."""
+    hist, edges = np.histogram(np.clip(scores, 0, 255), bins=bins, range=(0, 256))
+    p = hist.astype(np.float64) / max(1, hist.sum())
+    centers = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(p)
+    mu = np.cumsum(p * centers)
+    total = mu[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (total * w0 - mu) ** 2 / (w0 * (1 - w0))
+    between[~np.isfinite(between)] = 0
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+def auto_thresholds(scores: np.ndarray, method: str) -> Thresholds:
+    """Otsu's valley of the score histogram, with the method's default ambiguous band around
+    it (8 wide for the study's mean, 10 for sky)."""
+    valley = otsu_threshold(scores)
+    default = DEFAULT_THRESHOLDS[method]
+    half = (default.day_min - default.night_max) / 2
+    return Thresholds(valley - half, valley + half)

@@ -20,8 +20,9 @@ def road_frame(t: float, width: int, height: int) -> np.ndarray:
     horizon = height * 0.45
     img = np.empty((height, width, 3), np.float32)
     sky = y < horizon
-    img[sky] = np.stack([110 + 60 * y[sky] / horizon, 160 + 40 * y[sky] / horizon,
-                         235 - 10 * y[sky] / horizon], -1)
+    img[sky] = np.stack(
+        [110 + 60 * y[sky] / horizon, 160 + 40 * y[sky] / horizon, 235 - 10 * y[sky] / horizon], -1
+    )
     ground = ~sky
     img[ground] = np.stack([90 + 0 * y[ground], 110 + 0 * y[ground], 70 + 0 * y[ground]], -1)
     depth = np.clip((y - horizon) / (height - horizon), 1e-3, 1)

@@ -28,8 +28,15 @@ from d2nvideo.video.probe import probe
 # independent dashcam stills for both directions.
 HOLDOUT_CLIPS = ("udacity_solidWhiteRight",)
 HOLDOUT_DAY_PREFIXES = (
-    "udacity_adv_", "udacity_p1_", "sahan_", "hybridnets_", "twinlitenet_", "yolop_",
-    "yolopv2_", "solesensei_", "vidframe_udacity_solidWhiteRight",
+    "udacity_adv_",
+    "udacity_p1_",
+    "sahan_",
+    "hybridnets_",
+    "twinlitenet_",
+    "yolop_",
+    "yolopv2_",
+    "solesensei_",
+    "vidframe_udacity_solidWhiteRight",
 )
 HOLDOUT_NIGHT_PREFIXES = ("sahan_", "hybridnets_", "twinlitenet_", "yolop_", "solesensei_")
 TRAIN_VIDEO_EVERY_S = {"day": 0.5, "night": 0.4}
@@ -69,8 +76,13 @@ def main() -> None:
             step = TRAIN_VIDEO_EVERY_S[domain]
             times = list(np.arange(0, info.duration, step))
             for frame in frames_at(video, times):
-                put(frame.image, "train", domain, f"{video.stem}_{frame.time:010.3f}",
-                    f"videos/{domain}/{video.name}@{frame.time:.3f}s")
+                put(
+                    frame.image,
+                    "train",
+                    domain,
+                    f"{video.stem}_{frame.time:010.3f}",
+                    f"videos/{domain}/{video.name}@{frame.time:.3f}s",
+                )
         holdout = HOLDOUT_DAY_PREFIXES if domain == "day" else HOLDOUT_NIGHT_PREFIXES
         for still in list_images(args.shared / "frames" / domain):
             if still.name.startswith("vidframe_") and not still.name.startswith(holdout):

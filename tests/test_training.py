@@ -11,16 +11,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 from conftest import frame_image, make_video
+from d2nvideo.training.config import config_from_data, config_to_data, load_config, with_changes
+from d2nvideo.training.data import collect
+from d2nvideo.training.state import latest_state, load_state
+from d2nvideo.training.train import main
 from helpers import read_video
 
 from d2nvideo.cli import cli
 from d2nvideo.errors import ConfigError
 from d2nvideo.images import write_image
 from d2nvideo.model import CycleGANConfig
-from d2nvideo.training.config import config_to_data, config_from_data, load_config, with_changes
-from d2nvideo.training.data import collect
-from d2nvideo.training.state import latest_state, load_state
-from d2nvideo.training.train import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny.yaml"
@@ -60,8 +60,12 @@ def test_two_cyclegan_steps(images: Path, tmp_path: Path) -> None:
         model=CycleGANConfig(width=4, n_blocks=1),
         dis=dataclasses.replace(cfg.dis, width=4),
         data=dataclasses.replace(
-            cfg.data, day=(str(images / "day"),), night=(str(images / "night"),),
-            resize=40, crop=(32, 32), workers=0,
+            cfg.data,
+            day=(str(images / "day"),),
+            night=(str(images / "night"),),
+            resize=40,
+            crop=(32, 32),
+            workers=0,
         ),
         train=dataclasses.replace(cfg.train, steps=2, batch_size=2, device="cpu"),
     )
@@ -96,15 +100,28 @@ def test_resume_with_workers_matches_too(images: Path, tmp_path: Path) -> None:
 def test_export_then_convert_a_video(images: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     runner = CliRunner()
-    args = ["train", str(TINY), "--day", str(images / "day"), "--night", str(images / "night"),
-            "--out", str(run), "--steps", "2", "-q"]
+    args = [
+        "train",
+        str(TINY),
+        "--day",
+        str(images / "day"),
+        "--night",
+        str(images / "night"),
+        "--out",
+        str(run),
+        "--steps",
+        "2",
+        "-q",
+    ]
     assert runner.invoke(cli, args).exit_code == 0
     model = tmp_path / "m.safetensors"
     result = runner.invoke(cli, ["export", str(run), "-o", str(model)])
     assert result.exit_code == 0, result.output
     video = make_video(tmp_path / "v.mp4", frames=5)
     out = tmp_path / "v_night.mp4"
-    result = runner.invoke(cli, ["convert", str(video), "--to", "night", "--model", str(model), "-q"])
+    result = runner.invoke(
+        cli, ["convert", str(video), "--to", "night", "--model", str(model), "-q"]
+    )
     assert result.exit_code == 0, result.output
     assert len(read_video(out).times) == 5
 
@@ -128,12 +145,26 @@ def test_bad_configs_give_one_clear_line(
     config = tmp_path / "c.yaml"
     config.write_text(yaml_text)
     (tmp_path / "empty").mkdir()
-    extra = [str(tmp_path / "empty") if a == "EMPTY" else str(tmp_path / "nope") if a == "MISSING"
-             else a for a in extra]
+    extra = [
+        str(tmp_path / "empty") if a == "EMPTY" else str(tmp_path / "nope") if a == "MISSING" else a
+        for a in extra
+    ]
     proc = subprocess.run(
-        [sys.executable, "-m", "d2nvideo", "train", str(config), "--out", str(tmp_path / "r"),
-         "--device", "cpu", *extra],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "d2nvideo",
+            "train",
+            str(config),
+            "--out",
+            str(tmp_path / "r"),
+            "--device",
+            "cpu",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -161,19 +192,28 @@ def test_nexet_and_bdd_sources(tmp_path: Path) -> None:
         "image_filename,lighting,city\na.jpg,Day,nyc\nb.jpg,Night,sf\nc.jpg,Twilight,tlv\n"
         "gone.jpg,Night,nyc\n"
     )
-    (tmp_path / "bdd.json").write_text(json.dumps([
-        {"name": "d.jpg", "attributes": {"timeofday": "night", "weather": "clear"}},
-        {"name": "a.jpg", "attributes": {"timeofday": "dawn/dusk"}},
-        {"name": "b.jpg"},
-    ]))
+    (tmp_path / "bdd.json").write_text(
+        json.dumps(
+            [
+                {"name": "d.jpg", "attributes": {"timeofday": "night", "weather": "clear"}},
+                {"name": "a.jpg", "attributes": {"timeofday": "dawn/dusk"}},
+                {"name": "b.jpg"},
+            ]
+        )
+    )
     cfg = load_config(TINY).data
-    lists = collect(dataclasses.replace(cfg, nexet_csv=str(tmp_path / "train.csv"), images=str(imgs)))
+    lists = collect(
+        dataclasses.replace(cfg, nexet_csv=str(tmp_path / "train.csv"), images=str(imgs))
+    )
     assert [p.name for p in lists.day] == ["a.jpg"] and [p.name for p in lists.night] == ["b.jpg"]
     assert (lists.missing, lists.dropped) == (1, 1)
     with pytest.raises(ConfigError, match="no day images"):
         collect(dataclasses.replace(cfg, bdd_json=str(tmp_path / "bdd.json"), images=str(imgs)))
-    lists = collect(dataclasses.replace(
-        cfg, bdd_json=str(tmp_path / "bdd.json"), images=str(imgs), twilight="day"))
+    lists = collect(
+        dataclasses.replace(
+            cfg, bdd_json=str(tmp_path / "bdd.json"), images=str(imgs), twilight="day"
+        )
+    )
     assert [p.name for p in lists.day] == ["a.jpg"] and [p.name for p in lists.night] == ["d.jpg"]
     (tmp_path / "bad.csv").write_text("file,label\na.jpg,Day\n")
     with pytest.raises(ConfigError, match="lacks column"):
@@ -194,10 +234,29 @@ def test_unreadable_training_images_are_skipped(images: Path, tmp_path: Path) ->
 def test_torchrun_two_processes_on_gloo(images: Path, tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "d2nvideo.training", str(TINY), "--day", str(images / "day"), "--night",
-         str(images / "night"), "--out", str(tmp_path / "ddp"), "--steps", "2", "-q"],
-        capture_output=True, text=True, timeout=300, env=env,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "d2nvideo.training",
+            str(TINY),
+            "--day",
+            str(images / "day"),
+            "--night",
+            str(images / "night"),
+            "--out",
+            str(tmp_path / "ddp"),
+            "--steps",
+            "2",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     state = load_state(latest_state(tmp_path / "ddp" / "state"), torch.device("cpu"))

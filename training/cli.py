@@ -16,25 +16,54 @@ from d2nvideo.cli import CONTEXT, GuardedCommand
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder.")
 @click.option("--day", multiple=True, help="Folder of day images (repeatable).")
 @click.option("--night", multiple=True, help="Folder of night images (repeatable).")
-@click.option("--nexet", type=click.Path(path_type=Path), default=None,
-              help="NEXET train.csv (image_filename,lighting,city); needs --images.")
-@click.option("--bdd", type=click.Path(path_type=Path), default=None,
-              help="BDD100K label JSON (timeofday per image); needs --images.")
-@click.option("--images", type=click.Path(path_type=Path), default=None,
-              help="Image folder for --nexet/--bdd.")
-@click.option("--relabeled", type=click.Path(path_type=Path), default=None,
-              help="A 'd2nvideo relabel' output folder: trains on its cleaned lists.")
-@click.option("--resume", is_flag=True,
-              help="Continue the run in --out from its latest state (its saved config and data).")
+@click.option(
+    "--nexet",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="NEXET train.csv (image_filename,lighting,city); needs --images.",
+)
+@click.option(
+    "--bdd",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="BDD100K label JSON (timeofday per image); needs --images.",
+)
+@click.option(
+    "--images",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Image folder for --nexet/--bdd.",
+)
+@click.option(
+    "--relabeled",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A 'd2nvideo relabel' output folder: trains on its cleaned lists.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run in --out from its latest state (its saved config and data).",
+)
 @click.option("--steps", type=click.IntRange(1), default=None, help="Override train.steps.")
-@click.option("--batch-size", type=click.IntRange(1), default=None,
-              help="Override train.batch_size.")
-@click.option("--max-minutes", type=click.FloatRange(0, min_open=True), default=None,
-              help="Wall-clock budget: stop cleanly with a checkpoint when it is spent.")
+@click.option(
+    "--batch-size", type=click.IntRange(1), default=None, help="Override train.batch_size."
+)
+@click.option(
+    "--max-minutes",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Wall-clock budget: stop cleanly with a checkpoint when it is spent.",
+)
 @click.option("--device", default=None, help="Override train.device (auto|cpu|cuda).")
 @click.option("--workers", type=click.IntRange(0), default=None, help="Override data.workers.")
-@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
-              help="Override any config key, e.g. --set optim.lr=0.0002 (repeatable).")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="SECTION.KEY=VALUE",
+    help="Override any config key, e.g. --set optim.lr=0.0002 (repeatable).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or console log.")
 def train(config: Path, out: Path, resume: bool, quiet: bool, **kw: Any) -> None:
     """Train a UNIT (or CycleGAN) day<->night translator from a YAML CONFIG.
@@ -60,14 +89,20 @@ def train(config: Path, out: Path, resume: bool, quiet: bool, **kw: Any) -> None
     }
     cfg = with_changes(cfg, "data", **data)
     cfg = with_changes(
-        cfg, "train", steps=kw["steps"], batch_size=kw["batch_size"],
-        max_minutes=kw["max_minutes"], device=kw["device"],
+        cfg,
+        "train",
+        steps=kw["steps"],
+        batch_size=kw["batch_size"],
+        max_minutes=kw["max_minutes"],
+        device=kw["device"],
     )
     result = main(cfg, out, resume=resume, quiet=quiet)
     if not result.is_main:
         return
     losses = " ".join(f"{k} {v:.3f}" for k, v in result.last.items())
-    click.echo(f"step {result.step} ({result.stopped}) in {result.seconds:.0f} s: {losses} -> {out}")
+    click.echo(
+        f"step {result.step} ({result.stopped}) in {result.seconds:.0f} s: {losses} -> {out}"
+    )
 
 
 def _str(path: Path | None) -> str | None:
@@ -76,8 +111,13 @@ def _str(path: Path | None) -> str | None:
 
 @click.command(cls=GuardedCommand, context_settings=CONTEXT)
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="The .safetensors file to write.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The .safetensors file to write.",
+)
 @click.option("--fp32", is_flag=True, help="Keep float32 weights (default: float16, half size).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 def export(run: Path, output: Path, fp32: bool, overwrite: bool) -> None:

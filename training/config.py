@@ -9,12 +9,12 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from collections.abc import Sequence
 
 from d2nvideo.errors import ConfigError
 from d2nvideo.model import ModelConfig, UNITConfig, config_from_dict
@@ -250,4 +250,6 @@ def with_changes(cfg: TrainConfig, section: str, **changes: Any) -> TrainConfig:
     changes = {k: v for k, v in changes.items() if v is not None}
     if not changes:
         return cfg
-    return dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **changes)})
+    return dataclasses.replace(
+        cfg, **{section: dataclasses.replace(getattr(cfg, section), **changes)}
+    )

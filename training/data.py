@@ -164,7 +164,9 @@ def load_training_image(
     scale = max(scale, crop[0] / h, crop[1] / w)  # the crop must fit
     if abs(scale - 1.0) > 1e-6:
         size = (max(crop[1], round(w * scale)), max(crop[0], round(h * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+        image = cv2.resize(
+            image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+        )
     h, w = image.shape[:2]
     top = int(rng.integers(0, h - crop[0] + 1))
     left = int(rng.integers(0, w - crop[1] + 1))
@@ -190,7 +192,9 @@ def _jpeg_size(path: Path) -> tuple[int, int] | None:
         marker = data[i + 1]
         length = int.from_bytes(data[i + 2 : i + 4], "big")
         if marker in (0xC0, 0xC1, 0xC2):
-            return int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(data[i + 7 : i + 9], "big")
+            return int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(
+                data[i + 7 : i + 9], "big"
+            )
         i += 2 + length
     return None
 

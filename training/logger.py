@@ -60,7 +60,7 @@ class RunLogger:
 
         from d2nvideo.images import write_image
 
-        rows, per_row = grid_images.shape[:2]
+        _rows, per_row = grid_images.shape[:2]
         grid = make_grid((grid_images.flatten(0, 1) + 1) / 2, nrow=per_row, padding=2)
         image = (grid.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
         write_image(self.out / "samples" / f"step_{step:08d}.jpg", image, quality=90)

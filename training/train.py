@@ -87,7 +87,9 @@ def _run(
     )
     t0 = time.perf_counter()
     with _stop_on_signals() as stop, logger:
-        step, stopped, last = _loop(cfg, trainer, batches, step, stop, t0, logger, ctx, device, out, quiet)
+        step, stopped, last = _loop(
+            cfg, trainer, batches, step, stop, t0, logger, ctx, device, out, quiet
+        )
         if ctx.is_main:
             save_state(out / "state", step, trainer.state_dict(), cfg.train.keep_checkpoints)
             logger.images(step, trainer.samples(_to(next(batches), device)))
@@ -113,7 +115,9 @@ def _loop(
     budget = t.max_minutes * 60 if t.max_minutes else None
     last: dict[str, float] = {}
     stopped = "finished"
-    with progress_bar(t.steps, "train", quiet or not ctx.is_main, unit="steps", start=step) as advance:
+    with progress_bar(
+        t.steps, "train", quiet or not ctx.is_main, unit="steps", start=step
+    ) as advance:
         while step < t.steps:
             batch = _to(next(batches), device)
             last = {**trainer.dis_step(batch), **trainer.gen_step(batch)}
@@ -144,8 +148,12 @@ def _seed(seed: int) -> None:
 
 
 def _restore(
-    trainer: Trainer, out: Path, resume: bool, device: torch.device,
-    ctx: distributed.DistContext, seed: int,
+    trainer: Trainer,
+    out: Path,
+    resume: bool,
+    device: torch.device,
+    ctx: distributed.DistContext,
+    seed: int,
 ) -> int:
     path = latest_state(out / "state")
     if not resume:

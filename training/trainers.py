@@ -171,8 +171,10 @@ class Trainer:
         n = {d: batch[d].shape[0] for d in DOMAINS}
 
         def dis_loss() -> torch.Tensor:
-            return _sum(lsgan_dis([o[: n[d]] for o in outputs[d]],
-                                  [o[n[d] :] for o in outputs[d]]) for d in DOMAINS)
+            return _sum(
+                lsgan_dis([o[: n[d]] for o in outputs[d]], [o[n[d] :] for o in outputs[d]])
+                for d in DOMAINS
+            )
 
         total, logs = combine({"dis": (self.cfg.loss.gan, dis_loss)})
         self._update(total, self.opt_d, self.scaler_d)
@@ -213,7 +215,8 @@ class Trainer:
         else:
             terms["identity"] = (w.identity, over_domains(lambda d: l1(out[f"idt_{d}"], batch[d])))
         terms["struct"] = (
-            w.struct, over_domains(lambda d: structure(batch[d], out[f"fake_{other_domain(d)}"]))
+            w.struct,
+            over_domains(lambda d: structure(batch[d], out[f"fake_{other_domain(d)}"])),
         )
         if self.vgg is not None:
             vgg = self.vgg

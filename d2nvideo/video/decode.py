@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -94,12 +95,22 @@ def _decoded(container: Any, vs: Any, path: Path, tb: Fraction) -> Iterator[Any]
         raise InputError(f"'{path}' is corrupt: {_reason(exc)}", path) from exc
 
 
+def keyframe_times(vs: Any, tb: Fraction) -> list[float] | None:
+    """Keyframe times (seconds) from the container's index, or None where it has none."""
+    try:
+        times = [float(e.timestamp * tb) for e in vs.index_entries if e.is_keyframe]
+    except (AttributeError, TypeError):
+        return None
+    return sorted(times) or None
+
+
 def frames_at(path: Path, times: list[float], threads: int = 0) -> Iterator[Frame]:
     """For each time in ascending ``times``, yield the first frame at or after it.
 
-    Seeks to the keyframe before each time and decodes only from there, so sparse samples of a
-    long video cost a few GOPs each instead of the whole file. A time that lands on a frame
-    already yielded is skipped.
+    Decodes only what it needs: to reach a time it seeks to the keyframe before it when that
+    keyframe lies ahead of the current position (so whole GOPs in between are never decoded),
+    and decodes forward otherwise. Without a keyframe index it seeks when the next time is more
+    than 2 s ahead. A time that lands on a frame already yielded is skipped.
     """
     import av
 
@@ -109,19 +120,21 @@ def frames_at(path: Path, times: list[float], threads: int = 0) -> Iterator[Fram
         vs.thread_type = "AUTO"
         vs.codec_context.thread_count = threads
         tb = Fraction(vs.time_base or Fraction(1, 90000))
+        keyframes = keyframe_times(vs, tb)
         decoder: Iterator[Any] = iter(())
         position: float | None = None  # time of the frame last decoded
         count = 0
         for t in sorted(times):
             if position is not None and t <= position + 1e-6:
                 continue  # the frame at or after t was already yielded
-            if position is None or t > position + 2.0:  # far ahead: seeking beats decoding
+            if _should_seek(position, t, keyframes):
                 container.seek(max(0, int(t / tb)), stream=vs, backward=True)
                 decoder = _decoded(container, vs, path, tb)
             for frame in decoder:
                 position = float(frame.pts * tb)
                 if position >= t - 1e-6:
-                    yield Frame(frame.to_ndarray(format="rgb24"), frame.pts, tb, count)
+                    image = frame.to_ndarray(format="rgb24")
+                    yield Frame(image, frame.pts, tb, count, frame.duration or 0)
                     count += 1
                     break
             else:
@@ -130,3 +143,12 @@ def frames_at(path: Path, times: list[float], threads: int = 0) -> Iterator[Fram
         raise InputError(f"'{path}' is corrupt: {_reason(exc)}", path) from exc
     finally:
         container.close()
+
+
+def _should_seek(position: float | None, target: float, keyframes: list[float] | None) -> bool:
+    if position is None:
+        return True
+    if keyframes is None:
+        return target > position + 2.0
+    before = bisect.bisect_right(keyframes, target + 1e-6) - 1
+    return before >= 0 and keyframes[before] > position + 1e-6

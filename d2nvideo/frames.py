@@ -1,0 +1,234 @@
+"""``d2nvideo extract``: frames out of videos to build datasets.
+
+Frames are named ``<video-stem>_<seconds>.jpg`` from their exact presentation time, written
+atomically, listed in ``manifest.csv`` with their brightness and day/night label; a second run
+skips frames already written. Sparse sampling seeks instead of decoding everything.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import D2NError, PathError
+from .fileio import atomic_output
+from .images import write_image
+from .labels import DEFAULT_THRESHOLDS, score_image
+from .pipeline import upright
+from .video.decode import frames_at
+from .video.probe import VideoInfo, probe
+
+VIDEO_SUFFIXES = (
+    ".mp4",
+    ".mov",
+    ".mkv",
+    ".avi",
+    ".webm",
+    ".m4v",
+    ".ts",
+    ".mts",
+    ".m2ts",
+    ".3gp",
+    ".flv",
+    ".wmv",
+    ".mpg",
+    ".mpeg",
+)
+MANIFEST_COLUMNS = ("file", "source", "pts_seconds", "width", "height", "brightness", "label")
+DEDUPE_THUMB = (64, 36)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    every: float | None = 1.0  # seconds between frames
+    fps: float | None = None  # frames per second (instead of every)
+    count: int | None = None  # this many frames spread over the range (instead of every)
+    start: float = 0.0  # seconds
+    end: float | None = None  # seconds; None: the end of the video
+    max_frames: int | None = None  # at most this many per video
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    sampling: Sampling = Sampling()
+    size: tuple[int, int] | None = None  # (width, height): resize exactly
+    max_side: int | None = None  # or: longer side at most this, aspect kept
+    fmt: str = "jpg"  # jpg|png
+    quality: int = 95  # JPEG quality
+    dedupe: float | None = None  # drop frames within this mean abs. thumbnail difference
+    classify: bool = False  # write into day/, night/, ambiguous/
+    method: str = "sky"  # the relabeler's scorer for brightness and label
+
+
+@dataclass
+class ExtractResult:
+    written: int = 0
+    existing: int = 0  # already there from an earlier run
+    duplicates: int = 0  # dropped by --dedupe
+    failed: list[tuple[Path, str]] | None = None
+
+
+def find_videos(inputs: list[Path]) -> list[Path]:
+    """Files as given, folders searched recursively for video files, in sorted order."""
+    found: list[Path] = []
+    for item in inputs:
+        if not item.exists():
+            raise PathError(f"input '{item}' does not exist", item)
+        if item.is_dir():
+            found += sorted(
+                p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
+            )
+        else:
+            found.append(item)
+    return found
+
+
+def sample_times(info: VideoInfo, s: Sampling) -> list[float]:
+    """Times (seconds, in the file's timeline) to take frames at."""
+    first = info.start_time + s.start
+    last = info.start_time + (info.duration if s.end is None else min(s.end, info.duration))
+    if last <= first:
+        return []
+    if s.count:
+        step = (last - first) / s.count
+        times = [first + step * (i + 0.5) for i in range(s.count)]
+    else:
+        step = 1.0 / s.fps if s.fps else (s.every or 1.0)
+        times = [first + step * i for i in range(math.ceil((last - first) / step - 1e-9))]
+    return times[: s.max_frames] if s.max_frames else times
+
+
+def frame_name(stem: str, seconds: float, fmt: str) -> str:
+    """``drive_000012.345.jpg``: the frame's presentation time in seconds, zero-padded."""
+    return f"{stem}_{max(0.0, seconds):010.3f}.{fmt}"
+
+
+def _resize(image: np.ndarray, opts: ExtractOptions) -> np.ndarray:
+    h, w = image.shape[:2]
+    if opts.size:
+        target = opts.size
+    elif opts.max_side and max(h, w) > opts.max_side:
+        scale = opts.max_side / max(h, w)
+        target = (max(1, round(w * scale)), max(1, round(h * scale)))
+    else:
+        return image
+    shrink = target[0] * target[1] < w * h
+    return cv2.resize(image, target, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+def _thumb(image: np.ndarray) -> np.ndarray:
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(gray, DEDUPE_THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def extract_video(
+    path: Path,
+    info: VideoInfo,
+    out: Path,
+    opts: ExtractOptions,
+    rows: dict[str, dict[str, str]],
+    result: ExtractResult,
+    on_frame: Callable[[int], None],
+) -> None:
+    """Extract one video's frames into ``out``; add their manifest rows to ``rows``."""
+    times = sample_times(info, opts.sampling)
+    thresholds = DEFAULT_THRESHOLDS[opts.method]
+    previous: np.ndarray | None = None
+    done = 0
+    for frame in frames_at(path, times):
+        done += 1
+        on_frame(1)
+        image = _resize(np.ascontiguousarray(upright(frame.image, info.rotation)), opts)
+        if opts.dedupe is not None:
+            thumb = _thumb(image)
+            if previous is not None and float(np.abs(thumb - previous).mean()) < opts.dedupe:
+                result.duplicates += 1
+                continue
+            previous = thumb
+        score = score_image(image).score(opts.method)
+        label = thresholds.label(score)
+        name = frame_name(path.stem, frame.time - info.start_time, opts.fmt)
+        relative = f"{label}/{name}" if opts.classify else name
+        target = out / relative
+        if target.exists():
+            result.existing += 1
+        else:
+            write_image(target, image, opts.quality)
+            result.written += 1
+        rows[relative] = {
+            "file": relative,
+            "source": str(path),
+            "pts_seconds": f"{frame.time:.6f}",
+            "width": str(image.shape[1]),
+            "height": str(image.shape[0]),
+            "brightness": f"{score:.2f}",
+            "label": label,
+        }
+    on_frame(len(times) - done)  # frames past a short video's real end
+
+
+def read_manifest(path: Path) -> dict[str, dict[str, str]]:
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as fh:
+        return {row["file"]: row for row in csv.DictReader(fh)}
+
+
+def write_manifest(path: Path, rows: dict[str, dict[str, str]]) -> None:
+    with atomic_output(path) as tmp, tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, MANIFEST_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows[k] for k in sorted(rows))
+
+
+Plan = tuple[Path, VideoInfo | str]  # a video and its probe, or why it cannot be read
+
+
+def plan(videos: list[Path]) -> list[Plan]:
+    plans: list[Plan] = []
+    for video in videos:
+        try:
+            plans.append((video, probe(video)))
+        except D2NError as exc:
+            plans.append((video, str(exc)))
+    return plans
+
+
+def planned_frames(plans: list[Plan], sampling: Sampling) -> int:
+    """Frames the run will visit, for the progress bar."""
+    return sum(len(sample_times(i, sampling)) for _, i in plans if isinstance(i, VideoInfo))
+
+
+def extract(
+    plans: list[Plan],
+    out: Path,
+    opts: ExtractOptions,
+    on_frame: Callable[[int], None],
+    on_error: Callable[[Path, str], None],
+) -> ExtractResult:
+    """Extract every planned video; a failing one is reported through ``on_error`` and the
+    others go on. The manifest is written even when the run is interrupted."""
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = out / "manifest.csv"
+    rows = read_manifest(manifest)
+    result = ExtractResult(failed=[])
+    failed: list[tuple[Path, str]] = []
+    try:
+        for video, info in plans:
+            try:
+                if isinstance(info, str):
+                    raise D2NError(info)
+                extract_video(video, info, out, opts, rows, result, on_frame)
+            except D2NError as exc:
+                failed.append((video, str(exc)))
+                on_error(video, str(exc))
+    finally:
+        result.failed = failed
+        write_manifest(manifest, rows)
+    return result
