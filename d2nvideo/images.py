@@ -45,6 +45,40 @@ def read_image(path: Path, reduce: int = 1) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def jpeg_size(path: Path) -> tuple[int, int] | None:
+    """(height, width) from a JPEG's frame header without decoding; None for other files."""
+    if path.suffix.lower() not in (".jpg", ".jpeg"):
+        return None
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(65536)
+    except OSError:
+        return None
+    i = 2
+    while i + 9 < len(data) and data[i] == 0xFF:
+        marker, length = data[i + 1], int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker in (0xC0, 0xC1, 0xC2):  # start of frame: baseline, extended, progressive
+            return int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(
+                data[i + 7 : i + 9], "big"
+            )
+        i += 2 + length
+    return None
+
+
+def read_image_reduced(path: Path, min_side: int = 0, min_width: int = 0) -> np.ndarray:
+    """Like :func:`read_image`, decoding a large JPEG at 1/2, 1/4 or 1/8 size when the result
+    keeps its shorter side at least ``min_side`` and its width at least ``min_width``."""
+    size = jpeg_size(path)
+    reduce = 1
+    if size is not None:
+        h, w = size
+        while (
+            reduce < 8 and min(h, w) // (reduce * 2) >= min_side and w // (reduce * 2) >= min_width
+        ):
+            reduce *= 2
+    return read_image(path, reduce)
+
+
 def write_image(path: Path, image: np.ndarray, quality: int = 95) -> None:
     """Write ``(H, W, 3) uint8`` RGB atomically; format from the suffix."""
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if path.suffix.lower() in (".jpg", ".jpeg") else []

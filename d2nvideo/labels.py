@@ -109,7 +109,10 @@ def otsu_threshold(scores: np.ndarray, bins: int = 256) -> float:
     with np.errstate(divide="ignore", invalid="ignore"):
         between = (total * w0 - mu) ** 2 / (w0 * (1 - w0))
     between[~np.isfinite(between)] = 0
-    return float(edges[int(np.argmax(between)) + 1])
+    # Between two well-separated modes every threshold in the gap scores the same: take the
+    # middle of that plateau rather than its first bin.
+    best = np.flatnonzero(between >= between.max() * (1 - 1e-9))
+    return float(edges[round(float(best.mean())) + 1])
 
 
 def auto_thresholds(scores: np.ndarray, method: str) -> Thresholds:

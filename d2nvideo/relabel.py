@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import multiprocessing as mp
-import os
 import random
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -22,8 +21,15 @@ import numpy as np
 
 from .errors import InputError
 from .fileio import atomic_output
-from .images import list_images, read_image
-from .labels import DEFAULT_THRESHOLDS, Scores, Thresholds, auto_thresholds, score_image
+from .images import list_images, read_image_reduced
+from .labels import (
+    DEFAULT_THRESHOLDS,
+    THUMB_WIDTH,
+    Scores,
+    Thresholds,
+    auto_thresholds,
+    score_image,
+)
 from .plots import histogram_png
 
 NORMAL = {
@@ -119,9 +125,7 @@ def score_file(path: Path) -> Scores | str:
     if not path.is_file():
         return "missing"
     try:
-        size = os.path.getsize(path)
-        reduce = 4 if size > 150_000 and path.suffix.lower() in (".jpg", ".jpeg") else 1
-        return score_image(read_image(path, reduce))
+        return score_image(read_image_reduced(path, min_width=2 * THUMB_WIDTH))
     except Exception as exc:  # one bad file must not stop 100k others
         return f"unreadable ({exc})"
 

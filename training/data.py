@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from d2nvideo.errors import ConfigError
-from d2nvideo.images import list_images, read_image
+from d2nvideo.images import list_images, read_image_reduced
 
 from .config import DataConfig
 
@@ -152,13 +152,7 @@ def load_training_image(
     Large JPEGs are decoded at 1/2, 1/4 or 1/8 size when that still leaves the shorter side at
     least ``resize``, which is several times faster. Returns ``(h, w, 3) uint8``.
     """
-    target = max(resize, *crop)
-    header = _jpeg_size(path)
-    reduce = 1
-    if header is not None:
-        while reduce < 8 and min(header) // (reduce * 2) >= target:
-            reduce *= 2
-    image = read_image(path, reduce)
+    image = read_image_reduced(path, min_side=max(resize, *crop))
     h, w = image.shape[:2]
     scale = (resize / min(h, w)) if resize else 1.0
     scale = max(scale, crop[0] / h, crop[1] / w)  # the crop must fit
@@ -174,29 +168,6 @@ def load_training_image(
     if flip and rng.random() < 0.5:
         image = image[:, ::-1]
     return np.ascontiguousarray(image)
-
-
-def _jpeg_size(path: Path) -> tuple[int, int] | None:
-    """(height, width) from a JPEG's SOF header without decoding; None for other files."""
-    if path.suffix.lower() not in (".jpg", ".jpeg"):
-        return None
-    try:
-        with path.open("rb") as fh:
-            data = fh.read(65536)
-    except OSError:
-        return None
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        length = int.from_bytes(data[i + 2 : i + 4], "big")
-        if marker in (0xC0, 0xC1, 0xC2):
-            return int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(
-                data[i + 7 : i + 9], "big"
-            )
-        i += 2 + length
-    return None
 
 
 class DomainDataset(Dataset[torch.Tensor]):

@@ -1,0 +1,305 @@
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import SHARED, frame_image, make_video, needs_shared
+
+from d2nvideo.cli import cli
+from d2nvideo.images import read_image, write_image
+from d2nvideo.labels import Thresholds, auto_thresholds, classify, otsu_threshold, score_image
+
+
+def _scene(day: bool, lamps: bool = False, h: int = 90, w: int = 160) -> np.ndarray:
+    """A crude road scene: sky on top, road below; night is dark, lamps are small spots."""
+    img = np.zeros((h, w, 3), np.uint8)
+    img[: h // 2] = (150, 180, 230) if day else (8, 10, 20)
+    img[h // 2 :] = (110, 110, 100) if day else (25, 25, 25)
+    if lamps:
+        for x in range(10, w, 30):
+            img[h // 2 - 8 : h // 2 - 4, x : x + 3] = 255
+            img[h // 2 :, x - 6 : x + 9] = (200, 170, 90)  # lit road under each lamp
+    return img
+
+
+def test_scores_and_thresholds() -> None:
+    assert classify(_scene(True)) == "day"
+    assert classify(_scene(False)) == "night"
+    t = Thresholds(60, 68)
+    assert [t.label(s) for s in (60, 64, 68, 68.1)] == ["night", "ambiguous", "ambiguous", "day"]
+
+
+def test_sky_scorer_is_not_fooled_by_lamps_where_the_mean_is() -> None:
+    lit = _scene(False, lamps=True)
+    lit[lit.shape[0] // 2 :] = np.maximum(lit[lit.shape[0] // 2 :], 160)  # brightly lit street
+    s = score_image(lit)
+    assert s.mean > 68  # the study's rule calls this day
+    assert classify(lit, "mean") == "day" and classify(lit, "sky") == "night"
+
+
+def test_score_ignores_image_size() -> None:
+    small = _scene(True)
+    big = np.kron(small, np.ones((4, 4, 1), np.uint8))
+    assert abs(score_image(small).sky - score_image(big).sky) < 3
+
+
+def test_otsu_finds_the_valley() -> None:
+    rng = np.random.default_rng(0)
+    scores = np.concatenate([rng.normal(30, 8, 500), rng.normal(120, 15, 800)])
+    assert 55 < otsu_threshold(scores) < 90
+    t = auto_thresholds(scores, "mean")
+    assert t.day_min - t.night_max == 8
+
+
+def _write_set(root: Path) -> dict[str, list[str]]:
+    names = {"day": [], "night": []}
+    for i in range(6):
+        for label, day in (("day", True), ("night", False)):
+            name = f"{label}{i}.jpg"
+            write_image(root / name, _scene(day))
+            names[label].append(name)
+    return names
+
+
+def test_relabel_nexet_flags_wrong_labels_and_reports_bad_rows(tmp_path: Path) -> None:
+    images = tmp_path / "img"
+    names = _write_set(images)
+    (images / "broken.jpg").write_bytes(b"nope")
+    rows = ["image_filename,lighting,city"]
+    rows += [f"{n},Day,nyc" for n in names["day"][:5]] + [f"{names['day'][5]},Night,sf"]
+    rows += [f"{n},Night,sf" for n in names["night"][:5]] + [f"{names['night'][5]},Twilight,x"]
+    rows += ["broken.jpg,Day,x", "absent.jpg,Night,x", ",Day,x"]
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "clean"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "relabel",
+            "--nexet",
+            str(tmp_path / "train.csv"),
+            "--images",
+            str(images),
+            "-o",
+            str(out),
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    table = {r["path"].split("/")[-1]: r for r in csv.DictReader((out / "labels.csv").open())}
+    assert (
+        table[names["day"][5]]["status"] == "relabelled" and table[names["day"][5]]["new"] == "day"
+    )
+    assert table[names["night"][5]]["status"] == "relabelled"
+    assert table["broken.jpg"]["status"] == table["absent.jpg"]["status"] == "unreadable"
+    assert "1 label rows skipped" in result.output and "1 missing" in result.output
+    train = (out / "train_day.txt").read_text().splitlines()
+    test = (out / "test_day.txt").read_text().splitlines()
+    assert len(train) + len(test) == 6 and len(test) == 1
+    assert (out / "histogram.png").is_file() and (out / "histogram_sky.png").is_file()
+
+
+def test_relabel_bdd_json_and_auto_thresholds(tmp_path: Path) -> None:
+    images = tmp_path / "img"
+    names = _write_set(images)
+    frames = [
+        {"name": n, "attributes": {"timeofday": "daytime", "weather": "clear"}}
+        for n in names["day"]
+    ]
+    frames += [{"name": n, "attributes": {"timeofday": "night"}} for n in names["night"]]
+    frames += [{"name": "x.jpg"}]
+    (tmp_path / "labels.json").write_text(json.dumps(frames))
+    result = CliRunner().invoke(
+        cli,
+        [
+            "relabel",
+            "--bdd",
+            str(tmp_path / "labels.json"),
+            "--images",
+            str(images),
+            "-o",
+            str(tmp_path / "o"),
+            "--auto-thresholds",
+            "--method",
+            "mean",
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "12 agree" in result.output and "auto" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--nexet", "MISSING", "--images", "IMG"], "does not exist"),
+        (["--nexet", "BADCSV", "--images", "IMG"], "lacks column"),
+        (["--bdd", "BADJSON", "--images", "IMG"], "not readable JSON"),
+        (["--nexet", "GOODCSV"], "need --images"),
+        (["--folder", "day"], "LABEL=DIR"),
+        (["--nexet", "ALLGONE", "--images", "IMG"], "could be read"),
+    ],
+)
+def test_relabel_bad_inputs_give_one_line(args: list[str], message: str, tmp_path: Path) -> None:
+    (tmp_path / "img").mkdir()
+    (tmp_path / "bad.csv").write_text("file,label\na.jpg,Day\n")
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "good.csv").write_text("image_filename,lighting\na.jpg,Day\n")
+    (tmp_path / "gone.csv").write_text("image_filename,lighting\na.jpg,Day\nb.jpg,Night\n")
+    paths = {
+        "MISSING": tmp_path / "no.csv",
+        "BADCSV": tmp_path / "bad.csv",
+        "BADJSON": tmp_path / "bad.json",
+        "GOODCSV": tmp_path / "good.csv",
+        "ALLGONE": tmp_path / "gone.csv",
+        "IMG": tmp_path / "img",
+    }
+    argv = ["relabel", *[str(paths.get(a, a)) for a in args], "-o", str(tmp_path / "o"), "-q"]
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code in (1, 2)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], result.output
+
+
+def test_relabel_resumes_from_saved_scores(tmp_path: Path, monkeypatch) -> None:
+    from d2nvideo import relabel as rl
+
+    images = tmp_path / "img"
+    _write_set(images)
+    sources = rl.from_folders({"day": images})
+    calls = []
+    real = rl.score_file
+    monkeypatch.setattr(rl, "score_file", lambda p: calls.append(p) or real(p))
+    partial = tmp_path / "o" / rl.PARTIAL
+    partial.parent.mkdir()
+    first = sources.items[0].path
+    partial.write_text(f"path,mean,upper_p75,median,dark,error\n{first},100,150,90,0.1,\n")
+    rl.relabel(sources, tmp_path / "o", workers=1)
+    assert first not in calls and len(calls) == len(sources.items) - 1
+    assert not partial.exists()
+
+
+# --- extract --------------------------------------------------------------------------------
+
+
+def test_extract_names_manifest_resume_and_bad_files(tmp_path: Path) -> None:
+    folder = tmp_path / "clips" / "sub"
+    folder.mkdir(parents=True)
+    make_video(folder / "drive.mp4", frames=50, fps=25)
+    (tmp_path / "clips" / "broken.mp4").write_text("not a video")
+    out = tmp_path / "frames"
+    argv = ["extract", str(tmp_path / "clips"), "-o", str(out), "--every", "0.4s", "-q"]
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 1 and "broken.mp4" in result.output
+    names = sorted(p.name for p in out.glob("*.jpg"))
+    assert names == [f"drive_{t:010.3f}.jpg" for t in (0, 0.4, 0.8, 1.2, 1.6)]
+    rows = list(csv.DictReader((out / "manifest.csv").open()))
+    assert [float(r["pts_seconds"]) for r in rows] == [0, 0.4, 0.8, 1.2, 1.6]
+    assert {r["label"] for r in rows} <= {"day", "night", "ambiguous"}
+    again = CliRunner().invoke(cli, argv)
+    assert "0 frames written, 5 already there" in again.output
+
+
+def test_extract_frames_count_size_classify_and_dedupe(tmp_path: Path) -> None:
+    import av
+
+    still = tmp_path / "still.mp4"  # a car stopped at a light: 20 identical frames, then motion
+    with av.open(str(still), "w") as out:
+        vs = out.add_stream("libx264", rate=10)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        for i in range(30):
+            image = frame_image(0 if i < 20 else i, 64, 48)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode())
+    out = tmp_path / "o"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "extract",
+            str(still),
+            "-o",
+            str(out),
+            "--frames",
+            "10",
+            "--size",
+            "32x24",
+            "--dedupe",
+            "--classify",
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    written = list(out.rglob("*.jpg"))
+    assert len(written) == 5  # the 6 samples of the still part collapse to 1; 4 moving stay
+    assert all(read_image(p).shape == (24, 32, 3) for p in written)
+    assert all(p.parent.name in ("day", "night", "ambiguous") for p in written)
+
+
+def test_extract_keeps_rotated_frames_upright(media: dict[str, Path], tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["extract", str(media["rotated"]), "-o", str(tmp_path), "--frames", "1", "-q"]
+    )
+    assert result.exit_code == 0
+    (frame,) = tmp_path.glob("*.jpg")
+    assert read_image(frame).shape == (64, 48, 3)  # stored 64x48, displayed 48x64
+
+
+def test_sparse_sampling_decodes_less(tmp_path: Path) -> None:
+    """--every seeks to the keyframe before each sample instead of decoding every frame."""
+    import av
+
+    from d2nvideo.video import decode
+
+    clip = tmp_path / "gop.mp4"
+    with av.open(str(clip), "w") as out:
+        vs = out.add_stream("libx264", rate=25, options={"g": "25", "keyint_min": "25"})
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        for i in range(250):
+            frame = av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode())
+    decoded = []
+    real = decode._decoded
+
+    def counting(*args):
+        for frame in real(*args):
+            decoded.append(frame.pts)
+            yield frame
+
+    decode._decoded = counting
+    try:
+        got = list(decode.frames_at(clip, [1.6, 4.4, 7.2]))
+    finally:
+        decode._decoded = real
+    assert [f.time for f in got] == [1.6, 4.4, 7.2]
+    assert len(decoded) <= 16 + 11 + 6 + 6  # from the keyframe before each, not 181 frames
+
+
+# --- the real data ---------------------------------------------------------------------------
+
+
+@needs_shared()
+def test_the_eight_nexet_examples_are_flagged(tmp_path: Path) -> None:
+    folder = SHARED / "labeled" / "nexet_mislabeled_examples"
+    rows = list(csv.DictReader((folder / "labels.csv").open()))
+    for row in rows:
+        image = read_image(folder / row["file"])
+        new = classify(image)
+        assert new != row["nexet_original_lighting"].lower(), row["file"]
+
+
+@needs_shared()
+def test_auto_thresholds_on_real_bdd_brightness_match_the_study() -> None:
+    name = "scripts__DataClassificator__data__bdd100k_train.csv.gz"
+    path = SHARED / "labeled" / "label_formats" / "solesensei_day2night" / name
+    with gzip.open(path, "rt") as fh:
+        scores = np.array([float(r["pixels_light"]) for r in csv.DictReader(fh)])
+    t = auto_thresholds(scores, "mean")
+    assert abs((t.night_max + t.day_min) / 2 - 64) <= 6  # the study: 60 / 68
