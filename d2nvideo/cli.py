@@ -146,9 +146,18 @@ def load_translator(model: Path | None, day_is: str, device: str, precision: str
 )
 @click.option(
     "--smooth",
-    type=click.Choice(["none"]),
+    type=click.Choice(["none", "ema", "flow"]),
     default="none",
-    help="Temporal smoothing of the translated frames.",
+    help="Temporal smoothing against flicker. flow: motion-compensated blend with the "
+    "previous output (optical flow on the input, occlusion-checked, reset at cuts). "
+    "ema: running average of the output's overall brightness and colour only; cheap, "
+    "but it ghosts on fast motion and leaves fine flicker.",
+)
+@click.option(
+    "--smooth-strength",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.6,
+    help="How much of the (motion-compensated) past is kept.",
 )
 @click.option(
     "--codec",

@@ -37,6 +37,7 @@ def convert_path(
     start: float,
     duration: float | None,
     smooth: str,
+    smooth_strength: float,
     codec: str | None,
     crf: int,
     preset: str,
@@ -51,7 +52,16 @@ def convert_path(
         raise PathError(f"input '{src}' does not exist", src)
     dst = output or default_output(src, to)
     settings = EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
-    opts = ConvertOptions(to, batch_size, max_size, start, duration, smooth, settings)
+    opts = ConvertOptions(
+        to=to,
+        batch_size=batch_size,
+        max_size=max_size,
+        start=start,
+        duration=duration,
+        smooth=smooth,
+        smooth_strength=smooth_strength,
+        encode=settings,
+    )
     if src.is_dir() or is_image(src):
         _check_image_output(src, dst, overwrite)
     else:

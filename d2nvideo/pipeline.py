@@ -31,7 +31,8 @@ class ConvertOptions:
     max_size: int | None = None  # run the network with the longer side at most this (pixels)
     start: float = 0.0  # seconds into the input
     duration: float | None = None  # seconds to convert; None: to the end
-    smooth: str = "none"  # temporal smoothing: none (the smoothing issue adds more)
+    smooth: str = "none"  # temporal smoothing: none|ema|flow
+    smooth_strength: float = 0.6  # share of the motion-compensated past kept, in [0, 1)
     encode: EncodeSettings = field(default_factory=EncodeSettings)
 
 
@@ -98,7 +99,7 @@ def translate_frames(
         images = [upright(f.image, rotation) for f in batch]
         outputs = translate_images(images, translator, opts.to, opts.max_size)
         for frame, out in zip(batch, outputs, strict=True):
-            yield dataclasses.replace(frame, image=restore(out, rotation))
+            yield dataclasses.replace(frame, image=restore(out, rotation), source=frame.image)
 
 
 def convert_video(
@@ -120,7 +121,8 @@ def convert_video(
         expect_frames=info.frames if whole and info.frames_exact else None,
     )
     frames = prefetch(decoded, depth=2 * opts.batch_size, name="decode")
-    smoothed = make_smoother(opts.smooth)(translate_frames(frames, translator, opts, info.rotation))
+    smoother = make_smoother(opts.smooth, opts.smooth_strength)
+    smoothed = smoother(translate_frames(frames, translator, opts, info.rotation))
     end = None if opts.duration is None else opts.start + opts.duration
     t0 = time.perf_counter()
     with atomic_output(dst) as tmp:

@@ -28,6 +28,7 @@ class Frame:
     time_base: Fraction
     index: int
     duration: int = 0  # in time_base units; 0 when unknown
+    source: np.ndarray | None = None  # for a translated frame: its input image
 
     @property
     def time(self) -> float:

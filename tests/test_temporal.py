@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import frame_image
+
+from d2nvideo.errors import UsageError
+from d2nvideo.metrics import psnr, ssim, ssim_gray, warp_error
+from d2nvideo.video.decode import Frame
+from d2nvideo.video.smooth import make_smoother
+
+
+def _texture(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
+    """A smooth random texture (trackable by optical flow): (H, W, 3) uint8."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (h // 8, w // 8, 3)).astype(np.float32)
+    return np.clip(cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC), 0, 255).astype(np.uint8)
+
+
+def _panning(n: int = 8, shift: int = 3) -> list[np.ndarray]:
+    big = _texture(96, 128 + n * shift)
+    return [np.ascontiguousarray(big[:, i * shift : i * shift + 128]) for i in range(n)]
+
+
+def test_ssim_and_psnr_agree_with_scikit_image() -> None:
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    rng = np.random.default_rng(1)
+    for shape in [(40, 50), (33, 47, 3)]:
+        a = rng.integers(0, 256, shape, dtype=np.uint8)
+        b = np.clip(a.astype(int) + rng.integers(-50, 50, shape), 0, 255).astype(np.uint8)
+        axis = -1 if len(shape) == 3 else None
+        assert ssim(a, b) == pytest.approx(
+            structural_similarity(a, b, data_range=255, channel_axis=axis), abs=1e-9
+        )
+        assert psnr(a, b) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=255))
+    assert ssim_gray(a, a) == pytest.approx(1.0)
+
+
+def test_warp_error_of_a_static_video_is_about_zero() -> None:
+    frames = [_texture()] * 5
+    assert warp_error(frames, frames) < 1e-6
+
+
+def test_a_known_global_shift_is_compensated() -> None:
+    frames = _panning()
+    compensated = warp_error(frames, frames)
+    uncompensated = float(np.mean([((a / 255.0 - b / 255.0) ** 2).sum(-1).mean()
+                                   for a, b in zip(frames, frames[1:])]))
+    assert compensated < 0.1 * uncompensated
+
+
+def test_flicker_scores_worse_than_its_smooth_version() -> None:
+    inputs = _panning()
+    flicker = [np.clip(f.astype(int) + (25 if i % 2 else -25), 0, 255).astype(np.uint8)
+               for i, f in enumerate(inputs)]
+    assert warp_error(inputs, flicker) > 10 * warp_error(inputs, inputs)
+
+
+def _smoothed(mode: str, inputs: list[np.ndarray], outputs: list[np.ndarray]) -> list[np.ndarray]:
+    frames = [Frame(o, i, None, i, source=s) for i, (s, o) in enumerate(zip(inputs, outputs))]
+    return [f.image for f in make_smoother(mode, 0.6)(iter(frames))]
+
+
+@pytest.mark.parametrize("mode", ["flow", "ema"])
+def test_smoothing_reduces_flicker_and_keeps_the_picture(mode: str) -> None:
+    inputs = _panning(10)
+    flicker = [np.clip(f.astype(int) // 2 + (12 if i % 2 else -12) + 40, 0, 255).astype(np.uint8)
+               for i, f in enumerate(inputs)]
+    smooth = _smoothed(mode, inputs, flicker)
+    assert warp_error(inputs, smooth) < 0.7 * warp_error(inputs, flicker)
+    assert np.mean([ssim(a, b) for a, b in zip(smooth, flicker)]) > 0.8
+    assert smooth[0].dtype == np.uint8 and smooth[0].shape == flicker[0].shape
+
+
+def test_smoothing_resets_at_a_scene_cut() -> None:
+    a, b = _texture(seed=1), _texture(seed=2) // 4
+    out = _smoothed("flow", [a, a, b], [a, a, b])
+    assert np.array_equal(out[2], b)  # nothing of the previous shot leaks in
+
+
+def test_none_is_the_identity_and_bad_modes_are_usage_errors() -> None:
+    frames = [frame_image(i, 32, 24) for i in range(3)]
+    assert all(np.array_equal(a, b) for a, b in zip(_smoothed("none", frames, frames), frames))
+    with pytest.raises(UsageError):
+        make_smoother("median")
+    with pytest.raises(UsageError):
+        make_smoother("flow", 1.0)
