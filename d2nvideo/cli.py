@@ -341,5 +341,69 @@ def extract(inputs: tuple[Path, ...], output: Path, quiet: bool, **kw: Any) -> N
     run_extract(list(inputs), output, quiet, **kw)
 
 
+@cli.command()
+@click.argument("input_path", metavar="VIDEO", type=EXISTING)
+@click.option(
+    "--to", "to", type=click.Choice(["night", "day"]), required=True, help="Target domain."
+)
+@click.option(
+    "-o",
+    "--output",
+    type=EXISTING,
+    required=True,
+    help="A video (.mp4, .mkv...: the whole comparison, audio kept), an image (.png, "
+    ".jpg: one frame, see --at) or a .gif.",
+)
+@model_options
+@click.option(
+    "--layout",
+    type=click.Choice(["side", "stack", "wipe"]),
+    default="side",
+    help="side by side, stacked, or a moving divider between output and input.",
+)
+@click.option(
+    "--at",
+    type=click.FloatRange(0),
+    default=None,
+    help="For an image output: the second to compare. Default: the middle.",
+)
+@click.option("--start", type=click.FloatRange(0), default=0.0, help="Start at this second.")
+@click.option(
+    "--duration",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Seconds to preview. Default: to the end (5 s for a GIF).",
+)
+@click.option(
+    "--smooth",
+    type=click.Choice(["none", "ema", "flow"]),
+    default="none",
+    help="Temporal smoothing, as in convert.",
+)
+@click.option(
+    "--smooth-strength",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.6,
+    help="How much of the (motion-compensated) past is kept.",
+)
+@click.option(
+    "--batch-size", type=click.IntRange(1, 256), default=4, help="Frames per network call."
+)
+@click.option(
+    "--max-size",
+    type=click.IntRange(16),
+    default=None,
+    help="Run the network with the longer side at most this many pixels.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def preview(input_path: Path, to: str, output: Path, **kw: Any) -> None:
+    """Show input and translation together: a side-by-side video with the audio, a still
+    comparison at a time, or a GIF."""
+    from .preview_cli import run_preview
+
+    run_preview(input_path, to, output, **kw)
+
+
 def main() -> None:
     cli(prog_name="d2nvideo")

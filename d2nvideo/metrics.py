@@ -23,8 +23,9 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0, win: int = 7) 
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
     if a.ndim == 3:
-        return float(np.mean([ssim(a[..., c], b[..., c], data_range, win)
-                              for c in range(a.shape[2])]))
+        return float(
+            np.mean([ssim(a[..., c], b[..., c], data_range, win) for c in range(a.shape[2])])
+        )
     x, y = a.astype(np.float64), b.astype(np.float64)
     n = win * win
     cov_norm = n / (n - 1)

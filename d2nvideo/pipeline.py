@@ -109,10 +109,15 @@ def convert_video(
     opts: ConvertOptions,
     on_frames: Callable[[int], None] = lambda n: None,
     info: VideoInfo | None = None,
+    post: Callable[[Iterator[Frame]], Iterator[Frame]] | None = None,
+    rotation: int | None = None,
 ) -> ConvertResult:
     """Translate the video ``src`` into ``dst`` (written atomically). ``on_frames(n)`` is called
-    as frames are written."""
+    as frames are written. ``post`` is an extra stage before encoding (preview's composition);
+    ``info`` describes the output (the probe of ``src`` by default) and ``rotation`` how the
+    input frames are stored (``info.rotation`` by default)."""
     info = info or probe(src)
+    rotation = info.rotation if rotation is None else rotation
     whole = opts.start <= 0 and opts.duration is None
     decoded = decode_frames(
         src,
@@ -122,7 +127,8 @@ def convert_video(
     )
     frames = prefetch(decoded, depth=2 * opts.batch_size, name="decode")
     smoother = make_smoother(opts.smooth, opts.smooth_strength)
-    smoothed = smoother(translate_frames(frames, translator, opts, info.rotation))
+    smoothed = smoother(translate_frames(frames, translator, opts, rotation))
+    staged = post(smoothed) if post is not None else smoothed
     end = None if opts.duration is None else opts.start + opts.duration
     t0 = time.perf_counter()
     with atomic_output(dst) as tmp:
@@ -132,7 +138,7 @@ def convert_video(
             name="encode",
         )
         try:
-            for frame in smoothed:
+            for frame in staged:
                 sink.put(frame)
                 on_frames(1)
             count = sink.finish()

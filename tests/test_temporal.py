@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from conftest import frame_image
@@ -16,7 +18,9 @@ def _texture(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
 
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 256, (h // 8, w // 8, 3)).astype(np.float32)
-    return np.clip(cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC), 0, 255).astype(np.uint8)
+    return np.clip(cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC), 0, 255).astype(
+        np.uint8
+    )
 
 
 def _panning(n: int = 8, shift: int = 3) -> list[np.ndarray]:
@@ -47,15 +51,20 @@ def test_warp_error_of_a_static_video_is_about_zero() -> None:
 def test_a_known_global_shift_is_compensated() -> None:
     frames = _panning()
     compensated = warp_error(frames, frames)
-    uncompensated = float(np.mean([((a / 255.0 - b / 255.0) ** 2).sum(-1).mean()
-                                   for a, b in zip(frames, frames[1:])]))
+    uncompensated = float(
+        np.mean(
+            [((a / 255.0 - b / 255.0) ** 2).sum(-1).mean() for a, b in itertools.pairwise(frames)]
+        )
+    )
     assert compensated < 0.1 * uncompensated
 
 
 def test_flicker_scores_worse_than_its_smooth_version() -> None:
     inputs = _panning()
-    flicker = [np.clip(f.astype(int) + (25 if i % 2 else -25), 0, 255).astype(np.uint8)
-               for i, f in enumerate(inputs)]
+    flicker = [
+        np.clip(f.astype(int) + (25 if i % 2 else -25), 0, 255).astype(np.uint8)
+        for i, f in enumerate(inputs)
+    ]
     assert warp_error(inputs, flicker) > 10 * warp_error(inputs, inputs)
 
 
@@ -67,8 +76,10 @@ def _smoothed(mode: str, inputs: list[np.ndarray], outputs: list[np.ndarray]) ->
 @pytest.mark.parametrize("mode", ["flow", "ema"])
 def test_smoothing_reduces_flicker_and_keeps_the_picture(mode: str) -> None:
     inputs = _panning(10)
-    flicker = [np.clip(f.astype(int) // 2 + (12 if i % 2 else -12) + 40, 0, 255).astype(np.uint8)
-               for i, f in enumerate(inputs)]
+    flicker = [
+        np.clip(f.astype(int) // 2 + (12 if i % 2 else -12) + 40, 0, 255).astype(np.uint8)
+        for i, f in enumerate(inputs)
+    ]
     smooth = _smoothed(mode, inputs, flicker)
     assert warp_error(inputs, smooth) < 0.7 * warp_error(inputs, flicker)
     assert np.mean([ssim(a, b) for a, b in zip(smooth, flicker)]) > 0.8

@@ -1,0 +1,159 @@
+"""``d2nvideo preview``: input and translation together, as a video (audio kept), a still
+comparison at a given time, or a GIF; the same pipeline and options as convert."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import InputError
+from .fileio import atomic_output
+from .images import write_image
+from .pipeline import ConvertOptions, ConvertResult, convert_video, translate_frames, upright
+from .translator import Translator
+from .video.decode import Frame, decode_frames, frames_at
+from .video.probe import probe
+from .video.smooth import make_smoother
+
+LAYOUTS = ("side", "stack", "wipe")
+STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+WIPE_PERIOD_S = 4.0
+GIF_FPS = 10
+GIF_MAX_WIDTH = 800
+
+
+def draw_label(image: np.ndarray, text: str, x: int = 0, y: int = 0) -> None:
+    """Write ``text`` in a dark box at (x, y) of ``(H, W, 3) uint8``, in place."""
+    scale = max(0.4, image.shape[0] / 720)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    pad = max(3, round(6 * scale))
+    cv2.rectangle(image, (x, y), (x + tw + 2 * pad, y + th + base + 2 * pad), (0, 0, 0), -1)
+    cv2.putText(
+        image,
+        text,
+        (x + pad, y + pad + th),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (255, 255, 255),
+        1,
+        cv2.LINE_AA,
+    )
+
+
+def compose(
+    source: np.ndarray, output: np.ndarray, layout: str, to: str, phase: float = 0.5
+) -> np.ndarray:
+    """Input and translation, ``(H, W, 3) uint8`` each, in one image.
+
+    side: left/right; stack: top/bottom; wipe: the translation left of a divider at ``phase``
+    (0-1) of the width, the input right of it.
+    """
+    h, w = source.shape[:2]
+    if layout == "wipe":
+        x = round(float(np.clip(phase, 0, 1)) * w)
+        image = source.copy()
+        image[:, :x] = output[:, :x]
+        cv2.line(image, (x, 0), (x, h - 1), (255, 255, 255), max(1, w // 400))
+        draw_label(image, to)
+        draw_label(image, "input", x=max(0, w - 90 * max(1, round(h / 720))))
+        return image
+    a, b = source.copy(), output.copy()
+    draw_label(a, "input")
+    draw_label(b, f"{to} (d2nvideo)")
+    return np.ascontiguousarray(np.hstack([a, b]) if layout == "side" else np.vstack([a, b]))
+
+
+def compose_stage(
+    layout: str, to: str, rotation: int
+) -> Callable[[Iterator[Frame]], Iterator[Frame]]:
+    """A pipeline stage turning translated frames into comparisons (in display orientation)."""
+
+    def stage(frames: Iterator[Frame]) -> Iterator[Frame]:
+        for frame in frames:
+            assert frame.source is not None
+            phase = 0.5 + 0.45 * math.sin(2 * math.pi * frame.time / WIPE_PERIOD_S)
+            image = compose(
+                upright(frame.source, rotation), upright(frame.image, rotation), layout, to, phase
+            )
+            yield dataclasses.replace(frame, image=image)
+
+    return stage
+
+
+def preview_video(
+    src: Path,
+    dst: Path,
+    translator: Translator,
+    opts: ConvertOptions,
+    layout: str,
+    on_frames: Callable[[int], None],
+) -> ConvertResult:
+    source = probe(src)
+    info = dataclasses.replace(source, rotation=0)  # frames are composed upright
+    return convert_video(
+        src,
+        dst,
+        translator,
+        opts,
+        on_frames,
+        info,
+        post=compose_stage(layout, opts.to, source.rotation),
+        rotation=source.rotation,
+    )
+
+
+def preview_still(
+    src: Path, dst: Path, translator: Translator, opts: ConvertOptions, at: float, layout: str
+) -> None:
+    info = probe(src)
+    frames = list(frames_at(src, [info.start_time + at]))
+    if not frames:
+        raise InputError(f"'{src}' has no frame at {at:g} s (it lasts {info.duration:.2f} s)", src)
+    (out,) = translate_frames(frames, translator, opts, info.rotation)
+    assert out.source is not None
+    write_image(
+        dst,
+        compose(
+            upright(out.source, info.rotation), upright(out.image, info.rotation), layout, opts.to
+        ),
+    )
+
+
+def preview_gif(
+    src: Path,
+    dst: Path,
+    translator: Translator,
+    opts: ConvertOptions,
+    layout: str,
+    on_frames: Callable[[int], None],
+) -> int:
+    """An animated GIF at up to 10 fps and 800 pixels wide (held in memory: keep it short)."""
+    from PIL import Image
+
+    info = probe(src)
+    step = max(1, math.ceil(float(info.fps) / GIF_FPS - 1e-6))
+    frames = (f for f in decode_frames(src, opts.start, opts.duration) if f.index % step == 0)
+    translated = make_smoother(opts.smooth, opts.smooth_strength)(
+        translate_frames(frames, translator, opts, info.rotation)
+    )
+    images = []
+    for frame in compose_stage(layout, opts.to, info.rotation)(translated):
+        image = frame.image
+        if image.shape[1] > GIF_MAX_WIDTH:
+            size = (GIF_MAX_WIDTH, round(image.shape[0] * GIF_MAX_WIDTH / image.shape[1]))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        images.append(
+            Image.fromarray(image).quantize(colors=255, dither=Image.Dither.FLOYDSTEINBERG)
+        )
+        on_frames(step)
+    duration_ms = round(1000 * step / float(info.fps))
+    with atomic_output(dst) as tmp:
+        images[0].save(
+            tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0
+        )
+    return len(images)
