@@ -59,9 +59,9 @@ def test_preview_still_past_the_end_is_one_clear_error(media, tmp_path: Path) ->
 
 
 def test_compose_layouts() -> None:
-    a = np.zeros((20, 30, 3), np.uint8)
-    b = np.full((20, 30, 3), 200, np.uint8)
-    assert compose(a, b, "side", "night").shape == (20, 60, 3)
-    assert compose(a, b, "stack", "night").shape == (40, 30, 3)
+    a = np.zeros((60, 90, 3), np.uint8)
+    b = np.full((60, 90, 3), 200, np.uint8)
+    assert compose(a, b, "side", "night").shape == (60, 180, 3)
+    assert compose(a, b, "stack", "night").shape == (120, 90, 3)
     wipe = compose(a, b, "wipe", "night", phase=0.5)
-    assert wipe.shape == (20, 30, 3) and wipe[15, 5].mean() == 200 and wipe[15, 25].mean() == 0
+    assert wipe.shape == (60, 90, 3) and wipe[50, 10].mean() == 200 and wipe[50, 80].mean() == 0
