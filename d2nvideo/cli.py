@@ -405,5 +405,62 @@ def preview(input_path: Path, to: str, output: Path, **kw: Any) -> None:
     run_preview(input_path, to, output, **kw)
 
 
+@cli.command()
+@model_options
+@click.option("--day", type=EXISTING, required=True, help="Folder of day images.")
+@click.option("--night", type=EXISTING, required=True, help="Folder of night images.")
+@click.option(
+    "--video",
+    "videos",
+    type=EXISTING,
+    multiple=True,
+    help="A clip for temporal stability (E_warp); repeatable.",
+)
+@click.option("-o", "--output", type=EXISTING, required=True, help="Report folder.")
+@click.option("--max-images", type=click.IntRange(2), default=40, help="Images per domain.")
+@click.option(
+    "--image-size",
+    type=click.IntRange(32),
+    default=640,
+    help="Longer side the stills are evaluated at.",
+)
+@click.option(
+    "--max-size",
+    type=click.IntRange(16),
+    default=None,
+    help="The network's working size, as in convert.",
+)
+@click.option(
+    "--realism-steps",
+    type=click.IntRange(0),
+    default=400,
+    help="Training steps of the realism classifier (0 skips the check).",
+)
+@click.option(
+    "--video-frames", type=click.IntRange(2), default=48, help="Frames per clip for E_warp."
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress messages.")
+def evaluate(output: Path, quiet: bool, **kw: Any) -> None:
+    """Measure a model: reconstruction and cross-domain SSIM/PSNR, cycle SSIM, domain success
+    (the relabeler's scorer), a download-free realism check, E_warp of clips with each
+    smoothing mode, and frames/s against resolution. Writes report.json, report.md and plots.
+
+    Half of each folder trains the realism classifier and half is evaluated; trivial
+    baselines (x0.2 darkening, x4 brightening) are scored beside the model."""
+    from .evaluate import EvalOptions
+    from .evaluate_cli import run_evaluate
+
+    translator = load_translator(kw["model"], kw["day_is"], kw["device"], kw["precision"])
+    opts = EvalOptions(
+        max_images=kw["max_images"],
+        image_max_side=kw["image_size"],
+        max_size=kw["max_size"],
+        realism_steps=kw["realism_steps"],
+        videos=kw["videos"],
+        video_frames=kw["video_frames"],
+    )
+    run_evaluate(translator, kw["day"], kw["night"], kw["videos"], output, opts, quiet)
+
+
 def main() -> None:
     cli(prog_name="d2nvideo")

@@ -16,12 +16,14 @@ def _run(*args: object):
     return CliRunner().invoke(cli, ["preview", *map(str, args), "-q"], catch_exceptions=False)
 
 
-@pytest.mark.parametrize("layout, size", [("side", (128, 48)), ("stack", (64, 96)),
-                                          ("wipe", (64, 48))])
+@pytest.mark.parametrize(
+    "layout, size", [("side", (128, 48)), ("stack", (64, 96)), ("wipe", (64, 48))]
+)
 def test_preview_video_sizes_counts_and_audio(layout, size, media: dict[str, Path], tmp_path):
     out = tmp_path / "p.mp4"
-    result = _run(media["audio"], "--to", "night", "-o", out, "--model", media["model"],
-                  "--layout", layout)
+    result = _run(
+        media["audio"], "--to", "night", "-o", out, "--model", media["model"], "--layout", layout
+    )
     assert result.exit_code == 0, result.output
     a, b = read_video(media["audio"]), read_video(out)
     assert (b.width, b.height) == size
@@ -30,19 +32,36 @@ def test_preview_video_sizes_counts_and_audio(layout, size, media: dict[str, Pat
 
 def test_preview_of_a_rotated_video_is_upright(media: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "r.mp4"
-    assert _run(media["rotated"], "--to", "day", "-o", out, "--model", media["model"]).exit_code == 0
+    assert (
+        _run(media["rotated"], "--to", "day", "-o", out, "--model", media["model"]).exit_code == 0
+    )
     b = read_video(out)
     assert (b.width, b.height, b.rotation) == (96, 64, 0)
 
 
 def test_preview_still_and_gif(media: dict[str, Path], tmp_path: Path) -> None:
     still = tmp_path / "c.png"
-    assert _run(media["long"], "--to", "night", "-o", still, "--at", "2.5",
-                "--model", media["model"]).exit_code == 0
+    assert (
+        _run(
+            media["long"], "--to", "night", "-o", still, "--at", "2.5", "--model", media["model"]
+        ).exit_code
+        == 0
+    )
     assert read_image(still).shape == (64, 192, 3)
     gif = tmp_path / "p.gif"
-    result = _run(media["long"], "--to", "night", "-o", gif, "--duration", "2",
-                  "--model", media["model"], "--smooth", "flow")
+    result = _run(
+        media["long"],
+        "--to",
+        "night",
+        "-o",
+        gif,
+        "--duration",
+        "2",
+        "--model",
+        media["model"],
+        "--smooth",
+        "flow",
+    )
     assert result.exit_code == 0, result.output
     from PIL import Image
 
@@ -51,9 +70,21 @@ def test_preview_still_and_gif(media: dict[str, Path], tmp_path: Path) -> None:
 
 
 def test_preview_still_past_the_end_is_one_clear_error(media, tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["preview", str(media["plain"]), "--to", "night", "-o",
-                                      str(tmp_path / "x.png"), "--at", "99",
-                                      "--model", str(media["model"])])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "preview",
+            str(media["plain"]),
+            "--to",
+            "night",
+            "-o",
+            str(tmp_path / "x.png"),
+            "--at",
+            "99",
+            "--model",
+            str(media["model"]),
+        ],
+    )
     assert result.exit_code == 1 and "no frame at 99" in result.output
     assert not (tmp_path / "x.png").exists()
 

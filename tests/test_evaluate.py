@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+
+from d2nvideo.cli import cli
+from d2nvideo.images import write_image
+from d2nvideo.realism import fake_night, train_realism
+
+
+def _day(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = np.zeros((120, 160, 3), np.uint8)
+    img[:60] = (140 + rng.integers(-20, 20), 180, 230)  # sky
+    img[60:] = (100, 100, 95)  # road
+    img[60:, 70:90] = 200  # lane
+    return np.clip(img.astype(int) + rng.integers(-8, 8, img.shape), 0, 255).astype(np.uint8)
+
+
+def _night(seed: int) -> np.ndarray:
+    """Dark, with warm street lamps and their pools of light: what a darkening lacks."""
+    rng = np.random.default_rng(seed + 100)
+    img = (_day(seed).astype(np.float32) * 0.12).astype(np.uint8)
+    for x in rng.integers(5, 150, 4):
+        img[40:46, x : x + 4] = (255, 220, 140)
+        img[70:, max(0, x - 10) : x + 14] = np.maximum(
+            img[70:, max(0, x - 10) : x + 14], (150, 110, 50)
+        )
+    return img
+
+
+def test_realism_accepts_real_night_and_rejects_a_darkening() -> None:
+    day = [_day(i) for i in range(24)]
+    night = [_night(i) for i in range(24)]
+    clf = train_realism(night[:16], day[:16], "night", steps=300, batch=16, seed=0)
+    held_out = clf(night[16:])
+    darkened = clf([(d * 0.2).astype(np.uint8) for d in day[16:]])
+    assert held_out.mean() > 0.8 and darkened.mean() < 0.2
+    fake = fake_night(day[0], np.random.default_rng(0))
+    assert fake.shape == day[0].shape and fake.mean() < day[0].mean()
+
+
+def test_evaluate_writes_the_report(media: dict[str, Path], tmp_path: Path) -> None:
+    for i in range(6):
+        write_image(tmp_path / "day" / f"d{i}.jpg", _day(i))
+        write_image(tmp_path / "night" / f"n{i}.jpg", _night(i))
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "evaluate",
+            "--model",
+            str(media["model"]),
+            "--day",
+            str(tmp_path / "day"),
+            "--night",
+            str(tmp_path / "night"),
+            "--video",
+            str(media["plain"]),
+            "-o",
+            str(out),
+            "--realism-steps",
+            "5",
+            "--video-frames",
+            "4",
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    q = report["quality"]
+    assert {
+        "day->night",
+        "night->day",
+        "day->night: x0.2 darkening",
+        "real night (held out)",
+    } <= set(q)
+    row = q["day->night"]
+    for key in (
+        "recon_ssim",
+        "recon_psnr",
+        "ssim_gray",
+        "ssim_color",
+        "cycle_ssim",
+        "success_sky",
+        "success_mean",
+        "realism",
+    ):
+        assert 0 <= row[key] <= (100 if key == "recon_psnr" else 1), key
+    assert q["day->night: x0.2 darkening"]["success_mean"] == 1.0
+    (temporal,) = report["temporal"].values()
+    assert temporal["frames"] == 4 and temporal["ewarp_input"] >= 0
+    assert [r["height"] for r in report["speed"]] == [180, 360, 540, 720]
+    assert (out / "speed.png").is_file() and "## Image quality" in (out / "report.md").read_text()
+    assert "day->night" in result.output
