@@ -107,6 +107,36 @@ def model_options(func: Any) -> Any:
     )(func)
 
 
+def resolution_options(func: Any) -> Any:
+    """--quality, --work-size, --max-size, --upsample: the size the network runs at."""
+    func = click.option(
+        "--upsample",
+        type=click.Choice(["guided", "bicubic"]),
+        default="guided",
+        help="Back to native size: guided transfers the input's detail through a local colour "
+        "transform fitted on the small input/output pair; bicubic just resizes.",
+    )(func)
+    func = click.option(
+        "--max-size",
+        type=click.IntRange(16),
+        default=None,
+        help="Also cap the network's longer side at this many pixels.",
+    )(func)
+    func = click.option(
+        "--work-size",
+        type=click.IntRange(16),
+        default=None,
+        help="Run the network with the shorter side at this many pixels (overrides --quality).",
+    )(func)
+    return click.option(
+        "--quality",
+        type=click.Choice(["auto", "fast", "balanced", "full"]),
+        default="auto",
+        help="Network working size: fast 180 px, balanced 288 px (shorter side), full native; "
+        "auto uses the size the model was trained for (full if it does not say).",
+    )(func)
+
+
 def load_translator(model: Path | None, day_is: str, device: str, precision: str) -> Any:
     from .models import resolve_model
     from .translator import Translator
@@ -130,13 +160,7 @@ def load_translator(model: Path | None, day_is: str, device: str, precision: str
 @click.option(
     "--batch-size", type=click.IntRange(1, 256), default=4, help="Frames per network call."
 )
-@click.option(
-    "--max-size",
-    type=click.IntRange(16),
-    default=None,
-    help="Run the network with the longer side at most this many pixels, then resize "
-    "back to native size (faster, softer).",
-)
+@resolution_options
 @click.option("--start", type=click.FloatRange(0), default=0.0, help="Start at this second.")
 @click.option(
     "--duration",
@@ -389,12 +413,7 @@ def extract(inputs: tuple[Path, ...], output: Path, quiet: bool, **kw: Any) -> N
 @click.option(
     "--batch-size", type=click.IntRange(1, 256), default=4, help="Frames per network call."
 )
-@click.option(
-    "--max-size",
-    type=click.IntRange(16),
-    default=None,
-    help="Run the network with the longer side at most this many pixels.",
-)
+@resolution_options
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def preview(input_path: Path, to: str, output: Path, **kw: Any) -> None:
@@ -424,12 +443,7 @@ def preview(input_path: Path, to: str, output: Path, **kw: Any) -> None:
     default=640,
     help="Longer side the stills are evaluated at.",
 )
-@click.option(
-    "--max-size",
-    type=click.IntRange(16),
-    default=None,
-    help="The network's working size, as in convert.",
-)
+@resolution_options
 @click.option(
     "--realism-steps",
     type=click.IntRange(0),
@@ -451,10 +465,15 @@ def evaluate(output: Path, quiet: bool, **kw: Any) -> None:
     from .evaluate_cli import run_evaluate
 
     translator = load_translator(kw["model"], kw["day_is"], kw["device"], kw["precision"])
+    from .pipeline import build_resolution
+
+    resolution = build_resolution(
+        kw["quality"], kw["work_size"], kw["max_size"], kw["upsample"], translator.meta
+    )
     opts = EvalOptions(
         max_images=kw["max_images"],
         image_max_side=kw["image_size"],
-        max_size=kw["max_size"],
+        resolution=resolution,
         realism_steps=kw["realism_steps"],
         videos=kw["videos"],
         video_frames=kw["video_frames"],

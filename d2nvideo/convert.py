@@ -11,7 +11,7 @@ import click
 from .errors import InputError, PathError, UsageError
 from .fileio import check_output, require_file, sigterm_as_interrupt
 from .images import convert_images, image_pairs, is_image
-from .pipeline import ConvertOptions, convert_video, translate_images
+from .pipeline import ConvertOptions, build_resolution, convert_video, translate_images
 from .progress import progress_bar
 from .video.encode import EncodeSettings, check_codec, codec_for
 
@@ -33,7 +33,10 @@ def convert_path(
     device: str,
     precision: str,
     batch_size: int,
+    quality: str,
+    work_size: int | None,
     max_size: int | None,
+    upsample: str,
     start: float,
     duration: float | None,
     smooth: str,
@@ -52,22 +55,23 @@ def convert_path(
         raise PathError(f"input '{src}' does not exist", src)
     dst = output or default_output(src, to)
     settings = EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
-    opts = ConvertOptions(
-        to=to,
-        batch_size=batch_size,
-        max_size=max_size,
-        start=start,
-        duration=duration,
-        smooth=smooth,
-        smooth_strength=smooth_strength,
-        encode=settings,
-    )
     if src.is_dir() or is_image(src):
         _check_image_output(src, dst, overwrite)
     else:
         check_codec(codec_for(dst, settings))
         check_output(dst, [src], overwrite)
     translator = Translator.from_checkpoint(resolve_model(model), device, precision, day_is)
+    resolution = build_resolution(quality, work_size, max_size, upsample, translator.meta)
+    opts = ConvertOptions(
+        to=to,
+        batch_size=batch_size,
+        resolution=resolution,
+        start=start,
+        duration=duration,
+        smooth=smooth,
+        smooth_strength=smooth_strength,
+        encode=settings,
+    )
     with sigterm_as_interrupt():
         if src.is_dir() or is_image(src):
             _convert_images(src, dst, translator, opts, overwrite, quiet)
@@ -114,7 +118,7 @@ def _convert_images(
         raise InputError(f"no images found under '{src}'", src)
 
     def translate(images: list[Any]) -> list[Any]:
-        return translate_images(images, translator, opts.to, opts.max_size)
+        return translate_images(images, translator, opts.to, opts.resolution)
 
     t0 = time.perf_counter()
     with progress_bar(len(pairs), f"{src.name} -> {opts.to}", quiet, unit="images") as advance:

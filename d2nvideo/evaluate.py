@@ -25,7 +25,7 @@ from .images import list_images, read_image
 from .labels import DEFAULT_THRESHOLDS, score_image
 from .metrics import psnr, ssim, ssim_gray, warp_error
 from .model import UNITGenerator, other_domain
-from .pipeline import translate_images
+from .pipeline import Resolution, translate_images
 from .realism import RealismClassifier, train_realism
 from .translator import Translator, from_tensor, to_tensor
 from .video.decode import Frame, decode_frames
@@ -42,7 +42,7 @@ BASELINES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 class EvalOptions:
     max_images: int = 40  # per domain
     image_max_side: int = 640  # stills are evaluated at most this size (longer side)
-    max_size: int | None = None  # the network's working size, as convert --max-size
+    resolution: Resolution = field(default_factory=Resolution)  # working size, as in convert
     realism_steps: int = 400  # classifier training steps (0: skip the realism check)
     videos: tuple[Path, ...] = ()
     video_frames: int = 48  # frames per video for E_warp
@@ -86,8 +86,8 @@ def direction_quality(
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Metrics of translating ``images`` into ``to``, for the model and for the baseline."""
     src = other_domain(to)
-    outs = [translate_images([im], tr, to, opts.max_size)[0] for im in images]
-    back = [translate_images([o], tr, src, opts.max_size)[0] for o in outs]
+    outs = [translate_images([im], tr, to, opts.resolution)[0] for im in images]
+    back = [translate_images([o], tr, src, opts.resolution)[0] for o in outs]
     model = _metrics(images, outs, to, realism)
     model["cycle_ssim"] = float(np.mean([ssim(a, b) for a, b in zip(images, back, strict=True)]))
     if isinstance(tr.model, UNITGenerator):
@@ -169,7 +169,7 @@ def temporal_quality(tr: Translator, video: Path, to: str, opts: EvalOptions) ->
         inputs.append(cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA))
         if len(inputs) >= opts.video_frames:
             break
-    per_frame = [translate_images([im], tr, to, opts.max_size)[0] for im in inputs]
+    per_frame = [translate_images([im], tr, to, opts.resolution)[0] for im in inputs]
     result = {
         "frames": float(len(inputs)),
         "ewarp_input": warp_error(inputs, inputs),

@@ -58,7 +58,7 @@ def run_evaluate(
             "config": dataclasses.asdict(translator.config),
             "device": str(translator.device),
             "precision": translator.precision,
-            "max_size": opts.max_size,
+            "resolution": dataclasses.asdict(opts.resolution),
         }
     )
     say(f"image quality and realism: {len(day_images)} day, {len(night_images)} night images")

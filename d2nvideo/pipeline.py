@@ -18,17 +18,58 @@ import numpy as np
 from .fileio import atomic_output
 from .prefetch import Sink, prefetch, start_sink
 from .translator import Translator
+from .upsample import bicubic_upsample, guided_upsample
 from .video.decode import Frame, decode_frames
 from .video.encode import EncodeSettings, encode_frames
 from .video.probe import VideoInfo, probe
 from .video.smooth import make_smoother
+
+QUALITY_PRESETS = {"fast": 180, "balanced": 288, "full": None}  # the network's shorter side
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The size the network runs at and how its output returns to native size."""
+
+    work_size: int | None = None  # shorter side for the network, pixels; None: native
+    max_size: int | None = None  # and/or the longer side at most this
+    upsample: str = "guided"  # guided|bicubic: back to native size (see upsample.py)
+
+    def shape(self, height: int, width: int) -> tuple[int, int]:
+        """The (height, width) the network runs at for a frame of this size (never larger)."""
+        scale = 1.0
+        if self.work_size:
+            scale = min(scale, self.work_size / min(height, width))
+        if self.max_size:
+            scale = min(scale, self.max_size / max(height, width))
+        if scale >= 1.0:
+            return height, width
+        return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def build_resolution(
+    quality: str,
+    work_size: int | None,
+    max_size: int | None,
+    upsample: str,
+    model_meta: dict[str, object],
+) -> Resolution:
+    """The CLI's size options against the model: ``auto`` runs the network at the working
+    size the model was trained for (its ``work_size`` metadata), else natively."""
+    if work_size is None:
+        recommended = model_meta.get("work_size")
+        if quality == "auto":
+            work_size = int(recommended) if isinstance(recommended, int | float) else None
+        else:
+            work_size = QUALITY_PRESETS[quality]
+    return Resolution(work_size, max_size, upsample)
 
 
 @dataclass(frozen=True)
 class ConvertOptions:
     to: str  # target domain: night|day
     batch_size: int = 4  # frames per network call
-    max_size: int | None = None  # run the network with the longer side at most this (pixels)
+    resolution: Resolution = field(default_factory=Resolution)
     start: float = 0.0  # seconds into the input
     duration: float | None = None  # seconds to convert; None: to the end
     smooth: str = "none"  # temporal smoothing: none|ema|flow
@@ -70,26 +111,20 @@ def restore(image: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, -k)) if k else image
 
 
-def work_shape(height: int, width: int, max_size: int | None) -> tuple[int, int]:
-    """The (height, width) the network runs at: the frame's own, or scaled so the longer
-    side is at most ``max_size``."""
-    if not max_size or max(height, width) <= max_size:
-        return height, width
-    scale = max_size / max(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
 def translate_images(
-    images: list[np.ndarray], translator: Translator, to: str, max_size: int | None
+    images: list[np.ndarray], translator: Translator, to: str, resolution: Resolution
 ) -> list[np.ndarray]:
-    """Translate same-sized ``(H, W, 3) uint8`` images, optionally at a reduced size."""
+    """Translate same-sized ``(H, W, 3) uint8`` images, at a working size if one is set, and
+    return them at their native size."""
     h, w = images[0].shape[:2]
-    wh, ww = work_shape(h, w, max_size)
+    wh, ww = resolution.shape(h, w)
     if (wh, ww) == (h, w):
         return list(translator(np.stack(images), to))
-    small = np.stack([cv2.resize(im, (ww, wh), interpolation=cv2.INTER_AREA) for im in images])
-    out = translator(small, to)
-    return [cv2.resize(o, (w, h), interpolation=cv2.INTER_CUBIC) for o in out]
+    small = [cv2.resize(im, (ww, wh), interpolation=cv2.INTER_AREA) for im in images]
+    out = translator(np.stack(small), to)
+    if resolution.upsample == "bicubic":
+        return [bicubic_upsample(o, (w, h)) for o in out]
+    return [guided_upsample(s, o, im) for s, o, im in zip(small, out, images, strict=True)]
 
 
 def translate_frames(
@@ -97,7 +132,7 @@ def translate_frames(
 ) -> Iterator[Frame]:
     for batch in batched(frames, opts.batch_size):
         images = [upright(f.image, rotation) for f in batch]
-        outputs = translate_images(images, translator, opts.to, opts.max_size)
+        outputs = translate_images(images, translator, opts.to, opts.resolution)
         for frame, out in zip(batch, outputs, strict=True):
             yield dataclasses.replace(frame, image=restore(out, rotation), source=frame.image)
 

@@ -10,7 +10,7 @@ import click
 from .errors import UsageError
 from .fileio import check_output, sigterm_as_interrupt
 from .models import resolve_model
-from .pipeline import ConvertOptions
+from .pipeline import ConvertOptions, build_resolution
 from .preview import STILL_SUFFIXES, preview_gif, preview_still, preview_video
 from .progress import progress_bar
 from .translator import Translator
@@ -27,18 +27,21 @@ def run_preview(src: Path, to: str, dst: Path, **kw: Any) -> None:
         raise UsageError(f"output '{dst}' needs a suffix: .mp4/.mkv, .png/.jpg or .gif", dst)
     info = probe(src)
     duration = kw["duration"] or (GIF_DEFAULT_S if suffix == ".gif" else None)
+    translator = Translator.from_checkpoint(
+        resolve_model(kw["model"]), kw["device"], kw["precision"], kw["day_is"]
+    )
+    resolution = build_resolution(
+        kw["quality"], kw["work_size"], kw["max_size"], kw["upsample"], translator.meta
+    )
     opts = ConvertOptions(
         to=to,
         batch_size=kw["batch_size"],
-        max_size=kw["max_size"],
+        resolution=resolution,
         start=kw["start"],
         duration=duration,
         smooth=kw["smooth"],
         smooth_strength=kw["smooth_strength"],
         encode=EncodeSettings(),
-    )
-    translator = Translator.from_checkpoint(
-        resolve_model(kw["model"]), kw["device"], kw["precision"], kw["day_is"]
     )
     quiet = kw["quiet"]
     with sigterm_as_interrupt():
