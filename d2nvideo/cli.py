@@ -90,6 +90,13 @@ def model_options(func: Any) -> Any:
         help="Network precision: auto is bf16/fp16 on CUDA, fp32 on the CPU.",
     )(func)
     func = click.option(
+        "--compile",
+        "compile_model",
+        is_flag=True,
+        help="torch.compile the network (worth it on a GPU for long videos; the first frames "
+        "pay the compilation).",
+    )(func)
+    func = click.option(
         "--device", default="auto", help="auto, cpu, cuda or cuda:N (auto picks CUDA if present)."
     )(func)
     func = click.option(
@@ -137,13 +144,6 @@ def resolution_options(func: Any) -> Any:
     )(func)
 
 
-def load_translator(model: Path | None, day_is: str, device: str, precision: str) -> Any:
-    from .models import resolve_model
-    from .translator import Translator
-
-    return Translator.from_checkpoint(resolve_model(model), device, precision, day_is)
-
-
 @cli.command()
 @click.argument("input_path", metavar="INPUT", type=EXISTING)
 @click.option(
@@ -158,7 +158,17 @@ def load_translator(model: Path | None, day_is: str, device: str, precision: str
 )
 @model_options
 @click.option(
-    "--batch-size", type=click.IntRange(1, 256), default=4, help="Frames per network call."
+    "--batch-size",
+    type=click.IntRange(0, 256),
+    default=0,
+    help="Frames per network call; 0 chooses (2 on the CPU, from free memory on a GPU).",
+)
+@click.option(
+    "--hwaccel",
+    type=click.Choice(["auto", "none", "cuda"]),
+    default="auto",
+    help="Decode on the GPU (NVDEC) when available; auto does so when --device is CUDA. "
+    "Falls back to software decoding.",
 )
 @resolution_options
 @click.option("--start", type=click.FloatRange(0), default=0.0, help="Start at this second.")
@@ -411,7 +421,17 @@ def extract(inputs: tuple[Path, ...], output: Path, quiet: bool, **kw: Any) -> N
     help="How much of the (motion-compensated) past is kept.",
 )
 @click.option(
-    "--batch-size", type=click.IntRange(1, 256), default=4, help="Frames per network call."
+    "--batch-size",
+    type=click.IntRange(0, 256),
+    default=0,
+    help="Frames per network call; 0 chooses (2 on the CPU, from free memory on a GPU).",
+)
+@click.option(
+    "--hwaccel",
+    type=click.Choice(["auto", "none", "cuda"]),
+    default="auto",
+    help="Decode on the GPU (NVDEC) when available; auto does so when --device is CUDA. "
+    "Falls back to software decoding.",
 )
 @resolution_options
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
@@ -463,8 +483,11 @@ def evaluate(output: Path, quiet: bool, **kw: Any) -> None:
     baselines (x0.2 darkening, x4 brightening) are scored beside the model."""
     from .evaluate import EvalOptions
     from .evaluate_cli import run_evaluate
+    from .models import load_translator
 
-    translator = load_translator(kw["model"], kw["day_is"], kw["device"], kw["precision"])
+    translator = load_translator(
+        kw["model"], kw["day_is"], kw["device"], kw["precision"], kw["compile_model"]
+    )
     from .pipeline import build_resolution
 
     resolution = build_resolution(

@@ -23,6 +23,13 @@ def default_output(src: Path, to: str) -> Path:
     return src.with_name(f"{src.stem}_{to}{src.suffix}")
 
 
+def resolve_hwaccel(choice: str, translator: Any) -> str | None:
+    """auto: NVDEC when the network runs on CUDA."""
+    if choice == "auto":
+        return "cuda" if translator.device.type == "cuda" else None
+    return None if choice == "none" else choice
+
+
 def convert_path(
     src: Path,
     to: str,
@@ -32,6 +39,8 @@ def convert_path(
     day_is: str,
     device: str,
     precision: str,
+    compile_model: bool,
+    hwaccel: str,
     batch_size: int,
     quality: str,
     work_size: int | None,
@@ -48,8 +57,7 @@ def convert_path(
     overwrite: bool,
     quiet: bool,
 ) -> None:
-    from .models import resolve_model
-    from .translator import Translator
+    from .models import load_translator
 
     if not src.exists():
         raise PathError(f"input '{src}' does not exist", src)
@@ -60,7 +68,7 @@ def convert_path(
     else:
         check_codec(codec_for(dst, settings))
         check_output(dst, [src], overwrite)
-    translator = Translator.from_checkpoint(resolve_model(model), device, precision, day_is)
+    translator = load_translator(model, day_is, device, precision, compile_model)
     resolution = build_resolution(quality, work_size, max_size, upsample, translator.meta)
     opts = ConvertOptions(
         to=to,
@@ -70,6 +78,7 @@ def convert_path(
         duration=duration,
         smooth=smooth,
         smooth_strength=smooth_strength,
+        hwaccel=resolve_hwaccel(hwaccel, translator),
         encode=settings,
     )
     with sigterm_as_interrupt():
@@ -122,7 +131,7 @@ def _convert_images(
 
     t0 = time.perf_counter()
     with progress_bar(len(pairs), f"{src.name} -> {opts.to}", quiet, unit="images") as advance:
-        result = convert_images(pairs, translate, overwrite, opts.batch_size, advance)
+        result = convert_images(pairs, translate, overwrite, opts.batch_size or 2, advance)
     for _path, reason in result.failed:
         click.echo(f"error: {reason}", err=True)
     seconds = time.perf_counter() - t0

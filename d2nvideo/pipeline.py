@@ -7,6 +7,7 @@ thread; memory is bounded by the batch size and queue depths, never by the video
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
+from .errors import D2NError
 from .fileio import atomic_output
 from .prefetch import Sink, prefetch, start_sink
 from .translator import Translator
@@ -24,6 +27,7 @@ from .video.encode import EncodeSettings, encode_frames
 from .video.probe import VideoInfo, probe
 from .video.smooth import make_smoother
 
+log = logging.getLogger(__name__)
 QUALITY_PRESETS = {"fast": 180, "balanced": 288, "full": None}  # the network's shorter side
 
 
@@ -68,12 +72,13 @@ def build_resolution(
 @dataclass(frozen=True)
 class ConvertOptions:
     to: str  # target domain: night|day
-    batch_size: int = 4  # frames per network call
+    batch_size: int = 4  # frames per network call; 0 chooses (auto_batch_size)
     resolution: Resolution = field(default_factory=Resolution)
     start: float = 0.0  # seconds into the input
     duration: float | None = None  # seconds to convert; None: to the end
     smooth: str = "none"  # temporal smoothing: none|ema|flow
     smooth_strength: float = 0.6  # share of the motion-compensated past kept, in [0, 1)
+    hwaccel: str | None = None  # decode on this device ("cuda": NVDEC), with software fallback
     encode: EncodeSettings = field(default_factory=EncodeSettings)
 
 
@@ -119,18 +124,52 @@ def translate_images(
     h, w = images[0].shape[:2]
     wh, ww = resolution.shape(h, w)
     if (wh, ww) == (h, w):
-        return list(translator(np.stack(images), to))
+        return run_network(translator, images, to)
     small = [cv2.resize(im, (ww, wh), interpolation=cv2.INTER_AREA) for im in images]
-    out = translator(np.stack(small), to)
+    out = run_network(translator, small, to)
     if resolution.upsample == "bicubic":
         return [bicubic_upsample(o, (w, h)) for o in out]
     return [guided_upsample(s, o, im) for s, o, im in zip(small, out, images, strict=True)]
 
 
+def run_network(translator: Translator, images: list[np.ndarray], to: str) -> list[np.ndarray]:
+    """The translator on a batch; on GPU out-of-memory the batch is split in halves and
+    retried instead of crashing, down to one frame."""
+    try:
+        return list(translator(np.stack(images), to))
+    except torch.OutOfMemoryError as exc:
+        torch.cuda.empty_cache()
+        if len(images) == 1:
+            h, w = images[0].shape[:2]
+            raise D2NError(
+                f"out of GPU memory translating one {w}x{h} frame: use --work-size or "
+                "--max-size, or --device cpu"
+            ) from exc
+        half = len(images) // 2
+        log.warning("GPU out of memory at batch %d; retrying in halves", len(images))
+        return run_network(translator, images[:half], to) + run_network(
+            translator, images[half:], to
+        )
+
+
+def auto_batch_size(translator: Translator, height: int, width: int) -> int:
+    """Frames per network call: 2 on the CPU (batching adds little there); on CUDA as many as
+    half the free memory holds, from one measured frame at this size."""
+    if translator.device.type != "cuda":
+        return 2
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    translator(np.zeros((1, height, width, 3), np.uint8), "night")
+    per_frame = max(1, torch.cuda.max_memory_allocated() - base)
+    free, _ = torch.cuda.mem_get_info()
+    return int(max(1, min(32, free * 0.5 // per_frame)))
+
+
 def translate_frames(
     frames: Iterable[Frame], translator: Translator, opts: ConvertOptions, rotation: int
 ) -> Iterator[Frame]:
-    for batch in batched(frames, opts.batch_size):
+    for batch in batched(frames, opts.batch_size if opts.batch_size > 0 else 2):
         images = [upright(f.image, rotation) for f in batch]
         outputs = translate_images(images, translator, opts.to, opts.resolution)
         for frame, out in zip(batch, outputs, strict=True):
@@ -153,12 +192,16 @@ def convert_video(
     input frames are stored (``info.rotation`` by default)."""
     info = info or probe(src)
     rotation = info.rotation if rotation is None else rotation
+    if opts.batch_size < 1:
+        wh, ww = opts.resolution.shape(info.height, info.width)
+        opts = dataclasses.replace(opts, batch_size=auto_batch_size(translator, wh, ww))
     whole = opts.start <= 0 and opts.duration is None
     decoded = decode_frames(
         src,
         opts.start,
         opts.duration,
         expect_frames=info.frames if whole and info.frames_exact else None,
+        hwaccel=opts.hwaccel,
     )
     frames = prefetch(decoded, depth=2 * opts.batch_size, name="decode")
     smoother = make_smoother(opts.smooth, opts.smooth_strength)

@@ -7,13 +7,13 @@ from typing import Any
 
 import click
 
+from .convert import resolve_hwaccel
 from .errors import UsageError
 from .fileio import check_output, sigterm_as_interrupt
-from .models import resolve_model
+from .models import load_translator
 from .pipeline import ConvertOptions, build_resolution
 from .preview import STILL_SUFFIXES, preview_gif, preview_still, preview_video
 from .progress import progress_bar
-from .translator import Translator
 from .video.encode import EncodeSettings
 from .video.probe import probe
 
@@ -27,8 +27,8 @@ def run_preview(src: Path, to: str, dst: Path, **kw: Any) -> None:
         raise UsageError(f"output '{dst}' needs a suffix: .mp4/.mkv, .png/.jpg or .gif", dst)
     info = probe(src)
     duration = kw["duration"] or (GIF_DEFAULT_S if suffix == ".gif" else None)
-    translator = Translator.from_checkpoint(
-        resolve_model(kw["model"]), kw["device"], kw["precision"], kw["day_is"]
+    translator = load_translator(
+        kw["model"], kw["day_is"], kw["device"], kw["precision"], kw["compile_model"]
     )
     resolution = build_resolution(
         kw["quality"], kw["work_size"], kw["max_size"], kw["upsample"], translator.meta
@@ -41,6 +41,7 @@ def run_preview(src: Path, to: str, dst: Path, **kw: Any) -> None:
         duration=duration,
         smooth=kw["smooth"],
         smooth_strength=kw["smooth_strength"],
+        hwaccel=resolve_hwaccel(kw["hwaccel"], translator),
         encode=EncodeSettings(),
     )
     quiet = kw["quiet"]

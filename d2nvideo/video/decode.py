@@ -41,15 +41,16 @@ def decode_frames(
     duration: float | None = None,
     threads: int = 0,
     expect_frames: int | None = None,
+    hwaccel: str | None = None,
 ) -> Iterator[Frame]:
     """Yield the frames of ``path`` whose time lies in ``[start, start + duration)``.
 
     Seeks to the keyframe before ``start`` and decodes forward. ``threads=0`` lets FFmpeg choose.
     If ``expect_frames`` is given (the container's exact count, for a whole-file decode) and the
     file ends early, the file is truncated and InputError is raised rather than a short output.
+    ``hwaccel`` ("cuda") decodes with NVDEC where available (see ``open_input``).
     """
-
-    container = open_input(path)
+    container = open_input(path, hwaccel)
     try:
         vs = video_stream(container, path)
         vs.thread_type = "AUTO"

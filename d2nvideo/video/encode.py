@@ -36,6 +36,24 @@ def codec_for(path: Path, settings: EncodeSettings) -> str:
     return settings.codec or CODECS_BY_SUFFIX.get(path.suffix.lower(), "libx264")
 
 
+def usable_codec(codec: str, width: int, height: int) -> str:
+    """``codec``, or libx264 (with a warning) when a hardware encoder (NVENC) cannot open on
+    this machine: no GPU, no driver, or a session limit."""
+    import av
+
+    if not codec.endswith(("_nvenc", "_qsv", "_vaapi", "_amf")):
+        return codec
+    try:
+        cc: Any = av.CodecContext.create(codec, "w")
+        cc.width, cc.height, cc.pix_fmt = max(width, 256), max(height, 256), "yuv420p"
+        cc.time_base = Fraction(1, 25)
+        cc.open()
+        return codec
+    except Exception as exc:
+        log.warning("encoder %s cannot open here (%s); using libx264", codec, exc)
+        return "libx264"
+
+
 def check_codec(name: str) -> None:
     import av
 
@@ -94,7 +112,7 @@ def encode_frames(
     """
     import av
 
-    codec = codec_for(path, settings)
+    codec = usable_codec(codec_for(path, settings), source.width, source.height)
     out = av.open(str(path), "w")
     copier: _StreamCopier | None = None
     count = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -54,11 +55,24 @@ class VideoInfo:
         return data
 
 
-def open_input(path: Path) -> Any:
-    """``av.open`` with our errors: a missing, unreadable or non-media file gives InputError."""
+def open_input(path: Path, hwaccel: str | None = None) -> Any:
+    """``av.open`` with our errors: a missing, unreadable or non-media file gives InputError.
+
+    ``hwaccel`` ("cuda") decodes on the device (NVDEC) where FFmpeg and the driver allow it;
+    when they do not, it warns once and decodes in software.
+    """
     import av
 
     require_file(path)
+    if hwaccel:
+        try:
+            from av.codec.hwaccel import HWAccel
+
+            return av.open(str(path), "r", hwaccel=HWAccel(hwaccel, allow_software_fallback=True))
+        except Exception as exc:  # no device, no driver, or a PyAV without hwaccel
+            _warn_once(
+                f"hardware decoding ({hwaccel}) is not available ({exc}); decoding in software"
+            )
     try:
         return av.open(str(path), "r")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
@@ -69,6 +83,15 @@ def open_input(path: Path) -> Any:
                 path,
             ) from exc
         raise InputError(f"'{path}' is not a readable video ({_reason(exc)})", path) from exc
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        logging.getLogger(__name__).warning(message)
 
 
 def _is_mp4_family(path: Path) -> bool:

@@ -1,0 +1,82 @@
+"""Device paths: what can be checked without a GPU runs everywhere; CUDA tests skip cleanly."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import read_video
+
+from d2nvideo.errors import D2NError
+from d2nvideo.pipeline import ConvertOptions, auto_batch_size, convert_video, run_network
+from d2nvideo.translator import Translator
+from d2nvideo.video.decode import decode_frames
+from d2nvideo.video.encode import EncodeSettings, usable_codec
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+class _SmallMemory:
+    """A translator stand-in that runs out of GPU memory above ``limit`` frames per call."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.calls: list[int] = []
+
+    def __call__(self, frames: np.ndarray, to: str) -> np.ndarray:
+        self.calls.append(len(frames))
+        if len(frames) > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return 255 - frames
+
+
+def test_out_of_memory_backs_off_to_smaller_batches(monkeypatch, caplog) -> None:
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    images = [np.full((4, 4, 3), i, np.uint8) for i in range(8)]
+    fake = _SmallMemory(limit=2)
+    with caplog.at_level(logging.WARNING):
+        out = run_network(fake, images, "night")  # type: ignore[arg-type]
+    assert [o[0, 0, 0] for o in out] == [255 - i for i in range(8)]
+    assert fake.calls[0] == 8 and max(fake.calls[1:]) <= 4
+    assert "retrying in halves" in caplog.text
+    with pytest.raises(D2NError, match="out of GPU memory translating one 4x4 frame"):
+        run_network(_SmallMemory(limit=0), images[:1], "night")  # type: ignore[arg-type]
+
+
+def test_nvenc_falls_back_to_x264_without_a_gpu(media: dict[str, Path], tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a GPU may well open NVENC")
+    assert usable_codec("h264_nvenc", 64, 48) == "libx264"
+    assert usable_codec("libx264", 64, 48) == "libx264"
+    tr = Translator.from_checkpoint(media["model"], "cpu")
+    out = tmp_path / "o.mp4"
+    convert_video(
+        media["plain"], out, tr, ConvertOptions("night", encode=EncodeSettings(codec="h264_nvenc"))
+    )
+    assert len(read_video(out).times) == 12
+
+
+def test_cuda_decoding_falls_back_to_software(media: dict[str, Path]) -> None:
+    frames = list(decode_frames(media["plain"], hwaccel="cuda"))
+    assert len(frames) == 12 and frames[0].image.shape == (48, 64, 3)
+
+
+def test_auto_batch_size_on_cpu(media: dict[str, Path]) -> None:
+    tr = Translator.from_checkpoint(media["model"], "cpu")
+    assert auto_batch_size(tr, 720, 1280) == 2
+
+
+@cuda
+@pytest.mark.gpu
+def test_cuda_matches_cpu_and_compiles(media: dict[str, Path]) -> None:
+    frames = np.random.default_rng(0).integers(0, 256, (2, 48, 64, 3), dtype=np.uint8)
+    cpu = Translator.from_checkpoint(media["model"], "cpu")(frames, "night")
+    gpu = Translator.from_checkpoint(media["model"], "cuda", "fp32")
+    assert np.abs(gpu(frames, "night").astype(int) - cpu.astype(int)).max() <= 2
+    bf16 = Translator.from_checkpoint(media["model"], "cuda").compile()
+    assert bf16.precision in ("bf16", "fp16")
+    assert bf16(frames, "night").shape == frames.shape
+    assert auto_batch_size(gpu, 720, 1280) >= 1
