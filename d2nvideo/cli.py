@@ -504,5 +504,34 @@ def evaluate(output: Path, quiet: bool, **kw: Any) -> None:
     run_evaluate(translator, kw["day"], kw["night"], kw["videos"], output, opts, quiet)
 
 
+@cli.command()
+@click.argument("paths", nargs=-1, type=EXISTING)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def models(paths: tuple[Path, ...], as_json: bool) -> None:
+    """List the bundled default model and any model files given: architecture, size, training
+    steps and the working size each was trained for."""
+    from .models import describe_models
+
+    rows = describe_models(list(paths))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("model", "arch", "params", "MB", "steps", "work size", "note")
+    for r in rows:
+        table.add_row(
+            r["path"],
+            r["arch"],
+            f"{r['params'] / 1e6:.2f}M",
+            f"{r['mb']:.1f}",
+            str(r["steps"]),
+            str(r["work_size"]),
+            r["note"],
+        )
+    Console().print(table)
+
+
 def main() -> None:
     cli(prog_name="d2nvideo")

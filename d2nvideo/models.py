@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
 
@@ -38,3 +39,27 @@ def load_translator(
 
     translator = Translator.from_checkpoint(resolve_model(model), device, precision, day_is)
     return translator.compile() if compile_model else translator
+
+
+def describe_models(paths: list[Path]) -> list[dict[str, Any]]:
+    """One row per model: the bundled ones first, then ``paths`` (read without unpickling)."""
+    from .checkpoint import load_checkpoint
+
+    rows: list[dict[str, Any]] = []
+    for path in [*bundled_models(), *paths]:
+        ckpt = load_checkpoint(path)
+        meta = ckpt.meta
+        rows.append(
+            {
+                "path": str(path),
+                "bundled": path.parent == ASSETS,
+                "arch": ckpt.config.arch,
+                "config": dataclasses.asdict(ckpt.config),
+                "params": sum(t.numel() for t in ckpt.state_dict.values()),
+                "mb": path.stat().st_size / 2**20,
+                "steps": meta.get("steps", "?"),
+                "work_size": meta.get("work_size", "native"),
+                "note": str(meta.get("note", "default" if path == DEFAULT_MODEL else "")),
+            }
+        )
+    return rows

@@ -18,7 +18,7 @@ from helpers import read_video
 from d2nvideo.cli import cli
 from d2nvideo.images import read_image, write_image
 
-COMMANDS = [name for name in cli.commands]
+COMMANDS = cli.list_commands(None)  # type: ignore[arg-type]
 
 
 def run(*args: object) -> object:
@@ -231,3 +231,12 @@ def test_interrupt_leaves_nothing_at_the_output(sig: int, media, tmp_path: Path)
     assert proc.returncode == (130 if sig == signal.SIGINT else 143), err
     assert "interrupted" in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_models_lists_given_files(media: dict[str, Path]) -> None:
+    result = run("models", media["model"], "--json")
+    assert result.exit_code == 0
+    rows = json.loads(result.output)
+    given = [r for r in rows if r["path"] == str(media["model"])]
+    assert given and given[0]["arch"] == "unit" and given[0]["params"] > 0
+    assert run("models", media["model"]).exit_code == 0
