@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .labels import Thresholds, mean_brightness
+from .labels import DEFAULT_THRESHOLDS, score_image
 from .video.decode import frames_at
 from .video.probe import probe
 
@@ -17,11 +17,12 @@ def describe(path: Path) -> dict[str, Any]:
     info = probe(path)
     span = max(info.duration, 0.0)
     times = [info.start_time + span * (i + 0.5) / GUESS_SAMPLES for i in range(GUESS_SAMPLES)]
-    scores = [mean_brightness(f.image) for f in frames_at(path, times)]
-    brightness = sum(scores) / len(scores) if scores else 0.0
+    scores = [score_image(f.image) for f in frames_at(path, times)]
+    sky = sum(s.sky for s in scores) / max(1, len(scores))
     data = info.to_json()
-    data["brightness"] = round(brightness, 1)
-    data["looks_like"] = Thresholds().label(brightness)
+    data["brightness"] = round(sum(s.mean for s in scores) / max(1, len(scores)), 1)
+    data["sky_score"] = round(sky, 1)
+    data["looks_like"] = DEFAULT_THRESHOLDS["sky"].label(sky)  # the relabeler's default scorer
     return data
 
 
@@ -37,7 +38,11 @@ def print_table(data: dict[str, Any]) -> None:
         ("duration", f"{data['duration']:.2f} s"),
         ("frames", f"{data['frames']}" + ("" if data["frames_exact"] else " (estimated)")),
         ("rotation", f"{data['rotation']} deg"),
-        ("looks like", f"{data['looks_like']} (mean brightness {data['brightness']})"),
+        (
+            "looks like",
+            f"{data['looks_like']} (sky score {data['sky_score']}, mean "
+            f"brightness {data['brightness']})",
+        ),
     ]
     for s in data["streams"]:
         if s["type"] == "video":

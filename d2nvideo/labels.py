@@ -93,11 +93,6 @@ def classify(image: np.ndarray, method: str = "sky", thresholds: Thresholds | No
     return t.label(score_image(image).score(method))
 
 
-def mean_brightness(image: np.ndarray) -> float:
-    """The study's gamma: the mean pixel value over H x W x C of ``(H, W, 3) uint8``, 0-255."""
-    return float(image.mean())
-
-
 def otsu_threshold(scores: np.ndarray, bins: int = 256) -> float:
     """The threshold on 0-255 that best splits a two-mode histogram (Otsu 1979)."""
     hist, edges = np.histogram(np.clip(scores, 0, 255), bins=bins, range=(0, 256))
