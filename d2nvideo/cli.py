@@ -81,67 +81,116 @@ def cli() -> None:
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
 
 
-def model_options(func: Any) -> Any:
-    """--model, --day-is, --device, --precision: shared by every command that runs a model."""
-    func = click.option(
-        "--precision",
-        type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
-        default="auto",
-        help="Network precision: auto is bf16/fp16 on CUDA, fp32 on the CPU.",
-    )(func)
-    func = click.option(
-        "--compile",
-        "compile_model",
-        is_flag=True,
-        help="torch.compile the network (worth it on a GPU for long videos; the first frames "
-        "pay the compilation).",
-    )(func)
-    func = click.option(
-        "--device", default="auto", help="auto, cpu, cuda or cuda:N (auto picks CUDA if present)."
-    )(func)
-    func = click.option(
-        "--day-is",
-        type=click.Choice(["a", "b"]),
-        default="a",
-        help="For an official UNIT gen_*.pt: which of its domains a/b is day.",
-    )(func)
-    return click.option(
+def _stack(*decorators: Any) -> Any:
+    """One decorator applying several click options, in the order listed."""
+
+    def apply(func: Any) -> Any:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
+
+
+model_options = _stack(
+    click.option(
         "--model",
         type=EXISTING,
         default=None,
         help="Model file (.safetensors from 'd2nvideo export', or an official UNIT gen_*.pt). "
         "Default: the bundled model.",
-    )(func)
+    ),
+    click.option(
+        "--day-is",
+        type=click.Choice(["a", "b"]),
+        default="a",
+        help="For an official UNIT gen_*.pt: which of its domains a/b is day.",
+    ),
+    click.option(
+        "--device", default="auto", help="auto, cpu, cuda or cuda:N (auto picks CUDA if present)."
+    ),
+    click.option(
+        "--compile",
+        "compile_model",
+        is_flag=True,
+        help="torch.compile the network (worth it on a GPU for long videos; the first frames "
+        "pay the compilation).",
+    ),
+    click.option(
+        "--precision",
+        type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+        default="auto",
+        help="Network precision: auto is bf16/fp16 on CUDA, fp32 on the CPU.",
+    ),
+)
 
-
-def resolution_options(func: Any) -> Any:
-    """--quality, --work-size, --max-size, --upsample: the size the network runs at."""
-    func = click.option(
-        "--upsample",
-        type=click.Choice(["guided", "bicubic"]),
-        default="guided",
-        help="Back to native size: guided transfers the input's detail through a local colour "
-        "transform fitted on the small input/output pair; bicubic just resizes.",
-    )(func)
-    func = click.option(
-        "--max-size",
-        type=click.IntRange(16),
-        default=None,
-        help="Also cap the network's longer side at this many pixels.",
-    )(func)
-    func = click.option(
-        "--work-size",
-        type=click.IntRange(16),
-        default=None,
-        help="Run the network with the shorter side at this many pixels (overrides --quality).",
-    )(func)
-    return click.option(
+resolution_options = _stack(
+    click.option(
         "--quality",
         type=click.Choice(["auto", "fast", "balanced", "full"]),
         default="auto",
         help="Network working size: fast 180 px, balanced 288 px (shorter side), full native; "
         "auto uses the size the model was trained for (full if it does not say).",
-    )(func)
+    ),
+    click.option(
+        "--work-size",
+        type=click.IntRange(16),
+        default=None,
+        help="Run the network with the shorter side at this many pixels (overrides --quality).",
+    ),
+    click.option(
+        "--max-size",
+        type=click.IntRange(16),
+        default=None,
+        help="Also cap the network's longer side at this many pixels.",
+    ),
+    click.option(
+        "--upsample",
+        type=click.Choice(["guided", "bicubic"]),
+        default="guided",
+        help="Back to native size: guided transfers the input's detail through a local colour "
+        "transform fitted on the small input/output pair; bicubic just resizes.",
+    ),
+)
+
+pipeline_options = _stack(
+    click.option(
+        "--batch-size",
+        type=click.IntRange(0, 256),
+        default=0,
+        help="Frames per network call; 0 chooses (2 on the CPU, from free memory on a GPU).",
+    ),
+    click.option(
+        "--hwaccel",
+        type=click.Choice(["auto", "none", "cuda"]),
+        default="auto",
+        help="Decode on the GPU (NVDEC) when available; auto does so when --device is CUDA. "
+        "Falls back to software decoding.",
+    ),
+    resolution_options,
+    click.option("--start", type=click.FloatRange(0), default=0.0, help="Start at this second."),
+    click.option(
+        "--duration",
+        type=click.FloatRange(0, min_open=True),
+        default=None,
+        help="Seconds to process. Default: to the end (5 s for a GIF preview).",
+    ),
+    click.option(
+        "--smooth",
+        type=click.Choice(["none", "ema", "flow"]),
+        default="none",
+        help="Temporal smoothing against flicker. flow: motion-compensated blend with the "
+        "previous output (optical flow on the input, occlusion-checked, reset at cuts). "
+        "ema: running average of the output's overall brightness and colour only; cheap, "
+        "but it ghosts on fast motion and leaves fine flicker.",
+    ),
+    click.option(
+        "--smooth-strength",
+        type=click.FloatRange(0, 1, max_open=True),
+        default=0.6,
+        help="How much of the (motion-compensated) past is kept.",
+    ),
+)
 
 
 @cli.command()
@@ -157,42 +206,7 @@ def resolution_options(func: Any) -> Any:
     help="Output file or folder. Default: INPUT_<to> beside the input.",
 )
 @model_options
-@click.option(
-    "--batch-size",
-    type=click.IntRange(0, 256),
-    default=0,
-    help="Frames per network call; 0 chooses (2 on the CPU, from free memory on a GPU).",
-)
-@click.option(
-    "--hwaccel",
-    type=click.Choice(["auto", "none", "cuda"]),
-    default="auto",
-    help="Decode on the GPU (NVDEC) when available; auto does so when --device is CUDA. "
-    "Falls back to software decoding.",
-)
-@resolution_options
-@click.option("--start", type=click.FloatRange(0), default=0.0, help="Start at this second.")
-@click.option(
-    "--duration",
-    type=click.FloatRange(0, min_open=True),
-    default=None,
-    help="Convert this many seconds. Default: to the end.",
-)
-@click.option(
-    "--smooth",
-    type=click.Choice(["none", "ema", "flow"]),
-    default="none",
-    help="Temporal smoothing against flicker. flow: motion-compensated blend with the "
-    "previous output (optical flow on the input, occlusion-checked, reset at cuts). "
-    "ema: running average of the output's overall brightness and colour only; cheap, "
-    "but it ghosts on fast motion and leaves fine flicker.",
-)
-@click.option(
-    "--smooth-strength",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=0.6,
-    help="How much of the (motion-compensated) past is kept.",
-)
+@pipeline_options
 @click.option(
     "--codec",
     default=None,
@@ -401,39 +415,7 @@ def extract(inputs: tuple[Path, ...], output: Path, quiet: bool, **kw: Any) -> N
     default=None,
     help="For an image output: the second to compare. Default: the middle.",
 )
-@click.option("--start", type=click.FloatRange(0), default=0.0, help="Start at this second.")
-@click.option(
-    "--duration",
-    type=click.FloatRange(0, min_open=True),
-    default=None,
-    help="Seconds to preview. Default: to the end (5 s for a GIF).",
-)
-@click.option(
-    "--smooth",
-    type=click.Choice(["none", "ema", "flow"]),
-    default="none",
-    help="Temporal smoothing, as in convert.",
-)
-@click.option(
-    "--smooth-strength",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=0.6,
-    help="How much of the (motion-compensated) past is kept.",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(0, 256),
-    default=0,
-    help="Frames per network call; 0 chooses (2 on the CPU, from free memory on a GPU).",
-)
-@click.option(
-    "--hwaccel",
-    type=click.Choice(["auto", "none", "cuda"]),
-    default="auto",
-    help="Decode on the GPU (NVDEC) when available; auto does so when --device is CUDA. "
-    "Falls back to software decoding.",
-)
-@resolution_options
+@pipeline_options
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def preview(input_path: Path, to: str, output: Path, **kw: Any) -> None:

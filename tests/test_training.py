@@ -18,7 +18,7 @@ from d2nvideo.training.train import main
 from helpers import read_video
 
 from d2nvideo.cli import cli
-from d2nvideo.errors import ConfigError
+from d2nvideo.errors import ConfigError, InputError
 from d2nvideo.images import write_image
 from d2nvideo.model import CycleGANConfig
 
@@ -216,7 +216,7 @@ def test_nexet_and_bdd_sources(tmp_path: Path) -> None:
     )
     assert [p.name for p in lists.day] == ["a.jpg"] and [p.name for p in lists.night] == ["d.jpg"]
     (tmp_path / "bad.csv").write_text("file,label\na.jpg,Day\n")
-    with pytest.raises(ConfigError, match="lacks column"):
+    with pytest.raises(InputError, match="lacks column"):
         collect(dataclasses.replace(cfg, nexet_csv=str(tmp_path / "bad.csv"), images=str(imgs)))
 
 

@@ -10,8 +10,6 @@ the batches an uninterrupted one would, whatever the number of worker processes.
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import math
 from collections.abc import Iterator
@@ -25,13 +23,11 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from d2nvideo.errors import ConfigError
 from d2nvideo.images import list_images, read_image_reduced
+from d2nvideo.relabel import Sources, from_bdd, from_nexet
 
 from .config import DataConfig
 
 log = logging.getLogger(__name__)
-
-NEXET_LIGHTING = {"Day": "day", "Night": "night", "Twilight": "twilight"}
-BDD_TIMEOFDAY = {"daytime": "day", "night": "night", "dawn/dusk": "twilight"}
 
 
 @dataclass
@@ -67,9 +63,12 @@ def collect(cfg: DataConfig) -> DomainLists:
                 raise ConfigError(f"data.{domain} folder '{root}' holds no images", root)
             getattr(lists, domain).extend(found)
     if cfg.nexet_csv:
-        _read_nexet(Path(cfg.nexet_csv), _images_dir(cfg, "nexet_csv"), lists, cfg.twilight)
+        nexet = from_nexet(Path(cfg.nexet_csv), _images_dir(cfg, "nexet_csv"))
+        _add_labelled(nexet, lists, cfg.twilight)
     if cfg.bdd_json:
-        _read_bdd(Path(cfg.bdd_json), _images_dir(cfg, "bdd_json"), lists, cfg.twilight)
+        _add_labelled(
+            from_bdd(Path(cfg.bdd_json), _images_dir(cfg, "bdd_json")), lists, cfg.twilight
+        )
     if cfg.relabeled:
         _read_relabeled(Path(cfg.relabeled), lists)
     for domain in ("day", "night"):
@@ -90,29 +89,11 @@ def _images_dir(cfg: DataConfig, source: str) -> Path:
     return root
 
 
-def _read_nexet(path: Path, images: Path, lists: DomainLists, twilight: str) -> None:
-    """NEXET train.csv: columns image_filename, lighting (Day|Night|Twilight), city."""
-    rows = _read_csv(path, ("image_filename", "lighting"))
-    for row in rows:
-        label = NEXET_LIGHTING.get((row["lighting"] or "").strip(), "other")
-        lists.add(label, images / row["image_filename"].strip(), twilight)
-
-
-def _read_bdd(path: Path, images: Path, lists: DomainLists, twilight: str) -> None:
-    """BDD100K labels: a JSON list of {name, attributes: {timeofday, ...}, ...}."""
-    try:
-        frames = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"BDD100K labels '{path}' are not readable JSON: {exc}", path) from exc
-    if not isinstance(frames, list):
-        raise ConfigError(f"BDD100K labels '{path}' must be a JSON list of frames", path)
-    for entry in frames:
-        try:
-            name, tod = entry["name"], entry["attributes"]["timeofday"]
-        except (KeyError, TypeError):
-            lists.dropped += 1
-            continue
-        lists.add(BDD_TIMEOFDAY.get(tod, "other"), images / name, twilight)
+def _add_labelled(sources: Sources, lists: DomainLists, twilight: str) -> None:
+    """NEXET/BDD100K items, read by the relabeler's parsers, sorted into the domains."""
+    lists.dropped += sources.skipped_rows
+    for item in sources.items:
+        lists.add(item.normal, item.path, twilight)
 
 
 def _read_relabeled(folder: Path, lists: DomainLists) -> None:
@@ -124,21 +105,6 @@ def _read_relabeled(folder: Path, lists: DomainLists) -> None:
         for line in listing.read_text().splitlines():
             if line.strip():
                 lists.add(domain, Path(line.strip()), "drop")
-
-
-def _read_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
-    try:
-        with path.open(newline="") as fh:
-            reader = csv.DictReader(fh)
-            header = reader.fieldnames or []
-            missing = [c for c in columns if c not in header]
-            if missing:
-                raise ConfigError(
-                    f"'{path}' lacks column(s) {', '.join(missing)} (has {', '.join(header)})", path
-                )
-            return list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ConfigError(f"'{path}' is not a readable CSV file: {exc}", path) from exc
 
 
 # --- images ---------------------------------------------------------------------------------
