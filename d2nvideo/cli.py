@@ -453,6 +453,14 @@ def preview(input_path: Path, to: str, output: Path, **kw: Any) -> None:
     help="Training steps of the realism classifier (0 skips the check).",
 )
 @click.option(
+    "--realism-day",
+    type=EXISTING,
+    default=None,
+    help="Day images to train the realism classifier on (with --realism-night); then every "
+    "--day/--night image is evaluated and --night is the held-out real check.",
+)
+@click.option("--realism-night", type=EXISTING, default=None, help="See --realism-day.")
+@click.option(
     "--video-frames", type=click.IntRange(2), default=48, help="Frames per clip for E_warp."
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages.")
@@ -480,6 +488,8 @@ def evaluate(output: Path, quiet: bool, **kw: Any) -> None:
         image_max_side=kw["image_size"],
         resolution=resolution,
         realism_steps=kw["realism_steps"],
+        realism_day=kw["realism_day"],
+        realism_night=kw["realism_night"],
         videos=kw["videos"],
         video_frames=kw["video_frames"],
     )

@@ -44,6 +44,8 @@ class EvalOptions:
     image_max_side: int = 640  # stills are evaluated at most this size (longer side)
     resolution: Resolution = field(default_factory=Resolution)  # working size, as in convert
     realism_steps: int = 400  # classifier training steps (0: skip the realism check)
+    realism_day: Path | None = None  # the classifier's own real day images (default: half
+    realism_night: Path | None = None  # of the evaluated folders, the other half evaluated)
     videos: tuple[Path, ...] = ()
     video_frames: int = 48  # frames per video for E_warp
     video_max_side: int = 480
@@ -137,12 +139,16 @@ def _reconstruct(tr: Translator, image: np.ndarray, domain: str) -> np.ndarray:
 def image_quality(
     tr: Translator, day: Images, night: Images, opts: EvalOptions, report: Report
 ) -> None:
+    own = _realism_data(opts)
     for to, inputs, targets in (("night", day, night), ("day", night, day)):
         realism = None
         evaluated = inputs
         if opts.realism_steps:
-            real_train, real_held = _split(targets)
-            source_train, evaluated = _split(inputs)
+            if own is None:  # half of each folder trains the classifier, half is evaluated
+                real_train, real_held = _split(targets)
+                source_train, evaluated = _split(inputs)
+            else:
+                real_train, source_train, real_held = own[to], own[other_domain(to)], targets
             realism = train_realism(
                 real_train, source_train, to, opts.realism_steps, seed=opts.seed
             )
@@ -156,6 +162,16 @@ def image_quality(
         report.quality[f"{other_domain(to)}->{to}"] = {**model, "n": n}
         name = "x0.2 darkening" if to == "night" else "x4 brightening"
         report.quality[f"{other_domain(to)}->{to}: {name}"] = {**baseline, "n": n}
+
+
+def _realism_data(opts: EvalOptions) -> dict[str, Images] | None:
+    if opts.realism_day is None or opts.realism_night is None:
+        return None
+    limit = 4 * opts.max_images
+    return {
+        "day": load_images(opts.realism_day, limit, opts.image_max_side, opts.seed),
+        "night": load_images(opts.realism_night, limit, opts.image_max_side, opts.seed),
+    }
 
 
 def temporal_quality(tr: Translator, video: Path, to: str, opts: EvalOptions) -> dict[str, float]:

@@ -119,8 +119,9 @@ def _str(path: Path | None) -> str | None:
     help="The .safetensors file to write.",
 )
 @click.option("--fp32", is_flag=True, help="Keep float32 weights (default: float16, half size).")
+@click.option("--note", default="", help="A line of text stored in the checkpoint's metadata.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
-def export(run: Path, output: Path, fp32: bool, overwrite: bool) -> None:
+def export(run: Path, output: Path, fp32: bool, note: str, overwrite: bool) -> None:
     """Export the latest generator of a training RUN folder as the inference checkpoint that
     convert, preview and evaluate load."""
     from d2nvideo.fileio import check_output
@@ -128,5 +129,5 @@ def export(run: Path, output: Path, fp32: bool, overwrite: bool) -> None:
     from .export import export_run
 
     check_output(output, [], overwrite)
-    meta = export_run(run, output, half=not fp32)
+    meta = export_run(run, output, half=not fp32, note=note)
     click.echo(f"step {meta['steps']} {meta['dtype']} -> {output}")

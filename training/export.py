@@ -18,7 +18,7 @@ from .config import config_from_data
 from .state import latest_state, load_state
 
 
-def export_run(run: Path, output: Path, half: bool = True) -> dict[str, object]:
+def export_run(run: Path, output: Path, half: bool = True, note: str = "") -> dict[str, object]:
     """Write ``run``'s newest generator weights to ``output``; return the metadata written."""
     if not run.is_dir():
         raise PathError(f"run folder '{run}' does not exist", run)
@@ -41,6 +41,9 @@ def export_run(run: Path, output: Path, half: bool = True) -> dict[str, object]:
         "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "d2nvideo": __version__,
         "dtype": "float16" if half else "float32",
+        "note": note,
     }
+    if cfg.data.resize:  # the scale it learned at: convert's --quality auto runs there
+        meta["work_size"] = cfg.data.resize
     save_checkpoint(output, gen, cfg.model, meta, torch.float16 if half else None)
     return meta
