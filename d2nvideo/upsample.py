@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 UPSAMPLERS = ("guided", "bicubic")
+RADIUS_FRACTION = 0.09
 
 
 def _box(x: np.ndarray, r: int) -> np.ndarray:
@@ -68,11 +69,18 @@ def guided_upsample(
     low_in: np.ndarray,
     low_out: np.ndarray,
     full_in: np.ndarray,
-    radius: int = 2,
+    radius: int | None = None,
     eps: float = 1e-3,
 ) -> np.ndarray:
     """``(h, w, 3) uint8`` input and translation at working size, ``(H, W, 3) uint8`` input at
-    native size -> ``(H, W, 3) uint8`` translation at native size."""
+    native size -> ``(H, W, 3) uint8`` translation at native size.
+
+    ``radius`` (working-size pixels) defaults to 9% of the shorter side (16 at 180): wide enough
+    that the fit follows the network's colour and light rather than its blur, which a small
+    network trained briefly has plenty of, and still local enough for lamps and sky.
+    """
+    if radius is None:
+        radius = max(2, round(RADIUS_FRACTION * min(low_in.shape[:2])))
     guide = low_in.astype(np.float32) / 255.0
     a_mat, b_vec = affine_coefficients(guide, low_out.astype(np.float32) / 255.0, radius, eps)
     h, w = full_in.shape[:2]
