@@ -118,16 +118,31 @@ def train_realism(
     fake = FAKERS[target]
     net = _Net()
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
     half = batch // 2
-    for _ in range(steps):
+
+    def draw() -> tuple[torch.Tensor, torch.Tensor]:
         p = [pos[i] for i in rng.integers(0, len(pos), half)]
         sources = [neg[i] for i in rng.integers(0, len(neg), half)]
         n = [fake(im, rng) if k % 2 else im for k, im in enumerate(sources)]
         x = torch.cat([_batch(p, rng), _batch(n, rng)])
-        y = torch.cat([torch.ones(half), torch.zeros(half)])
-        net.train()
+        return x, torch.cat([torch.ones(half), torch.zeros(half)])
+
+    net.train()
+    for _ in range(steps):
+        x, y = draw()
         loss = F.binary_cross_entropy_with_logits(net(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sched.step()
+    # Batch-norm statistics as the final weights see balanced data, not a lagging running mean
+    # of weights that have since moved: the scores then do not depend on the last few steps.
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None
+    with torch.no_grad():
+        for _ in range(20):
+            net(draw()[0])
     return RealismClassifier(net, target)

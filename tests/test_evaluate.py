@@ -38,7 +38,10 @@ def test_realism_accepts_real_night_and_rejects_a_darkening() -> None:
     clf = train_realism(night[:16], day[:16], "night", steps=300, batch=16, seed=0)
     held_out = clf(night[16:])
     darkened = clf([(d * 0.2).astype(np.uint8) for d in day[16:]])
-    assert held_out.mean() > 0.8 and darkened.mean() < 0.2
+    # Over seeds 0-5 held-out night scores 0.996-0.999 and a darkening 0.03-0.34: the bounds
+    # leave room for thread-count noise but not for a classifier that reads brightness alone.
+    assert held_out.mean() > 0.9 and darkened.mean() < 0.5
+    assert held_out.min() > darkened.max() + 0.3
     fake = fake_night(day[0], np.random.default_rng(0))
     assert fake.shape == day[0].shape and fake.mean() < day[0].mean()
 
