@@ -171,8 +171,13 @@ class _ResumableSampler(torch.utils.data.Sampler[tuple[int, int, int]]):
         self.seed, self.step = seed, step
 
     def __iter__(self) -> Iterator[tuple[int, int, int]]:
-        sampler = DistributedSampler(
-            range(self.size), self.world, self.rank, shuffle=True, seed=self.seed, drop_last=False
+        sampler: DistributedSampler[int] = DistributedSampler(
+            range(self.size),  # type: ignore[arg-type]  # only len() is used
+            self.world,
+            self.rank,
+            shuffle=True,
+            seed=self.seed,
+            drop_last=False,
         )
         per_epoch = max(1, len(sampler) // self.batch)
         epoch, skip = divmod(self.step, per_epoch)

@@ -113,6 +113,8 @@ class VGGPerceptual(nn.Module):
         except Exception as exc:
             raise ConfigError(f"'{weights}' is not a torchvision VGG16 state dict: {exc}") from exc
         self.features = net.features[:30].eval().requires_grad_(False)
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
 

@@ -214,7 +214,7 @@ def _stop_on_signals() -> Iterator[dict[str, bool]]:
         stop["flag"] = True
         log.warning("stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
 
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     try:
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, handler)

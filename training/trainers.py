@@ -146,9 +146,13 @@ class Trainer:
         self.dis_forward = dis_forward
         self.vgg = vgg
         o = cfg.optim
-        adam = {"lr": o.lr, "betas": (o.beta1, o.beta2), "weight_decay": o.weight_decay}
-        self.opt_g = torch.optim.Adam(gen.parameters(), **adam)
-        self.opt_d = torch.optim.Adam(dis.parameters(), **adam)
+        betas = (o.beta1, o.beta2)
+        self.opt_g = torch.optim.Adam(
+            gen.parameters(), lr=o.lr, betas=betas, weight_decay=o.weight_decay
+        )
+        self.opt_d = torch.optim.Adam(
+            dis.parameters(), lr=o.lr, betas=betas, weight_decay=o.weight_decay
+        )
         self.sched_g = _scheduler(self.opt_g, cfg)
         self.sched_d = _scheduler(self.opt_d, cfg)
         fp16 = precision == "fp16"
@@ -204,8 +208,9 @@ class Trainer:
         def over_domains(fn: Any) -> Any:
             return lambda: _sum(fn(d) for d in DOMAINS)
 
+        dis_nets: Any = self.dis.nets  # a ModuleDict keyed by domain
         terms: dict[str, Any] = {
-            "gan": (w.gan, over_domains(lambda d: lsgan_gen(self.dis.nets[d](out[f"fake_{d}"])))),
+            "gan": (w.gan, over_domains(lambda d: lsgan_gen(dis_nets[d](out[f"fake_{d}"])))),
             "cyc_x": (w.cyc_x, over_domains(lambda d: l1(out[f"cyc_{d}"], batch[d]))),
         }
         if self.cfg.model.arch == "unit":
