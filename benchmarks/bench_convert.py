@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from _clip import synthetic_clip
 
 from d2nvideo.metrics import ssim
 from d2nvideo.models import DEFAULT_MODEL
@@ -31,8 +30,6 @@ from d2nvideo.upsample import bicubic_upsample, guided_upsample
 from d2nvideo.video.decode import decode_frames
 from d2nvideo.video.encode import EncodeSettings, encode_frames
 from d2nvideo.video.probe import probe
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def random_default_model(path: Path) -> Path:
@@ -137,19 +134,7 @@ def main() -> None:
         tmp = Path(d)
         clip = args.clip or tmp / "clip720.mp4"
         if args.clip is None:
-            subprocess.run(
-                [
-                    sys.executable,
-                    str(ROOT / "examples" / "make_test_clip.py"),
-                    str(clip),
-                    "--seconds",
-                    "10",
-                    "--size",
-                    "1280x720",
-                ],
-                check=True,
-                capture_output=True,
-            )
+            synthetic_clip(clip, 10)
         model = args.model or (
             DEFAULT_MODEL
             if DEFAULT_MODEL.is_file()

@@ -11,17 +11,15 @@ decoding (frames_at). The clip is synthetic (examples/make_test_clip.py), libx26
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _clip import synthetic_clip
+
 from d2nvideo.frames import Sampling, sample_times
 from d2nvideo.video.decode import decode_frames, frames_at, keyframe_times
 from d2nvideo.video.probe import open_input, probe, video_stream
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def decode_all(path: Path, times: list[float]) -> int:
@@ -44,19 +42,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clip = args.clip or Path(tmp) / "clip720.mp4"
         if args.clip is None:
-            subprocess.run(
-                [
-                    sys.executable,
-                    str(ROOT / "examples" / "make_test_clip.py"),
-                    str(clip),
-                    "--seconds",
-                    str(args.seconds),
-                    "--size",
-                    "1280x720",
-                ],
-                check=True,
-                capture_output=True,
-            )
+            synthetic_clip(clip, args.seconds)
         info = probe(clip)
         times = sample_times(info, Sampling(every=args.every))
         with open_input(clip) as c:
