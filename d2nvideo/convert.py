@@ -11,7 +11,13 @@ import click
 from .errors import InputError, PathError, UsageError
 from .fileio import check_output, require_file, sigterm_as_interrupt
 from .images import convert_images, image_pairs, is_image
-from .pipeline import ConvertOptions, build_resolution, convert_video, translate_images
+from .pipeline import (
+    CPU_BATCH_SIZE,
+    ConvertOptions,
+    build_resolution,
+    convert_video,
+    translate_images,
+)
 from .progress import progress_bar
 from .video.encode import EncodeSettings, check_codec, codec_for
 
@@ -131,7 +137,9 @@ def _convert_images(
 
     t0 = time.perf_counter()
     with progress_bar(len(pairs), f"{src.name} -> {opts.to}", quiet, unit="images") as advance:
-        result = convert_images(pairs, translate, overwrite, opts.batch_size or 2, advance)
+        result = convert_images(
+            pairs, translate, overwrite, opts.batch_size or CPU_BATCH_SIZE, advance
+        )
     for _path, reason in result.failed:
         click.echo(f"error: {reason}", err=True)
     seconds = time.perf_counter() - t0

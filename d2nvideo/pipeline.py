@@ -29,6 +29,7 @@ from .video.smooth import make_smoother
 
 log = logging.getLogger(__name__)
 QUALITY_PRESETS = {"fast": 180, "balanced": 288, "full": None}  # the network's shorter side
+CPU_BATCH_SIZE = 2  # frames per network call when not chosen: batching adds little on a CPU
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ def auto_batch_size(translator: Translator, height: int, width: int) -> int:
     """Frames per network call: 2 on the CPU (batching adds little there); on CUDA as many as
     half the free memory holds, from one measured frame at this size."""
     if translator.device.type != "cuda":
-        return 2
+        return CPU_BATCH_SIZE
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated()
@@ -169,7 +170,7 @@ def auto_batch_size(translator: Translator, height: int, width: int) -> int:
 def translate_frames(
     frames: Iterable[Frame], translator: Translator, opts: ConvertOptions, rotation: int
 ) -> Iterator[Frame]:
-    for batch in batched(frames, opts.batch_size if opts.batch_size > 0 else 2):
+    for batch in batched(frames, opts.batch_size or CPU_BATCH_SIZE):
         images = [upright(f.image, rotation) for f in batch]
         outputs = translate_images(images, translator, opts.to, opts.resolution)
         for frame, out in zip(batch, outputs, strict=True):
