@@ -79,6 +79,21 @@ def read_image_reduced(path: Path, min_side: int = 0, min_width: int = 0) -> np.
     return read_image(path, reduce)
 
 
+def fingerprint(image: np.ndarray) -> str:
+    """A 64-bit difference hash of ``(H, W, 3) uint8`` (Krawetz's dHash) as 16 hex digits: the
+    signs of horizontal steps on a 9x8 grey thumbnail. Resizing, recompression and small
+    tone changes leave it within a few bits, so it finds the same picture in another file."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    thumb = cv2.resize(grey, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
+    bits = (thumb[:, 1:] > thumb[:, :-1]).flatten()
+    return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
+
+
+def fingerprint_distance(a: str, b: str) -> int:
+    """Differing bits between two :func:`fingerprint` values (0-64)."""
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
 def write_image(path: Path, image: np.ndarray, quality: int = 95) -> None:
     """Write ``(H, W, 3) uint8`` RGB atomically; format from the suffix."""
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if path.suffix.lower() in (".jpg", ".jpeg") else []

@@ -1,20 +1,38 @@
-"""Build the training and held-out sets of the bundled default model from ../shared/data.
+"""Build the bundled default model's training, realism and held-out sets from ../shared/data.
 
     python examples/prepare_shared_data.py ../shared/data work_local/d2n_data [--short-side 180]
 
-Writes (all images resized so the shorter side is --short-side):
-  train/day, train/night        frames extracted from the training clips, day/night stills,
-                                AMOS webcam and phone photos (labeled/)
-  holdout/day, holdout/night    independent dashcam stills that no training image comes from
-  holdout/clips.txt             whole clips kept out (their frames are in neither set)
-  manifest.json                 every file written, with its source
-The data is never copied into the repository; see ../shared/data/SOURCES.md for origins.
+Writes (every image resized so its shorter side is --short-side):
+
+  train/day/<source>/, train/night/<source>/
+        what the model learns from: driving footage only, one folder per source so training
+        can sample sources evenly (``data.balance: source``) instead of letting the longest
+        clip dominate.
+  realism/day/<source>/, realism/night/<source>/
+        what ``d2nvideo evaluate``'s realism judge learns from: labelled day/night sets
+        (AMOS webcams, xinjue phone photos) that share no source with the model's images, so
+        the judge cannot agree with the model by construction (issue 10).
+  holdout/day/, holdout/night/, holdout/dusk/
+        independent dashcam stills that no training or realism image comes from.
+  holdout/clips.txt
+        whole clips kept out of everything (their frames are in no set).
+  manifest.json
+        every file written, with its source and the tone mapping applied, if any.
+
+The FLIR street nights come from a high-gain camera (mean luma 73-182: brighter than most
+dashcam days), and the light-effects night photos are exposed for the eye (luma 60-90). Each
+is written twice with a power curve ``y = x ** g`` whose exponent brings its mean luma to a
+dashcam night's (FLIR 18 and 32 of 255, photos 22 and 36): midtones sink, while lamps, windows
+and signals stay at full brightness, as they do in a real low-gain night frame.
+
+The data is never copied into the repository; ../shared/data/SOURCES.md says where it is from.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -24,27 +42,41 @@ from d2nvideo.images import list_images, read_image, write_image
 from d2nvideo.video.decode import frames_at
 from d2nvideo.video.probe import probe
 
-# Kept out of training: one whole clip (and every still of the same project and camera), and
-# independent dashcam stills for both directions.
-HOLDOUT_CLIPS = ("udacity_solidWhiteRight",)
-HOLDOUT_DAY_PREFIXES = (
-    "udacity_adv_",
-    "udacity_p1_",
-    "sahan_",
-    "hybridnets_",
-    "twinlitenet_",
-    "yolop_",
-    "yolopv2_",
-    "solesensei_",
-    "vidframe_udacity_solidWhiteRight",
-)
-HOLDOUT_NIGHT_PREFIXES = ("sahan_", "hybridnets_", "twinlitenet_", "yolop_", "solesensei_")
-TRAIN_VIDEO_EVERY_S = {"day": 0.5, "night": 0.4}
-LABELED_SETS = {
-    "day": ["labeled/amos_day_night/training/day", "labeled/amos_day_night/test/day"],
-    "night": ["labeled/amos_day_night/training/night", "labeled/amos_day_night/test/night"],
+# Model training: driving footage. (clip, seconds between frames)
+TRAIN_CLIPS = {
+    "day": {
+        "tmo324_countryroad": 0.5,
+        "tmo324_desert": 0.5,
+        "tmo324_rainy": 0.5,
+        "tmo324_seattlestreet1": 0.5,
+        "tarun_cattle_day": 0.5,
+        "kartikeybihani_dashcam2": 0.5,
+    },
+    "night": {"tmo324_night": 0.4, "sagi-vaknin_night": 0.1},
 }
-# labeled/xinjue_day_dusk_night is left out: 200x200 phone photos of sky and sunsets, not roads.
+TRAIN_STILLS = {
+    "day": {"flir_day": "flir_streets/day"},
+    "night": {"flir_night": "flir_streets/night", "jinyeying_lights": "frames/night"},
+}
+STILL_PREFIX = {"jinyeying_lights": "jinyeying_lighteffects_"}
+TONE_MAPPED = {"flir_night": (18.0, 32.0), "jinyeying_lights": (22.0, 36.0)}  # target mean lumas
+# The realism judge: labelled day/night sets that are not driving footage of the model's.
+REALISM_SETS = {
+    "day": {
+        "amos_day": ["labeled/amos_day_night/training/day", "labeled/amos_day_night/test/day"],
+        "xinjue_day": ["labeled/xinjue_day_dusk_night/Day"],
+    },
+    "night": {
+        "amos_night": [
+            "labeled/amos_day_night/training/night",
+            "labeled/amos_day_night/test/night",
+        ],
+        "xinjue_night": ["labeled/xinjue_day_dusk_night/Night"],
+    },
+}
+# Kept out of everything: these clips, and every independent still in frames/ (the frames
+# decoded from the training clips, vidframe_*, are not used: they repeat the clips).
+HOLDOUT_CLIPS = ("videos/day/udacity_solidWhiteRight.mp4", "videos/dusk/kartikeybihani_dashcam.mp4")
 
 
 def resized(image: np.ndarray, short: int) -> np.ndarray:
@@ -54,54 +86,90 @@ def resized(image: np.ndarray, short: int) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
 
 
+def luma(image: np.ndarray) -> float:
+    return float((image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).mean())
+
+
+def to_night_mean(image: np.ndarray, target: float) -> tuple[np.ndarray, float]:
+    """``y = 255 (x / 255) ** g`` with ``g >= 1`` chosen (bisection) so the mean luma is
+    ``target``; returns the image and ``g``."""
+    x = image.astype(np.float32) / 255.0
+    lo, hi = 1.0, 12.0
+    for _ in range(40):
+        g = (lo + hi) / 2
+        if luma(x**g * 255.0) > target:
+            lo = g
+        else:
+            hi = g
+    return np.clip((x**g) * 255.0 + 0.5, 0, 255).astype(np.uint8), g
+
+
+def clip_frames(shared: Path, domain: str, stem: str, every: float) -> Iterator[tuple]:
+    video = shared / "videos" / domain / f"{stem}.mp4"
+    times = list(np.arange(0, probe(video).duration, every))
+    for frame in frames_at(video, times):
+        yield (
+            frame.image,
+            f"{stem}_{frame.time:08.3f}",
+            f"videos/{domain}/{video.name}@{frame.time:.3f}s",
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("shared", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--short-side", type=int, default=180)
     args = parser.parse_args()
-    manifest: list[dict[str, str]] = []
+    shared, out = args.shared, args.out
+    manifest: list[dict[str, object]] = []
 
-    def put(image: np.ndarray, split: str, domain: str, stem: str, source: str) -> None:
-        path = args.out / split / domain / f"{stem}.jpg"
+    def put(image: np.ndarray, rel: str, source: str, **extra: object) -> None:
+        path = out / f"{rel}.jpg"
         if not path.exists():
             write_image(path, resized(image, args.short_side), quality=95)
-        manifest.append({"file": str(path.relative_to(args.out)), "source": source})
+        manifest.append({"file": f"{rel}.jpg", "source": source, **extra})
 
-    for domain in ("day", "night"):
-        for video in sorted((args.shared / "videos" / domain).glob("*.mp4")):
-            if video.stem in HOLDOUT_CLIPS:
+    for domain, clips in TRAIN_CLIPS.items():
+        for stem, every in clips.items():
+            for image, name, source in clip_frames(shared, domain, stem, every):
+                put(image, f"train/{domain}/{stem}/{name}", source)
+    for domain, stills in TRAIN_STILLS.items():
+        for tag, folder in stills.items():
+            prefix = STILL_PREFIX.get(tag, "")
+            for still in list_images(shared / folder):
+                if not still.name.startswith(prefix):
+                    continue
+                image, source = read_image(still), f"{folder}/{still.name}"
+                for target in TONE_MAPPED.get(tag, ()):
+                    mapped, g = to_night_mean(image, target)
+                    rel = f"train/{domain}/{tag}/{still.stem}_l{target:.0f}"
+                    put(mapped, rel, source, tone="power", exponent=round(g, 3))
+                if tag not in TONE_MAPPED:
+                    put(image, f"train/{domain}/{tag}/{still.stem}", source)
+    for domain, sets in REALISM_SETS.items():
+        for tag, folders in sets.items():
+            for folder in folders:
+                for image_path in list_images(shared / folder):
+                    name = f"{Path(folder).parent.name}_{image_path.stem}"
+                    put(
+                        read_image(image_path),
+                        f"realism/{domain}/{tag}/{name}",
+                        f"{folder}/{image_path.name}",
+                    )
+    for domain in ("day", "night", "dusk"):
+        for still in list_images(shared / "frames" / domain):
+            if still.name.startswith(("vidframe_", STILL_PREFIX["jinyeying_lights"])):
                 continue
-            info = probe(video)
-            step = TRAIN_VIDEO_EVERY_S[domain]
-            times = list(np.arange(0, info.duration, step))
-            for frame in frames_at(video, times):
-                put(
-                    frame.image,
-                    "train",
-                    domain,
-                    f"{video.stem}_{frame.time:010.3f}",
-                    f"videos/{domain}/{video.name}@{frame.time:.3f}s",
-                )
-        holdout = HOLDOUT_DAY_PREFIXES if domain == "day" else HOLDOUT_NIGHT_PREFIXES
-        for still in list_images(args.shared / "frames" / domain):
-            if still.name.startswith("vidframe_") and not still.name.startswith(holdout):
-                continue  # frames of training clips are re-extracted above, denser
-            split = "holdout" if still.name.startswith(holdout) else "train"
-            put(read_image(still), split, domain, still.stem, f"frames/{domain}/{still.name}")
-        for folder in LABELED_SETS[domain]:
-            for image in list_images(args.shared / folder):
-                tag = "_".join(folder.split("/")[1:3])
-                source = f"{folder}/{image.name}"
-                put(read_image(image), "train", domain, f"{tag}_{image.stem}", source)
-    (args.out / "holdout").mkdir(parents=True, exist_ok=True)
-    (args.out / "holdout" / "clips.txt").write_text(
-        "\n".join(f"videos/day/{c}.mp4" for c in HOLDOUT_CLIPS) + "\n"
-    )
-    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+            put(
+                read_image(still), f"holdout/{domain}/{still.stem}", f"frames/{domain}/{still.name}"
+            )
+    (out / "holdout").mkdir(parents=True, exist_ok=True)
+    (out / "holdout" / "clips.txt").write_text("\n".join(HOLDOUT_CLIPS) + "\n")
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     counts: dict[str, int] = {}
     for row in manifest:
-        key = "/".join(row["file"].split("/")[:2])
+        key = str(Path(str(row["file"])).parent)
         counts[key] = counts.get(key, 0) + 1
     print(json.dumps(counts, indent=1))
 

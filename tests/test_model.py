@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from d2nvideo.model import (
     CycleGANConfig,
     UNITConfig,
+    UNITGenerator,
     build_generator,
     config_from_dict,
     other_domain,
@@ -66,8 +68,28 @@ def test_cyclegan_shapes() -> None:
         ({"arch": "unit", "widht": 3}, "widht"),
         ({"arch": "unit", "norm": "group"}, "norm"),
         ({"arch": "unit", "n_res": 1, "n_shared": 2}, "n_shared"),
+        ({"arch": "unit", "up_kernel": 4}, "up_kernel"),
+        ({"arch": "unit", "out_kernel": 0}, "out_kernel"),
     ],
 )
 def test_bad_model_configs_name_the_problem(data: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         config_from_dict(data)
+
+
+def test_decoder_kernels_are_configurable_and_keep_shapes() -> None:
+    gen = UNITGenerator(UNITConfig(width=4, n_downsample=2, n_res=1, up_kernel=3, out_kernel=3))
+    ups = [m for m in gen.dec["night"].modules() if isinstance(m, nn.Conv2d)]
+    assert [c.kernel_size for c in ups[-3:]] == [(3, 3), (3, 3), (3, 3)]
+    assert gen(torch.zeros(1, 3, 16, 24), "night").shape == (1, 3, 16, 24)
+
+
+def test_thin_convolutions_train_channels_last_with_the_same_result() -> None:
+    """The channels-last path for thin convs changes layout, not maths."""
+    torch.manual_seed(0)
+    gen = UNITGenerator(UNITConfig(width=4, n_downsample=1, n_res=1, up_kernel=3))
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        plain = gen(x, "night")
+    trained = gen(x, "night")  # grad enabled: thin convs run channels-last
+    assert torch.allclose(plain, trained, atol=1e-5)

@@ -97,6 +97,31 @@ def test_resume_with_workers_matches_too(images: Path, tmp_path: Path) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_source_balance_draws_each_folder_equally_and_resumes(tmp_path: Path) -> None:
+    from collections import Counter
+
+    from d2nvideo.training.data import _ResumableSampler, source_weights
+
+    paths = [tmp_path / "clip" / f"{i}.jpg" for i in range(90)]
+    paths += [tmp_path / "stills" / f"{i}.jpg" for i in range(10)]
+    weights = source_weights(paths, "source")
+    keys = iter(_ResumableSampler(len(paths), 4, 0, 1, 7, 0, weights))
+    drawn = [next(keys) for _ in range(4000)]
+    counts = Counter(paths[i].parent.name for i, _, _ in drawn)
+    assert 0.4 < counts["stills"] / 4000 < 0.6  # 10% of the images, half of the draws
+    later = iter(_ResumableSampler(len(paths), 4, 0, 1, 7, 30, weights))
+    assert [next(later) for _ in range(8)] == drawn[120:128]
+    assert source_weights(paths, "image") is None
+
+
+def test_data_summary_lists_sources_and_fingerprints(images: Path, tmp_path: Path) -> None:
+    main(tiny(images, steps=1), tmp_path, quiet=True)
+    summary = json.loads((tmp_path / "data.json").read_text())
+    assert summary["sources"] == {"day": {"day": 5}, "night": {"sub": 5}}
+    assert len(summary["fingerprints"]["day"]) == 5
+    assert all(len(f) == 16 for f in summary["fingerprints"]["night"])
+
+
 def test_export_then_convert_a_video(images: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     runner = CliRunner()

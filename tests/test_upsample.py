@@ -33,3 +33,16 @@ def test_guided_upsampling_of_an_identity_is_close_to_the_input() -> None:
     full = _detailed()
     small = cv2.resize(full, (160, 90), interpolation=cv2.INTER_AREA)
     assert ssim(guided_upsample(small, small, full), full) > 0.95
+
+
+def test_fingerprints_survive_resizing_and_tell_pictures_apart() -> None:
+    import cv2
+    from conftest import frame_image
+
+    from d2nvideo.images import fingerprint, fingerprint_distance
+
+    a = frame_image(3, 320, 180)
+    smaller = cv2.resize(a, (160, 90), interpolation=cv2.INTER_AREA)
+    other = frame_image(40, 320, 180)[::-1].copy()
+    assert fingerprint_distance(fingerprint(a), fingerprint(smaller)) <= 4
+    assert fingerprint_distance(fingerprint(a), fingerprint(other)) > 12

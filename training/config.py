@@ -32,6 +32,7 @@ class DataConfig:
     resize: int = 286  # shorter side before cropping, pixels; 0 keeps the size
     crop: tuple[int, int] = (256, 256)  # (height, width) of the random crop
     flip: bool = True  # random horizontal flip
+    balance: str = "image"  # image|source: every image, or every source folder, equally often
     workers: int = 2  # DataLoader worker processes; 0 loads in the training process
 
 
@@ -98,6 +99,7 @@ class TrainConfig:
         _check_choice("optim.init", self.optim.init, ("kaiming", "xavier", "gaussian", "default"))
         _check_choice("train.precision", self.train.precision, ("auto", "fp32", "bf16", "fp16"))
         _check_choice("data.twilight", self.data.twilight, ("drop", "day", "night"))
+        _check_choice("data.balance", self.data.balance, ("image", "source"))
         _check_choice("dis.norm", self.dis.norm, ("none", "batch", "layer", "instance"))
         for key, value in (
             ("train.steps", self.train.steps),

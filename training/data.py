@@ -163,12 +163,47 @@ class DomainDataset(Dataset[torch.Tensor]):
         raise ConfigError("no readable training image in this domain")
 
 
-class _ResumableSampler(torch.utils.data.Sampler[tuple[int, int, int]]):
-    """Endless keys (index, epoch, seed) in DistributedSampler order, starting at any step."""
+def source_weights(paths: list[Path], balance: str) -> list[float] | None:
+    """Sampling weights that give every source (an image's folder) the same share of the
+    draws, or None for uniform over images. Without them a clip with 100 extracted frames
+    outweighs a set of 10 stills tenfold, and the model learns the clip's look as "night"."""
+    if balance == "image":
+        return None
+    counts: dict[Path, int] = {}
+    for p in paths:
+        counts[p.parent] = counts.get(p.parent, 0) + 1
+    return [1.0 / (counts[p.parent] * len(counts)) for p in paths]
 
-    def __init__(self, size: int, batch: int, rank: int, world: int, seed: int, step: int) -> None:
+
+class _ResumableSampler(torch.utils.data.Sampler[tuple[int, int, int]]):
+    """Endless keys (index, epoch, seed), starting at any step: DistributedSampler order, or
+    with ``weights`` a seeded weighted draw per epoch (with replacement), split by rank."""
+
+    def __init__(
+        self,
+        size: int,
+        batch: int,
+        rank: int,
+        world: int,
+        seed: int,
+        step: int,
+        weights: list[float] | None = None,
+    ) -> None:
         self.size, self.batch, self.rank, self.world = size, batch, rank, world
-        self.seed, self.step = seed, step
+        self.seed, self.step, self.weights = seed, step, weights
+
+    def _epoch_order(self, sampler: DistributedSampler[int], epoch: int) -> list[int]:
+        if self.weights is None:
+            sampler.set_epoch(epoch)
+            return list(sampler)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        draws = torch.multinomial(
+            torch.tensor(self.weights, dtype=torch.float64),
+            len(sampler) * self.world,
+            True,
+            generator=g,
+        )
+        return draws.tolist()[self.rank :: self.world]
 
     def __iter__(self) -> Iterator[tuple[int, int, int]]:
         sampler: DistributedSampler[int] = DistributedSampler(
@@ -182,8 +217,7 @@ class _ResumableSampler(torch.utils.data.Sampler[tuple[int, int, int]]):
         per_epoch = max(1, len(sampler) // self.batch)
         epoch, skip = divmod(self.step, per_epoch)
         while True:
-            sampler.set_epoch(epoch)
-            order = list(sampler)[: per_epoch * self.batch]
+            order = self._epoch_order(sampler, epoch)[: per_epoch * self.batch]
             if len(order) < self.batch:  # fewer images than a batch: repeat them
                 order = (order * math.ceil(self.batch / max(1, len(order))))[: self.batch]
             for index in order[skip * self.batch :]:
@@ -196,10 +230,11 @@ def domain_batches(
     paths: list[Path], cfg: DataConfig, batch: int, seed: int, step: int, rank: int, world: int
 ) -> Iterator[torch.Tensor]:
     """Endless ``(batch, 3, h, w)`` batches of one domain, from ``step`` on."""
+    weights = source_weights(paths, cfg.balance)
     loader = DataLoader(
         DomainDataset(paths, cfg),
         batch_size=batch,
-        sampler=_ResumableSampler(len(paths), batch, rank, world, seed, step),
+        sampler=_ResumableSampler(len(paths), batch, rank, world, seed, step, weights),
         num_workers=cfg.workers,
         persistent_workers=cfg.workers > 0,
         drop_last=True,

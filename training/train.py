@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from d2nvideo.errors import ConfigError
+from d2nvideo.errors import ConfigError, InputError
+from d2nvideo.fileio import atomic_output
+from d2nvideo.images import fingerprint, read_image_reduced
 from d2nvideo.progress import progress_bar
 from d2nvideo.translator import resolve_precision
 
@@ -193,13 +195,36 @@ def resolve_resume_config(out: Path, given: TrainConfig) -> TrainConfig:
 
 
 def _write_data_summary(out: Path, lists: DomainLists) -> None:
-    summary = {
+    """data.json: counts, images per source folder, and a fingerprint of every training image,
+    which export copies into the checkpoint so that evaluate can refuse a realism set that
+    overlaps what the model learned from (issue 10)."""
+    summary: dict[str, Any] = {
         "day": len(lists.day),
         "night": len(lists.night),
         "missing": lists.missing,
         "dropped": lists.dropped,
+        "sources": {d: _source_counts(getattr(lists, d)) for d in ("day", "night")},
+        "fingerprints": {d: _fingerprints(getattr(lists, d)) for d in ("day", "night")},
     }
-    (out / "data.json").write_text(json.dumps(summary, indent=1))
+    with atomic_output(out / "data.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=1))
+
+
+def _source_counts(paths: list[Path]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for path in paths:
+        counts[path.parent.name] = counts.get(path.parent.name, 0) + 1
+    return counts
+
+
+def _fingerprints(paths: list[Path]) -> list[str]:
+    found = []
+    for path in paths:
+        try:
+            found.append(fingerprint(read_image_reduced(path, min_side=64)))
+        except InputError:
+            continue  # the loader reports unreadable images when it meets them
+    return found
 
 
 @contextlib.contextmanager

@@ -31,12 +31,17 @@ class UNITConfig:
     norm: str = "instance"  # encoder and residual-block norm: none|batch|layer|instance
     activation: str = "relu"  # relu|lrelu
     pad_type: str = "reflect"  # reflect|replicate|zero
+    up_kernel: int = 5  # kernel of the conv after each 2x upsampling (official UNIT: 5)
+    out_kernel: int = 7  # kernel of the decoder's last conv, features -> RGB (official: 7)
 
     def __post_init__(self) -> None:
         if self.arch != "unit":
             raise ValueError(f"UNITConfig.arch must be 'unit', got {self.arch!r}")
         if self.width < 1 or self.n_downsample < 0 or self.n_res < 0:
             raise ValueError("width must be >= 1, n_downsample and n_res >= 0")
+        for name, k in (("up_kernel", self.up_kernel), ("out_kernel", self.out_kernel)):
+            if k < 1 or k % 2 == 0:
+                raise ValueError(f"{name} must be an odd number >= 1, got {k}")
         if not 0 <= self.n_shared <= self.n_res:
             raise ValueError(f"n_shared must be between 0 and n_res={self.n_res}")
         for name, value, allowed in (
@@ -76,9 +81,13 @@ def _private_decoder(cfg: UNITConfig) -> nn.Sequential:
     ]
     for _ in range(cfg.n_downsample):
         layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
-        layers.append(Conv2dBlock(dim, dim // 2, 5, 1, 2, "layer", cfg.activation, cfg.pad_type))
+        k = cfg.up_kernel
+        layers.append(
+            Conv2dBlock(dim, dim // 2, k, 1, k // 2, "layer", cfg.activation, cfg.pad_type)
+        )
         dim //= 2
-    layers.append(Conv2dBlock(dim, 3, 7, 1, 3, "none", "tanh", cfg.pad_type))
+    k = cfg.out_kernel
+    layers.append(Conv2dBlock(dim, 3, k, 1, k // 2, "none", "tanh", cfg.pad_type))
     return nn.Sequential(*layers)
 
 
