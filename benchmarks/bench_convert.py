@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from _clip import synthetic_clip
 
-from d2nvideo.metrics import ssim
-from d2nvideo.models import DEFAULT_MODEL
-from d2nvideo.pipeline import ConvertOptions, Resolution, convert_video
+from d2nvideo.evaluation.metrics import ssim
+from d2nvideo.pipeline import ConvertOptions, WorkingSize, convert_video
+from d2nvideo.registry import DEFAULT_MODEL
 from d2nvideo.translator import Translator, from_tensor, to_tensor
 from d2nvideo.upsample import bicubic_upsample, guided_upsample
 from d2nvideo.video.decode import decode_frames
@@ -58,7 +58,7 @@ def naive(clip: Path, out: Path, tr: Translator, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def stages(clip: Path, tr: Translator, res: Resolution, n: int, tmp: Path) -> dict[str, float]:
+def stages(clip: Path, tr: Translator, res: WorkingSize, n: int, tmp: Path) -> dict[str, float]:
     """Milliseconds per frame of each stage on its own."""
     t0 = time.perf_counter()
     frames = [f for _, f in zip(range(n), decode_frames(clip), strict=False)]
@@ -102,7 +102,7 @@ def working_sizes(clip: Path, tr: Translator, heights: list[int], n: int) -> lis
     native = [tr(f[None], "night")[0] for f in frames]
     rows = []
     for wh in heights:
-        res = Resolution(work_size=wh)
+        res = WorkingSize(work_size=wh)
         h, w = frames[0].shape[:2]
         sh, sw = res.shape(h, w)
         g_scores, b_scores = [], []
@@ -150,7 +150,7 @@ def main() -> None:
         )
         tr(np.zeros((1, 64, 64, 3), np.uint8), "night")  # warm-up
         naive_fps = naive(clip, tmp / "naive.mp4", tr, args.naive_frames)
-        res = Resolution(work_size=args.work_size)
+        res = WorkingSize(work_size=args.work_size)
         opts = ConvertOptions(
             "night",
             batch_size=4,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from _clip import synthetic_clip
 
-from d2nvideo.frames import Sampling, sample_times
+from d2nvideo.data.extract import Sampling, sample_times
 from d2nvideo.video.decode import decode_frames, frames_at, keyframe_times
 from d2nvideo.video.probe import open_input, probe, video_stream
 

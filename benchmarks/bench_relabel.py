@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from d2nvideo.data.relabel import score_files
+from d2nvideo.data.scoring import DEFAULT_THRESHOLDS, score_image
 from d2nvideo.images import list_images, read_image, write_image
-from d2nvideo.labels import DEFAULT_THRESHOLDS, score_image
-from d2nvideo.relabel import score_files
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -25,7 +25,7 @@ import json, resource, sys, time, dataclasses, torch
 from pathlib import Path
 from d2nvideo.training.config import load_config, with_changes
 from d2nvideo.training.trainers import build_trainer
-from d2nvideo.translator import resolve_device, resolve_precision
+from d2nvideo.model.runtime import resolve_device, resolve_precision
 cfg = load_config(Path(sys.argv[1]))
 w, h = map(int, sys.argv[2].split("x"))
 steps = int(sys.argv[3])

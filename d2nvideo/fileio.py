@@ -26,6 +26,15 @@ def require_file(path: Path, what: str = "input") -> Path:
     return path
 
 
+def require_input(path: Path) -> Path:
+    """Return ``path`` if it exists and can be read (a file or a folder), else PathError."""
+    if not path.exists():
+        raise PathError(f"input '{path}' does not exist", path)
+    if not os.access(path, os.R_OK):
+        raise PathError(f"input '{path}' is not readable", path)
+    return path
+
+
 def check_output(output: Path, inputs: list[Path], overwrite: bool) -> None:
     """Refuse to write over an input, an existing file (unless ``overwrite``) or into a folder
     that does not exist or cannot be written."""

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import torch
 
+from .choices import Domain, Quality, Smoothing, Upsampler
 from .errors import D2NError
 from .fileio import atomic_output
 from .prefetch import Sink, prefetch, start_sink
@@ -24,21 +25,24 @@ from .translator import Translator
 from .upsample import bicubic_upsample, guided_upsample
 from .video.decode import Frame, decode_frames
 from .video.encode import EncodeSettings, encode_frames
+from .video.geometry import restore, upright
 from .video.probe import VideoInfo, probe
 from .video.smooth import make_smoother
 
 log = logging.getLogger(__name__)
 QUALITY_PRESETS = {"fast": 180, "balanced": 288, "full": None}  # the network's shorter side
-CPU_BATCH_SIZE = 2  # frames per network call when not chosen: batching adds little on a CPU
+DARK_OUTPUT = 8.0  # mean brightness (0-255) under which an output frame counts as black
+AUTO_BATCH = 0  # batch_size value that lets the pipeline choose (auto_batch_size)
+CPU_BATCH_SIZE = 2  # frames per network call chosen on a CPU: batching adds little there
 
 
 @dataclass(frozen=True)
-class Resolution:
+class WorkingSize:
     """The size the network runs at and how its output returns to native size."""
 
     work_size: int | None = None  # shorter side for the network, pixels; None: native
     max_size: int | None = None  # and/or the longer side at most this
-    upsample: str = "guided"  # guided|bicubic: back to native size (see upsample.py)
+    upsample: Upsampler = "guided"  # back to native size (see upsample.py)
 
     def shape(self, height: int, width: int) -> tuple[int, int]:
         """The (height, width) the network runs at for a frame of this size (never larger)."""
@@ -52,13 +56,13 @@ class Resolution:
         return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def build_resolution(
-    quality: str,
+def working_size(
+    quality: Quality,
     work_size: int | None,
     max_size: int | None,
-    upsample: str,
+    upsample: Upsampler,
     model_meta: dict[str, object],
-) -> Resolution:
+) -> WorkingSize:
     """The CLI's size options against the model: ``auto`` runs the network at the working
     size the model was trained for (its ``work_size`` metadata), else natively."""
     if work_size is None:
@@ -67,20 +71,42 @@ def build_resolution(
             work_size = int(recommended) if isinstance(recommended, int | float) else None
         else:
             work_size = QUALITY_PRESETS[quality]
-    return Resolution(work_size, max_size, upsample)
+    return WorkingSize(work_size, max_size, upsample)
 
 
 @dataclass(frozen=True)
 class ConvertOptions:
-    to: str  # target domain: night|day
-    batch_size: int = 4  # frames per network call; 0 chooses (auto_batch_size)
-    resolution: Resolution = field(default_factory=Resolution)
+    to: Domain  # target domain
+    batch_size: int = AUTO_BATCH  # frames per network call; AUTO_BATCH chooses
+    resolution: WorkingSize = field(default_factory=WorkingSize)
     start: float = 0.0  # seconds into the input
     duration: float | None = None  # seconds to convert; None: to the end
-    smooth: str = "none"  # temporal smoothing: none|ema|flow
+    smooth: Smoothing = "none"  # temporal smoothing
     smooth_strength: float = 0.6  # share of the motion-compensated past kept, in [0, 1)
     hwaccel: str | None = None  # decode on this device ("cuda": NVDEC), with software fallback
     encode: EncodeSettings = field(default_factory=EncodeSettings)
+
+
+class DarkOutputWatch:
+    """Passes translated images through and warns once if they come out nearly black (a
+    model that does not suit the footage), saying how dark they are."""
+
+    def __init__(self, to: Domain, threshold: float = DARK_OUTPUT) -> None:
+        self.to = to
+        self.threshold = threshold
+        self.warned = False
+
+    def __call__(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        if not self.warned and images:
+            dark = [im for im in images if float(im.mean()) < self.threshold]
+            if dark:
+                self.warned = True
+                log.warning(
+                    "output frames are nearly black (mean brightness %.1f of 255): the model "
+                    "may not suit this footage; check the output (d2nvideo preview)",
+                    float(np.mean([im.mean() for im in dark])),
+                )
+        return images
 
 
 @dataclass(frozen=True)
@@ -105,20 +131,8 @@ def batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
         yield batch
 
 
-def upright(image: np.ndarray, rotation: int) -> np.ndarray:
-    """Rotate a stored frame as a player would show it (``rotation`` degrees CCW)."""
-    k = round(rotation / 90) % 4
-    return np.rot90(image, k) if k else image
-
-
-def restore(image: np.ndarray, rotation: int) -> np.ndarray:
-    """Undo :func:`upright`."""
-    k = round(rotation / 90) % 4
-    return np.ascontiguousarray(np.rot90(image, -k)) if k else image
-
-
 def translate_images(
-    images: list[np.ndarray], translator: Translator, to: str, resolution: Resolution
+    images: list[np.ndarray], translator: Translator, to: Domain, resolution: WorkingSize
 ) -> list[np.ndarray]:
     """Translate same-sized ``(H, W, 3) uint8`` images, at a working size if one is set, and
     return them at their native size."""
@@ -133,7 +147,7 @@ def translate_images(
     return [guided_upsample(s, o, im) for s, o, im in zip(small, out, images, strict=True)]
 
 
-def run_network(translator: Translator, images: list[np.ndarray], to: str) -> list[np.ndarray]:
+def run_network(translator: Translator, images: list[np.ndarray], to: Domain) -> list[np.ndarray]:
     """The translator on a batch; on GPU out-of-memory the batch is split in halves and
     retried instead of crashing, down to one frame."""
     try:
@@ -168,11 +182,19 @@ def auto_batch_size(translator: Translator, height: int, width: int) -> int:
 
 
 def translate_frames(
-    frames: Iterable[Frame], translator: Translator, opts: ConvertOptions, rotation: int
+    frames: Iterable[Frame],
+    translator: Translator,
+    opts: ConvertOptions,
+    rotation: int,
+    watch: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
 ) -> Iterator[Frame]:
+    """Translate frames in batches, each upright for the network and stored back as it came;
+    every output frame carries its input in ``source``. ``watch`` sees each batch's outputs."""
     for batch in batched(frames, opts.batch_size or CPU_BATCH_SIZE):
         images = [upright(f.image, rotation) for f in batch]
         outputs = translate_images(images, translator, opts.to, opts.resolution)
+        if watch is not None:
+            outputs = watch(outputs)
         for frame, out in zip(batch, outputs, strict=True):
             yield dataclasses.replace(frame, image=restore(out, rotation), source=frame.image)
 
@@ -186,30 +208,49 @@ def convert_video(
     info: VideoInfo | None = None,
     post: Callable[[Iterator[Frame]], Iterator[Frame]] | None = None,
     rotation: int | None = None,
+    watch: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
 ) -> ConvertResult:
     """Translate the video ``src`` into ``dst`` (written atomically). ``on_frames(n)`` is called
     as frames are written. ``post`` is an extra stage before encoding (preview's composition);
     ``info`` describes the output (the probe of ``src`` by default) and ``rotation`` how the
-    input frames are stored (``info.rotation`` by default)."""
+    input frames are stored (``info.rotation`` by default); ``watch`` sees translated batches."""
     info = info or probe(src)
     rotation = info.rotation if rotation is None else rotation
     if opts.batch_size < 1:
         wh, ww = opts.resolution.shape(info.height, info.width)
         opts = dataclasses.replace(opts, batch_size=auto_batch_size(translator, wh, ww))
+    frames = prefetch(_decoded(src, opts, info), depth=2 * opts.batch_size, name="decode")
+    smoother = make_smoother(opts.smooth, opts.smooth_strength)
+    smoothed = smoother(translate_frames(frames, translator, opts, rotation, watch))
+    staged = post(smoothed) if post is not None else smoothed
+    t0 = time.perf_counter()
+    try:
+        count = _encode(staged, dst, info, opts, on_frames)
+    finally:
+        smoothed.close()
+    return ConvertResult(dst, count, time.perf_counter() - t0)
+
+
+def _decoded(src: Path, opts: ConvertOptions, info: VideoInfo) -> Iterator[Frame]:
     whole = opts.start <= 0 and opts.duration is None
-    decoded = decode_frames(
+    return decode_frames(
         src,
         opts.start,
         opts.duration,
         expect_frames=info.frames if whole and info.frames_exact else None,
         hwaccel=opts.hwaccel,
     )
-    frames = prefetch(decoded, depth=2 * opts.batch_size, name="decode")
-    smoother = make_smoother(opts.smooth, opts.smooth_strength)
-    smoothed = smoother(translate_frames(frames, translator, opts, rotation))
-    staged = post(smoothed) if post is not None else smoothed
+
+
+def _encode(
+    frames: Iterator[Frame],
+    dst: Path,
+    info: VideoInfo,
+    opts: ConvertOptions,
+    on_frames: Callable[[int], None],
+) -> int:
+    """Encode ``frames`` on a writer thread into a temporary file renamed to ``dst``."""
     end = None if opts.duration is None else opts.start + opts.duration
-    t0 = time.perf_counter()
     with atomic_output(dst) as tmp:
         sink: Sink[Frame, int] = start_sink(
             lambda items: encode_frames(items, tmp, info, opts.encode, opts.start, end),
@@ -217,13 +258,10 @@ def convert_video(
             name="encode",
         )
         try:
-            for frame in staged:
+            for frame in frames:
                 sink.put(frame)
                 on_frames(1)
-            count = sink.finish()
+            return sink.finish()
         except BaseException:
             sink.abort()
             raise
-        finally:
-            smoothed.close()
-    return ConvertResult(dst, count, time.perf_counter() - t0)

@@ -17,7 +17,7 @@ _DONE = object()
 _POLL_S = 0.1
 
 
-class _Failure:
+class _Raised:
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
 
@@ -46,7 +46,7 @@ def prefetch(iterable: Iterable[T], depth: int, name: str = "prefetch") -> Itera
                     return
             _put(q, _DONE, stop)
         except BaseException as exc:
-            _put(q, _Failure(exc), stop)
+            _put(q, _Raised(exc), stop)
         finally:
             close = getattr(it, "close", None)
             if close is not None:
@@ -59,7 +59,7 @@ def prefetch(iterable: Iterable[T], depth: int, name: str = "prefetch") -> Itera
             item = q.get()
             if item is _DONE:
                 return
-            if isinstance(item, _Failure):
+            if isinstance(item, _Raised):
                 raise item.exc
             yield item  # type: ignore[misc]
     finally:

@@ -11,16 +11,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .choices import Layout
 from .errors import InputError
 from .fileio import atomic_output
 from .images import write_image
-from .pipeline import ConvertOptions, ConvertResult, convert_video, translate_frames, upright
+from .pipeline import ConvertOptions, ConvertResult, convert_video, translate_frames
 from .translator import Translator
 from .video.decode import Frame, decode_frames, frames_at
+from .video.geometry import upright
 from .video.probe import probe
 from .video.smooth import make_smoother
 
-LAYOUTS = ("side", "stack", "wipe")
 STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 WIPE_PERIOD_S = 4.0
 GIF_FPS = 10
@@ -46,7 +47,7 @@ def draw_label(image: np.ndarray, text: str, x: int = 0, y: int = 0) -> None:
 
 
 def compose(
-    source: np.ndarray, output: np.ndarray, layout: str, to: str, phase: float = 0.5
+    source: np.ndarray, output: np.ndarray, layout: Layout, to: str, phase: float = 0.5
 ) -> np.ndarray:
     """Input and translation, ``(H, W, 3) uint8`` each, in one image.
 
@@ -69,7 +70,7 @@ def compose(
 
 
 def compose_stage(
-    layout: str, to: str, rotation: int
+    layout: Layout, to: str, rotation: int
 ) -> Callable[[Iterator[Frame]], Iterator[Frame]]:
     """A pipeline stage turning translated frames into comparisons (in display orientation)."""
 
@@ -90,7 +91,7 @@ def preview_video(
     dst: Path,
     translator: Translator,
     opts: ConvertOptions,
-    layout: str,
+    layout: Layout,
     on_frames: Callable[[int], None],
 ) -> ConvertResult:
     source = probe(src)
@@ -108,7 +109,7 @@ def preview_video(
 
 
 def preview_still(
-    src: Path, dst: Path, translator: Translator, opts: ConvertOptions, at: float, layout: str
+    src: Path, dst: Path, translator: Translator, opts: ConvertOptions, at: float, layout: Layout
 ) -> None:
     info = probe(src)
     frames = list(frames_at(src, [info.start_time + at]))
@@ -129,7 +130,7 @@ def preview_gif(
     dst: Path,
     translator: Translator,
     opts: ConvertOptions,
-    layout: str,
+    layout: Layout,
     on_frames: Callable[[int], None],
 ) -> int:
     """An animated GIF at up to 10 fps and 800 pixels wide (held in memory: keep it short)."""
@@ -143,10 +144,7 @@ def preview_gif(
     )
     images = []
     for frame in compose_stage(layout, opts.to, info.rotation)(translated):
-        image = frame.image
-        if image.shape[1] > GIF_MAX_WIDTH:
-            size = (GIF_MAX_WIDTH, round(image.shape[0] * GIF_MAX_WIDTH / image.shape[1]))
-            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        image = _gif_width(frame.image)
         images.append(
             Image.fromarray(image).quantize(colors=255, dither=Image.Dither.FLOYDSTEINBERG)
         )
@@ -157,3 +155,11 @@ def preview_gif(
             tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0
         )
     return len(images)
+
+
+def _gif_width(image: np.ndarray) -> np.ndarray:
+    """At most GIF_MAX_WIDTH wide (a GIF's size grows with every pixel)."""
+    if image.shape[1] <= GIF_MAX_WIDTH:
+        return image
+    size = (GIF_MAX_WIDTH, round(image.shape[0] * GIF_MAX_WIDTH / image.shape[1]))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)

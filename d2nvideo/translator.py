@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,37 +12,10 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import Checkpoint, load_checkpoint
+from .choices import DOMAINS, Domain, OfficialDomain
 from .errors import CheckpointError, UsageError
-from .model import DOMAINS, Generator, ModelConfig, build_generator
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> CUDA when present, else CPU; 'cuda' without CUDA is a usage error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise UsageError(f"unknown device '{name}'", name) from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"device '{name}' asked for, but CUDA is not available here", name)
-    return device
-
-
-def resolve_precision(name: str, device: torch.device) -> str:
-    """'auto' -> bf16 (or fp16 on pre-Ampere cards) on CUDA, fp32 on CPU."""
-    if name not in PRECISIONS:
-        raise UsageError(f"precision must be one of {PRECISIONS}, not '{name}'", name)
-    if name == "auto":
-        if device.type != "cuda":
-            return "fp32"
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if name == "fp16" and device.type != "cuda":
-        raise UsageError("fp16 needs a CUDA device; use fp32 (or bf16) on the CPU", name)
-    return name
+from .model import Generator, ModelConfig, UNITGenerator, build_generator
+from .model.runtime import autocast, resolve_device, resolve_precision
 
 
 class Translator:
@@ -71,7 +45,7 @@ class Translator:
         path: Path | str,
         device: str | torch.device = "auto",
         precision: str = "auto",
-        official_day: str = "a",
+        official_day: OfficialDomain = "a",
     ) -> Translator:
         ckpt = load_checkpoint(Path(path), official_day)
         return cls.from_loaded(ckpt, device, precision)
@@ -91,13 +65,8 @@ class Translator:
                 f"{len(missing)} missing (e.g. {missing[:2]}), {len(unexpected)} unexpected "
                 f"(e.g. {unexpected[:2]})"
             )
-        if dev.type == "cpu":
-            # Denormal floats make x86 convolutions an order of magnitude slower (measured
-            # 12x in training on these CPUs); flushing them to zero changes no visible output.
-            torch.set_flush_denormal(True)
         model.eval().requires_grad_(False).to(dev)
         if dev.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # frame sizes repeat: autotune once per size
             model.to(memory_format=torch.channels_last)
         return cls(model, ckpt.config, dev, prec, ckpt.meta)
 
@@ -112,27 +81,41 @@ class Translator:
         return int(self.config.multiple)
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
+        return autocast(self.device, self.precision)
 
     @torch.inference_mode()
-    def translate_tensor(self, x: torch.Tensor, to: str) -> torch.Tensor:
+    def translate_tensor(self, x: torch.Tensor, to: Domain) -> torch.Tensor:
         """``(B, 3, H, W)`` float in [-1, 1] on ``self.device`` -> same shape, float32.
 
         Pads H and W (reflect) to the network's multiple and crops back, so any size works.
         """
         if to not in DOMAINS:
             raise UsageError(f"target domain must be one of {DOMAINS}, not '{to}'", to)
+        return self._run(x, lambda padded: self.model(padded, to))
+
+    @torch.inference_mode()
+    def reconstruct_tensor(self, x: torch.Tensor, domain: Domain) -> torch.Tensor:
+        """UNIT's within-domain reconstruction (encode and decode in ``domain``), as
+        :meth:`translate_tensor`; a CycleGAN has none."""
+        gen = self.model
+        if not isinstance(gen, UNITGenerator):
+            raise UsageError(f"a {self.config.arch} model has no reconstruction")
+        return self._run(x, lambda padded: gen.reconstruct(padded, domain))
+
+    def _run(self, x: torch.Tensor, net: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         h, w = x.shape[-2:]
         padded = pad_to_multiple(x, self.multiple)
         if self.device.type == "cuda":
             padded = padded.contiguous(memory_format=torch.channels_last)
         with self.autocast():
-            y = self.model(padded, to)
-        return y[..., :h, :w].float()
+            y = net(padded)
+        return y[..., :h, :w].float()  # type: ignore[no-any-return]
 
-    def __call__(self, frames: np.ndarray, to: str) -> np.ndarray:
+    def reconstruct(self, frames: np.ndarray, domain: Domain) -> np.ndarray:
+        """``(N, H, W, 3) uint8`` -> the UNIT reconstruction, the same shape."""
+        return from_tensor(self.reconstruct_tensor(to_tensor(frames, self.device), domain))
+
+    def __call__(self, frames: np.ndarray, to: Domain) -> np.ndarray:
         """``(N, H, W, 3) uint8`` -> ``(N, H, W, 3) uint8`` in the ``to`` domain."""
         x = to_tensor(frames, self.device)
         return from_tensor(self.translate_tensor(x, to))

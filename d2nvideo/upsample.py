@@ -13,7 +13,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-UPSAMPLERS = ("guided", "bicubic")
 RADIUS_FRACTION = 0.09
 
 

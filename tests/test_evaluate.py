@@ -7,8 +7,8 @@ import numpy as np
 from click.testing import CliRunner
 
 from d2nvideo.cli import cli
+from d2nvideo.evaluation.realism import fake_night, train_realism
 from d2nvideo.images import write_image
-from d2nvideo.realism import fake_night, train_realism
 
 
 def _day(seed: int) -> np.ndarray:

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from conftest import SHARED, frame_image, make_video, needs_shared
 
 from d2nvideo.cli import cli
+from d2nvideo.data.scoring import Thresholds, auto_thresholds, classify, otsu_threshold, score_image
 from d2nvideo.images import read_image, write_image
-from d2nvideo.labels import Thresholds, auto_thresholds, classify, otsu_threshold, score_image
 
 
 def _scene(day: bool, lamps: bool = False, h: int = 90, w: int = 160) -> np.ndarray:
@@ -100,7 +100,7 @@ def test_relabel_nexet_flags_wrong_labels_and_reports_bad_rows(tmp_path: Path) -
     train = (out / "train_day.txt").read_text().splitlines()
     test = (out / "test_day.txt").read_text().splitlines()
     assert len(train) + len(test) == 6 and len(test) == 1
-    assert (out / "histogram.png").is_file() and (out / "histogram_sky.png").is_file()
+    assert (out / "histogram.png").is_file() and (out / "histogram_mean.png").is_file()
 
 
 def test_relabel_bdd_json_and_auto_thresholds(tmp_path: Path) -> None:
@@ -166,21 +166,55 @@ def test_relabel_bad_inputs_give_one_line(args: list[str], message: str, tmp_pat
 
 
 def test_relabel_resumes_from_saved_scores(tmp_path: Path, monkeypatch) -> None:
-    from d2nvideo import relabel as rl
+    from d2nvideo.data import relabel as rl
+    from d2nvideo.data.sources import from_folders
 
     images = tmp_path / "img"
     _write_set(images)
-    sources = rl.from_folders({"day": images})
+    sources = from_folders({"day": images})
     calls = []
     real = rl.score_file
     monkeypatch.setattr(rl, "score_file", lambda p: calls.append(p) or real(p))
     partial = tmp_path / "o" / rl.PARTIAL
     partial.parent.mkdir()
     first = sources.items[0].path
-    partial.write_text(f"path,mean,upper_p75,median,dark,error\n{first},100,150,90,0.1,\n")
+    second = sources.items[1].path
+    partial.write_text(
+        f"path,mean,upper_p75,median,dark\n{first},100,150,90,0.1\n{second},abc,1,2,3\n"
+        f"{sources.items[2].path},100,15"  # a truncated last row
+    )
     rl.relabel(sources, tmp_path / "o", workers=1)
     assert first not in calls and len(calls) == len(sources.items) - 1
     assert not partial.exists()
+
+
+@pytest.mark.parametrize("content", ["", "garbage\n1,2\n", "\x00\xff\xfe binary"])
+def test_relabel_ignores_a_foreign_partial_file(content: str, tmp_path: Path) -> None:
+    from d2nvideo.data import relabel as rl
+    from d2nvideo.data.sources import from_folders
+
+    images = tmp_path / "img"
+    _write_set(images)
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / rl.PARTIAL).write_text(content, errors="surrogateescape")
+    result = rl.relabel(from_folders({"day": images}), tmp_path / "o", workers=1)
+    assert result.statuses["unreadable"] == 0
+
+
+def test_relabel_does_not_remember_missing_images(tmp_path: Path) -> None:
+    from d2nvideo.data import relabel as rl
+    from d2nvideo.data.sources import Item, Sources
+
+    images = tmp_path / "img"
+    _write_set(images)
+    listed = sorted(images.iterdir())[:2]
+    sources = Sources([Item(tmp_path / "later" / p.name, "day") for p in listed])
+    with pytest.raises(Exception, match="could be read"):
+        rl.relabel(sources, tmp_path / "o", workers=1)
+    (tmp_path / "later").mkdir()
+    for p in listed:
+        (tmp_path / "later" / p.name).write_bytes(p.read_bytes())
+    assert rl.relabel(sources, tmp_path / "o", workers=1).statuses["unreadable"] == 0
 
 
 # --- extract --------------------------------------------------------------------------------

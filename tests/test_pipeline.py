@@ -7,15 +7,9 @@ import numpy as np
 import pytest
 from helpers import read_video
 
-from d2nvideo.pipeline import (
-    ConvertOptions,
-    Resolution,
-    build_resolution,
-    convert_video,
-    restore,
-    upright,
-)
+from d2nvideo.pipeline import ConvertOptions, WorkingSize, convert_video, working_size
 from d2nvideo.translator import Translator
+from d2nvideo.video.geometry import restore, upright
 
 
 @pytest.fixture(scope="module")
@@ -67,22 +61,22 @@ def test_max_size_runs_smaller_and_returns_native_size(
 ) -> None:
     dst = tmp_path / "small.mp4"
     for upsample in ("guided", "bicubic"):
-        opts = ConvertOptions("day", resolution=Resolution(max_size=64, upsample=upsample))
+        opts = ConvertOptions("day", resolution=WorkingSize(max_size=64, upsample=upsample))
         convert_video(media["odd"], dst, translator, opts)
         out = read_video(dst)
         assert (out.width, out.height) == (322, 178)
         dst.unlink()
-    assert Resolution(max_size=64).shape(178, 322) == (35, 64)
-    assert Resolution(work_size=89).shape(178, 322) == (89, 161)
-    assert Resolution(work_size=400).shape(178, 322) == (178, 322)  # never upscales
+    assert WorkingSize(max_size=64).shape(178, 322) == (35, 64)
+    assert WorkingSize(work_size=89).shape(178, 322) == (89, 161)
+    assert WorkingSize(work_size=400).shape(178, 322) == (178, 322)  # never upscales
 
 
 def test_quality_auto_follows_the_model() -> None:
-    assert build_resolution("auto", None, None, "guided", {"work_size": 180}).work_size == 180
-    assert build_resolution("auto", None, None, "guided", {}).work_size is None
-    assert build_resolution("fast", None, None, "guided", {}).work_size == 180
-    assert build_resolution("full", None, None, "guided", {"work_size": 180}).work_size is None
-    assert build_resolution("fast", 222, None, "bicubic", {}).work_size == 222
+    assert working_size("auto", None, None, "guided", {"work_size": 180}).work_size == 180
+    assert working_size("auto", None, None, "guided", {}).work_size is None
+    assert working_size("fast", None, None, "guided", {}).work_size == 180
+    assert working_size("full", None, None, "guided", {"work_size": 180}).work_size is None
+    assert working_size("fast", 222, None, "bicubic", {}).work_size == 222
 
 
 def test_rotation_helpers_round_trip() -> None:

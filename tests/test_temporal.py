@@ -7,7 +7,7 @@ import pytest
 from conftest import frame_image
 
 from d2nvideo.errors import UsageError
-from d2nvideo.metrics import psnr, ssim, ssim_gray, warp_error
+from d2nvideo.evaluation.metrics import psnr, ssim, ssim_gray, warp_error
 from d2nvideo.video.decode import Frame
 from d2nvideo.video.smooth import make_smoother
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from d2nvideo.metrics import ssim
+from d2nvideo.evaluation.metrics import ssim
 from d2nvideo.upsample import bicubic_upsample, guided_upsample
 
 

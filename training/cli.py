@@ -3,12 +3,13 @@ torchrun launches once per process)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import click
 
-from d2nvideo.cli import CONTEXT, GuardedCommand
+from d2nvideo.cli.shell import CONTEXT, GuardedCommand
 
 
 @click.command(cls=GuardedCommand, context_settings=CONTEXT)
@@ -64,7 +65,7 @@ from d2nvideo.cli import CONTEXT, GuardedCommand
     metavar="SECTION.KEY=VALUE",
     help="Override any config key, e.g. --set optim.lr=0.0002 (repeatable).",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar or console log.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or console log.")
 def train(config: Path, out: Path, resume: bool, quiet: bool, **kw: Any) -> None:
     """Train a UNIT (or CycleGAN) day<->night translator from a YAML CONFIG.
 
@@ -72,8 +73,10 @@ def train(config: Path, out: Path, resume: bool, quiet: bool, **kw: Any) -> None
     Several GPUs: torchrun --nproc_per_node=N -m d2nvideo.training CONFIG ...
     Ctrl-C (or SIGTERM) stops after the current step and saves a checkpoint.
     """
+    from d2nvideo.cli.progress import progress_bar
+
     from .config import load_config, with_changes
-    from .train import main, resolve_resume_config
+    from .train import Hooks, main, resolve_resume_config
 
     cfg = load_config(config, kw.pop("overrides"))
     if resume:
@@ -96,7 +99,9 @@ def train(config: Path, out: Path, resume: bool, quiet: bool, **kw: Any) -> None
         max_minutes=kw["max_minutes"],
         device=kw["device"],
     )
-    result = main(cfg, out, resume=resume, quiet=quiet)
+    rank = int(os.environ.get("RANK", "0"))  # under torchrun only rank 0 draws
+    with progress_bar(cfg.train.steps, "train", quiet or rank > 0, "steps", lazy=True) as bar:
+        result = main(cfg, out, resume=resume, quiet=quiet, hooks=Hooks(bar.to, bar.say))
     if not result.is_main:
         return
     losses = " ".join(f"{k} {v:.3f}" for k, v in result.last.items())

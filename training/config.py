@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from d2nvideo.choices import Balance, Init, LRPolicy, Norm, Padding, Precision, Twilight, values
 from d2nvideo.errors import ConfigError
 from d2nvideo.model import ModelConfig, UNITConfig, config_from_dict
 
@@ -28,11 +29,11 @@ class DataConfig:
     bdd_json: str | None = None  # BDD100K label JSON (list of {name, attributes.timeofday})
     images: str | None = None  # the image folder that nexet_csv / bdd_json names refer to
     relabeled: str | None = None  # a 'd2nvideo relabel' output folder (its train lists)
-    twilight: str = "drop"  # NEXET Twilight / BDD dawn/dusk: drop|day|night
+    twilight: Twilight = "drop"  # NEXET Twilight / BDD dawn/dusk: dropped or taken as a domain
     resize: int = 286  # shorter side before cropping, pixels; 0 keeps the size
     crop: tuple[int, int] = (256, 256)  # (height, width) of the random crop
     flip: bool = True  # random horizontal flip
-    balance: str = "image"  # image|source: every image, or every source folder, equally often
+    balance: Balance = "image"  # every image, or every source folder, equally often
     workers: int = 2  # DataLoader worker processes; 0 loads in the training process
 
 
@@ -41,8 +42,8 @@ class DisConfig:
     width: int = 64  # channels of the first layer, doubled per layer
     n_layers: int = 4  # stride-2 conv layers per scale (UNIT 4; CycleGAN PatchGAN 3)
     num_scales: int = 3  # image scales judged (UNIT 3; CycleGAN 1)
-    norm: str = "none"  # none|batch|layer|instance
-    pad_type: str = "reflect"  # reflect|replicate|zero
+    norm: Norm = "none"
+    pad_type: Padding = "reflect"
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,10 @@ class OptimConfig:
     beta1: float = 0.5  # Adam beta1
     beta2: float = 0.999  # Adam beta2
     weight_decay: float = 0.0001  # Adam weight decay (UNIT 1e-4; CycleGAN 0)
-    lr_policy: str = "step"  # step|linear|constant
+    lr_policy: LRPolicy = "step"
     lr_step: int = 100000  # step: multiply by lr_gamma every lr_step steps
     lr_gamma: float = 0.5  # step: the factor
-    init: str = "kaiming"  # weight init: kaiming|xavier|gaussian|default
+    init: Init = "kaiming"  # generator weight init
     pool_size: int = 0  # history of generated images shown to D (CycleGAN 50; 0 off)
 
 
@@ -75,7 +76,7 @@ class OptimConfig:
 class LoopConfig:
     steps: int = 1000000  # training iterations (one D and one G update each)
     batch_size: int = 1  # images per domain per step, per process
-    precision: str = "auto"  # auto|fp32|bf16|fp16 (auto: bf16 on CUDA, fp32 on CPU)
+    precision: Precision = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     device: str = "auto"  # auto|cpu|cuda
     seed: int = 1  # seeds data order, augmentation, init and noise
     log_every: int = 100  # steps between scalar logs
@@ -95,12 +96,13 @@ class TrainConfig:
     train: LoopConfig = field(default_factory=LoopConfig)
 
     def __post_init__(self) -> None:
-        _check_choice("optim.lr_policy", self.optim.lr_policy, ("step", "linear", "constant"))
-        _check_choice("optim.init", self.optim.init, ("kaiming", "xavier", "gaussian", "default"))
-        _check_choice("train.precision", self.train.precision, ("auto", "fp32", "bf16", "fp16"))
-        _check_choice("data.twilight", self.data.twilight, ("drop", "day", "night"))
-        _check_choice("data.balance", self.data.balance, ("image", "source"))
-        _check_choice("dis.norm", self.dis.norm, ("none", "batch", "layer", "instance"))
+        _check_choice("optim.lr_policy", self.optim.lr_policy, LRPolicy)
+        _check_choice("optim.init", self.optim.init, Init)
+        _check_choice("train.precision", self.train.precision, Precision)
+        _check_choice("data.twilight", self.data.twilight, Twilight)
+        _check_choice("data.balance", self.data.balance, Balance)
+        _check_choice("dis.norm", self.dis.norm, Norm)
+        _check_choice("dis.pad_type", self.dis.pad_type, Padding)
         for key, value in (
             ("train.steps", self.train.steps),
             ("train.batch_size", self.train.batch_size),
@@ -122,7 +124,8 @@ class TrainConfig:
             )
 
 
-def _check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+def _check_choice(key: str, value: str, kind: Any) -> None:
+    allowed = values(kind)
     if value not in allowed:
         raise ConfigError(f"config key '{key}' must be one of {'|'.join(allowed)}, got {value!r}")
 
@@ -179,15 +182,15 @@ def _build(cls: type, data: Any, prefix: str, preset: dict[str, Any] | None = No
     unknown = sorted(set(data) - fields)
     if unknown:
         raise ConfigError(f"unknown config key '{prefix}{unknown[0]}'")
-    values = dict(preset or {})
+    built = dict(preset or {})
     for name, value in data.items():
         key = f"{prefix}{name}"
         kind = hints[name]
         if dataclasses.is_dataclass(kind):
-            values[name] = _build(kind, value, f"{key}.")  # type: ignore[arg-type]
+            built[name] = _build(kind, value, f"{key}.")  # type: ignore[arg-type]
         else:
-            values[name] = _coerce(kind, value, key)
-    return cls(**values)
+            built[name] = _coerce(kind, value, key)
+    return cls(**built)
 
 
 def _coerce(kind: Any, value: Any, key: str) -> Any:
@@ -220,6 +223,12 @@ def _coerce(kind: Any, value: Any, key: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"config key '{key}' must be a number, got {value!r}")
         return float(value)
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(
+                f"config key '{key}' must be one of {'|'.join(map(str, args))}, got {value!r}"
+            )
+        return value
     if kind is str:
         if not isinstance(value, str):
             raise ConfigError(f"config key '{key}' must be a string, got {value!r}")

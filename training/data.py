@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from d2nvideo.data.sources import Sources, from_bdd, from_nexet
 from d2nvideo.errors import ConfigError
 from d2nvideo.images import list_images, read_image_reduced
-from d2nvideo.relabel import Sources, from_bdd, from_nexet
 
 from .config import DataConfig
 

@@ -29,7 +29,7 @@ def init(device_name: str) -> tuple[DistContext, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    from d2nvideo.translator import resolve_device
+    from d2nvideo.model.runtime import resolve_device
 
     device = resolve_device(device_name)
     if device.type == "cuda" and device.index is None:

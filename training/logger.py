@@ -4,21 +4,24 @@ console line per log interval unless quiet. Only rank 0 writes."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import cv2
+import numpy as np
 import torch
-
-from d2nvideo.progress import stderr_console
 
 
 class RunLogger:
-    def __init__(self, out: Path, enabled: bool, files: bool) -> None:
+    """``say`` prints a console line (the caller routes it above its progress bar); ``files``
+    writes log.jsonl, sample grids and TensorBoard events."""
+
+    def __init__(self, out: Path, say: Callable[[str], None], files: bool) -> None:
         self.out = out
-        self.enabled = enabled
+        self.say = say
         self.files = files
-        self.console = stderr_console()
         self.tb: Any = None
 
     def __enter__(self) -> RunLogger:
@@ -38,8 +41,7 @@ class RunLogger:
             self.tb.close()
 
     def info(self, message: str) -> None:
-        if self.enabled:
-            self.console.print(message, highlight=False)
+        self.say(message)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         if self.files:
@@ -48,21 +50,35 @@ class RunLogger:
             if self.tb is not None:
                 for key, value in values.items():
                     self.tb.add_scalar(f"loss/{key}" if key != "lr" else "lr", value, step)
-        if self.enabled:
-            text = " ".join(f"{k} {v:.4g}" for k, v in values.items())
-            self.console.print(f"step {step}: {text}", highlight=False)
+        self.say(f"step {step}: " + " ".join(f"{k} {v:.4g}" for k, v in values.items()))
 
-    def images(self, step: int, grid_images: torch.Tensor) -> None:
-        """``grid_images``: ``(rows, B, 3, h, w)`` in [-1, 1], one row per kind of image."""
+    def images(self, step: int, grid_images: torch.Tensor, labels: list[str]) -> None:
+        """``grid_images``: ``(rows, B, 3, h, w)`` in [-1, 1], one row per kind of image, each
+        row named by ``labels`` on the left of the grid."""
         if not self.files:
             return
-        from torchvision.utils import make_grid
-
         from d2nvideo.images import write_image
 
-        _rows, per_row = grid_images.shape[:2]
-        grid = make_grid((grid_images.flatten(0, 1) + 1) / 2, nrow=per_row, padding=2)
-        image = (grid.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+        image = sample_grid(grid_images, labels)
         write_image(self.out / "samples" / f"step_{step:08d}.jpg", image, quality=90)
         if self.tb is not None:
-            self.tb.add_image("samples", grid, step)
+            self.tb.add_image("samples", image, step, dataformats="HWC")
+
+
+def sample_grid(images: torch.Tensor, labels: list[str], pad: int = 2) -> np.ndarray:
+    """``(rows, B, 3, h, w)`` in [-1, 1] -> ``(H, W, 3) uint8``: rows of tiles on a black
+    ground, with each row's label in a column on the left."""
+    rows, per_row, _, h, w = images.shape
+    tiles = ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy()
+    label_w = 8 * max(len(t) for t in labels) + 2 * pad if labels else 0
+    out = np.zeros((rows * (h + pad) + pad, label_w + per_row * (w + pad) + pad, 3), np.uint8)
+    for r in range(rows):
+        y = pad + r * (h + pad)
+        for c in range(per_row):
+            x = label_w + pad + c * (w + pad)
+            out[y : y + h, x : x + w] = tiles[r, c].transpose(1, 2, 0)
+        if r < len(labels):
+            cv2.putText(
+                out, labels[r], (pad, y + h // 2), cv2.FONT_HERSHEY_PLAIN, 0.8, (255, 255, 255)
+            )
+    return out

@@ -98,7 +98,12 @@ class VGGPerceptual(nn.Module):
 
     def __init__(self, weights: Path) -> None:
         super().__init__()
-        from torchvision.models import vgg16
+        try:
+            from torchvision.models import vgg16
+        except ImportError as exc:
+            raise ConfigError(
+                "loss.vgg needs torchvision: pip install 'd2nvideo[vgg]'", "torchvision"
+            ) from exc
 
         if not weights.is_file():
             raise ConfigError(

@@ -5,12 +5,13 @@ dataset so tests can use a tiny one."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import random
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -22,8 +23,7 @@ import torch
 from d2nvideo.errors import ConfigError, InputError
 from d2nvideo.fileio import atomic_output
 from d2nvideo.images import fingerprint, read_image_reduced
-from d2nvideo.progress import progress_bar
-from d2nvideo.translator import resolve_precision
+from d2nvideo.model.runtime import resolve_precision, set_fast_flags
 
 from . import distributed
 from .config import TrainConfig, config_from_data, save_config
@@ -45,16 +45,31 @@ class TrainResult:
     is_main: bool = True  # rank 0 (the process that writes and reports)
 
 
+@dataclass(frozen=True)
+class Hooks:
+    """What the caller hears: ``on_step(step)`` after every step (a progress bar) and
+    ``say(line)`` for log lines (printed above that bar); both silent by default."""
+
+    on_step: Callable[[int], None] = lambda step: None
+    say: Callable[[str], None] = lambda line: None
+
+
 def main(
     cfg: TrainConfig,
     out: Path,
     dataset: DomainLists | None = None,
     resume: bool = False,
     quiet: bool = False,
+    hooks: Hooks | None = None,
 ) -> TrainResult:
+    """Train (or with ``resume`` continue) the run in ``out``. ``dataset`` replaces the
+    configured data (tests inject a tiny one); ``quiet`` silences the log lines."""
     ctx, device = distributed.init(cfg.train.device)
+    hooks = hooks or Hooks()
+    if quiet or not ctx.is_main:
+        hooks = dataclasses.replace(hooks, say=lambda line: None)
     try:
-        return _run(cfg, out, dataset, resume, quiet, ctx, device)
+        return _run(cfg, out, dataset, resume, hooks, ctx, device)
     finally:
         distributed.shutdown(ctx)
 
@@ -64,13 +79,12 @@ def _run(
     out: Path,
     dataset: DomainLists | None,
     resume: bool,
-    quiet: bool,
+    hooks: Hooks,
     ctx: distributed.DistContext,
     device: torch.device,
 ) -> TrainResult:
     precision = resolve_precision(cfg.train.precision, device)
-    if device.type == "cpu":
-        torch.set_flush_denormal(True)  # denormals slowed CPU training 12x (GAN gradients)
+    set_fast_flags(device)  # on a CPU, denormals slowed GAN training 12x
     _seed(cfg.train.seed + ctx.rank)
     lists = dataset or collect(cfg.data)
     trainer = build_trainer(cfg, device, precision, ctx.enabled)
@@ -79,7 +93,7 @@ def _run(
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
         _write_data_summary(out, lists)
-    logger = RunLogger(out, enabled=ctx.is_main and not quiet, files=ctx.is_main)
+    logger = RunLogger(out, hooks.say, files=ctx.is_main)
     logger.info(
         f"{cfg.model.arch}: {len(lists.day)} day / {len(lists.night)} night images, "
         f"{device} {precision}, {ctx.world} process(es), from step {step}"
@@ -90,11 +104,11 @@ def _run(
     t0 = time.perf_counter()
     with _stop_on_signals() as stop, logger:
         step, stopped, last = _loop(
-            cfg, trainer, batches, step, stop, t0, logger, ctx, device, out, quiet
+            cfg, trainer, batches, step, stop, t0, logger, ctx, device, out, hooks
         )
         if ctx.is_main:
             save_state(out / "state", step, trainer.state_dict(), cfg.train.keep_checkpoints)
-            logger.images(step, trainer.samples(_to(next(batches), device)))
+            logger.images(step, *trainer.samples(_to(next(batches), device)))
     distributed.barrier(ctx)
     logger.info(f"stopped at step {step} ({stopped}); state in {out / 'state'}")
     return TrainResult(out, step, stopped, time.perf_counter() - t0, last, ctx.is_main)
@@ -111,32 +125,27 @@ def _loop(
     ctx: distributed.DistContext,
     device: torch.device,
     out: Path,
-    quiet: bool,
+    hooks: Hooks,
 ) -> tuple[int, str, dict[str, float]]:
     t = cfg.train
     budget = t.max_minutes * 60 if t.max_minutes else None
     last: dict[str, float] = {}
-    stopped = "finished"
-    with progress_bar(
-        t.steps, "train", quiet or not ctx.is_main, unit="steps", start=step
-    ) as advance:
-        while step < t.steps:
-            batch = _to(next(batches), device)
-            last = {**trainer.dis_step(batch), **trainer.gen_step(batch)}
-            trainer.end_step()
-            step += 1
-            advance(1)
-            if step % t.log_every == 0 or step == 1:
-                logger.scalars(step, {**last, "lr": trainer.opt_g.param_groups[0]["lr"]})
-            if step % t.image_every == 0 and ctx.is_main:
-                logger.images(step, trainer.samples(batch))
-            if step % t.checkpoint_every == 0 and ctx.is_main and step < t.steps:
-                save_state(out / "state", step, trainer.state_dict(), t.keep_checkpoints)
-            over = budget is not None and time.perf_counter() - t0 > budget
-            if distributed.any_rank(stop["flag"] or over, ctx, device):
-                stopped = "interrupted" if stop["flag"] else "time budget"
-                break
-    return step, stopped, last
+    while step < t.steps:
+        batch = _to(next(batches), device)
+        last = {**trainer.dis_step(batch), **trainer.gen_step(batch)}
+        trainer.end_step()
+        step += 1
+        hooks.on_step(step)
+        if step % t.log_every == 0 or step == 1:
+            logger.scalars(step, {**last, "lr": trainer.opt_g.param_groups[0]["lr"]})
+        if step % t.image_every == 0 and ctx.is_main:
+            logger.images(step, *trainer.samples(batch))
+        if step % t.checkpoint_every == 0 and ctx.is_main and step < t.steps:
+            save_state(out / "state", step, trainer.state_dict(), t.keep_checkpoints)
+        over = budget is not None and time.perf_counter() - t0 > budget
+        if distributed.any_rank(stop["flag"] or over, ctx, device):
+            return step, "interrupted" if stop["flag"] else "time budget", last
+    return step, "finished", last
 
 
 def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

@@ -18,14 +18,15 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from d2nvideo.model import DOMAINS, CycleGANGenerator, UNITGenerator, build_generator, other_domain
+from d2nvideo.choices import DOMAINS, Domain, other_domain
+from d2nvideo.model import CycleGANGenerator, UNITGenerator, build_generator
+from d2nvideo.model.runtime import autocast
 
 from .config import TrainConfig
 from .discriminators import MultiScaleDiscriminator, PatchDiscriminator
 from .losses import VGGPerceptual, combine, kl, l1, lsgan_dis, lsgan_gen, structure
 
 Batch = dict[str, torch.Tensor]
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def init_weights(module: nn.Module, kind: str) -> None:
@@ -184,7 +185,7 @@ class Trainer:
         self._update(total, self.opt_d, self.scaler_d)
         return {"dis": logs["dis"]}
 
-    def _fake(self, x: torch.Tensor, to: str) -> torch.Tensor:
+    def _fake(self, x: torch.Tensor, to: Domain) -> torch.Tensor:
         """A translation as the generator step makes it (UNIT: from a sampled latent)."""
         if isinstance(self.gen, UNITGenerator):
             z = self.gen.encode(x, other_domain(to))
@@ -242,29 +243,32 @@ class Trainer:
         self.sched_d.step()
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
+        return autocast(self.device, self.precision)
 
     # -- samples and state ----------------------------------------------------------------
 
     @torch.no_grad()
-    def samples(self, batch: Batch) -> torch.Tensor:
+    def samples(self, batch: Batch) -> tuple[torch.Tensor, list[str]]:
         """Rows per domain: input, reconstruction (UNIT), translation, cycle, as
-        ``(rows, B, 3, h, w)`` in [-1, 1], noise-free (latent means)."""
+        ``(rows, B, 3, h, w)`` in [-1, 1], noise-free (latent means), and each row's name."""
         self.gen.eval()
-        rows = []
+        rows: list[torch.Tensor] = []
+        labels: list[str] = []
         try:
             for d in DOMAINS:
                 x = batch[d][:4]
-                fake = self.gen.translate(x, other_domain(d))
-                row = [x]
+                other = other_domain(d)
+                fake = self.gen.translate(x, other)
+                rows.append(x)
+                labels.append(d)
                 if isinstance(self.gen, UNITGenerator):
-                    row.append(self.gen.reconstruct(x, d))
-                rows += [*row, fake, self.gen.translate(fake, d)]
+                    rows.append(self.gen.reconstruct(x, d))
+                    labels.append("recon")
+                rows += [fake, self.gen.translate(fake, d)]
+                labels += [f"-> {other}", "cycle"]
         finally:
             self.gen.train()
-        return torch.stack(rows).float().clamp(-1, 1)
+        return torch.stack(rows).float().clamp(-1, 1), labels
 
     def state_dict(self) -> dict[str, Any]:
         return {

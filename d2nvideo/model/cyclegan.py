@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .layers import NORMS, make_norm
-from .unit import DOMAINS
+from ..choices import DOMAINS, Domain, Norm, check
+from .layers import make_norm
 
 
 @dataclass(frozen=True)
@@ -18,28 +18,27 @@ class CycleGANConfig:
     arch: str = "cyclegan"
     width: int = 64  # ngf: channels after the 7x7 stem
     n_blocks: int = 9  # residual blocks: 6 (for 128px training) or 9 (256px and up)
-    norm: str = "instance"  # none|batch|layer|instance
+    norm: Norm = "instance"
 
     def __post_init__(self) -> None:
         if self.arch != "cyclegan":
             raise ValueError(f"CycleGANConfig.arch must be 'cyclegan', got {self.arch!r}")
         if self.width < 1 or self.n_blocks < 0:
             raise ValueError("width must be >= 1 and n_blocks >= 0")
-        if self.norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
+        check(Norm, self.norm, "norm")
 
     @property
     def multiple(self) -> int:
         return 4
 
 
-def _norm_relu(kind: str, ch: int) -> list[nn.Module]:
+def _norm_relu(kind: Norm, ch: int) -> list[nn.Module]:
     norm = make_norm(kind, ch)
     return ([norm] if norm is not None else []) + [nn.ReLU(True)]
 
 
 class _ResnetBlock(nn.Module):
-    def __init__(self, dim: int, norm: str) -> None:
+    def __init__(self, dim: int, norm: Norm) -> None:
         super().__init__()
         second = make_norm(norm, dim)
         self.block = nn.Sequential(
@@ -79,9 +78,9 @@ class CycleGANGenerator(nn.Module):
         self.cfg = cfg
         self.gen = nn.ModuleDict({d: resnet_generator(cfg) for d in DOMAINS})
 
-    def translate(self, x: torch.Tensor, to: str) -> torch.Tensor:
+    def translate(self, x: torch.Tensor, to: Domain) -> torch.Tensor:
         """``(B, 3, H, W)`` float in [-1, 1] -> the same shape in the ``to`` domain."""
         return self.gen[to](x)
 
-    def forward(self, x: torch.Tensor, to: str) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, to: Domain) -> torch.Tensor:
         return self.translate(x, to)

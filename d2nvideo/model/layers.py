@@ -9,9 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-NORMS = ("none", "batch", "layer", "instance")
-ACTIVATIONS = ("relu", "lrelu", "tanh", "none")
-PADS = ("reflect", "replicate", "zero")
+from ..choices import Activation, Norm, Padding, values
+
 THIN = 16  # output channels at or below which CPU training runs the conv channels-last
 
 
@@ -37,7 +36,7 @@ class LayerNorm(nn.Module):
         return y * self.gamma.view(1, -1, 1, 1) + self.beta.view(1, -1, 1, 1)
 
 
-def make_norm(kind: str, channels: int) -> nn.Module | None:
+def make_norm(kind: Norm, channels: int) -> nn.Module | None:
     if kind == "none":
         return None
     if kind == "batch":
@@ -46,10 +45,10 @@ def make_norm(kind: str, channels: int) -> nn.Module | None:
         return nn.InstanceNorm2d(channels)
     if kind == "layer":
         return LayerNorm(channels)
-    raise ValueError(f"unknown norm {kind!r}; expected one of {NORMS}")
+    raise ValueError(f"unknown norm {kind!r}; expected one of {values(Norm)}")
 
 
-def make_activation(kind: str) -> nn.Module | None:
+def make_activation(kind: Activation) -> nn.Module | None:
     table: dict[str, nn.Module | None] = {
         "relu": nn.ReLU(inplace=True),
         "lrelu": nn.LeakyReLU(0.2, inplace=True),
@@ -57,18 +56,18 @@ def make_activation(kind: str) -> nn.Module | None:
         "none": None,
     }
     if kind not in table:
-        raise ValueError(f"unknown activation {kind!r}; expected one of {ACTIVATIONS}")
+        raise ValueError(f"unknown activation {kind!r}; expected one of {values(Activation)}")
     return table[kind]
 
 
-def make_pad(kind: str, size: int) -> nn.Module:
+def make_pad(kind: Padding, size: int) -> nn.Module:
     if kind == "reflect":
         return nn.ReflectionPad2d(size)
     if kind == "replicate":
         return nn.ReplicationPad2d(size)
     if kind == "zero":
         return nn.ZeroPad2d(size)
-    raise ValueError(f"unknown padding {kind!r}; expected one of {PADS}")
+    raise ValueError(f"unknown padding {kind!r}; expected one of {values(Padding)}")
 
 
 class Conv2dBlock(nn.Module):
@@ -81,9 +80,9 @@ class Conv2dBlock(nn.Module):
         kernel: int,
         stride: int,
         padding: int,
-        norm: str = "none",
-        activation: str = "relu",
-        pad_type: str = "reflect",
+        norm: Norm = "none",
+        activation: Activation = "relu",
+        pad_type: Padding = "reflect",
     ) -> None:
         super().__init__()
         self.pad = make_pad(pad_type, padding)
@@ -110,7 +109,7 @@ class Conv2dBlock(nn.Module):
 class ResBlock(nn.Module):
     """Two 3x3 conv blocks with an identity skip (UNIT's ResBlock)."""
 
-    def __init__(self, dim: int, norm: str, activation: str, pad_type: str) -> None:
+    def __init__(self, dim: int, norm: Norm, activation: Activation, pad_type: Padding) -> None:
         super().__init__()
         self.model = nn.Sequential(
             Conv2dBlock(dim, dim, 3, 1, 1, norm, activation, pad_type),
@@ -121,5 +120,7 @@ class ResBlock(nn.Module):
         return x + self.model(x)
 
 
-def res_blocks(n: int, dim: int, norm: str, activation: str, pad_type: str) -> nn.Sequential:
+def res_blocks(
+    n: int, dim: int, norm: Norm, activation: Activation, pad_type: Padding
+) -> nn.Sequential:
     return nn.Sequential(*(ResBlock(dim, norm, activation, pad_type) for _ in range(n)))

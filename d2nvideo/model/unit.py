@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .layers import ACTIVATIONS, NORMS, PADS, Conv2dBlock, res_blocks
+from ..choices import DOMAINS, Activation, Domain, Norm, Padding, check, other_domain
+from .layers import Conv2dBlock, res_blocks
 
-DOMAINS = ("day", "night")
+__all__ = ["DOMAINS", "UNITConfig", "UNITGenerator", "other_domain"]
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,9 @@ class UNITConfig:
     n_downsample: int = 2  # stride-2 convolutions in each encoder (and 2x upsamplings back)
     n_res: int = 4  # residual blocks in each encoder and in each decoder
     n_shared: int = 1  # of those, shared between domains: encoder's last, decoder's first
-    norm: str = "instance"  # encoder and residual-block norm: none|batch|layer|instance
-    activation: str = "relu"  # relu|lrelu
-    pad_type: str = "reflect"  # reflect|replicate|zero
+    norm: Norm = "instance"  # encoder and residual-block norm
+    activation: Activation = "relu"
+    pad_type: Padding = "reflect"
     up_kernel: int = 5  # kernel of the conv after each 2x upsampling (official UNIT: 5)
     out_kernel: int = 7  # kernel of the decoder's last conv, features -> RGB (official: 7)
 
@@ -44,13 +45,9 @@ class UNITConfig:
                 raise ValueError(f"{name} must be an odd number >= 1, got {k}")
         if not 0 <= self.n_shared <= self.n_res:
             raise ValueError(f"n_shared must be between 0 and n_res={self.n_res}")
-        for name, value, allowed in (
-            ("norm", self.norm, NORMS),
-            ("activation", self.activation, ACTIVATIONS),
-            ("pad_type", self.pad_type, PADS),
-        ):
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        check(Norm, self.norm, "norm")
+        check(Activation, self.activation, "activation")
+        check(Padding, self.pad_type, "pad_type")
 
     @property
     def multiple(self) -> int:
@@ -109,24 +106,18 @@ class UNITGenerator(nn.Module):
         self.dec_shared = res_blocks(*shared)
         self.dec = nn.ModuleDict({d: _private_decoder(cfg) for d in DOMAINS})
 
-    def encode(self, x: torch.Tensor, domain: str) -> torch.Tensor:
+    def encode(self, x: torch.Tensor, domain: Domain) -> torch.Tensor:
         return self.enc_shared(self.enc[domain](x))
 
-    def decode(self, z: torch.Tensor, domain: str) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, domain: Domain) -> torch.Tensor:
         return self.dec[domain](self.dec_shared(z))
 
-    def translate(self, x: torch.Tensor, to: str) -> torch.Tensor:
+    def translate(self, x: torch.Tensor, to: Domain) -> torch.Tensor:
         """``to`` is the target domain: day->night is decode_night(encode_day(x))."""
         return self.decode(self.encode(x, other_domain(to)), to)
 
-    def reconstruct(self, x: torch.Tensor, domain: str) -> torch.Tensor:
+    def reconstruct(self, x: torch.Tensor, domain: Domain) -> torch.Tensor:
         return self.decode(self.encode(x, domain), domain)
 
-    def forward(self, x: torch.Tensor, to: str) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, to: Domain) -> torch.Tensor:
         return self.translate(x, to)
-
-
-def other_domain(domain: str) -> str:
-    if domain not in DOMAINS:
-        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
-    return DOMAINS[1 - DOMAINS.index(domain)]

@@ -39,14 +39,13 @@ def decode_frames(
     path: Path,
     start: float = 0.0,
     duration: float | None = None,
-    threads: int = 0,
     expect_frames: int | None = None,
     hwaccel: str | None = None,
 ) -> Iterator[Frame]:
     """Yield the frames of ``path`` whose time lies in ``[start, start + duration)``.
 
-    Seeks to the keyframe before ``start`` and decodes forward. ``threads=0`` lets FFmpeg choose.
-    If ``expect_frames`` is given (the container's exact count, for a whole-file decode) and the
+    Seeks to the keyframe before ``start`` and decodes forward (FFmpeg picks the threads). If
+    ``expect_frames`` is given (the container's exact count, for a whole-file decode) and the
     file ends early, the file is truncated and InputError is raised rather than a short output.
     ``hwaccel`` ("cuda") decodes with NVDEC where available (see ``open_input``).
     """
@@ -54,7 +53,6 @@ def decode_frames(
     try:
         vs = video_stream(container, path)
         vs.thread_type = "AUTO"
-        vs.codec_context.thread_count = threads
         tb = Fraction(vs.time_base or Fraction(1, 90000))
         if start > 0:
             container.seek(int(start / tb), stream=vs, backward=True)
@@ -66,19 +64,22 @@ def decode_frames(
                 continue
             if end is not None and t >= end - 1e-6:
                 break
-            image = frame.to_ndarray(format="rgb24")
-            yield Frame(image, frame.pts, tb, count, frame.duration or 0)
+            yield Frame(frame.to_ndarray(format="rgb24"), frame.pts, tb, count, frame.duration or 0)
             count += 1
-        # Containers' counts can exceed what decodes by a frame or two (edit lists); a file cut
-        # short loses far more.
-        if expect_frames is not None and count < expect_frames - max(2, expect_frames // 200):
-            raise InputError(
-                f"'{path}' is truncated or corrupt: decoded {count} of {expect_frames} frames", path
-            )
-        if count == 0:
-            raise InputError(f"'{path}' has no frames in the requested range", path)
+        _check_count(path, count, expect_frames)
     finally:
         container.close()
+
+
+def _check_count(path: Path, count: int, expected: int | None) -> None:
+    # Containers' counts can exceed what decodes by a frame or two (edit lists); a file cut
+    # short loses far more.
+    if expected is not None and count < expected - max(2, expected // 200):
+        raise InputError(
+            f"'{path}' is truncated or corrupt: decoded {count} of {expected} frames", path
+        )
+    if count == 0:
+        raise InputError(f"'{path}' has no frames in the requested range", path)
 
 
 def _decoded(container: Any, vs: Any, path: Path, tb: Fraction) -> Iterator[Any]:
@@ -106,7 +107,7 @@ def keyframe_times(vs: Any, tb: Fraction) -> list[float] | None:
     return sorted(times) or None
 
 
-def frames_at(path: Path, times: list[float], threads: int = 0) -> Iterator[Frame]:
+def frames_at(path: Path, times: list[float]) -> Iterator[Frame]:
     """For each time in ascending ``times``, yield the first frame at or after it.
 
     Decodes only what it needs: to reach a time it seeks to the keyframe before it when that
@@ -120,7 +121,6 @@ def frames_at(path: Path, times: list[float], threads: int = 0) -> Iterator[Fram
     try:
         vs = video_stream(container, path)
         vs.thread_type = "AUTO"
-        vs.codec_context.thread_count = threads
         tb = Fraction(vs.time_base or Fraction(1, 90000))
         keyframes = keyframe_times(vs, tb)
         decoder: Iterator[Any] = iter(())

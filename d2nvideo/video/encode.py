@@ -29,7 +29,6 @@ class EncodeSettings:
     crf: int | None = 18  # quality (lower is better); None leaves the codec's default
     preset: str | None = "fast"  # codec speed preset (x264/x265 names; p1-p7 for NVENC)
     pix_fmt: str | None = None  # None: yuv420p, or yuv444p when a side is odd
-    copy_streams: bool = True  # copy audio and subtitle streams from the source
 
 
 def codec_for(path: Path, settings: EncodeSettings) -> str:
@@ -90,8 +89,6 @@ def _codec_options(codec: str, settings: EncodeSettings) -> dict[str, str]:
 def _pix_fmt(codec: str, width: int, height: int, settings: EncodeSettings) -> str:
     if settings.pix_fmt:
         return settings.pix_fmt
-    if codec == "gif":
-        return "pal8"
     # 4:2:0 needs even sides; an odd-sized source keeps its exact size in 4:4:4 instead.
     return "yuv444p" if width % 2 or height % 2 else "yuv420p"
 
@@ -117,25 +114,17 @@ def encode_frames(
     copier: _StreamCopier | None = None
     count = 0
     try:
-        vs = None
-        offset = 0
+        vs, offset = None, 0
         for frame in frames:
             if vs is None:
                 offset = frame.pts if start > 0 else 0
                 vs = _add_video_stream(out, codec, frame.image, source, settings)
-                if settings.copy_streams:
-                    # A whole-file copy keeps everything, priming packets with pts < 0 included.
-                    first = start if start > 0 else float("-inf")
-                    copier = _StreamCopier.open(source, out, first, end, frame.time if start else 0)
+                copier = _open_copier(source, out, start, end, frame)
                 _copy_metadata(out, source)
             count += 1
-            for packet in vs.encode(_to_av(frame, offset)):
-                out.mux(packet)
-                if copier is not None and packet.dts is not None:
-                    copier.copy_until(float(packet.dts * packet.time_base))
+            _mux(out, vs.encode(_to_av(frame, offset)), copier)
         if vs is not None:
-            for packet in vs.encode():
-                out.mux(packet)
+            _mux(out, vs.encode(), None)
         if copier is not None:
             copier.copy_until(float("inf"))
     finally:
@@ -143,6 +132,22 @@ def encode_frames(
             copier.close()
         out.close()
     return count
+
+
+def _open_copier(
+    source: VideoInfo, out: Any, start: float, end: float | None, first: Frame
+) -> _StreamCopier | None:
+    # A whole-file copy keeps everything, priming packets with pts < 0 included.
+    window_start = start if start > 0 else float("-inf")
+    return _StreamCopier.open(source, out, window_start, end, first.time if start else 0)
+
+
+def _mux(out: Any, packets: Iterable[Any], copier: _StreamCopier | None) -> None:
+    """Mux video packets, and before each the source's other packets up to its time."""
+    for packet in packets:
+        out.mux(packet)
+        if copier is not None and packet.dts is not None:
+            copier.copy_until(float(packet.dts * packet.time_base))
 
 
 def _to_av(frame: Frame, offset: int) -> Any:
@@ -160,8 +165,7 @@ def _add_video_stream(
     out: Any, codec: str, image: np.ndarray, source: VideoInfo, settings: EncodeSettings
 ) -> Any:
     height, width = image.shape[:2]
-    rate = source.fps if codec != "gif" else None
-    vs = out.add_stream(codec, rate=rate, options=_codec_options(codec, settings))
+    vs = out.add_stream(codec, rate=source.fps, options=_codec_options(codec, settings))
     vs.width, vs.height = width, height
     vs.pix_fmt = _pix_fmt(codec, width, height, settings)
     vs.time_base = source.time_base

@@ -17,27 +17,29 @@ from collections.abc import Callable, Generator, Iterator
 import cv2
 import numpy as np
 
+from ..choices import Smoothing, values
 from ..errors import UsageError
 from .decode import Frame
 from .flow import FlowEstimator, gray, occlusion, warp
+from .geometry import compare_thumb, thumb_difference
 
-SMOOTHERS = ("none", "ema", "flow")
 Smoother = Callable[[Iterator[Frame]], Generator[Frame, None, None]]
+Previous = tuple[np.ndarray, np.ndarray]  # the previous input's grey image, the carried state
+Step = Callable[[np.ndarray, np.ndarray, Previous | None], tuple[np.ndarray, np.ndarray]]
 SCENE_CUT = 40.0  # mean absolute difference (0-255) of consecutive input thumbnails
 AGREE_SIGMA = 24.0  # output difference (0-255) at which blending weight falls to exp(-1/2)
 
 
-def make_smoother(mode: str, strength: float = 0.6) -> Smoother:
+def make_smoother(mode: Smoothing, strength: float = 0.6) -> Smoother:
     """A stage over translated frames (each carrying its input in ``source``)."""
     if not 0.0 <= strength < 1.0:
         raise UsageError(f"smoothing strength must be in [0, 1), not {strength}", strength)
+    if mode not in values(Smoothing):
+        raise UsageError(f"smoothing must be one of {'|'.join(values(Smoothing))}, not '{mode}'")
     if mode == "none" or strength == 0.0:
         return _identity
-    if mode == "ema":
-        return lambda frames: _ema(frames, strength)
-    if mode == "flow":
-        return lambda frames: _flow(frames, strength)
-    raise UsageError(f"smoothing must be one of {'|'.join(SMOOTHERS)}, not '{mode}'", mode)
+    step = _ema_step(strength) if mode == "ema" else _flow_step(strength)
+    return lambda frames: _run(frames, step)
 
 
 def _identity(frames: Iterator[Frame]) -> Generator[Frame, None, None]:
@@ -46,9 +48,21 @@ def _identity(frames: Iterator[Frame]) -> Generator[Frame, None, None]:
 
 def is_cut(a: np.ndarray, b: np.ndarray) -> bool:
     """Consecutive grayscale input frames ``a``, ``b`` belong to different shots."""
-    ta = cv2.resize(a, (64, 36), interpolation=cv2.INTER_AREA).astype(np.float32)
-    tb = cv2.resize(b, (64, 36), interpolation=cv2.INTER_AREA).astype(np.float32)
-    return float(np.abs(ta - tb).mean()) > SCENE_CUT
+    return thumb_difference(compare_thumb(a), compare_thumb(b)) > SCENE_CUT
+
+
+def _run(frames: Iterator[Frame], step: Step) -> Generator[Frame, None, None]:
+    """The loop both smoothers share: one step per frame with the previous frame's state,
+    forgotten at scene cuts (judged on the inputs, which do not flicker)."""
+    previous: Previous | None = None
+    for frame in frames:
+        out = frame.image.astype(np.float32)
+        grey = gray(frame.source if frame.source is not None else frame.image)
+        if previous is not None and is_cut(previous[0], grey):
+            previous = None
+        state, image = step(out, grey, previous)
+        previous = (grey, state)
+        yield dataclasses.replace(frame, image=_to_uint8(image))
 
 
 def _low(image: np.ndarray) -> np.ndarray:
@@ -59,39 +73,35 @@ def _low(image: np.ndarray) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def _ema(frames: Iterator[Frame], strength: float) -> Generator[Frame, None, None]:
-    state: np.ndarray | None = None
-    prev_gray: np.ndarray | None = None
-    for frame in frames:
-        out = frame.image.astype(np.float32)
+def _ema_step(strength: float) -> Step:
+    """Carry a running average of the output's low frequencies; keep the frame's detail."""
+
+    def step(out: np.ndarray, grey: np.ndarray, prev: Previous | None) -> tuple[np.ndarray, ...]:
         low = _low(out)
-        cur_gray = gray(frame.source if frame.source is not None else frame.image)
-        if state is None or prev_gray is None or is_cut(prev_gray, cur_gray):
-            state = low
-        else:
-            state = strength * state + (1 - strength) * low
-        prev_gray = cur_gray
-        yield dataclasses.replace(frame, image=_to_uint8(out - low + state))
+        state = low if prev is None else strength * prev[1] + (1 - strength) * low
+        return state, out - low + state
+
+    return step  # type: ignore[return-value]
 
 
-def _flow(frames: Iterator[Frame], strength: float) -> Generator[Frame, None, None]:
+def _flow_step(strength: float) -> Step:
+    """Blend the previous output, warped along the inputs' optical flow, where the flow is
+    consistent forward and backward and the warped output agrees with the current one."""
     estimate = FlowEstimator()
-    prev_out: np.ndarray | None = None
-    prev_gray: np.ndarray | None = None
-    for frame in frames:
-        out = frame.image.astype(np.float32)
-        source = frame.source if frame.source is not None else frame.image
-        cur_gray = gray(source)
-        if prev_out is not None and prev_gray is not None and not is_cut(prev_gray, cur_gray):
-            back = estimate(cur_gray, prev_gray)  # current -> previous, on the inputs
-            fore = estimate(prev_gray, cur_gray)
+
+    def step(out: np.ndarray, grey: np.ndarray, prev: Previous | None) -> tuple[np.ndarray, ...]:
+        if prev is not None:
+            prev_grey, prev_out = prev
+            back = estimate(grey, prev_grey)  # current -> previous, on the inputs
+            fore = estimate(prev_grey, grey)
             carried, _ = warp(prev_out, back)
             valid = ~occlusion(back, fore)
             agree = np.exp(-0.5 * (np.abs(carried - out).mean(-1) / AGREE_SIGMA) ** 2)
             weight = strength * cv2.GaussianBlur((valid * agree).astype(np.float32), (0, 0), 2.0)
             out = out + weight[..., None] * (carried - out)
-        prev_out, prev_gray = out, cur_gray
-        yield dataclasses.replace(frame, image=_to_uint8(out))
+        return out, out
+
+    return step  # type: ignore[return-value]
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:

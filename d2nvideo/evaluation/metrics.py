@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import cv2
 import numpy as np
 
-from .video.flow import FlowEstimator, gray, occlusion, warp
+from ..video.flow import FlowEstimator, gray, occlusion, warp
 
 
 def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0, win: int = 7) -> float:

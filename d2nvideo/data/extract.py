@@ -16,13 +16,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import D2NError, PathError
-from .fileio import atomic_output
-from .images import write_image
-from .labels import DEFAULT_THRESHOLDS, score_image
-from .pipeline import upright
-from .video.decode import frames_at
-from .video.probe import VideoInfo, probe
+from ..choices import ImageFormat, ScoreMethod
+from ..errors import D2NError, PathError
+from ..fileio import atomic_output
+from ..images import write_image
+from ..video.decode import frames_at
+from ..video.geometry import compare_thumb, fit_within, thumb_difference, upright
+from ..video.probe import VideoInfo, probe
+from .scoring import DEFAULT_THRESHOLDS, score_image
 
 VIDEO_SUFFIXES = (
     ".mp4",
@@ -41,7 +42,6 @@ VIDEO_SUFFIXES = (
     ".mpeg",
 )
 MANIFEST_COLUMNS = ("file", "source", "pts_seconds", "width", "height", "brightness", "label")
-DEDUPE_THUMB = (64, 36)
 
 
 @dataclass(frozen=True)
@@ -59,11 +59,11 @@ class ExtractOptions:
     sampling: Sampling = Sampling()
     size: tuple[int, int] | None = None  # (width, height): resize exactly
     max_side: int | None = None  # or: longer side at most this, aspect kept
-    fmt: str = "jpg"  # jpg|png
+    fmt: ImageFormat = "jpg"
     quality: int = 95  # JPEG quality
     dedupe: float | None = None  # drop frames within this mean abs. thumbnail difference
     classify: bool = False  # write into day/, night/, ambiguous/
-    method: str = "sky"  # the relabeler's scorer for brightness and label
+    method: ScoreMethod = "sky"  # the relabeler's scorer for brightness and label
 
 
 @dataclass
@@ -110,21 +110,11 @@ def frame_name(stem: str, seconds: float, fmt: str) -> str:
 
 
 def _resize(image: np.ndarray, opts: ExtractOptions) -> np.ndarray:
+    if not opts.size:
+        return fit_within(image, opts.max_side) if opts.max_side else image
     h, w = image.shape[:2]
-    if opts.size:
-        target = opts.size
-    elif opts.max_side and max(h, w) > opts.max_side:
-        scale = opts.max_side / max(h, w)
-        target = (max(1, round(w * scale)), max(1, round(h * scale)))
-    else:
-        return image
-    shrink = target[0] * target[1] < w * h
-    return cv2.resize(image, target, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-
-
-def _thumb(image: np.ndarray) -> np.ndarray:
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    return cv2.resize(gray, DEDUPE_THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
+    shrink = opts.size[0] * opts.size[1] < w * h
+    return cv2.resize(image, opts.size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
 
 def extract_video(
@@ -138,7 +128,6 @@ def extract_video(
 ) -> None:
     """Extract one video's frames into ``out``; add their manifest rows to ``rows``."""
     times = sample_times(info, opts.sampling)
-    thresholds = DEFAULT_THRESHOLDS[opts.method]
     previous: np.ndarray | None = None
     done = 0
     for frame in frames_at(path, times):
@@ -146,31 +135,37 @@ def extract_video(
         on_frame(1)
         image = _resize(np.ascontiguousarray(upright(frame.image, info.rotation)), opts)
         if opts.dedupe is not None:
-            thumb = _thumb(image)
-            if previous is not None and float(np.abs(thumb - previous).mean()) < opts.dedupe:
+            thumb = compare_thumb(image)
+            if previous is not None and thumb_difference(thumb, previous) < opts.dedupe:
                 result.duplicates += 1
                 continue
             previous = thumb
-        score = score_image(image).score(opts.method)
-        label = thresholds.label(score)
         name = frame_name(path.stem, frame.time - info.start_time, opts.fmt)
-        relative = f"{label}/{name}" if opts.classify else name
-        target = out / relative
-        if target.exists():
-            result.existing += 1
-        else:
-            write_image(target, image, opts.quality)
-            result.written += 1
-        rows[relative] = {
-            "file": relative,
-            "source": str(path),
-            "pts_seconds": f"{frame.time:.6f}",
-            "width": str(image.shape[1]),
-            "height": str(image.shape[0]),
-            "brightness": f"{score:.2f}",
-            "label": label,
-        }
+        row = _save(image, name, out, opts, result)
+        rows[row["file"]] = {**row, "source": str(path), "pts_seconds": f"{frame.time:.6f}"}
     on_frame(len(times) - done)  # frames past a short video's real end
+
+
+def _save(
+    image: np.ndarray, name: str, out: Path, opts: ExtractOptions, result: ExtractResult
+) -> dict[str, str]:
+    """Write one frame (unless an earlier run did) and return its manifest fields."""
+    score = score_image(image).score(opts.method)
+    label = DEFAULT_THRESHOLDS[opts.method].label(score)
+    relative = f"{label}/{name}" if opts.classify else name
+    target = out / relative
+    if target.exists():
+        result.existing += 1
+    else:
+        write_image(target, image, opts.quality)
+        result.written += 1
+    return {
+        "file": relative,
+        "width": str(image.shape[1]),
+        "height": str(image.shape[0]),
+        "brightness": f"{score:.2f}",
+        "label": label,
+    }
 
 
 def read_manifest(path: Path) -> dict[str, dict[str, str]]:
@@ -205,7 +200,7 @@ def planned_frames(plans: list[Plan], sampling: Sampling) -> int:
     return sum(len(sample_times(i, sampling)) for _, i in plans if isinstance(i, VideoInfo))
 
 
-def extract(
+def extract_all(
     plans: list[Plan],
     out: Path,
     opts: ExtractOptions,

@@ -9,20 +9,23 @@ saved as they come, so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import csv
-import json
+import dataclasses
+import math
 import multiprocessing as mp
 import random
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .fileio import atomic_output
-from .images import list_images, read_image_reduced
-from .labels import (
+from ..choices import ScoreMethod
+from ..errors import InputError
+from ..fileio import atomic_output
+from ..images import read_image_reduced
+from .plots import histogram_png
+from .scoring import (
     DEFAULT_THRESHOLDS,
     THUMB_WIDTH,
     Scores,
@@ -30,91 +33,12 @@ from .labels import (
     auto_thresholds,
     score_image,
 )
-from .plots import histogram_png
+from .sources import Item, Sources
 
-NORMAL = {
-    "day": "day",
-    "daytime": "day",
-    "night": "night",
-    "twilight": "twilight",
-    "dawn/dusk": "twilight",
-    "dusk": "twilight",
-    "dawn": "twilight",
-}
-SCORE_COLUMNS = ("mean", "sky", "upper_p75", "median", "dark")
+STAT_FIELDS = tuple(f.name for f in dataclasses.fields(Scores))  # what a Scores holds
+SCORE_COLUMNS = ("mean", "sky", *STAT_FIELDS[1:])  # labels.csv: the stats and the sky score
 PARTIAL = ".scores.partial.csv"
-
-
-@dataclass(frozen=True)
-class Item:
-    path: Path
-    original: str  # the label as the source spells it ("Day", "daytime", a folder name...)
-
-    @property
-    def normal(self) -> str:
-        return NORMAL.get(self.original.strip().lower(), "other")
-
-
-@dataclass
-class Sources:
-    items: list[Item] = field(default_factory=list)
-    skipped_rows: int = 0  # rows without a usable name or label
-
-
-def from_nexet(csv_path: Path, images: Path) -> Sources:
-    """NEXET train.csv: image_filename, lighting (Day|Night|Twilight), city."""
-    rows = _read_table(csv_path, ("image_filename", "lighting"))
-    out = Sources()
-    for row in rows:
-        name, label = (row.get("image_filename") or "").strip(), (row.get("lighting") or "").strip()
-        if name and label:
-            out.items.append(Item(images / name, label))
-        else:
-            out.skipped_rows += 1
-    return out
-
-
-def from_bdd(json_path: Path, images: Path) -> Sources:
-    """BDD100K labels: a JSON list of {name, attributes: {timeofday, ...}}."""
-    try:
-        frames = json.loads(json_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"BDD100K labels '{json_path}' are not readable JSON: {exc}") from exc
-    if not isinstance(frames, list):
-        raise InputError(f"BDD100K labels '{json_path}' must be a JSON list of frames", json_path)
-    out = Sources()
-    for entry in frames:
-        try:
-            out.items.append(Item(images / entry["name"], entry["attributes"]["timeofday"]))
-        except (KeyError, TypeError):
-            out.skipped_rows += 1
-    return out
-
-
-def from_folders(folders: dict[str, Path]) -> Sources:
-    out = Sources()
-    for label, folder in folders.items():
-        if not folder.is_dir():
-            raise InputError(f"folder '{folder}' for label '{label}' does not exist", folder)
-        out.items += [Item(p, label) for p in list_images(folder)]
-    return out
-
-
-def _read_table(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise InputError(f"label file '{path}' does not exist", path)
-    try:
-        with path.open(newline="") as fh:
-            reader = csv.DictReader(fh)
-            header = reader.fieldnames or []
-            missing = [c for c in columns if c not in header]
-            if missing:
-                raise InputError(
-                    f"'{path}' lacks column(s) {', '.join(missing)}; it has: {', '.join(header)}"
-                )
-            return list(reader)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"'{path}' is not a readable CSV file: {exc}", path) from exc
+PARTIAL_COLUMNS = ("path", *STAT_FIELDS)
 
 
 # --- scoring ----------------------------------------------------------------------------------
@@ -154,7 +78,7 @@ class RelabelResult:
 def relabel(
     sources: Sources,
     out: Path,
-    method: str = "sky",
+    method: ScoreMethod = "sky",
     thresholds: Thresholds | None = None,
     auto: bool = False,
     split: float = 0.9,
@@ -187,36 +111,62 @@ def relabel(
 def _score_with_resume(
     items: list[Item], partial: Path, workers: int, on_item: Callable[[int], None]
 ) -> dict[str, Scores | str]:
-    done: dict[str, Scores | str] = {}
-    if partial.is_file():
-        with partial.open(newline="") as fh:
-            for row in csv.DictReader(fh):
-                done[row["path"]] = (
-                    Scores(*(float(row[c]) for c in ("mean", "upper_p75", "median", "dark")))
-                    if row["error"] == ""
-                    else row["error"]
-                )
-        on_item(sum(1 for i in items if str(i.path) in done))
+    """Scores of every item, resuming from (and appending to) the ``partial`` file."""
+    done = _read_partial(partial)
+    on_item(sum(1 for i in items if str(i.path) in done))
     todo = [i.path for i in items if str(i.path) not in done]
     new_file = not partial.is_file()
     with partial.open("a", newline="") as fh:
         writer = csv.writer(fh)
         if new_file:
-            writer.writerow(["path", "mean", "upper_p75", "median", "dark", "error"])
+            writer.writerow(PARTIAL_COLUMNS)
         for n, (path, result) in enumerate(zip(todo, score_files(todo, workers), strict=True)):
             done[str(path)] = result
-            if isinstance(result, Scores):
-                stats = [result.mean, result.upper_p75, result.median, result.dark]
-                writer.writerow([path, *stats, ""])
-            else:
-                writer.writerow([path, "", "", "", "", result])
+            if isinstance(result, Scores):  # only real scores are resumed: a missing or
+                writer.writerow([path, *_stats(result)])  # unreadable file is tried again
             if n % 256 == 255:
                 fh.flush()
             on_item(1)
     return done
 
 
-def _row(item: Item, result: Scores | str, method: str, t: Thresholds) -> dict[str, str]:
+def _stats(scores: Scores) -> list[float]:
+    return [getattr(scores, name) for name in STAT_FIELDS]
+
+
+def _read_partial(partial: Path) -> dict[str, Scores | str]:
+    """The scores an interrupted run saved; rows that do not parse (a truncated last line, a
+    foreign file) are dropped and scored again rather than trusted."""
+    done: dict[str, Scores | str] = {}
+    if not partial.is_file():
+        return done
+    try:
+        with partial.open(newline="") as fh:
+            reader = csv.reader(fh)
+            if next(reader, None) != list(PARTIAL_COLUMNS):
+                return done
+            for row in reader:
+                parsed = _parse_partial_row(row)
+                if parsed is not None:
+                    done[parsed[0]] = parsed[1]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return {}
+    return done
+
+
+def _parse_partial_row(row: list[str]) -> tuple[str, Scores] | None:
+    if len(row) != len(PARTIAL_COLUMNS) or not row[0]:
+        return None
+    try:
+        values = [float(v) for v in row[1:]]
+    except ValueError:
+        return None
+    if not all(math.isfinite(v) for v in values):
+        return None
+    return row[0], Scores(**dict(zip(STAT_FIELDS, values, strict=True)))
+
+
+def _row(item: Item, result: Scores | str, method: ScoreMethod, t: Thresholds) -> dict[str, str]:
     row = {"path": str(item.path), "original": item.original, "original_normal": item.normal}
     if not isinstance(result, Scores):
         row.update(
@@ -256,15 +206,18 @@ def _write_lists(out: Path, rows: list[dict[str, str]], split: float, seed: int)
 
 
 def _write_histograms(
-    out: Path, items: list[Item], scores: dict[str, Scores | str], method: str, t: Thresholds
+    out: Path,
+    items: list[Item],
+    scores: dict[str, Scores | str],
+    method: ScoreMethod,
+    t: Thresholds,
 ) -> list[Path]:
-    """histogram.png: the study's gamma per original label (its figure 15), thresholds drawn;
-    histogram_<method>.png too when the method is not the mean."""
-    written = []
-    for name, m in (("histogram.png", "mean"), (f"histogram_{method}.png", method)):
-        if name != "histogram.png" and method == "mean":
-            continue
-        th = t if m == method else DEFAULT_THRESHOLDS["mean"]
+    """histogram.png: the deciding score per original label with its thresholds drawn; with
+    the sky scorer also histogram_mean.png, the study's gamma (its figure 15)."""
+    plots: list[tuple[str, ScoreMethod, Thresholds]] = [("histogram.png", method, t)]
+    if method != "mean":
+        plots.append(("histogram_mean.png", "mean", DEFAULT_THRESHOLDS["mean"]))
+    for name, m, th in plots:
         series: dict[str, list[float]] = {}
         for item in items:
             s = scores[str(item.path)]
@@ -277,5 +230,4 @@ def _write_histograms(
             "score (0-255)",
             marks={"night <=": th.night_max, "day >": th.day_min},
         )
-        written.append(out / name)
-    return written
+    return [out / name for name, _, _ in plots]

@@ -10,20 +10,26 @@ threshold (between them: ambiguous):
   upper half holds the sky, which is bright by day even under cloud and dark at night even
   among lamps; the percentile ignores small bright lamps. Weights and thresholds come from a
   logistic fit on AMOS training images and half of ../shared/data/frames, tested on the rest
-  (benchmarks/bench_relabel_accuracy.py prints the figures).
+  (benchmarks/bench_relabel.py prints the figures).
 
 Images are scored on a 160-pixel-wide thumbnail, so any size costs about the same.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-METHODS = ("sky", "mean")
+from ..choices import Domain, Label, ScoreMethod
+from ..errors import D2NError, UsageError
+
+log = logging.getLogger(__name__)
 THUMB_WIDTH = 160
+GUESS_SAMPLES = 8  # frames of a video scored to guess what it looks like
 # Logistic fit: logit(day) = (7.2 * upper_p75 + 3.2 * mean) / 255 - 4.0, rewritten as a
 # brightness score (weights summing to 1) with p = 0.5 at 98 and p = 0.5 +- 0.05 at 98 -+ 5.
 SKY_WEIGHTS = (0.69, 0.31)
@@ -34,7 +40,7 @@ class Thresholds:
     night_max: float = 60.0  # score <= night_max: night
     day_min: float = 68.0  # score > day_min: day; in between: ambiguous
 
-    def label(self, score: float) -> str:
+    def label(self, score: float) -> Label:
         if score <= self.night_max:
             return "night"
         if score > self.day_min:
@@ -42,7 +48,10 @@ class Thresholds:
         return "ambiguous"
 
 
-DEFAULT_THRESHOLDS = {"mean": Thresholds(60.0, 68.0), "sky": Thresholds(93.0, 103.0)}
+DEFAULT_THRESHOLDS: dict[ScoreMethod, Thresholds] = {
+    "mean": Thresholds(60.0, 68.0),
+    "sky": Thresholds(93.0, 103.0),
+}
 
 
 @dataclass(frozen=True)
@@ -58,12 +67,8 @@ class Scores:
     def sky(self) -> float:
         return SKY_WEIGHTS[0] * self.upper_p75 + SKY_WEIGHTS[1] * self.mean
 
-    def score(self, method: str) -> float:
-        if method == "mean":
-            return self.mean
-        if method == "sky":
-            return self.sky
-        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    def score(self, method: ScoreMethod) -> float:
+        return self.mean if method == "mean" else self.sky
 
 
 def thumbnail(image: np.ndarray, width: int = THUMB_WIDTH) -> np.ndarray:
@@ -87,7 +92,9 @@ def score_image(image: np.ndarray) -> Scores:
     )
 
 
-def classify(image: np.ndarray, method: str = "sky", thresholds: Thresholds | None = None) -> str:
+def classify(
+    image: np.ndarray, method: ScoreMethod = "sky", thresholds: Thresholds | None = None
+) -> Label:
     """'day', 'night' or 'ambiguous' for ``(H, W, 3) uint8`` RGB."""
     t = thresholds or DEFAULT_THRESHOLDS[method]
     return t.label(score_image(image).score(method))
@@ -110,10 +117,84 @@ def otsu_threshold(scores: np.ndarray, bins: int = 256) -> float:
     return float(edges[round(float(best.mean())) + 1])
 
 
-def auto_thresholds(scores: np.ndarray, method: str) -> Thresholds:
+def auto_thresholds(scores: np.ndarray, method: ScoreMethod) -> Thresholds:
     """Otsu's valley of the score histogram, with the method's default ambiguous band around
     it (8 wide for the study's mean, 10 for sky)."""
     valley = otsu_threshold(scores)
     default = DEFAULT_THRESHOLDS[method]
     half = (default.day_min - default.night_max) / 2
     return Thresholds(valley - half, valley + half)
+
+
+@dataclass(frozen=True)
+class Guess:
+    """What a set of frames looks like, by the relabeler's default (sky) scorer."""
+
+    looks_like: Label
+    sky_score: float  # mean sky score of the frames, 0-255
+    brightness: float  # mean pixel value of the frames, 0-255
+    scored_frames: int  # how many frames were scored
+
+
+def guess(images: list[np.ndarray]) -> Guess:
+    """Day, night or ambiguous for ``(H, W, 3) uint8`` frames of one clip or one still."""
+    if not images:
+        return Guess("ambiguous", 0.0, 0.0, 0)
+    scores = [score_image(im) for im in images]
+    sky = sum(s.sky for s in scores) / len(scores)
+    mean = sum(s.mean for s in scores) / len(scores)
+    return Guess(DEFAULT_THRESHOLDS["sky"].label(sky), round(sky, 1), round(mean, 1), len(scores))
+
+
+def guess_file(path: Path, samples: int = GUESS_SAMPLES) -> Guess:
+    """:func:`guess` for a still image, ``samples`` images of a folder, or ``samples`` frames
+    spread across a video."""
+    from ..images import is_image, list_images, read_image
+    from ..video.decode import frames_at
+    from ..video.probe import probe
+
+    if path.is_dir():
+        found = list_images(path)
+        picked = found[:: max(1, len(found) // samples)][:samples]
+        return guess([im for im in map(_readable, picked) if im is not None])
+    if is_image(path):
+        return guess([read_image(path)])
+    info = probe(path)
+    span = max(info.duration, 0.0)
+    times = [info.start_time + span * (i + 0.5) / samples for i in range(samples)]
+    return guess([f.image for f in frames_at(path, times)])
+
+
+def _readable(path: Path) -> np.ndarray | None:
+    from ..images import read_image
+
+    try:
+        return read_image(path)
+    except D2NError:
+        return None
+
+
+def resolve_target(path: Path, to: str) -> Domain:
+    """The domain to convert ``path`` to: ``to`` itself, or for ``auto`` the other domain of
+    what the input looks like. Warns once when the input already looks like the target."""
+    if to == "auto":
+        looks = guess_file(path).looks_like
+    else:  # only for the warning: an unreadable input is reported by the conversion itself
+        try:
+            looks = guess_file(path).looks_like
+        except D2NError:
+            looks = "ambiguous"
+    if to == "auto":
+        if looks == "ambiguous":
+            raise UsageError(
+                f"'{path}' looks neither clearly day nor night; give --to night or --to day", path
+            )
+        return "day" if looks == "night" else "night"
+    if looks == to:
+        log.warning(
+            "'%s' already looks like %s (by its brightness): converting it to %s anyway",
+            path,
+            to,
+            to,
+        )
+    return "day" if to == "day" else "night"

@@ -111,12 +111,13 @@ def train_realism(
 ) -> RealismClassifier:
     """Train on real ``target`` images (label 1) against real ``source`` images and classical
     fakes made from them (label 0, half each)."""
-    torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     pos = [prepare(im) for im in real_target]
     neg = [prepare(im) for im in real_source]
     fake = FAKERS[target]
-    net = _Net()
+    with torch.random.fork_rng(devices=[]):  # seeded weights, and the caller's RNG untouched
+        torch.manual_seed(seed)
+        net = _Net()
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
     half = batch // 2
@@ -136,13 +137,17 @@ def train_realism(
         loss.backward()
         opt.step()
         sched.step()
-    # Batch-norm statistics as the final weights see balanced data, not a lagging running mean
-    # of weights that have since moved: the scores then do not depend on the last few steps.
+    _recalibrate(net, lambda: draw()[0])
+    return RealismClassifier(net, target)
+
+
+def _recalibrate(net: nn.Module, batch: Callable[[], torch.Tensor], batches: int = 20) -> None:
+    """Batch-norm statistics as the final weights see balanced data, not a lagging running
+    mean of weights that have since moved: the scores then do not depend on the last steps."""
     for m in net.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.reset_running_stats()
             m.momentum = None
     with torch.no_grad():
-        for _ in range(20):
-            net(draw()[0])
-    return RealismClassifier(net, target)
+        for _ in range(batches):
+            net(batch())

@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
-from .labels import DEFAULT_THRESHOLDS, score_image
-from .video.decode import frames_at
-from .video.probe import probe
+import click
 
-GUESS_SAMPLES = 8
+from .shell import CONTEXT, INPUT
 
 
-def describe(path: Path) -> dict[str, Any]:
-    """Probe ``path`` and add a day/night guess from frames sampled across it."""
-    info = probe(path)
-    span = max(info.duration, 0.0)
-    times = [info.start_time + span * (i + 0.5) / GUESS_SAMPLES for i in range(GUESS_SAMPLES)]
-    scores = [score_image(f.image) for f in frames_at(path, times)]
-    sky = sum(s.sky for s in scores) / max(1, len(scores))
-    data = info.to_json()
-    data["brightness"] = round(sum(s.mean for s in scores) / max(1, len(scores)), 1)
-    data["sky_score"] = round(sky, 1)
-    data["looks_like"] = DEFAULT_THRESHOLDS["sky"].label(sky)  # the relabeler's default scorer
-    return data
+@click.command(context_settings=CONTEXT)
+@click.argument("input_path", metavar="VIDEO", type=INPUT)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def info(input_path: Path, as_json: bool) -> None:
+    """Describe a video: streams, codec, size, fps, duration, frames, rotation, audio and a
+    day/night guess from the brightness of a few frames."""
+    from ..data.scoring import guess_file
+    from ..video.probe import probe
+
+    video = probe(input_path)
+    guessed = guess_file(input_path)
+    data = {**video.to_json(), **dataclasses.asdict(guessed)}
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        print_table(data)
 
 
 def print_table(data: dict[str, Any]) -> None:
@@ -31,6 +35,12 @@ def print_table(data: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title=str(data["path"]), show_header=False)
+    for key, value in _rows(data):
+        table.add_row(key, value)
+    Console().print(table)
+
+
+def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [
         ("container", data["format"]),
         ("video", f"{data['codec']} {data['width']}x{data['height']} {data['pix_fmt']}"),
@@ -53,8 +63,5 @@ def print_table(data: dict[str, Any]) -> None:
         if s["language"]:
             detail += f" [{s['language']}]"
         rows.append((f"{s['type']} #{s['index']}", detail))
-    for key, value in data["metadata"].items():
-        rows.append((f"tag {key}", str(value)))
-    for key, value in rows:
-        table.add_row(key, value)
-    Console().print(table)
+    rows += [(f"tag {key}", str(value)) for key, value in data["metadata"].items()]
+    return rows

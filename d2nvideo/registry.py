@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .choices import OfficialDomain
 from .errors import UsageError
 
 if TYPE_CHECKING:
@@ -32,34 +34,51 @@ def resolve_model(path: Path | None) -> Path:
 
 
 def load_translator(
-    model: Path | None, day_is: str, device: str, precision: str, compile_model: bool = False
+    model: Path | None,
+    official_day: OfficialDomain = "a",
+    device: str = "auto",
+    precision: str = "auto",
 ) -> Translator:
-    """The translator for ``--model`` (or the bundled default), compiled if asked."""
+    """The translator for ``--model`` (or the bundled default)."""
     from .translator import Translator
 
-    translator = Translator.from_checkpoint(resolve_model(model), device, precision, day_is)
-    return translator.compile() if compile_model else translator
+    return Translator.from_checkpoint(resolve_model(model), device, precision, official_day)
 
 
-def describe_models(paths: list[Path]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class ModelRow:
+    """What ``d2nvideo models`` shows of one model file."""
+
+    path: str
+    bundled: bool
+    arch: str
+    config: dict[str, Any]
+    params: int
+    mb: float
+    steps: int | str
+    work_size: int | str
+    note: str
+
+
+def describe_models(paths: list[Path]) -> list[ModelRow]:
     """One row per model: the bundled ones first, then ``paths`` (read without unpickling)."""
     from .checkpoint import load_checkpoint
 
-    rows: list[dict[str, Any]] = []
+    rows = []
     for path in [*bundled_models(), *paths]:
         ckpt = load_checkpoint(path)
         meta = ckpt.meta
         rows.append(
-            {
-                "path": str(path),
-                "bundled": path.parent == ASSETS,
-                "arch": ckpt.config.arch,
-                "config": dataclasses.asdict(ckpt.config),
-                "params": sum(t.numel() for t in ckpt.state_dict.values()),
-                "mb": path.stat().st_size / 2**20,
-                "steps": meta.get("steps", "?"),
-                "work_size": meta.get("work_size", "native"),
-                "note": str(meta.get("note", "default" if path == DEFAULT_MODEL else "")),
-            }
+            ModelRow(
+                path=str(path),
+                bundled=path.parent == ASSETS,
+                arch=ckpt.config.arch,
+                config=dataclasses.asdict(ckpt.config),
+                params=sum(t.numel() for t in ckpt.state_dict.values()),
+                mb=path.stat().st_size / 2**20,
+                steps=meta.get("steps", "?"),
+                work_size=meta.get("work_size", "native"),
+                note=str(meta.get("note", "default" if path == DEFAULT_MODEL else "")),
+            )
         )
     return rows

@@ -9,6 +9,7 @@ brightening) are measured the same way, so numbers that are easy to fake show it
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 import time
 from collections.abc import Callable, Iterator
@@ -17,19 +18,21 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
-from .images import list_images, read_image
-from .labels import DEFAULT_THRESHOLDS, score_image
+from ..choices import Domain, other_domain
+from ..data.scoring import DEFAULT_THRESHOLDS, score_image
+from ..images import list_images, read_image
+from ..model import UNITGenerator
+from ..pipeline import WorkingSize, translate_images
+from ..translator import Translator
+from ..video.decode import Frame, decode_frames
+from ..video.geometry import fit_within
+from ..video.smooth import make_smoother
 from .metrics import psnr, ssim, ssim_gray, warp_error
-from .model import UNITGenerator, other_domain
-from .pipeline import Resolution, translate_images
 from .realism import RealismClassifier, train_realism
-from .translator import Translator, from_tensor, to_tensor
-from .video.decode import Frame, decode_frames
-from .video.smooth import make_smoother
+from .report import Report
 
 Images = list[np.ndarray]
 BASELINES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -42,24 +45,14 @@ BASELINES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 class EvalOptions:
     max_images: int = 40  # per domain
     image_max_side: int = 640  # stills are evaluated at most this size (longer side)
-    resolution: Resolution = field(default_factory=Resolution)  # working size, as in convert
+    resolution: WorkingSize = field(default_factory=WorkingSize)  # as convert runs it
     realism_steps: int = 400  # classifier training steps (0: skip the realism check)
     realism_day: Path | None = None  # the classifier's own real day images (default: half
     realism_night: Path | None = None  # of the evaluated folders, the other half evaluated)
-    videos: tuple[Path, ...] = ()
     video_frames: int = 48  # frames per video for E_warp
     video_max_side: int = 480
     speed_heights: tuple[int, ...] = (180, 360, 540, 720)
     seed: int = 0
-
-
-@dataclass
-class Report:
-    model: dict[str, Any] = field(default_factory=dict)
-    quality: dict[str, dict[str, float]] = field(default_factory=dict)
-    temporal: dict[str, dict[str, float]] = field(default_factory=dict)
-    speed: list[dict[str, float]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 def load_images(folder: Path, limit: int, max_side: int, seed: int) -> Images:
@@ -68,15 +61,7 @@ def load_images(folder: Path, limit: int, max_side: int, seed: int) -> Images:
     if len(paths) > limit:
         keep = np.random.default_rng(seed).choice(len(paths), limit, replace=False)
         paths = [paths[i] for i in sorted(keep)]
-    images = []
-    for path in paths:
-        image = read_image(path)
-        h, w = image.shape[:2]
-        if max(h, w) > max_side:
-            s = max_side / max(h, w)
-            image = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
-        images.append(image)
-    return images
+    return [fit_within(read_image(path), max_side) for path in paths]
 
 
 def _split(images: Images) -> tuple[Images, Images]:
@@ -84,7 +69,7 @@ def _split(images: Images) -> tuple[Images, Images]:
 
 
 def direction_quality(
-    tr: Translator, images: Images, to: str, opts: EvalOptions, realism: RealismClassifier | None
+    tr: Translator, images: Images, to: Domain, opts: EvalOptions, realism: RealismClassifier | None
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Metrics of translating ``images`` into ``to``, for the model and for the baseline."""
     src = other_domain(to)
@@ -93,7 +78,7 @@ def direction_quality(
     model = _metrics(images, outs, to, realism)
     model["cycle_ssim"] = float(np.mean([ssim(a, b) for a, b in zip(images, back, strict=True)]))
     if isinstance(tr.model, UNITGenerator):
-        rec = [_reconstruct(tr, im, src) for im in images]
+        rec = [tr.reconstruct(im[None], src)[0] for im in images]
         model["recon_ssim"] = float(np.mean([ssim(a, b) for a, b in zip(images, rec, strict=True)]))
         model["recon_psnr"] = float(np.mean([psnr(a, b) for a, b in zip(images, rec, strict=True)]))
     baseline = _metrics(images, [BASELINES[to](im) for im in images], to, realism)
@@ -101,7 +86,7 @@ def direction_quality(
 
 
 def _metrics(
-    inputs: Images, outputs: Images, to: str, realism: RealismClassifier | None
+    inputs: Images, outputs: Images, to: Domain, realism: RealismClassifier | None
 ) -> dict[str, float]:
     pairs = list(zip(inputs, outputs, strict=True))
     scores = [score_image(o) for o in outputs]
@@ -123,24 +108,12 @@ def _metrics(
     return m
 
 
-@torch.inference_mode()
-def _reconstruct(tr: Translator, image: np.ndarray, domain: str) -> np.ndarray:
-    from .translator import pad_to_multiple
-
-    x = to_tensor(image[None], tr.device)
-    h, w = x.shape[-2:]
-    gen = tr.model
-    assert isinstance(gen, UNITGenerator)
-    with tr.autocast():
-        y = gen.reconstruct(pad_to_multiple(x, tr.multiple), domain)
-    return from_tensor(y[..., :h, :w].float())[0]
-
-
 def image_quality(
     tr: Translator, day: Images, night: Images, opts: EvalOptions, report: Report
 ) -> None:
     own = _realism_data(opts)
-    for to, inputs, targets in (("night", day, night), ("day", night, day)):
+    directions: list[tuple[Domain, Images, Images]] = [("night", day, night), ("day", night, day)]
+    for to, inputs, targets in directions:
         realism = None
         evaluated = inputs
         if opts.realism_steps:
@@ -174,15 +147,14 @@ def _realism_data(opts: EvalOptions) -> dict[str, Images] | None:
     }
 
 
-def temporal_quality(tr: Translator, video: Path, to: str, opts: EvalOptions) -> dict[str, float]:
+def temporal_quality(
+    tr: Translator, video: Path, to: Domain, opts: EvalOptions
+) -> dict[str, float]:
     """E_warp of the input, the per-frame output and each smoothing mode, and the SSIM of each
     smoothed output to the per-frame output, over the first ``video_frames`` frames."""
     inputs: list[np.ndarray] = []
     for frame in decode_frames(video):
-        image = frame.image
-        h, w = image.shape[:2]
-        s = min(1.0, opts.video_max_side / max(h, w))
-        inputs.append(cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA))
+        inputs.append(fit_within(frame.image, opts.video_max_side))
         if len(inputs) >= opts.video_frames:
             break
     per_frame = [translate_images([im], tr, to, opts.resolution)[0] for im in inputs]
@@ -232,3 +204,45 @@ def speed(tr: Translator, heights: tuple[int, ...], repeats: int = 3) -> list[di
             }
         )
     return rows
+
+
+def evaluate(
+    tr: Translator,
+    day: Path,
+    night: Path,
+    videos: tuple[Path, ...],
+    opts: EvalOptions,
+    say: Callable[[str], None] = lambda message: None,
+) -> Report:
+    """Every measurement of the report: image quality and realism on the ``day`` and ``night``
+    folders, temporal stability of each video, and speed. ``say`` hears what is being done."""
+    from ..data.scoring import guess_file
+    from ..errors import InputError
+
+    for folder in (day, night):
+        if not folder.is_dir():
+            raise InputError(f"image folder '{folder}' does not exist", folder)
+    day_images = load_images(day, opts.max_images, opts.image_max_side, opts.seed)
+    night_images = load_images(night, opts.max_images, opts.image_max_side, opts.seed)
+    if len(day_images) < 2 or len(night_images) < 2:
+        raise InputError("evaluate needs at least 2 day and 2 night images")
+    report = Report(model=_model_summary(tr, opts))
+    say(f"image quality and realism: {len(day_images)} day, {len(night_images)} night images")
+    image_quality(tr, day_images, night_images, opts, report)
+    for video in videos:
+        to: Domain = "day" if guess_file(video).looks_like == "night" else "night"
+        say(f"temporal stability: {video.name} -> {to}")
+        report.temporal[f"{video.name} -> {to}"] = temporal_quality(tr, video, to, opts)
+    say(f"speed on {tr.device}")
+    report.speed = speed(tr, opts.speed_heights)
+    return report
+
+
+def _model_summary(tr: Translator, opts: EvalOptions) -> dict[str, Any]:
+    return {
+        "meta": tr.meta,
+        "config": dataclasses.asdict(tr.config),
+        "device": str(tr.device),
+        "precision": tr.precision,
+        "resolution": dataclasses.asdict(opts.resolution),
+    }

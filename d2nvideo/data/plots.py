@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .images import write_image
+from ..images import write_image
 
 COLORS = [
     (31, 119, 180),

@@ -1,0 +1,125 @@
+"""``d2nvideo evaluate``: run the measurements, write report.json, report.md and plots."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from .options import (
+    ModelSpec,
+    SizeSpec,
+    model_options,
+    option_group,
+    quiet_option,
+    size_options,
+)
+from .progress import stderr_console
+from .shell import CONTEXT, INPUT, OUTPUT
+
+
+@dataclass(frozen=True)
+class RealismSpec:
+    """The realism judge: its training steps and, optionally, its own real images."""
+
+    steps: int
+    day: Path | None
+    night: Path | None
+
+
+realism_options = option_group(
+    [
+        click.option(
+            "--realism-steps",
+            type=click.IntRange(0),
+            default=400,
+            help="Training steps of the realism classifier (0 skips the check).",
+        ),
+        click.option(
+            "--realism-day",
+            type=INPUT,
+            default=None,
+            help="Day images to train the realism classifier on (with --realism-night); then "
+            "every --day/--night image is evaluated and --night is the held-out real check.",
+        ),
+        click.option("--realism-night", type=INPUT, default=None, help="See --realism-day."),
+    ],
+    ("realism_steps", "realism_day", "realism_night"),
+    lambda realism_steps, realism_day, realism_night: RealismSpec(
+        realism_steps, realism_day, realism_night
+    ),
+    "realism",
+)
+
+
+@click.command(context_settings=CONTEXT)
+@model_options
+@click.option("--day", type=INPUT, required=True, help="Folder of day images.")
+@click.option("--night", type=INPUT, required=True, help="Folder of night images.")
+@click.option(
+    "--video",
+    "videos",
+    type=INPUT,
+    multiple=True,
+    help="A clip for temporal stability (E_warp); repeatable.",
+)
+@click.option("-o", "--output", type=OUTPUT, required=True, help="Report folder.")
+@click.option("--max-images", type=click.IntRange(2), default=40, help="Images per domain.")
+@click.option(
+    "--image-size",
+    type=click.IntRange(32),
+    default=640,
+    help="Longer side the stills are evaluated at.",
+)
+@size_options
+@realism_options
+@click.option(
+    "--video-frames", type=click.IntRange(2), default=48, help="Frames per clip for E_warp."
+)
+@quiet_option
+def evaluate(
+    model: ModelSpec,
+    day: Path,
+    night: Path,
+    videos: tuple[Path, ...],
+    output: Path,
+    max_images: int,
+    image_size: int,
+    size: SizeSpec,
+    realism: RealismSpec,
+    video_frames: int,
+    quiet: bool,
+) -> None:
+    """Measure a model: reconstruction and cross-domain SSIM/PSNR, cycle SSIM, domain success
+    (the relabeler's scorer), a download-free realism check, E_warp of clips with each
+    smoothing mode, and frames/s against resolution. Writes report.json, report.md and plots.
+
+    Half of each folder trains the realism classifier and half is evaluated; trivial
+    baselines (x0.2 darkening, x4 brightening) are scored beside the model."""
+    from ..evaluation.evaluate import EvalOptions
+    from ..evaluation.evaluate import evaluate as run
+    from ..evaluation.report import quality_table, write_report
+
+    translator = model.load()
+    opts = EvalOptions(
+        max_images=max_images,
+        image_max_side=image_size,
+        resolution=size.resolve(translator.meta),
+        realism_steps=realism.steps,
+        realism_day=realism.day,
+        realism_night=realism.night,
+        video_frames=video_frames,
+    )
+    report = run(translator, day, night, videos, opts, _say(quiet))
+    write_report(report, output)
+    click.echo("\n".join(quality_table(report)))
+
+
+def _say(quiet: bool) -> Callable[[str], None]:
+    """Progress messages on stderr, or none."""
+    console = stderr_console()
+    if quiet:
+        return lambda message: None
+    return lambda message: console.print(message, highlight=False)

@@ -1,0 +1,308 @@
+"""Option groups shared by convert, preview and evaluate, each parsed into one typed value, and
+the one place those values become library objects (a Translator and ConvertOptions).
+
+A group decorator adds its click options and hands the command a single dataclass instead of
+the options one by one, so no string-keyed ``**kw`` dict crosses into the library.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..choices import (
+    Domain,
+    HwAccel,
+    OfficialDomain,
+    Precision,
+    Quality,
+    Smoothing,
+    Upsampler,
+    values,
+)
+from .shell import INPUT
+
+if TYPE_CHECKING:
+    from ..pipeline import ConvertOptions, WorkingSize
+    from ..translator import Translator
+    from ..video.encode import EncodeSettings
+
+
+def choice(kind: Any) -> click.Choice:
+    return click.Choice(values(kind))
+
+
+def option_group(
+    options: list[Callable[[Any], Any]], names: tuple[str, ...], build: Callable[..., Any], as_: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A decorator adding ``options`` to a command and passing ``build(**their values)`` as the
+    single keyword argument ``as_``."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            group = {name: kwargs.pop(name) for name in names}
+            return command(*args, **{as_: build(**group)}, **kwargs)
+
+        for add in reversed(options):
+            wrapper = add(wrapper)
+        return wrapper
+
+    return decorate
+
+
+# --- the model ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model to run, where and how."""
+
+    path: Path | None = None  # None: the bundled default
+    official_day: OfficialDomain = "a"  # for an official UNIT gen_*.pt: its day half
+    device: str = "auto"
+    precision: Precision = "auto"
+    compile: bool = False
+
+    def load(self) -> Translator:
+        """The translator, with the process-wide torch settings a command wants."""
+        from ..model.runtime import set_fast_flags
+        from ..registry import load_translator
+
+        translator = load_translator(self.path, self.official_day, self.device, self.precision)
+        set_fast_flags(translator.device)
+        return translator.compile() if self.compile else translator
+
+
+MODEL_OPTIONS = [
+    click.option(
+        "--model",
+        "path",
+        type=INPUT,
+        default=None,
+        help="Model file (.safetensors from 'd2nvideo export', or an official UNIT gen_*.pt). "
+        "Default: the bundled model.",
+    ),
+    click.option(
+        "--day-is",
+        "official_day",
+        type=choice(OfficialDomain),
+        default="a",
+        help="For an official UNIT gen_*.pt: which of its domains a/b is day.",
+    ),
+    click.option(
+        "--device", default="auto", help="auto, cpu, cuda or cuda:N (auto picks CUDA if present)."
+    ),
+    click.option(
+        "--precision",
+        type=choice(Precision),
+        default="auto",
+        help="Network precision: auto is bf16/fp16 on CUDA, fp32 on the CPU.",
+    ),
+    click.option(
+        "--compile",
+        is_flag=True,
+        help="torch.compile the network (worth it on a GPU for long videos; the first frames "
+        "pay the compilation).",
+    ),
+]
+model_options = option_group(
+    MODEL_OPTIONS, ("path", "official_day", "device", "precision", "compile"), ModelSpec, "model"
+)
+
+
+# --- working size -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SizeSpec:
+    """The network's working size as the user asked for it."""
+
+    quality: Quality = "auto"
+    work_size: int | None = None
+    max_size: int | None = None
+    upsample: Upsampler = "guided"
+
+    def resolve(self, model_meta: dict[str, object]) -> WorkingSize:
+        from ..pipeline import working_size
+
+        return working_size(self.quality, self.work_size, self.max_size, self.upsample, model_meta)
+
+
+SIZE_OPTIONS = [
+    click.option(
+        "--quality",
+        type=choice(Quality),
+        default="auto",
+        help="Network working size: fast 180 px, balanced 288 px (shorter side), full native; "
+        "auto uses the size the model was trained for (full if it does not say).",
+    ),
+    click.option(
+        "--work-size",
+        type=click.IntRange(16),
+        default=None,
+        help="Run the network with the shorter side at this many pixels (overrides --quality).",
+    ),
+    click.option(
+        "--max-size",
+        type=click.IntRange(16),
+        default=None,
+        help="Also cap the network's longer side at this many pixels.",
+    ),
+    click.option(
+        "--upsample",
+        type=choice(Upsampler),
+        default="guided",
+        help="Back to native size: guided transfers the input's detail through a local colour "
+        "transform fitted on the small input/output pair; bicubic just resizes.",
+    ),
+]
+size_options = option_group(
+    SIZE_OPTIONS, ("quality", "work_size", "max_size", "upsample"), SizeSpec, "size"
+)
+
+
+# --- the pipeline -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """How frames flow: batching, decoding, the segment and temporal smoothing."""
+
+    size: SizeSpec
+    batch_size: int = 0
+    hwaccel: HwAccel = "auto"
+    start: float = 0.0
+    duration: float | None = None
+    smooth: Smoothing = "none"
+    smooth_strength: float = 0.6
+
+    def options(
+        self, translator: Translator, to: Domain, encode: EncodeSettings | None = None
+    ) -> ConvertOptions:
+        """The library's ConvertOptions for this translator and target domain."""
+        from ..pipeline import ConvertOptions
+        from ..video.encode import EncodeSettings
+
+        hwaccel = self.hwaccel
+        if hwaccel == "auto":  # NVDEC when the network runs on CUDA
+            hwaccel = "cuda" if translator.device.type == "cuda" else "none"
+        return ConvertOptions(
+            to=to,
+            batch_size=self.batch_size,
+            resolution=self.size.resolve(translator.meta),
+            start=self.start,
+            duration=self.duration,
+            smooth=self.smooth,
+            smooth_strength=self.smooth_strength,
+            hwaccel=None if hwaccel == "none" else hwaccel,
+            encode=encode or EncodeSettings(),
+        )
+
+
+def _pipeline(size: SizeSpec, **rest: Any) -> PipelineSpec:
+    return PipelineSpec(size=size, **rest)
+
+
+def finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """Refuse inf and nan, which click's FloatRange lets through."""
+    if value is not None and (value != value or value in (float("inf"), float("-inf"))):
+        raise click.BadParameter(f"{value} is not a finite number", ctx, param)
+    return value
+
+
+PIPELINE_OPTIONS: list[Callable[[Any], Any]] = [
+    click.option(
+        "--batch-size",
+        type=click.IntRange(0, 256),
+        default=0,
+        help="Frames per network call; 0 chooses (2 on the CPU, from free memory on a GPU).",
+    ),
+    click.option(
+        "--hwaccel",
+        type=choice(HwAccel),
+        default="auto",
+        help="Decode on the GPU (NVDEC) when available; auto does so when --device is CUDA. "
+        "Falls back to software decoding.",
+    ),
+    size_options,
+    click.option(
+        "--start",
+        type=click.FloatRange(0),
+        default=0.0,
+        callback=finite,
+        help="Start at this second.",
+    ),
+    click.option(
+        "--duration",
+        type=click.FloatRange(0, min_open=True),
+        default=None,
+        callback=finite,
+        help="Seconds to process. Default: to the end (5 s for a GIF preview).",
+    ),
+    click.option(
+        "--smooth",
+        type=choice(Smoothing),
+        default="none",
+        help="Temporal smoothing against flicker. flow: motion-compensated blend with the "
+        "previous output (optical flow on the input, occlusion-checked, reset at cuts). "
+        "ema: running average of the output's overall brightness and colour only; cheap, "
+        "but it ghosts on fast motion and leaves fine flicker.",
+    ),
+    click.option(
+        "--smooth-strength",
+        type=click.FloatRange(0, 1, max_open=True),
+        default=0.6,
+        help="How much of the (motion-compensated) past is kept.",
+    ),
+]
+pipeline_options = option_group(
+    PIPELINE_OPTIONS,
+    ("size", "batch_size", "hwaccel", "start", "duration", "smooth", "smooth_strength"),
+    _pipeline,
+    "pipeline",
+)
+
+
+# --- encoding ---------------------------------------------------------------------------------
+
+
+def _encode(codec: str | None, crf: int, preset: str, pix_fmt: str | None) -> EncodeSettings:
+    from ..video.encode import EncodeSettings
+
+    return EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
+
+
+ENCODE_OPTIONS = [
+    click.option(
+        "--codec",
+        default=None,
+        help="Video encoder: libx264 (default), libx265, libvpx-vp9 (default for .webm), "
+        "libsvtav1, h264_nvenc, hevc_nvenc.",
+    ),
+    click.option(
+        "--crf",
+        type=click.IntRange(0, 63),
+        default=18,
+        help="Quality: lower is better and larger (x264 scale; mapped for VP9/AV1).",
+    ),
+    click.option("--preset", default="fast", help="Encoder speed preset (x264/x265 names)."),
+    click.option(
+        "--pix-fmt",
+        default=None,
+        help="Output pixel format. Default: yuv420p, or yuv444p for odd sizes.",
+    ),
+]
+encode_options = option_group(
+    ENCODE_OPTIONS, ("codec", "crf", "preset", "pix_fmt"), _encode, "encode"
+)
+
+quiet_option = click.option(
+    "--quiet", "-q", is_flag=True, help="No progress bar (results are still printed)."
+)
+overwrite_option = click.option("--overwrite", is_flag=True, help="Replace an existing output.")

@@ -1,0 +1,139 @@
+"""``d2nvideo preview``: pick the kind of output from its suffix and run it with progress."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from ..choices import Layout, Target
+from .options import (
+    ModelSpec,
+    PipelineSpec,
+    choice,
+    finite,
+    model_options,
+    overwrite_option,
+    pipeline_options,
+    quiet_option,
+)
+from .progress import progress_bar, video_total
+from .shell import CONTEXT, INPUT, OUTPUT
+
+if TYPE_CHECKING:
+    from ..pipeline import ConvertOptions
+    from ..translator import Translator
+    from ..video.probe import VideoInfo
+
+GIF_DEFAULT_S = 5.0
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("input_path", metavar="VIDEO", type=INPUT)
+@click.option(
+    "--to",
+    type=choice(Target),
+    required=True,
+    help="Target domain; auto converts to the other domain of what the input looks like.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=OUTPUT,
+    required=True,
+    help="A video (.mp4, .mkv...: the whole comparison, audio kept), an image (.png, "
+    ".jpg: one frame, see --at) or a .gif.",
+)
+@model_options
+@click.option(
+    "--layout",
+    type=choice(Layout),
+    default="side",
+    help="side by side, stacked, or a moving divider between output and input.",
+)
+@click.option(
+    "--at",
+    type=click.FloatRange(0),
+    default=None,
+    callback=finite,
+    help="For an image output: the second to compare. Default: the middle.",
+)
+@pipeline_options
+@overwrite_option
+@quiet_option
+def preview(
+    input_path: Path,
+    to: Target,
+    output: Path,
+    model: ModelSpec,
+    layout: Layout,
+    at: float | None,
+    pipeline: PipelineSpec,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Show input and translation together: a side-by-side video with the audio, a still
+    comparison at a time, or a GIF."""
+    from ..data.scoring import resolve_target
+    from ..errors import UsageError
+    from ..fileio import check_output, require_file, sigterm_as_interrupt
+    from ..preview import STILL_SUFFIXES
+    from ..video.probe import probe
+
+    suffix = output.suffix.lower()
+    if not suffix:
+        raise UsageError(f"output '{output}' needs a suffix: .mp4/.mkv, .png/.jpg or .gif", output)
+    require_file(input_path)
+    check_output(output, [input_path], overwrite)
+    info = probe(input_path)
+    domain = resolve_target(input_path, to)
+    translator = model.load()
+    opts = pipeline.options(translator, domain)
+    with sigterm_as_interrupt():
+        if suffix in STILL_SUFFIXES:
+            _still(input_path, output, translator, opts, info, at, layout)
+        else:
+            _moving(input_path, output, translator, opts, info, layout, quiet)
+
+
+def _still(
+    src: Path,
+    dst: Path,
+    translator: Translator,
+    opts: ConvertOptions,
+    info: VideoInfo,
+    at: float | None,
+    layout: Layout,
+) -> None:
+    from ..preview import preview_still
+
+    at = at if at is not None else info.duration / 2
+    preview_still(src, dst, translator, opts, at, layout)
+    click.echo(f"frame at {at:.2f} s -> {dst}")
+
+
+def _moving(
+    src: Path,
+    dst: Path,
+    translator: Translator,
+    opts: ConvertOptions,
+    info: VideoInfo,
+    layout: Layout,
+    quiet: bool,
+) -> None:
+    import dataclasses
+
+    from ..preview import preview_gif, preview_video
+
+    gif = dst.suffix.lower() == ".gif"
+    if gif and opts.duration is None:
+        opts = dataclasses.replace(opts, duration=GIF_DEFAULT_S)
+    total = video_total(info.frames, float(info.fps), info.duration, opts.start, opts.duration)
+    with progress_bar(total, f"preview {src.name}", quiet) as advance:
+        if gif:
+            n = preview_gif(src, dst, translator, opts, layout, advance)
+            click.echo(f"{n} GIF frames -> {dst}")
+            return
+        result = preview_video(src, dst, translator, opts, layout, advance)
+    click.echo(f"{result.frames} frames in {result.seconds:.1f} s -> {dst}")

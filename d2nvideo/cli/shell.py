@@ -1,0 +1,103 @@
+"""What every command shares: click settings, and errors turned into one line.
+
+User-input errors (:class:`~d2nvideo.errors.D2NError`), click's own usage errors and OS errors
+end as one ``error: ...`` line on stderr and a non-zero exit status, never a traceback;
+Ctrl-C and SIGTERM end with 130 and 143.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from ..errors import D2NError
+from ..fileio import Terminated
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
+# Paths are checked by the library, which names the problem in its own words (missing, a
+# folder, unreadable, the input itself...); click only converts them.
+INPUT = click.Path(path_type=Path)
+OUTPUT = click.Path(path_type=Path)
+INTERRUPTED = "interrupted: nothing was written under the output name"
+
+
+class Failure(click.ClickException):
+    """A handled error: printed as one line, exiting with ``exit_code``."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code  # type: ignore[misc]  # click reads it per instance
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class Interrupted(click.ClickException):
+    """Ctrl-C or SIGTERM, after whatever cleanup the command did; ``message`` says what was
+    kept (a folder run keeps the files it finished, a single output keeps nothing)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code  # type: ignore[misc]
+
+    def show(self, file: Any = None) -> None:
+        click.echo(self.format_message(), err=True)
+
+
+def guarded_invoke(invoke: Callable[[click.Context], Any], ctx: click.Context) -> Any:
+    """Run ``invoke(ctx)``, turning user-input errors into one line and an exit code."""
+    try:
+        return invoke(ctx)
+    except D2NError as exc:
+        raise Failure(str(exc), exc.exit_code) from exc
+    except KeyboardInterrupt as exc:
+        message = ctx.meta.get("interrupted", INTERRUPTED)
+        raise Interrupted(message, 143 if isinstance(exc, Terminated) else 130) from exc
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        raise Failure(f"{exc.strerror or exc}{where}", 1) from exc
+
+
+def _exit_on(exc: Exception) -> NoReturn:
+    """Print a click exception the project's way and exit."""
+    if isinstance(exc, click.UsageError) and not isinstance(exc, Failure):
+        path = exc.ctx.command_path if exc.ctx is not None else "d2nvideo"
+        click.echo(f"error: {exc.format_message()} (see '{path} --help')", err=True)
+        sys.exit(exc.exit_code)
+    if isinstance(exc, click.ClickException):
+        exc.show()
+        sys.exit(exc.exit_code)
+    if isinstance(exc, click.exceptions.Exit):
+        sys.exit(exc.exit_code)
+    click.echo("interrupted", err=True)  # click.Abort: Ctrl-C while parsing or prompting
+    sys.exit(130)
+
+
+class OneLineErrors:
+    """Mixin for click commands and groups: handled errors and click's usage errors print one
+    line (click's default prints usage and a multi-line box)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        return guarded_invoke(super().invoke, ctx)  # type: ignore[misc]
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[misc]
+        try:
+            super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[misc]
+        except (click.ClickException, click.exceptions.Exit, click.Abort) as exc:
+            _exit_on(exc)
+        sys.exit(0)
+
+
+class GuardedCommand(OneLineErrors, click.Command):
+    """A standalone command (``python -m d2nvideo.training``) with the group's handling."""
+
+
+def interrupted_keeps(ctx: click.Context, message: str) -> None:
+    """Say, if the command is interrupted, what it kept (default: nothing)."""
+    ctx.meta["interrupted"] = message

@@ -1,0 +1,94 @@
+"""Labelled image lists from the formats the relabeler and training read: NEXET's train.csv,
+BDD100K's label JSON, and folders named by label. Parsing only: no scoring, no torch."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+from ..images import list_images
+
+NORMAL = {
+    "day": "day",
+    "daytime": "day",
+    "night": "night",
+    "twilight": "twilight",
+    "dawn/dusk": "twilight",
+    "dusk": "twilight",
+    "dawn": "twilight",
+}
+
+
+@dataclass(frozen=True)
+class Item:
+    path: Path
+    original: str  # the label as the source spells it ("Day", "daytime", a folder name...)
+
+    @property
+    def normal(self) -> str:
+        return NORMAL.get(self.original.strip().lower(), "other")
+
+
+@dataclass
+class Sources:
+    items: list[Item] = field(default_factory=list)
+    skipped_rows: int = 0  # rows without a usable name or label
+
+
+def from_nexet(csv_path: Path, images: Path) -> Sources:
+    """NEXET train.csv: image_filename, lighting (Day|Night|Twilight), city."""
+    rows = _read_table(csv_path, ("image_filename", "lighting"))
+    out = Sources()
+    for row in rows:
+        name, label = (row.get("image_filename") or "").strip(), (row.get("lighting") or "").strip()
+        if name and label:
+            out.items.append(Item(images / name, label))
+        else:
+            out.skipped_rows += 1
+    return out
+
+
+def from_bdd(json_path: Path, images: Path) -> Sources:
+    """BDD100K labels: a JSON list of {name, attributes: {timeofday, ...}}."""
+    try:
+        frames = json.loads(json_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"BDD100K labels '{json_path}' are not readable JSON: {exc}") from exc
+    if not isinstance(frames, list):
+        raise InputError(f"BDD100K labels '{json_path}' must be a JSON list of frames", json_path)
+    out = Sources()
+    for entry in frames:
+        try:
+            out.items.append(Item(images / entry["name"], entry["attributes"]["timeofday"]))
+        except (KeyError, TypeError):
+            out.skipped_rows += 1
+    return out
+
+
+def from_folders(folders: dict[str, Path]) -> Sources:
+    out = Sources()
+    for label, folder in folders.items():
+        if not folder.is_dir():
+            raise InputError(f"folder '{folder}' for label '{label}' does not exist", folder)
+        out.items += [Item(p, label) for p in list_images(folder)]
+    return out
+
+
+def _read_table(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise InputError(f"label file '{path}' does not exist", path)
+    try:
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames or []
+            missing = [c for c in columns if c not in header]
+            if missing:
+                raise InputError(
+                    f"'{path}' lacks column(s) {', '.join(missing)}; it has: {', '.join(header)}"
+                )
+            return list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"'{path}' is not a readable CSV file: {exc}", path) from exc

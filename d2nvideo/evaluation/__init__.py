@@ -1,0 +1,2 @@
+"""Measuring a model: image metrics, the download-free realism judge, the evaluation run
+and its report."""
