@@ -84,7 +84,7 @@ def test_convert_folder_mirrors_names_and_reports_bad_images(media, tmp_path: Pa
     # A second run skips what is there, so an interrupted dataset conversion resumes.
     (src / "a" / "broken.jpg").unlink()
     again = run("convert", src, "--to", "night", "-o", dst, "--model", media["model"], "-q")
-    assert again.exit_code == 0 and "2 already there" in again.output
+    assert again.exit_code == 0 and "all 2 outputs are already there" in again.output
 
 
 def test_convert_single_image(media, tmp_path: Path) -> None:

@@ -1,11 +1,13 @@
-"""``d2nvideo convert``: pick what the input is (video, image, folder), where the output goes,
-run it with progress, and print a one-line summary."""
+"""``d2nvideo convert``: inputs (files, folders, globs, ``-``) to tasks, run them here, on a
+pool of processes or across torchrun ranks, with progress over the whole run, a JSONL report
+and a summary."""
 
 from __future__ import annotations
 
-import time
+import functools
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
@@ -20,146 +22,226 @@ from .options import (
     pipeline_options,
     quiet_option,
 )
-from .progress import progress_bar, short, video_total
-from .shell import CONTEXT, INPUT, OUTPUT, interrupted_keeps
+from .progress import progress_bar
+from .shell import CONTEXT, OUTPUT, interrupted_keeps
 
 if TYPE_CHECKING:
-    import numpy as np
-
-    from ..pipeline import ConvertOptions
-    from ..translator import Translator
+    from ..batch.plan import Task
+    from ..batch.run import Converter, Outcome
     from ..video.encode import EncodeSettings
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("input_path", metavar="INPUT", type=INPUT)
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option(
     "--to",
     type=choice(Target),
     required=True,
-    help="Target domain; auto converts to the other domain of what the input looks like.",
+    help="Target domain; auto converts each input to the other domain of what it looks like.",
 )
 @click.option(
-    "-o", "--output", type=OUTPUT, default=None, help="Output file or folder. Default: INPUT_<to>."
+    "-o",
+    "--output",
+    type=OUTPUT,
+    default=None,
+    help="Output file, or folder for a folder or several inputs. Default: INPUT_<to> beside "
+    "a single input.",
 )
 @model_options
 @pipeline_options
 @encode_options
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=1,
+    help="Files converted at once, each by its own process with a share of the cores.",
+)
+@click.option("--report", type=OUTPUT, default=None, help="Write one JSON line per input here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @overwrite_option
 @quiet_option
 @click.pass_context
 def convert(
     ctx: click.Context,
-    input_path: Path,
+    inputs: tuple[str, ...],
     to: Target,
     output: Path | None,
     model: ModelSpec,
     pipeline: PipelineSpec,
     encode: EncodeSettings,
+    jobs: int,
+    report: Path | None,
+    as_json: bool,
     overwrite: bool,
     quiet: bool,
 ) -> None:
-    """Translate a video, an image or a folder of images to night or day.
+    """Translate videos, images, folders of them (searched recursively, tree mirrored) or
+    globs to night or day. Files are inputs; '-' reads input paths from stdin, one a line.
 
     Videos keep their frame count, timestamps (variable frame rate too), rotation, metadata,
-    audio and subtitles. Folders are searched recursively and their layout is mirrored, so
-    dataset labels keep matching file names.
+    audio and subtitles. Outputs that already exist are skipped (a run resumes), unless
+    --overwrite; an input that fails is reported and the others go on (exit 1 at the end).
+    Under torchrun the inputs are shared out between the ranks.
     """
+    from ..batch.plan import expand, plan
     from ..data.scoring import resolve_target
-    from ..fileio import sigterm_as_interrupt
-    from ..images import is_image
 
-    domain = resolve_target(input_path, to)
-    dst = output or default_output(input_path, domain)
-    images = input_path.is_dir() or is_image(input_path)
-    _check_output(input_path, dst, encode, overwrite, images)
-    translator = model.load()
-    opts = pipeline.options(translator, domain, encode)
-    with sigterm_as_interrupt():
-        if images:
-            interrupted_keeps(ctx, "interrupted: images already converted were kept")
-            _convert_images(input_path, dst, translator, opts, overwrite, quiet)
-        else:
-            _convert_video(input_path, dst, translator, opts, quiet)
-
-
-def default_output(src: Path, to: str) -> Path:
-    """``drive.mp4`` -> ``drive_night.mp4``; ``frames/`` -> ``frames_night/``."""
-    if src.is_dir():
-        return src.with_name(f"{src.resolve().name}_{to}")
-    return src.with_name(f"{src.stem}_{to}{src.suffix}")
-
-
-def _check_output(
-    src: Path, dst: Path, encode: EncodeSettings, overwrite: bool, images: bool
-) -> None:
-    from ..fileio import check_output, require_input
-    from ..video.encode import check_codec, codec_for
-
-    require_input(src)
-    if images:
-        _check_image_output(src, dst, overwrite)
+    paths = expand(inputs)
+    if len(paths) == 1 and (to != "auto" or not paths[0].is_dir()):
+        to = resolve_target(paths[0], to)  # names the default output; warns if already there
+    tasks = plan(paths, to, output)
+    if len(tasks) == 1:
+        _check_single(tasks[0], encode, overwrite)
     else:
-        check_codec(codec_for(dst, encode))
-        check_output(dst, [src], overwrite)
+        interrupted_keeps(ctx, "interrupted: the outputs already finished were kept")
+    outcomes = _run(tasks, to, model, pipeline, encode, jobs, overwrite, quiet, report)
+    if outcomes is not None and _summarize(outcomes, as_json, single=len(tasks) == 1):
+        ctx.exit(1)
 
 
-def _check_image_output(src: Path, dst: Path, overwrite: bool) -> None:
+def _check_single(task: Task, encode: EncodeSettings, overwrite: bool) -> None:
+    """One input: refuse a taken or unusable output before any work (as for any command)."""
     from ..errors import UsageError
     from ..fileio import check_output
     from ..images import is_image
+    from ..video.encode import check_codec, codec_for
 
-    if src.is_dir():
-        if dst.exists() and not dst.is_dir():
-            raise UsageError(f"input '{src}' is a folder of images, so -o must name a folder", dst)
-        if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
-            raise UsageError(f"output folder '{dst}' must lie outside the input folder", dst)
-        return
-    if not is_image(dst):
-        raise UsageError(f"output '{dst}' must be an image file for an image input", dst)
-    check_output(dst, [src], overwrite)
+    if task.kind == "image" and not is_image(task.dst):
+        raise UsageError(f"output '{task.dst}' must be an image file for an image input", task.dst)
+    if task.kind == "video":
+        check_codec(codec_for(task.dst, encode))
+    check_output(task.dst, [task.src], overwrite)
 
 
-def _convert_video(
-    src: Path, dst: Path, translator: Translator, opts: ConvertOptions, quiet: bool
-) -> None:
-    from ..pipeline import DarkOutputWatch, convert_video
-    from ..video.probe import probe
+def make_converter(
+    model: ModelSpec, pipeline: PipelineSpec, encode: EncodeSettings, to: str, overwrite: bool
+) -> Converter:
+    """The converter one process uses (picklable arguments: also a pool worker's factory)."""
+    from ..batch.run import Converter
+    from ..pipeline import DarkOutputWatch
 
-    info = probe(src)
-    total = video_total(info.frames, float(info.fps), info.duration, opts.start, opts.duration)
-    watch = DarkOutputWatch(opts.to)
-    with progress_bar(total, f"{src.name} -> {opts.to}", quiet) as advance:
-        result = convert_video(src, dst, translator, opts, advance, info, watch=watch)
-    seconds = f"{result.seconds:.1f} s ({result.fps:.2f} fps)"
-    click.echo(f"{result.frames} frames in {seconds} -> {result.output}")
+    translator = model.load()
+    domain = "night" if to == "auto" else to
+    opts = pipeline.options(translator, domain, encode)  # type: ignore[arg-type]
+    return Converter(translator, opts, to, overwrite, DarkOutputWatch(opts.to))
 
 
-def _convert_images(
-    src: Path, dst: Path, translator: Translator, opts: ConvertOptions, overwrite: bool, quiet: bool
-) -> None:
+def _run(
+    tasks: list[Task],
+    to: str,
+    model: ModelSpec,
+    pipeline: PipelineSpec,
+    encode: EncodeSettings,
+    jobs: int,
+    overwrite: bool,
+    quiet: bool,
+    report: Path | None,
+) -> list[Outcome] | None:
+    """Run every task; None on a torchrun rank other than 0 (rank 0 reports for all)."""
+    from ..batch import dist
+    from ..batch.run import frame_counts, run_here, run_pool
+    from ..fileio import sigterm_as_interrupt
+
+    world = dist.torchrun_world()
+    if world is not None:
+        dist.join(world)
+    counts = frame_counts(tasks)
+    factory = functools.partial(make_converter, model, pipeline, encode, to, overwrite)
+    leader = world is None or world.rank == 0
+    with (
+        sigterm_as_interrupt(),
+        _Report(report if leader else None) as log,
+        progress_bar(sum(counts), _title(tasks), quiet or not leader) as bar,
+    ):
+
+        def on_outcome(outcome: Outcome) -> None:
+            log.write(outcome)
+            bar.describe(f"{_title(tasks)} {log.count}/{len(tasks)}")
+
+        if world is not None:
+            outcomes = dist.run_claimed(tasks, factory(), bar, on_outcome)
+            log.rewrite(outcomes or [])  # rank 0 holds every rank's outcomes now
+            return outcomes
+        if jobs > 1 and len(tasks) > 1:
+            return run_pool(tasks, factory, jobs, counts, bar, on_outcome)
+        return run_here(tasks, factory(), bar, on_outcome)
+
+
+def _title(tasks: list[Task]) -> str:
+    return tasks[0].src.name if len(tasks) == 1 else "files"
+
+
+class _Report:
+    """The JSONL report, a line per outcome as it comes (so an interrupted run keeps it)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.fh: TextIO | None = None
+        self.count = 0
+
+    def __enter__(self) -> _Report:
+        if self.path is not None:
+            self.fh = self.path.open("w")
+        return self
+
+    def write(self, outcome: Outcome) -> None:
+        self.count += 1
+        if self.fh is not None:
+            self.fh.write(json.dumps(outcome.to_json()) + "\n")
+            self.fh.flush()
+
+    def rewrite(self, outcomes: list[Outcome]) -> None:
+        """Replace what was written with ``outcomes`` (all ranks', gathered on rank 0)."""
+        if self.fh is not None:
+            self.fh.seek(0)
+            self.fh.truncate()
+            for outcome in outcomes:
+                self.write(outcome)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fh is not None:
+            self.fh.close()
+
+
+def _summarize(outcomes: list[Outcome], as_json: bool, single: bool) -> bool:
+    """Print each failure (one line each) and the summary; True if anything failed."""
     from ..errors import InputError
-    from ..images import convert_images, image_pairs
-    from ..pipeline import CPU_BATCH_SIZE, DarkOutputWatch, translate_images
 
-    pairs = list(image_pairs(src, dst)) if src.is_dir() else [(src, dst)]
-    if not pairs:
-        raise InputError(f"no images found under '{src}'", src)
-    watch = DarkOutputWatch(opts.to)
+    done = [o for o in outcomes if o.status == "done"]
+    failed = [o for o in outcomes if o.status == "failed"]
+    skipped = [o for o in outcomes if o.status == "skipped"]
+    if single and failed:
+        raise InputError(failed[0].error)
+    for o in failed:
+        click.echo(f"error: {o.error}", err=True)
+    frames = sum(o.frames for o in done)
+    seconds = sum(o.seconds for o in done)
+    if as_json:
+        summary: dict[str, float] = {"converted": len(done), "skipped": len(skipped)}
+        summary |= {"failed": len(failed), "inputs": len(outcomes), "frames": frames}
+        summary["seconds"] = round(seconds, 3)
+        click.echo(json.dumps(summary))
+    elif single and done:
+        click.echo(_one(done[0]))
+    else:
+        click.echo(_sentence(len(done), len(skipped), len(failed), frames, seconds))
+    return bool(failed)
 
-    def translate(images: list[np.ndarray]) -> list[np.ndarray]:
-        return watch(translate_images(images, translator, opts.to, opts.resolution))
 
-    t0 = time.perf_counter()
-    with progress_bar(len(pairs), short(f"{src.name} -> {opts.to}"), quiet, "images") as advance:
-        result = convert_images(
-            pairs, translate, overwrite, opts.batch_size or CPU_BATCH_SIZE, advance
-        )
-    for _path, reason in result.failed:
-        click.echo(f"error: {reason}", err=True)
-    skipped = f", {result.skipped} already there (--overwrite to redo)" if result.skipped else ""
-    noun = "image" if result.written == 1 else "images"
-    took = time.perf_counter() - t0
-    click.echo(f"{result.written} {noun} in {took:.1f} s{skipped} -> {dst}")
-    if result.failed:
-        raise InputError(f"{len(result.failed)} of {len(pairs)} images could not be read")
+def _one(o: Outcome) -> str:
+    from ..images import IMAGE_SUFFIXES
+
+    if o.output.lower().endswith(IMAGE_SUFFIXES):
+        return f"1 image in {o.seconds:.1f} s -> {o.output}"
+    return f"{o.frames} frames in {o.seconds:.1f} s ({o.fps:.2f} fps) -> {o.output}"
+
+
+def _sentence(done: int, skipped: int, failed: int, frames: int, seconds: float) -> str:
+    if not done and not failed:
+        return f"nothing to do: all {skipped} outputs are already there (--overwrite to redo)"
+    parts = [f"{done} converted ({frames} frames in {seconds:.1f} s)"]
+    if skipped:
+        parts.append(f"{skipped} already there")
+    if failed:
+        parts.append(f"{failed} failed")
+    return ", ".join(parts)

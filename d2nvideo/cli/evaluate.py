@@ -76,6 +76,12 @@ realism_options = option_group(
 @size_options
 @realism_options
 @click.option(
+    "--allow-overlap",
+    is_flag=True,
+    help="Evaluate even when images match the model's training images (refused by default; "
+    "the report then says which figures are not held out).",
+)
+@click.option(
     "--video-frames", type=click.IntRange(2), default=48, help="Frames per clip for E_warp."
 )
 @quiet_option
@@ -89,6 +95,7 @@ def evaluate(
     image_size: int,
     size: SizeSpec,
     realism: RealismSpec,
+    allow_overlap: bool,
     video_frames: int,
     quiet: bool,
 ) -> None:
@@ -111,9 +118,12 @@ def evaluate(
         realism_day=realism.day,
         realism_night=realism.night,
         video_frames=video_frames,
+        allow_overlap=allow_overlap,
     )
     report = run(translator, day, night, videos, opts, _say(quiet))
     write_report(report, output)
+    for note in report.notes:
+        click.echo(f"note: {note}")
     click.echo("\n".join(quality_table(report)))
 
 

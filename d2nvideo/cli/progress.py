@@ -63,6 +63,11 @@ class Bar:
         if self.progress is not None and self.task is not None:
             self(count - int(self.progress.tasks[self.task].completed))
 
+    def describe(self, text: str) -> None:
+        """Change the bar's description (e.g. files done)."""
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, description=short(text))
+
     def say(self, text: str) -> None:
         if self.progress is not None:
             self._show()

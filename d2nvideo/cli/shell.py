@@ -33,7 +33,12 @@ class Failure(click.ClickException):
         self.exit_code = exit_code  # type: ignore[misc]  # click reads it per instance
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
+        click.echo(f"error: {one_line(self.format_message())}", err=True)
+
+
+def one_line(message: str) -> str:
+    """A message that spans lines (a library's multi-line text quoted in ours) as one line."""
+    return "; ".join(line.strip() for line in message.strip().splitlines() if line.strip())
 
 
 class Interrupted(click.ClickException):
@@ -88,10 +93,10 @@ class OneLineErrors:
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[misc]
         try:
-            super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[misc]
+            code = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[misc]
         except (click.ClickException, click.exceptions.Exit, click.Abort) as exc:
             _exit_on(exc)
-        sys.exit(0)
+        sys.exit(code if isinstance(code, int) else 0)  # click returns ctx.exit's code
 
 
 class GuardedCommand(OneLineErrors, click.Command):

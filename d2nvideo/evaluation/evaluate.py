@@ -10,6 +10,7 @@ brightening) are measured the same way, so numbers that are easy to fake show it
 from __future__ import annotations
 
 import dataclasses
+import logging
 import resource
 import time
 from collections.abc import Callable, Iterator
@@ -23,17 +24,20 @@ import torch
 
 from ..choices import Domain, other_domain
 from ..data.scoring import DEFAULT_THRESHOLDS, score_image
+from ..errors import UsageError
 from ..images import list_images, read_image
 from ..model import UNITGenerator
-from ..pipeline import WorkingSize, translate_images
+from ..pipeline import DARK_OUTPUT, WorkingSize, translate_images
 from ..translator import Translator
 from ..video.decode import Frame, decode_frames
 from ..video.geometry import fit_within
 from ..video.smooth import make_smoother
 from .metrics import psnr, ssim, ssim_gray, warp_error
+from .provenance import overlapping, training_fingerprints
 from .realism import RealismClassifier, train_realism
 from .report import Report
 
+log = logging.getLogger(__name__)
 Images = list[np.ndarray]
 BASELINES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "night": lambda im: (im.astype(np.float32) * 0.2 + 0.5).astype(np.uint8),  # x0.2 darkening
@@ -53,6 +57,7 @@ class EvalOptions:
     video_max_side: int = 480
     speed_heights: tuple[int, ...] = (180, 360, 540, 720)
     seed: int = 0
+    allow_overlap: bool = False  # evaluate even where images overlap the model's training set
 
 
 def load_images(folder: Path, limit: int, max_side: int, seed: int) -> Images:
@@ -100,6 +105,7 @@ def _metrics(
             np.mean([DEFAULT_THRESHOLDS["mean"].label(s.mean) == to for s in scores])
         ),
         "mean_brightness": float(np.mean([s.mean for s in scores])),
+        "dark_share": float(np.mean([o.mean() < DARK_OUTPUT for o in outputs])),
     }
     if realism is not None:
         p = realism(outputs)
@@ -109,32 +115,81 @@ def _metrics(
 
 
 def image_quality(
-    tr: Translator, day: Images, night: Images, opts: EvalOptions, report: Report
+    tr: Translator,
+    day: Images,
+    night: Images,
+    own: dict[str, Images] | None,
+    opts: EvalOptions,
+    report: Report,
 ) -> None:
-    own = _realism_data(opts)
+    """Both directions: the model and its trivial baseline, each beside the realism judge's
+    own figures on held-out real images (its recall on the target domain and its false
+    alarms on the source domain), so a strict judge can be told from a bad model. ``own``:
+    the judge's own real images by domain, or None to use half of each evaluated folder."""
     directions: list[tuple[Domain, Images, Images]] = [("night", day, night), ("day", night, day)]
     for to, inputs, targets in directions:
-        realism = None
-        evaluated = inputs
+        src = other_domain(to)
+        judge, evaluated = None, inputs
         if opts.realism_steps:
-            if own is None:  # half of each folder trains the classifier, half is evaluated
-                real_train, real_held = _split(targets)
-                source_train, evaluated = _split(inputs)
-            else:
-                real_train, source_train, real_held = own[to], own[other_domain(to)], targets
-            realism = train_realism(
-                real_train, source_train, to, opts.realism_steps, seed=opts.seed
-            )
-            report.quality[f"real {to} (held out)"] = {
-                "realism": float(np.mean(realism(real_held) > 0.5)),
-                "realism_p": float(np.mean(realism(real_held))),
-                "n": float(len(real_held)),
-            }
-        model, baseline = direction_quality(tr, evaluated, to, opts, realism)
+            judge, evaluated, held = _train_judge(to, inputs, targets, own, opts)
+            report.quality[f"real {to} (held out): judge recall"] = _judged(judge, held)
+            report.quality[f"real {src} (held out): judge false alarms"] = _judged(judge, evaluated)
+        model, baseline = direction_quality(tr, evaluated, to, opts, judge)
         n = float(len(evaluated))
-        report.quality[f"{other_domain(to)}->{to}"] = {**model, "n": n}
+        report.quality[f"{src}->{to}"] = {**model, "n": n}
         name = "x0.2 darkening" if to == "night" else "x4 brightening"
-        report.quality[f"{other_domain(to)}->{to}: {name}"] = {**baseline, "n": n}
+        report.quality[f"{src}->{to}: {name}"] = {**baseline, "n": n}
+
+
+def _train_judge(
+    to: Domain, inputs: Images, targets: Images, own: dict[str, Images] | None, opts: EvalOptions
+) -> tuple[RealismClassifier, Images, Images]:
+    """The judge for ``to``, the source images left to evaluate and the held-out real
+    target images. Without its own folders, half of each evaluated folder trains it."""
+    if own is None:
+        real_train, real_held = _split(targets)
+        source_train, evaluated = _split(inputs)
+    else:
+        real_train, source_train = own[to], own[other_domain(to)]
+        real_held, evaluated = targets, inputs
+    judge = train_realism(real_train, source_train, to, opts.realism_steps, seed=opts.seed)
+    return judge, evaluated, real_held
+
+
+def _judged(judge: RealismClassifier, images: Images) -> dict[str, float]:
+    p = judge(images)
+    return {"realism": float(np.mean(p > 0.5)), "realism_p": float(np.mean(p)), "n": len(images)}
+
+
+def check_overlap(
+    meta: dict[str, Any], folders: dict[str, Images], allow: bool, report: Report
+) -> None:
+    """Refuse (or with ``allow`` record loudly) evaluation images that the model was trained
+    on; note when the model records no training fingerprints to check against."""
+    known = training_fingerprints(meta)
+    if known is None:
+        report.notes.append(
+            "the model records no training-image fingerprints: overlap of the evaluation and "
+            "realism images with its training set was not checked"
+        )
+        log.warning(report.notes[-1])
+        return
+    for name, images in folders.items():
+        hits = overlapping(images, known)
+        report.overlap[name] = len(hits)
+        if not hits:
+            continue
+        message = (
+            f"{len(hits)} of {len(images)} {name} images match the model's training images "
+            "(same picture or a neighbouring frame of the same clip)"
+        )
+        if not allow:
+            raise UsageError(
+                f"{message}: use images the model never saw (--allow-overlap "
+                "evaluates anyway, and the report says so)"
+            )
+        report.notes.append(f"OVERLAP: {message}; figures on them are not held out")
+        log.warning(report.notes[-1])
 
 
 def _realism_data(opts: EvalOptions) -> dict[str, Images] | None:
@@ -227,8 +282,12 @@ def evaluate(
     if len(day_images) < 2 or len(night_images) < 2:
         raise InputError("evaluate needs at least 2 day and 2 night images")
     report = Report(model=_model_summary(tr, opts))
+    own = _realism_data(opts)
+    folders = {"day": day_images, "night": night_images}
+    folders |= {f"realism {d}": images for d, images in (own or {}).items()}
+    check_overlap(tr.meta, folders, opts.allow_overlap, report)
     say(f"image quality and realism: {len(day_images)} day, {len(night_images)} night images")
-    image_quality(tr, day_images, night_images, opts, report)
+    image_quality(tr, day_images, night_images, own, opts, report)
     for video in videos:
         to: Domain = "day" if guess_file(video).looks_like == "night" else "night"
         say(f"temporal stability: {video.name} -> {to}")

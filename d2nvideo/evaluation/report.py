@@ -19,6 +19,7 @@ class Report:
     temporal: dict[str, dict[str, float]] = field(default_factory=dict)
     speed: list[dict[str, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    overlap: dict[str, int] = field(default_factory=dict)  # images matching the training set
 
 
 STUDY = {"recon_ssim": 0.954, "recon_psnr": 33.7, "night": 0.381, "day": 0.405}
@@ -33,6 +34,7 @@ QUALITY_COLUMNS = [
     ("success_mean", "success (mean)", "{:.0%}"),
     ("realism", "realism", "{:.0%}"),
     ("mean_brightness", "brightness", "{:.0f}"),
+    ("dark_share", "black (<8)", "{:.0%}"),
 ]
 
 
@@ -56,7 +58,8 @@ def write_report(report: Report, out: Path) -> None:
 
 def markdown(report: Report) -> str:
     """The whole report as Markdown tables."""
-    sections = [quality_table(report), temporal_table(report), speed_table(report)]
+    notes = ["## Notes", "", *(f"- {n}" for n in report.notes), ""] if report.notes else []
+    sections = [notes, quality_table(report), temporal_table(report), speed_table(report)]
     return "\n".join(line for section in sections for line in section) + "\n"
 
 

@@ -1,0 +1,143 @@
+"""From command-line inputs (files, folders, globs, ``-`` for paths on stdin) to conversion
+tasks, each an input and the output it goes to. No torch, no decoding: names only.
+
+- One file: its output is ``-o`` if given, else ``<stem>_<to><ext>`` beside it.
+- Otherwise ``-o`` is a folder (required for several inputs; ``<folder>_<to>`` beside a single
+  folder by default). A single folder's tree is mirrored into it; with several inputs each
+  file keeps its name and each folder becomes a subfolder of that name.
+- Folders are searched recursively for videos and images; files named like earlier outputs
+  (``*_night.*``, ``*_day.*``) are not taken as inputs, and the output folder may not lie
+  inside an input folder.
+"""
+
+from __future__ import annotations
+
+import glob
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ..choices import DOMAINS
+from ..data.extract import VIDEO_SUFFIXES
+from ..errors import PathError, UsageError
+from ..images import IMAGE_SUFFIXES
+
+Kind = Literal["video", "image"]
+GLOB_CHARS = "*?["
+
+
+@dataclass(frozen=True)
+class Task:
+    src: Path
+    dst: Path
+    kind: Kind
+
+
+def kind_of(path: Path) -> Kind | None:
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    return None
+
+
+def default_output(src: Path, to: str) -> Path:
+    """``drive.mp4`` -> ``drive_night.mp4``; ``frames/`` -> ``frames_night/``."""
+    if src.is_dir():
+        return src.with_name(f"{src.resolve().name}_{to}")
+    return src.with_name(f"{src.stem}_{to}{src.suffix}")
+
+
+def looks_like_output(path: Path) -> bool:
+    """``drive_night.mp4``: named as d2nvideo names its outputs."""
+    return any(path.stem.endswith(f"_{d}") for d in DOMAINS)
+
+
+def expand(inputs: Iterable[str], stdin: Iterable[str] | None = None) -> list[Path]:
+    """Inputs as paths: globs expanded (``**`` recursive), ``-`` read as one path per line
+    from ``stdin``; each must exist."""
+    found: list[Path] = []
+    for item in inputs:
+        if item == "-":
+            lines = stdin if stdin is not None else sys.stdin
+            found += expand([line.strip() for line in lines if line.strip()], [])
+        elif any(c in item for c in GLOB_CHARS) and not Path(item).exists():
+            matches = sorted(glob.glob(item, recursive=True))
+            if not matches:
+                raise PathError(f"no file matches '{item}'", item)
+            found += [Path(m) for m in matches]
+        else:
+            path = Path(item)
+            if not path.exists():
+                raise PathError(f"input '{item}' does not exist", item)
+            found.append(path)
+    return found
+
+
+def plan(inputs: list[Path], to: str, output: Path | None) -> list[Task]:
+    """The tasks for ``inputs`` (already expanded) converted to ``to``."""
+    if not inputs:
+        raise UsageError("no inputs given")
+    if len(inputs) == 1 and not inputs[0].is_dir():
+        return [_single(inputs[0], to, output)]
+    if output is None and len(inputs) > 1:
+        raise UsageError("several inputs need -o OUTPUT_FOLDER")
+    out = output if output is not None else default_output(inputs[0], to)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output '{out}' is a file; several outputs need a folder", out)
+    tasks: list[Task] = []
+    for src in inputs:
+        _check_outside(src, out)
+        if src.is_dir():
+            root = out if len(inputs) == 1 else out / src.resolve().name
+            tasks += _tree(src, root)
+        else:
+            tasks.append(_file(src, out / src.name))
+    return _unique(tasks)
+
+
+def _single(src: Path, to: str, output: Path | None) -> Task:
+    if output is not None and output.is_dir():
+        output = output / src.name
+    return _file(src, output or default_output(src, to))
+
+
+def _file(src: Path, dst: Path) -> Task:
+    kind = kind_of(src)
+    if kind is None:
+        kind = "video"  # an unknown suffix is probed as a video: a non-video fails there
+    return Task(src, dst, kind)
+
+
+def _tree(root: Path, out: Path) -> list[Task]:
+    tasks = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        kind = kind_of(path)
+        if kind is None or looks_like_output(path) or path.name.startswith("."):
+            continue
+        tasks.append(Task(path, out / path.relative_to(root), kind))
+    return tasks
+
+
+def _check_outside(src: Path, out: Path) -> None:
+    if not src.is_dir():
+        return
+    s, o = src.resolve(), out.resolve()
+    if o == s or s in o.parents:
+        raise UsageError(f"output folder '{out}' must lie outside the input folder '{src}'", out)
+
+
+def _unique(tasks: list[Task]) -> list[Task]:
+    """Refuse two inputs that would write the same output."""
+    seen: dict[Path, Path] = {}
+    for task in tasks:
+        key = task.dst.resolve()
+        if key in seen and seen[key] != task.src:
+            raise UsageError(
+                f"'{seen[key]}' and '{task.src}' would both be written to '{task.dst}'", task.dst
+            )
+        seen[key] = task.src
+    return tasks

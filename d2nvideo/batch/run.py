@@ -1,0 +1,199 @@
+"""Running conversion tasks: one at a time in this process, or on a pool of worker processes
+(``--jobs``). A failing input is recorded and the others go on; Ctrl-C stops everything and
+leaves only complete outputs (each is written to a temporary file and renamed)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from ..errors import D2NError
+from .plan import Task
+
+if TYPE_CHECKING:
+    from ..pipeline import ConvertOptions, DarkOutputWatch
+    from ..translator import Translator
+
+Status = Literal["done", "skipped", "failed"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one input: a line of the JSONL report."""
+
+    input: str
+    output: str
+    status: Status
+    frames: int = 0
+    seconds: float = 0.0
+    error: str = ""
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return {**dataclasses.asdict(self), "fps": round(self.fps, 3)}
+
+
+@dataclass
+class Converter:
+    """Converts one task with a loaded translator; ``opts.to`` may be 'auto' per file."""
+
+    translator: Translator
+    opts: ConvertOptions
+    to: str  # night|day|auto
+    overwrite: bool
+    watch: DarkOutputWatch | None = None
+
+    def __call__(self, task: Task, on_frames: Callable[[int], None]) -> Outcome:
+        if task.dst.exists() and not self.overwrite:
+            return Outcome(str(task.src), str(task.dst), "skipped")
+        t0 = time.perf_counter()
+        try:
+            frames = self._convert(task, on_frames)
+        except D2NError as exc:
+            return Outcome(str(task.src), str(task.dst), "failed", error=str(exc))
+        except OSError as exc:
+            error = f"{exc.strerror or exc}: {exc.filename or task.src}"
+            return Outcome(str(task.src), str(task.dst), "failed", error=error)
+        return Outcome(str(task.src), str(task.dst), "done", frames, time.perf_counter() - t0)
+
+    def _convert(self, task: Task, on_frames: Callable[[int], None]) -> int:
+        from ..data.scoring import resolve_target
+
+        to = resolve_target(task.src, self.to) if self.to == "auto" else self.opts.to
+        opts = dataclasses.replace(self.opts, to=to)
+        task.dst.parent.mkdir(parents=True, exist_ok=True)
+        if task.kind == "image":
+            return self._image(task, opts, on_frames)
+        from ..fileio import check_output
+        from ..pipeline import convert_video
+        from ..video.encode import check_codec, codec_for
+
+        check_codec(codec_for(task.dst, opts.encode))
+        check_output(task.dst, [task.src], self.overwrite)
+        result = convert_video(
+            task.src, task.dst, self.translator, opts, on_frames, watch=self.watch
+        )
+        return result.frames
+
+    def _image(self, task: Task, opts: ConvertOptions, on_frames: Callable[[int], None]) -> int:
+        from ..fileio import check_output
+        from ..images import read_image, write_image
+        from ..pipeline import translate_images
+
+        check_output(task.dst, [task.src], self.overwrite)
+        out = translate_images([read_image(task.src)], self.translator, opts.to, opts.resolution)
+        if self.watch is not None:
+            out = self.watch(out)
+        write_image(task.dst, out[0])
+        on_frames(1)
+        return 1
+
+
+def run_here(
+    tasks: list[Task],
+    convert: Callable[[Task, Callable[[int], None]], Outcome],
+    on_frames: Callable[[int], None],
+    on_outcome: Callable[[Outcome], None],
+) -> list[Outcome]:
+    """Every task in this process, in order."""
+    outcomes = []
+    for task in tasks:
+        outcome = convert(task, on_frames)
+        outcomes.append(outcome)
+        on_outcome(outcome)
+    return outcomes
+
+
+def frame_counts(tasks: list[Task]) -> list[int]:
+    """Frames each task will write (1 for an image, the probe's count for a video, 1 when it
+    cannot be probed: the conversion reports why), for progress totals."""
+    from ..video.probe import probe
+
+    counts = []
+    for task in tasks:
+        try:
+            counts.append(probe(task.src).frames if task.kind == "video" else 1)
+        except D2NError:
+            counts.append(1)
+    return counts
+
+
+def worker_threads(jobs: int) -> int:
+    """torch threads per worker so ``jobs`` workers share the machine's cores."""
+    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+
+
+# --- a pool of worker processes (--jobs) ---------------------------------------------------
+
+_WORKER: dict[str, Converter] = {}
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    from ..fileio import Terminated
+
+    raise Terminated()
+
+
+def _start_worker(factory: Callable[[], Converter], threads: int) -> None:
+    import signal
+
+    import torch
+
+    signal.signal(signal.SIGTERM, _raise_terminated)  # a stopped worker removes its temp file
+    torch.set_num_threads(threads)
+    _WORKER["converter"] = factory()
+
+
+def _work(task: Task) -> Outcome:
+    return _WORKER["converter"](task, lambda n: None)
+
+
+def run_pool(
+    tasks: list[Task],
+    factory: Callable[[], Converter],
+    jobs: int,
+    counts: list[int],
+    on_frames: Callable[[int], None],
+    on_outcome: Callable[[Outcome], None],
+) -> list[Outcome]:
+    """Every task on ``jobs`` worker processes, each with its own translator from
+    ``factory`` (picklable) and its share of the cores. Outcomes come back in task order."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    outcomes: list[Outcome | None] = [None] * len(tasks)
+    pool = ProcessPoolExecutor(
+        jobs, mp.get_context("spawn"), _start_worker, (factory, worker_threads(jobs))
+    )
+    try:
+        futures = {pool.submit(_work, task): i for i, task in enumerate(tasks)}
+        for future in as_completed(futures):
+            i = futures[future]
+            outcomes[i] = future.result()
+            on_frames(counts[i])
+            on_outcome(outcomes[i])  # type: ignore[arg-type]
+    except BaseException:
+        _stop(pool)
+        raise
+    pool.shutdown()
+    return [o for o in outcomes if o is not None]
+
+
+def _stop(pool: object) -> None:
+    """Cancel what has not started and end the workers (each removes its partial output)."""
+    import signal
+
+    processes = dict(getattr(pool, "_processes", None) or {})
+    pool.shutdown(wait=False, cancel_futures=True)  # type: ignore[attr-defined]
+    for process in processes.values():
+        if process.is_alive():
+            os.kill(process.pid, signal.SIGTERM)
+    for process in processes.values():
+        process.join(timeout=5)

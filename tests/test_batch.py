@@ -1,0 +1,147 @@
+"""Many inputs in one convert: folders, globs, stdin lists, reports, resume, --jobs, torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import frame_image, make_video
+from helpers import read_video
+
+from d2nvideo.batch.plan import expand, plan
+from d2nvideo.cli import cli
+from d2nvideo.errors import UsageError
+from d2nvideo.images import read_image, write_image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: object, stdin: str | None = None) -> object:
+    return CliRunner().invoke(cli, [str(a) for a in args], input=stdin, catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def drive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20 inputs: 14 short clips and 5 images in nested folders, one corrupt clip, and an
+    earlier output and a text file that are not inputs."""
+    root = tmp_path_factory.mktemp("drive") / "drive"
+    for sub in ("day0", "day1", "day2"):
+        (root / sub).mkdir(parents=True)
+    for i in range(14):
+        make_video(root / f"day{i % 3}" / f"clip{i:02d}.mp4", frames=3 + i % 4, size=(48, 32))
+    for i in range(5):
+        write_image(root / "stills" / f"still{i}.jpg", frame_image(i, 40 + 2 * i, 30))
+    (root / "day1" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(500))
+    make_video(root / "day0" / "clip00_night.mp4", frames=2, size=(48, 32))
+    (root / "notes.txt").write_text("not an input")
+    return root
+
+
+def test_a_folder_of_mixed_inputs_converts_in_one_command(drive, media, tmp_path: Path):
+    out, report = tmp_path / "out", tmp_path / "run.jsonl"
+    args = ["convert", drive, "--to", "night", "-o", out, "--model", media["model"], "-q"]
+    result = run(*args, "--report", report)
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "broken.mp4" in errors[0]
+    rows = [json.loads(line) for line in report.read_text().splitlines()]
+    assert len(rows) == 20
+    assert sorted(r["status"] for r in rows).count("done") == 19
+    assert {"status", "frames", "seconds", "fps", "output", "error"} <= set(rows[0])
+    outputs = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert len(outputs) == 19 and Path("day1/clip01.mp4") in outputs
+    assert not any(p.name.startswith(".") for p in out.rglob("*"))  # no temporary files left
+    assert len(read_video(out / "day1" / "clip01.mp4").times) == 4
+    assert read_image(out / "stills" / "still2.jpg").shape == (30, 44, 3)
+    again = run(*args, "--json")
+    assert again.exit_code == 1  # the broken clip still fails
+    summary = json.loads(again.output.strip().splitlines()[-1])
+    assert summary["converted"] == 0 and summary["skipped"] == 19 and summary["failed"] == 1
+
+
+def test_a_second_run_converts_nothing_and_says_so(media, tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(2):
+        make_video(src / f"c{i}.mp4", frames=2, size=(32, 32))
+    args = ["convert", src, "--to", "day", "-o", tmp_path / "o", "--model", media["model"], "-q"]
+    assert run(*args).exit_code == 0
+    again = run(*args)
+    assert again.exit_code == 0 and "nothing to do" in again.output
+    (tmp_path / "o" / "c1.mp4").unlink()  # as if the run had been killed on this file
+    third = run(*args, "--json")
+    assert json.loads(third.output)["converted"] == 1
+
+
+def test_globs_stdin_and_several_inputs(drive: Path, tmp_path: Path) -> None:
+    clips = expand([str(drive / "day0" / "clip0*.mp4")])
+    assert clips == sorted(clips) and all(p.name.startswith("clip0") for p in clips)
+    listed = expand(["-"], stdin=[f"{drive / 'stills' / 'still1.jpg'}\n", "\n"])
+    assert listed == [drive / "stills" / "still1.jpg"]
+    tasks = plan([drive / "stills", clips[0]], "night", tmp_path / "o")
+    assert {t.dst.relative_to(tmp_path / "o").parts[0] for t in tasks} == {"stills", clips[0].name}
+    with pytest.raises(UsageError, match="-o"):
+        plan([clips[0], clips[1]], "night", None)
+    with pytest.raises(UsageError, match="outside"):
+        plan([drive], "night", drive / "converted")
+    twin = tmp_path / "x" / "clip00.mp4"
+    twin.parent.mkdir()
+    twin.write_bytes((drive / "day0" / "clip00.mp4").read_bytes())
+    with pytest.raises(UsageError, match="both"):
+        plan([drive / "day0" / "clip00.mp4", twin], "night", tmp_path / "o2")
+    names = {t.src.name for t in plan([drive], "night", tmp_path / "o3")}
+    assert "clip00_night.mp4" not in names and "notes.txt" not in names
+
+
+def test_stdin_list_on_the_command_line(drive: Path, media, tmp_path: Path) -> None:
+    paths = "\n".join(str(p) for p in sorted((drive / "stills").glob("*.jpg"))[:2])
+    out = tmp_path / "o"
+    result = run("convert", "-", "--to", "night", "-o", out, "--model", media["model"], stdin=paths)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["still0.jpg", "still1.jpg"]
+
+
+def test_jobs_give_the_same_outputs(media, tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        make_video(src / f"c{i}.mp4", frames=3, size=(32, 32))
+    for jobs in (1, 2):
+        out = tmp_path / f"j{jobs}"
+        args = ["convert", src, "--to", "night", "-o", out, "--model", media["model"], "-q"]
+        assert run(*args, "--jobs", jobs).exit_code == 0
+    for i in range(3):
+        a, b = read_video(tmp_path / "j1" / f"c{i}.mp4"), read_video(tmp_path / "j2" / f"c{i}.mp4")
+        assert all(np.array_equal(x, y) for x, y in zip(a.images, b.images, strict=True))
+
+
+def test_torchrun_two_processes_convert_each_file_once(media, tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(5):
+        make_video(src / f"c{i}.mp4", frames=2 + i, size=(32, 32))
+    base = ["convert", str(src), "--to", "night", "--model", str(media["model"]), "-q"]
+    assert run(*base, "-o", tmp_path / "one").exit_code == 0
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
+    report = tmp_path / "run.jsonl"
+    proc = subprocess.run(
+        [*torchrun, "-m", "d2nvideo", *base, "-o", str(tmp_path / "two"), "--report", str(report)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in report.read_text().splitlines()]
+    assert sorted(Path(r["input"]).name for r in rows) == [f"c{i}.mp4" for i in range(5)]
+    assert all(r["status"] == "done" for r in rows)
+    for i in range(5):
+        a = read_video(tmp_path / "one" / f"c{i}.mp4")
+        b = read_video(tmp_path / "two" / f"c{i}.mp4")
+        assert all(np.array_equal(x, y) for x, y in zip(a.images, b.images, strict=True))
