@@ -79,7 +79,8 @@ def test_evaluate_writes_the_report(media: dict[str, Path], tmp_path: Path) -> N
         "day->night",
         "night->day",
         "day->night: x0.2 darkening",
-        "real night (held out)",
+        "real night (held out): judge recall",
+        "real day (held out): judge false alarms",
     } <= set(q)
     row = q["day->night"]
     for key in (
@@ -91,6 +92,7 @@ def test_evaluate_writes_the_report(media: dict[str, Path], tmp_path: Path) -> N
         "success_sky",
         "success_mean",
         "realism",
+        "dark_share",
     ):
         assert 0 <= row[key] <= (100 if key == "recon_psnr" else 1), key
     assert q["day->night: x0.2 darkening"]["success_mean"] == 1.0
@@ -99,3 +101,29 @@ def test_evaluate_writes_the_report(media: dict[str, Path], tmp_path: Path) -> N
     assert [r["height"] for r in report["speed"]] == [180, 360, 540, 720]
     assert (out / "speed.png").is_file() and "## Image quality" in (out / "report.md").read_text()
     assert "day->night" in result.output
+
+
+def test_evaluate_refuses_images_the_model_was_trained_on(tmp_path: Path) -> None:
+    import torch
+    from conftest import TINY_UNIT
+
+    from d2nvideo.checkpoint import save_checkpoint
+    from d2nvideo.images import fingerprint
+    from d2nvideo.model import build_generator
+
+    for i in range(4):
+        write_image(tmp_path / "day" / f"d{i}.jpg", _day(i))
+        write_image(tmp_path / "night" / f"n{i}.jpg", _night(i))
+    torch.manual_seed(0)
+    model = tmp_path / "m.safetensors"
+    trained_on = {"fingerprints": {"day": [fingerprint(_day(2))], "night": []}}
+    save_checkpoint(model, build_generator(TINY_UNIT), TINY_UNIT, {"data": trained_on})
+    args = ["evaluate", "--model", str(model), "--day", str(tmp_path / "day"), "--night"]
+    args += [str(tmp_path / "night"), "-o", str(tmp_path / "r"), "--realism-steps", "2", "-q"]
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == 2
+    assert "1 of 4 day images match the model's training images" in refused.output
+    allowed = CliRunner().invoke(cli, [*args, "--allow-overlap"])
+    assert allowed.exit_code == 0, allowed.output
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["overlap"]["day"] == 1 and "OVERLAP" in report["notes"][0]
