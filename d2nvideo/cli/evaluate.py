@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..choices import Domain, values
 from .options import (
     ModelSpec,
     SizeSpec,
@@ -18,6 +19,14 @@ from .options import (
 )
 from .progress import stderr_console
 from .shell import CONTEXT, INPUT, OUTPUT
+
+
+def parse_video(spec: str) -> tuple[Path, Domain | None]:
+    """``night=clip.mp4`` -> (clip.mp4, 'night'); a plain path -> (path, None)."""
+    to, sep, path = spec.partition("=")
+    if sep and to in values(Domain):
+        return Path(path), to  # type: ignore[return-value]
+    return Path(spec), None
 
 
 @dataclass(frozen=True)
@@ -61,9 +70,11 @@ realism_options = option_group(
 @click.option(
     "--video",
     "videos",
-    type=INPUT,
     multiple=True,
-    help="A clip for temporal stability (E_warp); repeatable.",
+    metavar="[night=|day=]PATH",
+    callback=lambda ctx, param, value: tuple(map(parse_video, value)),
+    help="A clip for temporal stability (E_warp), converted to the domain named before it, "
+    "or to the other domain of what it looks like; repeatable.",
 )
 @click.option("-o", "--output", type=OUTPUT, required=True, help="Report folder.")
 @click.option("--max-images", type=click.IntRange(2), default=40, help="Images per domain.")
@@ -89,7 +100,7 @@ def evaluate(
     model: ModelSpec,
     day: Path,
     night: Path,
-    videos: tuple[Path, ...],
+    videos: tuple[tuple[Path, Domain | None], ...],
     output: Path,
     max_images: int,
     image_size: int,

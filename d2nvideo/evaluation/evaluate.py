@@ -217,14 +217,24 @@ def temporal_quality(
         "frames": float(len(inputs)),
         "ewarp_input": warp_error(inputs, inputs),
         "ewarp_per_frame": warp_error(inputs, per_frame),
+        "drift_input": brightness_spread(inputs),
+        "drift_per_frame": brightness_spread(per_frame),
     }
     for mode in ("ema", "flow"):
         smoothed = [f.image for f in make_smoother(mode)(_as_frames(inputs, per_frame))]
         result[f"ewarp_{mode}"] = warp_error(inputs, smoothed)
+        result[f"drift_{mode}"] = brightness_spread(smoothed)
         result[f"ssim_{mode}_vs_per_frame"] = float(
             np.mean([ssim(a, b) for a, b in zip(smoothed, per_frame, strict=True)])
         )
     return result
+
+
+def brightness_spread(images: Images) -> float:
+    """How much a clip's mean brightness wanders: the standard deviation of the per-frame
+    means over their average (0 for a steady clip)."""
+    means = np.array([im.mean() for im in images], np.float64)
+    return float(means.std() / max(means.mean(), 1e-6))
 
 
 def _as_frames(inputs: Images, outputs: Images) -> Iterator[Frame]:
@@ -265,12 +275,14 @@ def evaluate(
     tr: Translator,
     day: Path,
     night: Path,
-    videos: tuple[Path, ...],
+    videos: tuple[tuple[Path, Domain | None], ...],
     opts: EvalOptions,
     say: Callable[[str], None] = lambda message: None,
 ) -> Report:
     """Every measurement of the report: image quality and realism on the ``day`` and ``night``
-    folders, temporal stability of each video, and speed. ``say`` hears what is being done."""
+    folders, temporal stability of each video (converted to the domain given with it, or
+    else to the other domain of what it looks like), and speed. ``say`` hears what is being
+    done."""
     from ..data.scoring import guess_file
     from ..errors import InputError
 
@@ -288,8 +300,8 @@ def evaluate(
     check_overlap(tr.meta, folders, opts.allow_overlap, report)
     say(f"image quality and realism: {len(day_images)} day, {len(night_images)} night images")
     image_quality(tr, day_images, night_images, own, opts, report)
-    for video in videos:
-        to: Domain = "day" if guess_file(video).looks_like == "night" else "night"
+    for video, given in videos:
+        to: Domain = given or ("day" if guess_file(video).looks_like == "night" else "night")
         say(f"temporal stability: {video.name} -> {to}")
         report.temporal[f"{video.name} -> {to}"] = temporal_quality(tr, video, to, opts)
     say(f"speed on {tr.device}")

@@ -90,17 +90,27 @@ def temporal_table(report: Report) -> list[str]:
         "## Temporal stability (E_warp, lower is steadier)",
         "",
         "| video | input | per-frame | ema | flow | flow vs per-frame | "
-        "SSIM flow to per-frame | SSIM ema to per-frame |",
-        "|---" * 8 + "|",
+        "SSIM flow to per-frame | SSIM ema to per-frame | brightness drift: input | "
+        "per-frame | ema | flow |",
+        "|---" * 12 + "|",
     ]
     for name, t in report.temporal.items():
         cut = 1 - t["ewarp_flow"] / t["ewarp_per_frame"] if t["ewarp_per_frame"] else 0.0
+        drift = [t.get(f"drift_{k}", 0.0) for k in ("input", "per_frame", "ema", "flow")]
         lines.append(
             f"| {name} | {t['ewarp_input']:.5f} | {t['ewarp_per_frame']:.5f} | "
             f"{t['ewarp_ema']:.5f} | {t['ewarp_flow']:.5f} | {-cut:+.0%} | "
-            f"{t['ssim_flow_vs_per_frame']:.3f} | {t['ssim_ema_vs_per_frame']:.3f} |"
+            f"{t['ssim_flow_vs_per_frame']:.3f} | {t['ssim_ema_vs_per_frame']:.3f} | "
+            + " | ".join(f"{d:.1%}" for d in drift)
+            + " |"
         )
-    return [*lines, ""]
+    return [
+        *lines,
+        "",
+        "Brightness drift: the spread of the per-frame mean brightness "
+        "(standard deviation over mean).",
+        "",
+    ]
 
 
 def speed_table(report: Report) -> list[str]:
