@@ -20,7 +20,7 @@ from torch import nn
 
 from .errors import CheckpointError
 from .fileio import atomic_output, require_file
-from .model import ModelConfig, UNITConfig, config_from_dict
+from .model import ModelConfig, UNITConfig, build_generator, config_from_dict
 
 FORMAT = "d2nvideo.generator"
 FORMAT_VERSION = 1
@@ -72,17 +72,64 @@ def save_checkpoint(
 
 def load_checkpoint(path: Path, official_day: str = "a") -> Checkpoint:
     """Load ``path``: a d2nvideo ``.safetensors`` file, or an official UNIT ``.pt`` generator
-    file whose ``official_day`` half ('a' or 'b') is the day domain."""
+    file whose ``official_day`` half ('a' or 'b') is the day domain.
+
+    Refused with CheckpointError, before any frame is translated: weights that do not fit the
+    stored config (names or shapes), non-finite weights (they translate to black) and metadata
+    that cannot work (a ``work_size`` that is not a positive number)."""
     require_file(path, "checkpoint")
     with path.open("rb") as fh:
         head = fh.read(16)
     if _looks_like_safetensors(head):
-        return _load_safetensors(path)
-    if head.startswith(b"PK") or head[:1] == b"\x80":
-        return import_official_unit(path, official_day)
-    raise CheckpointError(
-        f"'{path}' is not a d2nvideo checkpoint (neither safetensors nor a PyTorch file)", path
-    )
+        ckpt = _load_safetensors(path)
+    elif head.startswith(b"PK") or head[:1] == b"\x80":
+        ckpt = import_official_unit(path, official_day)
+    else:
+        raise CheckpointError(
+            f"'{path}' is not a d2nvideo checkpoint (neither safetensors nor a PyTorch file)", path
+        )
+    check_weights(path, ckpt)
+    check_meta(path, ckpt.meta)
+    return ckpt
+
+
+def check_weights(path: Path, ckpt: Checkpoint) -> None:
+    """Every weight the config's generator needs, of its shape, finite; nothing else."""
+    with torch.device("meta"):  # the structure only: no memory, no initialisation work
+        expected = {k: tuple(v.shape) for k, v in build_generator(ckpt.config).state_dict().items()}
+    missing = sorted(set(expected) - set(ckpt.state_dict))
+    unexpected = sorted(set(ckpt.state_dict) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"'{path}' does not match its {ckpt.config.arch} config: {len(missing)} weights "
+            f"missing (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})",
+            path,
+        )
+    for key, tensor in ckpt.state_dict.items():
+        if tuple(tensor.shape) != expected[key]:
+            raise CheckpointError(
+                f"'{path}': weight '{key}' has shape {list(tensor.shape)}, its config needs "
+                f"{list(expected[key])}",
+                path,
+            )
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(
+                f"'{path}' holds non-finite weights (NaN or infinity) in '{key}': it would "
+                "translate every frame to black; export it again from a healthy training state",
+                path,
+            )
+
+
+def check_meta(path: Path, meta: dict[str, Any]) -> None:
+    """Metadata that steers conversion must make sense (``work_size``: pixels, > 0)."""
+    size = meta.get("work_size")
+    if size is None:
+        return
+    if isinstance(size, bool) or not isinstance(size, int | float) or not 0 < size < 1e6:
+        raise CheckpointError(
+            f"'{path}' has metadata work_size {size!r}; it must be a positive number of pixels",
+            path,
+        )
 
 
 def _looks_like_safetensors(head: bytes) -> bool:
@@ -108,7 +155,7 @@ def _load_safetensors(path: Path) -> Checkpoint:
                 f"'{path}' is a training state; run 'd2nvideo export' on its run folder", path
             )
         raise CheckpointError(f"'{path}' is a safetensors file but not a d2nvideo model", path)
-    version = int(header.get("format_version", "0"))
+    version = _format_version(path, header.get("format_version", "0"))
     if version > FORMAT_VERSION:
         raise CheckpointError(
             f"'{path}' has format version {version}; this d2nvideo reads up to "
@@ -117,10 +164,25 @@ def _load_safetensors(path: Path) -> Checkpoint:
         )
     try:
         config = config_from_dict(json.loads(header["model"]))
-        meta = json.loads(header.get("meta", "{}"))
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"'{path}' has an invalid model config: {exc}", path) from exc
+    try:
+        meta = json.loads(header.get("meta", "{}"))
+    except ValueError as exc:
+        raise CheckpointError(f"'{path}' has invalid metadata: {exc}", path) from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"'{path}' has invalid metadata: not a JSON object", path)
     return Checkpoint(config, clean_state_dict(state), meta)
+
+
+def _format_version(path: Path, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise CheckpointError(
+            f"'{path}' has format_version {text!r}, not a number: it was not written by d2nvideo",
+            path,
+        ) from None
 
 
 # --- official UNIT/MUNIT import -------------------------------------------------------------
@@ -144,11 +206,7 @@ def import_official_unit(path: Path, official_day: str = "a") -> Checkpoint:
             f"({_unpickle_reason(exc)}); d2nvideo never runs code from a checkpoint",
             path,
         ) from exc
-    if not (isinstance(data, dict) and {"a", "b"} <= set(data)):
-        raise CheckpointError(
-            f"'{path}' is not an official UNIT generator file ({{'a': ..., 'b': ...}})", path
-        )
-    halves = {"day": data[official_day], "night": data["b" if official_day == "a" else "a"]}
+    halves = _official_halves(path, data, official_day)
     if any(str(k).startswith("enc_style.") for k in halves["day"]):
         raise CheckpointError(
             f"'{path}' is a MUNIT generator (it needs a style code); only UNIT files import", path
@@ -163,6 +221,30 @@ def import_official_unit(path: Path, official_day: str = "a") -> Checkpoint:
         raise CheckpointError(f"'{path}' does not look like a UNIT generator: {exc}", path) from exc
     meta = {"imported_from": str(path), "official_day": official_day}
     return Checkpoint(config, state, meta)
+
+
+def _official_halves(path: Path, data: Any, official_day: str) -> dict[str, dict[str, Any]]:
+    """The day and night state dicts of an official ``{'a': ..., 'b': ...}`` file."""
+    if isinstance(data, dict) and data.get("format") == "d2nvideo.training":
+        raise CheckpointError(
+            f"'{path}' is a training state, not a model: run 'd2nvideo export RUN -o "
+            "model.safetensors' on its run folder",
+            path,
+        )
+    if not (isinstance(data, dict) and {"a", "b"} <= set(data)):
+        raise CheckpointError(
+            f"'{path}' is not an official UNIT generator file ({{'a': ..., 'b': ...}})", path
+        )
+    for half in ("a", "b"):
+        if not isinstance(data[half], dict) or not all(
+            isinstance(v, torch.Tensor) for v in data[half].values()
+        ):
+            raise CheckpointError(
+                f"'{path}' is not an official UNIT generator file: its '{half}' is not a "
+                "state dict of tensors",
+                path,
+            )
+    return {"day": data[official_day], "night": data["b" if official_day == "a" else "a"]}
 
 
 def _official_key(key: str, domain: str) -> str:
@@ -187,9 +269,10 @@ def _infer_official_config(state: dict[str, torch.Tensor]) -> UNITConfig:
 
 
 def _unpickle_reason(exc: Exception) -> str:
-    """The informative line of torch's weights-only refusal (e.g. 'Unsupported global: ...')."""
+    """The informative part of torch's weights-only refusal (e.g. 'Unsupported global: ...'),
+    without its advice to load with ``weights_only=False``, which would run the file's code."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     for line in lines:
-        if "Unsupported" in line or "unsupported" in line:
-            return line.rstrip(".")
-    return lines[-1][:200] if lines else type(exc).__name__
+        if "nsupported" in line and "weights_only" not in line:
+            return re.split(r"\.\s|;\s", line, maxsplit=1)[0].rstrip(".")
+    return "it holds Python objects, not only tensors"

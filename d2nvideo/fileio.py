@@ -1,26 +1,47 @@
 """Safe outputs: never overwrite an input, refuse existing outputs unless asked, and write through
-a temporary file that is renamed into place only when the work finished.
+a temporary file that is moved into place only when the work finished.
+
+Temporary files are named ``.NAME.PID-XXXXXXXX.partSUFFIX`` beside the output and hold an
+exclusive lock while they are written, so a later run can tell the leftovers of a killed
+process (no live writer, no lock) from another process's work in progress, and delete them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import secrets
 import signal
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
 from .errors import OutputError, PathError
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: stale files are told by their writer's pid alone
+    fcntl = None  # type: ignore[assignment]
+
+_PART = re.compile(r"^\..*\.(\d+)-[0-9a-f]{8}\.part(\.[^.]*)?$")
+_SWEPT: set[str] = set()  # folders already cleaned of stale temporary files by this process
+
 
 def require_file(path: Path, what: str = "input") -> Path:
-    """Return ``path`` if it is an existing readable regular file, else raise PathError."""
-    if not path.exists():
-        raise PathError(f"{what} '{path}' does not exist", path)
+    """Return ``path`` if it is an existing readable regular file, else raise PathError.
+
+    Pipes, sockets and devices are refused: reading them would consume (or wait for) a stream
+    that every later stage opens again (issue 14)."""
+    _require_existing(path, what)
     if path.is_dir():
         raise PathError(f"{what} '{path}' is a directory, expected a file", path)
+    if not path.is_file():
+        raise PathError(
+            f"{what} '{path}' is not a regular file (a pipe, socket or device): save the stream "
+            "to a file first",
+            path,
+        )
     if not os.access(path, os.R_OK):
         raise PathError(f"{what} '{path}' is not readable", path)
     return path
@@ -28,11 +49,17 @@ def require_file(path: Path, what: str = "input") -> Path:
 
 def require_input(path: Path) -> Path:
     """Return ``path`` if it exists and can be read (a file or a folder), else PathError."""
+    _require_existing(path, "input")
+    if path.is_dir():
+        if not os.access(path, os.R_OK):
+            raise PathError(f"input '{path}' is not readable", path)
+        return path
+    return require_file(path)
+
+
+def _require_existing(path: Path, what: str) -> None:
     if not path.exists():
-        raise PathError(f"input '{path}' does not exist", path)
-    if not os.access(path, os.R_OK):
-        raise PathError(f"input '{path}' is not readable", path)
-    return path
+        raise PathError(f"{what} '{path}' does not exist", path)
 
 
 def check_output(output: Path, inputs: list[Path], overwrite: bool) -> None:
@@ -54,21 +81,142 @@ def check_output(output: Path, inputs: list[Path], overwrite: bool) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(final: Path) -> Iterator[Path]:
+def atomic_output(final: Path, overwrite: bool | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``final`` (same suffix, so muxers pick the same format);
-    rename it to ``final`` on success, delete it on any error or interrupt."""
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{final.stem}.", suffix=f".part{final.suffix}", dir=final.resolve().parent
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
+    move it to ``final`` on success, delete it on any error or interrupt.
+
+    The file is created with the usual permissions (0666 less the umask). ``overwrite``: True
+    replaces whatever is at ``final``; False never replaces anything; None (the default)
+    replaces a file that was there when the block began (the caller's own check let it
+    through) but never one that appeared meanwhile, such as another process's output of the
+    same name: that raises OutputError, atomically (a hard link, which fails if the name is
+    taken), and the other output is left as it is.
+    """
+    folder = final.parent
+    sweep_stale_parts(folder)
+    replace = os.path.lexists(final) if overwrite is None else overwrite
+    tmp, fd = _create_part(folder, final)
     try:
         yield tmp
-        os.replace(tmp, final)
+        _commit(tmp, final, replace)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _create_part(folder: Path, final: Path) -> tuple[Path, int]:
+    """A new empty temporary file for ``final``, locked; its path and the locking descriptor."""
+    for _ in range(100):
+        tmp = (
+            folder / f".{final.stem[:100]}.{os.getpid()}-{secrets.token_hex(4)}.part{final.suffix}"
+        )
+        try:
+            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            continue
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        return tmp, fd
+    raise OutputError(f"cannot create a temporary file beside '{final}'", final)
+
+
+def _commit(tmp: Path, final: Path, replace: bool) -> None:
+    if replace:
+        os.replace(tmp, final)
+        return
+    taken = OutputError(
+        f"output '{final}' appeared while this run was writing it (another process writing the "
+        "same name?); it was left as it is and nothing was written",
+        final,
+    )
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        raise taken from None
+    except OSError:  # a file system without hard links: check, then rename
+        if os.path.lexists(final):
+            raise taken from None
+        os.replace(tmp, final)
+        return
+    tmp.unlink()
+
+
+def output_name(path: Path) -> Path:
+    """The output a temporary path of :func:`atomic_output` stands for (``.clip.PID-XX.part.mp4``
+    -> ``clip.mp4``), for messages and format checks; other paths as they are."""
+    match = _PART.match(path.name)
+    if not match:
+        return path
+    stem = path.name[1 : match.start(1) - 1]
+    return path.with_name(stem + (match.group(2) or ""))
+
+
+def sweep_stale_parts(folder: Path) -> int:
+    """Delete the temporary files that killed d2nvideo processes left in ``folder`` (their
+    writer is gone and they are unlocked); return how many. Once per folder per process."""
+    key = os.path.abspath(folder)
+    if key in _SWEPT:
+        return 0
+    _SWEPT.add(key)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    removed = 0
+    for name in names:
+        match = _PART.match(name)
+        if match and _stale(folder / name, int(match.group(1))):
+            with contextlib.suppress(OSError):
+                (folder / name).unlink()
+                removed += 1
+    return removed
+
+
+def _stale(path: Path, pid: int) -> bool:
+    if pid == os.getpid() or _alive(pid):
+        return False
+    if fcntl is None:
+        return True
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False  # locked: a writer in another pid namespace is still at work
+    finally:
+        os.close(fd)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: Path, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` (created if needed) for the block; OutputError
+    at once if another process holds it. The lock goes with the process, even on SIGKILL."""
+    fd = os.open(lock_file, os.O_CREAT | os.O_RDWR, 0o666)
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise OutputError(f"{what} is in use by another process", lock_file) from None
+        yield
+    finally:
+        os.close(fd)
 
 
 class Terminated(KeyboardInterrupt):

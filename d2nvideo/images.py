@@ -14,6 +14,7 @@ from .errors import InputError
 from .fileio import atomic_output
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+MAX_PIXELS = 2**28  # 16384 x 16384: larger images are refused before decoding
 
 
 def is_image(path: Path) -> bool:
@@ -38,16 +39,53 @@ def read_image(path: Path, reduce: int = 1) -> np.ndarray:
         4: cv2.IMREAD_REDUCED_COLOR_4,
         8: cv2.IMREAD_REDUCED_COLOR_8,
     }[reduce]
+    check_image_size(path)
     data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
-    image = cv2.imdecode(data, flags) if data is not None and data.size else None
+    try:
+        image = cv2.imdecode(data, flags) if data is not None and data.size else None
+    except cv2.error as exc:  # e.g. OpenCV's own pixel limit
+        raise InputError(f"'{path}' is not a readable image ({_cv_reason(exc)})", path) from exc
     if image is None:
         raise InputError(f"'{path}' is not a readable image", path)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def _cv_reason(exc: Exception) -> str:
+    """The last words of an OpenCV error (its first line names source files)."""
+    text = " ".join(str(exc).split())
+    return text.rsplit(") ", 1)[-1][:160] if ") " in text else text[:160]
+
+
+def check_image_size(path: Path) -> None:
+    """Refuse an image whose header claims more than MAX_PIXELS before decoding it (a 60000 x
+    60000 PNG would need 10 GB): InputError naming its size."""
+    size = jpeg_size(path) or png_size(path)
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        h, w = size
+        raise InputError(
+            f"'{path}' is {w}x{h} pixels, larger than d2nvideo reads "
+            f"({MAX_PIXELS / 1e6:.0f} megapixels)",
+            path,
+        )
+
+
+def png_size(path: Path) -> tuple[int, int] | None:
+    """(height, width) from a PNG's IHDR chunk without decoding; None for other files."""
+    if not path.is_file():
+        return None
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")
+
+
 def jpeg_size(path: Path) -> tuple[int, int] | None:
     """(height, width) from a JPEG's frame header without decoding; None for other files."""
-    if path.suffix.lower() not in (".jpg", ".jpeg"):
+    if path.suffix.lower() not in (".jpg", ".jpeg") or not path.is_file():
         return None
     try:
         with path.open("rb") as fh:

@@ -33,6 +33,14 @@ def road_frame(t: float, width: int, height: int) -> np.ndarray:
     return img.clip(0, 255).astype(np.uint8)
 
 
+def parse_size(parser: argparse.ArgumentParser, text: str) -> tuple[int, int]:
+    """'640x360' -> (640, 360); anything else is a usage error."""
+    width, sep, height = text.lower().partition("x")
+    if not (sep and width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+        parser.error(f"--size takes WIDTHxHEIGHT like 640x360, not '{text}'")
+    return int(width), int(height)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output", type=Path)
@@ -40,10 +48,12 @@ def main() -> None:
     parser.add_argument("--size", default="640x360")
     parser.add_argument("--fps", type=int, default=30)
     args = parser.parse_args()
-    width, height = map(int, args.size.split("x"))
+    width, height = parse_size(parser, args.size)
     with av.open(str(args.output), "w") as out:
         video = out.add_stream("libx264", rate=args.fps)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        # 4:2:0 needs even sides; an odd size (321x179) is kept exactly in 4:4:4 instead.
+        video.width, video.height = width, height
+        video.pix_fmt = "yuv444p" if width % 2 or height % 2 else "yuv420p"
         audio = out.add_stream("aac", rate=44100)
         audio.layout = "mono"
         for i in range(round(args.seconds * args.fps)):

@@ -7,9 +7,11 @@ section.key=value`` overrides go through the same checks.
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import yaml
 
 from d2nvideo.choices import Balance, Init, LRPolicy, Norm, Padding, Precision, Twilight, values
 from d2nvideo.errors import ConfigError
+from d2nvideo.fileio import require_file
 from d2nvideo.model import ModelConfig, UNITConfig, config_from_dict
 
 
@@ -115,6 +118,7 @@ class TrainConfig:
         ):
             if value < 1:
                 raise ConfigError(f"config key '{key}' must be at least 1, got {value}")
+        _check_ranges(self)
         if min(self.data.crop) < 4 * self.model.multiple:
             raise ConfigError(f"config key 'data.crop' is too small: {self.data.crop}")
         if self.loss.vgg > 0 and not self.loss.vgg_weights:
@@ -122,6 +126,57 @@ class TrainConfig:
                 "config key 'loss.vgg_weights' must name a local VGG16 weights file when "
                 "loss.vgg > 0 (d2nvideo never downloads weights)"
             )
+
+
+_LOSS_WEIGHTS = ("gan", "recon_x", "recon_kl", "cyc_x", "cyc_kl", "identity", "struct", "vgg")
+
+
+def _check_ranges(cfg: TrainConfig) -> None:
+    """The ranges the configs' comments document (configs/*.yaml), NaN and infinity refused."""
+    o = cfg.optim
+    rules: list[tuple[str, float, Callable[[float], bool], str]] = [
+        *((f"loss.{k}", getattr(cfg.loss, k), _nonnegative, ">= 0") for k in _LOSS_WEIGHTS),
+        ("optim.lr", o.lr, lambda v: v > 0, "> 0"),
+        ("optim.beta1", o.beta1, lambda v: 0 <= v < 1, "in [0, 1)"),
+        ("optim.beta2", o.beta2, lambda v: 0 <= v < 1, "in [0, 1)"),
+        ("optim.weight_decay", o.weight_decay, _nonnegative, ">= 0"),
+        ("optim.lr_gamma", o.lr_gamma, lambda v: v > 0, "> 0"),
+        ("optim.lr_step", o.lr_step, lambda v: v >= 1, "at least 1"),
+        ("optim.pool_size", o.pool_size, _nonnegative, ">= 0"),
+        ("data.resize", cfg.data.resize, _nonnegative, ">= 0"),
+        ("data.workers", cfg.data.workers, _nonnegative, ">= 0"),
+        ("dis.width", cfg.dis.width, lambda v: v >= 1, "at least 1"),
+    ]
+    if cfg.train.max_minutes is not None:
+        rules.append(("train.max_minutes", cfg.train.max_minutes, lambda v: v > 0, "> 0"))
+    for key, value, ok, wording in rules:
+        if not (math.isfinite(value) and ok(value)):
+            raise ConfigError(f"config key '{key}' must be {wording}, got {value}")
+
+
+def _nonnegative(value: float) -> bool:
+    return value >= 0
+
+
+def absolute_paths(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with its data and weight paths made absolute, so that the config saved in a run
+    folder resumes from any working directory."""
+
+    def full(path: str | None) -> str | None:
+        return None if path is None else os.path.abspath(path)
+
+    d = cfg.data
+    data = dataclasses.replace(
+        d,
+        day=tuple(os.path.abspath(p) for p in d.day),
+        night=tuple(os.path.abspath(p) for p in d.night),
+        nexet_csv=full(d.nexet_csv),
+        bdd_json=full(d.bdd_json),
+        images=full(d.images),
+        relabeled=full(d.relabeled),
+    )
+    loss = dataclasses.replace(cfg.loss, vgg_weights=full(cfg.loss.vgg_weights))
+    return dataclasses.replace(cfg, data=data, loss=loss)
 
 
 def _check_choice(key: str, value: str, kind: Any) -> None:
@@ -134,18 +189,33 @@ def _check_choice(key: str, value: str, kind: Any) -> None:
 
 
 def load_config(path: Path, overrides: Sequence[str] = ()) -> TrainConfig:
-    """Read a YAML config; ``overrides`` are ``section.key=value`` strings (YAML values)."""
-    if not path.is_file():
-        raise ConfigError(f"config '{path}' does not exist", path)
+    """Read a YAML config; ``overrides`` are ``section.key=value`` strings (YAML values).
+
+    An empty file is refused rather than silently training on the defaults."""
+    if not path.exists():
+        raise ConfigError(
+            f"config '{path}' does not exist (see 'd2nvideo configs' for the shipped ones)", path
+        )
+    require_file(path, "config")  # not a folder, nor a pipe that would wait for a writer
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config '{path}' is not valid YAML: {exc}", path) from exc
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config '{path}' is not valid YAML: {_one_line(exc)}", path) from exc
+    if data is None:
+        raise ConfigError(
+            f"config '{path}' is empty: start from a shipped one ('d2nvideo configs --dump "
+            "tiny'), or write {} to train on the defaults",
+            path,
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"config '{path}' must be a mapping of sections", path)
     for item in overrides:
         _apply_override(data, item)
     return config_from_data(data)
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
 
 
 def config_from_data(data: dict[str, Any]) -> TrainConfig:
@@ -171,7 +241,10 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
     section = data.setdefault(parts[0], {})
     if not isinstance(section, dict):
         raise ConfigError(f"config key '{parts[0]}' must be a mapping")
-    section[parts[1]] = yaml.safe_load(raw)
+    try:
+        section[parts[1]] = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override '{item}' has no valid YAML value: {_one_line(exc)}") from exc
 
 
 def _build(cls: type, data: Any, prefix: str, preset: dict[str, Any] | None = None) -> Any:

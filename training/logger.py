@@ -65,6 +65,31 @@ class RunLogger:
             self.tb.add_image("samples", image, step, dataformats="HWC")
 
 
+def trim_log(out: Path, step: int) -> None:
+    """Keep only the records of log.jsonl up to ``step``, the step a run starts (or resumes)
+    from: a run killed after its last checkpoint logged steps that the resumed run repeats.
+    A record cut short by the kill is dropped too."""
+    path = out / "log.jsonl"
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if (
+            isinstance(record, dict)
+            and isinstance(record.get("step"), int)
+            and record["step"] <= step
+        ):
+            kept.append(line + "\n")
+    from d2nvideo.fileio import atomic_output
+
+    with atomic_output(path, overwrite=True) as tmp:
+        tmp.write_text("".join(kept))
+
+
 def sample_grid(images: torch.Tensor, labels: list[str], pad: int = 2) -> np.ndarray:
     """``(rows, B, 3, h, w)`` in [-1, 1] -> ``(H, W, 3) uint8``: rows of tiles on a black
     ground, with each row's label in a column on the left."""

@@ -2,12 +2,14 @@
 
 Files are ``state/step_XXXXXXXX.pt`` written with torch.save and read back with
 ``weights_only=True`` (tensors and plain containers only); ``state/latest.json`` points at the
-newest. The last ``keep`` are kept.
+newest. The last ``keep`` are kept. A damaged pointer or newest file (power lost while saving)
+falls back to the newest state that reads.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import random
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from d2nvideo.errors import CheckpointError
 from d2nvideo.fileio import atomic_output
 
 FORMAT = "d2nvideo.training"
+log = logging.getLogger(__name__)
 
 
 def rng_state() -> dict[str, Any]:
@@ -46,40 +49,95 @@ def save_state(folder: Path, step: int, trainer_state: dict[str, Any], keep: int
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step_{step:08d}.pt"
     payload = {"format": FORMAT, "step": step, "trainer": trainer_state, "rng": rng_state()}
-    with atomic_output(path) as tmp:
+    with atomic_output(path, overwrite=True) as tmp:
         torch.save(payload, tmp)
     history = _history(folder)
     history = [p for p in history if p != path.name] + [path.name]
     for old in history[:-keep]:
         (folder / old).unlink(missing_ok=True)
     pointer = {"latest": path.name, "step": step, "history": history[-keep:]}
-    with atomic_output(folder / "latest.json") as tmp:
+    with atomic_output(folder / "latest.json", overwrite=True) as tmp:
         tmp.write_text(json.dumps(pointer, indent=1))
     return path
 
 
+def _read_pointer(folder: Path) -> dict[str, Any] | None:
+    """``latest.json`` if it is a readable JSON object naming a state file, else None (a
+    truncated or foreign pointer is ignored; the state files themselves are the truth)."""
+    try:
+        pointer = json.loads((folder / "latest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(pointer, dict) or not isinstance(pointer.get("latest"), str):
+        return None
+    return pointer
+
+
 def _history(folder: Path) -> list[str]:
-    pointer = folder / "latest.json"
-    if not pointer.is_file():
-        return []
-    return list(json.loads(pointer.read_text()).get("history", []))
+    """State files kept so far, oldest first: the pointer's list, or the files found."""
+    pointer = _read_pointer(folder)
+    history = pointer.get("history") if pointer else None
+    if isinstance(history, list) and all(isinstance(h, str) for h in history):
+        return history
+    return [p.name for p in reversed(state_files(folder))]
+
+
+def state_files(folder: Path) -> list[Path]:
+    """The training-state files in ``folder``, newest first."""
+    return sorted(folder.glob("step_*.pt"), reverse=True) if folder.is_dir() else []
+
+
+def holds_state(folder: Path) -> bool:
+    """Whether ``folder`` holds any training state (even one a damaged pointer hides)."""
+    return (folder / "latest.json").exists() or bool(state_files(folder))
 
 
 def latest_state(folder: Path) -> Path | None:
-    pointer = folder / "latest.json"
-    if not pointer.is_file():
-        return None
-    path = folder / json.loads(pointer.read_text())["latest"]
-    return path if path.is_file() else None
+    """The newest state file: the one ``latest.json`` names, else the newest present."""
+    pointer = _read_pointer(folder)
+    if pointer is not None:
+        path = folder / Path(pointer["latest"]).name
+        if path.is_file():
+            return path
+    found = state_files(folder)
+    return found[0] if found else None
+
+
+def load_latest(folder: Path, device: torch.device) -> tuple[Path, dict[str, Any]]:
+    """The newest state that can be read, with its path: a damaged pointer or a damaged newest
+    file (a machine that lost power while saving) falls back to the next newest, with a
+    warning. CheckpointError when none can be read."""
+    first = latest_state(folder)
+    candidates = [first] if first is not None else []
+    candidates += [p for p in state_files(folder) if p != first]
+    problems = []
+    for path in candidates:
+        try:
+            payload = load_state(path, device)
+        except CheckpointError as exc:
+            problems.append(str(exc))
+            continue
+        if problems:
+            log.warning("%s; resuming from '%s' instead", problems[0], path.name)
+        return path, payload
+    why = f": {problems[0]}" if problems else ""
+    raise CheckpointError(f"'{folder}' holds no readable training state{why}", folder)
 
 
 def load_state(path: Path, device: torch.device) -> dict[str, Any]:
     try:
         payload = torch.load(str(path), map_location=device, weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"training state '{path}' could not be read: {exc}", path) from exc
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        if "Weights only load failed" in reason:
+            reason = "it holds more than tensors"
+        raise CheckpointError(
+            f"training state '{path}' could not be read ({reason})", path
+        ) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"'{path}' is not a d2nvideo training state", path)
+    if not isinstance(payload.get("step"), int) or not isinstance(payload.get("rng"), dict):
+        raise CheckpointError(f"training state '{path}' is incomplete", path)
     payload["rng"] = {k: _to_cpu(v) for k, v in payload["rng"].items()}
     return payload  # type: ignore[no-any-return]
 

@@ -12,6 +12,7 @@ import random
 import signal
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -21,15 +22,15 @@ import numpy as np
 import torch
 
 from d2nvideo.errors import ConfigError, InputError
-from d2nvideo.fileio import atomic_output
+from d2nvideo.fileio import atomic_output, exclusive
 from d2nvideo.images import fingerprint, read_image_reduced
 from d2nvideo.model.runtime import resolve_precision, set_fast_flags
 
 from . import distributed
-from .config import TrainConfig, config_from_data, save_config
+from .config import TrainConfig, absolute_paths, load_config, save_config
 from .data import DomainLists, collect, unpaired_batches
-from .logger import RunLogger
-from .state import latest_state, load_state, save_state, set_rng_state
+from .logger import RunLogger, trim_log
+from .state import holds_state, load_latest, save_state, set_rng_state
 from .trainers import Trainer, build_trainer
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class TrainResult:
     seconds: float
     last: dict[str, float]
     is_main: bool = True  # rank 0 (the process that writes and reports)
+    signal: int = 0  # the signal that interrupted the run (SIGINT, SIGTERM), 0 if none
 
 
 @dataclass(frozen=True)
@@ -86,17 +88,39 @@ def _run(
     precision = resolve_precision(cfg.train.precision, device)
     set_fast_flags(device)  # on a CPU, denormals slowed GAN training 12x
     _seed(cfg.train.seed + ctx.rank)
+    cfg = absolute_paths(cfg)  # config.yaml resumes from any working directory
     lists = dataset or collect(cfg.data)
     trainer = build_trainer(cfg, device, precision, ctx.enabled)
-    step = _restore(trainer, out, resume, device, ctx, cfg.train.seed)
+    _check_folder(out, resume)  # before anything is written; again under the lock
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out / "config.yaml")
-        _write_data_summary(out, lists)
+    # Two trainings in one run folder would interleave states, logs and config (issue 14).
+    lock = exclusive(out / ".lock", f"run folder '{out}'") if ctx.is_main else nullcontext()
+    with lock:
+        step = _restore(trainer, out, resume, device, ctx, cfg.train.seed)
+        if ctx.is_main:
+            save_config(cfg, out / "config.yaml")
+            _write_data_summary(out, lists)
+            trim_log(out, step)  # a run killed after its last checkpoint logged steps past it
+        return _train(cfg, out, lists, trainer, step, hooks, ctx, device, precision)
+
+
+def _train(
+    cfg: TrainConfig,
+    out: Path,
+    lists: DomainLists,
+    trainer: Trainer,
+    step: int,
+    hooks: Hooks,
+    ctx: distributed.DistContext,
+    device: torch.device,
+    precision: str,
+) -> TrainResult:
     logger = RunLogger(out, hooks.say, files=ctx.is_main)
     logger.info(
         f"{cfg.model.arch}: {len(lists.day)} day / {len(lists.night)} night images, "
-        f"{device} {precision}, {ctx.world} process(es), from step {step}"
+        f"{device} {precision}, {ctx.world} process{'es' if ctx.world > 1 else ''}, "
+        f"from step {step}"
     )
     batches = unpaired_batches(
         lists, cfg.data, cfg.train.batch_size, cfg.train.seed, step, ctx.rank, ctx.world
@@ -111,7 +135,8 @@ def _run(
             logger.images(step, *trainer.samples(_to(next(batches), device)))
     distributed.barrier(ctx)
     logger.info(f"stopped at step {step} ({stopped}); state in {out / 'state'}")
-    return TrainResult(out, step, stopped, time.perf_counter() - t0, last, ctx.is_main)
+    seconds = time.perf_counter() - t0
+    return TrainResult(out, step, stopped, seconds, last, ctx.is_main, stop["signal"])
 
 
 def _loop(
@@ -119,7 +144,7 @@ def _loop(
     trainer: Trainer,
     batches: Iterator[dict[str, torch.Tensor]],
     step: int,
-    stop: dict[str, bool],
+    stop: dict[str, int],
     t0: float,
     logger: RunLogger,
     ctx: distributed.DistContext,
@@ -143,8 +168,8 @@ def _loop(
         if step % t.checkpoint_every == 0 and ctx.is_main and step < t.steps:
             save_state(out / "state", step, trainer.state_dict(), t.keep_checkpoints)
         over = budget is not None and time.perf_counter() - t0 > budget
-        if distributed.any_rank(stop["flag"] or over, ctx, device):
-            return step, "interrupted" if stop["flag"] else "time budget", last
+        if distributed.any_rank(bool(stop["signal"]) or over, ctx, device):
+            return step, "interrupted" if stop["signal"] else "time budget", last
     return step, "finished", last
 
 
@@ -166,18 +191,10 @@ def _restore(
     ctx: distributed.DistContext,
     seed: int,
 ) -> int:
-    path = latest_state(out / "state")
+    _check_folder(out, resume)
     if not resume:
-        if path is not None:
-            raise ConfigError(
-                f"run folder '{out}' already holds training state: pass --resume to continue it, "
-                "or choose a new --out",
-                out,
-            )
         return 0
-    if path is None:
-        raise ConfigError(f"nothing to resume: '{out}' holds no training state", out)
-    payload = load_state(path, device)
+    _, payload = load_latest(out / "state", device)
     trainer.load_state_dict(payload["trainer"])
     set_rng_state(payload["rng"])
     step = int(payload["step"])
@@ -186,15 +203,27 @@ def _restore(
     return step
 
 
+def _check_folder(out: Path, resume: bool) -> None:
+    """A fresh run never writes into a folder that holds training state (even state that a
+    damaged pointer hides); a resumed one needs some."""
+    held = holds_state(out / "state")
+    if resume and not held:
+        raise ConfigError(f"nothing to resume: '{out}' holds no training state", out)
+    if not resume and held:
+        raise ConfigError(
+            f"run folder '{out}' already holds training state: pass --resume to continue it, "
+            "or choose a new --out",
+            out,
+        )
+
+
 def resolve_resume_config(out: Path, given: TrainConfig) -> TrainConfig:
     """On --resume the run's own saved config is the base (it holds the data sources); the
     given config must describe the same model."""
-    import yaml
-
     saved_path = out / "config.yaml"
     if not saved_path.is_file():
         raise ConfigError(f"nothing to resume: '{out}' has no config.yaml", out)
-    saved = config_from_data(yaml.safe_load(saved_path.read_text()))
+    saved = load_config(saved_path)
     if saved.model != given.model:
         raise ConfigError(
             f"the config's model ({given.model}) differs from the run's ({saved.model}); "
@@ -237,15 +266,15 @@ def _fingerprints(paths: list[Path]) -> list[str]:
 
 
 @contextlib.contextmanager
-def _stop_on_signals() -> Iterator[dict[str, bool]]:
-    """The first SIGINT/SIGTERM asks the loop to stop after this step and checkpoint; a second
-    SIGINT interrupts at once."""
-    stop = {"flag": False}
+def _stop_on_signals() -> Iterator[dict[str, int]]:
+    """The first SIGINT/SIGTERM asks the loop to stop after this step and checkpoint (the
+    signal is kept in ``["signal"]``); a second SIGINT interrupts at once."""
+    stop = {"signal": 0}
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if stop["flag"] and signum == signal.SIGINT:
+        if stop["signal"] and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        stop["flag"] = True
+        stop["signal"] = signum
         log.warning("stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
 
     previous: dict[signal.Signals, Any] = {}

@@ -47,7 +47,7 @@ def kind_of(path: Path) -> Kind | None:
 def default_output(src: Path, to: str) -> Path:
     """``drive.mp4`` -> ``drive_night.mp4``; ``frames/`` -> ``frames_night/``."""
     if src.is_dir():
-        return src.with_name(f"{src.resolve().name}_{to}")
+        return src.resolve().with_name(f"{src.resolve().name}_{to}")
     return src.with_name(f"{src.stem}_{to}{src.suffix}")
 
 

@@ -20,6 +20,7 @@ class D2NGroup(OneLineErrors, click.Group):
     whose commands are looked up here by string only."""
 
     commands_by_name: ClassVar[dict[str, str]] = {
+        "configs": "d2nvideo.cli.configs:configs",
         "convert": "d2nvideo.cli.convert:convert",
         "evaluate": "d2nvideo.cli.evaluate:evaluate",
         "export": "d2nvideo.training.cli:export",

@@ -135,7 +135,7 @@ frame_file_options = option_group(
 
 
 def _dedupe(dedupe: bool, dedupe_threshold: float) -> float | None:
-    return dedupe_threshold if dedupe else None
+    return dedupe_threshold / 100 if dedupe else None
 
 
 dedupe_options = option_group(
@@ -145,13 +145,16 @@ dedupe_options = option_group(
             is_flag=True,
             help="Drop near-duplicates of the previous kept frame (a car stopped at a light): "
             "compares 64x36 grayscale thumbnails and drops a frame whose mean absolute "
-            "difference is below --dedupe-threshold.",
+            "difference, relative to the picture's contrast, is below --dedupe-threshold.",
         ),
         click.option(
             "--dedupe-threshold",
-            type=click.FloatRange(0),
-            default=3.0,
-            help="Mean absolute thumbnail difference (0-255) under which a frame is a duplicate.",
+            type=click.FloatRange(0, 1000),
+            default=6.0,
+            callback=finite,
+            help="Mean absolute thumbnail difference, in percent of the thumbnail's contrast "
+            "(its standard deviation), under which a frame is a duplicate; relative, so dim "
+            "night footage is judged like day footage.",
         ),
     ],
     ("dedupe", "dedupe_threshold"),
@@ -211,19 +214,24 @@ def extract(
 
 
 def _run(inputs: list[Path], output: Path, opts: ExtractOptions, quiet: bool) -> None:
-    from ..data.extract import extract_all, find_videos, plan, planned_frames
+    from ..data.extract import extract_all, find_videos, plan, planned_frames, read_manifest
     from ..errors import InputError
     from ..fileio import sigterm_as_interrupt
 
     videos = find_videos(inputs)
     if not videos:
         raise InputError("no video files found in the inputs")
+    read_manifest(output / "manifest.csv")  # a foreign one is refused before any work
     plans = plan(videos)
     total = planned_frames(plans, opts.sampling)
+    several = len(videos) > 1  # one video's failure is the final error line itself
+
+    def on_error(video: Path, why: str) -> None:
+        if several:
+            click.echo(f"error: {why}", err=True)
+
     with sigterm_as_interrupt(), progress_bar(total, "extract", quiet) as advance:
-        result = extract_all(
-            plans, output, opts, advance, lambda video, why: click.echo(f"error: {why}", err=True)
-        )
+        result = extract_all(plans, output, opts, advance, on_error)
     failed = result.failed or []
     extra = f", {result.duplicates} near-duplicates dropped" if opts.dedupe is not None else ""
     click.echo(
@@ -231,4 +239,8 @@ def _run(inputs: list[Path], output: Path, opts: ExtractOptions, quiet: bool) ->
         f"{len(videos) - len(failed)} of {len(videos)} videos -> {output}"
     )
     if failed:
-        raise InputError(f"{len(failed)} of {len(videos)} videos could not be read")
+        raise InputError(failed[0][1] if not several else _failed(len(failed), len(videos)))
+
+
+def _failed(failed: int, videos: int) -> str:
+    return f"{failed} of {videos} videos could not be read"

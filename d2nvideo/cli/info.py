@@ -21,7 +21,7 @@ def info(input_path: Path, as_json: bool) -> None:
     from ..data.scoring import guess_file
     from ..video.probe import probe
 
-    video = probe(input_path)
+    video = probe(input_path, salvage=True)  # a truncated file is described, not refused
     guessed = guess_file(input_path)
     data = {**video.to_json(), **dataclasses.asdict(guessed)}
     if as_json:
@@ -48,12 +48,16 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
         ("duration", f"{data['duration']:.2f} s"),
         ("frames", f"{data['frames']}" + ("" if data["frames_exact"] else " (estimated)")),
         ("rotation", f"{data['rotation']} deg"),
+        ("colour", "HDR (PQ/HLG or BT.2020)" if _hdr(data["color"]) else "SDR"),
         (
             "looks like",
             f"{data['looks_like']} (sky score {data['sky_score']}, mean "
             f"brightness {data['brightness']})",
         ),
     ]
+    if data["index_end"] and data["index_end"] > data["size"]:
+        missing = data["index_end"] - data["size"]
+        rows.append(("truncated", f"yes: {missing:,} bytes its index lists are missing"))
     for s in data["streams"]:
         if s["type"] == "video":
             continue
@@ -65,3 +69,9 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append((f"{s['type']} #{s['index']}", detail))
     rows += [(f"tag {key}", str(value)) for key, value in data["metadata"].items()]
     return rows
+
+
+def _hdr(color: dict[str, int]) -> bool:
+    from ..video.probe import Color
+
+    return Color(**color).hdr

@@ -12,7 +12,7 @@ from ..choices import ScoreMethod
 from ..errors import UsageError
 from .options import choice, quiet_option
 from .progress import progress_bar
-from .shell import CONTEXT, INPUT, OUTPUT
+from .shell import CONTEXT, INPUT, OUTPUT, interrupted_keeps
 
 if TYPE_CHECKING:
     from ..data.relabel import RelabelResult
@@ -77,7 +77,9 @@ if TYPE_CHECKING:
     "--workers", type=click.IntRange(1), default=os.cpu_count() or 1, help="Decoding processes."
 )
 @quiet_option
+@click.pass_context
 def relabel(
+    ctx: click.Context,
     nexet: Path | None,
     bdd: Path | None,
     images: Path | None,
@@ -96,12 +98,17 @@ def relabel(
     labelled folders in; labels.csv, cleaned train/test lists (train_day.txt ...) and
     histograms out. An interrupted run resumes."""
     from ..data.relabel import relabel as run
+    from ..fileio import sigterm_as_interrupt
 
     sources = _sources(nexet, bdd, images, folders)
     if not sources.items:
         raise UsageError("the source lists no images")
     thresholds = _thresholds(method, night_max, day_min)
-    with progress_bar(len(sources.items), "relabel", quiet, unit="images") as advance:
+    interrupted_keeps(ctx, "interrupted: the scores so far were saved; run again to resume")
+    with (
+        sigterm_as_interrupt(),
+        progress_bar(len(sources.items), "relabel", quiet, unit="images") as advance,
+    ):
         result = run(
             sources, output, method, thresholds, auto_thresholds, split, seed, workers, advance
         )

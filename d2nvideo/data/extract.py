@@ -8,7 +8,9 @@ skips frames already written. Sparse sampling seeks instead of decoding everythi
 from __future__ import annotations
 
 import csv
+import logging
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +19,11 @@ import cv2
 import numpy as np
 
 from ..choices import ImageFormat, ScoreMethod
-from ..errors import D2NError, PathError
+from ..errors import D2NError, InputError, PathError
 from ..fileio import atomic_output
 from ..images import write_image
 from ..video.decode import frames_at
-from ..video.geometry import compare_thumb, fit_within, thumb_difference, upright
+from ..video.geometry import compare_thumb, fit_within, relative_difference, upright
 from ..video.probe import VideoInfo, probe
 from .scoring import DEFAULT_THRESHOLDS, score_image
 
@@ -41,6 +43,7 @@ VIDEO_SUFFIXES = (
     ".mpg",
     ".mpeg",
 )
+log = logging.getLogger(__name__)
 MANIFEST_COLUMNS = ("file", "source", "pts_seconds", "width", "height", "brightness", "label")
 
 
@@ -61,7 +64,7 @@ class ExtractOptions:
     max_side: int | None = None  # or: longer side at most this, aspect kept
     fmt: ImageFormat = "jpg"
     quality: int = 95  # JPEG quality
-    dedupe: float | None = None  # drop frames within this mean abs. thumbnail difference
+    dedupe: float | None = None  # drop frames whose thumbnail differs by less (share of contrast)
     classify: bool = False  # write into day/, night/, ambiguous/
     method: ScoreMethod = "sky"  # the relabeler's scorer for brightness and label
 
@@ -126,24 +129,42 @@ def extract_video(
     result: ExtractResult,
     on_frame: Callable[[int], None],
 ) -> None:
-    """Extract one video's frames into ``out``; add their manifest rows to ``rows``."""
+    """Extract one video's frames into ``out``; add their manifest rows to ``rows``. A video
+    that yields no frame at all (a still image, ``start`` past its end) is an InputError."""
     times = sample_times(info, opts.sampling)
+    if not times:
+        raise InputError(_nothing_to_sample(path, info, opts.sampling), path)
     previous: np.ndarray | None = None
-    done = 0
+    done = kept = 0
     for frame in frames_at(path, times):
         done += 1
         on_frame(1)
         image = _resize(np.ascontiguousarray(upright(frame.image, info.rotation)), opts)
         if opts.dedupe is not None:
             thumb = compare_thumb(image)
-            if previous is not None and thumb_difference(thumb, previous) < opts.dedupe:
+            if previous is not None and relative_difference(thumb, previous) < opts.dedupe:
                 result.duplicates += 1
                 continue
             previous = thumb
+        kept += 1
         name = frame_name(path.stem, frame.time - info.start_time, opts.fmt)
         row = _save(image, name, out, opts, result)
         rows[row["file"]] = {**row, "source": str(path), "pts_seconds": f"{frame.time:.6f}"}
     on_frame(len(times) - done)  # frames past a short video's real end
+    if not done:
+        raise InputError(f"'{path}' has no decodable frame at the sampled times", path)
+    if opts.dedupe is not None and kept == 1 and done > 1:
+        log.warning(
+            "'%s': --dedupe kept 1 of %d frames; if they differ, lower --dedupe-threshold",
+            path.name,
+            done,
+        )
+
+
+def _nothing_to_sample(path: Path, info: VideoInfo, s: Sampling) -> str:
+    if info.still:
+        return f"'{path}' is a still image, not a video: there are no frames to extract"
+    return f"'{path}' has no frames to extract from {s.start:g} s: it lasts {info.duration:.2f} s"
 
 
 def _save(
@@ -169,10 +190,25 @@ def _save(
 
 
 def read_manifest(path: Path) -> dict[str, dict[str, str]]:
-    if not path.is_file():
+    """The rows of an earlier run's manifest.csv (none if there is none, or an empty one that
+    an older d2nvideo left); PathError for a file of that name that d2nvideo did not write,
+    which is left as it is."""
+    if not os.path.lexists(path) or (path.is_file() and path.stat().st_size == 0):
         return {}
-    with path.open(newline="") as fh:
-        return {row["file"]: row for row in csv.DictReader(fh)}
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames != list(MANIFEST_COLUMNS):
+                raise PathError(_foreign_manifest(path, "its header is not a manifest's"), path)
+            return {row["file"]: row for row in reader if row.get("file")}
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise PathError(_foreign_manifest(path, str(exc)[:120]), path) from exc
+
+
+def _foreign_manifest(path: Path, why: str) -> str:
+    return (
+        f"'{path}' is not a manifest that d2nvideo wrote ({why}); move it away or choose another -o"
+    )
 
 
 def write_manifest(path: Path, rows: dict[str, dict[str, str]]) -> None:
@@ -186,12 +222,17 @@ Plan = tuple[Path, VideoInfo | str]  # a video and its probe, or why it cannot b
 
 
 def plan(videos: list[Path]) -> list[Plan]:
+    """Probe every video; a truncated one (a dashcam that lost power) gives what it holds."""
     plans: list[Plan] = []
     for video in videos:
         try:
-            plans.append((video, probe(video)))
+            info = probe(video, salvage=True)
         except D2NError as exc:
             plans.append((video, str(exc)))
+            continue
+        if info.missing_bytes:
+            log.warning("'%s' is truncated: extracting the frames it holds", video)
+        plans.append((video, info))
     return plans
 
 
@@ -208,10 +249,11 @@ def extract_all(
     on_error: Callable[[Path, str], None],
 ) -> ExtractResult:
     """Extract every planned video; a failing one is reported through ``on_error`` and the
-    others go on. The manifest is written even when the run is interrupted."""
-    out.mkdir(parents=True, exist_ok=True)
+    others go on. The manifest is written even when the run is interrupted, and not at all
+    (nor the folder) when there is nothing to list."""
     manifest = out / "manifest.csv"
     rows = read_manifest(manifest)
+    listed = bool(rows)
     result = ExtractResult(failed=[])
     failed: list[tuple[Path, str]] = []
     try:
@@ -225,5 +267,7 @@ def extract_all(
                 on_error(video, str(exc))
     finally:
         result.failed = failed
-        write_manifest(manifest, rows)
+        if rows or listed:
+            out.mkdir(parents=True, exist_ok=True)
+            write_manifest(manifest, rows)
     return result

@@ -159,7 +159,7 @@ def guess_file(path: Path, samples: int = GUESS_SAMPLES) -> Guess:
         return guess([im for im in map(_readable, picked) if im is not None])
     if is_image(path):
         return guess([read_image(path)])
-    info = probe(path)
+    info = probe(path, salvage=True)  # guessed from the frames that are there
     span = max(info.duration, 0.0)
     times = [info.start_time + span * (i + 0.5) / samples for i in range(samples)]
     return guess([f.image for f in frames_at(path, times)])

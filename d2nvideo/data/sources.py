@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from ..fileio import require_file
 from ..images import list_images
 
 NORMAL = {
@@ -53,10 +54,17 @@ def from_nexet(csv_path: Path, images: Path) -> Sources:
 
 def from_bdd(json_path: Path, images: Path) -> Sources:
     """BDD100K labels: a JSON list of {name, attributes: {timeofday, ...}}."""
+    require_file(json_path, "BDD100K labels")
     try:
         frames = json.loads(json_path.read_text())
+    except RecursionError:  # json.loads recurses once per nesting level
+        raise InputError(
+            f"BDD100K labels '{json_path}' are nested too deeply to be a label file", json_path
+        ) from None
     except (OSError, ValueError) as exc:
-        raise InputError(f"BDD100K labels '{json_path}' are not readable JSON: {exc}") from exc
+        raise InputError(
+            f"BDD100K labels '{json_path}' are not readable JSON: {exc}", json_path
+        ) from exc
     if not isinstance(frames, list):
         raise InputError(f"BDD100K labels '{json_path}' must be a JSON list of frames", json_path)
     out = Sources()
@@ -78,8 +86,9 @@ def from_folders(folders: dict[str, Path]) -> Sources:
 
 
 def _read_table(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"label file '{path}' does not exist", path)
+    require_file(path, "label file")
     try:
         with path.open(newline="") as fh:
             reader = csv.DictReader(fh)

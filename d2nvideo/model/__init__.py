@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Any
 
 from .cyclegan import CycleGANConfig, CycleGANGenerator
@@ -17,16 +18,31 @@ _ARCHS: dict[str, tuple[type, type]] = {
 
 
 def config_from_dict(data: dict[str, Any]) -> ModelConfig:
-    """Rebuild a model config from plain data; raises ValueError naming a bad key or value."""
+    """Rebuild a model config from plain data; raises ValueError naming a bad key or value
+    (of the wrong type too: ``width: "four"`` is refused here, before any comparison)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"a model config must be a mapping of keys, not {data!r:.60}")
     arch = data.get("arch")
-    if arch not in _ARCHS:
+    if not isinstance(arch, str) or arch not in _ARCHS:
         raise ValueError(f"unknown architecture {arch!r}; expected one of {sorted(_ARCHS)}")
     cls = _ARCHS[arch][0]
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(f"unknown {arch} model key(s): {', '.join(unknown)}")
+        raise ValueError(f"unknown {arch} model key(s): {', '.join(map(str, unknown))}")
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        _check_type(key, value, hints[key])
     return cls(**data)  # type: ignore[no-any-return]
+
+
+def _check_type(key: str, value: object, kind: Any) -> None:
+    """``value`` is of the field's type: an int (not a bool) for int fields, else a string."""
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{key} must be an integer, got {value!r}")
+    elif not isinstance(value, str):
+        raise ValueError(f"{key} must be a string, got {value!r}")
 
 
 def build_generator(cfg: ModelConfig) -> Generator:

@@ -35,19 +35,35 @@ class Frame:
         return float(self.pts * self.time_base)
 
 
+@dataclass
+class Salvage:
+    """What a salvaging decode (``decode_frames(..., salvage=Salvage())``) could not decode:
+    packets that failed, frames missing against the container's count, the first reason."""
+
+    lost: int = 0
+    reason: str = ""
+
+    def failed(self, exc: Exception) -> None:
+        self.lost += 1
+        self.reason = self.reason or _reason(exc)
+
+
 def decode_frames(
     path: Path,
     start: float = 0.0,
     duration: float | None = None,
     expect_frames: int | None = None,
     hwaccel: str | None = None,
+    salvage: Salvage | None = None,
 ) -> Iterator[Frame]:
     """Yield the frames of ``path`` whose time lies in ``[start, start + duration)``.
 
     Seeks to the keyframe before ``start`` and decodes forward (FFmpeg picks the threads). If
     ``expect_frames`` is given (the container's exact count, for a whole-file decode) and the
     file ends early, the file is truncated and InputError is raised rather than a short output.
-    ``hwaccel`` ("cuda") decodes with NVDEC where available (see ``open_input``).
+    ``hwaccel`` ("cuda") decodes with NVDEC where available (see ``open_input``). With
+    ``salvage`` a corrupt packet or a file cut short is not an error: what decodes is yielded
+    and the losses are counted in ``salvage`` (a dashcam that lost power mid-write).
     """
     container = open_input(path, hwaccel)
     try:
@@ -58,7 +74,7 @@ def decode_frames(
             container.seek(int(start / tb), stream=vs, backward=True)
         end = None if duration is None else start + duration
         count = 0
-        for frame in _decoded(container, vs, path, tb):
+        for frame in _decoded(container, vs, path, tb, salvage):
             t = float(frame.pts * tb)
             if t < start - 1e-6:
                 continue
@@ -66,36 +82,67 @@ def decode_frames(
                 break
             yield Frame(frame.to_ndarray(format="rgb24"), frame.pts, tb, count, frame.duration or 0)
             count += 1
-        _check_count(path, count, expect_frames)
+        _check_count(path, count, expect_frames, salvage)
     finally:
         container.close()
 
 
-def _check_count(path: Path, count: int, expected: int | None) -> None:
+def _check_count(path: Path, count: int, expected: int | None, salvage: Salvage | None) -> None:
     # Containers' counts can exceed what decodes by a frame or two (edit lists); a file cut
     # short loses far more.
     if expected is not None and count < expected - max(2, expected // 200):
-        raise InputError(
-            f"'{path}' is truncated or corrupt: decoded {count} of {expected} frames", path
-        )
+        if salvage is None:
+            raise InputError(
+                f"'{path}' is truncated or corrupt: decoded {count} of {expected} frames", path
+            )
+        salvage.lost = max(salvage.lost, expected - count)
     if count == 0:
         raise InputError(f"'{path}' has no frames in the requested range", path)
 
 
-def _decoded(container: Any, vs: Any, path: Path, tb: Fraction) -> Iterator[Any]:
+def _decoded(
+    container: Any, vs: Any, path: Path, tb: Fraction, salvage: Salvage | None = None
+) -> Iterator[Any]:
     """Decoded frames with a pts on each (synthesised from the rate where the file has none)."""
-    import av
-
     step = max(1, round(1 / (float(vs.average_rate or vs.guessed_rate or 30) * tb)))
     last = None
+    frames = _strict(container, vs, path) if salvage is None else _tolerant(container, vs, salvage)
+    for frame in frames:
+        if frame.pts is None:
+            frame.pts = 0 if last is None else last + step
+        last = frame.pts
+        yield frame
+
+
+def _strict(container: Any, vs: Any, path: Path) -> Iterator[Any]:
+    import av
+
     try:
-        for frame in container.decode(vs):
-            if frame.pts is None:
-                frame.pts = 0 if last is None else last + step
-            last = frame.pts
-            yield frame
+        yield from container.decode(vs)
     except av.error.FFmpegError as exc:
         raise InputError(f"'{path}' is corrupt: {_reason(exc)}", path) from exc
+
+
+def _tolerant(container: Any, vs: Any, salvage: Salvage) -> Iterator[Any]:
+    """Decode packet by packet, skipping those that fail; a container that cannot be read
+    further ends the stream."""
+    import av
+
+    packets = container.demux(vs)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except av.error.FFmpegError as exc:
+            salvage.failed(exc)
+            return
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError as exc:
+            salvage.failed(exc)
+            continue
+        yield from frames
 
 
 def keyframe_times(vs: Any, tb: Fraction) -> list[float] | None:

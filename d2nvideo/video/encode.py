@@ -1,24 +1,41 @@
-"""Encode frames into a new file that keeps the source's timing, rotation, metadata and its
-audio and subtitle streams (copied packet for packet, never re-encoded)."""
+"""Encode frames into a new file that keeps the source's timing, rotation, metadata, colour tags
+(HDR) and its audio and subtitle streams (see streams.py). Options that cannot work are refused
+before any frame is encoded (``check_encode``)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import UsageError
+from ..fileio import output_name
 from .decode import Frame
-from .probe import VideoInfo, open_input
+from .probe import VideoInfo, warn_if_hdr
+from .streams import StreamCopier, supported_codecs
 
 log = logging.getLogger(__name__)
 
 CODECS_BY_SUFFIX = {".webm": "libvpx-vp9"}
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
+STILL_SUFFIXES = ("png", "jpg", "jpeg", "bmp", "webp", "tif", "tiff")
 # Container-level tags that the muxer writes itself; copying them would mislabel the output.
 _MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "creation_time"}
 
@@ -54,12 +71,105 @@ def usable_codec(codec: str, width: int, height: int) -> str:
 
 
 def check_codec(name: str) -> None:
+    """``name`` is a video encoder of this PyAV build (not an audio one like aac)."""
     import av
 
     try:
-        av.codec.Codec(name, "w")
+        codec = av.codec.Codec(name, "w")
     except Exception as exc:
         raise UsageError(f"codec '{name}' is not available in this PyAV build", name) from exc
+    if codec.type != "video":
+        raise UsageError(f"codec '{name}' is an {codec.type} encoder, not a video one", name)
+
+
+def check_encode(path: Path, settings: EncodeSettings) -> None:
+    """Everything about an output video that can be refused before any work: the container
+    (from the suffix), the codec and whether the container takes it, the preset and the
+    pixel format. Raises UsageError naming the option."""
+    import av
+
+    path = output_name(path)  # encode_frames sees the temporary file: speak of the output
+    format_name = output_format(path)
+    name = codec_for(path, settings)
+    check_codec(name)
+    codec = av.codec.Codec(name, "w")
+    if not ({name, codec.canonical_name} & supported_codecs(format_name)):
+        raise UsageError(
+            f"codec '{name}' cannot go into a {path.suffix} file; for {path.suffix} leave "
+            "--codec out, or choose another suffix",
+            name,
+        )
+    if name in ("libx264", "libx265") and settings.preset not in (None, *X264_PRESETS):
+        raise UsageError(
+            f"preset '{settings.preset}' is not an {name} preset: one of {', '.join(X264_PRESETS)}",
+            settings.preset,
+        )
+    if settings.pix_fmt:
+        _check_pix_fmt(settings.pix_fmt, codec)
+
+
+def _check_pix_fmt(pix_fmt: str, codec: Any) -> None:
+    import av
+
+    try:
+        av.VideoFormat(pix_fmt)
+    except (ValueError, TypeError):
+        raise UsageError(
+            f"pixel format '{pix_fmt}' does not exist (try yuv420p)", pix_fmt
+        ) from None
+    takes = [f.name for f in codec.video_formats or []]
+    if takes and pix_fmt not in takes:
+        raise UsageError(
+            f"codec '{codec.name}' cannot encode pixel format '{pix_fmt}'; it takes "
+            f"{', '.join(takes[:8])}",
+            pix_fmt,
+        )
+
+
+@lru_cache(maxsize=1)
+def _muxers_by_suffix() -> dict[str, str]:
+    import av
+
+    found: dict[str, str] = {}
+    for name in sorted(av.formats_available):
+        try:
+            fmt = av.format.ContainerFormat(name, "w")
+        except (ValueError, TypeError):
+            continue
+        for ext in fmt.extensions or ():
+            found.setdefault(ext, name)
+    found.update({"mp4": "mp4", "mkv": "matroska", "ts": "mpegts", "m4v": "mp4"})
+    return found
+
+
+def output_format(path: Path) -> str:
+    """The muxer FFmpeg picks for a video output named ``path``, or UsageError: no suffix, a
+    suffix no muxer knows, or an image or GIF (which another command writes)."""
+    suffix = path.suffix.lower().lstrip(".")
+    if not suffix:
+        raise UsageError(
+            f"output '{path}' has no suffix: name a video file, e.g. .mp4, .mkv or .webm", path
+        )
+    if suffix in STILL_SUFFIXES:
+        raise UsageError(
+            f"output '{path}' is an image, but the input is a video: 'd2nvideo preview --at "
+            "SECONDS' shows one frame, 'd2nvideo extract' writes frames",
+            path,
+        )
+    if suffix == "gif":
+        raise UsageError(
+            f"output '{path}' is a GIF: 'd2nvideo preview -o {path.name}' makes an animated "
+            "comparison; convert writes video files (.mp4, .mkv, .webm)",
+            path,
+        )
+    format_name = _muxers_by_suffix().get(suffix)
+    if format_name is None:
+        raise UsageError(
+            f"output '{path}': '.{suffix}' is not a video format FFmpeg writes; use .mp4, .mkv, "
+            ".mov, .webm or .ts",
+            path,
+        )
+    return format_name
 
 
 def _codec_options(codec: str, settings: EncodeSettings) -> dict[str, str]:
@@ -88,9 +198,25 @@ def _codec_options(codec: str, settings: EncodeSettings) -> dict[str, str]:
 
 def _pix_fmt(codec: str, width: int, height: int, settings: EncodeSettings) -> str:
     if settings.pix_fmt:
+        _check_subsampling(settings.pix_fmt, width, height)
         return settings.pix_fmt
     # 4:2:0 needs even sides; an odd-sized source keeps its exact size in 4:4:4 instead.
     return "yuv444p" if width % 2 or height % 2 else "yuv420p"
+
+
+def _check_subsampling(pix_fmt: str, width: int, height: int) -> None:
+    """4:2:0 needs even sides, 4:2:2 an even width."""
+    import av
+
+    fmt = av.VideoFormat(pix_fmt)
+    odd_w = width % 2 and fmt.chroma_width(width) != width
+    odd_h = height % 2 and fmt.chroma_height(height) != height
+    if odd_w or odd_h:
+        raise UsageError(
+            f"pixel format '{pix_fmt}' needs even sides, but the frames are {width}x{height}: "
+            "leave --pix-fmt out (yuv444p is chosen for odd sizes)",
+            pix_fmt,
+        )
 
 
 def encode_frames(
@@ -109,9 +235,9 @@ def encode_frames(
     """
     import av
 
-    codec = usable_codec(codec_for(path, settings), source.width, source.height)
+    codec = _prepare(path, source, settings)
     out = av.open(str(path), "w")
-    copier: _StreamCopier | None = None
+    copier: StreamCopier | None = None
     count = 0
     try:
         vs, offset = None, 0
@@ -126,7 +252,7 @@ def encode_frames(
         if vs is not None:
             _mux(out, vs.encode(), None)
         if copier is not None:
-            copier.copy_until(float("inf"))
+            copier.finish()
     finally:
         if copier is not None:
             copier.close()
@@ -134,15 +260,22 @@ def encode_frames(
     return count
 
 
+def _prepare(path: Path, source: VideoInfo, settings: EncodeSettings) -> str:
+    """Refuse what cannot work, warn about HDR input, and pick the encoder that opens here."""
+    check_encode(path, settings)
+    warn_if_hdr(source)
+    return usable_codec(codec_for(path, settings), source.width, source.height)
+
+
 def _open_copier(
     source: VideoInfo, out: Any, start: float, end: float | None, first: Frame
-) -> _StreamCopier | None:
+) -> StreamCopier | None:
     # A whole-file copy keeps everything, priming packets with pts < 0 included.
     window_start = start if start > 0 else float("-inf")
-    return _StreamCopier.open(source, out, window_start, end, first.time if start else 0)
+    return StreamCopier.open(source, out, window_start, end, first.time if start else 0)
 
 
-def _mux(out: Any, packets: Iterable[Any], copier: _StreamCopier | None) -> None:
+def _mux(out: Any, packets: Iterable[Any], copier: StreamCopier | None) -> None:
     """Mux video packets, and before each the source's other packets up to its time."""
     for packet in packets:
         out.mux(packet)
@@ -172,6 +305,10 @@ def _add_video_stream(
     vs.codec_context.time_base = source.time_base
     if source.rotation:
         vs.set_display_rotation(source.rotation)
+    if source.color.hdr:  # PQ/HLG values shown as SDR look washed out: keep the tags
+        cc, color = vs.codec_context, source.color
+        cc.color_primaries, cc.color_trc = color.primaries, color.trc
+        cc.colorspace, cc.color_range = color.space, color.range
     return vs
 
 
@@ -179,82 +316,3 @@ def _copy_metadata(out: Any, source: VideoInfo) -> None:
     for key, value in source.metadata.items():
         if key not in _MUXER_TAGS:
             out.metadata[key] = value
-
-
-class _StreamCopier:
-    """Feeds the source's audio and subtitle packets to the output up to a given time."""
-
-    def __init__(
-        self,
-        src: Any,
-        out: Any,
-        mapping: dict[int, Any],
-        window: tuple[float, float | None],
-        offset_s: float,
-    ) -> None:
-        self.src = src
-        self.out = out
-        self.mapping = mapping
-        self.window = window
-        self.offset_s = offset_s
-        self.packets: Iterator[Any] = src.demux([src.streams[i] for i in mapping])
-        self.pending: Any = None
-
-    @classmethod
-    def open(
-        cls, source: VideoInfo, out: Any, start: float, end: float | None, offset_s: float
-    ) -> _StreamCopier | None:
-        """A copier for every audio and subtitle stream the output container can hold; None
-        when there is nothing to copy."""
-        import av
-
-        src = open_input(source.path)
-        mapping = {}
-        for s in src.streams:
-            if s.type not in ("audio", "subtitle"):
-                continue
-            name = s.codec_context.name if s.codec_context else None
-            if name not in out.supported_codecs:
-                log.warning(
-                    "%s stream %d (%s) cannot go into %s; left out",
-                    s.type,
-                    s.index,
-                    name,
-                    out.format.name,
-                )
-                continue
-            mapping[s.index] = out.add_stream_from_template(s)
-        if not mapping:
-            src.close()
-            return None
-        if start > 0:
-            src.seek(int(start * av.time_base), backward=True)
-        return cls(src, out, mapping, (start, end), offset_s)
-
-    def copy_until(self, t: float) -> None:
-        """Mux every pending packet whose presentation time is at most ``t`` seconds."""
-        start, end = self.window
-        while True:
-            pkt = self.pending or next(self.packets, None)
-            self.pending = None
-            if pkt is None:
-                return
-            if pkt.dts is None or pkt.pts is None:  # the demuxer's end-of-stream flush packet
-                continue
-            pt = float(pkt.pts * pkt.time_base)
-            if pt > t:
-                self.pending = pkt
-                return
-            if pt >= start - 1e-6 and (end is None or pt < end):
-                self._mux(pkt)
-
-    def _mux(self, pkt: Any) -> None:
-        if self.offset_s:
-            shift = round(Fraction(self.offset_s) / pkt.time_base)
-            pkt.pts -= shift
-            pkt.dts -= shift
-        pkt.stream = self.mapping[pkt.stream.index]
-        self.out.mux(pkt)
-
-    def close(self) -> None:
-        self.src.close()

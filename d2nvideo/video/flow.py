@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 FLOW_MAX_SIDE = 480
+FLOW_MIN_SIDE = 16  # DIS refuses smaller images (its patches): tiny frames are enlarged
 
 
 def gray(image: np.ndarray) -> np.ndarray:
@@ -31,12 +32,13 @@ class FlowEstimator:
         """Flow from grayscale ``a`` to ``b`` (same size), at their full size."""
         h, w = a.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
-        if scale < 1.0:
-            size = (max(8, round(w * scale)), max(8, round(h * scale)))
+        size = (max(FLOW_MIN_SIDE, round(w * scale)), max(FLOW_MIN_SIDE, round(h * scale)))
+        resized = size != (w, h)
+        if resized:
             a = cv2.resize(a, size, interpolation=cv2.INTER_AREA)
             b = cv2.resize(b, size, interpolation=cv2.INTER_AREA)
         flow = self.dis.calc(a, b, None)
-        if scale < 1.0:
+        if resized:
             sx, sy = w / flow.shape[1], h / flow.shape[0]
             flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
             flow[..., 0] *= sx
@@ -69,7 +71,15 @@ def occlusion(fw: np.ndarray, bw: np.ndarray) -> np.ndarray:
     fb = ((fw + bw_w) ** 2).sum(-1)
     mag = (fw**2).sum(-1) + (bw_w**2).sum(-1)
     inconsistent = fb > 0.01 * mag + 0.5
-    du_y, du_x = np.gradient(fw[..., 0])
-    dv_y, dv_x = np.gradient(fw[..., 1])
+    du_y, du_x = _gradient(fw[..., 0])
+    dv_y, dv_x = _gradient(fw[..., 1])
     boundary = (du_x**2 + du_y**2 + dv_x**2 + dv_y**2) > 0.01 * (fw**2).sum(-1) + 0.002
     return inconsistent | boundary | ~inside
+
+
+def _gradient(field: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.gradient`` along y and x, zero along a side of one pixel (which has none)."""
+    h, w = field.shape
+    dy = np.gradient(field, axis=0) if h > 1 else np.zeros_like(field)
+    dx = np.gradient(field, axis=1) if w > 1 else np.zeros_like(field)
+    return dy, dx

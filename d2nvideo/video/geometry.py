@@ -41,3 +41,14 @@ def compare_thumb(image: np.ndarray) -> np.ndarray:
 def thumb_difference(a: np.ndarray, b: np.ndarray) -> float:
     """Mean absolute difference (0-255) of two :func:`compare_thumb` thumbnails."""
     return float(np.abs(a - b).mean())
+
+
+MIN_CONTRAST = 4.0  # grey levels: the contrast floor, so noise on a black frame is not motion
+
+
+def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """:func:`thumb_difference` as a share of the thumbnails' contrast (their larger standard
+    deviation): 0.1 is a change of a tenth of what the picture spans, whether it is a bright
+    day or a dim night (where an oncoming car moves few grey levels)."""
+    contrast = max(float(a.std()), float(b.std()), MIN_CONTRAST)
+    return thumb_difference(a, b) / contrast

@@ -24,6 +24,21 @@ class StreamInfo:
 
 
 @dataclass(frozen=True)
+class Color:
+    """The video's colour tags, as FFmpeg's enum values (2 = unspecified, 0 range unknown)."""
+
+    primaries: int = 2
+    trc: int = 2  # transfer characteristic: 16 PQ (SMPTE ST 2084), 18 HLG (ARIB STD-B67)
+    space: int = 2  # the YUV matrix
+    range: int = 0  # 1 limited (tv), 2 full (pc)
+
+    @property
+    def hdr(self) -> bool:
+        """PQ or HLG transfer, or BT.2020 primaries: not the SDR video the model learned on."""
+        return self.trc in (16, 18) or self.primaries == 9
+
+
+@dataclass(frozen=True)
 class VideoInfo:
     """One video file, as d2nvideo needs it. ``frames`` is exact when ``frames_exact``."""
 
@@ -44,10 +59,20 @@ class VideoInfo:
     video_index: int
     streams: tuple[StreamInfo, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict)
+    still: bool = False  # a still image (PNG, JPEG...) that FFmpeg reads as one frame
+    color: Color = field(default_factory=lambda: Color())
+    size: int = 0  # bytes on disk
+    index_end: int | None = None  # byte where the container's index says the last sample ends
 
     @property
     def audio(self) -> list[StreamInfo]:
         return [s for s in self.streams if s.type == "audio"]
+
+    @property
+    def missing_bytes(self) -> int:
+        """Bytes the index lists beyond the end of the file: > 0 when it was cut short (a
+        dashcam that lost power mid-write)."""
+        return max(0, self.index_end - self.size) if self.index_end else 0
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -114,30 +139,33 @@ def video_stream(container: Any, path: Path) -> Any:
     return container.streams.video[0]
 
 
-def probe(path: Path) -> VideoInfo:
+def probe(path: Path, salvage: bool = False) -> VideoInfo:
     """Describe ``path``; decodes the first frame to check it really decodes and to read its
-    rotation. Raises InputError for anything that is not a decodable video."""
+    rotation. Raises InputError for anything that is not a decodable video, and for a file cut
+    short (its index lists samples past its end) unless ``salvage``: refused at once rather
+    than after decoding everything that is there."""
 
     with open_input(path) as container:
         vs = video_stream(container, path)
+        size, end = path.stat().st_size, _index_end(container)
+        if end is not None and end > size and not salvage:
+            raise InputError(truncation_message(path, size, end), path)
         first = _first_frame(container, vs, path)
         tb = vs.time_base or Fraction(1, 90000)
         fps = vs.average_rate or vs.guessed_rate or Fraction(30)
         duration = _duration(container, vs, tb)
         exact = bool(vs.frames)
-        frames = int(vs.frames) if exact else max(1, round(duration * float(fps)))
-        cc = vs.codec_context
-        return VideoInfo(
+        info = VideoInfo(
             path=path,
             format=container.format.name,
-            codec=cc.name,
+            codec=vs.codec_context.name,
             width=first.width,
             height=first.height,
             pix_fmt=first.format.name,
             fps=Fraction(fps),
             time_base=Fraction(tb),
             duration=duration,
-            frames=frames,
+            frames=int(vs.frames) if exact else max(1, round(duration * float(fps))),
             frames_exact=exact,
             rotation=round(first.rotation or 0),
             start_time=float(vs.start_time * tb) if vs.start_time is not None else 0.0,
@@ -145,6 +173,62 @@ def probe(path: Path) -> VideoInfo:
             video_index=vs.index,
             streams=tuple(_stream_info(s) for s in container.streams),
             metadata=dict(container.metadata),
+            still=_is_still(container.format.name),
+            color=_color(first),
+            size=size,
+            index_end=end,
+        )
+    return info
+
+
+def truncation_message(path: Path, size: int, index_end: int) -> str:
+    share = 100 * (index_end - size) / index_end
+    return (
+        f"'{path}' is truncated: its index runs to byte {index_end:,} but the file ends at "
+        f"{size:,} ({share:.0f}% missing); --salvage converts the frames that are there"
+    )
+
+
+def _is_still(format_name: str) -> bool:
+    """Image demuxers: image2 (numbered files) and the *_pipe readers of single images."""
+    return format_name == "image2" or format_name.endswith("_pipe")
+
+
+def _color(frame: Any) -> Color:
+    def tag(name: str, default: int) -> int:
+        value = getattr(frame, name, None)
+        return int(value) if value is not None else default
+
+    return Color(
+        tag("color_primaries", 2), tag("color_trc", 2), tag("colorspace", 2), tag("color_range", 0)
+    )
+
+
+def _index_end(container: Any, tail: int = 64) -> int | None:
+    """The byte where the last indexed sample ends (the index of an MP4/MOV lists every
+    sample; MKV cues list keyframes), from each stream's last ``tail`` entries; None
+    without an index."""
+    end = None
+    for stream in container.streams:
+        try:
+            entries = stream.index_entries
+            n = len(entries)
+            last = [entries[i] for i in range(max(0, n - tail), n)]
+        except (AttributeError, TypeError):
+            continue
+        for e in last:
+            if e.pos >= 0 and e.size > 0:
+                end = max(end or 0, e.pos + e.size)
+    return end
+
+
+def warn_if_hdr(info: VideoInfo) -> None:
+    """Once per process: HDR input keeps its colour tags but is translated as coded."""
+    if info.color.hdr:
+        _warn_once(
+            f"'{info.path.name}' is HDR video (PQ/HLG or BT.2020): its colour tags are kept, but "
+            "the model was trained on SDR video and sees the coded values without tone mapping, "
+            "so colours may be off"
         )
 
 

@@ -1,0 +1,183 @@
+"""The source's audio and subtitle streams in a new file: copied packet for packet where the
+output container takes their codec; audio it does not take is re-encoded (Opus for WebM, AAC
+elsewhere); what neither fits is left out with a warning.
+
+MPEG-TS declares no codec table, so FFmpeg's list of what it "supports" is nearly empty although
+it muxes AAC, MP3, AC-3 and Opus; those are allowed here by name.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from fractions import Fraction
+from functools import cache
+from typing import Any
+
+from .probe import VideoInfo, open_input
+
+log = logging.getLogger(__name__)
+
+MPEGTS_CODECS = frozenset(
+    {"h264", "hevc", "mpeg2video", "mpeg1video", "mpeg4", "av1"}
+    | {"aac", "mp3", "mp2", "ac3", "eac3", "opus", "dvb_subtitle", "dvb_teletext"}
+)
+AUDIO_FALLBACK = {"webm": "libopus"}  # by output format; others take "aac"
+
+
+@cache
+def supported_codecs(format_name: str) -> frozenset[str]:
+    """Codec names the muxer ``format_name`` accepts (FFmpeg's list, plus MPEG-TS's own)."""
+    import os
+
+    import av
+
+    try:
+        with av.open(os.devnull, "w", format=format_name) as probe:
+            names = frozenset(probe.supported_codecs)
+    except (ValueError, av.error.FFmpegError):
+        names = frozenset()
+    return names | MPEGTS_CODECS if format_name == "mpegts" else names
+
+
+def accepts(out: Any, codec: str) -> bool:
+    return codec in supported_codecs(out.format.name.split(",")[0])
+
+
+class StreamCopier:
+    """Feeds the source's audio and subtitle packets to the output up to a given time."""
+
+    def __init__(
+        self,
+        src: Any,
+        out: Any,
+        mapping: dict[int, Any],
+        window: tuple[float, float | None],
+        offset_s: float,
+    ) -> None:
+        self.src = src
+        self.out = out
+        self.mapping = mapping  # source stream index -> output stream or _Transcoder
+        self.window = window
+        self.offset_s = offset_s
+        self.packets: Iterator[Any] = src.demux([src.streams[i] for i in mapping])
+        self.pending: Any = None
+
+    @classmethod
+    def open(
+        cls, source: VideoInfo, out: Any, start: float, end: float | None, offset_s: float
+    ) -> StreamCopier | None:
+        """A copier for every audio and subtitle stream that can go into ``out``; None when
+        there is nothing to copy."""
+        import av
+
+        src = open_input(source.path)
+        mapping = {}
+        for s in src.streams:
+            if s.type in ("audio", "subtitle"):
+                target = _output_for(s, out, offset_s)
+                if target is not None:
+                    mapping[s.index] = target
+        if not mapping:
+            src.close()
+            return None
+        if start > 0:
+            src.seek(int(start * av.time_base), backward=True)
+        return cls(src, out, mapping, (start, end), offset_s)
+
+    def copy_until(self, t: float) -> None:
+        """Mux every pending packet whose presentation time is at most ``t`` seconds."""
+        start, end = self.window
+        while True:
+            pkt = self.pending or next(self.packets, None)
+            self.pending = None
+            if pkt is None:
+                return
+            if pkt.dts is None or pkt.pts is None:  # the demuxer's end-of-stream flush packet
+                continue
+            pt = float(pkt.pts * pkt.time_base)
+            if pt > t:
+                self.pending = pkt
+                return
+            if pt >= start - 1e-6 and (end is None or pt < end):
+                self._mux(pkt)
+
+    def finish(self) -> None:
+        """Copy what is left and flush the re-encoders."""
+        self.copy_until(float("inf"))
+        for target in self.mapping.values():
+            if isinstance(target, _Transcoder):
+                target.flush(self.out)
+
+    def _mux(self, pkt: Any) -> None:
+        target = self.mapping[pkt.stream.index]
+        if isinstance(target, _Transcoder):
+            target.encode(self.out, pkt)
+            return
+        if self.offset_s:
+            shift = round(Fraction(self.offset_s) / pkt.time_base)
+            pkt.pts -= shift
+            pkt.dts -= shift
+        pkt.stream = target
+        self.out.mux(pkt)
+
+    def close(self) -> None:
+        self.src.close()
+
+
+def _output_for(stream: Any, out: Any, offset_s: float) -> Any:
+    """The output stream a source stream goes to: a copy, a re-encoder, or None (left out)."""
+    name = stream.codec_context.name if stream.codec_context else None
+    if name is not None and accepts(out, name):
+        return out.add_stream_from_template(stream)
+    fallback = AUDIO_FALLBACK.get(out.format.name.split(",")[0], "aac")
+    if stream.type == "audio" and accepts(out, fallback):
+        log.warning(
+            "audio stream %d (%s) cannot go into %s; re-encoded to %s",
+            stream.index,
+            name,
+            out.format.name,
+            fallback,
+        )
+        return _Transcoder(stream, out, fallback, offset_s)
+    log.warning(
+        "%s stream %d (%s) cannot go into %s; left out",
+        stream.type,
+        stream.index,
+        name,
+        out.format.name,
+    )
+    return None
+
+
+class _Transcoder:
+    """Decodes one source audio stream and encodes it again with ``codec``; output times
+    follow the decoded samples, shifted by ``offset_s`` (a segment starts at 0)."""
+
+    def __init__(self, stream: Any, out: Any, codec: str, offset_s: float) -> None:
+        cc = stream.codec_context
+        self.rate = 48000 if codec == "libopus" else (cc.sample_rate or 48000)
+        self.stream = out.add_stream(codec, rate=self.rate)
+        self.stream.layout = "mono" if cc.channels == 1 else "stereo"
+        self.offset_s = offset_s
+        self.next_pts: int | None = None
+
+    def encode(self, out: Any, pkt: Any) -> None:
+        for frame in pkt.decode():
+            if self.next_pts is None and frame.pts is not None:
+                begin = float(frame.pts * frame.time_base) - self.offset_s
+                self.next_pts = max(0, round(begin * self.rate))
+            frame.pts = None  # the encoder resamples and counts samples from next_pts
+            for packet in self.stream.encode(frame):
+                self._mux(out, packet)
+
+    def flush(self, out: Any) -> None:
+        for packet in self.stream.encode(None):
+            self._mux(out, packet)
+
+    def _mux(self, out: Any, packet: Any) -> None:
+        if packet.pts is not None and self.next_pts:
+            shift = round(self.next_pts * Fraction(1, self.rate) / packet.time_base)
+            packet.pts += shift
+            packet.dts = (packet.dts or 0) + shift
+        out.mux(packet)

@@ -1,0 +1,595 @@
+"""Fault injection (issue 14): every bad input and every fault gives one clear line and the
+right exit code, loses nothing, leaves nothing under the output name and hangs nothing. Each
+test builds its own bad input. Training's faults are in test_faults_training.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_UNIT, frame_image, make_video
+from faults import invoke, one_error, refused, run_cli, snapshot
+from helpers import read_video
+
+from d2nvideo.errors import CheckpointError, InputError, OutputError, UsageError
+from d2nvideo.images import write_image
+from d2nvideo.model import build_generator
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def image(tmp_path: Path) -> Path:
+    return _png(tmp_path / "in.png")
+
+
+def _png(path: Path) -> Path:
+    write_image(path, frame_image(0, 40, 24))
+    return path
+
+
+# --- the shell: usage errors, devices, numbers --------------------------------------------
+
+
+def test_no_command_prints_help() -> None:
+    result = invoke()
+    assert result.exit_code == 0 and "Usage:" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["convert", "x.mp4", "--to", "dusk"], "--help"),
+        (["convert", "x.mp4", "--to", "night", "--start", "inf"], "not a finite number"),
+        (["convert", "x.mp4", "--to", "night", "--start", "nan"], "not a finite number"),
+        (["preview", "x.mp4", "--to", "night", "-o", "p.png", "--at", "inf"], "finite"),
+        (["extract", "x.mp4", "-o", "f", "--size", "100000x100000"], "--size takes"),
+        (["configs", "--dump", "nope"], "no shipped config 'nope'"),
+    ],
+)
+def test_usage_errors_are_one_line(args: list[str], message: str, tmp_path: Path) -> None:
+    refused(tmp_path, 2, message, *args)
+
+
+@pytest.mark.parametrize("device", ["mps", "meta"])
+def test_unsupported_devices(device: str, media, image: Path) -> None:
+    refused(image.parent, 2, device, "convert", image, "--to", "night", "--device", device, "-q")
+
+
+# --- non-seekable inputs: refused at once, never waited on ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["convert", "FIFO", "--to", "night", "-q"],
+        ["preview", "FIFO", "--to", "night", "-o", "p.mp4", "-q"],
+        ["info", "FIFO"],
+        ["extract", "FIFO", "-o", "frames", "-q"],
+    ],
+)
+def test_a_named_pipe_is_refused_without_blocking(command: list[str], tmp_path: Path) -> None:
+    fifo = tmp_path / "f.mp4"
+    os.mkfifo(fifo)  # nobody writes: opening it for reading would wait forever
+    before = snapshot(tmp_path)
+    args = [str(fifo) if a == "FIFO" else a for a in command]
+    proc = run_cli(*args, cwd=tmp_path, timeout=60)
+    assert proc.returncode in (1, 2), proc.stderr
+    one_error(proc.stderr, "not a regular file")
+    assert snapshot(tmp_path) == before
+
+
+# --- outputs: format, encoder, atomic and no-clobber ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, settings, message",
+    [
+        ("x.xyz", {}, "not a video format"),
+        ("noext", {}, "has no suffix"),
+        ("x.gif", {}, "preview"),
+        ("x.png", {}, "preview --at"),
+        ("x.mp4", {"codec": "aac"}, "audio encoder"),
+        ("x.webm", {"codec": "libx264"}, "cannot go into"),
+        ("x.mp4", {"preset": "bogus"}, "preset 'bogus'"),
+        ("x.mp4", {"pix_fmt": "bogus"}, "does not exist"),
+        ("x.mp4", {"pix_fmt": "rgb24"}, "cannot encode pixel format 'rgb24'"),
+    ],
+)
+def test_output_and_encoder_checks(name: str, settings: dict, message: str, tmp_path: Path):
+    from d2nvideo.video.encode import EncodeSettings, check_encode
+
+    with pytest.raises(UsageError, match=message):
+        check_encode(tmp_path / name, EncodeSettings(**settings))
+
+
+@pytest.mark.parametrize(
+    "name, args, message",
+    [
+        ("out.xyz", [], "not a video format"),
+        ("noext", [], "noext' has no suffix"),
+        ("out.png", [], "preview --at"),
+        ("out.mp4", ["--preset", "bogus"], "preset 'bogus'"),
+        ("out.mp4", ["--pix-fmt", "rgb24"], "rgb24"),
+        ("out.mp4", ["--codec", "aac"], "audio encoder"),
+    ],
+)
+def test_convert_refuses_what_cannot_be_encoded(name, args, message, media, tmp_path: Path):
+    src = tmp_path / "in.mp4"
+    src.write_bytes(media["plain"].read_bytes())
+    before = snapshot(tmp_path)
+    result = invoke(
+        "convert",
+        src,
+        "--to",
+        "night",
+        "-o",
+        tmp_path / name,
+        "--model",
+        media["model"],
+        "-q",
+        *args,
+    )
+    # 2 where convert checks the output before any work (check_encode), else 1 from the encoder
+    assert result.exit_code in (1, 2), result.output
+    one_error(result.stderr, message)
+    assert snapshot(tmp_path) == before
+
+
+def test_an_input_without_a_suffix_and_the_default_output(media, tmp_path: Path) -> None:
+    src = tmp_path / "clip"
+    src.write_bytes(media["plain"].read_bytes())
+    before = snapshot(tmp_path)
+    result = invoke("convert", src, "--to", "night", "--model", media["model"], "-q")
+    assert result.exit_code in (1, 2), result.output
+    one_error(result.stderr, "'" + str(tmp_path / "clip_night") + "' has no suffix")
+    assert snapshot(tmp_path) == before
+
+
+def test_encoder_refuses_a_bad_preset_before_writing(media, tmp_path: Path) -> None:
+    from d2nvideo.video.encode import EncodeSettings, encode_frames
+    from d2nvideo.video.probe import probe
+
+    with pytest.raises(UsageError, match="preset"):
+        encode_frames(
+            iter([]), tmp_path / "o.mp4", probe(media["plain"]), EncodeSettings(preset="x")
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_output_keeps_the_umask_and_never_clobbers(tmp_path: Path) -> None:
+    from d2nvideo.fileio import atomic_output
+
+    old = os.umask(0o027)
+    try:
+        with atomic_output(tmp_path / "a.txt") as tmp:
+            tmp.write_text("mine")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o640
+    # Another writer of the same name finishes first: its output stays, ours is refused.
+    with pytest.raises(OutputError, match="appeared while"), atomic_output(tmp_path / "b.txt") as t:
+        t.write_text("late")
+        (tmp_path / "b.txt").write_text("first")
+    assert (tmp_path / "b.txt").read_text() == "first"
+    with atomic_output(tmp_path / "b.txt") as tmp:  # there before: the caller chose to replace
+        tmp.write_text("replaced")
+    with pytest.raises(OutputError), atomic_output(tmp_path / "b.txt", overwrite=False) as tmp:
+        tmp.write_text("refused")
+    assert (tmp_path / "b.txt").read_text() == "replaced"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
+
+
+def test_leftovers_of_a_killed_writer_are_swept(tmp_path: Path) -> None:
+    from d2nvideo.fileio import atomic_output
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
+    stale = tmp_path / f".clip.{dead}-0123abcd.part.mp4"  # SIGKILL left it, 0 bytes
+    stale.touch()
+    live = tmp_path / f".other.{os.getpid()}-89abcdef.part.mp4"  # a writer still at work
+    live.touch()
+    with atomic_output(tmp_path / "clip.mp4") as tmp:
+        tmp.write_bytes(b"video")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["clip.mp4", live.name])
+
+
+# --- checkpoints ---------------------------------------------------------------------------
+
+
+def _safetensors(path: Path, state=None, **header: str) -> Path:
+    from safetensors.torch import save_file
+
+    if state is None:
+        state = {k: v.contiguous() for k, v in build_generator(TINY_UNIT).state_dict().items()}
+    meta = {
+        "format": "d2nvideo.generator",
+        "format_version": "1",
+        "model": json.dumps(asdict(TINY_UNIT)),
+        "meta": "{}",
+        **header,
+    }
+    save_file(state, str(path), metadata=meta)
+    return path
+
+
+def _bad_checkpoints(tmp: Path) -> dict[str, tuple[Path, str]]:
+    import datetime
+
+    state = {k: v.contiguous() for k, v in build_generator(TINY_UNIT).state_dict().items()}
+    key = next(k for k in state if k.endswith("weight"))
+    shaped = {**state, key: torch.zeros(3, 1)}
+    nan = {**state, key: torch.full_like(state[key], float("nan"))}
+    torch.save({"a": 5, "b": 5}, tmp / "gen_5.pt")
+    torch.save({"a": {"w": datetime.date(2020, 1, 1)}, "b": {}}, tmp / "gen_dt.pt")
+    torch.save({"format": "d2nvideo.training", "step": 2, "trainer": {}, "rng": {}}, tmp / "s.pt")
+    return {
+        "shape": (_safetensors(tmp / "shape.safetensors", shaped), "has shape"),
+        "version": (_safetensors(tmp / "v.safetensors", format_version="one"), "format_version"),
+        "model list": (_safetensors(tmp / "m.safetensors", model="[1, 2]"), "model config"),
+        "meta list": (_safetensors(tmp / "meta.safetensors", meta="[]"), "metadata"),
+        "nan": (_safetensors(tmp / "nan.safetensors", nan), "non-finite weights"),
+        "work size": (_safetensors(tmp / "w.safetensors", meta='{"work_size": 0}'), "work_size"),
+        "official ints": (tmp / "gen_5.pt", "not a state dict of tensors"),
+        "unsafe": (tmp / "gen_dt.pt", "could not be loaded safely"),
+        "training state": (tmp / "s.pt", "d2nvideo export"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "shape",
+        "version",
+        "model list",
+        "meta list",
+        "nan",
+        "work size",
+        "official ints",
+        "unsafe",
+        "training state",
+    ],
+)
+def test_bad_checkpoints_are_refused_at_load(case: str, tmp_path: Path, image: Path) -> None:
+    model, message = _bad_checkpoints(tmp_path)[case]
+    result = refused(
+        tmp_path, 1, message, "convert", image, "--to", "night", "--model", model, "-q"
+    )
+    assert "weights_only" not in result.stderr and "safe_globals" not in result.stderr
+    from d2nvideo.checkpoint import load_checkpoint
+
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(model)
+
+
+# --- images --------------------------------------------------------------------------------
+
+
+def _huge_png(path: Path) -> Path:
+    """A PNG whose header claims 60000x60000 pixels (decoding it would need 10 GB)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body)
+    return path
+
+
+def test_an_oversized_image_alone_is_one_line(media, tmp_path: Path) -> None:
+    src = _huge_png(tmp_path / "huge.png")
+    refused(
+        tmp_path, 1, "60000x60000", "convert", src, "--to", "night", "--model", media["model"], "-q"
+    )
+
+
+def test_an_oversized_image_in_a_folder_is_skipped(media, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _png(folder / "a.png")
+    _huge_png(folder / "huge.png")
+    result = invoke(
+        "convert", folder, "--to", "night", "-o", tmp_path / "out", "--model", media["model"], "-q"
+    )
+    assert result.exit_code == 1
+    assert "huge.png" in result.stderr and "Traceback" not in result.output
+    assert (tmp_path / "out" / "a.png").is_file() and not (tmp_path / "out" / "huge.png").exists()
+
+
+# --- video: tiny frames, HDR, audio, truncated and corrupt files ---------------------------
+
+
+@pytest.mark.parametrize("command", ["convert", "preview"])
+def test_flow_smoothing_on_a_one_pixel_video(command: str, media, tmp_path: Path) -> None:
+    src = make_video(tmp_path / "dot.mp4", frames=4, size=(1, 1))
+    out = tmp_path / "o.mp4"
+    result = invoke(
+        command,
+        src,
+        "--to",
+        "night",
+        "-o",
+        out,
+        "--smooth",
+        "flow",
+        "--model",
+        media["model"],
+        "-q",
+    )
+    assert result.exit_code == 0, result.output
+    assert len(read_video(out).times) == 4
+
+
+def _hdr_clip(path: Path) -> Path:
+    import av
+
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p10le"
+        cc = vs.codec_context
+        cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 9, 16, 9, 1  # PQ
+        for i in range(4):
+            frame = av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode())
+    return path
+
+
+def test_hdr_keeps_its_colour_tags_and_warns_once(tmp_path: Path, monkeypatch, caplog) -> None:
+    import importlib
+
+    from d2nvideo.video.decode import decode_frames
+    from d2nvideo.video.encode import EncodeSettings, encode_frames
+
+    probe_module = importlib.import_module("d2nvideo.video.probe")  # the package hides it
+    monkeypatch.setattr(probe_module, "_WARNED", set())
+    src = _hdr_clip(tmp_path / "hdr.mp4")
+    info = probe_module.probe(src)
+    assert info.color.hdr
+    for name in ("a.mp4", "b.mkv"):
+        encode_frames(decode_frames(src), tmp_path / name, info, EncodeSettings())
+        assert probe_module.probe(tmp_path / name).color == info.color
+    warned = [r for r in caplog.records if "trained on SDR" in r.getMessage()]
+    assert len(warned) == 1
+
+
+@pytest.mark.parametrize("suffix, codec", [(".ts", "aac"), (".webm", "opus")])
+def test_audio_goes_into_ts_and_webm(suffix: str, codec: str, media, tmp_path: Path) -> None:
+    from d2nvideo.video.decode import decode_frames
+    from d2nvideo.video.encode import EncodeSettings, encode_frames
+    from d2nvideo.video.probe import probe
+
+    src = media["audio"]
+    out = tmp_path / f"o{suffix}"
+    encode_frames(decode_frames(src), out, probe(src), EncodeSettings())
+    assert [s.codec for s in probe(out).audio] == [codec]
+    back = read_video(out)
+    assert len(back.times) == 15 and back.audio
+    assert abs(float(back.audio_times[-1] - back.times[-1])) < 0.1
+
+
+def _faststart(path: Path, frames: int = 60) -> Path:
+    """An MP4 with its index first, as dashcams write them: cut short, it still opens."""
+    import av
+
+    with av.open(str(path), "w", options={"movflags": "+faststart"}) as out:
+        vs = out.add_stream("libx264", rate=25, options={"g": "10"})
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode())
+    return path
+
+
+def test_truncation_is_found_at_open_and_salvage_decodes_what_is_there(tmp_path: Path) -> None:
+    from d2nvideo.video.decode import Salvage, decode_frames
+    from d2nvideo.video.probe import probe
+
+    data = _faststart(tmp_path / "full.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"truncated.*% missing"):
+        probe(cut)
+    info = probe(cut, salvage=True)
+    assert info.missing_bytes > 0 and info.frames == 60
+    with pytest.raises(InputError, match="truncated"):
+        list(decode_frames(cut, expect_frames=info.frames))
+    lost = Salvage()
+    frames = list(decode_frames(cut, expect_frames=info.frames, salvage=lost))
+    assert 0 < len(frames) < 60 and lost.lost == 60 - len(frames)
+    result = invoke("info", cut)
+    assert result.exit_code == 0 and "truncated" in result.output
+
+
+def test_salvage_skips_corrupt_packets(tmp_path: Path) -> None:
+    from d2nvideo.video.decode import Salvage, decode_frames
+
+    data = bytearray(_faststart(tmp_path / "full.mp4").read_bytes())
+    start = data.find(b"mdat") + 8
+    rng = np.random.default_rng(0)
+    for k in rng.integers(start, len(data), len(data) // 100):  # 1% of the bytes
+        data[k] = rng.integers(0, 256)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(InputError):
+        list(decode_frames(bad, expect_frames=60))
+    lost = Salvage()
+    frames = list(decode_frames(bad, expect_frames=60, salvage=lost))
+    assert len(frames) > 30 and lost.lost > 0 and lost.reason
+
+
+def test_convert_refuses_a_truncated_file_at_once(media, tmp_path: Path) -> None:
+    data = _faststart(tmp_path / "full.mp4").read_bytes()
+    (tmp_path / "full.mp4").unlink()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    refused(
+        tmp_path,
+        1,
+        "truncated",
+        "convert",
+        cut,
+        "--to",
+        "night",
+        "-o",
+        tmp_path / "o.mp4",
+        "--model",
+        media["model"],
+        "-q",
+    )
+
+
+# --- extract ---------------------------------------------------------------------------------
+
+
+def test_extract_of_a_still_image_says_so(tmp_path: Path) -> None:
+    still = _png(tmp_path / "still.png")
+    refused(tmp_path, 1, "still image", "extract", still, "-o", tmp_path / "frames", "-q")
+
+
+def test_extract_past_the_end_says_so(media, tmp_path: Path) -> None:
+    refused(
+        tmp_path,
+        1,
+        "no frames to extract from 60 s",
+        "extract",
+        media["plain"],
+        "-o",
+        tmp_path / "frames",
+        "--start",
+        "60",
+        "-q",
+    )
+
+
+@pytest.mark.parametrize(
+    "content", [b"not,a\nmanifest\n", bytes(range(256)) * 4], ids=["csv", "binary"]
+)
+def test_extract_never_overwrites_a_foreign_manifest(content: bytes, media, tmp_path: Path):
+    out = tmp_path / "frames"
+    out.mkdir()
+    (out / "manifest.csv").write_bytes(content)
+    refused(tmp_path, 2, "not a manifest that d2nvideo wrote", "extract", media["plain"], "-o", out)
+
+
+def test_extract_replaces_the_empty_manifest_older_versions_left(media, tmp_path: Path):
+    out = tmp_path / "frames"
+    out.mkdir()
+    (out / "manifest.csv").write_bytes(b"")
+    result = invoke("extract", media["plain"], "-o", out, "--frames", "2", "-q")
+    assert result.exit_code == 0, result.output
+    assert len((out / "manifest.csv").read_text().splitlines()) == 3
+
+
+def test_dedupe_is_relative_to_contrast_and_warns_on_one_frame(tmp_path: Path, caplog) -> None:
+    import av
+
+    from d2nvideo.data.extract import ExtractOptions, ExtractResult, Sampling, extract_video
+    from d2nvideo.video.probe import probe
+
+    night = tmp_path / "night.mp4"  # dim frames where a small light moves: they differ
+    with av.open(str(night), "w") as out:
+        vs = out.add_stream("libx264", rate=5, options={"crf": "10"})
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        for i in range(5):
+            image = np.full((48, 64, 3), 12, np.uint8)
+            image[20:28, 8 + 10 * i : 16 + 10 * i] = 40  # an oncoming car's lights
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode())
+    opts = ExtractOptions(sampling=Sampling(every=0.2), dedupe=0.06)
+    result = ExtractResult()
+    extract_video(night, probe(night), tmp_path / "a", opts, {}, result, lambda n: None)
+    assert result.written == 5 and result.duplicates == 0
+    still = make_video(tmp_path / "still.mp4", frames=5, fps=5)
+    frozen = tmp_path / "frozen.mp4"
+    with av.open(str(frozen), "w") as out:
+        vs = out.add_stream("libx264", rate=5)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(frame_image(0, 64, 48), format="rgb24")
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode())
+    result = ExtractResult()
+    extract_video(frozen, probe(frozen), tmp_path / "b", opts, {}, result, lambda n: None)
+    assert result.written == 1 and result.duplicates == 4
+    assert any("kept 1 of 5 frames" in r.getMessage() for r in caplog.records)
+    assert still.is_file()
+
+
+# --- relabel -------------------------------------------------------------------------------
+
+
+def test_relabel_of_a_deeply_nested_json(tmp_path: Path) -> None:
+    labels = tmp_path / "labels.json"
+    labels.write_text("[" * 100_000 + "]" * 100_000)
+    refused(
+        tmp_path,
+        1,
+        "nested too deeply",
+        "relabel",
+        "--bdd",
+        labels,
+        "--images",
+        tmp_path,
+        "-o",
+        tmp_path / "out",
+        "-q",
+    )
+
+
+# --- configs shipped with the package, and the example clip ---------------------------------
+
+
+def test_configs_are_listed_written_out_and_shipped(tmp_path: Path) -> None:
+    import tomllib
+
+    listed = invoke("configs")
+    assert listed.exit_code == 0 and "tiny" in listed.output
+    out = tmp_path / "mine.yaml"
+    assert invoke("configs", "--dump", "tiny", "-o", out).exit_code == 0
+    assert out.read_text() == (ROOT / "configs" / "tiny.yaml").read_text()
+    refused(tmp_path, 2, "exists", "configs", "--dump", "tiny", "-o", out)
+    setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert setup["package-dir"]["d2nvideo.configs"] == "configs"
+    assert "d2nvideo.configs" in setup["packages"]
+    assert setup["package-data"]["d2nvideo.configs"] == ["*.yaml"]
+
+
+def test_the_example_clip_takes_an_odd_size(tmp_path: Path) -> None:
+    from d2nvideo.video.probe import probe
+
+    clip = tmp_path / "c.mp4"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "make_test_clip.py"),
+            str(clip),
+            "--size",
+            "321x179",
+            "--seconds",
+            "0.2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (probe(clip).width, probe(clip).height) == (321, 179)

@@ -1,0 +1,266 @@
+"""Fault injection for training (issue 14): bad configs, run folders that hold state, damaged
+states and pointers, two trainings at once, exports over their own input, interruptions,
+SIGKILL leftovers, and resuming from another working directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import frame_image
+from faults import fails, invoke, refused, snapshot
+
+from d2nvideo.images import write_image
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    for i in range(3):
+        write_image(root / "day" / f"d{i}.jpg", frame_image(i, 48, 40))
+        write_image(root / "night" / f"n{i}.png", frame_image(i + 5, 48, 40) // 6)
+    return root
+
+
+def _train(data: Path, out: Path, *extra: object) -> object:
+    return invoke(
+        "train",
+        TINY,
+        "--day",
+        data / "day",
+        "--night",
+        data / "night",
+        "--out",
+        out,
+        "-q",
+        "--set",
+        "train.checkpoint_every=1",
+        "--set",
+        "train.log_every=1",
+        *extra,
+    )
+
+
+@pytest.fixture(scope="module")
+def run4(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run of 2 steps with states at steps 1 and 2."""
+    out = tmp_path_factory.mktemp("runs") / "run"
+    result = _train(data, out, "--steps", "2")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (out / "state").glob("*.pt")) == [
+        "step_00000001.pt",
+        "step_00000002.pt",
+    ]
+    return out
+
+
+@pytest.fixture()
+def run(run4: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "run"
+    shutil.copytree(run4, copy)
+    return copy
+
+
+def _steps(run: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+# --- configs -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "yaml_text, overrides, message",
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\xff\xfe binary", [], "not valid YAML"),
+        (b"", [], "is empty"),
+        (b"# only a comment\n", [], "is empty"),
+        (b"{}", ["optim.lr=-1"], "'optim.lr' must be > 0"),
+        (b"{}", ["optim.beta1=1.5"], "'optim.beta1' must be in [0, 1)"),
+        (b"{}", ["loss.gan=-1"], "'loss.gan' must be >= 0"),
+        (b"{}", ["data.resize=-3"], "'data.resize' must be >= 0"),
+        (b"{}", ["optim.lr=.nan"], "'optim.lr' must be > 0"),
+        (b"{}", ["optim.lr=[1"], "no valid YAML value"),
+        (b"model:\n  width: four\n", [], "width must be an integer, got 'four'"),
+        (b"model: [1, 2]\n", [], "'model' must be a mapping"),
+    ],
+)
+def test_bad_configs(yaml_text: bytes, overrides: list[str], message: str, tmp_path: Path):
+    config = tmp_path / "c.yaml"
+    config.write_bytes(yaml_text)
+    sets = [a for o in overrides for a in ("--set", o)]
+    refused(tmp_path, 2, message, "train", config, "--out", tmp_path / "r", *sets)
+
+
+# --- run folders that hold state ------------------------------------------------------------
+
+
+def test_a_fresh_run_never_writes_into_a_folder_with_state(data: Path, run: Path) -> None:
+    (run / "state" / "step_00000002.pt").unlink()  # latest.json now names a missing file
+    (run / ".lock").unlink()  # not even the lock is written
+    refused(
+        run.parent,
+        2,
+        "already holds training state",
+        "train",
+        TINY,
+        "--day",
+        data / "day",
+        "--night",
+        data / "night",
+        "--out",
+        run,
+        "-q",
+    )
+
+
+def test_resume_falls_back_to_the_newest_readable_state(data: Path, run: Path) -> None:
+    (run / "state" / "step_00000002.pt").write_bytes(b"PK\x03\x04 cut short by a power loss")
+    result = _train(data, run, "--steps", "2", "--resume")
+    assert result.exit_code == 0, result.output
+    assert "step 2 (finished)" in result.output
+    assert _steps(run) == [1, 2]  # from the state at 1: step 2 redone, and logged once
+
+
+@pytest.mark.parametrize("pointer", ['{"latest": "step_0000', "[1, 2]"], ids=["cut", "list"])
+def test_a_damaged_pointer_still_exports(pointer: str, data: Path, run: Path) -> None:
+    (run / "state" / "latest.json").write_text(pointer)
+    model = run.parent / "m.safetensors"
+    exported = invoke("export", run, "-o", model)
+    assert exported.exit_code == 0 and "step 2" in exported.output, exported.output
+    # train --resume with a damaged pointer: test_a_killed_run_resumes_...
+
+
+def test_nothing_to_resume(data: Path, tmp_path: Path) -> None:
+    refused(
+        tmp_path,
+        2,
+        "nothing to resume",
+        "train",
+        TINY,
+        "--out",
+        tmp_path / "new",
+        "--day",
+        data / "day",
+        "--night",
+        data / "night",
+        "--resume",
+    )
+
+
+def test_two_trainings_never_share_a_run_folder(data: Path, run: Path) -> None:
+    from d2nvideo.fileio import exclusive
+
+    with exclusive(run / ".lock", "the other training"):
+        before = snapshot(run)
+        result = _train(data, run, "--steps", "6", "--resume")
+        fails(result, 1, "in use by another process")
+        assert snapshot(run) == before
+
+
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        ("state/step_00000002.pt", "state folder"),
+        ("state/new.pt", "state folder"),
+        ("config.yaml", "is the input"),
+    ],
+)
+def test_export_never_overwrites_what_it_reads(target: str, message: str, run: Path) -> None:
+    refused(run.parent, 2, message, "export", run, "-o", run / target, "--overwrite")
+
+
+# --- interruptions, kills, working directories --------------------------------------------
+
+
+def test_an_interrupted_training_exits_non_zero(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "d2nvideo",
+            "train",
+            str(TINY),
+            "--day",
+            str(data / "day"),
+            "--night",
+            str(data / "night"),
+            "--out",
+            str(out),
+            "--steps",
+            "100000",
+            "-q",
+            "--set",
+            "train.log_every=1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not (out / "log.jsonl").is_file() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)  # it finishes the step and saves: no time limit here,
+    stdout, stderr = proc.communicate(timeout=240)  # which a loaded machine could cross
+    assert proc.returncode == 143, stderr
+    assert "(interrupted)" in stdout and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("interrupted: stopped at step")
+    assert list((out / "state").glob("step_*.pt"))
+
+
+def test_a_killed_run_resumes_without_repeated_logs_or_leftovers(data: Path, run: Path) -> None:
+    # As SIGKILL at step 4 leaves it: a step past the state at 2 logged, a half-written line,
+    # and a temporary file of the state being saved.
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
+    leftover = run / "state" / f".step_00000004.{dead}-0a1b2c3d.part.pt"
+    leftover.touch()
+    (run / "state" / "latest.json").write_text('{"latest": "step_000')  # cut short too
+    with (run / "log.jsonl").open("a") as fh:
+        fh.write('{"step": 3, "total": 1.0}\n{"step": 4, "tot')
+    result = _train(data, run, "--steps", "3", "--resume")
+    assert result.exit_code == 0, result.output
+    assert _steps(run) == [1, 2, 3]
+    assert not leftover.exists()
+
+
+def test_resume_does_not_depend_on_the_working_directory(data: Path, tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    shutil.copytree(data, first / "data")
+    run = tmp_path / "run"
+    cwd = Path.cwd()
+    try:
+        os.chdir(first)  # relative data paths, and the shipped config by its name
+        result = invoke(
+            "train",
+            "tiny",
+            "--day",
+            "data/day",
+            "--night",
+            "data/night",
+            "--out",
+            run,
+            "--steps",
+            "1",
+            "-q",
+        )
+        assert result.exit_code == 0, result.output
+        os.chdir(second)
+        again = invoke("train", TINY, "--out", run, "--steps", "2", "--resume", "-q")
+    finally:
+        os.chdir(cwd)
+    assert again.exit_code == 0, again.output
+    assert str(first / "data" / "day") in (run / "config.yaml").read_text()
