@@ -1,12 +1,22 @@
-"""Convert speed: a naive loop against the d2nvideo pipeline, time per stage, peak memory, and
-(on the CPU path) the quality of each working size against the native-resolution translation.
+"""Convert speed: a naive loop against the d2nvideo pipeline, time per stage and the whole
+pipeline for each frame size and backend, the pipeline's ceiling (the network replaced by an
+identity), and (on the CPU path) the quality of each working size.
 
     python benchmarks/bench_convert.py [--clip PATH] [--model M] [--device cpu|cuda]
-        [--frames 40] [--heights 144 180 270 360]
+        [--frames 40] [--sizes 1280x720 1920x1080] [--backends torch onnxruntime openvino]
+        [--network model|identity] [--heights 144 180 270 360] [--reference OUT.mp4]
 
 Without --clip a synthetic 1280x720 clip is written (examples/make_test_clip.py); without
 --model the bundled default is used, else a random-weight model of the default config (speed
-does not depend on the weights). Everything is measured in this one run on this machine.
+does not depend on the weights). ``--network identity`` replaces the network by an identity:
+what is left is the fastest any model can convert here, and the table names the stage that
+limits it. ``--reference`` compares the pipeline's output on --clip with a video written
+earlier at the same settings (SSIM per frame). Everything is measured in this one run.
+
+The stage table (``d2nvideo.pipeline.time_stages``) times each stage alone, one after the
+other, in ms per frame (decode, resize to the working size, network, guided upsampling, x264
+encode at the default crf 18 / preset fast), then the whole pipeline with its threads
+overlapping; "busiest" is the pipeline thread with the most work per frame.
 """
 
 from __future__ import annotations
@@ -23,13 +33,25 @@ import torch
 from _clip import synthetic_clip
 
 from d2nvideo.evaluation.metrics import ssim
-from d2nvideo.pipeline import ConvertOptions, WorkingSize, convert_video
+from d2nvideo.infer.backends import installed
+from d2nvideo.model.runtime import set_fast_flags
+from d2nvideo.pipeline import ConvertOptions, WorkingSize, convert_video, time_stages
 from d2nvideo.registry import DEFAULT_MODEL
-from d2nvideo.translator import Translator, from_tensor, to_tensor
+from d2nvideo.translator import Translator
 from d2nvideo.upsample import bicubic_upsample, guided_upsample
 from d2nvideo.video.decode import decode_frames
-from d2nvideo.video.encode import EncodeSettings, encode_frames
-from d2nvideo.video.probe import probe
+from d2nvideo.video.probe import VideoInfo, probe
+
+STAGES = ("decode", "resize", "network", "device", "upsample", "encode")
+
+
+class Identity:
+    """A network that returns its input: the pipeline without the model."""
+
+    name = "identity"
+
+    def __call__(self, x: torch.Tensor, to: str) -> torch.Tensor:
+        return x
 
 
 def random_default_model(path: Path) -> Path:
@@ -58,40 +80,38 @@ def naive(clip: Path, out: Path, tr: Translator, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def stages(clip: Path, tr: Translator, res: WorkingSize, n: int, tmp: Path) -> dict[str, float]:
-    """Milliseconds per frame of each stage on its own."""
-    t0 = time.perf_counter()
-    frames = [f for _, f in zip(range(n), decode_frames(clip), strict=False)]
-    ms = {"decode": (time.perf_counter() - t0) * 1000 / n}
-    h, w = frames[0].image.shape[:2]
-    wh, ww = res.shape(h, w)
-    import cv2
-
-    small = [cv2.resize(f.image, (ww, wh), interpolation=cv2.INTER_AREA) for f in frames]
-    timings = {"to tensor": 0.0, "network": 0.0, "from tensor": 0.0, "upsample": 0.0}
-    outs = []
-    for s, f in zip(small, frames, strict=True):
-        t = time.perf_counter()
-        x = to_tensor(s[None], tr.device)
-        t1 = time.perf_counter()
-        y = tr.translate_tensor(x, "night")
-        if tr.device.type == "cuda":
-            torch.cuda.synchronize()
-        t2 = time.perf_counter()
-        o = from_tensor(y)[0]
-        t3 = time.perf_counter()
-        outs.append(guided_upsample(s, o, f.image) if (wh, ww) != (h, w) else o)
-        t4 = time.perf_counter()
-        for k, dt in zip(timings, (t1 - t, t2 - t1, t3 - t2, t4 - t3), strict=True):
-            timings[k] += dt * 1000 / n
-    ms.update(timings)
-    import dataclasses
-
-    translated = [dataclasses.replace(f, image=o) for f, o in zip(frames, outs, strict=True)]
-    t = time.perf_counter()
-    encode_frames(translated, tmp / "enc.mp4", probe(clip), EncodeSettings(preset="veryfast"))
-    ms["encode (x264 veryfast)"] = (time.perf_counter() - t) * 1000 / n
-    return ms
+def stage_table(
+    model: Path,
+    device: str,
+    backends: list[str],
+    sizes: list[str],
+    res: WorkingSize,
+    args: argparse.Namespace,
+) -> None:
+    """One row per size and backend: ms per frame of each stage, the pipeline's frames/s."""
+    print(f"\nstages alone (ms/frame) and the whole pipeline, work size {res.work_size}")
+    head = " ".join(f"{s:>8}" for s in STAGES)
+    print(f"{'size':>10} {'backend':>12} {head} {'pipeline':>9} {'busiest':>16}")
+    network: dict[str, list[float]] = {}
+    for size in sizes:
+        w, h = map(int, size.split("x"))
+        for backend in backends:
+            tr = Translator.from_checkpoint(model, device, backend=backend)
+            if args.network == "identity":
+                tr.network = Identity()
+            t = time_stages(tr, "night", res, w, h, frames=args.frames)
+            cells = " ".join(f"{t.ms[s]:8.1f}" if s in t.ms else f"{'':8}" for s in STAGES)
+            thread, ms = t.busiest
+            print(
+                f"{size:>10} {t.backend:>12} {cells} {t.pipeline_fps:9.2f} "
+                f"{f'{thread} {ms:.0f} ms':>16}"
+            )
+            network.setdefault(backend, []).append(t.ms["network"])
+    if "torch" in network and len(network) > 1 and args.network == "model":
+        for backend, times in network.items():
+            if backend != "torch":
+                ratio = np.mean(network["torch"]) / np.mean(times)
+                print(f"network stage, torch / {backend}: {ratio:.2f}x")
 
 
 def working_sizes(clip: Path, tr: Translator, heights: list[int], n: int) -> list[tuple]:
@@ -120,7 +140,19 @@ def working_sizes(clip: Path, tr: Translator, heights: list[int], n: int) -> lis
     return rows
 
 
-def main() -> None:
+def compare(output: Path, reference: Path) -> None:
+    """SSIM of each frame of ``output`` against the same frame of ``reference``."""
+    scores = [
+        ssim(a.image, b.image)
+        for a, b in zip(decode_frames(output), decode_frames(reference), strict=False)
+    ]
+    print(
+        f"\nSSIM to {reference.name}: mean {np.mean(scores):.4f}, min {np.min(scores):.4f} "
+        f"over {len(scores)} frames"
+    )
+
+
+def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", type=Path, default=None)
     parser.add_argument("--model", type=Path, default=None)
@@ -128,51 +160,49 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--naive-frames", type=int, default=8)
     parser.add_argument("--work-size", type=int, default=180, help="The pipeline's preset.")
+    parser.add_argument("--sizes", nargs="*", default=["1280x720", "1920x1080"])
+    parser.add_argument(
+        "--backends",
+        nargs="*",
+        default=["torch", *(b for b in ("onnxruntime", "openvino") if installed(b))],
+    )
+    parser.add_argument("--network", choices=("model", "identity"), default="model")
     parser.add_argument("--heights", type=int, nargs="*", default=[144, 180, 270, 360])
-    args = parser.parse_args()
+    parser.add_argument("--reference", type=Path, default=None)
+    parser.add_argument("--keep", type=Path, default=None, help="Save the pipeline's output.")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse()
+    set_fast_flags(torch.device(args.device.split(":")[0]))
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        clip = args.clip or tmp / "clip720.mp4"
-        if args.clip is None:
-            synthetic_clip(clip, 10)
+        clip = args.clip or synthetic_clip(tmp / "clip720.mp4", 10)
         model = args.model or (
             DEFAULT_MODEL
             if DEFAULT_MODEL.is_file()
             else random_default_model(tmp / "random.safetensors")
         )
-        tr = Translator.from_checkpoint(model, args.device)
+        tr = Translator.from_checkpoint(model, args.device, backend="auto")
         info = probe(clip)
         name = torch.cuda.get_device_name() if tr.device.type == "cuda" else "CPU"
         print(
             f"{clip.name} {info.width}x{info.height}; model {model.name} "
             f"({tr.config.arch} width {tr.config.width}); {name}, {torch.get_num_threads()} "
-            f"threads, {tr.precision}"
+            f"threads, {tr.precision}; network: {args.network}"
         )
-        tr(np.zeros((1, 64, 64, 3), np.uint8), "night")  # warm-up
-        naive_fps = naive(clip, tmp / "naive.mp4", tr, args.naive_frames)
         res = WorkingSize(work_size=args.work_size)
-        opts = ConvertOptions(
-            "night",
-            batch_size=4,
-            resolution=res,
-            duration=args.frames / float(info.fps),
-            encode=EncodeSettings(preset="veryfast"),
-        )
-        result = convert_video(clip, tmp / "pipe.mp4", tr, opts)
-        print(f"\n{'mode':44} {'frames/s':>9}")
-        print(f"{'naive (batch 1, fp32, native size, x264 medium)':44} {naive_fps:9.2f}")
-        print(f"{f'd2nvideo (work size {args.work_size}, guided, veryfast)':44} {result.fps:9.2f}")
-        print(f"ratio: {result.fps / naive_fps:.1f}x")
-        print(f"\ntime per frame by stage (work size {args.work_size}), ms")
-        for k, v in stages(clip, tr, res, min(args.frames, 20), tmp).items():
-            print(f"  {k:24} {v:8.1f}")
+        if args.network == "model":
+            pipeline_vs_naive(clip, tmp, tr, res, info, args)
+        stage_table(model, args.device, args.backends, args.sizes, res, args)
         peak = (
             torch.cuda.max_memory_allocated() / 2**20
             if tr.device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         )
         print(f"peak memory: {peak:.0f} MB ({'GPU' if tr.device.type == 'cuda' else 'RSS'})")
-        if args.heights:
+        if args.heights and args.network == "model":
             print(
                 "\nworking size: network + guided upsampling, and SSIM to the native-size "
                 "translation (guided vs bicubic)"
@@ -180,6 +210,31 @@ def main() -> None:
             print(f"{'size':>10} {'frames/s':>9} {'SSIM guided':>12} {'SSIM bicubic':>13}")
             for size, fps, g, b in working_sizes(clip, tr, args.heights, 6):
                 print(f"{size:>10} {fps:9.2f} {g:12.3f} {b:13.3f}")
+
+
+def pipeline_vs_naive(
+    clip: Path,
+    tmp: Path,
+    tr: Translator,
+    res: WorkingSize,
+    info: VideoInfo,
+    args: argparse.Namespace,
+) -> None:
+    """The default convert (auto backend, batch chosen, crf 18 preset fast) on ``clip``
+    against a naive per-frame loop."""
+    tr(np.zeros((1, 64, 64, 3), np.uint8), "night")  # warm-up
+    naive_fps = naive(clip, tmp / "naive.mp4", tr, args.naive_frames)
+    opts = ConvertOptions("night", resolution=res, duration=args.frames / float(info.fps))
+    out = args.keep or tmp / "pipe.mp4"
+    convert_video(clip, tmp / "warm.mp4", tr, opts)  # auto measures, caches warm up
+    result = convert_video(clip, out, tr, opts)
+    print(f"\n{'mode':52} {'frames/s':>9}")
+    print(f"{'naive (batch 1, fp32, native size, x264 medium)':52} {naive_fps:9.2f}")
+    label = f"d2nvideo defaults (work size {res.work_size}, guided, {tr.backend})"
+    print(f"{label:52} {result.fps:9.2f}")
+    print(f"ratio: {result.fps / naive_fps:.1f}x")
+    if args.reference:
+        compare(out, args.reference)
 
 
 if __name__ == "__main__":

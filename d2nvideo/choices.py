@@ -12,9 +12,11 @@ Domain = Literal["day", "night"]
 Target = Literal["night", "day", "auto"]  # convert/preview --to: auto = the other domain
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Smoothing = Literal["none", "ema", "flow"]
+Exposure = Literal["steady", "free"]  # a clip's output brightness follows its input's, or not
 Upsampler = Literal["guided", "bicubic"]
 Quality = Literal["auto", "fast", "balanced", "full"]
 HwAccel = Literal["auto", "none", "cuda"]
+Backend = Literal["auto", "torch", "onnxruntime", "openvino"]  # what runs the network
 Layout = Literal["side", "stack", "wipe"]
 ScoreMethod = Literal["sky", "mean"]
 Label = Literal["day", "night", "ambiguous"]
@@ -43,6 +45,16 @@ def check(kind: Any, value: object, what: str) -> None:
 
 
 DOMAINS: tuple[Domain, Domain] = ("day", "night")
+
+
+def normalise_domain(name: object) -> Domain:
+    """'Night', ' day ' -> 'night', 'day': the public API takes either case; anything else is
+    a UsageError naming the allowed values."""
+    from .errors import UsageError
+
+    if isinstance(name, str) and name.strip().lower() in DOMAINS:
+        return "day" if name.strip().lower() == "day" else "night"
+    raise UsageError(f"target domain must be 'night' or 'day', not {name!r}", name)
 
 
 def other_domain(domain: str) -> Domain:

@@ -7,26 +7,33 @@ thread; memory is bounded by the batch size and queue depths, never by the video
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 import torch
 
-from .choices import Domain, Quality, Smoothing, Upsampler
+from .choices import Domain, Exposure, Quality, Smoothing, Upsampler
 from .errors import D2NError
 from .fileio import atomic_output
+from .infer.frames import translate_on_device
 from .prefetch import Sink, prefetch, start_sink
 from .translator import Translator
 from .upsample import bicubic_upsample, guided_upsample
-from .video.decode import Frame, decode_frames
+from .video.decode import Frame, Salvage, decode_frames
 from .video.encode import EncodeSettings, encode_frames
 from .video.geometry import restore, upright
 from .video.probe import VideoInfo, probe
+
+if TYPE_CHECKING:
+    from .infer.timing import StageTimes
+from .video.exposure import steady_exposure
 from .video.smooth import make_smoother
 
 log = logging.getLogger(__name__)
@@ -85,6 +92,8 @@ class ConvertOptions:
     smooth_strength: float = 0.6  # share of the motion-compensated past kept, in [0, 1)
     hwaccel: str | None = None  # decode on this device ("cuda": NVDEC), with software fallback
     encode: EncodeSettings = field(default_factory=EncodeSettings)
+    exposure: Exposure = "steady"  # see video/exposure.py
+    salvage: bool = False  # convert what decodes of a corrupt or truncated file
 
 
 class DarkOutputWatch:
@@ -114,6 +123,7 @@ class ConvertResult:
     output: Path
     frames: int
     seconds: float
+    lost: int = 0  # frames that could not be decoded (with salvage)
 
     @property
     def fps(self) -> float:
@@ -136,22 +146,71 @@ def translate_images(
 ) -> list[np.ndarray]:
     """Translate same-sized ``(H, W, 3) uint8`` images, at a working size if one is set, and
     return them at their native size."""
+    small, out = network_stage(images, translator, to, resolution)
+    return upsample_stage(images, small, out, resolution)
+
+
+def on_device(translator: Translator) -> bool:
+    """Whether frames take the device path (every per-pixel step in torch on the network's
+    device, ``infer/frames.py``): on CUDA. On the CPU OpenCV's upsampler is faster."""
+    return translator.device.type == "cuda"
+
+
+def network_stage(
+    images: list[np.ndarray], translator: Translator, to: Domain, resolution: WorkingSize
+) -> tuple[list[np.ndarray] | None, list[np.ndarray]]:
+    """The first half of :func:`translate_images`: the working-size inputs and the network's
+    outputs, or (None, the finished outputs) where nothing is left to upsample."""
     h, w = images[0].shape[:2]
     wh, ww = resolution.shape(h, w)
+    if on_device(translator):
+        run = functools.partial(_on_device, translator=translator, work=(wh, ww), res=resolution)
+        return None, split_on_oom(run, images, to)
     if (wh, ww) == (h, w):
-        return run_network(translator, images, to)
+        return None, run_network(translator, images, to)
     small = [cv2.resize(im, (ww, wh), interpolation=cv2.INTER_AREA) for im in images]
-    out = run_network(translator, small, to)
+    return small, run_network(translator, small, to)
+
+
+def _on_device(
+    images: list[np.ndarray],
+    to: Domain,
+    translator: Translator,
+    work: tuple[int, int],
+    res: WorkingSize,
+) -> list[np.ndarray]:
+    return list(translate_on_device(np.stack(images), translator, to, work, res.upsample))
+
+
+def upsample_stage(
+    images: list[np.ndarray],
+    small: list[np.ndarray] | None,
+    out: list[np.ndarray],
+    resolution: WorkingSize,
+) -> list[np.ndarray]:
+    """The second half of :func:`translate_images`: back to native size on the CPU."""
+    if small is None:
+        return out
+    h, w = images[0].shape[:2]
     if resolution.upsample == "bicubic":
         return [bicubic_upsample(o, (w, h)) for o in out]
     return [guided_upsample(s, o, im) for s, o, im in zip(small, out, images, strict=True)]
 
 
 def run_network(translator: Translator, images: list[np.ndarray], to: Domain) -> list[np.ndarray]:
-    """The translator on a batch; on GPU out-of-memory the batch is split in halves and
-    retried instead of crashing, down to one frame."""
+    """The translator on a batch (see :func:`split_on_oom`)."""
+    return split_on_oom(lambda batch, target: list(translator(np.stack(batch), target)), images, to)
+
+
+def split_on_oom(
+    run: Callable[[list[np.ndarray], Domain], list[np.ndarray]],
+    images: list[np.ndarray],
+    to: Domain,
+) -> list[np.ndarray]:
+    """``run(images, to)``; on GPU out-of-memory the batch is split in halves and retried
+    instead of crashing, down to one frame."""
     try:
-        return list(translator(np.stack(images), to))
+        return run(images, to)
     except torch.OutOfMemoryError as exc:
         torch.cuda.empty_cache()
         if len(images) == 1:
@@ -162,20 +221,26 @@ def run_network(translator: Translator, images: list[np.ndarray], to: Domain) ->
             ) from exc
         half = len(images) // 2
         log.warning("GPU out of memory at batch %d; retrying in halves", len(images))
-        return run_network(translator, images[:half], to) + run_network(
-            translator, images[half:], to
-        )
+        return split_on_oom(run, images[:half], to) + split_on_oom(run, images[half:], to)
 
 
-def auto_batch_size(translator: Translator, height: int, width: int) -> int:
+def auto_batch_size(
+    translator: Translator, height: int, width: int, resolution: WorkingSize | None = None
+) -> int:
     """Frames per network call: 2 on the CPU (batching adds little there); on CUDA as many as
-    half the free memory holds, from one measured frame at this size."""
+    half the free memory holds, from one measured frame: a ``height`` x ``width`` frame through
+    the device path at ``resolution`` (or, without one, the network alone at that size)."""
     if translator.device.type != "cuda":
         return CPU_BATCH_SIZE
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated()
-    translator(np.zeros((1, height, width, 3), np.uint8), "night")
+    frame = np.zeros((1, height, width, 3), np.uint8)
+    if resolution is None:
+        translator(frame, "night")
+    else:
+        work = resolution.shape(height, width)
+        translate_on_device(frame, translator, "night", work, resolution.upsample)
     per_frame = max(1, torch.cuda.max_memory_allocated() - base)
     free, _ = torch.cuda.mem_get_info()
     return int(max(1, min(32, free * 0.5 // per_frame)))
@@ -189,14 +254,23 @@ def translate_frames(
     watch: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
 ) -> Iterator[Frame]:
     """Translate frames in batches, each upright for the network and stored back as it came;
-    every output frame carries its input in ``source``. ``watch`` sees each batch's outputs."""
-    for batch in batched(frames, opts.batch_size or CPU_BATCH_SIZE):
-        images = [upright(f.image, rotation) for f in batch]
-        outputs = translate_images(images, translator, opts.to, opts.resolution)
+    every output frame carries its input in ``source``. ``watch`` sees each batch's outputs.
+
+    The network stage runs one batch ahead in its own thread, so upsampling batch k (here)
+    overlaps the network's work on batch k+1 (issue 11: both cores busy on a 2-core CPU)."""
+
+    def prepared() -> Iterator[tuple[list[Frame], list[np.ndarray], Any, list[np.ndarray]]]:
+        for batch in batched(frames, opts.batch_size or CPU_BATCH_SIZE):
+            images = [upright(f.image, rotation) for f in batch]
+            small, out = network_stage(images, translator, opts.to, opts.resolution)
+            yield batch, images, small, out
+
+    for batch, images, small, out in prefetch(prepared(), depth=1, name="network"):
+        outputs = upsample_stage(images, small, out, opts.resolution)
         if watch is not None:
             outputs = watch(outputs)
-        for frame, out in zip(batch, outputs, strict=True):
-            yield dataclasses.replace(frame, image=restore(out, rotation), source=frame.image)
+        for frame, image in zip(batch, outputs, strict=True):
+            yield dataclasses.replace(frame, image=restore(image, rotation), source=frame.image)
 
 
 def convert_video(
@@ -214,24 +288,34 @@ def convert_video(
     as frames are written. ``post`` is an extra stage before encoding (preview's composition);
     ``info`` describes the output (the probe of ``src`` by default) and ``rotation`` how the
     input frames are stored (``info.rotation`` by default); ``watch`` sees translated batches."""
-    info = info or probe(src)
+    info = info or probe(src, salvage=opts.salvage)
     rotation = info.rotation if rotation is None else rotation
     if opts.batch_size < 1:
-        wh, ww = opts.resolution.shape(info.height, info.width)
-        opts = dataclasses.replace(opts, batch_size=auto_batch_size(translator, wh, ww))
-    frames = prefetch(_decoded(src, opts, info), depth=2 * opts.batch_size, name="decode")
-    smoother = make_smoother(opts.smooth, opts.smooth_strength)
-    smoothed = smoother(translate_frames(frames, translator, opts, rotation, watch))
+        size = auto_batch_size(translator, info.height, info.width, opts.resolution)
+        opts = dataclasses.replace(opts, batch_size=size)
+    lost = Salvage() if opts.salvage else None
+    frames = prefetch(_decoded(src, opts, info, lost), depth=2 * opts.batch_size, name="decode")
+    smoothed = after_translation(translate_frames(frames, translator, opts, rotation, watch), opts)
     staged = post(smoothed) if post is not None else smoothed
     t0 = time.perf_counter()
     try:
         count = _encode(staged, dst, info, opts, on_frames)
     finally:
         smoothed.close()
-    return ConvertResult(dst, count, time.perf_counter() - t0)
+    return ConvertResult(dst, count, time.perf_counter() - t0, lost.lost if lost else 0)
 
 
-def _decoded(src: Path, opts: ConvertOptions, info: VideoInfo) -> Iterator[Frame]:
+def after_translation(
+    frames: Iterator[Frame], opts: ConvertOptions
+) -> Generator[Frame, None, None]:
+    """The temporal stages on translated frames: smoothing, then steady exposure."""
+    smoothed = make_smoother(opts.smooth, opts.smooth_strength)(frames)
+    return steady_exposure(smoothed) if opts.exposure == "steady" else smoothed
+
+
+def _decoded(
+    src: Path, opts: ConvertOptions, info: VideoInfo, salvage: Salvage | None
+) -> Iterator[Frame]:
     whole = opts.start <= 0 and opts.duration is None
     return decode_frames(
         src,
@@ -239,6 +323,7 @@ def _decoded(src: Path, opts: ConvertOptions, info: VideoInfo) -> Iterator[Frame
         opts.duration,
         expect_frames=info.frames if whole and info.frames_exact else None,
         hwaccel=opts.hwaccel,
+        salvage=salvage,
     )
 
 
@@ -265,3 +350,20 @@ def _encode(
         except BaseException:
             sink.abort()
             raise
+
+
+def time_stages(
+    translator: Translator,
+    to: Domain,
+    resolution: WorkingSize,
+    width: int,
+    height: int,
+    frames: int = 16,
+    encode: EncodeSettings | None = None,
+    batch_size: int = AUTO_BATCH,
+) -> StageTimes:
+    """The convert path at ``width`` x ``height``, stage by stage and as a whole, measured
+    now on a synthetic clip (``infer/timing.py`` says how)."""
+    from .infer.timing import time_stages as measure
+
+    return measure(translator, to, resolution, width, height, frames, encode, batch_size)

@@ -15,12 +15,17 @@ from .choices import Layout
 from .errors import InputError
 from .fileio import atomic_output
 from .images import write_image
-from .pipeline import ConvertOptions, ConvertResult, convert_video, translate_frames
+from .pipeline import (
+    ConvertOptions,
+    ConvertResult,
+    after_translation,
+    convert_video,
+    translate_frames,
+)
 from .translator import Translator
 from .video.decode import Frame, decode_frames, frames_at
 from .video.geometry import upright
 from .video.probe import probe
-from .video.smooth import make_smoother
 
 STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 WIPE_PERIOD_S = 4.0
@@ -139,9 +144,7 @@ def preview_gif(
     info = probe(src)
     step = max(1, math.ceil(float(info.fps) / GIF_FPS - 1e-6))
     frames = (f for f in decode_frames(src, opts.start, opts.duration) if f.index % step == 0)
-    translated = make_smoother(opts.smooth, opts.smooth_strength)(
-        translate_frames(frames, translator, opts, info.rotation)
-    )
+    translated = after_translation(translate_frames(frames, translator, opts, info.rotation), opts)
     images = []
     for frame in compose_stage(layout, opts.to, info.rotation)(translated):
         image = _gif_width(frame.image)

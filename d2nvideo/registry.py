@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .choices import OfficialDomain
+from .choices import Backend, OfficialDomain
 from .errors import UsageError
 
 if TYPE_CHECKING:
@@ -38,11 +38,14 @@ def load_translator(
     official_day: OfficialDomain = "a",
     device: str = "auto",
     precision: str = "auto",
+    backend: Backend = "torch",
 ) -> Translator:
-    """The translator for ``--model`` (or the bundled default)."""
+    """The translator for ``--model`` (or the bundled default), its network on ``backend``."""
     from .translator import Translator
 
-    return Translator.from_checkpoint(resolve_model(model), device, precision, official_day)
+    return Translator.from_checkpoint(
+        resolve_model(model), device, precision, official_day, backend
+    )
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,10 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import Checkpoint, load_checkpoint
-from .choices import DOMAINS, Domain, OfficialDomain
+from .choices import DOMAINS, Backend, Domain, OfficialDomain, Quality, Upsampler, normalise_domain
 from .errors import CheckpointError, UsageError
+from .infer.backends import AutoNetwork, GraphNetwork, Network, candidates, check_backend
+from .infer.graphs import cached_graph, model_key
 from .model import Generator, ModelConfig, UNITGenerator, build_generator
 from .model.runtime import autocast, resolve_device, resolve_precision
 
@@ -32,12 +35,14 @@ class Translator:
         device: torch.device,
         precision: str,
         meta: dict[str, Any],
+        network: Network | None = None,
     ) -> None:
         self.model = model
         self.config = config
         self.device = device
         self.precision = precision
         self.meta = meta
+        self.network = network  # None: the torch model itself (see infer/backends.py)
 
     @classmethod
     def from_checkpoint(
@@ -46,16 +51,24 @@ class Translator:
         device: str | torch.device = "auto",
         precision: str = "auto",
         official_day: OfficialDomain = "a",
+        backend: Backend = "torch",
     ) -> Translator:
+        """``backend``: torch, onnxruntime or openvino (CPU, fp32; the graphs are exported
+        into the cache on first use), or auto (the fastest of those installed, measured)."""
         ckpt = load_checkpoint(Path(path), official_day)
-        return cls.from_loaded(ckpt, device, precision)
+        return cls.from_loaded(ckpt, device, precision, backend)
 
     @classmethod
     def from_loaded(
-        cls, ckpt: Checkpoint, device: str | torch.device = "auto", precision: str = "auto"
+        cls,
+        ckpt: Checkpoint,
+        device: str | torch.device = "auto",
+        precision: str = "auto",
+        backend: Backend = "torch",
     ) -> Translator:
         dev = device if isinstance(device, torch.device) else resolve_device(device)
         prec = resolve_precision(precision, dev)
+        check_backend(backend, dev, prec, compiled=False)
         model = build_generator(ckpt.config)
         state = {k: v.float() for k, v in ckpt.state_dict.items()}
         missing, unexpected = model.load_state_dict(state, strict=False)
@@ -68,11 +81,75 @@ class Translator:
         model.eval().requires_grad_(False).to(dev)
         if dev.type == "cuda":
             model.to(memory_format=torch.channels_last)
-        return cls(model, ckpt.config, dev, prec, ckpt.meta)
+        translator = cls(model, ckpt.config, dev, prec, ckpt.meta)
+        translator.network = translator.backend_network(backend)
+        return translator
+
+    def backend_network(self, backend: Backend) -> Network | None:
+        """The network for ``backend`` over this translator's model (None: torch)."""
+        names = candidates(self.device, self.precision) if backend == "auto" else [backend]
+        if names == ["torch"]:
+            return None
+        key = functools.cache(lambda: model_key(self.model, self.config))
+        threads = torch.get_num_threads()  # the graph runtimes use as many as torch would
+        networks: dict[str, Network] = {
+            name: self._torch if name == "torch" else GraphNetwork(name, self._graph(key), threads)
+            for name in names
+        }
+        return AutoNetwork(networks, key) if backend == "auto" else networks[backend]
+
+    def _graph(self, key: Callable[[], str]) -> Callable[[Domain], Path]:
+        return lambda to: cached_graph(self.model, self.config, to, key())
+
+    def _torch(self, x: torch.Tensor, to: Domain) -> torch.Tensor:
+        with self.autocast():
+            return self.model(x, to)  # type: ignore[no-any-return]
+
+    @classmethod
+    def default(
+        cls, device: str = "auto", precision: str = "auto", backend: Backend = "torch"
+    ) -> Translator:
+        """The bundled default model (MODEL.md says what it is and how good)."""
+        from .registry import load_translator
+
+        return load_translator(None, "a", device, precision, backend)
+
+    def translate(
+        self,
+        images: np.ndarray,
+        to: str,
+        *,
+        color: str = "rgb",
+        quality: Quality = "auto",
+        work_size: int | None = None,
+        max_size: int | None = None,
+        upsample: Upsampler = "guided",
+    ) -> np.ndarray:
+        """One ``(H, W, 3)`` uint8 image or a batch ``(N, H, W, 3)`` of one size, translated
+        to ``to`` ('night' or 'day', any case) exactly as ``d2nvideo convert`` does it: at the
+        model's working size (or ``quality``/``work_size``/``max_size``, as convert's options)
+        and guided upsampling back. ``color='bgr'`` takes and returns OpenCV's channel order.
+        Returns the same shape and dtype."""
+        from .pipeline import translate_images, working_size
+
+        domain = normalise_domain(to)
+        batch = _as_batch(images, color)
+        size = working_size(quality, work_size, max_size, upsample, self.meta)
+        out = np.stack(translate_images(list(batch), self, domain, size))
+        if color == "bgr":
+            out = np.ascontiguousarray(out[..., ::-1])
+        return out if images.ndim == 4 else out[0]
+
+    @property
+    def backend(self) -> str:
+        """What runs the network: torch, onnxruntime, openvino or ``auto: <choices>``."""
+        return "torch" if self.network is None else str(getattr(self.network, "name", "?"))
 
     def compile(self) -> Translator:
         """Compile the network with torch.compile (worth it on a GPU; the first call of each
-        frame size pays the compilation, so warm up before timing)."""
+        frame size pays the compilation, so warm up before timing). Torch backend only."""
+        if self.network is not None:
+            raise UsageError(f"--compile needs --backend torch, not {self.backend}")
         self.model = torch.compile(self.model, dynamic=False)  # type: ignore[assignment]
         return self
 
@@ -91,7 +168,8 @@ class Translator:
         """
         if to not in DOMAINS:
             raise UsageError(f"target domain must be one of {DOMAINS}, not '{to}'", to)
-        return self._run(x, lambda padded: self.model(padded, to))
+        network = self.network or self._torch
+        return self._run(x, lambda padded: network(padded, to))
 
     @torch.inference_mode()
     def reconstruct_tensor(self, x: torch.Tensor, domain: Domain) -> torch.Tensor:
@@ -100,16 +178,20 @@ class Translator:
         gen = self.model
         if not isinstance(gen, UNITGenerator):
             raise UsageError(f"a {self.config.arch} model has no reconstruction")
-        return self._run(x, lambda padded: gen.reconstruct(padded, domain))
+
+        def net(padded: torch.Tensor) -> torch.Tensor:
+            with self.autocast():
+                return gen.reconstruct(padded, domain)
+
+        return self._run(x, net)  # always on torch: the graphs hold the translations only
 
     def _run(self, x: torch.Tensor, net: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         h, w = x.shape[-2:]
         padded = pad_to_multiple(x, self.multiple)
         if self.device.type == "cuda":
             padded = padded.contiguous(memory_format=torch.channels_last)
-        with self.autocast():
-            y = net(padded)
-        return y[..., :h, :w].float()  # type: ignore[no-any-return]
+        y = net(padded)
+        return y[..., :h, :w].float()
 
     def reconstruct(self, frames: np.ndarray, domain: Domain) -> np.ndarray:
         """``(N, H, W, 3) uint8`` -> the UNIT reconstruction, the same shape."""
@@ -119,6 +201,24 @@ class Translator:
         """``(N, H, W, 3) uint8`` -> ``(N, H, W, 3) uint8`` in the ``to`` domain."""
         x = to_tensor(frames, self.device)
         return from_tensor(self.translate_tensor(x, to))
+
+
+def _as_batch(images: object, color: str) -> np.ndarray:
+    """``(N, H, W, 3)`` uint8 RGB from the public API's input, or a UsageError saying what is
+    wrong with it (float images, wrong shapes and unknown channel orders are common)."""
+    if color not in ("rgb", "bgr"):
+        raise UsageError(f"color must be 'rgb' or 'bgr', not {color!r}", color)
+    if not isinstance(images, np.ndarray):
+        raise UsageError(f"expected a NumPy array, got {type(images).__name__}")
+    if images.dtype != np.uint8:
+        raise UsageError(
+            f"expected uint8 images (0-255), got {images.dtype}: convert a float image in [0, 1] "
+            "with (image * 255).round().astype(np.uint8)"
+        )
+    if images.ndim not in (3, 4) or images.shape[-1] != 3 or 0 in images.shape:
+        raise UsageError(f"expected (H, W, 3) or (N, H, W, 3) images, got {images.shape}")
+    batch = images if images.ndim == 4 else images[None]
+    return np.ascontiguousarray(batch[..., ::-1]) if color == "bgr" else batch
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -138,13 +238,20 @@ def to_tensor(frames: np.ndarray | torch.Tensor, device: torch.device) -> torch.
     """``(N, H, W, 3) uint8`` -> ``(N, 3, H, W)`` float in [-1, 1] on ``device``.
 
     The uint8 data crosses to the device first (a quarter of the bytes of float) and is
-    converted there.
+    converted there. On the CPU NumPy converts it: the same arithmetic in one thread, where
+    torch's two-thread elementwise ops wait for a core whenever another process holds it
+    (issue 11: 35 ms for a 2-frame batch beside a training run).
     """
     t = torch.as_tensor(frames)
     if t.ndim == 3:
         t = t.unsqueeze(0)
     if t.ndim != 4 or t.shape[-1] != 3 or t.dtype != torch.uint8:
         raise ValueError(f"expected (N, H, W, 3) uint8 frames, got {tuple(t.shape)} {t.dtype}")
+    if device.type == "cpu":
+        x = t.numpy().astype(np.float32)
+        x /= np.float32(127.5)
+        x -= np.float32(1.0)
+        return torch.from_numpy(x).permute(0, 3, 1, 2)
     if device.type == "cuda":  # page-locked memory lets the copy run without blocking
         t = t.pin_memory()
     t = t.to(device, non_blocking=True).permute(0, 3, 1, 2)
@@ -153,5 +260,10 @@ def to_tensor(frames: np.ndarray | torch.Tensor, device: torch.device) -> torch.
 
 def from_tensor(x: torch.Tensor) -> np.ndarray:
     """``(N, 3, H, W)`` float in [-1, 1] -> ``(N, H, W, 3) uint8`` on the host."""
-    y = x.detach().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
-    return y.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+    if x.device.type == "cpu":  # in NumPy, as to_tensor
+        y = x.detach().float().numpy() + np.float32(1.0)
+        y *= np.float32(127.5)
+        np.clip(np.rint(y, out=y), 0, 255, out=y)
+        return np.ascontiguousarray(y.astype(np.uint8).transpose(0, 2, 3, 1))
+    u8 = x.detach().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+    return u8.permute(0, 2, 3, 1).contiguous().cpu().numpy()

@@ -6,6 +6,11 @@ regression (the colour guided filter of He et al., "Guided Image Filtering", TPA
 coefficients are upsampled bilinearly (the "fast guided filter", He and Sun 2015) and applied to
 the full-resolution input. Edges and texture come from the input; colour and light from the
 network. ``bicubic`` is the plain alternative it is compared with.
+
+Everything works on single-channel planes with OpenCV's vectorised kernels writing into
+preallocated buffers (issue 11: splitting multi-channel float images and allocating a fresh
+720p array per operation took three quarters of the time). ``infer/frames.py`` holds the same
+filter in torch for the GPU path.
 """
 
 from __future__ import annotations
@@ -14,23 +19,32 @@ import cv2
 import numpy as np
 
 RADIUS_FRACTION = 0.09
+Planes = list[np.ndarray]  # (h, w) float arrays, one per colour channel
 
 
 def _box(x: np.ndarray, r: int) -> np.ndarray:
     return cv2.blur(x, (2 * r + 1, 2 * r + 1), borderType=cv2.BORDER_REFLECT)
 
 
-def _inverse_sym3(m: np.ndarray) -> np.ndarray:
-    """Inverses of symmetric positive-definite ``(..., 3, 3)`` matrices by the adjugate, in
-    float64 (several times faster than a batched LAPACK solve for millions of tiny systems)."""
-    m = m.astype(np.float64)
-    a, b, c = m[..., 0, 0], m[..., 0, 1], m[..., 0, 2]
-    d, e, f = m[..., 1, 1], m[..., 1, 2], m[..., 2, 2]
+def guided_radius(height: int, width: int) -> int:
+    """The default window radius at a working size: 9% of the shorter side (16 at 180)."""
+    return max(2, round(RADIUS_FRACTION * min(height, width)))
+
+
+def _inverse_sym3(cov: dict[tuple[int, int], np.ndarray]) -> dict[tuple[int, int], np.ndarray]:
+    """Inverses of symmetric positive-definite 3x3 matrices given as planes ``cov[i, j]``
+    (i <= j), by the adjugate in float64 (several times faster than a batched LAPACK solve for
+    millions of tiny systems); returns the planes of the inverse, both triangles."""
+    a, b, c = (cov[0, 0].astype(np.float64), cov[0, 1].astype(np.float64), cov[0, 2])
+    d, e, f = cov[1, 1].astype(np.float64), cov[1, 2].astype(np.float64), cov[2, 2]
+    c, f = c.astype(np.float64), f.astype(np.float64)
     co = [d * f - e * e, c * e - b * f, b * e - c * d, a * f - c * c, b * c - a * e, a * d - b * b]
-    det = a * co[0] + b * co[1] + c * co[2]
-    rows = [(co[0], co[1], co[2]), (co[1], co[3], co[4]), (co[2], co[4], co[5])]
-    inv = np.stack([np.stack(r, -1) for r in rows], -2)
-    return inv / det[..., None, None]
+    inv_det = 1.0 / (a * co[0] + b * co[1] + c * co[2])
+    at = {(0, 0): 0, (0, 1): 1, (0, 2): 2, (1, 1): 3, (1, 2): 4, (2, 2): 5}
+    out = {}
+    for (i, j), k in at.items():
+        out[i, j] = out[j, i] = co[k] * inv_det
+    return out
 
 
 def affine_coefficients(
@@ -42,25 +56,59 @@ def affine_coefficients(
     ``(h, w, 3, 3)`` (output channel, input channel) and ``b`` of shape ``(h, w, 3)``.
     ``eps`` regularises flat areas towards a constant colour.
     """
-    mean_i = _box(guide, radius)
-    mean_p = _box(target, radius)
+    a_planes, b_planes = _coefficient_planes(guide, target, radius, eps)
     h, w = guide.shape[:2]
-    cov_ii = np.empty((h, w, 3, 3), np.float32)
-    cov_ip = np.empty((h, w, 3, 3), np.float32)  # [.., input channel, output channel]
+    a_mat = np.stack([np.stack(row, -1) for row in a_planes], -2).reshape(h, w, 3, 3)
+    return a_mat, np.stack(b_planes, -1)
+
+
+def _coefficient_planes(
+    guide: np.ndarray, target: np.ndarray, radius: int, eps: float
+) -> tuple[list[Planes], Planes]:
+    """:func:`affine_coefficients` as planes: ``A[o][i]`` and ``b[o]``, ``(h, w) float32``."""
+    g, t = cv2.split(guide), cv2.split(target)
+    mean_i, mean_p = [_box(x, radius) for x in g], [_box(x, radius) for x in t]
+    cov_ii = {}
     for a in range(3):
         for b in range(a, 3):
-            v = _box(guide[..., a] * guide[..., b], radius) - mean_i[..., a] * mean_i[..., b]
-            cov_ii[..., a, b] = cov_ii[..., b, a] = v
-        for c in range(3):
-            cov_ip[..., a, c] = _box(guide[..., a] * target[..., c], radius) - (
-                mean_i[..., a] * mean_p[..., c]
-            )
-    cov_ii += eps * np.eye(3, dtype=np.float32)
-    coef = (_inverse_sym3(cov_ii) @ cov_ip.astype(np.float64)).astype(np.float32)
-    a_mat = np.ascontiguousarray(coef.transpose(0, 1, 3, 2))  # (h, w, out, in)
-    b_vec = mean_p - np.einsum("hwoi,hwi->hwo", a_mat, mean_i)
-    a_mean = _box(a_mat.reshape(h, w, 9), radius).reshape(h, w, 3, 3)
-    return a_mean, _box(b_vec, radius)
+            cov_ii[a, b] = _box(g[a] * g[b], radius) - mean_i[a] * mean_i[b]
+        cov_ii[a, a] += np.float32(eps)
+    inv = _inverse_sym3(cov_ii)
+    cov_ip = [
+        [_box(g[i] * t[o], radius) - mean_i[i] * mean_p[o] for i in range(3)] for o in range(3)
+    ]
+    a_out: list[Planes] = []
+    b_out: Planes = []
+    for o in range(3):
+        row = [_dot3([inv[i, k] for k in range(3)], cov_ip[o]).astype(np.float32) for i in range(3)]
+        b = mean_p[o] - _dot3(row, mean_i)
+        a_out.append([_box(x, radius) for x in row])
+        b_out.append(_box(b, radius))
+    return a_out, b_out
+
+
+def _dot3(x: Planes, y: Planes) -> np.ndarray:
+    """``x[0] * y[0] + x[1] * y[1] + x[2] * y[2]``, plane by plane, in that order."""
+    return x[0] * y[0] + x[1] * y[1] + x[2] * y[2]  # type: ignore[no-any-return]
+
+
+def apply_affine(a_planes: list[Planes], b_planes: Planes, full_in: np.ndarray) -> np.ndarray:
+    """Upsample the coefficient planes bilinearly to ``full_in``'s size and apply them:
+    ``(H, W, 3) uint8`` in, ``(H, W, 3) uint8`` out (rounded, clipped)."""
+    h, w = full_in.shape[:2]
+    planes = [p.astype(np.float32) for p in cv2.split(np.ascontiguousarray(full_in))]
+    acc = np.empty((h, w), np.float32)
+    tmp = np.empty((h, w), np.float32)
+    out = []
+    for o in range(3):
+        # the offset in 0-255 units, +0.5 so that the final truncation rounds
+        cv2.resize(b_planes[o] * np.float32(255.0) + np.float32(0.5), (w, h), acc)
+        for i in range(3):
+            cv2.resize(a_planes[o][i], (w, h), tmp)
+            cv2.accumulateProduct(tmp, planes[i], acc)
+        np.clip(acc, 0, 255, out=acc)
+        out.append(acc.astype(np.uint8))
+    return cv2.merge(out)
 
 
 def guided_upsample(
@@ -78,25 +126,11 @@ def guided_upsample(
     network trained briefly has plenty of, and still local enough for lamps and sky.
     """
     if radius is None:
-        radius = max(2, round(RADIUS_FRACTION * min(low_in.shape[:2])))
-    guide = low_in.astype(np.float32) / 255.0
-    a_mat, b_vec = affine_coefficients(guide, low_out.astype(np.float32) / 255.0, radius, eps)
-    h, w = full_in.shape[:2]
-    # Per output channel, its three gains and offset are upsampled together as one 4-channel
-    # image and applied plane by plane with OpenCV's vectorised arithmetic: contiguous planes,
-    # no (H, W, 12) array, about 40% faster at 720p than strided channels-last maths.
-    planes = [p.astype(np.float32) for p in cv2.split(np.ascontiguousarray(full_in))]
-    out = []
-    for o in range(3):
-        coef = np.concatenate([a_mat[:, :, o, :], b_vec[:, :, o : o + 1] * 255.0 + 0.5], axis=-1)
-        up = cv2.split(cv2.resize(coef, (w, h), interpolation=cv2.INTER_LINEAR))
-        acc = up[3]
-        for i in range(3):
-            acc = cv2.add(acc, cv2.multiply(up[i], planes[i]))
-        out.append(acc)
-    merged = cv2.merge(out)
-    np.clip(merged, 0, 255, out=merged)
-    return merged.astype(np.uint8)  # +0.5 above: truncation rounds
+        radius = guided_radius(*low_in.shape[:2])
+    guide = low_in.astype(np.float32) / np.float32(255.0)
+    target = low_out.astype(np.float32) / np.float32(255.0)
+    a_planes, b_planes = _coefficient_planes(guide, target, radius, eps)
+    return apply_affine(a_planes, b_planes, full_in)
 
 
 def bicubic_upsample(low_out: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -4,6 +4,7 @@ random-weight checkpoints. Nothing is downloaded; ../shared/data is optional."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -15,6 +16,36 @@ from d2nvideo.checkpoint import save_checkpoint
 from d2nvideo.model import CycleGANConfig, UNITConfig, build_generator
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that load OpenVINO run last: a process that has run an OpenVINO model cannot
+    safely fork a Python child afterwards (the training tests' DataLoader workers then die of
+    SIGSEGV, taking pytest with them). The library itself forks nothing (its pools spawn)."""
+    items.sort(key=lambda item: item.get_closest_marker("openvino") is not None)
+
+
+@pytest.fixture(autouse=True)
+def openvino_only_where_marked(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Elsewhere ``--backend auto`` (the CLI's default) measures torch and ONNX Runtime only,
+    so OpenVINO never loads before the tests that fork (see above)."""
+    if request.node.get_closest_marker("openvino") is None:
+        from d2nvideo.infer import backends
+
+        installed = backends.installed
+        monkeypatch.setattr(backends, "installed", lambda n: n != "openvino" and installed(n))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """ONNX graphs and backend choices go to a cache of the session's own, never the user's."""
+    patch = pytest.MonkeyPatch()
+    folder = tmp_path_factory.mktemp("cache")
+    patch.setenv("D2NVIDEO_CACHE", str(folder))
+    yield folder
+    patch.undo()
 
 
 def needs_shared() -> pytest.MarkDecorator:

@@ -116,3 +116,22 @@ def test_functions_stay_short() -> None:
     lengths = function_lengths()
     assert {k: v for k, v in lengths.items() if v > 40} == {}
     assert statistics.median(lengths.values()) < 10
+
+
+def test_infer_sits_below_the_translator_and_runtimes_load_lazily() -> None:
+    """infer/ is imported by the translator, so it may not import it back at module level
+    (timing.py, which sits above the pipeline, imports it inside its functions); ONNX Runtime
+    and OpenVINO load only when a backend opens."""
+    offenders = []
+    for path in _modules(PACKAGE) + _modules(ROOT / "training"):
+        tree = ast.parse(path.read_text())
+        top = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+        names = {a.name for n in top if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module or "" for n in top if isinstance(n, ast.ImportFrom)}
+        if names & {"onnxruntime", "openvino", "onnx"}:
+            offenders.append(str(path.relative_to(ROOT)))
+        lower = {"translator", "pipeline", "preview"}
+        relative = {n.module for n in top if isinstance(n, ast.ImportFrom) and n.level == 2}
+        if "infer" in path.parts and relative & lower:
+            offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []

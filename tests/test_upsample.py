@@ -46,3 +46,33 @@ def test_fingerprints_survive_resizing_and_tell_pictures_apart() -> None:
     other = frame_image(40, 320, 180)[::-1].copy()
     assert fingerprint_distance(fingerprint(a), fingerprint(smaller)) <= 4
     assert fingerprint_distance(fingerprint(a), fingerprint(other)) > 12
+
+
+def test_the_torch_upsampler_matches_opencvs() -> None:
+    import torch
+
+    from d2nvideo.infer.frames import guided_upsample as torch_guided
+
+    def tensor(image: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
+
+    full = _detailed(183, 322)  # odd sizes: the box filter's reflected borders
+    small = cv2.resize(full, (80, 45), interpolation=cv2.INTER_AREA)
+    night = _night_look(small)
+    ours = torch_guided(tensor(small), tensor(night), tensor(full))
+    ours_u8 = (ours * 255 + 0.5).clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
+    opencv = guided_upsample(small, night, full)
+    assert ssim(ours_u8, opencv) >= 0.99
+    assert np.abs(ours_u8.astype(int) - opencv).max() <= 2
+
+
+def test_the_box_filter_reflects_borders_as_opencv(rng_seed: int = 1) -> None:
+    import torch
+
+    from d2nvideo.infer.frames import box_filter
+    from d2nvideo.upsample import _box
+
+    x = np.random.default_rng(rng_seed).random((7, 11)).astype(np.float32)
+    for r in (1, 3, 9):  # 9: wider than the image, reflected more than once
+        ours = box_filter(torch.from_numpy(x)[None, None], r)[0, 0].numpy()
+        assert np.allclose(ours, _box(x, r), atol=1e-5), r

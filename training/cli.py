@@ -66,19 +66,25 @@ from d2nvideo.cli.shell import CONTEXT, GuardedCommand
     help="Override any config key, e.g. --set optim.lr=0.0002 (repeatable).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or console log.")
-def train(config: Path, out: Path, resume: bool, quiet: bool, **kw: Any) -> None:
-    """Train a UNIT (or CycleGAN) day<->night translator from a YAML CONFIG.
+@click.pass_context
+def train(
+    ctx: click.Context, config: Path, out: Path, resume: bool, quiet: bool, **kw: Any
+) -> None:
+    """Train a UNIT (or CycleGAN) day<->night translator from a YAML CONFIG
+    ('d2nvideo configs' lists and writes out the shipped ones).
 
     Data: --day/--night folders, --nexet/--bdd label files with --images, or --relabeled.
     Several GPUs: torchrun --nproc_per_node=N -m d2nvideo.training CONFIG ...
-    Ctrl-C (or SIGTERM) stops after the current step and saves a checkpoint.
+    Ctrl-C (or SIGTERM) stops after the current step, saves a checkpoint and exits with 130
+    (143); --resume continues from it.
     """
     from d2nvideo.cli.progress import progress_bar
+    from d2nvideo.cli.shell import interrupted_keeps
 
     from .config import load_config, with_changes
     from .train import Hooks, main, resolve_resume_config
 
-    cfg = load_config(config, kw.pop("overrides"))
+    cfg = load_config(_config_path(config), kw.pop("overrides"))
     if resume:
         cfg = resolve_resume_config(out, cfg)
     data = {
@@ -100,6 +106,7 @@ def train(config: Path, out: Path, resume: bool, quiet: bool, **kw: Any) -> None
         device=kw["device"],
     )
     rank = int(os.environ.get("RANK", "0"))  # under torchrun only rank 0 draws
+    interrupted_keeps(ctx, f"interrupted: checkpoints saved before were kept in {out / 'state'}")
     with progress_bar(cfg.train.steps, "train", quiet or rank > 0, "steps", lazy=True) as bar:
         result = main(cfg, out, resume=resume, quiet=quiet, hooks=Hooks(bar.to, bar.say))
     if not result.is_main:
@@ -108,6 +115,28 @@ def train(config: Path, out: Path, resume: bool, quiet: bool, **kw: Any) -> None
     click.echo(
         f"step {result.step} ({result.stopped}) in {result.seconds:.0f} s: {losses} -> {out}"
     )
+    if result.stopped == "interrupted":  # scripts must tell a stopped run from a finished one
+        _exit_interrupted(result.step, result.signal)
+
+
+def _exit_interrupted(step: int, signum: int) -> None:
+    import signal
+
+    from d2nvideo.cli.shell import Interrupted
+
+    raise Interrupted(
+        f"interrupted: stopped at step {step} with its state saved; continue with --resume",
+        143 if signum == signal.SIGTERM else 130,
+    )
+
+
+def _config_path(config: Path) -> Path:
+    """CONFIG as given, or the shipped config of that name ('d2nvideo configs')."""
+    from d2nvideo.cli.configs import shipped_config
+
+    if config.exists():
+        return config
+    return shipped_config(str(config)) or config
 
 
 def _str(path: Path | None) -> str | None:
@@ -115,24 +144,51 @@ def _str(path: Path | None) -> str | None:
 
 
 @click.command(cls=GuardedCommand, context_settings=CONTEXT)
-@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("run", metavar="RUN|MODEL", type=click.Path(path_type=Path))
 @click.option(
     "-o",
     "--output",
     type=click.Path(path_type=Path),
-    required=True,
-    help="The .safetensors file to write.",
+    default=None,
+    help="The .safetensors file to write (needed for a RUN folder).",
 )
 @click.option("--fp32", is_flag=True, help="Keep float32 weights (default: float16, half size).")
 @click.option("--note", default="", help="A line of text stored in the checkpoint's metadata.")
+@click.option(
+    "--onnx",
+    is_flag=True,
+    help="Also write an ONNX graph per direction beside the output (OUTPUT.night.onnx, "
+    "OUTPUT.day.onnx: dynamic batch, height and width); given a MODEL file, write its graphs "
+    "beside it. Needs pip install 'd2nvideo[onnx]'.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
-def export(run: Path, output: Path, fp32: bool, note: str, overwrite: bool) -> None:
+def export(
+    run: Path, output: Path | None, fp32: bool, note: str, onnx: bool, overwrite: bool
+) -> None:
     """Export the latest generator of a training RUN folder as the inference checkpoint that
-    convert, preview and evaluate load."""
-    from d2nvideo.fileio import check_output
+    convert, preview and evaluate load; with --onnx, also (or, for a MODEL .safetensors file,
+    only) its ONNX graphs for other runtimes."""
+    from d2nvideo.errors import UsageError
 
-    from .export import export_run
+    from .export import check_export_output, check_onnx_outputs, export_onnx, export_run
 
-    check_output(output, [], overwrite)
+    if run.is_file():
+        if not onnx:
+            raise UsageError(f"'{run}' is a model file: pass --onnx to export its ONNX graphs", run)
+        check_onnx_outputs(run, overwrite)
+        _say_graphs(export_onnx(run))
+        return
+    if output is None:
+        raise UsageError("exporting a RUN folder needs -o/--output MODEL.safetensors")
+    check_export_output(run, output, overwrite)
+    if onnx:
+        check_onnx_outputs(output, overwrite)
     meta = export_run(run, output, half=not fp32, note=note)
     click.echo(f"step {meta['steps']} {meta['dtype']} -> {output}")
+    if onnx:
+        _say_graphs(export_onnx(output))
+
+
+def _say_graphs(graphs: dict[str, Path]) -> None:
+    for to, path in graphs.items():
+        click.echo(f"{to} graph -> {path}")

@@ -7,15 +7,29 @@ import json
 from pathlib import Path
 
 import torch
-import yaml
 
 from d2nvideo import __version__
 from d2nvideo.checkpoint import save_checkpoint
 from d2nvideo.errors import CheckpointError, PathError
+from d2nvideo.fileio import check_output
 from d2nvideo.model import build_generator
 
-from .config import config_from_data
-from .state import latest_state, load_state
+from .config import load_config
+from .state import holds_state, load_latest
+
+
+def check_export_output(run: Path, output: Path, overwrite: bool) -> None:
+    """Refuse an output that is one of the run's own files or lies in its state folder, with
+    or without ``overwrite``: export never replaces what it reads."""
+    state = run / "state"
+    inputs = [run / "config.yaml", run / "data.json", run / "log.jsonl", *_files(state)]
+    if output.resolve().parent == state.resolve():
+        raise PathError(f"output '{output}' lies in the run's state folder; choose another", output)
+    check_output(output, inputs, overwrite)
+
+
+def _files(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
 
 
 def export_run(run: Path, output: Path, half: bool = True, note: str = "") -> dict[str, object]:
@@ -23,13 +37,17 @@ def export_run(run: Path, output: Path, half: bool = True, note: str = "") -> di
     if not run.is_dir():
         raise PathError(f"run folder '{run}' does not exist", run)
     config_path = run / "config.yaml"
-    state_path = latest_state(run / "state")
-    if not config_path.is_file() or state_path is None:
+    if not config_path.is_file() or not holds_state(run / "state"):
         raise CheckpointError(f"'{run}' is not a training run folder (no config.yaml/state)", run)
-    cfg = config_from_data(yaml.safe_load(config_path.read_text()))
-    payload = load_state(state_path, torch.device("cpu"))
+    cfg = load_config(config_path)
+    _, payload = load_latest(run / "state", torch.device("cpu"))
     gen = build_generator(cfg.model)
-    gen.load_state_dict(payload["trainer"]["gen"])
+    try:
+        gen.load_state_dict(payload["trainer"]["gen"])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"the state in '{run}' does not fit the run's config.yaml ({str(exc)[:200]})", run
+        ) from exc
     data_path = run / "data.json"
     meta: dict[str, object] = {
         "steps": int(payload["step"]),
@@ -47,3 +65,31 @@ def export_run(run: Path, output: Path, half: bool = True, note: str = "") -> di
         meta["work_size"] = cfg.data.resize
     save_checkpoint(output, gen, cfg.model, meta, torch.float16 if half else None)
     return meta
+
+
+def onnx_outputs(model: Path) -> list[Path]:
+    """Where ``--onnx`` writes ``model``'s graphs: ``MODEL.night.onnx``, ``MODEL.day.onnx``."""
+    from d2nvideo.choices import DOMAINS
+
+    return [model.with_suffix(f".{to}.onnx") for to in DOMAINS]
+
+
+def check_onnx_outputs(model: Path, overwrite: bool) -> None:
+    """Refuse graph outputs that exist (unless ``overwrite``), and a missing onnx package,
+    before any work."""
+    from d2nvideo.infer.graphs import require_onnx
+
+    require_onnx()
+    for path in onnx_outputs(model):
+        check_output(path, [model], overwrite)
+
+
+def export_onnx(model: Path) -> dict[str, Path]:
+    """Write the ONNX graph of each direction of the checkpoint ``model`` beside it (see
+    ``d2nvideo.infer.graphs`` for the graphs' inputs and outputs)."""
+    from d2nvideo.infer.graphs import export_graphs
+    from d2nvideo.translator import Translator
+
+    translator = Translator.from_checkpoint(model, "cpu", "fp32")
+    graphs = export_graphs(translator.model, translator.multiple, model)
+    return {str(to): path for to, path in graphs.items()}

@@ -5,6 +5,7 @@ leaves only complete outputs (each is written to a temporary file and renamed)."
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from ..pipeline import ConvertOptions, DarkOutputWatch
     from ..translator import Translator
 
+log = logging.getLogger(__name__)
 Status = Literal["done", "skipped", "failed"]
 
 
@@ -73,13 +75,19 @@ class Converter:
             return self._image(task, opts, on_frames)
         from ..fileio import check_output
         from ..pipeline import convert_video
-        from ..video.encode import check_codec, codec_for
+        from ..video.encode import check_encode
 
-        check_codec(codec_for(task.dst, opts.encode))
+        check_encode(task.dst, opts.encode)
         check_output(task.dst, [task.src], self.overwrite)
         result = convert_video(
             task.src, task.dst, self.translator, opts, on_frames, watch=self.watch
         )
+        if result.lost:
+            log.warning(
+                "'%s': %d frames could not be decoded and are left out (--salvage)",
+                task.src,
+                result.lost,
+            )
         return result.frames
 
     def _image(self, task: Task, opts: ConvertOptions, on_frames: Callable[[int], None]) -> int:

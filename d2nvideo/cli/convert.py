@@ -104,12 +104,12 @@ def _check_single(task: Task, encode: EncodeSettings, overwrite: bool) -> None:
     from ..errors import UsageError
     from ..fileio import check_output
     from ..images import is_image
-    from ..video.encode import check_codec, codec_for
+    from ..video.encode import check_encode
 
     if task.kind == "image" and not is_image(task.dst):
         raise UsageError(f"output '{task.dst}' must be an image file for an image input", task.dst)
     if task.kind == "video":
-        check_codec(codec_for(task.dst, encode))
+        check_encode(task.dst, encode)
     check_output(task.dst, [task.src], overwrite)
 
 
@@ -147,6 +147,7 @@ def _run(
         dist.join(world)
     counts = frame_counts(tasks)
     factory = functools.partial(make_converter, model, pipeline, encode, to, overwrite)
+    here = factory() if jobs == 1 or len(tasks) == 1 or world else None  # load errors first
     leader = world is None or world.rank == 0
     with (
         sigterm_as_interrupt(),
@@ -159,12 +160,12 @@ def _run(
             bar.describe(f"{_title(tasks)} {log.count}/{len(tasks)}")
 
         if world is not None:
-            outcomes = dist.run_claimed(tasks, factory(), bar, on_outcome)
+            outcomes = dist.run_claimed(tasks, here, bar, on_outcome)  # type: ignore[arg-type]
             log.rewrite(outcomes or [])  # rank 0 holds every rank's outcomes now
             return outcomes
-        if jobs > 1 and len(tasks) > 1:
+        if here is None:
             return run_pool(tasks, factory, jobs, counts, bar, on_outcome)
-        return run_here(tasks, factory(), bar, on_outcome)
+        return run_here(tasks, here, bar, on_outcome)
 
 
 def _title(tasks: list[Task]) -> str:

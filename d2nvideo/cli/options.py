@@ -1,5 +1,5 @@
-"""Option groups shared by convert, preview and evaluate, each parsed into one typed value, and
-the one place those values become library objects (a Translator and ConvertOptions).
+"""Option groups shared by convert, preview and evaluate, each parsed into one typed value
+(the settings of d2nvideo/batch/settings.py, which build the library's objects).
 
 A group decorator adds its click options and hands the command a single dataclass instead of
 the options one by one, so no string-keyed ``**kw`` dict crosses into the library.
@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..batch.settings import ModelSpec, PipelineSpec, SizeSpec
 from ..choices import (
-    Domain,
+    Backend,
+    Exposure,
     HwAccel,
     OfficialDomain,
     Precision,
@@ -28,9 +28,9 @@ from ..choices import (
 from .shell import INPUT
 
 if TYPE_CHECKING:
-    from ..pipeline import ConvertOptions, WorkingSize
-    from ..translator import Translator
     from ..video.encode import EncodeSettings
+
+__all__ = ["ModelSpec", "PipelineSpec", "SizeSpec"]
 
 
 def choice(kind: Any) -> click.Choice:
@@ -57,26 +57,6 @@ def option_group(
 
 
 # --- the model ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Which model to run, where and how."""
-
-    path: Path | None = None  # None: the bundled default
-    official_day: OfficialDomain = "a"  # for an official UNIT gen_*.pt: its day half
-    device: str = "auto"
-    precision: Precision = "auto"
-    compile: bool = False
-
-    def load(self) -> Translator:
-        """The translator, with the process-wide torch settings a command wants."""
-        from ..model.runtime import set_fast_flags
-        from ..registry import load_translator
-
-        translator = load_translator(self.path, self.official_day, self.device, self.precision)
-        set_fast_flags(translator.device)
-        return translator.compile() if self.compile else translator
 
 
 MODEL_OPTIONS = [
@@ -110,28 +90,24 @@ MODEL_OPTIONS = [
         help="torch.compile the network (worth it on a GPU for long videos; the first frames "
         "pay the compilation).",
     ),
+    click.option(
+        "--backend",
+        type=choice(Backend),
+        default="auto",
+        help="What runs the network: auto measures the installed ones on the first frames and "
+        "keeps the fastest (torch on CUDA); onnxruntime and openvino (CPU, fp32) need "
+        "pip install 'd2nvideo[onnx]' or 'd2nvideo[openvino]'.",
+    ),
 ]
 model_options = option_group(
-    MODEL_OPTIONS, ("path", "official_day", "device", "precision", "compile"), ModelSpec, "model"
+    MODEL_OPTIONS,
+    ("path", "official_day", "device", "precision", "compile", "backend"),
+    ModelSpec,
+    "model",
 )
 
 
 # --- working size -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SizeSpec:
-    """The network's working size as the user asked for it."""
-
-    quality: Quality = "auto"
-    work_size: int | None = None
-    max_size: int | None = None
-    upsample: Upsampler = "guided"
-
-    def resolve(self, model_meta: dict[str, object]) -> WorkingSize:
-        from ..pipeline import working_size
-
-        return working_size(self.quality, self.work_size, self.max_size, self.upsample, model_meta)
 
 
 SIZE_OPTIONS = [
@@ -168,41 +144,6 @@ size_options = option_group(
 
 
 # --- the pipeline -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PipelineSpec:
-    """How frames flow: batching, decoding, the segment and temporal smoothing."""
-
-    size: SizeSpec
-    batch_size: int = 0
-    hwaccel: HwAccel = "auto"
-    start: float = 0.0
-    duration: float | None = None
-    smooth: Smoothing = "none"
-    smooth_strength: float = 0.6
-
-    def options(
-        self, translator: Translator, to: Domain, encode: EncodeSettings | None = None
-    ) -> ConvertOptions:
-        """The library's ConvertOptions for this translator and target domain."""
-        from ..pipeline import ConvertOptions
-        from ..video.encode import EncodeSettings
-
-        hwaccel = self.hwaccel
-        if hwaccel == "auto":  # NVDEC when the network runs on CUDA
-            hwaccel = "cuda" if translator.device.type == "cuda" else "none"
-        return ConvertOptions(
-            to=to,
-            batch_size=self.batch_size,
-            resolution=self.size.resolve(translator.meta),
-            start=self.start,
-            duration=self.duration,
-            smooth=self.smooth,
-            smooth_strength=self.smooth_strength,
-            hwaccel=None if hwaccel == "none" else hwaccel,
-            encode=encode or EncodeSettings(),
-        )
 
 
 def _pipeline(size: SizeSpec, **rest: Any) -> PipelineSpec:
@@ -260,10 +201,34 @@ PIPELINE_OPTIONS: list[Callable[[Any], Any]] = [
         default=0.6,
         help="How much of the (motion-compensated) past is kept.",
     ),
+    click.option(
+        "--exposure",
+        type=choice(Exposure),
+        default="steady",
+        help="steady: a clip's output brightness follows its input's and does not drift with "
+        "the scene (one gain per channel, averaged over seconds, reset at cuts); free: each "
+        "frame as the network made it.",
+    ),
+    click.option(
+        "--salvage",
+        is_flag=True,
+        help="Convert what decodes of a corrupt or truncated video (a dashcam that lost power "
+        "mid-write) and report the frames lost, instead of refusing it.",
+    ),
 ]
 pipeline_options = option_group(
     PIPELINE_OPTIONS,
-    ("size", "batch_size", "hwaccel", "start", "duration", "smooth", "smooth_strength"),
+    (
+        "size",
+        "batch_size",
+        "hwaccel",
+        "start",
+        "duration",
+        "smooth",
+        "smooth_strength",
+        "exposure",
+        "salvage",
+    ),
     _pipeline,
     "pipeline",
 )

@@ -30,6 +30,7 @@ from ..model import UNITGenerator
 from ..pipeline import DARK_OUTPUT, WorkingSize, translate_images
 from ..translator import Translator
 from ..video.decode import Frame, decode_frames
+from ..video.exposure import steady_exposure
 from ..video.geometry import fit_within
 from ..video.smooth import make_smoother
 from .metrics import psnr, ssim, ssim_gray, warp_error
@@ -219,9 +220,17 @@ def temporal_quality(
         "ewarp_per_frame": warp_error(inputs, per_frame),
         "drift_input": brightness_spread(inputs),
         "drift_per_frame": brightness_spread(per_frame),
+        "darkest_input": float(min(im.mean() for im in inputs)),
+        "darkest_output": float(min(im.mean() for im in per_frame)),
     }
-    for mode in ("ema", "flow"):
-        smoothed = [f.image for f in make_smoother(mode)(_as_frames(inputs, per_frame))]
+    stages = {
+        "ema": make_smoother("ema"),
+        "flow": make_smoother("flow"),
+        "steady": steady_exposure,  # convert's default: no smoothing, steady exposure
+        "flow_steady": lambda frames: steady_exposure(make_smoother("flow")(frames)),
+    }
+    for mode, stage in stages.items():
+        smoothed = [f.image for f in stage(_as_frames(inputs, per_frame))]
         result[f"ewarp_{mode}"] = warp_error(inputs, smoothed)
         result[f"drift_{mode}"] = brightness_spread(smoothed)
         result[f"ssim_{mode}_vs_per_frame"] = float(

@@ -1,0 +1,104 @@
+"""Convert's settings as a user gives them, and the one place they become library objects:
+a Translator (:class:`ModelSpec`) and ConvertOptions (:class:`PipelineSpec`). The command line
+parses its options into these (cli/options.py); the Python API builds them from keywords."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..choices import (
+    Backend,
+    Domain,
+    Exposure,
+    HwAccel,
+    OfficialDomain,
+    Precision,
+    Quality,
+    Smoothing,
+    Upsampler,
+)
+
+if TYPE_CHECKING:
+    from ..pipeline import ConvertOptions, WorkingSize
+    from ..translator import Translator
+    from ..video.encode import EncodeSettings
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model to run, where and how."""
+
+    path: Path | None = None  # None: the bundled default
+    official_day: OfficialDomain = "a"  # for an official UNIT gen_*.pt: its day half
+    device: str = "auto"
+    precision: Precision = "auto"
+    compile: bool = False
+    backend: Backend = "auto"
+
+    def load(self) -> Translator:
+        """The translator, with the process-wide torch settings a command wants."""
+        from ..model.runtime import set_fast_flags
+        from ..registry import load_translator
+
+        backend = "torch" if self.compile and self.backend == "auto" else self.backend
+        translator = load_translator(
+            self.path, self.official_day, self.device, self.precision, backend
+        )
+        set_fast_flags(translator.device)
+        return translator.compile() if self.compile else translator
+
+
+@dataclass(frozen=True)
+class SizeSpec:
+    """The network's working size as the user asked for it."""
+
+    quality: Quality = "auto"
+    work_size: int | None = None
+    max_size: int | None = None
+    upsample: Upsampler = "guided"
+
+    def resolve(self, model_meta: dict[str, object]) -> WorkingSize:
+        from ..pipeline import working_size
+
+        return working_size(self.quality, self.work_size, self.max_size, self.upsample, model_meta)
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """How frames flow: batching, decoding, the segment and temporal smoothing."""
+
+    size: SizeSpec
+    batch_size: int = 0
+    hwaccel: HwAccel = "auto"
+    start: float = 0.0
+    duration: float | None = None
+    smooth: Smoothing = "none"
+    smooth_strength: float = 0.6
+    exposure: Exposure = "steady"
+    salvage: bool = False
+
+    def options(
+        self, translator: Translator, to: Domain, encode: EncodeSettings | None = None
+    ) -> ConvertOptions:
+        """The library's ConvertOptions for this translator and target domain."""
+        from ..pipeline import ConvertOptions
+        from ..video.encode import EncodeSettings
+
+        hwaccel = self.hwaccel
+        if hwaccel == "auto":  # NVDEC when the network runs on CUDA
+            hwaccel = "cuda" if translator.device.type == "cuda" else "none"
+        return ConvertOptions(
+            to=to,
+            batch_size=self.batch_size,
+            resolution=self.size.resolve(translator.meta),
+            start=self.start,
+            duration=self.duration,
+            smooth=self.smooth,
+            smooth_strength=self.smooth_strength,
+            exposure=self.exposure,
+            salvage=self.salvage,
+            hwaccel=None if hwaccel == "none" else hwaccel,
+            encode=encode or EncodeSettings(),
+        )

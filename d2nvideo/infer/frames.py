@@ -1,0 +1,119 @@
+"""The device path: every per-pixel step of translating frames as torch operations on the
+network's device, so on a GPU nothing per-pixel is left to the CPU but decoding and encoding.
+
+Frames cross to the device once as uint8; the resize to the working size, the network, the
+guided upsampler (the same filter as ``upsample.py``, which it matches at SSIM >= 0.99), the
+padding and the conversion back to uint8 all run there, and only the uint8 result returns. It
+runs on the CPU too (that is how the tests check it), but OpenCV is faster there.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..choices import Domain, Upsampler
+from ..upsample import guided_radius
+
+if TYPE_CHECKING:
+    from ..translator import Translator
+
+
+def _reflect_index(n: int, r: int, device: torch.device) -> torch.Tensor:
+    """Indices of ``n`` samples padded by ``r`` on each side as OpenCV's BORDER_REFLECT
+    (``cba|abc|cba``), for any ``r``."""
+    idx = torch.arange(-r, n + r, device=device) % (2 * n)
+    return torch.where(idx >= n, 2 * n - 1 - idx, idx)
+
+
+def box_filter(x: torch.Tensor, r: int) -> torch.Tensor:
+    """Mean over (2r+1)^2 windows of ``(B, C, h, w)``, borders reflected as OpenCV's blur."""
+    h, w = x.shape[-2:]
+    k = 2 * r + 1
+    x = x.index_select(-1, _reflect_index(w, r, x.device))
+    x = F.avg_pool2d(x, (1, k), stride=1)
+    x = x.index_select(-2, _reflect_index(h, r, x.device))
+    return F.avg_pool2d(x, (k, 1), stride=1)
+
+
+def _inverse_sym3(m: torch.Tensor) -> torch.Tensor:
+    """Inverses of symmetric ``(B, 3, 3, h, w)`` matrices by the adjugate (float64)."""
+    m = m.double()
+    a, b, c = m[:, 0, 0], m[:, 0, 1], m[:, 0, 2]
+    d, e, f = m[:, 1, 1], m[:, 1, 2], m[:, 2, 2]
+    co = [d * f - e * e, c * e - b * f, b * e - c * d, a * f - c * c, b * c - a * e, a * d - b * b]
+    det = a * co[0] + b * co[1] + c * co[2]
+    rows = [(co[0], co[1], co[2]), (co[1], co[3], co[4]), (co[2], co[4], co[5])]
+    return torch.stack([torch.stack(r, 1) for r in rows], 1) / det[:, None, None]
+
+
+def affine_coefficients(
+    guide: torch.Tensor, target: torch.Tensor, radius: int, eps: float = 1e-3
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Local affine fits ``target ~ A @ guide + b`` (as ``upsample.affine_coefficients``):
+    ``(B, 3, h, w)`` float in [0, 1] each -> ``A`` ``(B, 3, 3, h, w)`` (output, input channel)
+    and ``b`` ``(B, 3, h, w)``, both box-averaged."""
+    n, _, h, w = guide.shape
+    mean_i, mean_p = box_filter(guide, radius), box_filter(target, radius)
+    outer_ii = (guide[:, :, None] * guide[:, None]).reshape(n, 9, h, w)
+    outer_ip = (guide[:, :, None] * target[:, None]).reshape(n, 9, h, w)
+    cov_ii = box_filter(outer_ii, radius).view(n, 3, 3, h, w) - mean_i[:, :, None] * mean_i[:, None]
+    cov_ii = cov_ii + eps * torch.eye(3, device=guide.device)[None, :, :, None, None]
+    cov_ip = box_filter(outer_ip, radius).view(n, 3, 3, h, w) - mean_i[:, :, None] * mean_p[:, None]
+    a_mat = torch.einsum("nikhw,nkohw->noihw", _inverse_sym3(cov_ii), cov_ip.double()).float()
+    b_vec = mean_p - (a_mat * mean_i[:, None]).sum(2)
+    a_mean = box_filter(a_mat.reshape(n, 9, h, w), radius).view(n, 3, 3, h, w)
+    return a_mean, box_filter(b_vec, radius)
+
+
+def guided_upsample(
+    low_in: torch.Tensor,
+    low_out: torch.Tensor,
+    full_in: torch.Tensor,
+    radius: int | None = None,
+    eps: float = 1e-3,
+) -> torch.Tensor:
+    """``(B, 3, h, w)`` input and translation at working size, ``(B, 3, H, W)`` input at native
+    size, all float in [0, 1] -> ``(B, 3, H, W)`` float translation at native size (unclipped).
+
+    The coefficients are upsampled bilinearly (half-pixel centres, as OpenCV) and applied one
+    output channel at a time, so at most four full-size planes per frame are alive at once."""
+    radius = guided_radius(*low_in.shape[-2:]) if radius is None else radius
+    a_mat, b_vec = affine_coefficients(low_in, low_out, radius, eps)
+    size = full_in.shape[-2:]
+    out = []
+    for o in range(3):
+        coef = torch.cat([a_mat[:, o], b_vec[:, o : o + 1]], 1)
+        up = F.interpolate(coef, size=size, mode="bilinear", align_corners=False)
+        out.append(up[:, 3] + (up[:, :3] * full_in).sum(1))
+    return torch.stack(out, 1)
+
+
+@torch.inference_mode()
+def translate_on_device(
+    frames: np.ndarray,
+    translator: Translator,
+    to: Domain,
+    work: tuple[int, int],
+    upsample: Upsampler = "guided",
+) -> np.ndarray:
+    """``(N, H, W, 3) uint8`` frames -> their translation, the same shape, with the network at
+    ``work`` = (height, width); every step between the two copies runs on the device."""
+    x = torch.from_numpy(frames)
+    if translator.device.type == "cuda":
+        x = x.pin_memory()
+    x = x.to(translator.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+    full = tuple(x.shape[-2:])
+    small = x if work == full else F.interpolate(x, size=work, mode="area")
+    y = translator.translate_tensor(small * 2.0 - 1.0, to).add_(1.0).mul_(0.5)
+    if work == full:
+        up = y
+    elif upsample == "bicubic":
+        up = F.interpolate(y, size=full, mode="bicubic", align_corners=False)
+    else:
+        up = guided_upsample(small, y.clamp_(0.0, 1.0), x)
+    out = up.mul_(255.0).add_(0.5).clamp_(0.0, 255.0).to(torch.uint8)
+    return out.permute(0, 2, 3, 1).contiguous().cpu().numpy()

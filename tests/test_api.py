@@ -1,0 +1,95 @@
+"""The Python API: ``from d2nvideo import Translator, convert_video``."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import frame_image
+
+import d2nvideo
+from d2nvideo import Translator, convert_video
+from d2nvideo.cli import cli
+from d2nvideo.errors import UsageError
+from d2nvideo.images import read_image, write_image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bundled() -> Translator:
+    return Translator.default(device="cpu")
+
+
+def test_translate_matches_the_command_line_exactly(bundled: Translator, tmp_path: Path):
+    image = frame_image(5, 201, 113)  # odd sizes: padding and cropping on the way
+    write_image(tmp_path / "in.png", image)
+    args = ["convert", tmp_path / "in.png", "--to", "night", "-o", tmp_path / "out.png"]
+    result = CliRunner().invoke(cli, [*map(str, args), "--backend", "torch", "-q"])
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(bundled.translate(image, "night"), read_image(tmp_path / "out.png"))
+
+
+def test_translate_shapes_colour_order_and_case(bundled: Translator) -> None:
+    one = frame_image(1, 96, 64)
+    batch = np.stack([one, frame_image(2, 96, 64)])
+    night = bundled.translate(one, "Night")
+    assert night.shape == one.shape and night.dtype == np.uint8
+    both = bundled.translate(batch, "night")
+    assert both.shape == batch.shape  # a batch may round differently in the last bit:
+    assert np.abs(both[0].astype(int) - night).max() <= 1  # batched convolutions sum in order
+    bgr = bundled.translate(np.ascontiguousarray(one[..., ::-1]), "night", color="bgr")
+    assert np.array_equal(bgr[..., ::-1], night)
+
+
+@pytest.mark.parametrize(
+    "images, to, message",
+    [
+        (np.zeros((8, 8, 3), np.float32), "night", "uint8"),
+        (np.zeros((8, 8), np.uint8), "night", r"\(H, W, 3\)"),
+        (np.zeros((8, 8, 3), np.uint8), "dusk", "'night' or 'day'"),
+        ([[1, 2, 3]], "night", "NumPy array"),
+    ],
+)
+def test_translate_says_what_is_wrong(bundled: Translator, images, to, message) -> None:
+    with pytest.raises(UsageError, match=message):
+        bundled.translate(images, to)
+
+
+def test_convert_video_with_the_cli_defaults(media: dict[str, Path], tmp_path: Path) -> None:
+    seen: list[tuple[int, int]] = []
+    result = convert_video(
+        media["plain"],
+        tmp_path / "out.mp4",
+        to="day",
+        model=media["model"],
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert result.frames == 12 and (tmp_path / "out.mp4").is_file()
+    assert seen[-1] == (12, 12)
+    with pytest.raises(UsageError, match="unknown option"):
+        convert_video(media["plain"], tmp_path / "x.mp4", to="day", smooht="flow")
+    with pytest.raises(d2nvideo.errors.D2NError, match="exists"):
+        convert_video(media["plain"], tmp_path / "out.mp4", to="day", model=media["model"])
+
+
+def test_importing_the_package_loads_no_torch() -> None:
+    code = "import sys, d2nvideo; assert 'torch' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_the_readme_example_runs(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    example = re.search(r"<!-- api-example -->\n```python\n(.*?)```", readme, re.S)
+    assert example is not None, "README lost its marked Python example"
+    write_image(tmp_path / "day.jpg", frame_image(3, 160, 90))
+    proc = subprocess.run(
+        [sys.executable, "-c", example.group(1)], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert read_image(tmp_path / "night.jpg").shape == (90, 160, 3)

@@ -1,0 +1,83 @@
+"""The device path (every per-pixel step in torch on the network's device): checked on the CPU
+here against the OpenCV path; on CUDA by the gpu-marked tests (benchmarks/device_check.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import read_video
+
+from d2nvideo.evaluation.metrics import ssim
+from d2nvideo.infer.frames import translate_on_device
+from d2nvideo.pipeline import (
+    ConvertOptions,
+    WorkingSize,
+    convert_video,
+    time_stages,
+    translate_images,
+)
+from d2nvideo.translator import Translator
+from d2nvideo.video.decode import decode_frames
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def frames_of(path: Path, n: int = 3) -> list[np.ndarray]:
+    return [f.image for _, f in zip(range(n), decode_frames(path))]
+
+
+@pytest.mark.parametrize("upsample", ["guided", "bicubic"])
+def test_the_device_path_on_the_cpu_matches_the_opencv_path(
+    upsample: str, media: dict[str, Path]
+) -> None:
+    tr = Translator.from_checkpoint(media["model"], "cpu")
+    images = frames_of(media["odd"])  # 322x178
+    res = WorkingSize(work_size=89, upsample=upsample)  # type: ignore[arg-type]
+    expected = translate_images(images, tr, "night", res)
+    ours = translate_on_device(np.stack(images), tr, "night", res.shape(178, 322), upsample)  # type: ignore[arg-type]
+    assert ours.shape == (3, 178, 322, 3) and ours.dtype == np.uint8
+    for a, b in zip(ours, expected):
+        assert ssim(a, b) >= 0.99
+
+
+def test_the_device_path_at_native_size_is_the_translation(media: dict[str, Path]) -> None:
+    tr = Translator.from_checkpoint(media["model"], "cpu")
+    images = np.stack(frames_of(media["plain"], 2))
+    ours = translate_on_device(images, tr, "day", (48, 64))
+    assert np.abs(ours.astype(int) - tr(images, "day")).max() <= 1
+
+
+def test_stage_times_cover_the_convert_path(media: dict[str, Path]) -> None:
+    tr = Translator.from_checkpoint(media["model"], "cpu")
+    times = time_stages(tr, "night", WorkingSize(work_size=40), 128, 72, frames=4)
+    assert set(times.ms) == {"decode", "resize", "network", "upsample", "encode"}
+    assert all(v > 0 for v in times.ms.values()) and times.pipeline_fps > 0
+    assert times.work == (40, 71) and times.backend == "torch" and times.batch_size == 2
+    assert times.busiest[0] in ("decode", "network", "upsample", "encode")
+
+
+@cuda
+@pytest.mark.gpu
+def test_the_device_path_on_cuda_matches_the_cpu(media: dict[str, Path]) -> None:
+    images = frames_of(media["odd"])
+    res = WorkingSize(work_size=89)
+    cpu = translate_images(images, Translator.from_checkpoint(media["model"], "cpu"), "day", res)
+    gpu_tr = Translator.from_checkpoint(media["model"], "cuda", "fp32")
+    gpu = translate_images(images, gpu_tr, "day", res)  # takes the device path on CUDA
+    for a, b in zip(gpu, cpu):
+        assert ssim(a, b) >= 0.99
+
+
+@cuda
+@pytest.mark.gpu
+def test_convert_on_cuda_keeps_frames(media: dict[str, Path], tmp_path: Path) -> None:
+    tr = Translator.from_checkpoint(media["model"], "cuda")
+    dst = tmp_path / "o.mp4"
+    opts = ConvertOptions("night", resolution=WorkingSize(work_size=90))
+    assert convert_video(media["odd"], dst, tr, opts).frames == 6
+    assert len(read_video(dst).times) == 6
+    times = time_stages(tr, "night", WorkingSize(work_size=180), 1280, 720, frames=8)
+    assert "device" in times.ms and times.pipeline_fps > 0
