@@ -1,12 +1,24 @@
-"""Training speed and memory: iterations/s and peak memory at 128x128, 256x256 and 512x288.
+"""Training speed and memory.
 
-    python benchmarks/bench_train.py [--config configs/unit_day2night_256.yaml] [--device cpu]
-        [--steps 2] [--sizes 128x128 256x256 512x288]
+    python benchmarks/bench_train.py recipes [--steps 6]
+        steps per hour of the bundled model's training, before and after issue 10, in one run
+    python benchmarks/bench_train.py sizes [--config configs/unit_day2night_256.yaml]
+        [--device cpu] [--steps 2] [--sizes 128x128 256x256 512x288]
+        iterations/s and peak memory per crop size, beside the study's table 2
 
-Each size runs in a fresh process (one D and one G update per iteration, batch 1 unless the
-config says otherwise, random images) and reports its own peak: RSS on the CPU,
-torch.cuda.max_memory_allocated on a GPU. The study's table 2 (GTX 1080 Ti, UNIT) is printed
-beside: 4.4 GB at 256x256 and 7.7 GB at 512x288.
+Every measurement runs in a fresh process (one D and one G update per iteration on random
+images, after a warm-up) and reports its own peak: RSS on the CPU, torch.cuda.max_memory_allocated
+on a GPU. ``recipes`` compares, on this machine:
+
+1. the recipe the 2,400-step model was trained with (width 16, 3 downsamplings, 3 residual
+   blocks, 5x5 upsampling and 7x7 output convs, 3-layer discriminators, 128x128 crops, batch 4),
+   as the code ran it then (every convolution NCHW);
+2. the same maths with this code's CPU layout (thin convolutions channels-last in training);
+3. the new recipe (configs/unit_d2n_default.yaml: 4 residual blocks, 3x3 upsampling and output
+   convs, 4-layer discriminators, 160x160 crops, batch 3).
+
+Steps per hour alone flatters a recipe that does less per step, so crop megapixels per hour
+(both domains) are printed beside.
 """
 
 from __future__ import annotations
@@ -19,61 +31,114 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY_GB = {"256x256": 4.4, "512x288": 7.7}
+NEW = ROOT / "configs" / "unit_d2n_default.yaml"
+OLD_RECIPE = [
+    "model.n_res=3",
+    "model.up_kernel=5",
+    "model.out_kernel=7",
+    "dis.n_layers=3",
+    "data.crop=[128, 128]",
+    "train.batch_size=4",
+]
 
 CHILD = """
-import json, resource, sys, time, dataclasses, torch
+import json, resource, sys, time, torch
 from pathlib import Path
-from d2nvideo.training.config import load_config, with_changes
+import d2nvideo.model.layers as layers
+from d2nvideo.training.config import load_config
 from d2nvideo.training.trainers import build_trainer
-from d2nvideo.model.runtime import resolve_device, resolve_precision
-cfg = load_config(Path(sys.argv[1]))
-w, h = map(int, sys.argv[2].split("x"))
-steps = int(sys.argv[3])
-device = resolve_device(sys.argv[4])
-torch.set_flush_denormal(True)
+from d2nvideo.model.runtime import resolve_device, resolve_precision, set_fast_flags
+args = json.loads(sys.argv[1])
+cfg = load_config(Path(args["config"]), args["overrides"])
+if not args["thin"]:
+    layers.THIN = 0  # every convolution NCHW, as before the channels-last change
+h, w = args["size"] or cfg.data.crop
+device = resolve_device(args["device"])
+set_fast_flags(device)
 prec = resolve_precision(cfg.train.precision, device)
 tr = build_trainer(cfg, device, prec, False)
 b = cfg.train.batch_size
 batch = {d: torch.rand(b, 3, h, w, device=device) * 2 - 1 for d in ("day", "night")}
-tr.dis_step(batch); tr.gen_step(batch)
+for _ in range(2):
+    tr.dis_step(batch); tr.gen_step(batch)
 if device.type == "cuda":
     torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
 t0 = time.perf_counter()
-for _ in range(steps):
+for _ in range(args["steps"]):
     tr.dis_step(batch); tr.gen_step(batch); tr.end_step()
 if device.type == "cuda":
     torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated() / 2**30
 else:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-print(json.dumps({"it_s": steps / (time.perf_counter() - t0), "peak_gb": peak, "batch": b,
+seconds = (time.perf_counter() - t0) / args["steps"]
+print(json.dumps({"s_step": seconds, "peak_gb": peak, "batch": b, "h": h, "w": w,
                   "precision": prec}))
 """
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "unit_day2night_256.yaml")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--steps", type=int, default=2)
-    parser.add_argument("--sizes", nargs="+", default=["128x128", "256x256", "512x288"])
-    args = parser.parse_args()
+def measure(
+    config: Path,
+    overrides: list[str],
+    steps: int,
+    device: str = "cpu",
+    size: tuple[int, int] | None = None,
+    thin: bool = True,
+) -> dict[str, float]:
+    spec = {"config": str(config), "overrides": overrides, "steps": steps, "device": device}
+    spec |= {"size": size, "thin": thin}
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(spec)], check=True, capture_output=True, text=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def recipes(args: argparse.Namespace) -> None:
+    rows = [
+        ("2,400-step recipe, as it ran", OLD_RECIPE, False),
+        ("same maths, channels-last thin convs", OLD_RECIPE, True),
+        ("new recipe (unit_d2n_default.yaml)", [], True),
+    ]
+    print(f"CPU training steps, {args.steps} timed after a warm-up, one process each")
+    print(f"{'recipe':38} {'s/step':>7} {'steps/h':>8} {'Mpx/h':>7} {'vs 1':>6} {'Mpx vs 1':>9}")
+    base: dict[str, float] | None = None
+    for name, overrides, thin in rows:
+        r = measure(NEW, overrides, args.steps, thin=thin)
+        per_hour = 3600 / r["s_step"]
+        mpx = per_hour * 2 * r["batch"] * r["h"] * r["w"] / 1e6
+        base = base or {"steps": per_hour, "mpx": mpx}
+        print(
+            f"{name:38} {r['s_step']:7.2f} {per_hour:8.0f} {mpx:7.0f} "
+            f"{per_hour / base['steps']:5.2f}x {mpx / base['mpx']:8.2f}x"
+        )
+
+
+def sizes(args: argparse.Namespace) -> None:
     print(f"{args.config.name} on {args.device}, {args.steps} timed iterations after a warm-up")
     print(f"{'size':>8} {'it/s':>8} {'s/it':>7} {'peak GB':>8} {'study GB (1080 Ti)':>19}")
     for size in args.sizes:
-        out = subprocess.run(
-            [sys.executable, "-c", CHILD, str(args.config), size, str(args.steps), args.device],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        r = json.loads(out.stdout.strip().splitlines()[-1])
+        w, h = map(int, size.split("x"))
+        r = measure(args.config, [], args.steps, args.device, (h, w))
         study = STUDY_GB.get(size)
         print(
-            f"{size:>8} {r['it_s']:8.3f} {1 / r['it_s']:7.1f} {r['peak_gb']:8.2f} "
+            f"{size:>8} {1 / r['s_step']:8.3f} {r['s_step']:7.1f} {r['peak_gb']:8.2f} "
             f"{'' if study is None else f'{study:.1f}':>19}"
         )
     print("(CPU peaks are the whole process's RSS, including PyTorch itself, about 0.6 GB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    r = sub.add_parser("recipes", help="the bundled model's recipe, before and after")
+    r.add_argument("--steps", type=int, default=6)
+    s = sub.add_parser("sizes", help="one config at several crop sizes")
+    s.add_argument("--config", type=Path, default=ROOT / "configs" / "unit_day2night_256.yaml")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--steps", type=int, default=2)
+    s.add_argument("--sizes", nargs="+", default=["128x128", "256x256", "512x288"])
+    args = parser.parse_args()
+    recipes(args) if args.what == "recipes" else sizes(args)
 
 
 if __name__ == "__main__":
