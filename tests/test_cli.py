@@ -62,6 +62,21 @@ def test_info_json(media: dict[str, Path]) -> None:
     assert data["looks_like"] in ("day", "night", "ambiguous")
 
 
+def test_info_several_inputs_images_and_a_bad_one(media: dict[str, Path], tmp_path: Path):
+    image = tmp_path / "still.png"
+    write_image(image, frame_image(0, 40, 30))
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video")
+    result = CliRunner().invoke(cli, ["info", str(media["audio"]), str(bad), str(image), "--json"])
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert [d["kind"] for d in data] == ["video", "image"]
+    assert (data[1]["width"], data[1]["height"]) == (40, 30)
+    assert "broken.mp4" in result.stderr and "Traceback" not in result.output
+    table = run("info", image)
+    assert table.exit_code == 0 and "40x30" in table.output
+
+
 def test_info_table(media: dict[str, Path]) -> None:
     result = run("info", media["audio"])
     assert result.exit_code == 0 and "aac" in result.output and "t1" in result.output

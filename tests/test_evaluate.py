@@ -70,10 +70,12 @@ def test_evaluate_writes_the_report(media: dict[str, Path], tmp_path: Path) -> N
             "--video-frames",
             "4",
             "-q",
+            "--json",
         ],
     )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
+    assert json.loads(result.stdout)["quality"] == report["quality"]  # --json: the same report
     q = report["quality"]
     assert {
         "day->night",
@@ -100,7 +102,6 @@ def test_evaluate_writes_the_report(media: dict[str, Path], tmp_path: Path) -> N
     assert temporal["frames"] == 4 and temporal["ewarp_input"] >= 0
     assert [r["height"] for r in report["speed"]] == [180, 360, 540, 720]
     assert (out / "speed.png").is_file() and "## Image quality" in (out / "report.md").read_text()
-    assert "day->night" in result.output
 
 
 def test_evaluate_refuses_images_the_model_was_trained_on(tmp_path: Path) -> None:

@@ -131,6 +131,12 @@ def test_relabel_bdd_json_and_auto_thresholds(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "12 agree" in result.output and "auto" in result.output
+    argv = ["relabel", "--bdd", str(tmp_path / "labels.json"), "--images", str(images)]
+    as_json = CliRunner().invoke(cli, [*argv, "-o", str(tmp_path / "o2"), "-q", "--json"])
+    summary = json.loads(as_json.stdout)
+    assert (summary["images"], summary["agree"], summary["relabelled"]) == (12, 12, 0)
+    assert (summary["skipped_rows"], summary["missing"]) == (1, 0)
+    assert str(tmp_path / "o2" / "labels.csv") in summary["outputs"]
 
 
 @pytest.mark.parametrize(
@@ -236,6 +242,9 @@ def test_extract_names_manifest_resume_and_bad_files(tmp_path: Path) -> None:
     assert {r["label"] for r in rows} <= {"day", "night", "ambiguous"}
     again = CliRunner().invoke(cli, argv)
     assert "0 frames written, 5 already there" in again.output
+    summary = json.loads(CliRunner().invoke(cli, [*argv, "--json"]).stdout)
+    assert (summary["written"], summary["existing"], summary["videos"]) == (0, 5, 2)
+    assert summary["failed"] == 1
 
 
 def test_extract_frames_count_size_classify_and_dedupe(tmp_path: Path) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -12,6 +15,7 @@ from ..choices import Domain, values
 from .options import (
     ModelSpec,
     SizeSpec,
+    json_option,
     model_options,
     option_group,
     quiet_option,
@@ -19,6 +23,9 @@ from .options import (
 )
 from .progress import stderr_console
 from .shell import CONTEXT, INPUT, OUTPUT
+
+if TYPE_CHECKING:
+    from ..evaluation.report import Report
 
 
 def parse_video(spec: str) -> tuple[Path, Domain | None]:
@@ -95,6 +102,7 @@ realism_options = option_group(
 @click.option(
     "--video-frames", type=click.IntRange(2), default=48, help="Frames per clip for E_warp."
 )
+@json_option
 @quiet_option
 def evaluate(
     model: ModelSpec,
@@ -108,6 +116,7 @@ def evaluate(
     realism: RealismSpec,
     allow_overlap: bool,
     video_frames: int,
+    as_json: bool,
     quiet: bool,
 ) -> None:
     """Measure a model: reconstruction and cross-domain SSIM/PSNR, cycle SSIM, domain success
@@ -118,7 +127,7 @@ def evaluate(
     baselines (x0.2 darkening, x4 brightening) are scored beside the model."""
     from ..evaluation.evaluate import EvalOptions
     from ..evaluation.evaluate import evaluate as run
-    from ..evaluation.report import quality_table, write_report
+    from ..evaluation.report import write_report
 
     translator = model.load()
     opts = EvalOptions(
@@ -133,6 +142,15 @@ def evaluate(
     )
     report = run(translator, day, night, videos, opts, _say(quiet))
     write_report(report, output)
+    _print(report, as_json)
+
+
+def _print(report: Report, as_json: bool) -> None:
+    from ..evaluation.report import quality_table
+
+    if as_json:  # what report.json holds
+        click.echo(json.dumps(dataclasses.asdict(report), default=str))
+        return
     for note in report.notes:
         click.echo(f"note: {note}")
     click.echo("\n".join(quality_table(report)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ import click
 
 from ..choices import ImageFormat, ScoreMethod
 from ..errors import UsageError
-from .options import choice, finite, option_group, quiet_option
+from .options import choice, finite, json_option, option_group, quiet_option
 from .progress import progress_bar
 from .shell import CONTEXT, INPUT, OUTPUT, interrupted_keeps
 
@@ -180,6 +181,7 @@ dedupe_options = option_group(
     default="sky",
     help="Scorer for the manifest's brightness and label (see 'relabel').",
 )
+@json_option
 @quiet_option
 @click.pass_context
 def extract(
@@ -191,6 +193,7 @@ def extract(
     dedupe: float | None,
     classify: bool,
     method: ScoreMethod,
+    as_json: bool,
     quiet: bool,
 ) -> None:
     """Extract frames from videos and folders of videos (searched recursively) to build
@@ -210,10 +213,12 @@ def extract(
         method=method,
     )
     interrupted_keeps(ctx, "interrupted: the frames written so far and their manifest were kept")
-    _run(list(inputs), output, opts, quiet)
+    _run(list(inputs), output, opts, quiet, as_json)
 
 
-def _run(inputs: list[Path], output: Path, opts: ExtractOptions, quiet: bool) -> None:
+def _run(
+    inputs: list[Path], output: Path, opts: ExtractOptions, quiet: bool, as_json: bool
+) -> None:
     from ..data.extract import extract_all, find_videos, plan, planned_frames, read_manifest
     from ..errors import InputError
     from ..fileio import sigterm_as_interrupt
@@ -234,8 +239,12 @@ def _run(inputs: list[Path], output: Path, opts: ExtractOptions, quiet: bool) ->
         result = extract_all(plans, output, opts, advance, on_error)
     failed = result.failed or []
     extra = f", {result.duplicates} near-duplicates dropped" if opts.dedupe is not None else ""
+    summary = {"written": result.written, "existing": result.existing}
+    summary |= {"duplicates": result.duplicates, "videos": len(videos), "failed": len(failed)}
     click.echo(
-        f"{result.written} frames written, {result.existing} already there{extra} from "
+        json.dumps({**summary, "output": str(output)})
+        if as_json
+        else f"{result.written} frames written, {result.existing} already there{extra} from "
         f"{len(videos) - len(failed)} of {len(videos)} videos -> {output}"
     )
     if failed:

@@ -13,21 +13,49 @@ from .shell import CONTEXT, INPUT
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("input_path", metavar="VIDEO", type=INPUT)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def info(input_path: Path, as_json: bool) -> None:
-    """Describe a video: streams, codec, size, fps, duration, frames, rotation, audio and a
-    day/night guess from the brightness of a few frames."""
-    from ..data.scoring import guess_file
-    from ..video.probe import probe
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...", type=INPUT)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.pass_context
+def info(ctx: click.Context, inputs: tuple[Path, ...], as_json: bool) -> None:
+    """Describe videos and still images: for a video its streams, codec, size, fps, duration,
+    frames, rotation, colour and audio; for each input a day/night guess from the brightness
+    of a few frames. An input that cannot be read is reported and the others go on."""
+    from ..errors import D2NError
 
-    video = probe(input_path, salvage=True)  # a truncated file is described, not refused
-    guessed = guess_file(input_path)
-    data = {**video.to_json(), **dataclasses.asdict(guessed)}
+    described, failed = [], 0
+    for path in inputs:
+        try:
+            described.append(describe(path))
+        except D2NError as exc:
+            if len(inputs) == 1:
+                raise
+            click.echo(f"error: {exc}", err=True)
+            failed += 1
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        click.echo(json.dumps(described[0] if len(inputs) == 1 else described, indent=2))
     else:
-        print_table(data)
+        for data in described:
+            print_table(data)
+    if failed:
+        ctx.exit(1)
+
+
+def describe(path: Path) -> dict[str, Any]:
+    """The probe of a video, or the size of an image, with the day/night guess."""
+    from ..data.scoring import guess_file
+    from ..fileio import require_file
+    from ..images import is_image, read_image
+
+    require_file(path)
+    if is_image(path):
+        height, width = read_image(path).shape[:2]
+        data: dict[str, Any] = {"path": str(path), "kind": "image", "width": width}
+        data["height"] = height
+    else:
+        from ..video.probe import probe
+
+        data = {"kind": "video", **probe(path, salvage=True).to_json()}  # truncated: described
+    return {**data, **dataclasses.asdict(guess_file(path))}
 
 
 def print_table(data: dict[str, Any]) -> None:
@@ -41,6 +69,12 @@ def print_table(data: dict[str, Any]) -> None:
 
 
 def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
+    looks = (
+        f"{data['looks_like']} (sky score {data['sky_score']}, mean "
+        f"brightness {data['brightness']})"
+    )
+    if data["kind"] == "image":
+        return [("image", f"{data['width']}x{data['height']}"), ("looks like", looks)]
     rows = [
         ("container", data["format"]),
         ("video", f"{data['codec']} {data['width']}x{data['height']} {data['pix_fmt']}"),
@@ -49,11 +83,7 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
         ("frames", f"{data['frames']}" + ("" if data["frames_exact"] else " (estimated)")),
         ("rotation", f"{data['rotation']} deg"),
         ("colour", "HDR (PQ/HLG or BT.2020)" if _hdr(data["color"]) else "SDR"),
-        (
-            "looks like",
-            f"{data['looks_like']} (sky score {data['sky_score']}, mean "
-            f"brightness {data['brightness']})",
-        ),
+        ("looks like", looks),
     ]
     if data["index_end"] and data["index_end"] > data["size"]:
         missing = data["index_end"] - data["size"]

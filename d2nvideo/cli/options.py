@@ -270,4 +270,7 @@ encode_options = option_group(
 quiet_option = click.option(
     "--quiet", "-q", is_flag=True, help="No progress bar (results are still printed)."
 )
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout."
+)
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace an existing output.")

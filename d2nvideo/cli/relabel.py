@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,7 +11,7 @@ import click
 
 from ..choices import ScoreMethod
 from ..errors import UsageError
-from .options import choice, quiet_option
+from .options import choice, json_option, quiet_option
 from .progress import progress_bar
 from .shell import CONTEXT, INPUT, OUTPUT, interrupted_keeps
 
@@ -76,6 +77,7 @@ if TYPE_CHECKING:
 @click.option(
     "--workers", type=click.IntRange(1), default=os.cpu_count() or 1, help="Decoding processes."
 )
+@json_option
 @quiet_option
 @click.pass_context
 def relabel(
@@ -92,6 +94,7 @@ def relabel(
     split: float,
     seed: int,
     workers: int,
+    as_json: bool,
     quiet: bool,
 ) -> None:
     """Clean day/night labels by image brightness: NEXET train.csv, BDD100K label JSON or
@@ -112,7 +115,23 @@ def relabel(
         result = run(
             sources, output, method, thresholds, auto_thresholds, split, seed, workers, advance
         )
-    _print_summary(result, sources, method, auto_thresholds)
+    if as_json:
+        click.echo(json.dumps(_summary(result, sources)))
+    else:
+        _print_summary(result, sources, method, auto_thresholds)
+
+
+def _summary(result: RelabelResult, sources: Sources) -> dict[str, object]:
+    t = result.thresholds
+    return {
+        "images": sum(result.statuses.values()),
+        **{k: result.statuses.get(k, 0) for k in ("agree", "relabelled", "ambiguous")},
+        "unreadable": result.statuses.get("unreadable", 0),
+        "missing": result.missing,
+        "skipped_rows": sources.skipped_rows,
+        "thresholds": {"night_max": t.night_max, "day_min": t.day_min},
+        "outputs": [str(p) for p in result.outputs],
+    }
 
 
 def _thresholds(method: ScoreMethod, night_max: float | None, day_min: float | None) -> Thresholds:
