@@ -287,3 +287,12 @@ def test_torchrun_two_processes_on_gloo(images: Path, tmp_path: Path) -> None:
     state = load_state(latest_state(tmp_path / "ddp" / "state"), torch.device("cpu"))
     assert state["step"] == 2
     assert "step 2 (finished)" in proc.stdout
+
+
+def test_resume_takes_set_changes_on_top_of_the_saved_config(images: Path, tmp_path: Path):
+    from d2nvideo.training.train import resolve_resume_config
+
+    main(tiny(images, steps=1), tmp_path, quiet=True)
+    cfg = resolve_resume_config(tmp_path, tiny(images), ["loss.struct=3.5", "train.steps=2"])
+    assert cfg.loss.struct == 3.5 and cfg.train.steps == 2
+    assert cfg.data.day == (str((images / "day").resolve()),)  # the run's own data

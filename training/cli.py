@@ -84,9 +84,10 @@ def train(
     from .config import load_config, with_changes
     from .train import Hooks, main, resolve_resume_config
 
-    cfg = load_config(_config_path(config), kw.pop("overrides"))
-    if resume:
-        cfg = resolve_resume_config(out, cfg)
+    overrides = kw.pop("overrides")
+    cfg = load_config(_config_path(config), overrides)
+    if resume:  # the run's saved config, with this command's --set changes on top
+        cfg = resolve_resume_config(out, cfg, overrides)
     data = {
         "day": tuple(kw["day"]) or None,
         "night": tuple(kw["night"]) or None,

@@ -11,7 +11,7 @@ import logging
 import random
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,13 +217,16 @@ def _check_folder(out: Path, resume: bool) -> None:
         )
 
 
-def resolve_resume_config(out: Path, given: TrainConfig) -> TrainConfig:
-    """On --resume the run's own saved config is the base (it holds the data sources); the
-    given config must describe the same model."""
+def resolve_resume_config(
+    out: Path, given: TrainConfig, overrides: Sequence[str] = ()
+) -> TrainConfig:
+    """On --resume the run's own saved config is the base (it holds the data sources), with
+    ``overrides`` (--set) applied on top: a run may continue with, say, another loss weight.
+    The given config must describe the same model."""
     saved_path = out / "config.yaml"
     if not saved_path.is_file():
         raise ConfigError(f"nothing to resume: '{out}' has no config.yaml", out)
-    saved = load_config(saved_path)
+    saved = load_config(saved_path, overrides)
     if saved.model != given.model:
         raise ConfigError(
             f"the config's model ({given.model}) differs from the run's ({saved.model}); "
