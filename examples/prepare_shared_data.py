@@ -22,8 +22,10 @@ Writes (every image resized so its shorter side is --short-side):
 The FLIR street nights come from a high-gain camera (mean luma 73-182: brighter than most
 dashcam days), and the light-effects night photos are exposed for the eye (luma 60-90). Each
 is written twice with a power curve ``y = x ** g`` whose exponent brings its mean luma to a
-dashcam night's (FLIR 18 and 32 of 255, photos 22 and 36): midtones sink, while lamps, windows
-and signals stay at full brightness, as they do in a real low-gain night frame.
+lit dashcam night's (FLIR 28 and 44 of 255, photos 30 and 46): midtones sink, while lamps,
+windows and signals stay at full brightness, as they do in a real night frame. The night
+highway clip (luma 12) is written as it is and lifted to 24 (g < 1), as a camera with more
+gain would see it. Night targets average about 30: BDD100K's night frames run 15-50.
 
 The data is never copied into the repository; ../shared/data/SOURCES.md says where it is from.
 """
@@ -62,7 +64,12 @@ TRAIN_STILLS = {
     "night": {"flir_night": "flir_streets/night", "jinyeying_lights": "frames/night"},
 }
 STILL_PREFIX = {"jinyeying_lights": "jinyeying_lighteffects_"}
-TONE_MAPPED = {"flir_night": (18.0, 32.0), "jinyeying_lights": (22.0, 36.0)}  # target mean lumas
+# Target mean lumas of the copies written of each source (None: as it is).
+TONE_MAPPED: dict[str, tuple[float | None, ...]] = {
+    "flir_night": (28.0, 44.0),
+    "jinyeying_lights": (30.0, 46.0),
+    "sagi-vaknin_night": (None, 24.0),
+}
 # The realism judge: labelled day/night sets that are not driving footage of the model's.
 REALISM_SETS = {
     "day": {
@@ -94,10 +101,11 @@ def luma(image: np.ndarray) -> float:
 
 
 def to_night_mean(image: np.ndarray, target: float) -> tuple[np.ndarray, float]:
-    """``y = 255 (x / 255) ** g`` with ``g >= 1`` chosen (bisection) so the mean luma is
-    ``target``; returns the image and ``g``."""
+    """``y = 255 (x / 255) ** g`` with ``g`` chosen (bisection) so the mean luma is ``target``:
+    above 1 it darkens the midtones, below 1 it lifts them; black and white stay where they
+    are. Returns the image and ``g``."""
     x = image.astype(np.float32) / 255.0
-    lo, hi = 1.0, 12.0
+    lo, hi = 0.2, 12.0
     for _ in range(40):
         g = (lo + hi) / 2
         if luma(x**g * 255.0) > target:
@@ -133,23 +141,27 @@ def main() -> None:
             write_image(path, resized(image, args.short_side), quality=95)
         manifest.append({"file": f"{rel}.jpg", "source": source, **extra})
 
+    def put_variants(image: np.ndarray, rel: str, tag: str, source: str) -> None:
+        """The image as it is, or its tone-mapped copies (TONE_MAPPED)."""
+        for target in TONE_MAPPED.get(tag, (None,)):
+            if target is None:
+                put(image, rel, source)
+            else:
+                mapped, g = to_night_mean(image, target)
+                put(mapped, f"{rel}_l{target:.0f}", source, tone="power", exponent=round(g, 3))
+
     for domain, clips in TRAIN_CLIPS.items():
         for stem, every in clips.items():
             for image, name, source in clip_frames(shared, domain, stem, every):
-                put(image, f"train/{domain}/{stem}/{name}", source)
+                put_variants(image, f"train/{domain}/{stem}/{name}", stem, source)
     for domain, stills in TRAIN_STILLS.items():
         for tag, folder in stills.items():
             prefix = STILL_PREFIX.get(tag, "")
             for still in list_images(shared / folder):
                 if not still.name.startswith(prefix):
                     continue
-                image, source = read_image(still), f"{folder}/{still.name}"
-                for target in TONE_MAPPED.get(tag, ()):
-                    mapped, g = to_night_mean(image, target)
-                    rel = f"train/{domain}/{tag}/{still.stem}_l{target:.0f}"
-                    put(mapped, rel, source, tone="power", exponent=round(g, 3))
-                if tag not in TONE_MAPPED:
-                    put(image, f"train/{domain}/{tag}/{still.stem}", source)
+                rel = f"train/{domain}/{tag}/{still.stem}"
+                put_variants(read_image(still), rel, tag, f"{folder}/{still.name}")
     for domain, sets in REALISM_SETS.items():
         for tag, folders in sets.items():
             for folder in folders:
