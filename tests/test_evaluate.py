@@ -101,6 +101,11 @@ def test_evaluate_writes_the_report(media: dict[str, Path], tmp_path: Path) -> N
     (temporal,) = report["temporal"].values()
     assert temporal["frames"] == 4 and temporal["ewarp_input"] >= 0
     assert [r["height"] for r in report["speed"]] == [180, 360, 540, 720]
+    for row in report["speed"]:  # the convert pipeline per stage, the network alone beside it
+        assert row["pipeline_fps"] > 0 and row["fps"] > 0
+        assert {"decode", "network", "encode"} <= set(row["stages_ms"])
+        assert row["limit"] in ("decode", "network", "upsample", "encode")
+    assert "convert frames/s" in (out / "report.md").read_text()
     assert (out / "speed.png").is_file() and "## Image quality" in (out / "report.md").read_text()
 
 

@@ -251,33 +251,49 @@ def _as_frames(inputs: Images, outputs: Images) -> Iterator[Frame]:
         yield Frame(image, i, Fraction(1, 30), i, source=source)
 
 
-def speed(tr: Translator, heights: tuple[int, ...], repeats: int = 3) -> list[dict[str, float]]:
-    """Network frames/s at 16:9 sizes on the translator's device, and peak memory."""
+def speed(
+    tr: Translator, heights: tuple[int, ...], resolution: WorkingSize, frames: int = 8
+) -> list[dict[str, Any]]:
+    """At each 16:9 size: the convert pipeline's frames/s as a user runs it (working size,
+    upsampling, encode; ``pipeline.time_stages``), each stage's ms per frame, the stage that
+    limits it, and the network alone at native size, with peak memory."""
+    from ..pipeline import time_stages
+
     rows = []
     for h in heights:
         w = round(h * 16 / 9)
-        frames = np.random.default_rng(0).integers(0, 256, (1, h, w, 3), dtype=np.uint8)
-        tr(frames, "night")  # warm-up (cudnn autotuning, allocator)
-        if tr.device.type == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        t0 = time.perf_counter()
-        for _ in range(repeats):
-            tr(frames, "night")
-        if tr.device.type == "cuda":
-            torch.cuda.synchronize()
-            peak = torch.cuda.max_memory_allocated() / 2**20
-        else:
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        times = time_stages(tr, "night", resolution, w, h, frames=frames)
+        busiest, _ = times.busiest
         rows.append(
             {
                 "height": float(h),
                 "width": float(w),
-                "fps": repeats / (time.perf_counter() - t0),
-                "peak_mb": peak,
+                "work": list(times.work),
+                "pipeline_fps": times.pipeline_fps,
+                "stages_ms": times.ms,
+                "limit": busiest,
+                **_network_alone(tr, h, w),
             }
         )
     return rows
+
+
+def _network_alone(tr: Translator, h: int, w: int, repeats: int = 3) -> dict[str, float]:
+    """The network's frames/s on one native ``h`` x ``w`` frame, and peak memory (MB)."""
+    frames = np.random.default_rng(0).integers(0, 256, (1, h, w, 3), dtype=np.uint8)
+    tr(frames, "night")  # warm-up (cudnn autotuning, allocator)
+    if tr.device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        tr(frames, "night")
+    if tr.device.type == "cuda":
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"fps": repeats / (time.perf_counter() - t0), "peak_mb": peak}
 
 
 def evaluate(
@@ -314,7 +330,7 @@ def evaluate(
         say(f"temporal stability: {video.name} -> {to}")
         report.temporal[f"{video.name} -> {to}"] = temporal_quality(tr, video, to, opts)
     say(f"speed on {tr.device}")
-    report.speed = speed(tr, opts.speed_heights)
+    report.speed = speed(tr, opts.speed_heights, opts.resolution)
     return report
 
 

@@ -17,7 +17,7 @@ class Report:
     model: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, dict[str, float]] = field(default_factory=dict)
     temporal: dict[str, dict[str, float]] = field(default_factory=dict)
-    speed: list[dict[str, float]] = field(default_factory=list)
+    speed: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     overlap: dict[str, int] = field(default_factory=dict)  # images matching the training set
 
@@ -49,7 +49,10 @@ def write_report(report: Report, out: Path) -> None:
         xs = [r["height"] for r in report.speed]
         line_png(
             out / "speed.png",
-            {"network": (xs, [r["fps"] for r in report.speed])},
+            {
+                "convert pipeline": (xs, [r.get("pipeline_fps", 0.0) for r in report.speed]),
+                "network alone (native size)": (xs, [r["fps"] for r in report.speed]),
+            },
             f"frames/s against frame height (16:9) on {report.model.get('device')}",
             "frame height (pixels)",
             "frames/s",
@@ -113,16 +116,22 @@ def temporal_table(report: Report) -> list[str]:
 
 
 def speed_table(report: Report) -> list[str]:
+    """The convert pipeline's frames/s at each size and what limits it; the network alone at
+    native size beside it."""
     if not report.speed:
         return []
     lines = [
         f"## Speed ({report.model.get('device')}, {report.model.get('precision')})",
         "",
-        "| size | frames/s | peak MB |",
-        "|---|---|---|",
+        "| size | network at | convert frames/s | limited by | stage ms/frame |"
+        " network alone, native size: frames/s | peak MB |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in report.speed:
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in r.get("stages_ms", {}).items())
+        work = "x".join(str(v) for v in reversed(r.get("work", [])))
         lines.append(
-            f"| {r['width']:.0f}x{r['height']:.0f} | {r['fps']:.2f} | {r['peak_mb']:.0f} |"
+            f"| {r['width']:.0f}x{r['height']:.0f} | {work} | {r.get('pipeline_fps', 0):.2f} "
+            f"| {r.get('limit', '')} | {stages} | {r['fps']:.2f} | {r['peak_mb']:.0f} |"
         )
     return lines
