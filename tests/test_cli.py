@@ -255,3 +255,16 @@ def test_models_lists_given_files(media: dict[str, Path]) -> None:
     given = [r for r in rows if r["path"] == str(media["model"])]
     assert given and given[0]["arch"] == "unit" and given[0]["params"] > 0
     assert run("models", media["model"]).exit_code == 0
+
+
+def test_convert_to_auto_goes_to_the_other_domain(media: dict[str, Path], tmp_path: Path) -> None:
+    for name, value in (("bright", 190), ("dark", 12), ("dusk", 100)):
+        write_image(tmp_path / f"{name}.png", np.full((60, 80, 3), value, np.uint8))
+    for name, to in (("bright", "night"), ("dark", "day")):
+        result = run("convert", tmp_path / f"{name}.png", "--to", "auto", "--model", media["model"])
+        assert result.exit_code == 0, result.output
+        assert read_image(tmp_path / f"{name}_{to}.png").shape == (60, 80, 3)
+    result = CliRunner().invoke(
+        cli, ["convert", str(tmp_path / "dusk.png"), "--to", "auto", "--model", str(media["model"])]
+    )
+    assert result.exit_code == 2 and "give --to night or --to day" in result.output

@@ -117,3 +117,36 @@ def test_other_codecs_keep_frames_and_timing(
     assert [t - b.times[0] for t in b.times] == [t - a.times[0] for t in a.times]
     assert (b.width, b.height) == (a.width, a.height)
     assert b.audio  # AAC cannot go into WebM: re-encoded to Opus there (issue 14)
+
+
+def test_dark_output_watch_warns_once_and_passes_images_through(caplog) -> None:
+    from d2nvideo.pipeline import DarkOutputWatch
+
+    watch = DarkOutputWatch("night")
+    bright = [np.full((8, 8, 3), 40, np.uint8)]
+    black = [np.full((8, 8, 3), 3, np.uint8), np.full((8, 8, 3), 5, np.uint8)]
+    with caplog.at_level("WARNING"):
+        assert watch(bright) is bright
+        assert not caplog.records
+        assert watch(black) is black and watch(black) is black
+    (record,) = caplog.records
+    assert "nearly black (mean brightness 4.0 of 255)" in record.getMessage()
+
+
+def test_resolve_target_auto_and_the_already_there_warning(tmp_path: Path, caplog) -> None:
+    from d2nvideo.data.scoring import resolve_target
+    from d2nvideo.errors import UsageError
+    from d2nvideo.images import write_image
+
+    for name, value in (("day", 190), ("night", 12), ("dusk", 100)):
+        write_image(tmp_path / f"{name}.png", np.full((60, 80, 3), value, np.uint8))
+    assert resolve_target(tmp_path / "day.png", "auto") == "night"
+    assert resolve_target(tmp_path / "night.png", "auto") == "day"
+    with pytest.raises(UsageError, match="neither clearly day nor night"):
+        resolve_target(tmp_path / "dusk.png", "auto")
+    with caplog.at_level("WARNING"):
+        assert resolve_target(tmp_path / "day.png", "night") == "night"
+        assert not caplog.records
+        assert resolve_target(tmp_path / "night.png", "night") == "night"
+    assert "already looks like night" in caplog.records[0].getMessage()
+    assert resolve_target(tmp_path / "missing.png", "day") == "day"  # reported by convert
