@@ -122,6 +122,25 @@ def test_data_summary_lists_sources_and_fingerprints(images: Path, tmp_path: Pat
     assert all(len(f) == 16 for f in summary["fingerprints"]["night"])
 
 
+def test_resuming_on_other_data_keeps_what_the_run_trained_on(images: Path, tmp_path: Path):
+    other = tmp_path / "other"
+    for i in range(3):
+        write_image(other / "day2" / f"x{i}.jpg", frame_image(i + 20, 60, 44))
+    run = tmp_path / "run"
+    main(tiny(images, steps=1, checkpoint_every=1), run, quiet=True)
+    first = json.loads((run / "data.json").read_text())
+    cfg = with_changes(tiny(images, steps=2), "data", day=(str(other / "day2"),))
+    main(cfg, run, resume=True, quiet=True)
+    summary = json.loads((run / "data.json").read_text())
+    assert summary["sources"]["day"] == {"day2": 3}
+    (earlier,) = summary["earlier"]
+    assert earlier["sources"] == first["sources"] and earlier["until_step"] == 1
+    assert set(first["fingerprints"]["day"]) < set(summary["fingerprints"]["day"])
+    assert len(summary["fingerprints"]["day"]) == 8
+    main(with_changes(cfg, "train", steps=3), run, resume=True, quiet=True)  # same data again
+    assert len(json.loads((run / "data.json").read_text())["earlier"]) == 1
+
+
 def test_export_then_convert_a_video(images: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     runner = CliRunner()

@@ -100,7 +100,7 @@ def _run(
         step = _restore(trainer, out, resume, device, ctx, cfg.train.seed)
         if ctx.is_main:
             save_config(cfg, out / "config.yaml")
-            _write_data_summary(out, lists)
+            _write_data_summary(out, lists, step)
             trim_log(out, step)  # a run killed after its last checkpoint logged steps past it
         return _train(cfg, out, lists, trainer, step, hooks, ctx, device, precision)
 
@@ -235,10 +235,12 @@ def resolve_resume_config(
     return saved
 
 
-def _write_data_summary(out: Path, lists: DomainLists) -> None:
+def _write_data_summary(out: Path, lists: DomainLists, step: int = 0) -> None:
     """data.json: counts, images per source folder, and a fingerprint of every training image,
     which export copies into the checkpoint so that evaluate can refuse a realism set that
-    overlaps what the model learned from (issue 10)."""
+    overlaps what the model learned from (issue 10). A run resumed on other data keeps what it
+    trained on before: the earlier summaries under ``earlier`` (with the step each began to
+    be replaced at) and their fingerprints in the union."""
     summary: dict[str, Any] = {
         "day": len(lists.day),
         "night": len(lists.night),
@@ -247,8 +249,37 @@ def _write_data_summary(out: Path, lists: DomainLists) -> None:
         "sources": {d: _source_counts(getattr(lists, d)) for d in ("day", "night")},
         "fingerprints": {d: _fingerprints(getattr(lists, d)) for d in ("day", "night")},
     }
+    before = _read_summary(out / "data.json") if step > 0 else None
+    if before is not None:
+        _keep_earlier(summary, before, step)
     with atomic_output(out / "data.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=1))
+
+
+def _keep_earlier(summary: dict[str, Any], before: dict[str, Any], step: int) -> None:
+    """Carry the earlier data phases of ``before`` into ``summary``; when this phase's images
+    differ from the last one's, that one joins them. ``fingerprints`` is then every image the
+    run has seen, ``earlier_fingerprints`` those of earlier phases not in this one."""
+    now = {d: list(v) for d, v in summary["fingerprints"].items()}
+    union = before.pop("fingerprints", {})
+    prior = before.pop("earlier_fingerprints", {})
+    seen = {d: set(v) for d, v in now.items()}
+    last = {d: set(union.get(d, [])) - set(prior.get(d, [])) for d in now}
+    summary["earlier"] = before.pop("earlier", [])
+    if any(last[d] != seen[d] for d in now):
+        summary["earlier"].append({**before, "until_step": step})
+        prior = union
+    extra = {d: [f for f in prior.get(d, []) if f not in seen[d]] for d in now}
+    summary["earlier_fingerprints"] = extra
+    summary["fingerprints"] = {d: now[d] + extra[d] for d in now}
+
+
+def _read_summary(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _source_counts(paths: list[Path]) -> dict[str, int]:
