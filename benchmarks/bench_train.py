@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -84,26 +85,33 @@ def measure(
     device: str = "cpu",
     size: tuple[int, int] | None = None,
     thin: bool = True,
+    env: dict[str, str] | None = None,
 ) -> dict[str, float]:
     spec = {"config": str(config), "overrides": overrides, "steps": steps, "device": device}
     spec |= {"size": size, "thin": thin}
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, json.dumps(spec)], check=True, capture_output=True, text=True
+        [sys.executable, "-c", CHILD, json.dumps(spec)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
     )
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 def recipes(args: argparse.Namespace) -> None:
+    passive = {"OMP_WAIT_POLICY": "PASSIVE"}  # OpenMP threads sleep instead of spinning
     rows = [
-        ("2,400-step recipe, as it ran", OLD_RECIPE, False),
-        ("same maths, channels-last thin convs", OLD_RECIPE, True),
-        ("new recipe (unit_d2n_default.yaml)", [], True),
+        ("2,400-step recipe, as it ran", OLD_RECIPE, False, {}),
+        ("same maths, channels-last thin convs", OLD_RECIPE, True, {}),
+        ("new recipe (unit_d2n_default.yaml)", [], True, {}),
+        ("new recipe, OMP_WAIT_POLICY=PASSIVE", [], True, passive),
     ]
     print(f"CPU training steps, {args.steps} timed after a warm-up, one process each")
     print(f"{'recipe':38} {'s/step':>7} {'steps/h':>8} {'Mpx/h':>7} {'vs 1':>6} {'Mpx vs 1':>9}")
     base: dict[str, float] | None = None
-    for name, overrides, thin in rows:
-        r = measure(NEW, overrides, args.steps, thin=thin)
+    for name, overrides, thin, env in rows:
+        r = measure(NEW, overrides, args.steps, thin=thin, env=env)
         per_hour = 3600 / r["s_step"]
         mpx = per_hour * 2 * r["batch"] * r["h"] * r["w"] / 1e6
         base = base or {"steps": per_hour, "mpx": mpx}
