@@ -98,6 +98,7 @@ def atomic_output(final: Path, overwrite: bool | None = None) -> Iterator[Path]:
     tmp, fd = _create_part(folder, final)
     try:
         yield tmp
+        _usual_mode(tmp)
         _commit(tmp, final, replace)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -121,6 +122,26 @@ def _create_part(folder: Path, final: Path) -> tuple[Path, int]:
             fcntl.flock(fd, fcntl.LOCK_EX)
         return tmp, fd
     raise OutputError(f"cannot create a temporary file beside '{final}'", final)
+
+
+def _usual_mode(path: Path) -> None:
+    """0666 less the umask, whatever the writer did: some write a file of their own and rename
+    it over the temporary path (safetensors' ``save_file`` leaves 0600)."""
+    mode = 0o666 & ~current_umask()
+    with contextlib.suppress(FileNotFoundError):
+        if path.stat().st_mode & 0o777 != mode:
+            os.chmod(path, mode)
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux allows."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
 
 
 def _commit(tmp: Path, final: Path, replace: bool) -> None:

@@ -174,6 +174,16 @@ def test_atomic_output_keeps_the_umask_and_never_clobbers(tmp_path: Path) -> Non
     finally:
         os.umask(old)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o640
+    old = os.umask(0o002)
+    try:  # a writer that replaces the temporary file with its own (safetensors: 0600)
+        with atomic_output(tmp_path / "c.bin") as tmp:
+            tmp.unlink()
+            fd = os.open(tmp, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "c.bin").stat().st_mode & 0o777 == 0o664
+    (tmp_path / "c.bin").unlink()
     # Another writer of the same name finishes first: its output stays, ours is refused.
     with pytest.raises(OutputError, match="appeared while"), atomic_output(tmp_path / "b.txt") as t:
         t.write_text("late")

@@ -161,6 +161,9 @@ def test_export_then_convert_a_video(images: Path, tmp_path: Path) -> None:
     model = tmp_path / "m.safetensors"
     result = runner.invoke(cli, ["export", str(run), "-o", str(model)])
     assert result.exit_code == 0, result.output
+    umask = os.umask(0)
+    os.umask(umask)
+    assert model.stat().st_mode & 0o777 == 0o666 & ~umask  # safetensors alone leaves 0600
     video = make_video(tmp_path / "v.mp4", frames=5)
     out = tmp_path / "v_night.mp4"
     result = runner.invoke(
