@@ -69,13 +69,15 @@ def test_evaluate_writes_the_report(media: dict[str, Path], tmp_path: Path) -> N
             "5",
             "--video-frames",
             "4",
-            "-q",
             "--json",
         ],
     )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert json.loads(result.stdout)["quality"] == report["quality"]  # --json: the same report
+    # progress on stderr: 2 judges, 3 + 3 images evaluated (half of each folder trains the
+    # judges), 4 clip frames, 4 frame sizes
+    assert "16/16" in result.stderr and "temporal stability" in result.stderr
     q = report["quality"]
     assert {
         "day->night",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,10 +20,11 @@ from .options import (
     quiet_option,
     size_options,
 )
-from .progress import stderr_console
+from .progress import Bar, progress_bar
 from .shell import CONTEXT, INPUT, OUTPUT
 
 if TYPE_CHECKING:
+    from ..evaluation.evaluate import Tracker
     from ..evaluation.report import Report
 
 
@@ -140,7 +140,8 @@ def evaluate(
         video_frames=video_frames,
         allow_overlap=allow_overlap,
     )
-    report = run(translator, day, night, videos, opts, _say(quiet))
+    with progress_bar(None, "evaluate", quiet, "items", lazy=True) as bar:
+        report = run(translator, day, night, videos, opts, _tracker(bar))
     write_report(report, output)
     _print(report, as_json)
 
@@ -156,9 +157,18 @@ def _print(report: Report, as_json: bool) -> None:
     click.echo("\n".join(quality_table(report)))
 
 
-def _say(quiet: bool) -> Callable[[str], None]:
-    """Progress messages on stderr, or none."""
-    console = stderr_console()
-    if quiet:
-        return lambda message: None
-    return lambda message: console.print(message, highlight=False)
+def _tracker(bar: Bar) -> Tracker:
+    """evaluate's progress on the bar: images, clip frames, judges and sizes as items."""
+    from ..evaluation.evaluate import Tracker
+
+    class BarTracker(Tracker):
+        def start(self, total: int) -> None:
+            bar.set_total(total)
+
+        def done(self, n: int = 1) -> None:
+            bar(n)
+
+        def say(self, message: str) -> None:
+            bar.say(message)
+
+    return BarTracker()

@@ -63,6 +63,11 @@ class Bar:
         if self.progress is not None and self.task is not None:
             self(count - int(self.progress.tasks[self.task].completed))
 
+    def set_total(self, total: int) -> None:
+        """The amount of work, once it is known."""
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, total=total)
+
     def describe(self, text: str) -> None:
         """Change the bar's description (e.g. files done)."""
         if self.progress is not None and self.task is not None:

@@ -61,6 +61,24 @@ class EvalOptions:
     allow_overlap: bool = False  # evaluate even where images overlap the model's training set
 
 
+class Tracker:
+    """What ``evaluate`` reports its progress to: ``start(total)`` once the amount of work is
+    known (images translated, clip frames, judges trained, frame sizes timed), then ``done(n)``
+    as it goes, and ``say`` for each phase. The default does nothing."""
+
+    def start(self, total: int) -> None:
+        pass
+
+    def done(self, n: int = 1) -> None:
+        pass
+
+    def say(self, message: str) -> None:
+        pass
+
+
+SILENT = Tracker()
+
+
 def load_images(folder: Path, limit: int, max_side: int, seed: int) -> Images:
     """Up to ``limit`` images of ``folder`` (seeded choice), longer side at most ``max_side``."""
     paths = list_images(folder)
@@ -75,11 +93,19 @@ def _split(images: Images) -> tuple[Images, Images]:
 
 
 def direction_quality(
-    tr: Translator, images: Images, to: Domain, opts: EvalOptions, realism: RealismClassifier | None
+    tr: Translator,
+    images: Images,
+    to: Domain,
+    opts: EvalOptions,
+    realism: RealismClassifier | None,
+    track: Tracker = SILENT,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Metrics of translating ``images`` into ``to``, for the model and for the baseline."""
     src = other_domain(to)
-    outs = [translate_images([im], tr, to, opts.resolution)[0] for im in images]
+    outs = []
+    for image in images:
+        outs.append(translate_images([image], tr, to, opts.resolution)[0])
+        track.done()
     back = [translate_images([o], tr, src, opts.resolution)[0] for o in outs]
     model = _metrics(images, outs, to, realism)
     model["cycle_ssim"] = float(np.mean([ssim(a, b) for a, b in zip(images, back, strict=True)]))
@@ -122,6 +148,7 @@ def image_quality(
     own: dict[str, Images] | None,
     opts: EvalOptions,
     report: Report,
+    track: Tracker = SILENT,
 ) -> None:
     """Both directions: the model and its trivial baseline, each beside the realism judge's
     own figures on held-out real images (its recall on the target domain and its false
@@ -133,9 +160,10 @@ def image_quality(
         judge, evaluated = None, inputs
         if opts.realism_steps:
             judge, evaluated, held = _train_judge(to, inputs, targets, own, opts)
+            track.done()
             report.quality[f"real {to} (held out): judge recall"] = _judged(judge, held)
             report.quality[f"real {src} (held out): judge false alarms"] = _judged(judge, evaluated)
-        model, baseline = direction_quality(tr, evaluated, to, opts, judge)
+        model, baseline = direction_quality(tr, evaluated, to, opts, judge, track)
         n = float(len(evaluated))
         report.quality[f"{src}->{to}"] = {**model, "n": n}
         name = "x0.2 darkening" if to == "night" else "x4 brightening"
@@ -204,7 +232,7 @@ def _realism_data(opts: EvalOptions) -> dict[str, Images] | None:
 
 
 def temporal_quality(
-    tr: Translator, video: Path, to: Domain, opts: EvalOptions
+    tr: Translator, video: Path, to: Domain, opts: EvalOptions, track: Tracker = SILENT
 ) -> dict[str, float]:
     """E_warp of the input, the per-frame output and each smoothing mode, and the SSIM of each
     smoothed output to the per-frame output, over the first ``video_frames`` frames."""
@@ -213,7 +241,11 @@ def temporal_quality(
         inputs.append(fit_within(frame.image, opts.video_max_side))
         if len(inputs) >= opts.video_frames:
             break
-    per_frame = [translate_images([im], tr, to, opts.resolution)[0] for im in inputs]
+    per_frame = []
+    for image in inputs:
+        per_frame.append(translate_images([image], tr, to, opts.resolution)[0])
+        track.done()
+    track.done(opts.video_frames - len(inputs))  # a clip shorter than planned
     result = {
         "frames": float(len(inputs)),
         "ewarp_input": warp_error(inputs, inputs),
@@ -252,7 +284,11 @@ def _as_frames(inputs: Images, outputs: Images) -> Iterator[Frame]:
 
 
 def speed(
-    tr: Translator, heights: tuple[int, ...], resolution: WorkingSize, frames: int = 8
+    tr: Translator,
+    heights: tuple[int, ...],
+    resolution: WorkingSize,
+    frames: int = 8,
+    track: Tracker = SILENT,
 ) -> list[dict[str, Any]]:
     """At each 16:9 size: the convert pipeline's frames/s as a user runs it (working size,
     upsampling, encode; ``pipeline.time_stages``), each stage's ms per frame, the stage that
@@ -275,6 +311,7 @@ def speed(
                 **_network_alone(tr, h, w),
             }
         )
+        track.done()
     return rows
 
 
@@ -302,13 +339,33 @@ def evaluate(
     night: Path,
     videos: tuple[tuple[Path, Domain | None], ...],
     opts: EvalOptions,
-    say: Callable[[str], None] = lambda message: None,
+    track: Tracker = SILENT,
 ) -> Report:
     """Every measurement of the report: image quality and realism on the ``day`` and ``night``
     folders, temporal stability of each video (converted to the domain given with it, or
-    else to the other domain of what it looks like), and speed. ``say`` hears what is being
-    done."""
+    else to the other domain of what it looks like), and speed. ``track`` hears how far it
+    has got."""
     from ..data.scoring import guess_file
+
+    report = Report(model=_model_summary(tr, opts))
+    day_images, night_images, own = _load(tr, day, night, opts, report)
+    track.start(_planned(len(day_images), len(night_images), own is not None, len(videos), opts))
+    track.say(f"image quality and realism: {len(day_images)} day, {len(night_images)} night")
+    image_quality(tr, day_images, night_images, own, opts, report, track)
+    for video, given in videos:
+        to: Domain = given or ("day" if guess_file(video).looks_like == "night" else "night")
+        track.say(f"temporal stability: {video.name} -> {to}")
+        report.temporal[f"{video.name} -> {to}"] = temporal_quality(tr, video, to, opts, track)
+    track.say(f"speed on {tr.device}")
+    report.speed = speed(tr, opts.speed_heights, opts.resolution, track=track)
+    return report
+
+
+def _load(
+    tr: Translator, day: Path, night: Path, opts: EvalOptions, report: Report
+) -> tuple[Images, Images, dict[str, Images] | None]:
+    """The day and night images, the judge's own images, all checked against the model's
+    training images."""
     from ..errors import InputError
 
     for folder in (day, night):
@@ -318,20 +375,20 @@ def evaluate(
     night_images = load_images(night, opts.max_images, opts.image_max_side, opts.seed)
     if len(day_images) < 2 or len(night_images) < 2:
         raise InputError("evaluate needs at least 2 day and 2 night images")
-    report = Report(model=_model_summary(tr, opts))
     own = _realism_data(opts)
     folders = {"day": day_images, "night": night_images}
     folders |= {f"realism {d}": images for d, images in (own or {}).items()}
     check_overlap(tr.meta, folders, opts.allow_overlap, report)
-    say(f"image quality and realism: {len(day_images)} day, {len(night_images)} night images")
-    image_quality(tr, day_images, night_images, own, opts, report)
-    for video, given in videos:
-        to: Domain = given or ("day" if guess_file(video).looks_like == "night" else "night")
-        say(f"temporal stability: {video.name} -> {to}")
-        report.temporal[f"{video.name} -> {to}"] = temporal_quality(tr, video, to, opts)
-    say(f"speed on {tr.device}")
-    report.speed = speed(tr, opts.speed_heights, opts.resolution)
-    return report
+    return day_images, night_images, own
+
+
+def _planned(n_day: int, n_night: int, own_judge: bool, videos: int, opts: EvalOptions) -> int:
+    """Units of work for the progress bar: each image translated, each judge trained, each
+    clip frame, each frame size timed."""
+    if opts.realism_steps and not own_judge:  # half of each folder trains the judge
+        n_day, n_night = n_day // 2, n_night // 2
+    judges = 2 if opts.realism_steps else 0
+    return judges + n_day + n_night + videos * opts.video_frames + len(opts.speed_heights)
 
 
 def _model_summary(tr: Translator, opts: EvalOptions) -> dict[str, Any]:
