@@ -126,9 +126,10 @@ def _create_part(folder: Path, final: Path) -> tuple[Path, int]:
 
 def _usual_mode(path: Path) -> None:
     """0666 less the umask, whatever the writer did: some write a file of their own and rename
-    it over the temporary path (safetensors' ``save_file`` leaves 0600)."""
+    it over the temporary path (safetensors' ``save_file`` leaves 0600). Best effort: FAT and
+    exFAT (a dashcam's card) refuse to drop the x bits they report, and the output still counts."""
     mode = 0o666 & ~current_umask()
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(OSError):
         if path.stat().st_mode & 0o777 != mode:
             os.chmod(path, mode)
 

@@ -77,6 +77,17 @@ def test_info_several_inputs_images_and_a_bad_one(media: dict[str, Path], tmp_pa
     assert table.exit_code == 0 and "40x30" in table.output
 
 
+def test_info_goes_on_past_an_os_error(tmp_path: Path) -> None:
+    image = tmp_path / "still.png"
+    write_image(image, frame_image(0, 40, 30))
+    too_long = tmp_path / ("a" * 300 + ".mp4")  # stat() itself fails: ENAMETOOLONG
+    result = CliRunner().invoke(cli, ["info", str(too_long), str(image), "--json"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert [d["path"] for d in json.loads(result.stdout)] == [str(image)]
+    assert result.stderr.startswith("error: File name too long: ")
+    assert len(result.stderr.splitlines()) == 1
+
+
 def test_info_table(media: dict[str, Path]) -> None:
     result = run("info", media["audio"])
     assert result.exit_code == 0 and "aac" in result.output and "t1" in result.output

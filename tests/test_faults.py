@@ -197,6 +197,23 @@ def test_atomic_output_keeps_the_umask_and_never_clobbers(tmp_path: Path) -> Non
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
 
 
+def test_atomic_output_keeps_the_output_where_chmod_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from d2nvideo.fileio import atomic_output
+
+    def fat_chmod(path: object, mode: int) -> None:  # FAT, exFAT: files read 0755, chmod refused
+        raise PermissionError(errno.EPERM, "Operation not permitted", str(path))
+
+    with atomic_output(tmp_path / "clip_night.mp4") as tmp:
+        tmp.write_text("hours of work")
+        tmp.chmod(0o755)
+        monkeypatch.setattr(os, "chmod", fat_chmod)
+    assert (tmp_path / "clip_night.mp4").read_text() == "hours of work"
+
+
 def test_leftovers_of_a_killed_writer_are_swept(tmp_path: Path) -> None:
     from d2nvideo.fileio import atomic_output
 

@@ -318,3 +318,15 @@ def test_resume_takes_set_changes_on_top_of_the_saved_config(images: Path, tmp_p
     cfg = resolve_resume_config(tmp_path, tiny(images), ["loss.struct=3.5", "train.steps=2"])
     assert cfg.loss.struct == 3.5 and cfg.train.steps == 2
     assert cfg.data.day == (str((images / "day").resolve()),)  # the run's own data
+
+
+@pytest.mark.parametrize("change", ["model.n_res=3", "dis.n_layers=3", "optim.lr=0.0005"])
+def test_resume_refuses_set_changes_to_what_the_state_holds(tmp_path: Path, change: str):
+    from d2nvideo.training.config import save_config
+    from d2nvideo.training.train import resolve_resume_config
+
+    save_config(load_config(TINY), tmp_path / "config.yaml")  # the run's config, no training
+    with pytest.raises(ConfigError, match="cannot change"):
+        resolve_resume_config(tmp_path, load_config(TINY, [change]), [change])
+    same = resolve_resume_config(tmp_path, load_config(TINY), ["model.n_res=2", "loss.gan=2"])
+    assert same.loss.gan == 2.0  # a value the state does not hold, or the one it has, is fine

@@ -222,11 +222,18 @@ def resolve_resume_config(
 ) -> TrainConfig:
     """On --resume the run's own saved config is the base (it holds the data sources), with
     ``overrides`` (--set) applied on top: a run may continue with, say, another loss weight.
-    The given config must describe the same model."""
+    The given config must describe the same model; --set may not change what the state holds
+    (the networks' shapes would not fit it, the optimiser's settings would be restored over)."""
     saved_path = out / "config.yaml"
     if not saved_path.is_file():
         raise ConfigError(f"nothing to resume: '{out}' has no config.yaml", out)
-    saved = load_config(saved_path, overrides)
+    base, saved = load_config(saved_path), load_config(saved_path, overrides)
+    pinned = [s for s in ("model", "dis", "optim") if getattr(saved, s) != getattr(base, s)]
+    if pinned:
+        raise ConfigError(
+            f"--set cannot change {'/'.join(pinned)} of a resumed run: its saved state holds "
+            "them; start a new --out to change them"
+        )
     if saved.model != given.model:
         raise ConfigError(
             f"the config's model ({given.model}) differs from the run's ({saved.model}); "

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .shell import CONTEXT, INPUT
+from .shell import CONTEXT, INPUT, one_line, os_error_line
 
 
 @click.command(context_settings=CONTEXT)
@@ -26,10 +26,11 @@ def info(ctx: click.Context, inputs: tuple[Path, ...], as_json: bool) -> None:
     for path in inputs:
         try:
             described.append(describe(path))
-        except D2NError as exc:
+        except (D2NError, OSError) as exc:  # OSError: a name too long, a card's bad sector
             if len(inputs) == 1:
                 raise
-            click.echo(f"error: {exc}", err=True)
+            why = os_error_line(exc) if isinstance(exc, OSError) else str(exc)
+            click.echo(f"error: {one_line(why)}", err=True)
             failed += 1
     if as_json:
         click.echo(json.dumps(described[0] if len(inputs) == 1 else described, indent=2))

@@ -63,8 +63,13 @@ def guarded_invoke(invoke: Callable[[click.Context], Any], ctx: click.Context) -
         message = ctx.meta.get("interrupted", INTERRUPTED)
         raise Interrupted(message, 143 if isinstance(exc, Terminated) else 130) from exc
     except OSError as exc:
-        where = f": {exc.filename}" if exc.filename else ""
-        raise Failure(f"{exc.strerror or exc}{where}", 1) from exc
+        raise Failure(os_error_line(exc), 1) from exc
+
+
+def os_error_line(exc: OSError) -> str:
+    """An OS error in our words: its reason and the file it names."""
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
 
 
 def _exit_on(exc: Exception) -> NoReturn:
