@@ -135,3 +135,18 @@ def test_evaluate_refuses_images_the_model_was_trained_on(tmp_path: Path) -> Non
     assert allowed.exit_code == 0, allowed.output
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["overlap"]["day"] == 1 and "OVERLAP" in report["notes"][0]
+
+
+def test_a_one_frame_clip_is_an_input_error_and_fingerprints_are_counted(media) -> None:
+    import pytest
+
+    from d2nvideo.errors import InputError
+    from d2nvideo.evaluation.evaluate import EvalOptions, _without_fingerprints, temporal_quality
+    from d2nvideo.registry import load_translator
+
+    tr = load_translator(media["model"], device="cpu")
+    with pytest.raises(InputError, match="fewer than 2 decodable frames"):
+        temporal_quality(tr, media["one"], "night", EvalOptions())
+    meta = {"steps": 3, "data": {"day": 2, "fingerprints": {"day": ["a", "b"], "night": ["c"]}}}
+    assert _without_fingerprints(meta)["data"] == {"day": 2, "fingerprints": {"day": 2, "night": 1}}
+    assert meta["data"]["fingerprints"]["day"] == ["a", "b"]  # the model's own is left as it is

@@ -241,6 +241,10 @@ def temporal_quality(
         inputs.append(fit_within(frame.image, opts.video_max_side))
         if len(inputs) >= opts.video_frames:
             break
+    if len(inputs) < 2:
+        from ..errors import InputError
+
+        raise InputError(f"'{video}' has fewer than 2 decodable frames to measure", video)
     per_frame = []
     for image in inputs:
         per_frame.append(translate_images([image], tr, to, opts.resolution)[0])
@@ -393,9 +397,23 @@ def _planned(n_day: int, n_night: int, own_judge: bool, videos: int, opts: EvalO
 
 def _model_summary(tr: Translator, opts: EvalOptions) -> dict[str, Any]:
     return {
-        "meta": tr.meta,
+        "meta": _without_fingerprints(tr.meta),
         "config": dataclasses.asdict(tr.config),
         "device": str(tr.device),
         "precision": tr.precision,
         "resolution": dataclasses.asdict(opts.resolution),
     }
+
+
+def _without_fingerprints(meta: dict[str, Any]) -> dict[str, Any]:
+    """The model's metadata with its training fingerprints counted, not listed (thousands of
+    hashes would swamp the report)."""
+    data = meta.get("data")
+    if not isinstance(data, dict):
+        return meta
+    counted = {
+        k: {d: len(v) for d, v in data[k].items()}
+        for k in ("fingerprints", "earlier_fingerprints")
+        if isinstance(data.get(k), dict)
+    }
+    return {**meta, "data": {**data, **counted}}
