@@ -43,3 +43,20 @@ def test_input_brightness_changes_pass_through() -> None:
     steady = [f.image for f in steady_exposure(iter(_clip(inputs, outputs)))]
     ratios = [s.mean() / max(o.mean(), 1e-3) for s, o in zip(steady, outputs, strict=True)]
     assert max(abs(r - 1) for r in ratios) < 0.06  # nothing to correct: left as it was
+
+
+def test_an_odd_start_is_held_to_the_first_seconds_mean_and_no_frame_is_lost() -> None:
+    # The model's first frames come out brighter than the rest of the shot (seen on
+    # solidWhiteRight -> night: 20 falling to 16.5 in half a second).
+    base = frame_image(0, 64, 48).astype(np.float32)
+    inputs = [np.roll(base, i, axis=1).astype(np.uint8) for i in range(45)]
+    outputs = [
+        (im * 0.15 * (1.25 if i < 8 else 1.0)).astype(np.uint8) for i, im in enumerate(inputs)
+    ]
+    steady = list(steady_exposure(iter(_clip(inputs, outputs))))
+    assert [f.index for f in steady] == list(range(45))
+    means = [f.image.mean() for f in steady]
+    assert brightness_spread([f.image for f in steady]) < 2 * brightness_spread(inputs) + 0.01
+    assert abs(means[0] - means[20]) < 0.05 * means[20]
+    short = list(steady_exposure(iter(_clip(inputs[:5], outputs[:5]))))  # a clip under 1 s
+    assert [f.index for f in short] == list(range(5))

@@ -236,15 +236,7 @@ def temporal_quality(
 ) -> dict[str, float]:
     """E_warp of the input, the per-frame output and each smoothing mode, and the SSIM of each
     smoothed output to the per-frame output, over the first ``video_frames`` frames."""
-    inputs: list[np.ndarray] = []
-    for frame in decode_frames(video):
-        inputs.append(fit_within(frame.image, opts.video_max_side))
-        if len(inputs) >= opts.video_frames:
-            break
-    if len(inputs) < 2:
-        from ..errors import InputError
-
-        raise InputError(f"'{video}' has fewer than 2 decodable frames to measure", video)
+    inputs = _clip_start(video, opts)
     per_frame = []
     for image in inputs:
         per_frame.append(translate_images([image], tr, to, opts.resolution)[0])
@@ -273,6 +265,20 @@ def temporal_quality(
             np.mean([ssim(a, b) for a, b in zip(smoothed, per_frame, strict=True)])
         )
     return result
+
+
+def _clip_start(video: Path, opts: EvalOptions) -> Images:
+    """The first ``video_frames`` frames of ``video``, longer side at most ``video_max_side``."""
+    from ..errors import InputError
+
+    inputs: list[np.ndarray] = []
+    for frame in decode_frames(video):
+        inputs.append(fit_within(frame.image, opts.video_max_side))
+        if len(inputs) >= opts.video_frames:
+            break
+    if len(inputs) < 2:
+        raise InputError(f"'{video}' has fewer than 2 decodable frames to measure", video)
+    return inputs
 
 
 def brightness_spread(images: Images) -> float:

@@ -9,9 +9,11 @@ changes of the input (a tunnel, the sun) pass through in proportion; the model's
 does not. Detail, local contrast and colour within the frame are untouched: it is one
 multiplier per channel and frame.
 
-The gain is the plain mean of the first second of a shot (so one odd first frame does not set
-it), then an exponential average with a 20-second time constant: slow enough that a drift over
-a few seconds is held, quick enough to follow a long drive from a lit city into the country.
+The gain of a shot's first second is the plain mean over that whole second (its frames are
+held back until the second is complete, so one odd first frame neither sets the gain nor
+escapes it), then an exponential average with a 20-second time constant: slow enough that a
+drift over a few seconds is held, quick enough to follow a long drive from a lit city into the
+country. Memory: one second of frames.
 """
 
 from __future__ import annotations
@@ -37,28 +39,60 @@ def steady_exposure(
     """Rescale translated frames (each carrying its input in ``source``) so the ratio of
     output to input brightness changes slowly; see the module docstring."""
     gain: np.ndarray | None = None  # (3,) output/input brightness ratio, averaged
+    warm: list[_Measured] = []  # the shot's first second, held back until its gain is known
     previous: np.ndarray | None = None  # the last input's grey image
     shot_start = last_time = 0.0
-    count = 0
     for frame in frames:
-        source = frame.source if frame.source is not None else frame.image
-        grey = gray(source)
-        if previous is None or is_cut(previous, grey):
-            gain, count, shot_start = None, 0, frame.time
-        out = frame.image.astype(np.float32)
-        means = out.reshape(-1, 3).mean(0)
-        level = float(grey.mean()) + OFFSET
-        current = (means + OFFSET) / level
-        count += 1
+        m = _measure(frame)
+        if previous is None or is_cut(previous, m.grey):
+            yield from _release(warm)
+            gain, warm, shot_start = None, [], frame.time
+        previous = m.grey
         if gain is None:
-            gain = current
+            warm.append(m)
+            if frame.time - shot_start >= WARM_UP_S:
+                gain = np.mean([w.current for w in warm], axis=0)
+                yield from _release(warm, gain)
+                warm = []
         else:
             step = 1.0 - math.exp(-max(frame.time - last_time, 0.0) / seconds)
-            if frame.time - shot_start < WARM_UP_S:
-                step = max(step, 1.0 / count)
-            gain = gain + step * (current - gain)
-        previous, last_time = grey, frame.time
-        target = gain * level - OFFSET
-        scale = np.where(means > 0.5, np.maximum(target, 0.0) / np.maximum(means, 0.5), 1.0)
-        image = np.clip(out * scale.astype(np.float32) + 0.5, 0, 255).astype(np.uint8)
-        yield dataclasses.replace(frame, image=image)
+            gain = gain + step * (m.current - gain)
+            yield _rescaled(m, gain)
+        last_time = frame.time
+    yield from _release(warm)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Measured:
+    frame: Frame
+    grey: np.ndarray  # the input, grey
+    means: np.ndarray  # (3,) the output's channel means
+    level: float  # the input's mean brightness (+ OFFSET)
+
+    @property
+    def current(self) -> np.ndarray:
+        """This frame's own output/input gain per channel."""
+        return (self.means + OFFSET) / self.level
+
+
+def _measure(frame: Frame) -> _Measured:
+    grey = gray(frame.source if frame.source is not None else frame.image)
+    means = frame.image.reshape(-1, 3).astype(np.float32).mean(0)
+    return _Measured(frame, grey, means, float(grey.mean()) + OFFSET)
+
+
+def _release(warm: list[_Measured], gain: np.ndarray | None = None) -> Generator[Frame, None, None]:
+    """The held-back frames at ``gain`` (default: their mean gain, for a shot shorter than
+    the warm-up)."""
+    if warm:
+        gain = gain if gain is not None else np.mean([w.current for w in warm], axis=0)
+        for m in warm:
+            yield _rescaled(m, gain)
+
+
+def _rescaled(m: _Measured, gain: np.ndarray) -> Frame:
+    target = gain * m.level - OFFSET
+    scale = np.where(m.means > 0.5, np.maximum(target, 0.0) / np.maximum(m.means, 0.5), 1.0)
+    out = m.frame.image.astype(np.float32) * scale.astype(np.float32)
+    image = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    return dataclasses.replace(m.frame, image=image)
