@@ -122,12 +122,9 @@ def evaluate(
     """Measure a model: reconstruction and cross-domain SSIM/PSNR, cycle SSIM, domain success
     (the relabeler's scorer), a download-free realism check, E_warp of clips with each
     smoothing mode, and the convert pipeline's frames/s against resolution. Writes
-    report.json, report.md and plots.
-
-    The realism classifier trains on --realism-day/--realism-night (best: images that share
-    nothing with the model's training data), else on half of each folder while the other
-    half is evaluated; trivial baselines (x0.2 darkening, x4 brightening) are scored beside
-    the model."""
+    report.json, report.md and plots. The realism classifier trains on --realism-day/night
+    (best: images the model never saw), else on half of each folder; trivial baselines (x0.2
+    darkening, x4 brightening) are scored beside the model."""
     from ..evaluation.evaluate import EvalOptions
     from ..evaluation.evaluate import evaluate as run
     from ..evaluation.report import write_report
