@@ -150,3 +150,15 @@ def test_torchrun_two_processes_convert_each_file_once(media, tmp_path: Path) ->
         a = read_video(tmp_path / "one" / f"c{i}.mp4")
         b = read_video(tmp_path / "two" / f"c{i}.mp4")
         assert all(np.array_equal(x, y) for x, y in zip(a.images, b.images, strict=True))
+
+
+def test_progress_totals_count_only_the_segment_converted(tmp_path: Path) -> None:
+    from d2nvideo.batch.plan import plan
+    from d2nvideo.batch.run import frame_counts
+
+    clip = make_video(tmp_path / "c.mp4", frames=50, fps=25)  # 2 s
+    tasks = plan([clip], "night", None)
+    assert frame_counts(tasks) == [50]
+    assert frame_counts(tasks, 0.0, 1.0) == [25]
+    assert frame_counts(tasks, 1.6, None) == [10]
+    assert frame_counts(tasks, 1.6, 5.0) == [10]  # the clip ends first

@@ -119,15 +119,16 @@ def run_here(
     return outcomes
 
 
-def frame_counts(tasks: list[Task]) -> list[int]:
-    """Frames each task will write (1 for an image, the probe's count for a video, 1 when it
-    cannot be probed: the conversion reports why), for progress totals."""
+def frame_counts(tasks: list[Task], start: float = 0.0, span: float | None = None) -> list[int]:
+    """Frames each task will write (1 for an image, the probe's count for a video's
+    ``[start, start + span)``, 1 when it cannot be probed: the conversion reports why), for
+    progress totals."""
     from ..video.probe import probe
 
     counts = []
     for task in tasks:
         try:
-            counts.append(probe(task.src).frames if task.kind == "video" else 1)
+            counts.append(probe(task.src).frames_in(start, span) if task.kind == "video" else 1)
         except D2NError:
             counts.append(1)
     return counts

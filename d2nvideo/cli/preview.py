@@ -18,7 +18,7 @@ from .options import (
     pipeline_options,
     quiet_option,
 )
-from .progress import progress_bar, video_total
+from .progress import progress_bar
 from .shell import CONTEXT, INPUT, OUTPUT
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def _moving(
     gif = dst.suffix.lower() == ".gif"
     if gif and opts.duration is None:
         opts = dataclasses.replace(opts, duration=GIF_DEFAULT_S)
-    total = video_total(info.frames, float(info.fps), info.duration, opts.start, opts.duration)
+    total = info.frames_in(opts.start, opts.duration)
     with progress_bar(total, f"preview {src.name}", quiet) as advance:
         if gif:
             n = preview_gif(src, dst, translator, opts, layout, advance)

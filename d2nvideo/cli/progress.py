@@ -165,11 +165,3 @@ def progress_bar(
         yield Bar(progress, task, lazy)
     finally:
         progress.stop()
-
-
-def video_total(frames: int, fps: float, duration: float, start: float, span: float | None) -> int:
-    """Frames a convert or preview of ``[start, start + span)`` will write, for the bar."""
-    if not start and span is None:
-        return frames
-    wanted = span if span is not None else max(0.0, duration - start)
-    return max(1, round(min(wanted, max(0.0, duration - start)) * fps))

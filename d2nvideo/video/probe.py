@@ -74,6 +74,15 @@ class VideoInfo:
         dashcam that lost power mid-write)."""
         return max(0, self.index_end - self.size) if self.index_end else 0
 
+    def frames_in(self, start: float = 0.0, span: float | None = None) -> int:
+        """Frames a conversion of ``[start, start + span)`` writes (an estimate from the
+        average rate when cut), for progress totals."""
+        if not start and span is None:
+            return self.frames
+        left = max(0.0, self.duration - start)
+        wanted = span if span is not None else left
+        return max(1, round(min(wanted, left) * float(self.fps)))
+
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data.update(path=str(self.path), fps=float(self.fps), time_base=str(self.time_base))
