@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from d2nvideo.cli import cli
@@ -150,3 +151,12 @@ def test_a_one_frame_clip_is_an_input_error_and_fingerprints_are_counted(media) 
     meta = {"steps": 3, "data": {"day": 2, "fingerprints": {"day": ["a", "b"], "night": ["c"]}}}
     assert _without_fingerprints(meta)["data"] == {"day": 2, "fingerprints": {"day": 2, "night": 1}}
     assert meta["data"]["fingerprints"]["day"] == ["a", "b"]  # the model's own is left as it is
+
+
+def test_the_report_is_strict_json_when_a_figure_is_infinite() -> None:
+    from d2nvideo.evaluation.report import Report, report_json
+
+    report = Report(model={"device": "cpu"})
+    report.quality["day->night"] = {"recon_psnr": float("inf"), "ssim_gray": 0.5}
+    data = json.loads(report_json(report), parse_constant=lambda c: pytest.fail(c))
+    assert data["quality"]["day->night"] == {"recon_psnr": None, "ssim_gray": 0.5}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -147,10 +145,10 @@ def evaluate(
 
 
 def _print(report: Report, as_json: bool) -> None:
-    from ..evaluation.report import quality_table
+    from ..evaluation.report import quality_table, report_json
 
     if as_json:  # what report.json holds
-        click.echo(json.dumps(dataclasses.asdict(report), default=str))
+        click.echo(report_json(report))
         return
     for note in report.notes:
         click.echo(f"note: {note}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,11 +39,26 @@ QUALITY_COLUMNS = [
 ]
 
 
+def report_json(report: Report, indent: int | None = None) -> str:
+    """The report as strict JSON: a non-finite figure (the PSNR of identical images) is null."""
+    return json.dumps(_finite(dataclasses.asdict(report)), indent=indent, default=str)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def write_report(report: Report, out: Path) -> None:
     """report.json, report.md and (with speed rows) speed.png in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     with atomic_output(out / "report.json") as tmp:
-        tmp.write_text(json.dumps(dataclasses.asdict(report), indent=1, default=str))
+        tmp.write_text(report_json(report, indent=1))
     with atomic_output(out / "report.md") as tmp:
         tmp.write_text(markdown(report))
     if report.speed:
