@@ -330,3 +330,14 @@ def test_resume_refuses_set_changes_to_what_the_state_holds(tmp_path: Path, chan
         resolve_resume_config(tmp_path, load_config(TINY, [change]), [change])
     same = resolve_resume_config(tmp_path, load_config(TINY), ["model.n_res=2", "loss.gan=2"])
     assert same.loss.gan == 2.0  # a value the state does not hold, or the one it has, is fine
+
+
+def test_a_separate_structure_weight_for_night_to_day(images: Path, tmp_path: Path) -> None:
+    cfg = with_changes(tiny(images, steps=1, log_every=1), "loss", struct=1.0, struct_to_day=0.5)
+    result = main(cfg, tmp_path / "split", quiet=True)
+    assert {"struct", "struct_to_day"} <= set(result.last)
+    one = with_changes(tiny(images, steps=1, log_every=1), "loss", struct=1.0)
+    same = main(one, tmp_path / "one", quiet=True)
+    assert "struct" in same.last and "struct_to_day" not in same.last
+    with pytest.raises(ConfigError, match="struct_to_day"):
+        load_config(TINY, ["loss.struct_to_day=-1"])

@@ -58,6 +58,7 @@ class LossConfig:
     cyc_kl: float = 0.01  # UNIT: KL of the cycle latent
     identity: float = 0.0  # CycleGAN: identity L1 (0.5 * cyc_x in the paper's setting)
     struct: float = 0.0  # SSIM structure term between input and translation (not in UNIT)
+    struct_to_day: float | None = None  # its weight for night->day alone; None: struct
     vgg: float = 0.0  # perceptual loss between input and translation (needs vgg_weights)
     vgg_weights: str | None = None  # local torchvision VGG16 state dict (.pth); never downloaded
 
@@ -147,6 +148,8 @@ def _check_ranges(cfg: TrainConfig) -> None:
         ("data.workers", cfg.data.workers, _nonnegative, ">= 0"),
         ("dis.width", cfg.dis.width, lambda v: v >= 1, "at least 1"),
     ]
+    if cfg.loss.struct_to_day is not None:
+        rules.append(("loss.struct_to_day", cfg.loss.struct_to_day, _nonnegative, ">= 0"))
     if cfg.train.max_minutes is not None:
         rules.append(("train.max_minutes", cfg.train.max_minutes, lambda v: v > 0, "> 0"))
     for key, value, ok, wording in rules:

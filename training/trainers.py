@@ -220,10 +220,7 @@ class Trainer:
             terms["cyc_kl"] = (w.cyc_kl, over_domains(lambda d: kl(out[f"z_cyc_{d}"])))
         else:
             terms["identity"] = (w.identity, over_domains(lambda d: l1(out[f"idt_{d}"], batch[d])))
-        terms["struct"] = (
-            w.struct,
-            over_domains(lambda d: structure(batch[d], out[f"fake_{other_domain(d)}"])),
-        )
+        terms |= _structure_terms(w, batch, out, over_domains)
         if self.vgg is not None:
             vgg = self.vgg
             terms["vgg"] = (
@@ -344,3 +341,17 @@ def build_trainer(
 
         vgg = VGGPerceptual(Path(cfg.loss.vgg_weights)).to(device)
     return Trainer(cfg, device, precision, gen, gen_forward, dis, dis_forward, vgg)
+
+
+def _structure_terms(
+    w: Any, batch: Batch, out: dict[str, torch.Tensor], over_domains: Any
+) -> dict[str, Any]:
+    """The SSIM structure term: one weight for both directions (``struct``), or with
+    ``struct_to_day`` set, ``struct`` for day->night and ``struct_to_day`` for night->day."""
+    if w.struct_to_day is None:
+        both = over_domains(lambda d: structure(batch[d], out[f"fake_{other_domain(d)}"]))
+        return {"struct": (w.struct, both)}
+    return {
+        "struct": (w.struct, lambda: structure(batch["day"], out["fake_night"])),
+        "struct_to_day": (w.struct_to_day, lambda: structure(batch["night"], out["fake_day"])),
+    }
