@@ -161,15 +161,22 @@ def network_stage(
 ) -> tuple[list[np.ndarray] | None, list[np.ndarray]]:
     """The first half of :func:`translate_images`: the working-size inputs and the network's
     outputs, or (None, the finished outputs) where nothing is left to upsample."""
+    if on_device(translator):
+        work = resolution.shape(*images[0].shape[:2])
+        run = functools.partial(_on_device, translator=translator, work=work, res=resolution)
+        return None, split_on_oom(run, images, to)
+    small = working_inputs(images, resolution)
+    return small, run_network(translator, images if small is None else small, to)
+
+
+def working_inputs(images: list[np.ndarray], resolution: WorkingSize) -> list[np.ndarray] | None:
+    """The images at the working size (area resize), or None when the network runs on them as
+    they are."""
     h, w = images[0].shape[:2]
     wh, ww = resolution.shape(h, w)
-    if on_device(translator):
-        run = functools.partial(_on_device, translator=translator, work=(wh, ww), res=resolution)
-        return None, split_on_oom(run, images, to)
     if (wh, ww) == (h, w):
-        return None, run_network(translator, images, to)
-    small = [cv2.resize(im, (ww, wh), interpolation=cv2.INTER_AREA) for im in images]
-    return small, run_network(translator, small, to)
+        return None
+    return [cv2.resize(im, (ww, wh), interpolation=cv2.INTER_AREA) for im in images]
 
 
 def _on_device(

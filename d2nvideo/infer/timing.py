@@ -139,19 +139,11 @@ def _cpu_steps(
     resolution: WorkingSize,
     ms: dict[str, float],
 ) -> list[np.ndarray]:
-    import cv2
+    from ..pipeline import run_network, upsample_stage, working_inputs
 
-    from ..pipeline import run_network, upsample_stage
-
-    h, w = batch[0].shape[:2]
-    wh, ww = resolution.shape(h, w)
-    if (wh, ww) == (h, w):
+    if resolution.shape(*batch[0].shape[:2]) == batch[0].shape[:2]:  # native: no resize
         return _timed(ms, "network", lambda: run_network(translator, batch, to))  # type: ignore[no-any-return]
-    small = _timed(
-        ms,
-        "resize",
-        lambda: [cv2.resize(im, (ww, wh), interpolation=cv2.INTER_AREA) for im in batch],
-    )
+    small = _timed(ms, "resize", lambda: working_inputs(batch, resolution))
     out = _timed(ms, "network", lambda: run_network(translator, small, to))
     return _timed(ms, "upsample", lambda: upsample_stage(batch, small, out, resolution))  # type: ignore[no-any-return]
 
