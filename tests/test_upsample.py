@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from d2nvideo.evaluation.metrics import ssim
 from d2nvideo.upsample import bicubic_upsample, guided_upsample
@@ -35,6 +36,19 @@ def test_guided_upsampling_of_an_identity_is_close_to_the_input() -> None:
     assert ssim(guided_upsample(small, small, full), full) > 0.95
 
 
+def test_the_subsampled_fit_stays_close_to_the_full_size_fit() -> None:
+    from d2nvideo.upsample import _coefficient_planes, apply_affine, fit_stride, guided_radius
+
+    full = _detailed(360, 640)
+    small = cv2.resize(full, (320, 180), interpolation=cv2.INTER_AREA)
+    night = _night_look(small)
+    radius = guided_radius(180, 320)
+    assert fit_stride(180, 320, radius) == 2 and fit_stride(45, 80, 4) == 1
+    a, b = _coefficient_planes(small / np.float32(255), night / np.float32(255), radius, 1e-3)
+    reference = apply_affine(a, b, full)
+    assert ssim(guided_upsample(small, night, full), reference) >= 0.99
+
+
 def test_fingerprints_survive_resizing_and_tell_pictures_apart() -> None:
     import cv2
     from conftest import frame_image
@@ -48,7 +62,16 @@ def test_fingerprints_survive_resizing_and_tell_pictures_apart() -> None:
     assert fingerprint_distance(fingerprint(a), fingerprint(other)) > 12
 
 
-def test_the_torch_upsampler_matches_opencvs() -> None:
+@pytest.mark.parametrize(
+    "full_size, small_size",
+    [
+        ((183, 322), (80, 45)),  # odd sizes: the box filter's reflected borders, a full-size fit
+        ((360, 640), (320, 180)),  # the default: the fit on 2x2 means
+    ],
+)
+def test_the_torch_upsampler_matches_opencvs(
+    full_size: tuple[int, int], small_size: tuple[int, int]
+) -> None:
     import torch
 
     from d2nvideo.infer.frames import guided_upsample as torch_guided
@@ -56,8 +79,8 @@ def test_the_torch_upsampler_matches_opencvs() -> None:
     def tensor(image: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
 
-    full = _detailed(183, 322)  # odd sizes: the box filter's reflected borders
-    small = cv2.resize(full, (80, 45), interpolation=cv2.INTER_AREA)
+    full = _detailed(*full_size)
+    small = cv2.resize(full, small_size, interpolation=cv2.INTER_AREA)
     night = _night_look(small)
     ours = torch_guided(tensor(small), tensor(night), tensor(full))
     ours_u8 = (ours * 255 + 0.5).clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..choices import Domain, Upsampler
-from ..upsample import guided_radius
+from ..upsample import fit_stride, guided_radius
 
 if TYPE_CHECKING:
     from ..translator import Translator
@@ -82,6 +82,10 @@ def guided_upsample(
     The coefficients are upsampled bilinearly (half-pixel centres, as OpenCV) and applied one
     output channel at a time, so at most four full-size planes per frame are alive at once."""
     radius = guided_radius(*low_in.shape[-2:]) if radius is None else radius
+    stride = fit_stride(*low_in.shape[-2:], radius)
+    if stride > 1:  # as upsample.guided_upsample: the fit on 2x2 means
+        low_in, low_out = F.avg_pool2d(low_in, stride), F.avg_pool2d(low_out, stride)
+        radius = (radius + stride - 1) // stride
     a_mat, b_vec = affine_coefficients(low_in, low_out, radius, eps)
     size = full_in.shape[-2:]
     out = []
