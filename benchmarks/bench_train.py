@@ -12,10 +12,13 @@ on a GPU. ``recipes`` compares, on this machine:
 
 1. the recipe the 2,400-step model was trained with (width 16, 3 downsamplings, 3 residual
    blocks, 5x5 upsampling and 7x7 output convs, 3-layer discriminators, 128x128 crops, batch 4),
-   as the code ran it then (every convolution NCHW);
+   as the code ran it then (every convolution NCHW, the discriminator step making its own
+   translations);
 2. the same maths with this code's CPU layout (thin convolutions channels-last in training);
 3. the new recipe (configs/unit_d2n_default.yaml: 4 residual blocks, 3x3 upsampling and output
-   convs, 4-layer discriminators, 160x160 crops, batch 3).
+   convs, 4-layer discriminators, 160x160 crops, batch 3), as the bundled model trained;
+4. the same as ``Trainer.step`` runs it today: the discriminators learn from the generator
+   step's translations instead of a generator pass of their own.
 
 Steps per hour alone flatters a recipe that does less per step, so crop megapixels per hour
 (both domains) are printed beside.
@@ -60,13 +63,18 @@ prec = resolve_precision(cfg.train.precision, device)
 tr = build_trainer(cfg, device, prec, False)
 b = cfg.train.batch_size
 batch = {d: torch.rand(b, 3, h, w, device=device) * 2 - 1 for d in ("day", "night")}
+def step():
+    if args["own_fakes"]:  # the discriminator step makes its own translations, as before
+        tr.dis_step(batch); tr.gen_step(batch); tr.end_step()
+    else:
+        tr.step(batch)
 for _ in range(2):
-    tr.dis_step(batch); tr.gen_step(batch)
+    step()
 if device.type == "cuda":
     torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
 t0 = time.perf_counter()
 for _ in range(args["steps"]):
-    tr.dis_step(batch); tr.gen_step(batch); tr.end_step()
+    step()
 if device.type == "cuda":
     torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated() / 2**30
@@ -86,9 +94,10 @@ def measure(
     size: tuple[int, int] | None = None,
     thin: bool = True,
     env: dict[str, str] | None = None,
+    own_fakes: bool = False,
 ) -> dict[str, float]:
     spec = {"config": str(config), "overrides": overrides, "steps": steps, "device": device}
-    spec |= {"size": size, "thin": thin}
+    spec |= {"size": size, "thin": thin, "own_fakes": own_fakes}
     out = subprocess.run(
         [sys.executable, "-c", CHILD, json.dumps(spec)],
         check=True,
@@ -102,16 +111,17 @@ def measure(
 def recipes(args: argparse.Namespace) -> None:
     passive = {"OMP_WAIT_POLICY": "PASSIVE"}  # OpenMP threads sleep instead of spinning
     rows = [
-        ("2,400-step recipe, as it ran", OLD_RECIPE, False, {}),
-        ("same maths, channels-last thin convs", OLD_RECIPE, True, {}),
-        ("new recipe (unit_d2n_default.yaml)", [], True, {}),
-        ("new recipe, OMP_WAIT_POLICY=PASSIVE", [], True, passive),
+        ("2,400-step recipe, as it ran", OLD_RECIPE, False, {}, True),
+        ("same maths, channels-last thin convs", OLD_RECIPE, True, {}, True),
+        ("new recipe, D makes its own fakes", [], True, {}, True),
+        ("new recipe, D on G's fakes (today)", [], True, {}, False),
+        ("new recipe, OMP_WAIT_POLICY=PASSIVE", [], True, passive, False),
     ]
     print(f"CPU training steps, {args.steps} timed after a warm-up, one process each")
     print(f"{'recipe':38} {'s/step':>7} {'steps/h':>8} {'Mpx/h':>7} {'vs 1':>6} {'Mpx vs 1':>9}")
     base: dict[str, float] | None = None
-    for name, overrides, thin, env in rows:
-        r = measure(NEW, overrides, args.steps, thin=thin, env=env)
+    for name, overrides, thin, env, own_fakes in rows:
+        r = measure(NEW, overrides, args.steps, thin=thin, env=env, own_fakes=own_fakes)
         per_hour = 3600 / r["s_step"]
         mpx = per_hour * 2 * r["batch"] * r["h"] * r["w"] / 1e6
         base = base or {"steps": per_hour, "mpx": mpx}

@@ -231,11 +231,11 @@ def training_speed(plan: Plan) -> dict[str, Any]:
             d: torch.rand(cfg.train.batch_size, 3, h, w, device=device) * 2 - 1
             for d in ("day", "night")
         }
-        tr.dis_step(batch), tr.gen_step(batch), tr.end_step()  # warm-up
+        tr.step(batch)  # warm-up
         _sync(device)
         t0 = time.perf_counter()
         for _ in range(plan.train_steps):
-            tr.dis_step(batch), tr.gen_step(batch), tr.end_step()
+            tr.step(batch)
         _sync(device)
         out[f"{w}x{h}"] = round(plan.train_steps / (time.perf_counter() - t0), 2)
     return {"it_s": out, "precision": "fp32" if plan.dry else "bf16"}

@@ -157,8 +157,7 @@ def _loop(
     last: dict[str, float] = {}
     while step < t.steps:
         batch = _to(next(batches), device)
-        last = {**trainer.dis_step(batch), **trainer.gen_step(batch)}
-        trainer.end_step()
+        last = trainer.step(batch)
         step += 1
         hooks.on_step(step)
         if step % t.log_every == 0 or step == 1:

@@ -1,6 +1,8 @@
-"""Trainers that step: ``dis_step(batch)`` and ``gen_step(batch)`` each do one update and return
-plain dicts of floats (the MUNIT/UNIT dis_update/gen_update split). The loop that drives them
-lives in ``train.py``.
+"""Trainers that step: ``gen_step(batch)`` and ``dis_step(batch, fakes)`` each do one update and
+return plain dicts of floats (the MUNIT/UNIT gen_update/dis_update split); ``step(batch)`` does
+both, the generator first, then the discriminators on the translations the generator step made
+(``Trainer.fakes``, detached), as CycleGAN's trainer orders them: that spares the discriminator
+step a generator forward pass of its own (10% of a step). The loop lives in ``train.py``.
 
 Under DDP each network's forward runs through the wrapper exactly once per step: the generator
 through a module that computes every image the step needs, the discriminators on real and fake
@@ -161,12 +163,16 @@ class Trainer:
         self.scaler_d = torch.amp.GradScaler(device.type, enabled=fp16)
         self.pools = {d: ImagePool(cfg.optim.pool_size) for d in DOMAINS}
         self.pool_rng = random.Random(cfg.train.seed)
+        self.fakes: Batch | None = None  # the last generator step's translations, detached
 
     # -- steps ----------------------------------------------------------------------------
 
-    def dis_step(self, batch: Batch) -> dict[str, float]:
-        with torch.no_grad(), self.autocast():
-            fakes = {d: self._fake(batch[other_domain(d)], d) for d in DOMAINS}
+    def dis_step(self, batch: Batch, fakes: Batch | None = None) -> dict[str, float]:
+        """One discriminator update on ``batch`` and ``fakes`` (by domain: translations into
+        it); without them the generator makes its own, as UNIT's dis_update does."""
+        if fakes is None:
+            with torch.no_grad(), self.autocast():
+                fakes = {d: self._fake(batch[other_domain(d)], d) for d in DOMAINS}
         images = {
             d: torch.cat([batch[d], self.pools[d].query(fakes[d].float(), self.pool_rng)])
             for d in DOMAINS
@@ -199,6 +205,7 @@ class Trainer:
                 out = self.gen_forward(batch)
                 total, logs = combine(self._gen_terms(batch, out))
             self._update(total, self.opt_g, self.scaler_g)
+            self.fakes = {d: out[f"fake_{d}"].detach() for d in DOMAINS}
         finally:
             self.dis.requires_grad_(True)
         return logs
@@ -234,6 +241,14 @@ class Trainer:
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
+
+    def step(self, batch: Batch) -> dict[str, float]:
+        """One training step: the generator update, then the discriminators' on its
+        translations, then the schedules; returns every loss."""
+        gen = self.gen_step(batch)
+        dis = self.dis_step(batch, self.fakes)
+        self.end_step()
+        return {**dis, **gen}
 
     def end_step(self) -> None:
         self.sched_g.step()
