@@ -142,8 +142,8 @@ def guided_upsample(
     stride = fit_stride(h, w, radius)
     if stride > 1:
         size = (w // stride, h // stride)
-        guide = cv2.resize(guide, size, interpolation=cv2.INTER_AREA)
-        target = cv2.resize(target, size, interpolation=cv2.INTER_AREA)
+        guide = np.asarray(cv2.resize(guide, size, interpolation=cv2.INTER_AREA), np.float32)
+        target = np.asarray(cv2.resize(target, size, interpolation=cv2.INTER_AREA), np.float32)
         radius = (radius + stride - 1) // stride
     a_planes, b_planes = _coefficient_planes(guide, target, radius, eps)
     return apply_affine(a_planes, b_planes, full_in)

@@ -82,7 +82,7 @@ def guided_upsample(
     The coefficients are upsampled bilinearly (half-pixel centres, as OpenCV) and applied one
     output channel at a time, so at most four full-size planes per frame are alive at once."""
     radius = guided_radius(*low_in.shape[-2:]) if radius is None else radius
-    stride = fit_stride(*low_in.shape[-2:], radius)
+    stride = fit_stride(low_in.shape[-2], low_in.shape[-1], radius)
     if stride > 1:  # as upsample.guided_upsample: the fit on 2x2 means
         low_in, low_out = F.avg_pool2d(low_in, stride), F.avg_pool2d(low_out, stride)
         radius = (radius + stride - 1) // stride
