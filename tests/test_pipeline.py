@@ -150,3 +150,33 @@ def test_resolve_target_auto_and_the_already_there_warning(tmp_path: Path, caplo
         assert resolve_target(tmp_path / "night.png", "night") == "night"
     assert "already looks like night" in caplog.records[0].getMessage()
     assert resolve_target(tmp_path / "missing.png", "day") == "day"  # reported by convert
+
+
+@pytest.mark.parametrize("size", [(64, 48), (66, 50), (65, 49)])  # 4:2:0 twice, odd: 4:4:4
+def test_encoded_colours_come_back(size: tuple[int, int], tmp_path: Path) -> None:
+    """Flat colour blocks survive encode -> decode within a few levels (a swapped channel,
+    a wrong matrix or range would not)."""
+    import dataclasses
+
+    import av
+    from conftest import make_video
+
+    from d2nvideo.video.decode import decode_frames
+    from d2nvideo.video.encode import EncodeSettings, encode_frames
+    from d2nvideo.video.probe import probe
+
+    colours = [(220, 30, 30), (30, 200, 40), (40, 50, 210), (230, 220, 40), (128, 128, 128)]
+    w, h = size
+    image = np.zeros((h, w, 3), np.uint8)
+    for k, c in enumerate(colours):  # vertical stripes, 12 px wide, even-aligned
+        image[:, k * 12 : (k + 1) * 12] = c
+    src = make_video(tmp_path / "src.mp4", frames=3, size=size)
+    frames = [dataclasses.replace(f, image=image) for f in decode_frames(src)]
+    dst = tmp_path / "out.mp4"
+    encode_frames(frames, dst, probe(src), EncodeSettings(crf=0))
+    with av.open(str(dst)) as c:
+        back = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(back) == 3
+    for k, c in enumerate(colours):  # inner columns: away from chroma edges
+        got = back[1][:, k * 12 + 3 : (k + 1) * 12 - 3].reshape(-1, 3).mean(0)
+        assert np.abs(got - np.array(c)).max() <= 4, (k, got)
