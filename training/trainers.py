@@ -2,7 +2,8 @@
 return plain dicts of floats (the MUNIT/UNIT gen_update/dis_update split); ``step(batch)`` does
 both, the generator first, then the discriminators on the translations the generator step made
 (``Trainer.fakes``, detached), as CycleGAN's trainer orders them: that spares the discriminator
-step a generator forward pass of its own (10% of a step). The loop lives in ``train.py``.
+step a generator forward pass of its own (the bundled recipe: 1.56 -> 1.46 s a step on 2 CPU
+cores). The loop lives in ``train.py``.
 
 Under DDP each network's forward runs through the wrapper exactly once per step: the generator
 through a module that computes every image the step needs, the discriminators on real and fake
