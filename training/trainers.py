@@ -1,7 +1,7 @@
 """Trainers that step: ``gen_step(batch)`` and ``dis_step(batch, fakes)`` each do one update and
 return plain dicts of floats (the MUNIT/UNIT gen_update/dis_update split); ``step(batch)`` does
 both, the generator first, then the discriminators on the translations the generator step made
-(``Trainer.fakes``, detached), as CycleGAN's trainer orders them: that spares the discriminator
+(detached), as CycleGAN's trainer orders them: that spares the discriminator
 step a generator forward pass of its own (the bundled recipe: 1.56 -> 1.46 s a step on 2 CPU
 cores). The loop lives in ``train.py``.
 
@@ -164,7 +164,6 @@ class Trainer:
         self.scaler_d = torch.amp.GradScaler(device.type, enabled=fp16)
         self.pools = {d: ImagePool(cfg.optim.pool_size) for d in DOMAINS}
         self.pool_rng = random.Random(cfg.train.seed)
-        self.fakes: Batch | None = None  # the last generator step's translations, detached
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -200,16 +199,19 @@ class Trainer:
         return self.gen.translate(x, to)
 
     def gen_step(self, batch: Batch) -> dict[str, float]:
+        return self._gen_update(batch)[0]
+
+    def _gen_update(self, batch: Batch) -> tuple[dict[str, float], Batch]:
+        """One generator update: its losses and its translations by target domain, detached."""
         self.dis.requires_grad_(False)
         try:
             with self.autocast():
                 out = self.gen_forward(batch)
                 total, logs = combine(self._gen_terms(batch, out))
             self._update(total, self.opt_g, self.scaler_g)
-            self.fakes = {d: out[f"fake_{d}"].detach() for d in DOMAINS}
         finally:
             self.dis.requires_grad_(True)
-        return logs
+        return logs, {d: out[f"fake_{d}"].detach() for d in DOMAINS}
 
     def _gen_terms(self, batch: Batch, out: dict[str, torch.Tensor]) -> dict[str, Any]:
         w = self.cfg.loss
@@ -246,8 +248,8 @@ class Trainer:
     def step(self, batch: Batch) -> dict[str, float]:
         """One training step: the generator update, then the discriminators' on its
         translations, then the schedules; returns every loss."""
-        gen = self.gen_step(batch)
-        dis = self.dis_step(batch, self.fakes)
+        gen, fakes = self._gen_update(batch)
+        dis = self.dis_step(batch, fakes)
         self.end_step()
         return {**dis, **gen}
 
