@@ -14,6 +14,7 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Smoothing = Literal["none", "ema", "flow"]
 Exposure = Literal["steady", "free"]  # a clip's output brightness follows its input's, or not
 Upsampler = Literal["guided", "bicubic"]
+BarsMode = Literal["keep", "translate"]  # black letterbox/pillarbox bars: kept black, or translated
 Quality = Literal["auto", "fast", "balanced", "full"]
 HwAccel = Literal["auto", "none", "cuda"]
 Backend = Literal["auto", "torch", "onnxruntime", "openvino"]  # what runs the network

@@ -19,13 +19,14 @@ import cv2
 import numpy as np
 import torch
 
-from .choices import Domain, Exposure, Quality, Smoothing, Upsampler
+from .choices import BarsMode, Domain, Exposure, Quality, Smoothing, Upsampler
 from .errors import D2NError
 from .fileio import atomic_output
 from .infer.frames import translate_on_device
 from .prefetch import Sink, prefetch, start_sink
 from .translator import Translator
 from .upsample import bicubic_upsample, guided_upsample
+from .video.bars import NO_BARS, BarKeeper, Bars
 from .video.decode import Frame, Salvage, decode_frames
 from .video.encode import EncodeSettings, encode_frames
 from .video.geometry import restore, upright
@@ -94,6 +95,7 @@ class ConvertOptions:
     encode: EncodeSettings = field(default_factory=EncodeSettings)
     exposure: Exposure = "steady"  # see video/exposure.py
     salvage: bool = False  # convert what decodes of a corrupt or truncated file
+    bars: BarsMode = "keep"  # black letterbox/pillarbox bars (video/bars.py)
 
 
 class DarkOutputWatch:
@@ -142,12 +144,18 @@ def batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
 
 
 def translate_images(
-    images: list[np.ndarray], translator: Translator, to: Domain, resolution: WorkingSize
+    images: list[np.ndarray],
+    translator: Translator,
+    to: Domain,
+    resolution: WorkingSize,
+    bars: Bars | None = None,
 ) -> list[np.ndarray]:
     """Translate same-sized ``(H, W, 3) uint8`` images, at a working size if one is set, and
-    return them at their native size."""
+    return them at their native size. ``bars``: black bars to keep (see video/bars.py), kept
+    only while they are still black in ``images``."""
     small, out = network_stage(images, translator, to, resolution)
-    return upsample_stage(images, small, out, resolution)
+    kept = bars if bars and bars.still_black(images) else Bars()
+    return upsample_stage(images, small, out, resolution, kept)
 
 
 def on_device(translator: Translator) -> bool:
@@ -194,14 +202,23 @@ def upsample_stage(
     small: list[np.ndarray] | None,
     out: list[np.ndarray],
     resolution: WorkingSize,
+    bars: Bars = NO_BARS,
 ) -> list[np.ndarray]:
-    """The second half of :func:`translate_images`: back to native size on the CPU."""
+    """The second half of :func:`translate_images`: back to native size on the CPU, with
+    ``bars`` copied back from the input. The guided fit then sees only the picture between
+    them, so the network's colour for the bars does not bleed into the picture's edges."""
     if small is None:
-        return out
+        return bars.restore(images, out)
     h, w = images[0].shape[:2]
     if resolution.upsample == "bicubic":
-        return [bicubic_upsample(o, (w, h)) for o in out]
-    return [guided_upsample(s, o, im) for s, o, im in zip(small, out, images, strict=True)]
+        return bars.restore(images, [bicubic_upsample(o, (w, h)) for o in out])
+    if not bars:
+        return [guided_upsample(s, o, im) for s, o, im in zip(small, out, images, strict=True)]
+    inner = bars.scaled((h, w), small[0].shape[:2])
+    return [
+        bars.paste(im, guided_upsample(inner.inner(s), inner.inner(o), bars.inner(im)))
+        for s, o, im in zip(small, out, images, strict=True)
+    ]
 
 
 def run_network(translator: Translator, images: list[np.ndarray], to: Domain) -> list[np.ndarray]:
@@ -266,6 +283,8 @@ def translate_frames(
     The network stage runs one batch ahead in its own thread, so upsampling batch k (here)
     overlaps the network's work on batch k+1 (issue 11: both cores busy on a 2-core CPU)."""
 
+    keeper = BarKeeper(enabled=opts.bars == "keep")
+
     def prepared() -> Iterator[tuple[list[Frame], list[np.ndarray], Any, list[np.ndarray]]]:
         for batch in batched(frames, opts.batch_size or CPU_BATCH_SIZE):
             images = [upright(f.image, rotation) for f in batch]
@@ -273,7 +292,7 @@ def translate_frames(
             yield batch, images, small, out
 
     for batch, images, small, out in prefetch(prepared(), depth=1, name="network"):
-        outputs = upsample_stage(images, small, out, opts.resolution)
+        outputs = upsample_stage(images, small, out, opts.resolution, keeper.bars_of(images))
         if watch is not None:
             outputs = watch(outputs)
         for frame, image in zip(batch, outputs, strict=True):

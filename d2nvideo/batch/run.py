@@ -94,9 +94,12 @@ class Converter:
         from ..fileio import check_output
         from ..images import read_image, write_image
         from ..pipeline import translate_images
+        from ..video.bars import BarKeeper
 
         check_output(task.dst, [task.src], self.overwrite)
-        out = translate_images([read_image(task.src)], self.translator, opts.to, opts.resolution)
+        image = [read_image(task.src)]
+        bars = BarKeeper(enabled=opts.bars == "keep").bars_of(image)
+        out = translate_images(image, self.translator, opts.to, opts.resolution, bars)
         if self.watch is not None:
             out = self.watch(out)
         write_image(task.dst, out[0])

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..choices import (
     Backend,
+    BarsMode,
     Domain,
     Exposure,
     HwAccel,
@@ -78,6 +79,7 @@ class PipelineSpec:
     smooth_strength: float = 0.6
     exposure: Exposure = "steady"
     salvage: bool = False
+    bars: BarsMode = "keep"
 
     def options(
         self, translator: Translator, to: Domain, encode: EncodeSettings | None = None
@@ -99,6 +101,7 @@ class PipelineSpec:
             smooth_strength=self.smooth_strength,
             exposure=self.exposure,
             salvage=self.salvage,
+            bars=self.bars,
             hwaccel=None if hwaccel == "none" else hwaccel,
             encode=encode or EncodeSettings(),
         )

@@ -16,6 +16,7 @@ import click
 from ..batch.settings import ModelSpec, PipelineSpec, SizeSpec
 from ..choices import (
     Backend,
+    BarsMode,
     Exposure,
     HwAccel,
     OfficialDomain,
@@ -210,6 +211,14 @@ PIPELINE_OPTIONS: list[Callable[[Any], Any]] = [
         "frame as the network made it.",
     ),
     click.option(
+        "--bars",
+        type=choice(BarsMode),
+        default="keep",
+        help="Black letterbox or pillarbox bars (a pair on opposite sides, found on the first "
+        "frames): keep them black and translate the picture between them, or translate them "
+        "with the rest as scene.",
+    ),
+    click.option(
         "--salvage",
         is_flag=True,
         help="Convert what decodes of a corrupt or truncated video (a dashcam that lost power "
@@ -228,6 +237,7 @@ pipeline_options = option_group(
         "smooth_strength",
         "exposure",
         "salvage",
+        "bars",
     ),
     _pipeline,
     "pipeline",
