@@ -7,7 +7,7 @@ import pytest
 from conftest import frame_image
 
 from d2nvideo.errors import UsageError
-from d2nvideo.evaluation.metrics import psnr, ssim, ssim_gray, warp_error
+from d2nvideo.evaluation.metrics import psnr, scene_cuts, ssim, ssim_gray, warp_error
 from d2nvideo.video.decode import Frame
 from d2nvideo.video.smooth import make_smoother
 
@@ -84,6 +84,16 @@ def test_smoothing_reduces_flicker_and_keeps_the_picture(mode: str) -> None:
     assert warp_error(inputs, smooth) < 0.7 * warp_error(inputs, flicker)
     assert np.mean([ssim(a, b) for a, b in zip(smooth, flicker)]) > 0.8
     assert smooth[0].dtype == np.uint8 and smooth[0].shape == flicker[0].shape
+
+
+def test_warp_error_leaves_out_pairs_across_a_scene_cut() -> None:
+    first = _panning(5)
+    second = [np.ascontiguousarray(f[::-1]) // 4 for f in _panning(5, shift=2)]  # another shot
+    flicker = [f // 2 + (20 if i % 2 else 0) for i, f in enumerate(second)]  # a flickering output
+    both, out = first + second, first + flicker
+    assert scene_cuts(both) == 1 and scene_cuts(first) == 0
+    expected = (4 * warp_error(first, first) + 4 * warp_error(second, flicker)) / 8
+    assert warp_error(both, out) == pytest.approx(expected, rel=1e-6)
 
 
 def test_smoothing_resets_at_a_scene_cut() -> None:

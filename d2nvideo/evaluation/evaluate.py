@@ -29,11 +29,12 @@ from ..images import list_images, read_image
 from ..model import UNITGenerator
 from ..pipeline import DARK_OUTPUT, WorkingSize, translate_images
 from ..translator import Translator
+from ..video.bars import BarKeeper
 from ..video.decode import Frame, decode_frames
 from ..video.exposure import steady_exposure
 from ..video.geometry import fit_within
 from ..video.smooth import make_smoother
-from .metrics import psnr, ssim, ssim_gray, warp_error
+from .metrics import psnr, scene_cuts, ssim, ssim_gray, warp_error
 from .provenance import overlapping, training_fingerprints
 from .realism import RealismClassifier, train_realism
 from .report import Report
@@ -238,12 +239,15 @@ def temporal_quality(
     smoothed output to the per-frame output, over the first ``video_frames`` frames."""
     inputs = _clip_start(video, opts)
     per_frame = []
+    keeper = BarKeeper()  # black bars kept, as convert does by default
     for image in inputs:
-        per_frame.append(translate_images([image], tr, to, opts.resolution)[0])
+        bars = keeper.bars_of([image])
+        per_frame.append(translate_images([image], tr, to, opts.resolution, bars)[0])
         track.done()
     track.done(opts.video_frames - len(inputs))  # a clip shorter than planned
     result = {
         "frames": float(len(inputs)),
+        "cut_pairs": float(scene_cuts(inputs)),  # left out of every E_warp
         "ewarp_input": warp_error(inputs, inputs),
         "ewarp_per_frame": warp_error(inputs, per_frame),
         "drift_input": brightness_spread(inputs),

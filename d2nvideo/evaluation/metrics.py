@@ -8,12 +8,14 @@ Consistency", ECCV 2018) with DIS flow in place of FlowNet2.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Sequence
 
 import cv2
 import numpy as np
 
 from ..video.flow import FlowEstimator, gray, occlusion, warp
+from ..video.smooth import is_cut
 
 
 def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0, win: int = 7) -> float:
@@ -59,6 +61,8 @@ def warp_error(
 ) -> float:
     """E_warp of a video: flow and occlusion from the INPUT frames; for each pair (t-1, t) the
     output at t is warped to t-1 and compared with the output at t-1 over non-occluded pixels.
+    Pairs across a scene cut of the input (:func:`scene_cuts`) are left out: no flow links two
+    shots, and one such pair outweighed the 46 others of a 48-frame clip.
 
     Frames are ``(H, W, 3) uint8``; differences are on [0, 1] and, as in Lai et al.'s code,
     summed over channels and averaged over non-occluded pixels, then over frame pairs.
@@ -70,7 +74,7 @@ def warp_error(
     for inp, out in zip(inputs, outputs, strict=True):
         cur_in = gray(inp)
         cur_out = out.astype(np.float32) / 255.0
-        if prev_in is not None and prev_out is not None:
+        if prev_in is not None and prev_out is not None and not is_cut(prev_in, cur_in):
             fw = estimate(prev_in, cur_in)  # t-1 -> t
             bw = estimate(cur_in, prev_in)  # t -> t-1
             valid = ~occlusion(fw, bw)
@@ -81,3 +85,9 @@ def warp_error(
                 errors.append(float(diff[valid].sum() / n))
         prev_in, prev_out = cur_in, cur_out
     return float(np.mean(errors)) if errors else 0.0
+
+
+def scene_cuts(frames: Sequence[np.ndarray]) -> int:
+    """How many consecutive pairs of ``frames`` straddle a scene cut (the test the temporal
+    stages reset at, ``video/smooth.py``)."""
+    return sum(is_cut(gray(a), gray(b)) for a, b in itertools.pairwise(frames))

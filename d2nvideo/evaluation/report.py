@@ -117,7 +117,8 @@ def temporal_table(report: Report) -> list[str]:
         "",
         "E_warp (lower is steadier) and brightness drift (the spread of the per-frame mean "
         "brightness: standard deviation over mean) of the input and of each way of producing "
-        "the output; steady is convert's default (steady exposure, no smoothing).",
+        "the output; steady is convert's default (steady exposure, no smoothing). Frame "
+        "pairs across a scene cut are left out of E_warp.",
         "",
         f"| clip | measure | input | {names} | darkest frame: input / output |",
         "|---" * (len(modes) + 4) + "|",
@@ -126,7 +127,9 @@ def temporal_table(report: Report) -> list[str]:
         dark = f"{t.get('darkest_input', 0):.0f} / {t.get('darkest_output', 0):.0f}"
         ewarp = " | ".join(f"{t[f'ewarp_{m}']:.5f}" for m in modes)
         drift = " | ".join(f"{t.get(f'drift_{m}', 0.0):.1%}" for m in modes)
-        lines.append(f"| {name} | E_warp | {t['ewarp_input']:.5f} | {ewarp} | {dark} |")
+        cuts = int(t.get("cut_pairs", 0))
+        label = f"{name} ({cuts} cut{'s' * (cuts != 1)} left out)" if cuts else name
+        lines.append(f"| {label} | E_warp | {t['ewarp_input']:.5f} | {ewarp} | {dark} |")
         lines.append(f"| | drift | {t.get('drift_input', 0.0):.1%} | {drift} | |")
     return [*lines, ""]
 
