@@ -7,7 +7,14 @@ import pytest
 from conftest import frame_image
 
 from d2nvideo.errors import UsageError
-from d2nvideo.evaluation.metrics import psnr, scene_cuts, ssim, ssim_gray, warp_error
+from d2nvideo.evaluation.metrics import (
+    psnr,
+    scene_cuts,
+    shot_starts,
+    ssim,
+    ssim_gray,
+    warp_error,
+)
 from d2nvideo.video.decode import Frame
 from d2nvideo.video.smooth import make_smoother
 
@@ -94,6 +101,18 @@ def test_warp_error_leaves_out_pairs_across_a_scene_cut() -> None:
     assert scene_cuts(both) == 1 and scene_cuts(first) == 0
     expected = (4 * warp_error(first, first) + 4 * warp_error(second, flicker)) / 8
     assert warp_error(both, out) == pytest.approx(expected, rel=1e-6)
+
+
+def test_drift_is_measured_within_shots() -> None:
+    from d2nvideo.evaluation.evaluate import brightness_spread
+
+    bright, dark = _texture(seed=1), _texture(seed=2) // 4  # two steady shots
+    frames = [bright] * 4 + [dark] * 4
+    starts = shot_starts(frames)
+    assert starts == [0, 4]
+    assert brightness_spread(frames, starts) == 0.0 < 0.5 < brightness_spread(frames)
+    wobbly = [bright] * 4 + [dark, dark // 2, dark, dark // 2]
+    assert brightness_spread(wobbly, starts) > 0.1  # within a shot it still counts
 
 
 def test_smoothing_resets_at_a_scene_cut() -> None:

@@ -10,10 +10,11 @@ brightening) are measured the same way, so numbers that are easy to fake show it
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -34,7 +35,7 @@ from ..video.decode import Frame, decode_frames
 from ..video.exposure import steady_exposure
 from ..video.geometry import fit_within
 from ..video.smooth import make_smoother
-from .metrics import psnr, scene_cuts, ssim, ssim_gray, warp_error
+from .metrics import psnr, shot_starts, ssim, ssim_gray, warp_error
 from .provenance import overlapping, training_fingerprints
 from .realism import RealismClassifier, train_realism
 from .report import Report
@@ -245,13 +246,14 @@ def temporal_quality(
         per_frame.append(translate_images([image], tr, to, opts.resolution, bars)[0])
         track.done()
     track.done(opts.video_frames - len(inputs))  # a clip shorter than planned
+    starts = shot_starts(inputs)  # cut pairs are left out of E_warp and drift alike
     result = {
         "frames": float(len(inputs)),
-        "cut_pairs": float(scene_cuts(inputs)),  # left out of every E_warp
+        "cut_pairs": float(len(starts) - 1),
         "ewarp_input": warp_error(inputs, inputs),
         "ewarp_per_frame": warp_error(inputs, per_frame),
-        "drift_input": brightness_spread(inputs),
-        "drift_per_frame": brightness_spread(per_frame),
+        "drift_input": brightness_spread(inputs, starts),
+        "drift_per_frame": brightness_spread(per_frame, starts),
         "darkest_input": float(min(im.mean() for im in inputs)),
         "darkest_output": float(min(im.mean() for im in per_frame)),
     }
@@ -264,7 +266,7 @@ def temporal_quality(
     for mode, stage in stages.items():
         smoothed = [f.image for f in stage(_as_frames(inputs, per_frame))]
         result[f"ewarp_{mode}"] = warp_error(inputs, smoothed)
-        result[f"drift_{mode}"] = brightness_spread(smoothed)
+        result[f"drift_{mode}"] = brightness_spread(smoothed, starts)
         result[f"ssim_{mode}_vs_per_frame"] = float(
             np.mean([ssim(a, b) for a, b in zip(smoothed, per_frame, strict=True)])
         )
@@ -285,11 +287,19 @@ def _clip_start(video: Path, opts: EvalOptions) -> Images:
     return inputs
 
 
-def brightness_spread(images: Images) -> float:
+def brightness_spread(images: Images, starts: Sequence[int] = (0,)) -> float:
     """How much a clip's mean brightness wanders: the standard deviation of the per-frame
-    means over their average (0 for a steady clip)."""
+    means over their average (0 for a steady clip), within each shot (``starts``: the first
+    frame of each) and averaged over the frames of shots at least 2 frames long, so that a
+    cut between a dark and a bright shot is not counted as drift."""
     means = np.array([im.mean() for im in images], np.float64)
-    return float(means.std() / max(means.mean(), 1e-6))
+    spreads, weights = [], []
+    for lo, hi in itertools.pairwise([*starts, len(means)]):
+        shot = means[lo:hi]
+        if len(shot) >= 2:
+            spreads.append(shot.std() / max(shot.mean(), 1e-6))
+            weights.append(len(shot))
+    return float(np.average(spreads, weights=weights)) if spreads else 0.0
 
 
 def _as_frames(inputs: Images, outputs: Images) -> Iterator[Frame]:

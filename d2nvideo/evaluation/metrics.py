@@ -87,7 +87,13 @@ def warp_error(
     return float(np.mean(errors)) if errors else 0.0
 
 
+def shot_starts(frames: Sequence[np.ndarray]) -> list[int]:
+    """Where each shot of ``frames`` begins: 0, then every frame after a scene cut (the test
+    the temporal stages reset at, ``video/smooth.py``)."""
+    pairs = enumerate(itertools.pairwise(frames), start=1)
+    return [0, *(i for i, (a, b) in pairs if is_cut(gray(a), gray(b)))]
+
+
 def scene_cuts(frames: Sequence[np.ndarray]) -> int:
-    """How many consecutive pairs of ``frames`` straddle a scene cut (the test the temporal
-    stages reset at, ``video/smooth.py``)."""
-    return sum(is_cut(gray(a), gray(b)) for a, b in itertools.pairwise(frames))
+    """How many consecutive pairs of ``frames`` straddle a scene cut."""
+    return len(shot_starts(frames)) - 1
