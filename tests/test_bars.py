@@ -121,3 +121,13 @@ def test_bars_scale_outward_to_an_even_picture() -> None:
     assert small.left >= 39.5 and small.right >= 39.5  # never a bar column inside the picture
     assert (320 - small.left - small.right) % 2 == 0 and small.top == small.bottom == 0
     assert Bars(9, 8).scaled((72, 128), (36, 64)) == Bars(5, 5, 0, 0)  # 26 rows between
+
+
+def test_the_day_night_guess_looks_between_the_bars(tmp_path: Path) -> None:
+    from d2nvideo.data.scoring import guess, guess_file
+    from d2nvideo.images import write_image
+
+    image = boxed(0, left=BAR, right=BAR)
+    write_image(tmp_path / "boxed.png", image)
+    picture = Bars(left=BAR, right=BAR).inner(image)
+    assert guess_file(tmp_path / "boxed.png") == guess([picture]) != guess([image])

@@ -158,11 +158,20 @@ def guess_file(path: Path, samples: int = GUESS_SAMPLES) -> Guess:
         picked = found[:: max(1, len(found) // samples)][:samples]
         return guess([im for im in map(_readable, picked) if im is not None])
     if is_image(path):
-        return guess([read_image(path)])
+        return guess(_between_bars([read_image(path)]))
     info = probe(path, salvage=True)  # guessed from the frames that are there
     span = max(info.duration, 0.0)
     times = [info.start_time + span * (i + 0.5) / samples for i in range(samples)]
-    return guess([f.image for f in frames_at(path, times)])
+    return guess(_between_bars([f.image for f in frames_at(path, times)]))
+
+
+def _between_bars(images: list[np.ndarray]) -> list[np.ndarray]:
+    """The pictures between black bars all of ``images`` share (a letterboxed clip's bars
+    would count as night): what convert translates as scene."""
+    from ..video.bars import find_bars
+
+    bars = find_bars(images) if images and len({im.shape for im in images}) == 1 else None
+    return [bars.inner(im) for im in images] if bars else images
 
 
 def _readable(path: Path) -> np.ndarray | None:
