@@ -117,8 +117,8 @@ def temporal_table(report: Report) -> list[str]:
         "",
         "E_warp (lower is steadier) and brightness drift (the spread of the per-frame mean "
         "brightness: standard deviation over mean) of the input and of each way of producing "
-        "the output; steady is convert's default (steady exposure, no smoothing). Frame "
-        "pairs across a scene cut are left out of E_warp.",
+        "the output; steady is convert's default (steady exposure, no smoothing). Both are "
+        "measured within shots: frame pairs across a scene cut are left out.",
         "",
         f"| clip | measure | input | {names} | darkest frame: input / output |",
         "|---" * (len(modes) + 4) + "|",
