@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from .choices import BarsMode, Domain, Exposure, Quality, Smoothing, Upsampler
+from .choices import BarsMode, Domain, Exposure, Quality, Smoothing, Upsampler, check
 from .errors import D2NError
 from .fileio import atomic_output
 from .infer.frames import translate_on_device
@@ -97,6 +97,10 @@ class ConvertOptions:
     salvage: bool = False  # convert what decodes of a corrupt or truncated file
     bars: BarsMode = "keep"  # black letterbox/pillarbox bars (video/bars.py)
 
+    def __post_init__(self) -> None:
+        check(Exposure, self.exposure, "exposure")
+        check(BarsMode, self.bars, "bars")
+
 
 class DarkOutputWatch:
     """Passes translated images through and warns once if they come out nearly black (a
@@ -151,11 +155,11 @@ def translate_images(
     bars: Bars | None = None,
 ) -> list[np.ndarray]:
     """Translate same-sized ``(H, W, 3) uint8`` images, at a working size if one is set, and
-    return them at their native size. ``bars``: black bars to keep (see video/bars.py), kept
-    only while they are still black in ``images``."""
-    small, out = network_stage(images, translator, to, resolution)
-    kept = bars if bars and bars.still_black(images) else Bars()
-    return upsample_stage(images, small, out, resolution, kept)
+    return them at their native size. ``bars``: black bars kept as they came (see
+    video/bars.py, ``BarKeeper`` says which)."""
+    bars = bars or NO_BARS
+    small, out = network_stage(images, translator, to, resolution, bars)
+    return upsample_stage(images, small, out, resolution, bars)
 
 
 def on_device(translator: Translator) -> bool:
@@ -165,13 +169,20 @@ def on_device(translator: Translator) -> bool:
 
 
 def network_stage(
-    images: list[np.ndarray], translator: Translator, to: Domain, resolution: WorkingSize
+    images: list[np.ndarray],
+    translator: Translator,
+    to: Domain,
+    resolution: WorkingSize,
+    bars: Bars = NO_BARS,
 ) -> tuple[list[np.ndarray] | None, list[np.ndarray]]:
     """The first half of :func:`translate_images`: the working-size inputs and the network's
-    outputs, or (None, the finished outputs) where nothing is left to upsample."""
+    outputs, or (None, the finished outputs, ``bars`` kept) where nothing is left to
+    upsample."""
     if on_device(translator):
         work = resolution.shape(*images[0].shape[:2])
-        run = functools.partial(_on_device, translator=translator, work=work, res=resolution)
+        run = functools.partial(
+            _on_device, translator=translator, work=work, res=resolution, bars=bars
+        )
         return None, split_on_oom(run, images, to)
     small = working_inputs(images, resolution)
     return small, run_network(translator, images if small is None else small, to)
@@ -193,8 +204,9 @@ def _on_device(
     translator: Translator,
     work: tuple[int, int],
     res: WorkingSize,
+    bars: Bars,
 ) -> list[np.ndarray]:
-    return list(translate_on_device(np.stack(images), translator, to, work, res.upsample))
+    return list(translate_on_device(np.stack(images), translator, to, work, res.upsample, bars))
 
 
 def upsample_stage(
@@ -212,9 +224,10 @@ def upsample_stage(
     h, w = images[0].shape[:2]
     if resolution.upsample == "bicubic":
         return bars.restore(images, [bicubic_upsample(o, (w, h)) for o in out])
-    if not bars:
-        return [guided_upsample(s, o, im) for s, o, im in zip(small, out, images, strict=True)]
     inner = bars.scaled((h, w), small[0].shape[:2])
+    if not bars or not inner.fits(*small[0].shape[:2]):
+        outputs = [guided_upsample(s, o, im) for s, o, im in zip(small, out, images, strict=True)]
+        return bars.restore(images, outputs)
     return [
         bars.paste(im, guided_upsample(inner.inner(s), inner.inner(o), bars.inner(im)))
         for s, o, im in zip(small, out, images, strict=True)
@@ -283,16 +296,17 @@ def translate_frames(
     The network stage runs one batch ahead in its own thread, so upsampling batch k (here)
     overlaps the network's work on batch k+1 (issue 11: both cores busy on a 2-core CPU)."""
 
-    keeper = BarKeeper(enabled=opts.bars == "keep")
+    keeper = BarKeeper(enabled=opts.bars == "keep")  # used in the network thread only
 
-    def prepared() -> Iterator[tuple[list[Frame], list[np.ndarray], Any, list[np.ndarray]]]:
+    def prepared() -> Iterator[tuple[list[Frame], list[np.ndarray], Bars, Any, list[np.ndarray]]]:
         for batch in batched(frames, opts.batch_size or CPU_BATCH_SIZE):
             images = [upright(f.image, rotation) for f in batch]
-            small, out = network_stage(images, translator, opts.to, opts.resolution)
-            yield batch, images, small, out
+            bars = keeper.bars_of(images)
+            small, out = network_stage(images, translator, opts.to, opts.resolution, bars)
+            yield batch, images, bars, small, out
 
-    for batch, images, small, out in prefetch(prepared(), depth=1, name="network"):
-        outputs = upsample_stage(images, small, out, opts.resolution, keeper.bars_of(images))
+    for batch, images, bars, small, out in prefetch(prepared(), depth=1, name="network"):
+        outputs = upsample_stage(images, small, out, opts.resolution, bars)
         if watch is not None:
             outputs = watch(outputs)
         for frame, image in zip(batch, outputs, strict=True):

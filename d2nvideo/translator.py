@@ -13,7 +13,17 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import Checkpoint, load_checkpoint
-from .choices import DOMAINS, Backend, Domain, OfficialDomain, Quality, Upsampler, normalise_domain
+from .choices import (
+    DOMAINS,
+    Backend,
+    BarsMode,
+    Domain,
+    OfficialDomain,
+    Quality,
+    Upsampler,
+    check,
+    normalise_domain,
+)
 from .errors import CheckpointError, UsageError
 from .infer.backends import AutoNetwork, GraphNetwork, Network, candidates, check_backend
 from .infer.graphs import cached_graph, model_key
@@ -124,18 +134,23 @@ class Translator:
         work_size: int | None = None,
         max_size: int | None = None,
         upsample: Upsampler = "guided",
+        bars: BarsMode = "keep",
     ) -> np.ndarray:
         """One ``(H, W, 3)`` uint8 image or a batch ``(N, H, W, 3)`` of one size, translated
         to ``to`` ('night' or 'day', any case) exactly as ``d2nvideo convert`` does it: at the
-        model's working size (or ``quality``/``work_size``/``max_size``, as convert's options)
-        and guided upsampling back. ``color='bgr'`` takes and returns OpenCV's channel order.
+        model's working size (or ``quality``/``work_size``/``max_size``, as convert's options),
+        guided upsampling back, and black bars the batch shares kept (``bars='translate'``
+        translates them as scene). ``color='bgr'`` takes and returns OpenCV's channel order.
         Returns the same shape and dtype."""
         from .pipeline import translate_images, working_size
+        from .video.bars import BarKeeper
 
         domain = normalise_domain(to)
-        batch = _as_batch(images, color)
+        check(BarsMode, bars, "bars")
+        batch = list(_as_batch(images, color))
         size = working_size(quality, work_size, max_size, upsample, self.meta)
-        out = np.stack(translate_images(list(batch), self, domain, size))
+        kept = BarKeeper(enabled=bars == "keep").bars_of(batch)
+        out = np.stack(translate_images(batch, self, domain, size, kept))
         if color == "bgr":
             out = np.ascontiguousarray(out[..., ::-1])
         return out if images.ndim == 4 else out[0]

@@ -11,7 +11,8 @@ import torch
 from conftest import frame_image
 from helpers import read_video
 
-from d2nvideo.pipeline import ConvertOptions, convert_video, translate_images
+from d2nvideo import pipeline
+from d2nvideo.pipeline import ConvertOptions, WorkingSize, convert_video, translate_images
 from d2nvideo.translator import Translator
 from d2nvideo.video.bars import BarKeeper, Bars, find_bars
 
@@ -50,19 +51,41 @@ def test_black_frames_have_no_bars() -> None:
     assert not find_bars([])
 
 
-def test_bars_stop_counting_when_something_bright_enters_them() -> None:
+def test_dark_scene_edges_are_not_bars() -> None:
+    rng = np.random.default_rng(0)
+    image = boxed(0, left=BAR, right=BAR)
+    noise = rng.integers(0, 9, (H, BAR, 3), dtype=np.uint8)  # a night's dark edges: 0-8, not 0
+    image[:, :BAR], image[:, W - BAR :] = noise, noise[:, ::-1]
+    assert not find_bars([image])
+
+
+def test_the_picture_filling_the_bars_ends_them_for_the_clip() -> None:
     bars = Bars(left=BAR, right=BAR)
     ringing = boxed(0, left=BAR, right=BAR)
     ringing[:, BAR - 2 : BAR] = 40  # compression ringing next to the picture
-    assert bars.still_black([ringing])
-    title = boxed(0, left=BAR, right=BAR)
-    title[10:40, 2:12] = 200  # something drawn inside the bar
-    assert not bars.still_black([title])
+    subtitle = boxed(0, left=BAR, right=BAR)
+    subtitle[30:36, 3:12] = 230  # a small logo inside a bar
+    assert bars.still_bars([ringing]) and bars.still_bars([subtitle])
+    full = frame_image(0, W, H)  # the clip goes full frame
+    assert not bars.still_bars([full])
     keeper = BarKeeper()
     assert keeper.bars_of([boxed(0, left=BAR, right=BAR)]) == bars
-    assert not keeper.bars_of([title])  # this batch is translated whole
-    assert keeper.bars_of([boxed(1, left=BAR, right=BAR)]) == bars  # and the next kept again
+    assert keeper.bars_of([subtitle]) == bars  # kept: the logo comes back as it was
+    assert not keeper.bars_of([full])
+    assert not keeper.bars_of([boxed(1, left=BAR, right=BAR)])  # not back and forth
     assert not BarKeeper(enabled=False).bars_of([boxed(0, left=BAR, right=BAR)])
+
+
+def test_bars_are_looked_for_until_found() -> None:
+    keeper = BarKeeper()
+    black = np.zeros((H, W, 3), np.uint8)
+    assert not keeper.bars_of([black, black])  # a fade from black: nothing to see yet
+    assert keeper.bars_of([boxed(2, left=BAR, right=BAR)]) == Bars(left=BAR, right=BAR)
+    plain = BarKeeper()
+    for i in range(0, 60, 2):  # a clip without bars stops being looked at
+        assert not plain.bars_of([frame_image(i, W, H), frame_image(i + 1, W, H)])
+    assert plain.bars == Bars()
+    assert not plain.bars_of([boxed(0, left=BAR, right=BAR)])
 
 
 class Grey:
@@ -72,6 +95,15 @@ class Grey:
         return torch.zeros_like(x)
 
 
+class WhiteBars:
+    """A network that turns black white and everything else dark grey (64): a whole-frame
+    guided fit would carry the white into the picture's edges."""
+
+    def __call__(self, x: torch.Tensor, to: str) -> torch.Tensor:
+        black = (x < -0.85).all(dim=1, keepdim=True).expand_as(x)
+        return torch.where(black, torch.ones_like(x), torch.full_like(x, -0.5))
+
+
 @pytest.fixture()
 def grey(media: dict[str, Path]) -> Translator:
     tr = Translator.from_checkpoint(media["model"], "cpu")
@@ -79,14 +111,28 @@ def grey(media: dict[str, Path]) -> Translator:
     return tr
 
 
-def test_translate_images_keeps_bars_only_when_asked(grey: Translator) -> None:
+@pytest.fixture()
+def white_bars(media: dict[str, Path]) -> Translator:
+    tr = Translator.from_checkpoint(media["model"], "cpu")
+    tr.network = WhiteBars()  # type: ignore[assignment]
+    return tr
+
+
+@pytest.mark.parametrize("work", [None, 36])  # native size; a working size: the guided fit
+@pytest.mark.parametrize("device_path", [False, True])  # OpenCV, or the torch (GPU) path
+def test_translate_images_keeps_bars_only_when_asked(
+    work: int | None, device_path: bool, white_bars: Translator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "on_device", lambda translator: device_path)
     image = boxed(0, left=BAR, right=BAR)
     bars = find_bars([image])
-    (kept,) = translate_images([image], grey, "day", ConvertOptions("day").resolution, bars)
-    (whole,) = translate_images([image], grey, "day", ConvertOptions("day").resolution)
+    size = WorkingSize(work_size=work)
+    (kept,) = translate_images([image], white_bars, "day", size, bars)
+    (whole,) = translate_images([image], white_bars, "day", size)
     assert kept[:, :BAR].max() == 0 and kept[:, W - BAR :].max() == 0
-    assert whole[:, :BAR].min() > 100  # the network's grey
-    assert np.array_equal(kept[:, BAR:-BAR], whole[:, BAR:-BAR])  # the picture is the same
+    assert whole[:, : BAR - 4].min() > 200  # translated as scene, the bars came out white
+    picture = kept[:, BAR:-BAR].astype(int)
+    assert np.abs(picture - 64).max() <= 2  # nothing of it in the picture, to its edges
 
 
 def _boxed_video(path: Path, frames: int = 6) -> Path:
@@ -131,3 +177,22 @@ def test_the_day_night_guess_looks_between_the_bars(tmp_path: Path) -> None:
     write_image(tmp_path / "boxed.png", image)
     picture = Bars(left=BAR, right=BAR).inner(image)
     assert guess_file(tmp_path / "boxed.png") == guess([picture]) != guess([image])
+
+
+def test_bars_that_leave_no_picture_at_the_working_size_fall_back(grey: Translator) -> None:
+    image = np.full((100, 2000, 3), 128, np.uint8)
+    image[:20], image[80:] = 0, 0
+    bars = find_bars([image])
+    assert bars == Bars(top=20, bottom=20)
+    (out,) = translate_images([image], grey, "day", WorkingSize(max_size=16), bars)
+    assert out.shape == image.shape and out[:20].max() == 0 and out[80:].max() == 0
+
+
+def test_the_api_keeps_bars_as_convert_does(white_bars: Translator) -> None:
+    image = boxed(0, left=BAR, right=BAR)
+    assert white_bars.translate(image, "day")[:, :BAR].max() == 0
+    assert white_bars.translate(image, "day", bars="translate")[:, : BAR - 4].min() > 200
+    with pytest.raises(ValueError, match="bars"):
+        white_bars.translate(image, "day", bars="Keep")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="bars"):
+        ConvertOptions("day", bars="off")  # type: ignore[arg-type]

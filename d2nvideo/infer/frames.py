@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from ..choices import Domain, Upsampler
 from ..upsample import fit_stride, guided_radius
+from ..video.bars import NO_BARS, Bars
 
 if TYPE_CHECKING:
     from ..translator import Translator
@@ -103,9 +104,12 @@ def translate_on_device(
     to: Domain,
     work: tuple[int, int],
     upsample: Upsampler = "guided",
+    bars: Bars = NO_BARS,
 ) -> np.ndarray:
     """``(N, H, W, 3) uint8`` frames -> their translation, the same shape, with the network at
-    ``work`` = (height, width); every step between the two copies runs on the device."""
+    ``work`` = (height, width); every step between the two copies runs on the device.
+    ``bars`` come back as the input has them, and the guided fit sees the picture between
+    them, as ``pipeline.upsample_stage`` does on the CPU."""
     x = torch.from_numpy(frames)
     if translator.device.type == "cuda":
         x = x.pin_memory()
@@ -118,6 +122,31 @@ def translate_on_device(
     elif upsample == "bicubic":
         up = F.interpolate(y, size=full, mode="bicubic", align_corners=False)
     else:
-        up = guided_upsample(small, y.clamp_(0.0, 1.0), x)
+        up = _guided_between(small, y.clamp_(0.0, 1.0), x, bars)
+    if bars:  # the bars as they came (also where the network ran at native size)
+        up = _picture_in(x, up, bars)
     out = up.mul_(255.0).add_(0.5).clamp_(0.0, 255.0).to(torch.uint8)
     return out.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
+def _guided_between(
+    small: torch.Tensor, y: torch.Tensor, x: torch.Tensor, bars: Bars
+) -> torch.Tensor:
+    """:func:`guided_upsample` fitted on the picture between ``bars`` (on the whole frame
+    when there are none or too little picture is left at the working size)."""
+    h, w = small.shape[-2:]
+    inner = bars.scaled((x.shape[-2], x.shape[-1]), (h, w))
+    if not bars or not inner.fits(h, w):
+        return guided_upsample(small, y, x)
+    (sr, sc), (rows, cols) = inner.window(h, w), bars.window(x.shape[-2], x.shape[-1])
+    up = x.clone()
+    up[..., rows, cols] = guided_upsample(small[..., sr, sc], y[..., sr, sc], x[..., rows, cols])
+    return up
+
+
+def _picture_in(x: torch.Tensor, up: torch.Tensor, bars: Bars) -> torch.Tensor:
+    """The input frames ``x`` with the picture between ``bars`` taken from ``up``."""
+    rows, cols = bars.window(x.shape[-2], x.shape[-1])
+    out = x.clone()
+    out[..., rows, cols] = up[..., rows, cols]
+    return out
