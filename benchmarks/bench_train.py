@@ -1,7 +1,9 @@
 """Training speed and memory.
 
-    python benchmarks/bench_train.py recipes [--steps 6]
+    python benchmarks/bench_train.py recipes [--steps 6] [--compile]
         steps per hour of the bundled model's training, before and after issue 10, in one run
+    python benchmarks/bench_train.py split [--steps 6]
+        where a step of the bundled recipe goes: the generator update against the discriminators'
     python benchmarks/bench_train.py sizes [--config configs/unit_day2night_256.yaml]
         [--device cpu] [--steps 2] [--sizes 128x128 256x256 512x288]
         iterations/s and peak memory per crop size, beside the study's table 2
@@ -18,7 +20,9 @@ on a GPU. ``recipes`` compares, on this machine:
 3. the new recipe (configs/unit_d2n_default.yaml: 4 residual blocks, 3x3 upsampling and output
    convs, 4-layer discriminators, 160x160 crops, batch 3), as the bundled model trained;
 4. the same as ``Trainer.step`` runs it today: the discriminators learn from the generator
-   step's translations instead of a generator pass of their own.
+   step's translations instead of a generator pass of their own;
+5. (``--compile``) the same with ``torch.compile`` on the forward passes (the warm-up, not
+   timed, includes several minutes of compiling).
 
 Steps per hour alone flatters a recipe that does less per step, so crop megapixels per hour
 (both domains) are printed beside.
@@ -61,6 +65,9 @@ device = resolve_device(args["device"])
 set_fast_flags(device)
 prec = resolve_precision(cfg.train.precision, device)
 tr = build_trainer(cfg, device, prec, False)
+if args["compile"]:  # inductor on the generator's and the discriminators' forward passes
+    tr.gen_forward = torch.compile(tr.gen_forward)
+    tr.dis_forward = torch.compile(tr.dis_forward)
 b = cfg.train.batch_size
 batch = {d: torch.rand(b, 3, h, w, device=device) * 2 - 1 for d in ("day", "night")}
 def step():
@@ -95,9 +102,10 @@ def measure(
     thin: bool = True,
     env: dict[str, str] | None = None,
     own_fakes: bool = False,
+    compile: bool = False,
 ) -> dict[str, float]:
     spec = {"config": str(config), "overrides": overrides, "steps": steps, "device": device}
-    spec |= {"size": size, "thin": thin, "own_fakes": own_fakes}
+    spec |= {"size": size, "thin": thin, "own_fakes": own_fakes, "compile": compile}
     out = subprocess.run(
         [sys.executable, "-c", CHILD, json.dumps(spec)],
         check=True,
@@ -110,18 +118,23 @@ def measure(
 
 def recipes(args: argparse.Namespace) -> None:
     passive = {"OMP_WAIT_POLICY": "PASSIVE"}  # OpenMP threads sleep instead of spinning
-    rows = [
-        ("2,400-step recipe, as it ran", OLD_RECIPE, False, {}, True),
-        ("same maths, channels-last thin convs", OLD_RECIPE, True, {}, True),
-        ("new recipe, D makes its own fakes", [], True, {}, True),
-        ("new recipe, D on G's fakes (today)", [], True, {}, False),
-        ("new recipe, OMP_WAIT_POLICY=PASSIVE", [], True, passive, False),
+    # name, overrides, thin convs channels-last, environment, D makes its own fakes, compile
+    rows: list[tuple[str, list[str], bool, dict[str, str], bool, bool]] = [
+        ("2,400-step recipe, as it ran", OLD_RECIPE, False, {}, True, False),
+        ("same maths, channels-last thin convs", OLD_RECIPE, True, {}, True, False),
+        ("new recipe, D makes its own fakes", [], True, {}, True, False),
+        ("new recipe, D on G's fakes (today)", [], True, {}, False, False),
+        ("new recipe, OMP_WAIT_POLICY=PASSIVE", [], True, passive, False, False),
     ]
+    if args.compile:
+        rows.append(("new recipe, torch.compile", [], True, {}, False, True))
     print(f"CPU training steps, {args.steps} timed after a warm-up, one process each")
     print(f"{'recipe':38} {'s/step':>7} {'steps/h':>8} {'Mpx/h':>7} {'vs 1':>6} {'Mpx vs 1':>9}")
     base: dict[str, float] | None = None
-    for name, overrides, thin, env, own_fakes in rows:
-        r = measure(NEW, overrides, args.steps, thin=thin, env=env, own_fakes=own_fakes)
+    for name, overrides, thin, env, own_fakes, compiled in rows:
+        r = measure(
+            NEW, overrides, args.steps, thin=thin, env=env, own_fakes=own_fakes, compile=compiled
+        )
         per_hour = 3600 / r["s_step"]
         mpx = per_hour * 2 * r["batch"] * r["h"] * r["w"] / 1e6
         base = base or {"steps": per_hour, "mpx": mpx}
@@ -129,6 +142,38 @@ def recipes(args: argparse.Namespace) -> None:
             f"{name:38} {r['s_step']:7.2f} {per_hour:8.0f} {mpx:7.0f} "
             f"{per_hour / base['steps']:5.2f}x {mpx / base['mpx']:8.2f}x"
         )
+
+
+SPLIT = """
+import sys, time, torch
+from pathlib import Path
+from d2nvideo.training.config import load_config
+from d2nvideo.training.trainers import build_trainer
+cfg = load_config(Path(sys.argv[1]))
+tr = build_trainer(cfg, torch.device("cpu"), "fp32", False)
+b, (h, w) = cfg.train.batch_size, cfg.data.crop
+batch = {d: torch.rand(b, 3, h, w) * 2 - 1 for d in ("day", "night")}
+for _ in range(2):
+    tr.step(batch)
+g = d = 0.0
+for _ in range(int(sys.argv[2])):
+    t = time.perf_counter(); _, fakes = tr._gen_update(batch); g += time.perf_counter() - t
+    t = time.perf_counter(); tr.dis_step(batch, fakes); d += time.perf_counter() - t
+n = int(sys.argv[2])
+print(f"generator update {g / n:.2f} s, discriminator update {d / n:.2f} s a step")
+"""
+
+
+def split(args: argparse.Namespace) -> None:
+    """Where the bundled recipe's step goes: the generator update against the
+    discriminators' (the generator's losses include its pass through the discriminators)."""
+    out = subprocess.run(
+        [sys.executable, "-c", SPLIT, str(NEW), str(args.steps)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    print(out.stdout.strip())
 
 
 def sizes(args: argparse.Namespace) -> None:
@@ -150,13 +195,18 @@ def main() -> None:
     sub = parser.add_subparsers(dest="what", required=True)
     r = sub.add_parser("recipes", help="the bundled model's recipe, before and after")
     r.add_argument("--steps", type=int, default=6)
+    r.add_argument(
+        "--compile", action="store_true", help="also today's recipe under torch.compile (minutes)"
+    )
     s = sub.add_parser("sizes", help="one config at several crop sizes")
     s.add_argument("--config", type=Path, default=ROOT / "configs" / "unit_day2night_256.yaml")
     s.add_argument("--device", default="cpu")
     s.add_argument("--steps", type=int, default=2)
     s.add_argument("--sizes", nargs="+", default=["128x128", "256x256", "512x288"])
+    p = sub.add_parser("split", help="the bundled recipe's step: generator vs discriminators")
+    p.add_argument("--steps", type=int, default=6)
     args = parser.parse_args()
-    recipes(args) if args.what == "recipes" else sizes(args)
+    {"recipes": recipes, "sizes": sizes, "split": split}[args.what](args)
 
 
 if __name__ == "__main__":
