@@ -14,7 +14,7 @@ from helpers import read_video
 from d2nvideo import pipeline
 from d2nvideo.pipeline import ConvertOptions, WorkingSize, convert_video, translate_images
 from d2nvideo.translator import Translator
-from d2nvideo.video.bars import BarKeeper, Bars, find_bars
+from d2nvideo.video.bars import FILL_FRAMES, BarKeeper, Bars, find_bars
 
 W, H, BAR = 128, 72, 16
 
@@ -71,9 +71,29 @@ def test_the_picture_filling_the_bars_ends_them_for_the_clip() -> None:
     keeper = BarKeeper()
     assert keeper.bars_of([boxed(0, left=BAR, right=BAR)]) == bars
     assert keeper.bars_of([subtitle]) == bars  # kept: the logo comes back as it was
-    assert not keeper.bars_of([full])
+    flash = np.full((H, W, 3), 255, np.uint8)
+    assert keeper.bars_of([flash, flash]) == bars  # a flash does not end them
+    assert keeper.bars_of([boxed(1, left=BAR, right=BAR)]) == bars
+    kept = [keeper.bars_of([full, full]) for _ in range(FILL_FRAMES // 2 + 1)]
+    assert kept[0] == bars and not kept[-1]  # the picture stays in them: given up
     assert not keeper.bars_of([boxed(1, left=BAR, right=BAR)])  # not back and forth
     assert not BarKeeper(enabled=False).bars_of([boxed(0, left=BAR, right=BAR)])
+
+
+def test_bars_beside_a_dark_night_picture_are_measured_to_the_black() -> None:
+    rng = np.random.default_rng(1)
+    image = np.zeros((H, W, 3), np.uint8)
+    image[:, BAR:-BAR] = rng.integers(0, 12, (H, W - 2 * BAR, 3))  # a dark night, 0-11
+    image[20:30, 50:60] = 200  # a lamp
+    assert find_bars([image]) == Bars(left=BAR, right=BAR)
+
+
+def test_a_thin_bar_needs_black_on_both_sides() -> None:
+    image = frame_image(0, W, H)
+    image[:3], image[H - 2 :] = 0, 12  # 3 black rows above, 2 dark grey rows below
+    assert not find_bars([image])
+    image[H - 2 :] = 0
+    assert find_bars([image]) == Bars(top=3, bottom=2)
 
 
 def test_bars_are_looked_for_until_found() -> None:

@@ -121,9 +121,9 @@ def translate_on_device(
         up = y
     elif upsample == "bicubic":
         up = F.interpolate(y, size=full, mode="bicubic", align_corners=False)
-    else:
+    else:  # bars, if any, come back from x
         up = _guided_between(small, y.clamp_(0.0, 1.0), x, bars)
-    if bars:  # the bars as they came (also where the network ran at native size)
+    if bars and (work == full or upsample == "bicubic"):  # the bars as they came
         up = _picture_in(x, up, bars)
     out = up.mul_(255.0).add_(0.5).clamp_(0.0, 255.0).to(torch.uint8)
     return out.permute(0, 2, 3, 1).contiguous().cpu().numpy()

@@ -9,16 +9,20 @@ night->day output of that clip brighter and far less steady (E_warp over the pic
 against 0.00031 with the bars in view; the instance-normalised network's statistics change
 more from frame to frame without them).
 
-Only digital black in a pair counts: both sides no brighter than :data:`BLACK` anywhere and
-flat (their innermost columns or rows average under :data:`FLAT`), of equal width within
-:data:`TOLERANCE` pixels, each at most a quarter of the frame. A night sky alone at the top,
-or a black hood alone at the bottom, is scene, not a bar, and so are a night clip's dark
-edges: in sagi-vaknin's night highway they match in width now and then (42 and 40 columns
-under 16) but average 3.5, where the dusk clip's real bars average 0.05. A clip's bars are
-looked for on its first frames until found (a fade from black shows none at first) and then
-kept for the clip, copied from the input with whatever they hold (a subtitle stays as it
-came), until the picture spreads into them (:data:`SPREAD`), after which the rest of the clip
-is translated whole. NumPy only.
+Only digital black in a pair counts. A bar is the run of lines (rows or columns) from the
+frame's edge that are black, no pixel brighter than :data:`BLACK`, and flat, averaging at
+most :data:`FLAT`; the two bars of a pair are equally wide within :data:`TOLERANCE` pixels,
+each at most a quarter of the frame. A night sky alone at the top, or a black hood alone at
+the bottom, is scene, not a bar, and so are a night clip's dark edges: in sagi-vaknin's night
+highway they stay under 16 for 40-odd columns on both sides but average 3.5, where a real
+bar's lines average under 1 (the dusk clip's: 0.0-0.2, up to 1.2 for the lines that
+compression rings into, which then count as picture). The flatness also keeps a bar from
+running on into a night scene's dark edge, which would make the two sides unequal. A clip's
+bars are looked for on its first frames until found (a fade from black shows none at first)
+and then kept for the clip, copied from the input with whatever they hold (a subtitle stays
+as it came), until the picture stays in them (:data:`SPREAD` of their pixels bright for
+:data:`FILL_FRAMES` frames running: a flash or a corrupt frame does not end them), after which
+the rest of the clip is translated whole. NumPy only.
 """
 
 from __future__ import annotations
@@ -33,12 +37,13 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 BLACK = 16  # brightest value (0-255, any channel) a bar pixel may have: video black plus noise
-FLAT = 1.0  # a bar's lines near the picture average at most this (digital black, not a scene)
+FLAT = 1.5  # a bar line's average at most (0-255): digital black, not a dark scene
 MIN_BAR = 2  # pixels: narrower runs of black are not bars
 MAX_SHARE = 0.25  # each bar at most this share of the frame's side
 TOLERANCE = 3  # pixels: the two bars of a pair differ by at most this much
 SPREAD = 0.2  # share of a bar's pixels brighter than BLACK at which the picture has filled it
 DETECT_FRAMES = 60  # frames a clip's bars are looked for in before it is taken to have none
+FILL_FRAMES = 15  # consecutive frames with the picture in the bars before they are given up
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,7 @@ class BarKeeper:
         self.enabled = enabled
         self.bars: Bars | None = None  # None: still looking
         self.seen = 0
+        self.filled = 0  # consecutive frames with the picture in the bars
 
     def bars_of(self, images: list[np.ndarray]) -> Bars:
         """The bars to keep in this batch of upright frames."""
@@ -145,9 +151,11 @@ class BarKeeper:
                 if found:
                     log.info("keeping black bars (top, bottom, left, right): %s", found.sides)
             return found
-        if self.bars and not self.bars.still_bars(images):
-            log.info("the picture fills the black bars from here on: translating them")
-            self.bars = NO_BARS
+        if self.bars:
+            self.filled = 0 if self.bars.still_bars(images) else self.filled + len(images)
+            if self.filled >= FILL_FRAMES:
+                log.info("the picture fills the black bars from here on: translating them")
+                self.bars = NO_BARS
         return self.bars
 
 
@@ -157,28 +165,25 @@ def find_bars(images: list[np.ndarray]) -> Bars:
     flat, or when the frames are black throughout."""
     if not images:
         return NO_BARS
-    brightest = reduce(np.maximum, (im.max(axis=2) for im in images))
-    mean = sum(im.max(axis=2).astype(np.float32) for im in images) / len(images)
-    top, bottom = _pair(brightest.max(axis=1), mean.mean(axis=1))
-    left, right = _pair(brightest.max(axis=0), mean.mean(axis=0))
+    brightest_channel = [im.max(axis=2) for im in images]
+    brightest = reduce(np.maximum, brightest_channel)
+    mean = sum(b.astype(np.float32) for b in brightest_channel) / len(images)
+    top, bottom = _pair((brightest.max(axis=1) <= BLACK) & (mean.mean(axis=1) <= FLAT))
+    left, right = _pair((brightest.max(axis=0) <= BLACK) & (mean.mean(axis=0) <= FLAT))
     return Bars(top, bottom, left, right)
 
 
-def _pair(brightest: np.ndarray, mean: np.ndarray) -> tuple[int, int]:
-    """The widths of black runs at both ends of a frame's rows or columns (``brightest``:
-    each line's brightest value; ``mean``: its average), or (0, 0) unless they make a pair."""
-    size = len(brightest)
-    bright = np.flatnonzero(brightest > BLACK)
-    if not len(bright):
+def _pair(black: np.ndarray) -> tuple[int, int]:
+    """The widths of the runs of black lines at both ends of ``black`` (a frame's rows or
+    columns, True where a line is bar-black), or (0, 0) unless they make a pair."""
+    size = len(black)
+    picture = np.flatnonzero(~black)
+    if not len(picture):
         return 0, 0
-    first, last = int(bright[0]), size - 1 - int(bright[-1])
+    first, last = int(picture[0]), size - 1 - int(picture[-1])
     if min(first, last) < MIN_BAR or max(first, last) > MAX_SHARE * size:
         return 0, 0
     if abs(first - last) > TOLERANCE:
-        return 0, 0
-    # the 4 lines next to the picture's 2 edge lines (those are partly picture, from scaling)
-    near_picture = (mean[max(0, first - 6) : max(1, first - 2)], mean[size - last :][2:6])
-    if max(float(lines.mean()) for lines in near_picture) > FLAT:  # a dark scene, not black
         return 0, 0
     return first, last
 
