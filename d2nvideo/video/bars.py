@@ -14,15 +14,15 @@ frame's edge that are black, no pixel brighter than :data:`BLACK`, and flat, ave
 most :data:`FLAT`; the two bars of a pair are equally wide within :data:`TOLERANCE` pixels,
 each at most a quarter of the frame. A night sky alone at the top, or a black hood alone at
 the bottom, is scene, not a bar, and so are a night clip's dark edges: in sagi-vaknin's night
-highway they stay under 16 for 40-odd columns on both sides but average 3.5, where a real
-bar's lines average under 1 (the dusk clip's: 0.0-0.2, up to 1.2 for the lines that
-compression rings into, which then count as picture). The flatness also keeps a bar from
-running on into a night scene's dark edge, which would make the two sides unequal. A clip's
-bars are looked for on its first frames until found (a fade from black shows none at first)
-and then kept for the clip, copied from the input with whatever they hold (a subtitle stays
-as it came), until the picture stays in them (:data:`SPREAD` of their pixels bright for
-:data:`FILL_FRAMES` frames running: a flash or a corrupt frame does not end them), after which
-the rest of the clip is translated whole. NumPy only.
+highway they stay under 16 for 40-odd columns on both sides but average 3.5 or more, where
+the dusk clip's real bars average 0.0-1.2 a line (the most next to the picture, where
+compression rings into them). The flatness also keeps a bar from running on into a night
+scene's dark edge, which would make the two sides unequal. A clip's bars are looked for on
+its first frames until found (a fade from black shows none at first) and then kept for the
+clip, copied from the input with whatever they hold (a subtitle stays as it came), until the
+picture stays in them (:data:`SPREAD` of their pixels bright for :data:`FILL_FRAMES` frames
+running: a flash or a corrupt frame does not end them), after which the rest of the clip is
+translated whole. NumPy only.
 """
 
 from __future__ import annotations
