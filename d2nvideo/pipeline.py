@@ -185,7 +185,9 @@ def network_stage(
         )
         return None, split_on_oom(run, images, to)
     small = working_inputs(images, resolution)
-    return small, run_network(translator, images if small is None else small, to)
+    if small is None:  # the network at native size: finished here
+        return None, bars.restore(images, run_network(translator, images, to))
+    return small, run_network(translator, small, to)
 
 
 def working_inputs(images: list[np.ndarray], resolution: WorkingSize) -> list[np.ndarray] | None:
@@ -218,9 +220,10 @@ def upsample_stage(
 ) -> list[np.ndarray]:
     """The second half of :func:`translate_images`: back to native size on the CPU, with
     ``bars`` copied back from the input. The guided fit then sees only the picture between
-    them, so the network's colour for the bars does not bleed into the picture's edges."""
+    them, so the network's colour for the bars does not bleed into the picture's edges.
+    ``small`` None: ``out`` is finished (on the GPU path, the bars too)."""
     if small is None:
-        return bars.restore(images, out)
+        return out
     h, w = images[0].shape[:2]
     if resolution.upsample == "bicubic":
         return bars.restore(images, [bicubic_upsample(o, (w, h)) for o in out])
