@@ -227,8 +227,8 @@ def upsample_stage(
     h, w = images[0].shape[:2]
     if resolution.upsample == "bicubic":
         return bars.restore(images, [bicubic_upsample(o, (w, h)) for o in out])
-    inner = bars.scaled((h, w), small[0].shape[:2])
-    if not bars or not inner.fits(*small[0].shape[:2]):
+    inner = bars.at_working_size((h, w), small[0].shape[:2])
+    if inner is None:
         outputs = [guided_upsample(s, o, im) for s, o, im in zip(small, out, images, strict=True)]
         return bars.restore(images, outputs)
     return [

@@ -135,8 +135,8 @@ def _guided_between(
     """:func:`guided_upsample` fitted on the picture between ``bars`` (on the whole frame
     when there are none or too little picture is left at the working size)."""
     h, w = small.shape[-2:]
-    inner = bars.scaled((x.shape[-2], x.shape[-1]), (h, w))
-    if not bars or not inner.fits(h, w):
+    inner = bars.at_working_size((x.shape[-2], x.shape[-1]), (h, w))
+    if inner is None:
         return guided_upsample(small, y, x)
     (sr, sc), (rows, cols) = inner.window(h, w), bars.window(x.shape[-2], x.shape[-1])
     up = x.clone()

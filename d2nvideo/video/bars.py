@@ -100,9 +100,14 @@ class Bars:
         right += (tw - left - right) % 2 if tw % 2 == 0 else 0
         return Bars(top, bottom, left, right)
 
-    def fits(self, height: int, width: int, least: int = 4) -> bool:
-        """Whether at least ``least`` rows and columns of picture lie between the bars."""
-        return height - self.top - self.bottom >= least and width - self.left - self.right >= least
+    def at_working_size(self, shape: tuple[int, int], to: tuple[int, int]) -> Bars | None:
+        """:meth:`scaled`, or None where there are no bars or fewer than 4 rows or columns of
+        picture would be left between them: the guided fit then takes the whole frame."""
+        inner = self.scaled(shape, to)
+        rows, cols = inner.window(*to)
+        if not self or rows.stop - rows.start < 4 or cols.stop - cols.start < 4:
+            return None
+        return inner
 
     def paste(self, image: np.ndarray, picture: np.ndarray) -> np.ndarray:
         """A copy of ``image`` (an input frame) with ``picture`` between its bars."""
