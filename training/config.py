@@ -59,6 +59,7 @@ class LossConfig:
     identity: float = 0.0  # CycleGAN: identity L1 (0.5 * cyc_x in the paper's setting)
     struct: float = 0.0  # SSIM structure term between input and translation (not in UNIT)
     struct_to_day: float | None = None  # its weight for night->day alone; None: struct
+    hist: float = 0.0  # luma histogram of each translation against its target domain's batch
     vgg: float = 0.0  # perceptual loss between input and translation (needs vgg_weights)
     vgg_weights: str | None = None  # local torchvision VGG16 state dict (.pth); never downloaded
 
@@ -129,7 +130,17 @@ class TrainConfig:
             )
 
 
-_LOSS_WEIGHTS = ("gan", "recon_x", "recon_kl", "cyc_x", "cyc_kl", "identity", "struct", "vgg")
+_LOSS_WEIGHTS = (
+    "gan",
+    "recon_x",
+    "recon_kl",
+    "cyc_x",
+    "cyc_kl",
+    "identity",
+    "struct",
+    "hist",
+    "vgg",
+)
 
 
 def _check_ranges(cfg: TrainConfig) -> None:

@@ -27,7 +27,16 @@ from d2nvideo.model.runtime import autocast
 
 from .config import TrainConfig
 from .discriminators import MultiScaleDiscriminator, PatchDiscriminator
-from .losses import VGGPerceptual, combine, kl, l1, lsgan_dis, lsgan_gen, structure
+from .losses import (
+    VGGPerceptual,
+    combine,
+    kl,
+    l1,
+    lsgan_dis,
+    lsgan_gen,
+    luma_distribution,
+    structure,
+)
 
 Batch = dict[str, torch.Tensor]
 
@@ -231,6 +240,10 @@ class Trainer:
         else:
             terms["identity"] = (w.identity, over_domains(lambda d: l1(out[f"idt_{d}"], batch[d])))
         terms |= _structure_terms(w, batch, out, over_domains)
+        terms["hist"] = (
+            w.hist,
+            over_domains(lambda d: luma_distribution(out[f"fake_{d}"], batch[d])),
+        )
         if self.vgg is not None:
             vgg = self.vgg
             terms["vgg"] = (
