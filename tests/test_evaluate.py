@@ -160,3 +160,20 @@ def test_the_report_is_strict_json_when_a_figure_is_infinite() -> None:
     report.quality["day->night"] = {"recon_psnr": float("inf"), "ssim_gray": 0.5}
     data = json.loads(report_json(report), parse_constant=lambda c: pytest.fail(c))
     assert data["quality"]["day->night"] == {"recon_psnr": None, "ssim_gray": 0.5}
+
+
+def test_the_report_says_how_the_stills_were_translated() -> None:
+    import numpy as np
+
+    from d2nvideo.evaluation.evaluate import _sizes_note
+    from d2nvideo.pipeline import WorkingSize
+
+    work = WorkingSize(work_size=180)
+    big = [np.zeros((720, 1280, 3), np.uint8)] * 3
+    assert _sizes_note("day stills", big, work) == (
+        "day stills: 3, median 1280x720, translated at 320x180 and upsampled (guided) as "
+        "convert does"
+    )
+    small = [*big[:1], np.zeros((180, 320, 3), np.uint8), np.zeros((120, 200, 3), np.uint8)]
+    note = _sizes_note("night stills", small, work)
+    assert note.startswith("night stills: 3, median 320x180; 2 no larger than the working size")

@@ -165,11 +165,31 @@ def image_quality(
             track.done()
             report.quality[f"real {to} (held out): judge recall"] = _judged(judge, held)
             report.quality[f"real {src} (held out): judge false alarms"] = _judged(judge, evaluated)
+        report.notes.append(_sizes_note(f"{src} stills", evaluated, opts.resolution))
         model, baseline = direction_quality(tr, evaluated, to, opts, judge, track)
         n = float(len(evaluated))
         report.quality[f"{src}->{to}"] = {**model, "n": n}
         name = "x0.2 darkening" if to == "night" else "x4 brightening"
         report.quality[f"{src}->{to}: {name}"] = {**baseline, "n": n}
+
+
+def _sizes_note(what: str, images: Images, resolution: WorkingSize) -> str:
+    """How the stills were translated: through the working size and the upsampler, as
+    convert does with real frames, or (stills no larger than the working size) by the network
+    alone, whose own output lacks the detail the upsampler takes from a larger input."""
+    sizes = sorted(im.shape[:2] for im in images)
+    h, w = sizes[len(sizes) // 2]
+    native = sum(resolution.shape(*hw) == hw for hw in sizes)
+    text = f"{what}: {len(images)}, median {w}x{h}"
+    if native == 0:
+        wh, ww = resolution.shape(h, w)
+        return (
+            f"{text}, translated at {ww}x{wh} and upsampled ({resolution.upsample}) as convert does"
+        )
+    return (
+        f"{text}; {native} no larger than the working size: for those the figures are the "
+        "network's own output, without the upsampler that gives real frames their detail"
+    )
 
 
 def _train_judge(
