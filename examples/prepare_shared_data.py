@@ -14,6 +14,10 @@ Writes (every image resized so its shorter side is --short-side):
         the judge cannot agree with the model by construction (issue 10).
   holdout/day/, holdout/night/, holdout/dusk/
         independent dashcam stills that no training or realism image comes from.
+  holdout_native/day/, holdout_native/night/, holdout_native/dusk/
+        the same stills as they came (unresized copies): what ``evaluate`` should judge, since
+        at 180 pixels the stills are the network's own working size and skip the guided
+        upsampler that gives every real frame (720p and up) its detail from the input.
   holdout/clips.txt
         whole clips kept out of everything (their frames are in no set).
   manifest.json
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,6 +131,14 @@ def clip_frames(shared: Path, domain: str, stem: str, every: float) -> Iterator[
         )
 
 
+def holdout_stills(shared: Path) -> Iterator[tuple[str, Path]]:
+    """(domain, path) of the independent stills nothing is trained on."""
+    for domain in ("day", "night", "dusk"):
+        for still in list_images(shared / "frames" / domain):
+            if not still.name.startswith(("vidframe_", STILL_PREFIX["jinyeying_lights"])):
+                yield domain, still
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("shared", type=Path)
@@ -172,13 +185,12 @@ def main() -> None:
                         f"realism/{domain}/{tag}/{name}",
                         f"{folder}/{image_path.name}",
                     )
-    for domain in ("day", "night", "dusk"):
-        for still in list_images(shared / "frames" / domain):
-            if still.name.startswith(("vidframe_", STILL_PREFIX["jinyeying_lights"])):
-                continue
-            put(
-                read_image(still), f"holdout/{domain}/{still.stem}", f"frames/{domain}/{still.name}"
-            )
+    for domain, still in holdout_stills(shared):
+        put(read_image(still), f"holdout/{domain}/{still.stem}", f"frames/{domain}/{still.name}")
+        native = out / "holdout_native" / domain / still.name
+        if not native.exists():
+            native.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(still, native)
     (out / "holdout").mkdir(parents=True, exist_ok=True)
     (out / "holdout" / "clips.txt").write_text("\n".join(HOLDOUT_CLIPS) + "\n")
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
