@@ -365,5 +365,47 @@ def test_the_histogram_term_trains_and_logs(images: Path, tmp_path: Path) -> Non
     assert result.last["hist"] > 0
     plain = main(tiny(images, steps=1, log_every=1), tmp_path / "plain", quiet=True)
     assert "hist" not in plain.last
-    with pytest.raises(ConfigError, match="loss.hist"):
+    with pytest.raises(ConfigError, match=r"loss\.hist"):
         load_config(TINY, ["loss.hist=-1"])
+
+
+def test_init_starts_a_new_run_from_an_exported_model(images: Path, tmp_path: Path) -> None:
+    from d2nvideo.training.export import export_run
+
+    from d2nvideo.checkpoint import load_checkpoint
+
+    main(tiny(images, steps=2), tmp_path / "first", quiet=True)
+    model = tmp_path / "first.safetensors"
+    export_run(tmp_path / "first", model, half=False, note="the first run")
+    run = tmp_path / "tuned"
+    other = tmp_path / "other"
+    for i in range(3):
+        write_image(other / "day2" / f"x{i}.jpg", frame_image(i + 20, 60, 44))
+    cfg = with_changes(tiny(images, steps=1), "data", day=(str(other / "day2"),))
+    main(with_changes(cfg, "optim", lr=1e-12), run, quiet=True, init=model)
+    tuned = _weights(run)
+    for key, value in load_checkpoint(model).state_dict.items():  # one tiny step away
+        assert torch.allclose(tuned[key], value, atol=1e-6), key
+    summary = json.loads((run / "data.json").read_text())
+    assert len(summary["fingerprints"]["day"]) == 8  # its own 3 and the first run's 5
+    meta = export_run(run, tmp_path / "tuned.safetensors")
+    assert meta["steps"] == 3 and meta["init"]["note"] == "the first run"  # type: ignore[index]
+    with pytest.raises(ConfigError, match="--init starts a new run"):
+        main(cfg, run, resume=True, quiet=True, init=model)
+
+
+def test_init_refuses_a_checkpoint_of_another_shape(images: Path, tmp_path: Path) -> None:
+    from d2nvideo.training.export import export_run
+
+    main(tiny(images, steps=1), tmp_path / "first", quiet=True)
+    export_run(tmp_path / "first", tmp_path / "m.safetensors")
+    wider = load_config(TINY)
+    wider = dataclasses.replace(wider, model=dataclasses.replace(wider.model, width=8))
+    args = ["train", "-", "--out", str(tmp_path / "r"), "--init", str(tmp_path / "m.safetensors")]
+    cfg_file = tmp_path / "wide.yaml"
+    cfg_file.write_text(__import__("yaml").safe_dump(config_to_data(wider)))
+    args[1] = str(cfg_file)
+    args += ["--day", str(images / "day"), "--night", str(images / "night"), "-q"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "holds another model" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "r").exists()

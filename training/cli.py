@@ -46,6 +46,13 @@ from d2nvideo.cli.shell import CONTEXT, GuardedCommand
     is_flag=True,
     help="Continue the run in --out from its latest state (its saved config and data).",
 )
+@click.option(
+    "--init",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Start a new run from this checkpoint's generator weights (fine-tuning; "
+    "discriminators and optimisers start fresh).",
+)
 @click.option("--steps", type=click.IntRange(1), default=None, help="Override train.steps.")
 @click.option(
     "--batch-size", type=click.IntRange(1), default=None, help="Override train.batch_size."
@@ -84,7 +91,7 @@ def train(
     from .config import load_config, with_changes
     from .train import Hooks, main, resolve_resume_config
 
-    overrides = kw.pop("overrides")
+    overrides, init = kw.pop("overrides"), kw.pop("init")
     cfg = load_config(_config_path(config), overrides)
     if resume:  # the run's saved config, with this command's --set changes on top
         cfg = resolve_resume_config(out, cfg, overrides)
@@ -109,7 +116,8 @@ def train(
     rank = int(os.environ.get("RANK", "0"))  # under torchrun only rank 0 draws
     interrupted_keeps(ctx, f"interrupted: checkpoints saved before were kept in {out / 'state'}")
     with progress_bar(cfg.train.steps, "train", quiet or rank > 0, "steps", lazy=True) as bar:
-        result = main(cfg, out, resume=resume, quiet=quiet, hooks=Hooks(bar.to, bar.say))
+        hooks = Hooks(bar.to, bar.say)
+        result = main(cfg, out, resume=resume, quiet=quiet, hooks=hooks, init=init)
     if not result.is_main:
         return
     losses = " ".join(f"{k} {v:.3f}" for k, v in result.last.items())

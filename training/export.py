@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -22,10 +23,19 @@ def check_export_output(run: Path, output: Path, overwrite: bool) -> None:
     """Refuse an output that is one of the run's own files or lies in its state folder, with
     or without ``overwrite``: export never replaces what it reads."""
     state = run / "state"
-    inputs = [run / "config.yaml", run / "data.json", run / "log.jsonl", *_files(state)]
+    inputs = [run / "config.yaml", run / "data.json", run / "log.jsonl", run / "init.json"]
+    inputs += _files(state)
     if output.resolve().parent == state.resolve():
         raise PathError(f"output '{output}' lies in the run's state folder; choose another", output)
     check_output(output, inputs, overwrite)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _files(folder: Path) -> list[Path]:
@@ -63,6 +73,10 @@ def export_run(run: Path, output: Path, half: bool = True, note: str = "") -> di
     }
     if cfg.data.resize:  # the scale it learned at: convert's --quality auto runs there
         meta["work_size"] = cfg.data.resize
+    init = _read_json(run / "init.json")
+    if init:  # fine-tuned from a checkpoint (train --init): its steps count too
+        meta["init"] = init
+        meta["steps"] = int(payload["step"]) + int(init.get("steps", 0) or 0)
     save_checkpoint(output, gen, cfg.model, meta, torch.float16 if half else None)
     return meta
 

@@ -150,3 +150,28 @@ def _to_cpu(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _to_cpu(v) for k, v in value.items()}
     return value
+
+
+def warm_start(gen: torch.nn.Module, model: Any, path: Path) -> dict[str, Any]:
+    """Load the generator weights of the checkpoint ``path`` (``d2nvideo export``'s file, or an
+    official UNIT generator) into ``gen``, whose config is ``model``: a new run that fine-tunes
+    a trained model (``train --init``). The discriminators and optimisers start fresh. Returns
+    what the run records of it in ``init.json``: the file, its steps, note and training data."""
+    from d2nvideo.checkpoint import load_checkpoint
+    from d2nvideo.errors import ConfigError
+
+    ckpt = load_checkpoint(path)
+    if ckpt.config != model:
+        raise ConfigError(
+            f"--init '{path}' holds another model ({ckpt.config}) than the config's ({model}); "
+            "use a config whose model section matches the checkpoint's",
+            path,
+        )
+    gen.load_state_dict({k: v.float() for k, v in ckpt.state_dict.items()})
+    meta = ckpt.meta
+    return {
+        "checkpoint": str(path.resolve()),
+        "steps": int(meta.get("steps", 0) or 0),
+        "note": str(meta.get("note", "")),
+        "data": meta.get("data") if isinstance(meta.get("data"), dict) else {},
+    }

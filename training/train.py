@@ -30,7 +30,7 @@ from . import distributed
 from .config import TrainConfig, absolute_paths, load_config, save_config
 from .data import DomainLists, collect, unpaired_batches
 from .logger import RunLogger, trim_log
-from .state import holds_state, load_latest, save_state, set_rng_state
+from .state import holds_state, load_latest, save_state, set_rng_state, warm_start
 from .trainers import Trainer, build_trainer
 
 log = logging.getLogger(__name__)
@@ -63,24 +63,34 @@ def main(
     resume: bool = False,
     quiet: bool = False,
     hooks: Hooks | None = None,
+    init: Path | None = None,
 ) -> TrainResult:
     """Train (or with ``resume`` continue) the run in ``out``. ``dataset`` replaces the
-    configured data (tests inject a tiny one); ``quiet`` silences the log lines."""
+    configured data (tests inject a tiny one); ``quiet`` silences the log lines; ``init``, a
+    checkpoint whose generator weights a new run starts from (fine-tuning)."""
+    if init is not None and resume:
+        raise ConfigError("--init starts a new run from a checkpoint and --resume continues one")
     ctx, device = distributed.init(cfg.train.device)
     hooks = hooks or Hooks()
     if quiet or not ctx.is_main:
         hooks = dataclasses.replace(hooks, say=lambda line: None)
     try:
-        return _run(cfg, out, dataset, resume, hooks, ctx, device)
+        return _run(cfg, out, dataset, _Start(resume, init), hooks, ctx, device)
     finally:
         distributed.shutdown(ctx)
+
+
+@dataclass(frozen=True)
+class _Start:
+    resume: bool = False  # continue the run's latest state
+    init: Path | None = None  # or start a new run from this checkpoint's generator
 
 
 def _run(
     cfg: TrainConfig,
     out: Path,
     dataset: DomainLists | None,
-    resume: bool,
+    start: _Start,
     hooks: Hooks,
     ctx: distributed.DistContext,
     device: torch.device,
@@ -91,16 +101,18 @@ def _run(
     cfg = absolute_paths(cfg)  # config.yaml resumes from any working directory
     lists = dataset or collect(cfg.data)
     trainer = build_trainer(cfg, device, precision, ctx.enabled)
-    _check_folder(out, resume)  # before anything is written; again under the lock
+    base = warm_start(trainer.gen, cfg.model, start.init) if start.init else None
+    _check_folder(out, start.resume)  # before anything is written; again under the lock
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
     # Two trainings in one run folder would interleave states, logs and config (issue 14).
     lock = exclusive(out / ".lock", f"run folder '{out}'") if ctx.is_main else nullcontext()
     with lock:
-        step = _restore(trainer, out, resume, device, ctx, cfg.train.seed)
+        step = _restore(trainer, out, start.resume, device, ctx, cfg.train.seed)
         if ctx.is_main:
             save_config(cfg, out / "config.yaml")
-            _write_data_summary(out, lists, step)
+            _write_init(out, base, step)
+            _write_data_summary(out, lists, step, base)
             trim_log(out, step)  # a run killed after its last checkpoint logged steps past it
         return _train(cfg, out, lists, trainer, step, hooks, ctx, device, precision)
 
@@ -241,12 +253,28 @@ def resolve_resume_config(
     return saved
 
 
-def _write_data_summary(out: Path, lists: DomainLists, step: int = 0) -> None:
+def _write_init(out: Path, base: dict[str, Any] | None, step: int) -> None:
+    """init.json: the checkpoint a fine-tuning run started from (export adds its steps and
+    names it). A fresh run without one must not inherit a stale file."""
+    path = out / "init.json"
+    if step > 0:
+        return
+    if base is None:
+        path.unlink(missing_ok=True)
+        return
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps({k: v for k, v in base.items() if k != "data"}, indent=1))
+
+
+def _write_data_summary(
+    out: Path, lists: DomainLists, step: int = 0, base: dict[str, Any] | None = None
+) -> None:
     """data.json: counts, images per source folder, and a fingerprint of every training image,
     which export copies into the checkpoint so that evaluate can refuse a realism set that
     overlaps what the model learned from (issue 10). A run resumed on other data keeps what it
     trained on before: the earlier summaries under ``earlier`` (with the step each began to
-    be replaced at) and their fingerprints in the union."""
+    be replaced at) and their fingerprints in the union. A run started from a checkpoint
+    (``base``, from ``warm_start``) counts that checkpoint's data as its first phase."""
     summary: dict[str, Any] = {
         "day": len(lists.day),
         "night": len(lists.night),
@@ -256,6 +284,8 @@ def _write_data_summary(out: Path, lists: DomainLists, step: int = 0) -> None:
         "fingerprints": {d: _fingerprints(getattr(lists, d)) for d in ("day", "night")},
     }
     before = _read_summary(out / "data.json") if step > 0 else None
+    if before is None and base and base.get("data"):
+        before = json.loads(json.dumps(base["data"]))  # a copy: _keep_earlier pops from it
     if before is not None:
         _keep_earlier(summary, before, step)
     with atomic_output(out / "data.json") as tmp:
