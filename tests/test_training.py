@@ -409,3 +409,21 @@ def test_init_refuses_a_checkpoint_of_another_shape(images: Path, tmp_path: Path
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2 and "holds another model" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "r").exists()
+
+
+def test_discriminator_warmup_holds_the_generator_still(images: Path, tmp_path: Path) -> None:
+    main(tiny(images, steps=1, checkpoint_every=1), tmp_path, quiet=True)
+    first = _weights(tmp_path)
+    cfg = with_changes(tiny(images, steps=2, log_every=1), "train", dis_warmup=2)
+    main(cfg, tmp_path, resume=True, quiet=True)  # step 2 is a warm-up step
+    second = _weights(tmp_path)
+    main(with_changes(cfg, "train", steps=3), tmp_path, resume=True, quiet=True)
+    third = _weights(tmp_path)
+    logs = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert ["gan" in r for r in logs] == [True, False, True]
+
+    def moved(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], dis: bool) -> bool:
+        return any(not torch.equal(a[k], b[k]) for k in a if k.startswith("d.") == dis)
+
+    assert moved(first, second, dis=True) and not moved(first, second, dis=False)
+    assert moved(second, third, dis=True) and moved(second, third, dis=False)

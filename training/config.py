@@ -89,6 +89,7 @@ class LoopConfig:
     checkpoint_every: int = 10000  # steps between training-state checkpoints
     keep_checkpoints: int = 3  # training states kept (oldest deleted)
     max_minutes: float | None = None  # wall-clock budget; ends cleanly with a checkpoint
+    dis_warmup: int = 0  # first steps of a run in which only the discriminators learn
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,7 @@ def _check_ranges(cfg: TrainConfig) -> None:
         ("optim.pool_size", o.pool_size, _nonnegative, ">= 0"),
         ("data.resize", cfg.data.resize, _nonnegative, ">= 0"),
         ("data.workers", cfg.data.workers, _nonnegative, ">= 0"),
+        ("train.dis_warmup", cfg.train.dis_warmup, _nonnegative, ">= 0"),
         ("dis.width", cfg.dis.width, lambda v: v >= 1, "at least 1"),
     ]
     if cfg.loss.struct_to_day is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import warnings
 from typing import Any
 
 import torch
@@ -260,7 +261,17 @@ class Trainer:
 
     def step(self, batch: Batch) -> dict[str, float]:
         """One training step: the generator update, then the discriminators' on its
-        translations, then the schedules; returns every loss."""
+        translations, then the schedules; returns every loss. In the run's first
+        ``train.dis_warmup`` steps the generator stands still: fresh discriminators catch up
+        with a trained generator (``train --init``) before it learns from them."""
+        if self.sched_g.last_epoch < self.cfg.train.dis_warmup:
+            dis = self.dis_step(batch)
+            with warnings.catch_warnings():  # the generator's schedule counts these steps too
+                warnings.filterwarnings(
+                    "ignore", "Detected call of `lr_scheduler.step", UserWarning
+                )
+                self.end_step()
+            return dis
         gen, fakes = self._gen_update(batch)
         dis = self.dis_step(batch, fakes)
         self.end_step()
