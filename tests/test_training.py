@@ -412,18 +412,57 @@ def test_init_refuses_a_checkpoint_of_another_shape(images: Path, tmp_path: Path
 
 
 def test_discriminator_warmup_holds_the_generator_still(images: Path, tmp_path: Path) -> None:
-    main(tiny(images, steps=1, checkpoint_every=1), tmp_path, quiet=True)
-    first = _weights(tmp_path)
-    cfg = with_changes(tiny(images, steps=2, log_every=1), "train", dis_warmup=2)
-    main(cfg, tmp_path, resume=True, quiet=True)  # step 2 is a warm-up step
-    second = _weights(tmp_path)
-    main(with_changes(cfg, "train", steps=3), tmp_path, resume=True, quiet=True)
-    third = _weights(tmp_path)
+    cfg = tiny(images, steps=3, log_every=1, checkpoint_every=1, keep_checkpoints=3)
+    main(with_changes(cfg, "train", dis_warmup=2), tmp_path, quiet=True)
+    states = [
+        load_state(tmp_path / "state" / f"step_{k:08d}.pt", torch.device("cpu"))["trainer"]
+        for k in (1, 2, 3)
+    ]
     logs = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
-    assert ["gan" in r for r in logs] == [True, False, True]
+    assert ["gan" in r for r in logs] == [False, False, True]
 
-    def moved(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], dis: bool) -> bool:
-        return any(not torch.equal(a[k], b[k]) for k in a if k.startswith("d.") == dis)
+    def moved(a: dict, b: dict, net: str) -> bool:
+        return any(not torch.equal(a[net][k], b[net][k]) for k in a[net])
 
-    assert moved(first, second, dis=True) and not moved(first, second, dis=False)
-    assert moved(second, third, dis=True) and moved(second, third, dis=False)
+    assert moved(states[0], states[1], "dis") and not moved(states[0], states[1], "gen")
+    assert moved(states[1], states[2], "dis") and moved(states[1], states[2], "gen")
+
+
+def test_init_from_a_model_without_recorded_data_or_with_bad_metadata(
+    images: Path, tmp_path: Path
+) -> None:
+    from d2nvideo.training.export import export_run
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from d2nvideo.errors import CheckpointError
+    from d2nvideo.evaluation.evaluate import check_overlap
+    from d2nvideo.evaluation.report import Report
+
+    main(tiny(images, steps=1), tmp_path / "first", quiet=True)
+    export_run(tmp_path / "first", tmp_path / "m.safetensors")
+    with safe_open(tmp_path / "m.safetensors", "pt") as fh:
+        header = fh.metadata()
+    tensors = load_file(tmp_path / "m.safetensors")
+
+    def variant(name: str, **meta: object) -> Path:
+        path = tmp_path / name
+        save_file(tensors, str(path), metadata={**header, "meta": json.dumps(meta)})
+        return path
+
+    cfg = tiny(images, steps=1)
+    main(cfg, tmp_path / "r", quiet=True, init=variant("bare.safetensors", steps=5))
+    summary = json.loads((tmp_path / "r" / "data.json").read_text())
+    assert "bare.safetensors" in summary["incomplete"]
+    report = Report()
+    check_overlap({"data": summary}, {"realism day": []}, False, report)
+    assert any("only partly recorded" in note for note in report.notes)
+    main(with_changes(cfg, "train", steps=2), tmp_path / "r", resume=True, quiet=True)
+    assert "incomplete" in json.loads((tmp_path / "r" / "data.json").read_text())
+    with pytest.raises(CheckpointError, match="'9k' training steps"):
+        main(cfg, tmp_path / "r2", quiet=True, init=variant("bad.safetensors", steps="9k"))
+    (tmp_path / "r" / "init.json").write_text('{"steps": [1]}')
+    with pytest.raises(CheckpointError, match="training steps"):
+        export_run(tmp_path / "r", tmp_path / "out.safetensors")
+    with pytest.raises(ConfigError, match="dis_warmup"):
+        load_config(TINY, ["train.dis_warmup=5", "train.steps=5"])

@@ -122,6 +122,11 @@ class TrainConfig:
             if value < 1:
                 raise ConfigError(f"config key '{key}' must be at least 1, got {value}")
         _check_ranges(self)
+        if self.train.dis_warmup >= self.train.steps:
+            raise ConfigError(
+                f"config key 'train.dis_warmup' ({self.train.dis_warmup}) must be below "
+                f"train.steps ({self.train.steps}): the generator would never train"
+            )
         if min(self.data.crop) < 4 * self.model.multiple:
             raise ConfigError(f"config key 'data.crop' is too small: {self.data.crop}")
         if self.loss.vgg > 0 and not self.loss.vgg_weights:

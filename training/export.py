@@ -16,7 +16,7 @@ from d2nvideo.fileio import check_output
 from d2nvideo.model import build_generator
 
 from .config import load_config
-from .state import holds_state, load_latest
+from .state import holds_state, load_latest, step_count
 
 
 def check_export_output(run: Path, output: Path, overwrite: bool) -> None:
@@ -76,7 +76,8 @@ def export_run(run: Path, output: Path, half: bool = True, note: str = "") -> di
     init = _read_json(run / "init.json")
     if init:  # fine-tuned from a checkpoint (train --init): its steps count too
         meta["init"] = init
-        meta["steps"] = int(payload["step"]) + int(init.get("steps", 0) or 0)
+        steps = step_count(init.get("steps"), f"'{run / 'init.json'}'")
+        meta["steps"] = int(payload["step"]) + steps
     save_checkpoint(output, gen, cfg.model, meta, torch.float16 if half else None)
     return meta
 

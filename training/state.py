@@ -154,9 +154,10 @@ def _to_cpu(value: Any) -> Any:
 
 def warm_start(gen: torch.nn.Module, model: Any, path: Path) -> dict[str, Any]:
     """Load the generator weights of the checkpoint ``path`` (``d2nvideo export``'s file, or an
-    official UNIT generator) into ``gen``, whose config is ``model``: a new run that fine-tunes
-    a trained model (``train --init``). The discriminators and optimisers start fresh. Returns
-    what the run records of it in ``init.json``: the file, its steps, note and training data."""
+    official UNIT generator, read with its 'a' half as day) into ``gen``, whose config is
+    ``model``: a new run that fine-tunes a trained model (``train --init``). The discriminators
+    and optimisers start fresh. Returns what the run records of it in ``init.json``: the file,
+    its steps and note, and its training data (None where it records none usable)."""
     from d2nvideo.checkpoint import load_checkpoint
     from d2nvideo.errors import ConfigError
 
@@ -171,7 +172,30 @@ def warm_start(gen: torch.nn.Module, model: Any, path: Path) -> dict[str, Any]:
     meta = ckpt.meta
     return {
         "checkpoint": str(path.resolve()),
-        "steps": int(meta.get("steps", 0) or 0),
+        "steps": step_count(meta.get("steps", 0), f"checkpoint '{path}'"),
         "note": str(meta.get("note", "")),
-        "data": meta.get("data") if isinstance(meta.get("data"), dict) else {},
+        "data": meta["data"] if _usable_data(meta.get("data")) else None,
     }
+
+
+def step_count(value: Any, where: str) -> int:
+    """A recorded step count: a whole number >= 0 (None: 0), else one clear error."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CheckpointError(f"{where} records {value!r} training steps: not a whole number")
+    return value
+
+
+def _usable_data(data: Any) -> bool:
+    """A data summary whose fingerprints and earlier phases have the shapes training writes."""
+    if not isinstance(data, dict) or not isinstance(data.get("fingerprints"), dict):
+        return False
+    prints = [data["fingerprints"], data.get("earlier_fingerprints", {})]
+    if not all(isinstance(p, dict) for p in prints):
+        return False
+    lists = [v for p in prints for v in p.values()]
+    if not all(isinstance(v, list) and all(isinstance(h, str) for h in v) for v in lists):
+        return False
+    earlier = data.get("earlier", [])
+    return isinstance(earlier, list) and all(isinstance(e, dict) for e in earlier)

@@ -284,12 +284,24 @@ def _write_data_summary(
         "fingerprints": {d: _fingerprints(getattr(lists, d)) for d in ("day", "night")},
     }
     before = _read_summary(out / "data.json") if step > 0 else None
-    if before is None and base and base.get("data"):
-        before = json.loads(json.dumps(base["data"]))  # a copy: _keep_earlier pops from it
+    if before is None and base is not None:
+        before = _base_summary(base)
     if before is not None:
+        if before.get("incomplete"):
+            summary["incomplete"] = before["incomplete"]
         _keep_earlier(summary, before, step)
     with atomic_output(out / "data.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=1))
+
+
+def _base_summary(base: dict[str, Any]) -> dict[str, Any]:
+    """The data summary of the checkpoint a run started from (``warm_start``), as the run's
+    first phase; one that records no training images marks the run's summary incomplete, so
+    that ``evaluate`` says its overlap check cannot cover them."""
+    if base.get("data") is None:
+        name = Path(base["checkpoint"]).name
+        return {"incomplete": f"started from '{name}', which records no training images"}
+    return dict(json.loads(json.dumps(base["data"])))  # a copy: _keep_earlier pops from it
 
 
 def _keep_earlier(summary: dict[str, Any], before: dict[str, Any], step: int) -> None:

@@ -225,6 +225,13 @@ def check_overlap(
         )
         log.warning(report.notes[-1])
         return
+    data = meta.get("data")
+    if isinstance(data, dict) and data.get("incomplete"):
+        report.notes.append(
+            f"the model's training data is only partly recorded ({data['incomplete']}): "
+            "overlap with the unrecorded images was not checked"
+        )
+        log.warning(report.notes[-1])
     for name, images in folders.items():
         hits = overlapping(images, known)
         report.overlap[name] = len(hits)
