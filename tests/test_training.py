@@ -369,6 +369,18 @@ def test_the_histogram_term_trains_and_logs(images: Path, tmp_path: Path) -> Non
         load_config(TINY, ["loss.hist=-1"])
 
 
+def test_a_separate_histogram_weight_for_night_to_day(images: Path, tmp_path: Path) -> None:
+    cfg = tiny(images, steps=1, log_every=1)
+    joint = main(with_changes(cfg, "loss", hist=1.0), tmp_path / "joint", quiet=True).last
+    split = with_changes(cfg, "loss", hist=1.0, hist_to_day=1.0)
+    parts = main(split, tmp_path / "split", quiet=True).last
+    assert parts["hist"] + parts["hist_to_day"] == pytest.approx(joint["hist"], rel=1e-4)
+    alone = main(with_changes(split, "loss", hist=0.0), tmp_path / "alone", quiet=True).last
+    assert "hist" not in alone and alone["hist_to_day"] > 0
+    with pytest.raises(ConfigError, match="hist_to_day"):
+        load_config(TINY, ["loss.hist_to_day=-1"])
+
+
 def test_init_starts_a_new_run_from_an_exported_model(images: Path, tmp_path: Path) -> None:
     from d2nvideo.training.export import export_run
 

@@ -60,6 +60,7 @@ class LossConfig:
     struct: float = 0.0  # SSIM structure term between input and translation (not in UNIT)
     struct_to_day: float | None = None  # its weight for night->day alone; None: struct
     hist: float = 0.0  # luma histogram of each translation against its target domain's batch
+    hist_to_day: float | None = None  # its weight for night->day alone; None: hist
     vgg: float = 0.0  # perceptual loss between input and translation (needs vgg_weights)
     vgg_weights: str | None = None  # local torchvision VGG16 state dict (.pth); never downloaded
 
@@ -166,8 +167,9 @@ def _check_ranges(cfg: TrainConfig) -> None:
         ("train.dis_warmup", cfg.train.dis_warmup, _nonnegative, ">= 0"),
         ("dis.width", cfg.dis.width, lambda v: v >= 1, "at least 1"),
     ]
-    if cfg.loss.struct_to_day is not None:
-        rules.append(("loss.struct_to_day", cfg.loss.struct_to_day, _nonnegative, ">= 0"))
+    for key in ("struct_to_day", "hist_to_day"):
+        if getattr(cfg.loss, key) is not None:
+            rules.append((f"loss.{key}", getattr(cfg.loss, key), _nonnegative, ">= 0"))
     if cfg.train.max_minutes is not None:
         rules.append(("train.max_minutes", cfg.train.max_minutes, lambda v: v > 0, "> 0"))
     for key, value, ok, wording in rules:

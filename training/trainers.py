@@ -241,10 +241,7 @@ class Trainer:
         else:
             terms["identity"] = (w.identity, over_domains(lambda d: l1(out[f"idt_{d}"], batch[d])))
         terms |= _structure_terms(w, batch, out, over_domains)
-        terms["hist"] = (
-            w.hist,
-            over_domains(lambda d: luma_distribution(out[f"fake_{d}"], batch[d])),
-        )
+        terms |= _histogram_terms(w, batch, out, over_domains)
         if self.vgg is not None:
             vgg = self.vgg
             terms["vgg"] = (
@@ -396,4 +393,19 @@ def _structure_terms(
     return {
         "struct": (w.struct, lambda: structure(batch["day"], out["fake_night"])),
         "struct_to_day": (w.struct_to_day, lambda: structure(batch["night"], out["fake_day"])),
+    }
+
+
+def _histogram_terms(
+    w: Any, batch: Batch, out: dict[str, torch.Tensor], over_domains: Any
+) -> dict[str, Any]:
+    """The luma-histogram term: one weight for both directions (``hist``), or with
+    ``hist_to_day`` set, ``hist`` for day->night and ``hist_to_day`` for night->day."""
+    if w.hist_to_day is None:
+        return {
+            "hist": (w.hist, over_domains(lambda d: luma_distribution(out[f"fake_{d}"], batch[d])))
+        }
+    return {
+        "hist": (w.hist, lambda: luma_distribution(out["fake_night"], batch["night"])),
+        "hist_to_day": (w.hist_to_day, lambda: luma_distribution(out["fake_day"], batch["day"])),
     }
