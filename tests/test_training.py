@@ -402,6 +402,11 @@ def test_init_starts_a_new_run_from_an_exported_model(images: Path, tmp_path: Pa
     assert len(summary["fingerprints"]["day"]) == 8  # its own 3 and the first run's 5
     meta = export_run(run, tmp_path / "tuned.safetensors")
     assert meta["steps"] == 3 and meta["init"]["note"] == "the first run"  # type: ignore[index]
+    import hashlib
+
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()
+    assert meta["init"]["checkpoint"] == "first.safetensors"  # type: ignore[index]
+    assert meta["init"]["sha256"] == digest  # type: ignore[index]
     with pytest.raises(ConfigError, match="--init starts a new run"):
         main(cfg, run, resume=True, quiet=True, init=model)
 

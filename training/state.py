@@ -171,7 +171,8 @@ def warm_start(gen: torch.nn.Module, model: Any, path: Path) -> dict[str, Any]:
     gen.load_state_dict({k: v.float() for k, v in ckpt.state_dict.items()})
     meta = ckpt.meta
     return {
-        "checkpoint": str(path.resolve()),
+        "checkpoint": path.name,  # the name and content hash, not a path on this machine
+        "sha256": _sha256(path),
         "steps": step_count(meta.get("steps", 0), f"checkpoint '{path}'"),
         "note": str(meta.get("note", "")),
         "data": meta["data"] if _usable_data(meta.get("data")) else None,
@@ -199,3 +200,13 @@ def _usable_data(data: Any) -> bool:
         return False
     earlier = data.get("earlier", [])
     return isinstance(earlier, list) and all(isinstance(e, dict) for e in earlier)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

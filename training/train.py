@@ -299,7 +299,7 @@ def _base_summary(base: dict[str, Any]) -> dict[str, Any]:
     first phase; one that records no training images marks the run's summary incomplete, so
     that ``evaluate`` says its overlap check cannot cover them."""
     if base.get("data") is None:
-        name = Path(base["checkpoint"]).name
+        name = base["checkpoint"]
         return {"incomplete": f"started from '{name}', which records no training images"}
     return dict(json.loads(json.dumps(base["data"])))  # a copy: _keep_earlier pops from it
 
