@@ -26,6 +26,7 @@ from d2nvideo.choices import Domain
 from d2nvideo.images import read_image, write_image
 from d2nvideo.pipeline import translate_images, working_size
 from d2nvideo.registry import load_translator
+from d2nvideo.video.bars import BarKeeper
 from d2nvideo.video.decode import frames_at
 
 WIDTH = 480  # each half of a gallery image
@@ -84,7 +85,8 @@ def main() -> None:
     cases = REDISTRIBUTABLE + (LOCAL_ONLY if args.all else [])
     for name, rel, at, to in cases:
         image = load(args.shared, rel, at)
-        out = translate_images([image], tr, to, size)[0]  # type: ignore[arg-type]
+        bars = BarKeeper().bars_of([image])  # black bars kept, as convert does by default
+        out = translate_images([image], tr, to, size, bars)[0]  # type: ignore[arg-type]
         write_image(args.out / f"{name}.jpg", pair(image, out, to), quality=85)  # type: ignore[arg-type]
         print(f"{name}: input mean {image.mean():.1f}, output mean {out.mean():.1f}")
 
