@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -16,7 +15,7 @@ from d2nvideo.fileio import check_output
 from d2nvideo.model import build_generator
 
 from .config import load_config
-from .state import holds_state, load_latest, step_count
+from .state import holds_state, load_latest, read_json_object, step_count
 
 
 def check_export_output(run: Path, output: Path, overwrite: bool) -> None:
@@ -28,14 +27,6 @@ def check_export_output(run: Path, output: Path, overwrite: bool) -> None:
     if output.resolve().parent == state.resolve():
         raise PathError(f"output '{output}' lies in the run's state folder; choose another", output)
     check_output(output, inputs, overwrite)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _files(folder: Path) -> list[Path]:
@@ -73,7 +64,7 @@ def export_run(run: Path, output: Path, half: bool = True, note: str = "") -> di
     }
     if cfg.data.resize:  # the scale it learned at: convert's --quality auto runs there
         meta["work_size"] = cfg.data.resize
-    init = _read_json(run / "init.json")
+    init = read_json_object(run / "init.json")
     if init:  # fine-tuned from a checkpoint (train --init): its steps count too
         meta["init"] = init
         steps = step_count(init.get("steps"), f"'{run / 'init.json'}'")

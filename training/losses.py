@@ -45,13 +45,17 @@ def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.mean(torch.abs(a.float() - b.float()))
 
 
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    """Luma on [0, 1] of images on [-1, 1]: ``(B, 1, H, W)``."""
+    weights = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)
+    return ((x.float() + 1) / 2 * weights).sum(1, keepdim=True)
+
+
 def _gray_blur_stats(
     x: torch.Tensor, y: torch.Tensor, window: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Local variances of x and y and their covariance (grayscale, Gaussian window)."""
-    weights = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)
-    gx = ((x.float() + 1) / 2 * weights).sum(1, keepdim=True)
-    gy = ((y.float() + 1) / 2 * weights).sum(1, keepdim=True)
+    gx, gy = _gray(x), _gray(y)
     k = window.shape[-1]
 
     def blur(t: torch.Tensor) -> torch.Tensor:
@@ -76,12 +80,6 @@ def structure(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5) -> torch.Ten
     return torch.mean(1 - s)
 
 
-def _luma(x: torch.Tensor) -> torch.Tensor:
-    """Per-image luma on [0, 1] of images on [-1, 1], flattened: ``(B, H * W)``."""
-    weights = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)
-    return ((x.float() + 1) / 2 * weights).sum(1).flatten(1)
-
-
 def luma_distribution(fake: torch.Tensor, real: torch.Tensor, levels: int = 64) -> torch.Tensor:
     """1-D Wasserstein distance between each translation's luma histogram and the pooled luma
     of the real batch of its target domain, on ``levels`` evenly spaced quantiles (sorted
@@ -89,8 +87,8 @@ def luma_distribution(fake: torch.Tensor, real: torch.Tensor, levels: int = 64) 
     real day's share of dark and bright pixels, not for a mean: the discriminator's patches see
     too little of a frame to keep a fog's overall brightness or a black frame in check."""
     q = (torch.arange(levels, device=fake.device, dtype=torch.float32) + 0.5) / levels
-    fake_sorted = _luma(fake).sort(dim=1).values
-    real_sorted = _luma(real.detach()).flatten().sort().values
+    fake_sorted = _gray(fake).flatten(1).sort(dim=1).values
+    real_sorted = _gray(real.detach()).flatten().sort().values
     fake_q = fake_sorted[:, (q * (fake_sorted.shape[1] - 1)).round().long()]
     real_q = real_sorted[(q * (real_sorted.shape[0] - 1)).round().long()]
     return torch.mean(torch.abs(fake_q - real_q.unsqueeze(0)))

@@ -30,7 +30,14 @@ from . import distributed
 from .config import TrainConfig, absolute_paths, load_config, save_config
 from .data import DomainLists, collect, unpaired_batches
 from .logger import RunLogger, trim_log
-from .state import holds_state, load_latest, save_state, set_rng_state, warm_start
+from .state import (
+    holds_state,
+    load_latest,
+    read_json_object,
+    save_state,
+    set_rng_state,
+    warm_start,
+)
 from .trainers import Trainer, build_trainer
 
 log = logging.getLogger(__name__)
@@ -283,7 +290,7 @@ def _write_data_summary(
         "sources": {d: _source_counts(getattr(lists, d)) for d in ("day", "night")},
         "fingerprints": {d: _fingerprints(getattr(lists, d)) for d in ("day", "night")},
     }
-    before = _read_summary(out / "data.json") if step > 0 else None
+    before = read_json_object(out / "data.json") if step > 0 else None
     if before is None and base is not None:
         before = _base_summary(base)
     if before is not None:
@@ -320,14 +327,6 @@ def _keep_earlier(summary: dict[str, Any], before: dict[str, Any], step: int) ->
     extra = {d: [f for f in prior.get(d, []) if f not in seen[d]] for d in now}
     summary["earlier_fingerprints"] = extra
     summary["fingerprints"] = {d: now[d] + extra[d] for d in now}
-
-
-def _read_summary(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _source_counts(paths: list[Path]) -> dict[str, int]:

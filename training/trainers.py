@@ -382,30 +382,37 @@ def build_trainer(
     return Trainer(cfg, device, precision, gen, gen_forward, dis, dis_forward, vgg)
 
 
+def _per_direction(
+    name: str, weight: float, to_day: float | None, into: Any, over_domains: Any
+) -> dict[str, Any]:
+    """A term with one weight for both directions (``name``), or with ``to_day`` set, that
+    weight for day->night and ``to_day`` for night->day (``NAME_to_day``). ``into(d)``: the
+    term for the translations into domain ``d``."""
+    if to_day is None:
+        return {name: (weight, over_domains(into))}
+    return {
+        name: (weight, lambda: into("night")),
+        f"{name}_to_day": (to_day, lambda: into("day")),
+    }
+
+
 def _structure_terms(
     w: Any, batch: Batch, out: dict[str, torch.Tensor], over_domains: Any
 ) -> dict[str, Any]:
-    """The SSIM structure term: one weight for both directions (``struct``), or with
-    ``struct_to_day`` set, ``struct`` for day->night and ``struct_to_day`` for night->day."""
-    if w.struct_to_day is None:
-        both = over_domains(lambda d: structure(batch[d], out[f"fake_{other_domain(d)}"]))
-        return {"struct": (w.struct, both)}
-    return {
-        "struct": (w.struct, lambda: structure(batch["day"], out["fake_night"])),
-        "struct_to_day": (w.struct_to_day, lambda: structure(batch["night"], out["fake_day"])),
-    }
+    """The SSIM structure term between each input and its translation."""
+
+    def into(d: Domain) -> torch.Tensor:
+        return structure(batch[other_domain(d)], out[f"fake_{d}"])
+
+    return _per_direction("struct", w.struct, w.struct_to_day, into, over_domains)
 
 
 def _histogram_terms(
     w: Any, batch: Batch, out: dict[str, torch.Tensor], over_domains: Any
 ) -> dict[str, Any]:
-    """The luma-histogram term: one weight for both directions (``hist``), or with
-    ``hist_to_day`` set, ``hist`` for day->night and ``hist_to_day`` for night->day."""
-    if w.hist_to_day is None:
-        return {
-            "hist": (w.hist, over_domains(lambda d: luma_distribution(out[f"fake_{d}"], batch[d])))
-        }
-    return {
-        "hist": (w.hist, lambda: luma_distribution(out["fake_night"], batch["night"])),
-        "hist_to_day": (w.hist_to_day, lambda: luma_distribution(out["fake_day"], batch["day"])),
-    }
+    """The luma-histogram term between each translation and its target domain's real batch."""
+
+    def into(d: Domain) -> torch.Tensor:
+        return luma_distribution(out[f"fake_{d}"], batch[d])
+
+    return _per_direction("hist", w.hist, w.hist_to_day, into, over_domains)
