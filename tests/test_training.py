@@ -483,3 +483,32 @@ def test_init_from_a_model_without_recorded_data_or_with_bad_metadata(
         export_run(tmp_path / "r", tmp_path / "out.safetensors")
     with pytest.raises(ConfigError, match="dis_warmup"):
         load_config(TINY, ["train.dis_warmup=5", "train.steps=5"])
+
+
+def test_weight_average_follows_its_decay_resumes_and_is_exported(
+    images: Path, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    cfg = tiny(images, steps=2, ema=0.75, checkpoint_every=1, keep_checkpoints=3)
+    main(cfg, tmp_path / "a", quiet=True)
+    first, second = (
+        load_state(tmp_path / "a" / "state" / f"step_{k:08d}.pt", torch.device("cpu"))["trainer"]
+        for k in (1, 2)
+    )
+    for key, value in second["gen_ema"].items():  # ema_2 = 0.75 ema_1 + 0.25 gen_2
+        expected = 0.75 * first["gen_ema"][key] + 0.25 * second["gen"][key]
+        torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-6)
+    assert any(not torch.equal(v, second["gen"][k]) for k, v in second["gen_ema"].items())
+    main(with_changes(cfg, "train", steps=1), tmp_path / "b", quiet=True)
+    main(cfg, tmp_path / "b", resume=True, quiet=True)
+    resumed = load_state(latest_state(tmp_path / "b" / "state"), torch.device("cpu"))["trainer"]
+    assert all(torch.equal(resumed["gen_ema"][k], v) for k, v in second["gen_ema"].items())
+    for raw, key in ((False, "gen_ema"), (True, "gen")):
+        out = tmp_path / f"m_{key}.safetensors"
+        args = ["export", str(tmp_path / "a"), "-o", str(out), "--fp32"] + ["--raw"] * raw
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        assert ("averaged" in result.output) is not raw
+        exported = load_file(out)
+        assert all(torch.equal(exported[k], v) for k, v in second[key].items())

@@ -170,9 +170,21 @@ def _str(path: Path | None) -> str | None:
     "OUTPUT.day.onnx: dynamic batch, height and width); given a MODEL file, write its graphs "
     "beside it. Needs pip install 'd2nvideo[onnx]'.",
 )
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="For a run trained with train.ema: export the generator's own latest weights, not "
+    "their moving average.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 def export(
-    run: Path, output: Path | None, fp32: bool, note: str, onnx: bool, overwrite: bool
+    run: Path,
+    output: Path | None,
+    fp32: bool,
+    note: str,
+    onnx: bool,
+    raw: bool,
+    overwrite: bool,
 ) -> None:
     """Export the latest generator of a training RUN folder as the inference checkpoint that
     convert, preview and evaluate load; with --onnx, also (or, for a MODEL .safetensors file,
@@ -192,8 +204,9 @@ def export(
     check_export_output(run, output, overwrite)
     if onnx:
         check_onnx_outputs(output, overwrite)
-    meta = export_run(run, output, half=not fp32, note=note)
-    click.echo(f"step {meta['steps']} {meta['dtype']} -> {output}")
+    meta = export_run(run, output, half=not fp32, note=note, average=not raw)
+    average = f", weights averaged (ema {meta['ema']})" if meta["ema"] else ""
+    click.echo(f"step {meta['steps']} {meta['dtype']}{average} -> {output}")
     if onnx:
         _say_graphs(export_onnx(output))
 

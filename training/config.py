@@ -91,6 +91,7 @@ class LoopConfig:
     keep_checkpoints: int = 3  # training states kept (oldest deleted)
     max_minutes: float | None = None  # wall-clock budget; ends cleanly with a checkpoint
     dis_warmup: int = 0  # first steps of a run in which only the discriminators learn
+    ema: float = 0.0  # decay of a moving average of the generator's weights, exported (0 off)
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,7 @@ def _check_ranges(cfg: TrainConfig) -> None:
         ("data.resize", cfg.data.resize, _nonnegative, ">= 0"),
         ("data.workers", cfg.data.workers, _nonnegative, ">= 0"),
         ("train.dis_warmup", cfg.train.dis_warmup, _nonnegative, ">= 0"),
+        ("train.ema", cfg.train.ema, lambda v: 0 <= v < 1, "in [0, 1)"),
         ("dis.width", cfg.dis.width, lambda v: v >= 1, "at least 1"),
     ]
     for key in ("struct_to_day", "hist_to_day"):

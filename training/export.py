@@ -33,8 +33,11 @@ def _files(folder: Path) -> list[Path]:
     return [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
 
 
-def export_run(run: Path, output: Path, half: bool = True, note: str = "") -> dict[str, object]:
-    """Write ``run``'s newest generator weights to ``output``; return the metadata written."""
+def export_run(
+    run: Path, output: Path, half: bool = True, note: str = "", average: bool = True
+) -> dict[str, object]:
+    """Write ``run``'s newest generator weights to ``output``; return the metadata written.
+    A run trained with ``train.ema`` gives its averaged generator unless ``average`` is off."""
     if not run.is_dir():
         raise PathError(f"run folder '{run}' does not exist", run)
     config_path = run / "config.yaml"
@@ -44,7 +47,8 @@ def export_run(run: Path, output: Path, half: bool = True, note: str = "") -> di
     _, payload = load_latest(run / "state", torch.device("cpu"))
     gen = build_generator(cfg.model)
     try:
-        gen.load_state_dict(payload["trainer"]["gen"])
+        weights = _weights(payload["trainer"], average and cfg.train.ema > 0)
+        gen.load_state_dict(payload["trainer"][weights])
     except (KeyError, TypeError, RuntimeError) as exc:
         raise CheckpointError(
             f"the state in '{run}' does not fit the run's config.yaml ({str(exc)[:200]})", run
@@ -60,6 +64,7 @@ def export_run(run: Path, output: Path, half: bool = True, note: str = "") -> di
         "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "d2nvideo": __version__,
         "dtype": "float16" if half else "float32",
+        "ema": cfg.train.ema if weights == "gen_ema" else 0.0,
         "note": note,
     }
     if cfg.data.resize:  # the scale it learned at: convert's --quality auto runs there
@@ -71,6 +76,12 @@ def export_run(run: Path, output: Path, half: bool = True, note: str = "") -> di
         meta["steps"] = int(payload["step"]) + steps
     save_checkpoint(output, gen, cfg.model, meta, torch.float16 if half else None)
     return meta
+
+
+def _weights(trainer_state: dict[str, object], average: bool) -> str:
+    """Which generator of a training state to export: the moving average where asked for and
+    held (a state saved before ``train.ema`` was turned on holds none)."""
+    return "gen_ema" if average and "gen_ema" in trainer_state else "gen"
 
 
 def onnx_outputs(model: Path) -> list[Path]:

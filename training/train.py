@@ -109,6 +109,7 @@ def _run(
     lists = dataset or collect(cfg.data)
     trainer = build_trainer(cfg, device, precision, ctx.enabled)
     base = warm_start(trainer.gen, cfg.model, start.init) if start.init else None
+    trainer.restart_average()  # train.ema averages from the weights the run starts with
     _check_folder(out, start.resume)  # before anything is written; again under the lock
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)

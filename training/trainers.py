@@ -13,6 +13,7 @@ images concatenated.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import random
 import warnings
@@ -174,6 +175,9 @@ class Trainer:
         self.scaler_d = torch.amp.GradScaler(device.type, enabled=fp16)
         self.pools = {d: ImagePool(cfg.optim.pool_size) for d in DOMAINS}
         self.pool_rng = random.Random(cfg.train.seed)
+        # train.ema: a moving average of the generator's weights, what export writes and the
+        # sample grids show (the average of a GAN generator flickers less than its last step)
+        self.gen_ema = None if cfg.train.ema == 0 else copy.deepcopy(gen).requires_grad_(False)
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -221,7 +225,25 @@ class Trainer:
             self._update(total, self.opt_g, self.scaler_g)
         finally:
             self.dis.requires_grad_(True)
+        self._update_average()
         return logs, {d: out[f"fake_{d}"].detach() for d in DOMAINS}
+
+    @torch.no_grad()
+    def _update_average(self) -> None:
+        """Move the averaged generator ``1 - train.ema`` of the way to the generator."""
+        if self.gen_ema is None:
+            return
+        average = [p.data for p in self.gen_ema.parameters()]
+        current = [p.data for p in self.gen.parameters()]
+        torch._foreach_lerp_(average, current, 1.0 - self.cfg.train.ema)
+        for mine, theirs in zip(self.gen_ema.buffers(), self.gen.buffers(), strict=True):
+            mine.copy_(theirs)
+
+    def restart_average(self) -> None:
+        """Start the averaged generator again from the generator's weights (``train --init``
+        loads new weights into the generator after the trainer is built)."""
+        if self.gen_ema is not None:
+            self.gen_ema.load_state_dict(self.gen.state_dict())
 
     def _gen_terms(self, batch: Batch, out: dict[str, torch.Tensor]) -> dict[str, Any]:
         w = self.cfg.loss
@@ -286,28 +308,31 @@ class Trainer:
     @torch.no_grad()
     def samples(self, batch: Batch) -> tuple[torch.Tensor, list[str]]:
         """Rows per domain: input, reconstruction (UNIT), translation, cycle, as
-        ``(rows, B, 3, h, w)`` in [-1, 1], noise-free (latent means), and each row's name."""
-        self.gen.eval()
+        ``(rows, B, 3, h, w)`` in [-1, 1], noise-free (latent means), and each row's name.
+        With ``train.ema`` they show the averaged generator, the one export writes."""
+        gen = self.gen if self.gen_ema is None else self.gen_ema
+        gen.eval()
         rows: list[torch.Tensor] = []
         labels: list[str] = []
         try:
             for d in DOMAINS:
                 x = batch[d][:4]
                 other = other_domain(d)
-                fake = self.gen.translate(x, other)
+                fake = gen.translate(x, other)
                 rows.append(x)
                 labels.append(d)
-                if isinstance(self.gen, UNITGenerator):
-                    rows.append(self.gen.reconstruct(x, d))
+                if isinstance(gen, UNITGenerator):
+                    rows.append(gen.reconstruct(x, d))
                     labels.append("recon")
-                rows += [fake, self.gen.translate(fake, d)]
+                rows += [fake, gen.translate(fake, d)]
                 labels += [f"-> {other}", "cycle"]
         finally:
-            self.gen.train()
+            gen.train()
         return torch.stack(rows).float().clamp(-1, 1), labels
 
     def state_dict(self) -> dict[str, Any]:
-        return {
+        average = {} if self.gen_ema is None else {"gen_ema": self.gen_ema.state_dict()}
+        return average | {
             "gen": self.gen.state_dict(),
             "dis": self.dis.state_dict(),
             "opt_g": self.opt_g.state_dict(),
@@ -332,6 +357,10 @@ class Trainer:
         for d, images in state["pools"].items():
             self.pools[d].images = [t.to(self.device) for t in images]
         self.pool_rng.setstate((3, tuple(state["pool_rng"]), None))
+        if self.gen_ema is not None and "gen_ema" in state:
+            self.gen_ema.load_state_dict(state["gen_ema"])
+        else:  # a run resumed with train.ema newly on starts its average here
+            self.restart_average()
 
 
 def _sum(values: Any) -> torch.Tensor:
