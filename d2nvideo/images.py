@@ -22,9 +22,17 @@ def is_image(path: Path) -> bool:
 
 
 def list_images(root: Path) -> list[Path]:
-    """Every image file under ``root``, recursively, in sorted order."""
+    """Every image file under ``root``, recursively, in sorted order. Linked folders are
+    followed (datasets are often assembled from links), each real folder once, so that a link
+    loop or a second link to the same folder adds nothing."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames.clear()
+            continue
+        seen.add(real)
         dirnames.sort()
         found += [Path(dirpath) / name for name in sorted(filenames) if is_image(Path(name))]
     return found

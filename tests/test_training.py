@@ -512,3 +512,20 @@ def test_weight_average_follows_its_decay_resumes_and_is_exported(
         assert ("averaged" in result.output) is not raw
         exported = load_file(out)
         assert all(torch.equal(exported[k], v) for k, v in second[key].items())
+
+
+def test_data_folders_made_of_links_are_followed_each_real_folder_once(tmp_path: Path) -> None:
+    from d2nvideo.images import list_images
+
+    real = tmp_path / "real"
+    write_image(real / "x.jpg", frame_image(1, 48, 32))
+    root = tmp_path / "night"
+    root.mkdir()
+    (root / "a").symlink_to(real, target_is_directory=True)
+    (root / "b").symlink_to(real, target_is_directory=True)  # the same folder again
+    (real / "loop").symlink_to(root, target_is_directory=True)  # a loop back to the top
+    assert list_images(root) == [root / "a" / "x.jpg"]
+    cfg = load_config(TINY)
+    cfg = with_changes(cfg, "data", day=(str(root / "b"),), night=(str(root),))
+    lists = collect(cfg.data)
+    assert lists.night == [root / "a" / "x.jpg"] and lists.day == [root / "b" / "x.jpg"]
