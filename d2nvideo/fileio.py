@@ -28,6 +28,26 @@ _PART = re.compile(r"^\..*\.(\d+)-[0-9a-f]{8}\.part(\.[^.]*)?$")
 _SWEPT: set[str] = set()  # folders already cleaned of stale temporary files by this process
 
 
+def files_under(root: Path) -> Iterator[Path]:
+    """Every file under the folder ``root``, recursively, each folder's names in sorted order.
+    Linked folders are followed (datasets are often assembled from links), each real folder
+    once, so that a link loop or a second link to the same folder adds nothing; a link to
+    ``root`` itself or to a folder above it is not followed (it would add what lies beside)."""
+    top = os.path.realpath(root)
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen or (seen and top.startswith(os.path.join(real, ""))):
+            dirnames.clear()
+            continue
+        seen.add(real)
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if path.is_file():  # a broken link is no file
+                yield path
+
+
 def require_file(path: Path, what: str = "input") -> Path:
     """Return ``path`` if it is an existing readable regular file, else raise PathError.
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +10,7 @@ import cv2
 import numpy as np
 
 from .errors import InputError
-from .fileio import atomic_output
+from .fileio import atomic_output, files_under
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 MAX_PIXELS = 2**28  # 16384 x 16384: larger images are refused before decoding
@@ -22,20 +21,9 @@ def is_image(path: Path) -> bool:
 
 
 def list_images(root: Path) -> list[Path]:
-    """Every image file under ``root``, recursively, in sorted order. Linked folders are
-    followed (datasets are often assembled from links), each real folder once, so that a link
-    loop or a second link to the same folder adds nothing."""
-    found = []
-    seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames.clear()
-            continue
-        seen.add(real)
-        dirnames.sort()
-        found += [Path(dirpath) / name for name in sorted(filenames) if is_image(Path(name))]
-    return found
+    """Every image file under ``root``, recursively, in sorted order (linked folders
+    followed, see :func:`files_under`)."""
+    return [path for path in files_under(root) if is_image(path)]
 
 
 def read_image(path: Path, reduce: int = 1) -> np.ndarray:

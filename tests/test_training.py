@@ -496,8 +496,10 @@ def test_weight_average_follows_its_decay_resumes_and_is_exported(
         load_state(tmp_path / "a" / "state" / f"step_{k:08d}.pt", torch.device("cpu"))["trainer"]
         for k in (1, 2)
     )
-    for key, value in second["gen_ema"].items():  # ema_2 = 0.75 ema_1 + 0.25 gen_2
-        expected = 0.75 * first["gen_ema"][key] + 0.25 * second["gen"][key]
+    decay = min(0.75, 3 / 12)  # the second update's decay, ramping up to train.ema
+    assert second["ema_updates"] == 2 and second["ema_decay"] == 0.75
+    for key, value in second["gen_ema"].items():
+        expected = decay * first["gen_ema"][key] + (1 - decay) * second["gen"][key]
         torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-6)
     assert any(not torch.equal(v, second["gen"][k]) for k, v in second["gen_ema"].items())
     main(with_changes(cfg, "train", steps=1), tmp_path / "b", quiet=True)
@@ -512,6 +514,9 @@ def test_weight_average_follows_its_decay_resumes_and_is_exported(
         assert ("averaged" in result.output) is not raw
         exported = load_file(out)
         assert all(torch.equal(exported[k], v) for k, v in second[key].items())
+    with pytest.raises(ConfigError, match="would drop it"):  # before anything is written
+        main(with_changes(cfg, "train", steps=3, ema=0.0), tmp_path / "a", resume=True)
+    assert latest_state(tmp_path / "a" / "state").name == "step_00000002.pt"
 
 
 def test_data_folders_made_of_links_are_followed_each_real_folder_once(tmp_path: Path) -> None:
@@ -524,8 +529,25 @@ def test_data_folders_made_of_links_are_followed_each_real_folder_once(tmp_path:
     (root / "a").symlink_to(real, target_is_directory=True)
     (root / "b").symlink_to(real, target_is_directory=True)  # the same folder again
     (real / "loop").symlink_to(root, target_is_directory=True)  # a loop back to the top
+    (root / "up").symlink_to(tmp_path, target_is_directory=True)  # above: "real" lies beside
     assert list_images(root) == [root / "a" / "x.jpg"]
     cfg = load_config(TINY)
     cfg = with_changes(cfg, "data", day=(str(root / "b"),), night=(str(root),))
     lists = collect(cfg.data)
     assert lists.night == [root / "a" / "x.jpg"] and lists.day == [root / "b" / "x.jpg"]
+
+
+def test_video_folders_made_of_links_are_followed_by_extract_and_convert(tmp_path: Path) -> None:
+    from d2nvideo.batch.plan import plan
+    from d2nvideo.data.extract import find_videos
+
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "clip.mp4").write_bytes(b"not decoded here")
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    (drive / "monday").symlink_to(real, target_is_directory=True)
+    (drive / "again").symlink_to(real, target_is_directory=True)
+    assert find_videos([drive]) == [drive / "again" / "clip.mp4"]
+    tasks = plan([drive], "night", tmp_path / "out")
+    assert [t.src for t in tasks] == [drive / "again" / "clip.mp4"]

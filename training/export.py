@@ -47,9 +47,10 @@ def export_run(
     _, payload = load_latest(run / "state", torch.device("cpu"))
     gen = build_generator(cfg.model)
     try:
-        weights = _weights(payload["trainer"], average and cfg.train.ema > 0)
+        weights = _weights(payload["trainer"], average)
         gen.load_state_dict(payload["trainer"][weights])
-    except (KeyError, TypeError, RuntimeError) as exc:
+        decay = float(payload["trainer"].get("ema_decay", 0.0)) if weights == "gen_ema" else 0.0
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
         raise CheckpointError(
             f"the state in '{run}' does not fit the run's config.yaml ({str(exc)[:200]})", run
         ) from exc
@@ -64,7 +65,7 @@ def export_run(
         "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "d2nvideo": __version__,
         "dtype": "float16" if half else "float32",
-        "ema": cfg.train.ema if weights == "gen_ema" else 0.0,
+        "ema": decay,  # the decay of the average's last update; 0: the raw generator
         "note": note,
     }
     if cfg.data.resize:  # the scale it learned at: convert's --quality auto runs there
@@ -79,8 +80,9 @@ def export_run(
 
 
 def _weights(trainer_state: dict[str, object], average: bool) -> str:
-    """Which generator of a training state to export: the moving average where asked for and
-    held (a state saved before ``train.ema`` was turned on holds none)."""
+    """Which generator of a training state to export: its moving average where it holds one
+    (``train.ema``; the state, not config.yaml, says: a resumed run rewrites config.yaml before
+    it saves a state) unless ``average`` is off."""
     return "gen_ema" if average and "gen_ema" in trainer_state else "gen"
 
 

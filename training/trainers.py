@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from d2nvideo.choices import DOMAINS, Domain, other_domain
+from d2nvideo.errors import ConfigError
 from d2nvideo.model import CycleGANGenerator, UNITGenerator, build_generator
 from d2nvideo.model.runtime import autocast
 
@@ -178,6 +179,7 @@ class Trainer:
         # train.ema: a moving average of the generator's weights, what export writes and the
         # sample grids show (the average of a GAN generator flickers less than its last step)
         self.gen_ema = None if cfg.train.ema == 0 else copy.deepcopy(gen).requires_grad_(False)
+        self.ema_updates = 0  # generator steps averaged since the average (re)started
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -230,12 +232,17 @@ class Trainer:
 
     @torch.no_grad()
     def _update_average(self) -> None:
-        """Move the averaged generator ``1 - train.ema`` of the way to the generator."""
+        """Move the averaged generator ``1 - decay`` of the way to the generator, the decay
+        ramping up to ``train.ema`` over its first updates (as TensorFlow's
+        ExponentialMovingAverage with num_updates), so that a fresh run's random weights do
+        not linger in the average for hundreds of steps."""
         if self.gen_ema is None:
             return
+        self.ema_updates += 1
+        decay = min(self.cfg.train.ema, (1 + self.ema_updates) / (10 + self.ema_updates))
         average = [p.data for p in self.gen_ema.parameters()]
         current = [p.data for p in self.gen.parameters()]
-        torch._foreach_lerp_(average, current, 1.0 - self.cfg.train.ema)
+        torch._foreach_lerp_(average, current, 1.0 - decay)
         for mine, theirs in zip(self.gen_ema.buffers(), self.gen.buffers(), strict=True):
             mine.copy_(theirs)
 
@@ -244,6 +251,7 @@ class Trainer:
         loads new weights into the generator after the trainer is built)."""
         if self.gen_ema is not None:
             self.gen_ema.load_state_dict(self.gen.state_dict())
+            self.ema_updates = 0
 
     def _gen_terms(self, batch: Batch, out: dict[str, torch.Tensor]) -> dict[str, Any]:
         w = self.cfg.loss
@@ -331,7 +339,13 @@ class Trainer:
         return torch.stack(rows).float().clamp(-1, 1), labels
 
     def state_dict(self) -> dict[str, Any]:
-        average = {} if self.gen_ema is None else {"gen_ema": self.gen_ema.state_dict()}
+        average = {}
+        if self.gen_ema is not None:
+            average = {
+                "gen_ema": self.gen_ema.state_dict(),
+                "ema_decay": self.cfg.train.ema,  # export records it from here
+                "ema_updates": self.ema_updates,
+            }
         return average | {
             "gen": self.gen.state_dict(),
             "dis": self.dis.state_dict(),
@@ -357,10 +371,22 @@ class Trainer:
         for d, images in state["pools"].items():
             self.pools[d].images = [t.to(self.device) for t in images]
         self.pool_rng.setstate((3, tuple(state["pool_rng"]), None))
-        if self.gen_ema is not None and "gen_ema" in state:
-            self.gen_ema.load_state_dict(state["gen_ema"])
-        else:  # a run resumed with train.ema newly on starts its average here
+        self._load_average(state)
+
+    def _load_average(self, state: dict[str, Any]) -> None:
+        if self.gen_ema is None:
+            if "gen_ema" in state:  # the next state saved would drop it, and rotation the rest
+                raise ConfigError(
+                    f"the run keeps a moving average of its generator (train.ema "
+                    f"{state.get('ema_decay')}); resuming with train.ema=0 would drop it: "
+                    "keep train.ema, or start a new run from an export with --init"
+                )
+            return
+        if "gen_ema" not in state:  # a run resumed with train.ema newly on averages from here
             self.restart_average()
+            return
+        self.gen_ema.load_state_dict(state["gen_ema"])
+        self.ema_updates = int(state.get("ema_updates", 0))
 
 
 def _sum(values: Any) -> torch.Tensor:

@@ -22,6 +22,7 @@ from typing import Literal
 from ..choices import DOMAINS
 from ..data.extract import VIDEO_SUFFIXES
 from ..errors import PathError, UsageError
+from ..fileio import files_under
 from ..images import IMAGE_SUFFIXES
 
 Kind = Literal["video", "image"]
@@ -114,7 +115,7 @@ def _file(src: Path, dst: Path) -> Task:
 
 def _tree(root: Path, out: Path) -> list[Task]:
     tasks = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    for path in sorted(files_under(root)):
         kind = kind_of(path)
         if kind is None or looks_like_output(path) or path.name.startswith("."):
             continue

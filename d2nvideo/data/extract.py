@@ -20,7 +20,7 @@ import numpy as np
 
 from ..choices import ImageFormat, ScoreMethod
 from ..errors import D2NError, InputError, PathError
-from ..fileio import atomic_output
+from ..fileio import atomic_output, files_under
 from ..images import write_image
 from ..video.decode import frames_at
 from ..video.geometry import compare_thumb, fit_within, relative_difference, upright
@@ -84,9 +84,7 @@ def find_videos(inputs: list[Path]) -> list[Path]:
         if not item.exists():
             raise PathError(f"input '{item}' does not exist", item)
         if item.is_dir():
-            found += sorted(
-                p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
-            )
+            found += sorted(p for p in files_under(item) if p.suffix.lower() in VIDEO_SUFFIXES)
         else:
             found.append(item)
     return found
