@@ -49,7 +49,9 @@ def export_run(
     try:
         weights = _weights(payload["trainer"], average)
         gen.load_state_dict(payload["trainer"][weights])
-        decay = float(payload["trainer"].get("ema_decay", 0.0)) if weights == "gen_ema" else 0.0
+        decay = 0.0
+        if weights == "gen_ema":  # states saved before the decay was stored: the config's
+            decay = float(payload["trainer"].get("ema_decay", cfg.train.ema))
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
         raise CheckpointError(
             f"the state in '{run}' does not fit the run's config.yaml ({str(exc)[:200]})", run
