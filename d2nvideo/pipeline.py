@@ -308,12 +308,16 @@ def translate_frames(
             small, out = network_stage(images, translator, opts.to, opts.resolution, bars)
             yield batch, images, bars, small, out
 
-    for batch, images, bars, small, out in prefetch(prepared(), depth=1, name="network"):
-        outputs = upsample_stage(images, small, out, opts.resolution, bars)
-        if watch is not None:
-            outputs = watch(outputs)
-        for frame, image in zip(batch, outputs, strict=True):
-            yield dataclasses.replace(frame, image=restore(image, rotation), source=frame.image)
+    network = prefetch(prepared(), depth=1, name="network")
+    try:
+        for batch, images, bars, small, out in network:
+            outputs = upsample_stage(images, small, out, opts.resolution, bars)
+            if watch is not None:
+                outputs = watch(outputs)
+            for frame, image in zip(batch, outputs, strict=True):
+                yield dataclasses.replace(frame, image=restore(image, rotation), source=frame.image)
+    finally:
+        network.close()  # stop and join its thread now: see convert_video
 
 
 def convert_video(
@@ -344,7 +348,11 @@ def convert_video(
     try:
         count = _encode(staged, dst, info, opts, on_frames)
     finally:
+        # Stop and join the worker threads before an error or Ctrl-C leaves: the traceback
+        # keeps the generators alive, and a worker still inside OpenCV or torch when the
+        # interpreter exits aborts the process ("terminate called without an active exception")
         smoothed.close()
+        frames.close()
     return ConvertResult(dst, count, time.perf_counter() - t0, lost.lost if lost else 0)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -33,7 +33,7 @@ def _put(q: queue.Queue[object], item: object, stop: threading.Event) -> bool:
     return False
 
 
-def prefetch(iterable: Iterable[T], depth: int, name: str = "prefetch") -> Iterator[T]:
+def prefetch(iterable: Iterable[T], depth: int, name: str = "prefetch") -> Generator[T, None, None]:
     """Iterate ``iterable`` in a background thread, at most ``depth`` items ahead."""
     q: queue.Queue[object] = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()

@@ -180,3 +180,34 @@ def test_encoded_colours_come_back(size: tuple[int, int], tmp_path: Path) -> Non
     for k, c in enumerate(colours):  # inner columns: away from chroma edges
         got = back[1][:, k * 12 + 3 : (k + 1) * 12 - 3].reshape(-1, 3).mean(0)
         assert np.abs(got - np.array(c)).max() <= 4, (k, got)
+
+
+@pytest.mark.parametrize("where", ["watch", "written"])
+def test_an_error_midway_stops_and_joins_every_worker_thread(
+    where: str, media: dict[str, Path], translator: Translator, tmp_path: Path
+) -> None:
+    import threading
+
+    before = set(threading.enumerate())
+    calls = {"n": 0}
+
+    def fail_on_second(n: int | list[np.ndarray]) -> list[np.ndarray] | None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # what Ctrl-C raises in the main thread
+        return n if isinstance(n, list) else None
+
+    kwargs: dict = {"watch": fail_on_second} if where == "watch" else {"on_frames": fail_on_second}
+    with pytest.raises(KeyboardInterrupt) as caught:
+        convert_video(
+            media["plain"],
+            tmp_path / "o.mp4",
+            translator,
+            ConvertOptions("night", batch_size=1),
+            **kwargs,
+        )
+    # The traceback (held here) keeps the pipeline's generators alive; their threads must be
+    # gone all the same, not left to the interpreter's exit.
+    assert caught.value.__traceback__ is not None
+    assert set(threading.enumerate()) <= before
+    assert list(tmp_path.iterdir()) == []
