@@ -250,9 +250,13 @@ def test_interrupt_leaves_nothing_at_the_output(sig: int, media, tmp_path: Path)
     )
     deadline = time.time() + 60
     while not list(tmp_path.glob(".out.*")) and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
+        time.sleep(0.01)
+    # Hold it where it is and signal it there: a fixed wait (0.3 s) let a fast machine finish
+    # the clip before the signal came (exit 0 on a clean clone, once)
+    proc.send_signal(signal.SIGSTOP)
+    assert proc.poll() is None, "the clip was converted before the signal: make it longer"
     proc.send_signal(sig)
+    proc.send_signal(signal.SIGCONT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == (130 if sig == signal.SIGINT else 143), err
     assert "interrupted" in err and "Traceback" not in err
@@ -279,3 +283,20 @@ def test_convert_to_auto_goes_to_the_other_domain(media: dict[str, Path], tmp_pa
         cli, ["convert", str(tmp_path / "dusk.png"), "--to", "auto", "--model", str(media["model"])]
     )
     assert result.exit_code == 2 and "give --to night or --to day" in result.output
+
+
+@pytest.mark.parametrize(("code", "teardown"), [(130, False), (143, False), (2, True), (0, True)])
+def test_the_program_leaves_an_interrupt_without_the_interpreters_teardown(
+    code: int, teardown: bool
+) -> None:
+    script = (
+        "import atexit, sys\n"
+        "from d2nvideo.cli.shell import interrupts_leave_at_once\n"
+        "atexit.register(lambda: print('teardown'))\n"
+        "with interrupts_leave_at_once():\n"
+        "    print('said', flush=False)\n"
+        f"    sys.exit({code})\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == code
+    assert proc.stdout.split() == (["said", "teardown"] if teardown else ["said"])

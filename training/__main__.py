@@ -2,5 +2,8 @@
 
 from d2nvideo.training.cli import train
 
+from d2nvideo.cli.shell import interrupts_leave_at_once
+
 if __name__ == "__main__":
-    train(prog_name="python -m d2nvideo.training")
+    with interrupts_leave_at_once():
+        train(prog_name="python -m d2nvideo.training")

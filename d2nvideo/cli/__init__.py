@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import click
 
-from .shell import CONTEXT, OneLineErrors
+from .shell import CONTEXT, OneLineErrors, interrupts_leave_at_once
 
 
 class D2NGroup(OneLineErrors, click.Group):
@@ -54,4 +54,6 @@ def cli(ctx: click.Context) -> None:
 
 
 def main(args: list[str] | None = None) -> None:
-    cli.main(args=args, prog_name="d2nvideo")
+    """The program (``d2nvideo``, ``python -m d2nvideo``)."""
+    with interrupts_leave_at_once():
+        cli.main(args=args, prog_name="d2nvideo")

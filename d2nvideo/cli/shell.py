@@ -7,8 +7,11 @@ Ctrl-C and SIGTERM end with 130 and 143.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -106,6 +109,25 @@ class OneLineErrors:
 
 class GuardedCommand(OneLineErrors, click.Command):
     """A standalone command (``python -m d2nvideo.training``) with the group's handling."""
+
+
+@contextlib.contextmanager
+def interrupts_leave_at_once() -> Iterator[None]:
+    """For a program's entry point: after Ctrl-C or SIGTERM (exit 130 or 143) leave at once,
+    without the interpreter's teardown. The command has cleaned up and said what it kept by
+    then, and a native thread pool that a worker started just before the signal can abort the
+    teardown (seen with torch on a loaded machine: "terminate called without an active
+    exception", killed by SIGABRT instead of exiting 130). Not for in-process callers."""
+    try:
+        yield
+    except SystemExit as exc:
+        if exc.code not in (130, 143):
+            raise
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        logging.shutdown()
+        os._exit(exc.code)
 
 
 def interrupted_keeps(ctx: click.Context, message: str) -> None:
