@@ -111,8 +111,8 @@ def test_stdin_list_on_the_command_line(drive: Path, media, tmp_path: Path) -> N
 def test_jobs_give_the_same_outputs(media, tmp_path: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()
-    for i in range(3):
-        make_video(src / f"c{i}.mp4", frames=3, size=(32, 32))
+    for i in range(3):  # each its own length: a mixed-up output shows
+        make_video(src / f"c{i}.mp4", frames=3 + i, size=(32, 32))
     # Both runs with the workers' thread count: a convolution's float sums may depend on it,
     # and this test is about the work split, not about threads.
     from d2nvideo.batch.run import worker_threads
@@ -126,9 +126,16 @@ def test_jobs_give_the_same_outputs(media, tmp_path: Path) -> None:
             assert run(*args, "--jobs", jobs, "--backend", "torch").exit_code == 0
     finally:
         torch.set_num_threads(threads)
+    # Near-identical, not bit-identical: in two full runs of the suite (never alone) one run's
+    # frames differed from the other's, though threads, model and flags are the same; float
+    # noise that a rounding to uint8 and x264's decisions can turn into small differences.
+    # A plain inversion of a frame scores 5 dB.
     for i in range(3):
         a, b = read_video(tmp_path / "j1" / f"c{i}.mp4"), read_video(tmp_path / "j2" / f"c{i}.mp4")
-        assert all(np.array_equal(x, y) for x, y in zip(a.images, b.images, strict=True))
+        assert len(a.images) == len(b.images) == 3 + i
+        for x, y in zip(a.images, b.images, strict=True):
+            mse = np.mean((x.astype(np.float64) - y.astype(np.float64)) ** 2)
+            assert mse == 0 or 10 * np.log10(255**2 / mse) >= 40, f"c{i}: {mse}"
 
 
 def test_torchrun_two_processes_convert_each_file_once(media, tmp_path: Path) -> None:
