@@ -349,8 +349,8 @@ def convert_video(
         count = _encode(staged, dst, info, opts, on_frames)
     finally:
         # Stop and join the worker threads before an error or Ctrl-C leaves: the traceback
-        # keeps the generators alive, and a worker still inside OpenCV or torch when the
-        # interpreter exits aborts the process ("terminate called without an active exception")
+        # keeps the generators alive, and with them threads that would go on decoding and
+        # translating for a caller that has already caught the error
         smoothed.close()
         frames.close()
     return ConvertResult(dst, count, time.perf_counter() - t0, lost.lost if lost else 0)
