@@ -179,3 +179,15 @@ def test_progress_totals_count_only_the_segment_converted(tmp_path: Path) -> Non
     assert frame_counts(tasks, 0.0, 1.0) == [25]
     assert frame_counts(tasks, 1.6, None) == [10]
     assert frame_counts(tasks, 1.6, 5.0) == [10]  # the clip ends first
+
+
+def test_a_folder_of_one_file_in_a_subfolder_is_converted_as_a_tree(media, tmp_path: Path) -> None:
+    (tmp_path / "in" / "monday").mkdir(parents=True)
+    make_video(tmp_path / "in" / "monday" / "c.mp4", frames=3, size=(32, 32))
+    out = tmp_path / "out"  # neither it nor out/monday exists yet
+    args = ["convert", tmp_path / "in", "--to", "night", "-o", out, "--model", media["model"], "-q"]
+    first = run(*args)
+    assert first.exit_code == 0, first.output
+    assert len(read_video(out / "monday" / "c.mp4").images) == 3
+    again = run(*args)  # a tree run skips what is there, where one file would be refused
+    assert again.exit_code == 0 and "already there" in again.output

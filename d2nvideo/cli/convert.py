@@ -90,12 +90,15 @@ def convert(
     if len(paths) == 1 and (to != "auto" or not paths[0].is_dir()):
         to = resolve_target(paths[0], to)  # names the default output; warns if already there
     tasks = plan(paths, to, output)
-    if len(tasks) == 1:
+    # One file given is one output checked up front; a folder, even of one file, is a tree
+    # (its subfolders are made in the output as the files are converted)
+    single = len(tasks) == 1 and not any(p.is_dir() for p in paths)
+    if single:
         _check_single(tasks[0], encode, overwrite)
     else:
         interrupted_keeps(ctx, "interrupted: the outputs already finished were kept")
     outcomes = _run(tasks, to, model, pipeline, encode, jobs, overwrite, quiet, report)
-    if outcomes is not None and _summarize(outcomes, as_json, single=len(tasks) == 1):
+    if outcomes is not None and _summarize(outcomes, as_json, single=single):
         ctx.exit(1)
 
 
