@@ -359,6 +359,36 @@ def test_luma_distribution_compares_histograms_not_layouts() -> None:
     assert foggy.grad is not None and foggy.grad.abs().sum() > 0
 
 
+def test_new_colour_charges_a_local_tint_not_a_grade_or_a_loss_of_colour() -> None:
+    from d2nvideo.training.losses import new_colour
+
+    gen = torch.Generator().manual_seed(0)
+    grey = torch.rand(2, 3, 32, 32, generator=gen) * 0.2 - 0.1  # a nearly grey day input
+    darker = grey * 0.5 - 0.5
+    assert new_colour(grey, darker).item() == 0  # darkening adds no colour
+    graded = darker.clone()
+    graded[:, 2] += 0.3  # the whole frame bluer: a colour grade
+    assert new_colour(grey, graded).item() == 0
+    blob = darker.clone().requires_grad_(True)
+    glow = torch.zeros_like(darker)
+    glow[:, 0, 16:, :16] = 0.5  # a red glow in one corner, as on a bonnet
+    loss = new_colour(grey, blob + glow)
+    assert loss.item() > 0.01
+    loss.backward()
+    assert blob.grad is not None and blob.grad[:, :, 16:, :16].abs().sum() > 0
+    colourful = grey.clone()
+    colourful[:, 1, :16] += 0.8  # green trees above, grey road below
+    assert new_colour(colourful, darker).item() == 0  # the trees may lose their green
+
+
+def test_the_colour_term_trains_and_logs_per_direction(images: Path, tmp_path: Path) -> None:
+    cfg = with_changes(tiny(images, steps=1, log_every=1), "loss", colour=50.0, colour_to_day=0.0)
+    result = main(cfg, tmp_path / "colour", quiet=True)
+    assert "colour" in result.last and "colour_to_day" not in result.last  # weight 0: skipped
+    with pytest.raises(ConfigError, match=r"loss\.colour_to_day"):
+        load_config(TINY, ["loss.colour_to_day=-1"])
+
+
 def test_the_histogram_term_trains_and_logs(images: Path, tmp_path: Path) -> None:
     cfg = with_changes(tiny(images, steps=1, log_every=1), "loss", hist=2.0)
     result = main(cfg, tmp_path / "hist", quiet=True)

@@ -61,6 +61,8 @@ class LossConfig:
     struct_to_day: float | None = None  # its weight for night->day alone; None: struct
     hist: float = 0.0  # luma histogram of each translation against its target domain's batch
     hist_to_day: float | None = None  # its weight for night->day alone; None: hist
+    colour: float = 0.0  # local colour a translation adds that its input did not have
+    colour_to_day: float | None = None  # its weight for night->day alone; None: colour
     vgg: float = 0.0  # perceptual loss between input and translation (needs vgg_weights)
     vgg_weights: str | None = None  # local torchvision VGG16 state dict (.pth); never downloaded
 
@@ -147,6 +149,7 @@ _LOSS_WEIGHTS = (
     "identity",
     "struct",
     "hist",
+    "colour",
     "vgg",
 )
 
@@ -169,7 +172,7 @@ def _check_ranges(cfg: TrainConfig) -> None:
         ("train.ema", cfg.train.ema, lambda v: 0 <= v < 1, "in [0, 1)"),
         ("dis.width", cfg.dis.width, lambda v: v >= 1, "at least 1"),
     ]
-    for key in ("struct_to_day", "hist_to_day"):
+    for key in ("struct_to_day", "hist_to_day", "colour_to_day"):
         if getattr(cfg.loss, key) is not None:
             rules.append((f"loss.{key}", getattr(cfg.loss, key), _nonnegative, ">= 0"))
     if cfg.train.max_minutes is not None:

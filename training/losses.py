@@ -94,6 +94,33 @@ def luma_distribution(fake: torch.Tensor, real: torch.Tensor, levels: int = 64) 
     return torch.mean(torch.abs(fake_q - real_q.unsqueeze(0)))
 
 
+def _chroma(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Luma ``(B, 1, H, W)`` and the Cb, Cr chroma pair ``(B, 2, H, W)`` (BT.601) on [0, 1]
+    scale, of images on [-1, 1]."""
+    rgb = (x.float() + 1) / 2
+    y = _gray(x)
+    return y, torch.cat([0.564 * (rgb[:, 2:3] - y), 0.713 * (rgb[:, 0:1] - y)], dim=1)
+
+
+def new_colour(
+    source: torch.Tensor, fake: torch.Tensor, pool: int = 4, margin: float = 0.02
+) -> torch.Tensor:
+    """Colour a translation adds that its input did not have: on ``pool``-pixel means, how far
+    each spot's chroma lies from the image's mean chroma in the translation, beyond how far it
+    lay in the input (plus ``margin``), weighted by how dark the translation is there. A global
+    colour grade is free (it moves the mean), so is losing colour (a dark sky may lose its
+    blue), so are bright lights (weight 1 - luma); a red glow on a grey bonnet or a white car
+    turned mint green are not."""
+    _, c_in = _chroma(F.avg_pool2d(source.detach().float(), pool))
+    y_out, c_out = _chroma(F.avg_pool2d(fake.float(), pool))
+
+    def spread(c: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt(((c - c.mean((2, 3), keepdim=True)) ** 2).sum(1, keepdim=True) + 1e-8)
+
+    excess = F.relu(spread(c_out) - spread(c_in) - margin)
+    return torch.mean((1 - y_out.detach()) * excess)
+
+
 def combine(terms: dict[str, tuple[float, Term]]) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted sum of the terms; a zero-weight term is never computed. Returns the total and
     each computed term's unweighted value (names match the config's weight keys)."""

@@ -38,6 +38,7 @@ from .losses import (
     lsgan_dis,
     lsgan_gen,
     luma_distribution,
+    new_colour,
     structure,
 )
 
@@ -272,6 +273,7 @@ class Trainer:
             terms["identity"] = (w.identity, over_domains(lambda d: l1(out[f"idt_{d}"], batch[d])))
         terms |= _structure_terms(w, batch, out, over_domains)
         terms |= _histogram_terms(w, batch, out, over_domains)
+        terms |= _colour_terms(w, batch, out, over_domains)
         if self.vgg is not None:
             vgg = self.vgg
             terms["vgg"] = (
@@ -471,3 +473,14 @@ def _histogram_terms(
         return luma_distribution(out[f"fake_{d}"], batch[d])
 
     return _per_direction("hist", w.hist, w.hist_to_day, into, over_domains)
+
+
+def _colour_terms(
+    w: Any, batch: Batch, out: dict[str, torch.Tensor], over_domains: Any
+) -> dict[str, Any]:
+    """The new-colour term between each input and its translation."""
+
+    def into(d: Domain) -> torch.Tensor:
+        return new_colour(batch[other_domain(d)], out[f"fake_{d}"])
+
+    return _per_direction("colour", w.colour, w.colour_to_day, into, over_domains)
