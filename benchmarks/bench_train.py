@@ -19,9 +19,12 @@ on a GPU. ``recipes`` compares, on this machine:
 2. the same maths with this code's CPU layout (thin convolutions channels-last in training);
 3. the new recipe (configs/unit_d2n_default.yaml: 4 residual blocks, 3x3 upsampling and output
    convs, 4-layer discriminators, 160x160 crops, batch 3), as the bundled model trained;
-4. the same as ``Trainer.step`` runs it today: the discriminators learn from the generator
-   step's translations instead of a generator pass of their own;
-5. (``--compile``) the same with ``torch.compile`` on the forward passes (the warm-up, not
+4. the discriminators learning from the generator step's translations instead of a generator
+   pass of their own;
+5. the same as ``Trainer.step`` runs it today: the generator step's encoder and decoder calls
+   batched over both domains (``UNITForward``; the same maths in fewer, larger calls);
+6. today's with ``OMP_WAIT_POLICY=PASSIVE``;
+7. (``--compile``) the same with ``torch.compile`` on the forward passes (the warm-up, not
    timed, includes several minutes of compiling).
 
 Steps per hour alone flatters a recipe that does less per step, so crop megapixels per hour
@@ -65,6 +68,8 @@ device = resolve_device(args["device"])
 set_fast_flags(device)
 prec = resolve_precision(cfg.train.precision, device)
 tr = build_trainer(cfg, device, prec, False)
+if args["per_domain"]:  # the generator step's encode/decode calls per domain, as before
+    tr.gen_forward.batched = False
 if args["compile"]:  # inductor on the generator's and the discriminators' forward passes
     tr.gen_forward = torch.compile(tr.gen_forward)
     tr.dis_forward = torch.compile(tr.dis_forward)
@@ -103,9 +108,11 @@ def measure(
     env: dict[str, str] | None = None,
     own_fakes: bool = False,
     compile: bool = False,
+    per_domain: bool = False,
 ) -> dict[str, float]:
     spec = {"config": str(config), "overrides": overrides, "steps": steps, "device": device}
     spec |= {"size": size, "thin": thin, "own_fakes": own_fakes, "compile": compile}
+    spec |= {"per_domain": per_domain}
     out = subprocess.run(
         [sys.executable, "-c", CHILD, json.dumps(spec)],
         check=True,
@@ -118,22 +125,31 @@ def measure(
 
 def recipes(args: argparse.Namespace) -> None:
     passive = {"OMP_WAIT_POLICY": "PASSIVE"}  # OpenMP threads sleep instead of spinning
-    # name, overrides, thin convs channels-last, environment, D makes its own fakes, compile
-    rows: list[tuple[str, list[str], bool, dict[str, str], bool, bool]] = [
-        ("2,400-step recipe, as it ran", OLD_RECIPE, False, {}, True, False),
-        ("same maths, channels-last thin convs", OLD_RECIPE, True, {}, True, False),
-        ("new recipe, D makes its own fakes", [], True, {}, True, False),
-        ("new recipe, D on G's fakes (today)", [], True, {}, False, False),
-        ("new recipe, OMP_WAIT_POLICY=PASSIVE", [], True, passive, False, False),
+    # name, overrides, thin convs channels-last, environment, D makes its own fakes, compile,
+    # the generator step's calls per domain
+    rows: list[tuple[str, list[str], bool, dict[str, str], bool, bool, bool]] = [
+        ("2,400-step recipe, as it ran", OLD_RECIPE, False, {}, True, False, True),
+        ("same maths, channels-last thin convs", OLD_RECIPE, True, {}, True, False, True),
+        ("new recipe, D makes its own fakes", [], True, {}, True, False, True),
+        ("new recipe, D on G's fakes", [], True, {}, False, False, True),
+        ("same, G's calls batched (today)", [], True, {}, False, False, False),
+        ("today, OMP_WAIT_POLICY=PASSIVE", [], True, passive, False, False, False),
     ]
     if args.compile:
-        rows.append(("new recipe, torch.compile", [], True, {}, False, True))
+        rows.append(("today, torch.compile", [], True, {}, False, True, False))
     print(f"CPU training steps, {args.steps} timed after a warm-up, one process each")
     print(f"{'recipe':38} {'s/step':>7} {'steps/h':>8} {'Mpx/h':>7} {'vs 1':>6} {'Mpx vs 1':>9}")
     base: dict[str, float] | None = None
-    for name, overrides, thin, env, own_fakes, compiled in rows:
+    for name, overrides, thin, env, own_fakes, compiled, per_domain in rows:
         r = measure(
-            NEW, overrides, args.steps, thin=thin, env=env, own_fakes=own_fakes, compile=compiled
+            NEW,
+            overrides,
+            args.steps,
+            thin=thin,
+            env=env,
+            own_fakes=own_fakes,
+            compile=compiled,
+            per_domain=per_domain,
         )
         per_hour = 3600 / r["s_step"]
         mpx = per_hour * 2 * r["batch"] * r["h"] * r["w"] / 1e6

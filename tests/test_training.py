@@ -581,3 +581,26 @@ def test_video_folders_made_of_links_are_followed_by_extract_and_convert(tmp_pat
     assert find_videos([drive]) == [drive / "again" / "clip.mp4"]
     tasks = plan([drive], "night", tmp_path / "out")
     assert [t.src for t in tasks] == [drive / "again" / "clip.mp4"]
+
+
+@pytest.mark.parametrize("norm", ["instance", "batch"])
+def test_the_batched_unit_step_computes_what_the_per_domain_calls_do(norm: str) -> None:
+    from d2nvideo.training.trainers import UNITForward
+
+    from d2nvideo.model import UNITConfig, build_generator
+
+    torch.manual_seed(0)
+    gen = build_generator(UNITConfig(width=4, n_downsample=2, n_res=3, n_shared=1, norm=norm))
+    forward = UNITForward(gen).train()
+    assert forward.batched == (norm != "batch")
+    batch = {"day": torch.rand(3, 3, 16, 24) * 2 - 1, "night": torch.rand(3, 3, 16, 24) * 2 - 1}
+    torch.manual_seed(1)
+    out = forward(batch)
+    torch.manual_seed(1)  # the same noise, drawn in the same order
+    ref = forward._per_domain(batch)
+    assert sorted(out) == sorted(ref)
+    for key in ref:
+        torch.testing.assert_close(out[key], ref[key], atol=1e-5, rtol=1e-4, msg=key)
+    loss = sum(v.float().square().mean() for v in out.values())
+    loss.backward()  # the batched graph trains every part of both domains' networks
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in gen.parameters())

@@ -74,13 +74,46 @@ class Discriminators(nn.Module):
 
 
 class UNITForward(nn.Module):
-    """Everything one UNIT generator step computes (official trainer's gen_update)."""
+    """Everything one UNIT generator step computes (official trainer's gen_update).
+
+    The same maths as calling ``encode``/``decode`` per image batch, in fewer and larger
+    calls: each decoder runs once on both domains' samples (its reconstruction and its
+    translation), and the shared blocks run once per step and stage on both domains (the
+    official code runs them once per decode, twice on the same sample). With batch norm,
+    whose statistics would mix the domains, it keeps the per-domain calls."""
 
     def __init__(self, gen: UNITGenerator) -> None:
         super().__init__()
         self.gen = gen
+        self.batched = gen.cfg.norm != "batch"
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        if not self.batched:
+            return self._per_domain(batch)
+        g, out = self.gen, {}
+        sizes = [batch[d].shape[0] for d in DOMAINS]
+        z = g.enc_shared(torch.cat([g.enc[d](batch[d]) for d in DOMAINS]))
+        # the noise is drawn per domain in the order the per-domain calls draw it
+        sample = torch.cat([zd + torch.randn_like(zd) for zd in z.split(sizes)])
+        shared = g.dec_shared(sample)
+        for src, z_src in zip(DOMAINS, z.split(sizes), strict=True):
+            out[f"z_{src}"] = z_src
+        for dst in DOMAINS:  # this decoder's reconstruction and translation in one call
+            decoded = g.dec[dst](shared).split(sizes)
+            for src, image in zip(DOMAINS, decoded, strict=True):
+                out[f"rec_{src}" if src == dst else f"fake_{dst}"] = image
+        fakes = [out[f"fake_{other_domain(src)}"] for src in DOMAINS]
+        z_cyc = g.enc_shared(
+            torch.cat([g.enc[other_domain(src)](f) for src, f in zip(DOMAINS, fakes, strict=True)])
+        )
+        noisy = torch.cat([zc + torch.randn_like(zc) for zc in z_cyc.split(sizes)])
+        back = g.dec_shared(noisy).split(sizes)
+        for src, z_src, h in zip(DOMAINS, z_cyc.split(sizes), back, strict=True):
+            out[f"z_cyc_{src}"] = z_src
+            out[f"cyc_{src}"] = g.dec[src](h)
+        return out
+
+    def _per_domain(self, batch: Batch) -> dict[str, torch.Tensor]:
         g, out = self.gen, {}
         for src in DOMAINS:
             dst = other_domain(src)
@@ -271,9 +304,7 @@ class Trainer:
             terms["cyc_kl"] = (w.cyc_kl, over_domains(lambda d: kl(out[f"z_cyc_{d}"])))
         else:
             terms["identity"] = (w.identity, over_domains(lambda d: l1(out[f"idt_{d}"], batch[d])))
-        terms |= _structure_terms(w, batch, out, over_domains)
-        terms |= _histogram_terms(w, batch, out, over_domains)
-        terms |= _colour_terms(w, batch, out, over_domains)
+        terms |= _image_terms(w, batch, out, over_domains)
         if self.vgg is not None:
             vgg = self.vgg
             terms["vgg"] = (
@@ -453,34 +484,26 @@ def _per_direction(
     }
 
 
-def _structure_terms(
+def _image_terms(
     w: Any, batch: Batch, out: dict[str, torch.Tensor], over_domains: Any
 ) -> dict[str, Any]:
-    """The SSIM structure term between each input and its translation."""
+    """The terms beyond UNIT's, each per direction: SSIM structure and new colour between each
+    input and its translation, and the luma histogram of each translation against its target
+    domain's real batch."""
 
-    def into(d: Domain) -> torch.Tensor:
-        return structure(batch[other_domain(d)], out[f"fake_{d}"])
+    def fake(d: Domain) -> torch.Tensor:
+        return out[f"fake_{d}"]
 
-    return _per_direction("struct", w.struct, w.struct_to_day, into, over_domains)
+    def source(d: Domain) -> torch.Tensor:
+        return batch[other_domain(d)]
 
+    def hist(d: Domain) -> torch.Tensor:
+        return luma_distribution(fake(d), batch[d])
 
-def _histogram_terms(
-    w: Any, batch: Batch, out: dict[str, torch.Tensor], over_domains: Any
-) -> dict[str, Any]:
-    """The luma-histogram term between each translation and its target domain's real batch."""
-
-    def into(d: Domain) -> torch.Tensor:
-        return luma_distribution(out[f"fake_{d}"], batch[d])
-
-    return _per_direction("hist", w.hist, w.hist_to_day, into, over_domains)
-
-
-def _colour_terms(
-    w: Any, batch: Batch, out: dict[str, torch.Tensor], over_domains: Any
-) -> dict[str, Any]:
-    """The new-colour term between each input and its translation."""
-
-    def into(d: Domain) -> torch.Tensor:
-        return new_colour(batch[other_domain(d)], out[f"fake_{d}"])
-
-    return _per_direction("colour", w.colour, w.colour_to_day, into, over_domains)
+    terms = _per_direction(
+        "struct", w.struct, w.struct_to_day, lambda d: structure(source(d), fake(d)), over_domains
+    )
+    terms |= _per_direction("hist", w.hist, w.hist_to_day, hist, over_domains)
+    return terms | _per_direction(
+        "colour", w.colour, w.colour_to_day, lambda d: new_colour(source(d), fake(d)), over_domains
+    )
