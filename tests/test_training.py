@@ -369,16 +369,28 @@ def test_new_colour_charges_a_local_tint_not_a_grade_or_a_loss_of_colour() -> No
     graded = darker.clone()
     graded[:, 2] += 0.3  # the whole frame bluer: a colour grade
     assert new_colour(grey, graded).item() == 0
-    blob = darker.clone().requires_grad_(True)
-    glow = torch.zeros_like(darker)
-    glow[:, 0, 16:, :16] = 0.5  # a red glow in one corner, as on a bonnet
-    loss = new_colour(grey, blob + glow)
-    assert loss.item() > 0.01
-    loss.backward()
-    assert blob.grad is not None and blob.grad[:, :, 16:, :16].abs().sum() > 0
     colourful = grey.clone()
     colourful[:, 1, :16] += 0.8  # green trees above, grey road below
     assert new_colour(colourful, darker).item() == 0  # the trees may lose their green
+    assert new_colour(colourful, colourful).item() == 0  # the input's own colour is not new
+
+    def glow_in_corner(level: float, size: int = 16, strength: float = 0.5) -> torch.Tensor:
+        out = torch.full_like(grey, level)
+        out[:, 0, size:, :size] += strength  # a red glow in one corner, as on a bonnet
+        return out
+
+    dark_glow = glow_in_corner(-0.6)
+    assert new_colour(grey, dark_glow).item() > 0.01
+    assert new_colour(grey, glow_in_corner(0.3)).item() < new_colour(grey, dark_glow).item() / 2
+    assert new_colour(grey, glow_in_corner(-0.6, strength=0.02)).item() == 0  # under the margin
+    assert new_colour(grey, glow_in_corner(-0.6, size=30)).item() > 0  # a 2x2-pixel spot counts
+
+    tinted = dark_glow.clone().requires_grad_(True)
+    new_colour(grey, tinted).backward()
+    assert tinted.grad is not None
+    inside, outside = tinted.grad[:, :, 16:, :16], tinted.grad[:, :, :16]
+    assert inside.abs().sum() > 0
+    assert outside.abs().sum() == 0  # the rest of the frame is not tinted towards the glow
 
 
 def test_the_colour_term_trains_and_logs_per_direction(images: Path, tmp_path: Path) -> None:
@@ -583,17 +595,22 @@ def test_video_folders_made_of_links_are_followed_by_extract_and_convert(tmp_pat
     assert [t.src for t in tasks] == [drive / "again" / "clip.mp4"]
 
 
-@pytest.mark.parametrize("norm", ["instance", "batch"])
-def test_the_batched_unit_step_computes_what_the_per_domain_calls_do(norm: str) -> None:
+@pytest.mark.parametrize(("norm", "n_shared"), [("instance", 1), ("instance", 0), ("batch", 1)])
+def test_the_batched_unit_step_computes_what_the_per_domain_calls_do(
+    norm: str, n_shared: int
+) -> None:
     from d2nvideo.training.trainers import UNITForward
 
     from d2nvideo.model import UNITConfig, build_generator
 
     torch.manual_seed(0)
-    gen = build_generator(UNITConfig(width=4, n_downsample=2, n_res=3, n_shared=1, norm=norm))
+    gen = build_generator(
+        UNITConfig(width=4, n_downsample=2, n_res=3, n_shared=n_shared, norm=norm)
+    )
     forward = UNITForward(gen).train()
     assert forward.batched == (norm != "batch")
-    batch = {"day": torch.rand(3, 3, 16, 24) * 2 - 1, "night": torch.rand(3, 3, 16, 24) * 2 - 1}
+    # unequal batches: a split in the wrong order cannot pass
+    batch = {"day": torch.rand(2, 3, 16, 24) * 2 - 1, "night": torch.rand(3, 3, 16, 24) * 2 - 1}
     torch.manual_seed(1)
     out = forward(batch)
     torch.manual_seed(1)  # the same noise, drawn in the same order
