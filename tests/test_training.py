@@ -88,6 +88,22 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(images: Path, tmp
         assert torch.equal(a[key], b[key]), key
 
 
+def test_a_resume_that_lengthens_a_decayed_run_starts_at_the_new_schedules_rate(
+    images: Path, tmp_path: Path
+) -> None:
+    from d2nvideo.training.trainers import build_trainer
+
+    cfg = with_changes(tiny(images, steps=2), "optim", lr_policy="linear")
+    main(cfg, tmp_path, quiet=True)  # decayed to a rate of 0 at its end
+    state = load_state(latest_state(tmp_path / "state"), torch.device("cpu"))["trainer"]
+    assert state["opt_g"]["param_groups"][0]["lr"] == 0
+    longer = with_changes(cfg, "train", steps=6)  # half 3: step 2 is still at the full rate
+    trainer = build_trainer(longer, torch.device("cpu"), "fp32", False)
+    trainer.load_state_dict(state)
+    for opt in (trainer.opt_g, trainer.opt_d):
+        assert opt.param_groups[0]["lr"] == pytest.approx(cfg.optim.lr)
+
+
 def test_resume_with_workers_matches_too(images: Path, tmp_path: Path) -> None:
     cfg = with_changes(tiny(images, steps=3), "data", workers=2)
     main(cfg, tmp_path / "a", quiet=True)

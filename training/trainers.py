@@ -399,6 +399,8 @@ class Trainer:
         self.opt_d.load_state_dict(state["opt_d"])
         self.sched_g.load_state_dict(state["sched_g"])
         self.sched_d.load_state_dict(state["sched_d"])
+        _rates_from_schedule(self.sched_g)
+        _rates_from_schedule(self.sched_d)
         self.scaler_g.load_state_dict(state["scaler_g"])
         self.scaler_d.load_state_dict(state["scaler_d"])
         for d, images in state["pools"].items():
@@ -428,6 +430,18 @@ def _sum(values: Any) -> torch.Tensor:
     for item in items[1:]:
         total = total + item
     return total  # type: ignore[no-any-return]
+
+
+def _rates_from_schedule(sched: Any) -> None:
+    """Set the optimiser's learning rates to what the schedule gives at its step. The saved
+    rates are the schedule's own unless a resume changed ``train.steps`` (the linear policy's
+    length); without this, the first resumed step of a run that had decayed to its end would
+    run at a rate of 0."""
+    if isinstance(sched, torch.optim.lr_scheduler.LambdaLR):
+        for group, base, fn in zip(
+            sched.optimizer.param_groups, sched.base_lrs, sched.lr_lambdas, strict=True
+        ):
+            group["lr"] = base * fn(sched.last_epoch)
 
 
 def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
