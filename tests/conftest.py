@@ -126,6 +126,18 @@ def _write_tone(out: object, stream: object, seconds: float) -> None:
 TINY_UNIT = UNITConfig(width=4, n_downsample=2, n_res=2, n_shared=1)
 
 
+@pytest.fixture(scope="session")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Five small day images and five dark night ones (one in a subfolder), to train on."""
+    from d2nvideo.images import write_image
+
+    root = tmp_path_factory.mktemp("images")
+    for i in range(5):
+        write_image(root / "day" / f"d{i}.jpg", frame_image(i, 60, 44))
+        write_image(root / "night" / f"sub/n{i}.png", frame_image(i + 9, 52, 40) // 6)
+    return root
+
+
 def make_checkpoint(
     path: Path, config: UNITConfig | CycleGANConfig = TINY_UNIT, seed: int = 0
 ) -> Path:

@@ -18,7 +18,17 @@ from typing import Any
 
 import yaml
 
-from d2nvideo.choices import Balance, Init, LRPolicy, Norm, Padding, Precision, Twilight, values
+from d2nvideo.choices import (
+    Balance,
+    DisAugment,
+    Init,
+    LRPolicy,
+    Norm,
+    Padding,
+    Precision,
+    Twilight,
+    values,
+)
 from d2nvideo.errors import ConfigError
 from d2nvideo.fileio import require_file
 from d2nvideo.model import ModelConfig, UNITConfig, config_from_dict
@@ -47,6 +57,7 @@ class DisConfig:
     num_scales: int = 3  # image scales judged (UNIT 3; CycleGAN 1)
     norm: Norm = "none"
     pad_type: Padding = "reflect"
+    augment: tuple[DisAugment, ...] = ()  # DiffAugment on what D judges: colour|translation|cutout
 
 
 @dataclass(frozen=True)
@@ -113,6 +124,10 @@ class TrainConfig:
         _check_choice("data.balance", self.data.balance, Balance)
         _check_choice("dis.norm", self.dis.norm, Norm)
         _check_choice("dis.pad_type", self.dis.pad_type, Padding)
+        for policy in self.dis.augment:
+            _check_choice("dis.augment", policy, DisAugment)
+        if len(set(self.dis.augment)) < len(self.dis.augment):
+            raise ConfigError(f"config key 'dis.augment' names a policy twice: {self.dis.augment}")
         for key, value in (
             ("train.steps", self.train.steps),
             ("train.batch_size", self.train.batch_size),

@@ -242,12 +242,13 @@ def resolve_resume_config(
     """On --resume the run's own saved config is the base (it holds the data sources), with
     ``overrides`` (--set) applied on top: a run may continue with, say, another loss weight.
     The given config must describe the same model; --set may not change what the state holds
-    (the networks' shapes would not fit it, the optimiser's settings would be restored over)."""
+    (the networks' shapes would not fit it, the optimiser's settings would be restored over);
+    ``dis.augment`` changes what the discriminators see, not what they are, so it may change."""
     saved_path = out / "config.yaml"
     if not saved_path.is_file():
         raise ConfigError(f"nothing to resume: '{out}' has no config.yaml", out)
     base, saved = load_config(saved_path), load_config(saved_path, overrides)
-    pinned = [s for s in ("model", "dis", "optim") if getattr(saved, s) != getattr(base, s)]
+    pinned = [s for s in ("model", "dis", "optim") if _held(saved, s) != _held(base, s)]
     if pinned:
         raise ConfigError(
             f"--set cannot change {'/'.join(pinned)} of a resumed run: its saved state holds "
@@ -259,6 +260,12 @@ def resolve_resume_config(
             "resume with the run's config or start a new --out"
         )
     return saved
+
+
+def _held(cfg: TrainConfig, section: str) -> Any:
+    """What a training state holds of a config section (all of it but ``dis.augment``)."""
+    value = getattr(cfg, section)
+    return dataclasses.replace(value, augment=()) if section == "dis" else value
 
 
 def _write_init(out: Path, base: dict[str, Any] | None, step: int) -> None:

@@ -28,6 +28,7 @@ from d2nvideo.errors import ConfigError
 from d2nvideo.model import CycleGANGenerator, UNITGenerator, build_generator
 from d2nvideo.model.runtime import autocast
 
+from .augment import diff_augment
 from .config import TrainConfig
 from .discriminators import MultiScaleDiscriminator, PatchDiscriminator
 from .losses import (
@@ -224,7 +225,9 @@ class Trainer:
             with torch.no_grad(), self.autocast():
                 fakes = {d: self._fake(batch[other_domain(d)], d) for d in DOMAINS}
         images = {
-            d: torch.cat([batch[d], self.pools[d].query(fakes[d].float(), self.pool_rng)])
+            d: self._augment(
+                torch.cat([batch[d], self.pools[d].query(fakes[d].float(), self.pool_rng)])
+            )
             for d in DOMAINS
         }
         with self.autocast():
@@ -240,6 +243,11 @@ class Trainer:
         total, logs = combine({"dis": (self.cfg.loss.gan, dis_loss)})
         self._update(total, self.opt_d, self.scaler_d)
         return {"dis": logs["dis"]}
+
+    def _augment(self, images: torch.Tensor) -> torch.Tensor:
+        """What a discriminator sees of real or generated images (``dis.augment``: DiffAugment,
+        the same policy in both updates)."""
+        return diff_augment(images, self.cfg.dis.augment)
 
     def _fake(self, x: torch.Tensor, to: Domain) -> torch.Tensor:
         """A translation as the generator step makes it (UNIT: from a sampled latent)."""
@@ -295,7 +303,10 @@ class Trainer:
 
         dis_nets: Any = self.dis.nets  # a ModuleDict keyed by domain
         terms: dict[str, Any] = {
-            "gan": (w.gan, over_domains(lambda d: lsgan_gen(dis_nets[d](out[f"fake_{d}"])))),
+            "gan": (
+                w.gan,
+                over_domains(lambda d: lsgan_gen(dis_nets[d](self._augment(out[f"fake_{d}"])))),
+            ),
             "cyc_x": (w.cyc_x, over_domains(lambda d: l1(out[f"cyc_{d}"], batch[d]))),
         }
         if self.cfg.model.arch == "unit":
