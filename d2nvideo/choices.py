@@ -30,6 +30,7 @@ LRPolicy = Literal["step", "linear", "constant"]
 Init = Literal["kaiming", "xavier", "gaussian", "default"]
 Twilight = Literal["drop", "day", "night"]
 Balance = Literal["image", "source"]
+StructPolarity = Literal["keep", "free"]  # training: an inverted edge costs, or not
 DisAugment = Literal["colour", "translation", "cutout"]  # training: DiffAugment policies
 ImageFormat = Literal["jpg", "png"]
 

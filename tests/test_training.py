@@ -356,6 +356,35 @@ def test_a_separate_structure_weight_for_night_to_day(images: Path, tmp_path: Pa
         load_config(TINY, ["loss.struct_to_day=-1"])
 
 
+def _lamp(sky: float, lamp: float) -> torch.Tensor:
+    """A grey image (values on [-1, 1]) with a square 'lamp head' in the middle."""
+    image = torch.full((1, 3, 48, 48), sky)
+    image[..., 20:28, 20:28] = lamp
+    return image
+
+
+def test_structure_keeps_edges_and_with_free_polarity_lets_a_lamp_light() -> None:
+    from d2nvideo.training.losses import structure
+
+    day = _lamp(0.6, -0.6)  # a dark lamp head against a bright sky
+    lit, unlit = _lamp(-0.9, 0.9), _lamp(-0.9, -0.95)
+    gone = _lamp(-0.9, -0.9) + 0.01 * torch.randn(1, 3, 48, 48, generator=torch.manual_seed(0))
+    # SSIM's structure charges the lit lamp (a contrast flip), not the darkened unlit one
+    assert structure(day, lit) > 50 * structure(day, unlit)
+    free = {
+        k: structure(day, y, polarity="free").item()
+        for k, y in {"lit": lit, "unlit": unlit}.items()
+    }
+    assert free["lit"] < 2 * free["unlit"]  # both at the border padding's small cost
+    assert free["unlit"] == pytest.approx(structure(day, unlit).item(), rel=0.05)
+    # either way round, the edge must stay: a lamp lost in noise costs in both modes
+    for polarity in ("keep", "free"):
+        assert structure(day, gone, polarity=polarity) > 20 * free["lit"]  # type: ignore[arg-type]
+    assert load_config(TINY, ["loss.struct_polarity=free"]).loss.struct_polarity == "free"
+    with pytest.raises(ConfigError, match="struct_polarity"):
+        load_config(TINY, ["loss.struct_polarity=flip"])
+
+
 def test_luma_distribution_compares_histograms_not_layouts() -> None:
     from d2nvideo.training.losses import luma_distribution
 

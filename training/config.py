@@ -26,6 +26,7 @@ from d2nvideo.choices import (
     Norm,
     Padding,
     Precision,
+    StructPolarity,
     Twilight,
     values,
 )
@@ -70,6 +71,7 @@ class LossConfig:
     identity: float = 0.0  # CycleGAN: identity L1 (0.5 * cyc_x in the paper's setting)
     struct: float = 0.0  # SSIM structure term between input and translation (not in UNIT)
     struct_to_day: float | None = None  # its weight for night->day alone; None: struct
+    struct_polarity: StructPolarity = "keep"  # keep: an edge whose contrast flips costs; free: not
     hist: float = 0.0  # luma histogram of each translation against its target domain's batch
     hist_to_day: float | None = None  # its weight for night->day alone; None: hist
     colour: float = 0.0  # local colour a translation adds that its input did not have
@@ -124,6 +126,7 @@ class TrainConfig:
         _check_choice("data.balance", self.data.balance, Balance)
         _check_choice("dis.norm", self.dis.norm, Norm)
         _check_choice("dis.pad_type", self.dis.pad_type, Padding)
+        _check_choice("loss.struct_polarity", self.loss.struct_polarity, StructPolarity)
         for policy in self.dis.augment:
             _check_choice("dis.augment", policy, DisAugment)
         if len(set(self.dis.augment)) < len(self.dis.augment):

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from d2nvideo.choices import StructPolarity
 from d2nvideo.errors import ConfigError
 
 Term = Callable[[], torch.Tensor]
@@ -68,16 +69,25 @@ def _gray_blur_stats(
     return vx, vy, blur(gx * gy) - mx * my
 
 
-def structure(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
-    """1 - the structure term of SSIM (Wang et al. 2004), (cov + c) / (std_x std_y + c), on
-    grayscale with an 11x11 Gaussian window. It ignores local gain and offset, so darkening and
-    lights are free while the scene's edges must stay where they are."""
+def structure(
+    x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5, polarity: StructPolarity = "keep"
+) -> torch.Tensor:
+    """1 - the structure term of SSIM (Wang et al. 2004), s = (cov + c) / (std_x std_y + c), on
+    grayscale with an 11x11 Gaussian window. It ignores local gain and offset, so darkening is
+    free while the scene's edges must stay where they are.
+
+    ``polarity="keep"`` (SSIM's): an edge whose contrast flips costs most (s = -1), and lights
+    are such flips: a lamp head dark against a day sky, lit against a night one; windows dark in
+    a sunlit facade, lit in a dark one; a tail light darker than a white car by day, brighter
+    than the dark car at night. ``"free"`` takes |cov|: an edge must stay where it is, either
+    way round."""
     coords = torch.arange(11, device=x.device, dtype=torch.float32) - 5
     window = torch.exp(-(coords**2) / (2 * sigma**2))
     vx, vy, cov = _gray_blur_stats(x, y, window / window.sum())
     c3 = (0.03**2) / 2
-    s = (cov + c3) / (torch.sqrt(vx * vy + 1e-12) + c3)
-    return torch.mean(1 - s)
+    if polarity == "free":
+        cov = cov.abs()
+    return torch.mean(1 - (cov + c3) / (torch.sqrt(vx * vy + 1e-12) + c3))
 
 
 def luma_distribution(fake: torch.Tensor, real: torch.Tensor, levels: int = 64) -> torch.Tensor:

@@ -525,9 +525,10 @@ def _image_terms(
     def hist(d: Domain) -> torch.Tensor:
         return luma_distribution(fake(d), batch[d])
 
-    terms = _per_direction(
-        "struct", w.struct, w.struct_to_day, lambda d: structure(source(d), fake(d)), over_domains
-    )
+    def struct(d: Domain) -> torch.Tensor:
+        return structure(source(d), fake(d), polarity=w.struct_polarity)
+
+    terms = _per_direction("struct", w.struct, w.struct_to_day, struct, over_domains)
     terms |= _per_direction("hist", w.hist, w.hist_to_day, hist, over_domains)
     return terms | _per_direction(
         "colour", w.colour, w.colour_to_day, lambda d: new_colour(source(d), fake(d)), over_domains
