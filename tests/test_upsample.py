@@ -99,3 +99,56 @@ def test_the_box_filter_reflects_borders_as_opencv(rng_seed: int = 1) -> None:
     for r in (1, 3, 9):  # 9: wider than the image, reflected more than once
         ours = box_filter(torch.from_numpy(x)[None, None], r)[0, 0].numpy()
         assert np.allclose(ours, _box(x, r), atol=1e-5), r
+
+
+def _lamp_scene(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """A day frame (a textured grey sky, a lamp head of a few pixels) and a night translation
+    at the same size in which the sky went dark and the lamp glows: no local affine map of the
+    input makes the glow (the flat sky around the head says nothing about it)."""
+    rng = np.random.default_rng(3)
+    day = np.clip(rng.normal(200, 6, (h, w, 3)), 0, 255).astype(np.uint8)
+    r = max(1, h // 120)
+    day[h // 2 - r : h // 2 + r, w // 2 - r : w // 2 + r] = 60
+    night = np.full((h, w, 3), 12, np.uint8)
+    cv2.circle(night, (w // 2, h // 2), h // 12, (250, 235, 200), -1)
+    return day, cv2.GaussianBlur(night, (0, 0), h / 90)
+
+
+def test_lights_the_fit_cannot_express_come_back_and_nothing_else_changes() -> None:
+    import torch
+
+    from d2nvideo.infer.frames import guided_upsample as torch_guided
+    from d2nvideo.upsample import _coefficient_planes, apply_affine, lights
+
+    full, _ = _lamp_scene(360, 640)
+    small = cv2.resize(full, (320, 180), interpolation=cv2.INTER_AREA)
+    _, night = _lamp_scene(180, 320)
+
+    def half(image: np.ndarray) -> np.ndarray:  # the fit's 2x2 means, as guided_upsample
+        return cv2.resize(image, (160, 90), interpolation=cv2.INTER_AREA) / np.float32(255)
+
+    fit_alone = apply_affine(*_coefficient_planes(half(small), half(night), 8, 1e-3), full)
+    out = guided_upsample(small, night, full)
+    glow = (slice(172, 188), slice(300, 312))  # beside the lamp head, inside the glow
+    assert fit_alone[glow].mean() < 120 < 200 < out[glow].mean()  # the glow, lost and back
+    corner = (slice(0, 60), slice(0, 100))
+    assert np.abs(out[corner].astype(int) - fit_alone[corner]).max() <= 1  # the sky as fitted
+    assert lights(night, night) is None  # nothing brighter than the fit: nothing added
+
+    def tensor(image: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
+
+    ours = torch_guided(tensor(small), tensor(night), tensor(full))
+    ours_u8 = (ours * 255 + 0.5).clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
+    assert ssim(ours_u8, out) >= 0.99 and np.abs(ours_u8.astype(int) - out).max() <= 3
+
+
+def test_the_networks_blur_does_not_come_back_as_halos() -> None:
+    from d2nvideo.upsample import lights
+
+    full = _detailed(360, 640)
+    small = cv2.resize(full, (320, 180), interpolation=cv2.INTER_AREA)
+    blurred = cv2.GaussianBlur(_night_look(small), (0, 0), 2.0)  # a soft network output
+    sharp = _night_look(small)
+    extra = lights(blurred, sharp)  # edges differ from the fit by less than the threshold
+    assert extra is None or (extra.max() <= 4 and (extra > 0).mean() < 1e-3)

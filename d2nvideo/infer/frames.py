@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..choices import Domain, Upsampler
-from ..upsample import fit_stride, guided_radius
+from ..upsample import LIGHT_THRESHOLD, fit_stride, guided_radius
 from ..video.bars import NO_BARS, Bars
 
 if TYPE_CHECKING:
@@ -84,16 +84,32 @@ def guided_upsample(
     output channel at a time, so at most four full-size planes per frame are alive at once."""
     radius = guided_radius(*low_in.shape[-2:]) if radius is None else radius
     stride = fit_stride(low_in.shape[-2], low_in.shape[-1], radius)
+    fit_in, fit_out = low_in, low_out
     if stride > 1:  # as upsample.guided_upsample: the fit on 2x2 means
-        low_in, low_out = F.avg_pool2d(low_in, stride), F.avg_pool2d(low_out, stride)
+        fit_in, fit_out = F.avg_pool2d(low_in, stride), F.avg_pool2d(low_out, stride)
         radius = (radius + stride - 1) // stride
-    a_mat, b_vec = affine_coefficients(low_in, low_out, radius, eps)
-    size = full_in.shape[-2:]
+    a_mat, b_vec = affine_coefficients(fit_in, fit_out, radius, eps)
+    out = _apply(a_mat, b_vec, full_in)
+    # as upsample.lights: what the network made brighter than the fit can comes back on top
+    r = low_out - _apply(a_mat, b_vec, low_in).clamp(0.0, 1.0)
+    mean = r.mean(1, keepdim=True)
+    threshold = LIGHT_THRESHOLD / 255.0
+    if float(mean.max()) > threshold:
+        gain = (mean - threshold).clamp_min(0.0) / mean.clamp_min(1e-6)
+        extra = (r * gain).clamp_min(0.0)
+        out = out.clamp_(0.0, 1.0) + F.interpolate(
+            extra, size=full_in.shape[-2:], mode="bilinear", align_corners=False
+        )
+    return out
+
+
+def _apply(a_mat: torch.Tensor, b_vec: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The affine coefficients upsampled bilinearly to ``x``'s size and applied to it."""
     out = []
     for o in range(3):
         coef = torch.cat([a_mat[:, o], b_vec[:, o : o + 1]], 1)
-        up = F.interpolate(coef, size=size, mode="bilinear", align_corners=False)
-        out.append(up[:, 3] + (up[:, :3] * full_in).sum(1))
+        up = F.interpolate(coef, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        out.append(up[:, 3] + (up[:, :3] * x).sum(1))
     return torch.stack(out, 1)
 
 
