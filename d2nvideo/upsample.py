@@ -28,6 +28,7 @@ import numpy as np
 
 RADIUS_FRACTION = 0.09
 LIGHT_THRESHOLD = 20.0  # of 255: a residual the fit leaves below this is the network's blur
+_CHANNEL_MEAN = np.full((1, 3), 1 / 3, np.float32)
 Planes = list[np.ndarray]  # (h, w) float arrays, one per colour channel
 
 
@@ -162,15 +163,21 @@ def guided_upsample(
 
 def lights(low_out: np.ndarray, fitted: np.ndarray) -> np.ndarray | None:
     """What the network made brighter than the affine fit can, at working size, ``(h, w, 3)
-    uint8`` (None when nothing is): where the residual's mean over the channels exceeds
-    ``LIGHT_THRESHOLD``, its positive part, scaled so that the threshold's worth is left out
-    (a residual of 2x the threshold comes back half; lamps and lit windows are far above it)."""
-    r = low_out.astype(np.float32) - fitted.astype(np.float32)
-    mean = r.mean(axis=2)
-    if float(mean.max()) <= LIGHT_THRESHOLD:
+    uint8`` (None when nothing is): compact spots only. The residual's mean over the channels,
+    less its mean over a window of ``guided_radius // 2`` (a wide glow the fit missed, such as a
+    sky patch, is the network's haze, not a light), beyond ``LIGHT_THRESHOLD``; in the colour
+    of the residual's positive part."""
+    r = cv2.subtract(low_out, fitted, dtype=cv2.CV_32F)  # OpenCV kernels: ~0.2 ms at 320x180
+    mean = cv2.transform(r, _CHANNEL_MEAN)
+    if cv2.minMaxLoc(mean)[1] <= LIGHT_THRESHOLD:
         return None
-    gain = np.clip(mean - LIGHT_THRESHOLD, 0, None) / np.maximum(mean, 1e-3)
-    return np.clip(r * gain[..., None] + 0.5, 0, 255).astype(np.uint8)
+    spot = mean - _box(mean, max(1, guided_radius(*mean.shape) // 2)) - LIGHT_THRESHOLD
+    if float(spot.max()) <= 0:
+        return None
+    positive = np.maximum(r, 0)
+    level = np.maximum(cv2.transform(positive, _CHANNEL_MEAN), 1.0)
+    gain = np.minimum(np.maximum(spot, 0) / level, 1.0)
+    return cv2.convertScaleAbs(positive * gain[..., None])  # rounded, saturated to uint8
 
 
 def bicubic_upsample(low_out: np.ndarray, size: tuple[int, int]) -> np.ndarray:

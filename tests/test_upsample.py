@@ -110,8 +110,8 @@ def _lamp_scene(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     r = max(1, h // 120)
     day[h // 2 - r : h // 2 + r, w // 2 - r : w // 2 + r] = 60
     night = np.full((h, w, 3), 12, np.uint8)
-    cv2.circle(night, (w // 2, h // 2), h // 12, (250, 235, 200), -1)
-    return day, cv2.GaussianBlur(night, (0, 0), h / 90)
+    cv2.circle(night, (w // 2, h // 2), h // 30, (250, 235, 200), -1)
+    return day, cv2.GaussianBlur(night, (0, 0), h / 180)
 
 
 def test_lights_the_fit_cannot_express_come_back_and_nothing_else_changes() -> None:
@@ -129,8 +129,10 @@ def test_lights_the_fit_cannot_express_come_back_and_nothing_else_changes() -> N
 
     fit_alone = apply_affine(*_coefficient_planes(half(small), half(night), 8, 1e-3), full)
     out = guided_upsample(small, night, full)
-    glow = (slice(172, 188), slice(300, 312))  # beside the lamp head, inside the glow
-    assert fit_alone[glow].mean() < 120 < 200 < out[glow].mean()  # the glow, lost and back
+    glow = (slice(174, 186), slice(308, 316))  # beside the lamp head, inside the glow
+    # the glow, lost by the fit and back (about half of it: the spot is measured against its
+    # surroundings, which it is part of)
+    assert fit_alone[glow].mean() < 50 < 80 < out[glow].mean()
     corner = (slice(0, 60), slice(0, 100))
     assert np.abs(out[corner].astype(int) - fit_alone[corner]).max() <= 1  # the sky as fitted
     assert lights(night, night) is None  # nothing brighter than the fit: nothing added

@@ -90,17 +90,27 @@ def guided_upsample(
         radius = (radius + stride - 1) // stride
     a_mat, b_vec = affine_coefficients(fit_in, fit_out, radius, eps)
     out = _apply(a_mat, b_vec, full_in)
-    # as upsample.lights: what the network made brighter than the fit can comes back on top
-    r = low_out - _apply(a_mat, b_vec, low_in).clamp(0.0, 1.0)
-    mean = r.mean(1, keepdim=True)
-    threshold = LIGHT_THRESHOLD / 255.0
-    if float(mean.max()) > threshold:
-        gain = (mean - threshold).clamp_min(0.0) / mean.clamp_min(1e-6)
-        extra = (r * gain).clamp_min(0.0)
+    extra = _lights(low_out, _apply(a_mat, b_vec, low_in).clamp(0.0, 1.0))
+    if extra is not None:
         out = out.clamp_(0.0, 1.0) + F.interpolate(
             extra, size=full_in.shape[-2:], mode="bilinear", align_corners=False
         )
     return out
+
+
+def _lights(low_out: torch.Tensor, fitted: torch.Tensor) -> torch.Tensor | None:
+    """``upsample.lights`` on [0, 1] tensors: the compact spots the network made brighter than
+    the fit can, or None."""
+    r = low_out - fitted
+    mean = r.mean(1, keepdim=True)
+    threshold = LIGHT_THRESHOLD / 255.0
+    if float(mean.max()) <= threshold:
+        return None
+    radius = max(1, guided_radius(*mean.shape[-2:]) // 2)
+    spot = (mean - box_filter(mean, radius) - threshold).clamp_min(0.0)
+    positive = r.clamp_min(0.0)
+    gain = (spot / positive.mean(1, keepdim=True).clamp_min(1.0 / 255.0)).clamp_max(1.0)
+    return positive * gain
 
 
 def _apply(a_mat: torch.Tensor, b_vec: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
