@@ -171,9 +171,17 @@ def lights(low_out: np.ndarray, fitted: np.ndarray) -> np.ndarray | None:
     mean = cv2.transform(r, _CHANNEL_MEAN)
     if cv2.minMaxLoc(mean)[1] <= LIGHT_THRESHOLD:
         return None
-    spot = mean - _box(mean, max(1, guided_radius(*mean.shape) // 2)) - LIGHT_THRESHOLD
+    radius = max(1, guided_radius(*mean.shape) // 2)
+    # against brighter-than-fit surroundings only, so that a spot needs mean > LIGHT_THRESHOLD
+    # itself (the early exit above is exact, and nothing elsewhere in the frame decides it)
+    spot = mean - np.maximum(_box(mean, radius), 0) - LIGHT_THRESHOLD
     if float(spot.max()) <= 0:
         return None
+    # a light wider than the window scores only at its rim: spread each spot's score over the
+    # window, never beyond the pixel's own excess, so that a lit shop window comes back whole
+    side = 2 * radius + 1
+    spread = cv2.dilate(np.maximum(spot, 0), np.ones((side, side), np.uint8))
+    spot = np.minimum(spread, mean - LIGHT_THRESHOLD)
     positive = np.maximum(r, 0)
     level = np.maximum(cv2.transform(positive, _CHANNEL_MEAN), 1.0)
     gain = np.minimum(np.maximum(spot, 0) / level, 1.0)

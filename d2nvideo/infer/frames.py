@@ -78,10 +78,12 @@ def guided_upsample(
     eps: float = 1e-3,
 ) -> torch.Tensor:
     """``(B, 3, h, w)`` input and translation at working size, ``(B, 3, H, W)`` input at native
-    size, all float in [0, 1] -> ``(B, 3, H, W)`` float translation at native size (unclipped).
+    size, all float in [0, 1] -> ``(B, 3, H, W)`` float translation at native size (not clipped:
+    the caller clamps; the lights, if any, are added to the fit clipped to [0, 1]).
 
     The coefficients are upsampled bilinearly (half-pixel centres, as OpenCV) and applied one
-    output channel at a time, so at most four full-size planes per frame are alive at once."""
+    output channel at a time (at most four full-size planes per frame alive at once; the lights
+    add the upsampled spots and their sum)."""
     radius = guided_radius(*low_in.shape[-2:]) if radius is None else radius
     stride = fit_stride(low_in.shape[-2], low_in.shape[-1], radius)
     fit_in, fit_out = low_in, low_out
@@ -100,14 +102,17 @@ def guided_upsample(
 
 def _lights(low_out: torch.Tensor, fitted: torch.Tensor) -> torch.Tensor | None:
     """``upsample.lights`` on [0, 1] tensors: the compact spots the network made brighter than
-    the fit can, or None."""
+    the fit can, or None. Each frame's spots depend on that frame alone (a spot needs its own
+    mean residual above the threshold), so the batch-wide early exit is exact."""
     r = low_out - fitted
     mean = r.mean(1, keepdim=True)
     threshold = LIGHT_THRESHOLD / 255.0
     if float(mean.max()) <= threshold:
         return None
     radius = max(1, guided_radius(*mean.shape[-2:]) // 2)
-    spot = (mean - box_filter(mean, radius) - threshold).clamp_min(0.0)
+    spot = (mean - box_filter(mean, radius).clamp_min(0.0) - threshold).clamp_min(0.0)
+    spread = F.max_pool2d(spot, 2 * radius + 1, stride=1, padding=radius)
+    spot = torch.minimum(spread, mean - threshold).clamp_min(0.0)
     positive = r.clamp_min(0.0)
     gain = (spot / positive.mean(1, keepdim=True).clamp_min(1.0 / 255.0)).clamp_max(1.0)
     return positive * gain
