@@ -130,9 +130,9 @@ def test_lights_the_fit_cannot_express_come_back_and_nothing_else_changes() -> N
     fit_alone = apply_affine(*_coefficient_planes(half(small), half(night), 8, 1e-3), full)
     out = guided_upsample(small, night, full)
     glow = (slice(174, 186), slice(308, 316))  # beside the lamp head, inside the glow
-    # the glow, lost by the fit and back (about half of it: the spot is measured against its
-    # surroundings, which it is part of)
-    assert fit_alone[glow].mean() < 50 < 80 < out[glow].mean()
+    # the glow (170 here), lost by the fit and back, dimmer: the spot is measured against
+    # surroundings it is part of, and the threshold's worth is left out
+    assert fit_alone[glow].mean() < 50 < 100 < out[glow].mean()
     corner = (slice(0, 60), slice(0, 100))
     assert np.abs(out[corner].astype(int) - fit_alone[corner]).max() <= 1  # the sky as fitted
     assert lights(night, night) is None  # nothing brighter than the fit: nothing added
