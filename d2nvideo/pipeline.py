@@ -159,7 +159,7 @@ def translate_images(
     video/bars.py, ``BarKeeper`` says which)."""
     bars = bars or NO_BARS
     small, out = network_stage(images, translator, to, resolution, bars)
-    return upsample_stage(images, small, out, resolution, bars)
+    return upsample_stage(images, small, out, resolution, to, bars)
 
 
 def on_device(translator: Translator) -> bool:
@@ -216,23 +216,31 @@ def upsample_stage(
     small: list[np.ndarray] | None,
     out: list[np.ndarray],
     resolution: WorkingSize,
+    to: Domain,
     bars: Bars = NO_BARS,
 ) -> list[np.ndarray]:
     """The second half of :func:`translate_images`: back to native size on the CPU, with
     ``bars`` copied back from the input. The guided fit then sees only the picture between
-    them, so the network's colour for the bars does not bleed into the picture's edges.
+    them, so the network's colour for the bars does not bleed into the picture's edges. Into
+    night, the lights the fit cannot express come back on top (``upsample.find_lights``).
     ``small`` None: ``out`` is finished (on the GPU path, the bars too)."""
     if small is None:
         return out
     h, w = images[0].shape[:2]
     if resolution.upsample == "bicubic":
         return bars.restore(images, [bicubic_upsample(o, (w, h)) for o in out])
+    lights = to == "night"
     inner = bars.at_working_size((h, w), small[0].shape[:2])
     if inner is None:
-        outputs = [guided_upsample(s, o, im) for s, o, im in zip(small, out, images, strict=True)]
+        outputs = [
+            guided_upsample(s, o, im, lights=lights)
+            for s, o, im in zip(small, out, images, strict=True)
+        ]
         return bars.restore(images, outputs)
     return [
-        bars.paste(im, guided_upsample(inner.inner(s), inner.inner(o), bars.inner(im)))
+        bars.paste(
+            im, guided_upsample(inner.inner(s), inner.inner(o), bars.inner(im), lights=lights)
+        )
         for s, o, im in zip(small, out, images, strict=True)
     ]
 
@@ -311,7 +319,7 @@ def translate_frames(
     network = prefetch(prepared(), depth=1, name="network")
     try:
         for batch, images, bars, small, out in network:
-            outputs = upsample_stage(images, small, out, opts.resolution, bars)
+            outputs = upsample_stage(images, small, out, opts.resolution, opts.to, bars)
             if watch is not None:
                 outputs = watch(outputs)
             for frame, image in zip(batch, outputs, strict=True):

@@ -10,10 +10,10 @@ windows hardly change: SSIM >= 0.995 to the full-size fit on real translated fra
 third of the cost). Edges and texture come from the input; colour and light from the
 network. What no local affine function of the input can express (a lamp lit where the day
 sky was flat, a lit window in a dark facade: brightness the input did not have) is lost by the
-fit, so the part of the network's output brighter than the fit's by more than
-``LIGHT_THRESHOLD`` comes back on top, upsampled bilinearly (:func:`lights`); below the
-threshold, the network's blur stays out. ``bicubic`` is the plain alternative it is compared
-with.
+fit, so into night the compact part of the network's output brighter than the fit's by more
+than ``LIGHT_THRESHOLD`` comes back on top, upsampled bilinearly (:func:`find_lights`); below
+the threshold, the network's blur stays out. ``bicubic`` is the plain alternative it is
+compared with.
 
 Everything works on single-channel planes with OpenCV's vectorised kernels writing into
 preallocated buffers (issue 11: splitting multi-channel float images and allocating a fresh
@@ -133,9 +133,12 @@ def guided_upsample(
     full_in: np.ndarray,
     radius: int | None = None,
     eps: float = 1e-3,
+    lights: bool = True,
 ) -> np.ndarray:
     """``(h, w, 3) uint8`` input and translation at working size, ``(H, W, 3) uint8`` input at
-    native size -> ``(H, W, 3) uint8`` translation at native size.
+    native size -> ``(H, W, 3) uint8`` translation at native size. ``lights``: add back the
+    compact spots the fit cannot express (:func:`find_lights`; the pipeline asks for them into
+    night, where lamps light up, not into day, where such spots are the network's haze).
 
     ``radius`` (working-size pixels) defaults to 9% of the shorter side (16 at 180): wide enough
     that the fit follows the network's colour and light rather than its blur, which a small
@@ -154,14 +157,14 @@ def guided_upsample(
         radius = (radius + stride - 1) // stride
     a_planes, b_planes = _coefficient_planes(guide, target, radius, eps)
     out = apply_affine(a_planes, b_planes, full_in)
-    extra = lights(low_out, apply_affine(a_planes, b_planes, low_in))
+    extra = find_lights(low_out, apply_affine(a_planes, b_planes, low_in)) if lights else None
     if extra is not None:
         h, w = full_in.shape[:2]
         cv2.add(out, cv2.resize(extra, (w, h), interpolation=cv2.INTER_LINEAR), out)
     return out
 
 
-def lights(low_out: np.ndarray, fitted: np.ndarray) -> np.ndarray | None:
+def find_lights(low_out: np.ndarray, fitted: np.ndarray) -> np.ndarray | None:
     """What the network made brighter than the affine fit can, at working size, ``(h, w, 3)
     uint8`` (None when nothing is): compact spots only. The residual's mean over the channels,
     less its mean over a window of ``guided_radius // 2`` (a wide glow the fit missed, such as a

@@ -118,7 +118,7 @@ def test_lights_the_fit_cannot_express_come_back_and_nothing_else_changes() -> N
     import torch
 
     from d2nvideo.infer.frames import guided_upsample as torch_guided
-    from d2nvideo.upsample import _coefficient_planes, apply_affine, lights
+    from d2nvideo.upsample import _coefficient_planes, apply_affine, find_lights
 
     full, _ = _lamp_scene(360, 640)
     small = cv2.resize(full, (320, 180), interpolation=cv2.INTER_AREA)
@@ -135,7 +135,7 @@ def test_lights_the_fit_cannot_express_come_back_and_nothing_else_changes() -> N
     assert fit_alone[glow].mean() < 50 < 100 < out[glow].mean()
     corner = (slice(0, 60), slice(0, 100))
     assert np.abs(out[corner].astype(int) - fit_alone[corner]).max() <= 1  # the sky as fitted
-    assert lights(night, night) is None  # nothing brighter than the fit: nothing added
+    assert find_lights(night, night) is None  # nothing brighter than the fit: nothing added
 
     def tensor(image: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
@@ -171,16 +171,10 @@ def _lit_square(side: int, *, haze: bool = False) -> tuple[np.ndarray, np.ndarra
 
 
 def test_a_wide_light_comes_back_whole_and_a_wide_haze_does_not() -> None:
-    import d2nvideo.upsample as upsample
-
     def with_and_without(day: np.ndarray, night: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         full = cv2.resize(day, (640, 360))
         lit = guided_upsample(day, night, full).astype(int)
-        original, upsample.lights = upsample.lights, lambda *a: None
-        try:
-            return lit, guided_upsample(day, night, full).astype(int)
-        finally:
-            upsample.lights = original
+        return lit, guided_upsample(day, night, full, lights=False).astype(int)
 
     lit, fit = with_and_without(*_lit_square(16))
     row = lit[180, 312:328, 0]  # across the square's middle at native size
@@ -195,7 +189,7 @@ def test_a_frames_lights_depend_on_that_frame_alone() -> None:
     import torch
 
     from d2nvideo.infer.frames import _lights
-    from d2nvideo.upsample import lights
+    from d2nvideo.upsample import find_lights as lights
 
     # frame B: a faint spot (+18) inside a region the fit overshoots (-25): no light
     b_out = np.full((90, 160, 3), 100, np.uint8)
@@ -216,3 +210,15 @@ def test_a_frames_lights_depend_on_that_frame_alone() -> None:
     batched = _lights(tensor(a_out, b_out), tensor(a_fit, b_fit))
     assert _lights(tensor(b_out), tensor(b_fit)) is None
     assert batched is not None and float(batched[1].abs().max()) == 0.0
+
+
+def test_the_pipeline_adds_lights_into_night_only() -> None:
+    from d2nvideo.pipeline import WorkingSize, upsample_stage
+
+    day, night = _lit_square(8)
+    full = cv2.resize(day, (640, 360))
+    res = WorkingSize(180, None, "guided")
+    into = {to: upsample_stage([full], [day], [night], res, to)[0] for to in ("night", "day")}
+    assert np.array_equal(into["night"], guided_upsample(day, night, full))
+    assert np.array_equal(into["day"], guided_upsample(day, night, full, lights=False))
+    assert into["night"].max() > into["day"].max() + 60  # the lit square, into night alone

@@ -76,6 +76,7 @@ def guided_upsample(
     full_in: torch.Tensor,
     radius: int | None = None,
     eps: float = 1e-3,
+    lights: bool = True,
 ) -> torch.Tensor:
     """``(B, 3, h, w)`` input and translation at working size, ``(B, 3, H, W)`` input at native
     size, all float in [0, 1] -> ``(B, 3, H, W)`` float translation at native size (not clipped:
@@ -92,7 +93,7 @@ def guided_upsample(
         radius = (radius + stride - 1) // stride
     a_mat, b_vec = affine_coefficients(fit_in, fit_out, radius, eps)
     out = _apply(a_mat, b_vec, full_in)
-    extra = _lights(low_out, _apply(a_mat, b_vec, low_in).clamp(0.0, 1.0))
+    extra = _lights(low_out, _apply(a_mat, b_vec, low_in).clamp(0.0, 1.0)) if lights else None
     if extra is not None:
         out = out.clamp_(0.0, 1.0) + F.interpolate(
             extra, size=full_in.shape[-2:], mode="bilinear", align_corners=False
@@ -101,7 +102,7 @@ def guided_upsample(
 
 
 def _lights(low_out: torch.Tensor, fitted: torch.Tensor) -> torch.Tensor | None:
-    """``upsample.lights`` on [0, 1] tensors: the compact spots the network made brighter than
+    """``upsample.find_lights`` on [0, 1] tensors: the compact spots the network made brighter than
     the fit can, or None. Each frame's spots depend on that frame alone (a spot needs its own
     mean residual above the threshold), so the batch-wide early exit is exact."""
     r = low_out - fitted
@@ -153,7 +154,7 @@ def translate_on_device(
     elif upsample == "bicubic":
         up = F.interpolate(y, size=full, mode="bicubic", align_corners=False)
     else:  # bars, if any, come back from x
-        up = _guided_between(small, y.clamp_(0.0, 1.0), x, bars)
+        up = _guided_between(small, y.clamp_(0.0, 1.0), x, bars, lights=to == "night")
     if bars and (work == full or upsample == "bicubic"):  # the bars as they came
         up = _picture_in(x, up, bars)
     out = up.mul_(255.0).add_(0.5).clamp_(0.0, 255.0).to(torch.uint8)
@@ -161,17 +162,19 @@ def translate_on_device(
 
 
 def _guided_between(
-    small: torch.Tensor, y: torch.Tensor, x: torch.Tensor, bars: Bars
+    small: torch.Tensor, y: torch.Tensor, x: torch.Tensor, bars: Bars, lights: bool
 ) -> torch.Tensor:
     """:func:`guided_upsample` fitted on the picture between ``bars`` (on the whole frame
     when there are none or too little picture is left at the working size)."""
     h, w = small.shape[-2:]
     inner = bars.at_working_size((x.shape[-2], x.shape[-1]), (h, w))
     if inner is None:
-        return guided_upsample(small, y, x)
+        return guided_upsample(small, y, x, lights=lights)
     (sr, sc), (rows, cols) = inner.window(h, w), bars.window(x.shape[-2], x.shape[-1])
     up = x.clone()
-    up[..., rows, cols] = guided_upsample(small[..., sr, sc], y[..., sr, sc], x[..., rows, cols])
+    up[..., rows, cols] = guided_upsample(
+        small[..., sr, sc], y[..., sr, sc], x[..., rows, cols], lights=lights
+    )
     return up
 
 

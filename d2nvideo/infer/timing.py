@@ -145,7 +145,7 @@ def _cpu_steps(
         return _timed(ms, "network", lambda: run_network(translator, batch, to))  # type: ignore[no-any-return]
     small = _timed(ms, "resize", lambda: working_inputs(batch, resolution))
     out = _timed(ms, "network", lambda: run_network(translator, small, to))
-    return _timed(ms, "upsample", lambda: upsample_stage(batch, small, out, resolution))  # type: ignore[no-any-return]
+    return _timed(ms, "upsample", lambda: upsample_stage(batch, small, out, resolution, to))  # type: ignore[no-any-return]
 
 
 def _device_steps(
