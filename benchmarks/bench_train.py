@@ -24,7 +24,9 @@ on a GPU. ``recipes`` compares, on this machine:
 5. the same as ``Trainer.step`` runs it today: the generator step's encoder and decoder calls
    batched over both domains (``UNITForward``; the same maths in fewer, larger calls);
 6. today's with ``OMP_WAIT_POLICY=PASSIVE``;
-7. (``--compile``) the same with ``torch.compile`` on the forward passes (the warm-up, not
+7. today's code at the old recipe's 128x128 crops, with two residual blocks per encoder and
+   decoder (``FAST_RECIPE``; MODEL.md compares what it learns in an hour with the old recipe);
+8. (``--compile``) the same with ``torch.compile`` on the forward passes (the warm-up, not
    timed, includes several minutes of compiling).
 
 Steps per hour alone flatters a recipe that does less per step, so crop megapixels per hour
@@ -52,6 +54,10 @@ OLD_RECIPE = [
     "data.crop=[128, 128]",
     "train.batch_size=4",
 ]
+
+# the cheaper recipe of MODEL.md's A/B from scratch (work_local/train_ab.sh): today's recipe at the
+# 2,400-step model's crop size, with two residual blocks per encoder and decoder instead of four
+FAST_RECIPE = ["data.crop=[128, 128]", "model.n_res=2"]
 
 CHILD = """
 import json, resource, sys, time, torch
@@ -135,6 +141,7 @@ def recipes(args: argparse.Namespace) -> None:
         ("new recipe, D on G's fakes", [], {"per_domain": True}),
         ("same, G's calls batched (today)", [], {}),
         ("today, OMP_WAIT_POLICY=PASSIVE", [], {"env": passive}),
+        ("today's code, 128 crops, 2 res blocks", FAST_RECIPE, {}),
     ]
     if args.compile:
         rows.append(("today, torch.compile", [], {"compile": True}))
