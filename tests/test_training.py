@@ -345,6 +345,23 @@ def test_resume_refuses_set_changes_to_what_the_state_holds(tmp_path: Path, chan
     assert same.loss.gan == 2.0  # a value the state does not hold, or the one it has, is fine
 
 
+def test_resume_with_another_models_config_names_the_difference_and_the_runs_config(
+    tmp_path: Path,
+):
+    from d2nvideo.training.config import save_config
+    from d2nvideo.training.train import resolve_resume_config
+
+    save_config(load_config(TINY, ["model.n_res=1"]), tmp_path / "config.yaml")
+    with pytest.raises(ConfigError) as err:
+        resolve_resume_config(tmp_path, load_config(TINY), [])
+    message = str(err.value)
+    assert "n_res 2 here, 1 in the run" in message and "width" not in message
+    assert str(tmp_path / "config.yaml") in message
+    # the run's own config, as the message says, resumes
+    own = load_config(tmp_path / "config.yaml")
+    assert resolve_resume_config(tmp_path, own, []).model.n_res == 1
+
+
 def test_a_separate_structure_weight_for_night_to_day(images: Path, tmp_path: Path) -> None:
     cfg = with_changes(tiny(images, steps=1, log_every=1), "loss", struct=1.0, struct_to_day=0.5)
     result = main(cfg, tmp_path / "split", quiet=True)

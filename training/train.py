@@ -255,9 +255,14 @@ def resolve_resume_config(
             "them; start a new --out to change them"
         )
     if saved.model != given.model:
+        diff = ", ".join(
+            f"{k} {v} here, {getattr(saved.model, k)} in the run"
+            for k, v in vars(given.model).items()
+            if getattr(saved.model, k, None) != v
+        )
         raise ConfigError(
-            f"the config's model ({given.model}) differs from the run's ({saved.model}); "
-            "resume with the run's config or start a new --out"
+            f"the config's model differs from the run's ({diff}); resume with the run's own "
+            f"config ('d2nvideo train {saved_path} --out {out} --resume') or start a new --out"
         )
     return saved
 
