@@ -46,6 +46,45 @@ def test_one_sided_uneven_or_huge_dark_edges_are_scene(sides: dict[str, int]) ->
     assert not find_bars([boxed(0, **sides)])
 
 
+def _every_line(images: list[np.ndarray]) -> Bars:
+    """find_bars as it was first written: every line of every frame looked at."""
+    from functools import reduce
+
+    from d2nvideo.video.bars import BLACK, FLAT, _pair
+
+    brightest = [im.max(axis=2) for im in images]
+    peak = reduce(np.maximum, brightest)
+    mean = sum(b.astype(np.float32) for b in brightest) / len(images)
+    rows = _pair((peak.max(axis=1) <= BLACK) & (mean.mean(axis=1) <= FLAT))
+    cols = _pair((peak.max(axis=0) <= BLACK) & (mean.mean(axis=0) <= FLAT))
+    return Bars(*rows, *cols)
+
+
+def test_looking_at_the_edges_only_finds_what_every_line_does() -> None:
+    rng = np.random.default_rng(7)
+    found = 0
+    for case in range(300):
+        h, w = int(rng.integers(4, 40)), int(rng.integers(4, 40))
+        frames = []
+        for _ in range(int(rng.integers(1, 4))):
+            image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+            for side in range(4):  # bars of random widths, black, dim (not flat) or noisy
+                width = int(rng.integers(0, max(h, w) // 2))
+                value = rng.choice([0, 1, 3, 16, 40])
+                ends = [image[:width], image[h - width :], image[:, :width], image[:, w - width :]]
+                if width:
+                    ends[side][...] = rng.integers(0, value + 1, ends[side].shape)
+            frames.append(image)
+        if case % 3 == 0:  # identical pairs, as real bars come
+            for image in frames:
+                k = int(rng.integers(0, h // 4 + 1))
+                image[:k], image[h - k :] = 0, 0
+        expected = _every_line(frames)
+        assert find_bars(frames) == expected, case
+        found += bool(expected)
+    assert found > 20  # the cases reach the paths that find bars, not only the early exit
+
+
 def test_black_frames_have_no_bars() -> None:
     assert not find_bars([np.zeros((H, W, 3), np.uint8)])
     assert not find_bars([])
