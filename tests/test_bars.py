@@ -64,7 +64,7 @@ def test_looking_at_the_edges_only_finds_what_every_line_does() -> None:
     rng = np.random.default_rng(7)
     found = 0
     for case in range(300):
-        h, w = int(rng.integers(4, 40)), int(rng.integers(4, 40))
+        h, w = int(rng.integers(4, 160)), int(rng.integers(4, 160))  # bars past one SCAN too
         frames = []
         for _ in range(int(rng.integers(1, 4))):
             image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
