@@ -360,6 +360,9 @@ def test_resume_with_another_models_config_names_the_difference_and_the_runs_con
     # the run's own config, as the message says, resumes
     own = load_config(tmp_path / "config.yaml")
     assert resolve_resume_config(tmp_path, own, []).model.n_res == 1
+    cyclegan = load_config(ROOT / "configs" / "cyclegan_day2night_256.yaml")
+    with pytest.raises(ConfigError, match="arch cyclegan here, unit in the run"):
+        resolve_resume_config(tmp_path, cyclegan, [])
 
 
 def test_a_separate_structure_weight_for_night_to_day(images: Path, tmp_path: Path) -> None:

@@ -255,16 +255,20 @@ def resolve_resume_config(
             "them; start a new --out to change them"
         )
     if saved.model != given.model:
-        diff = ", ".join(
-            f"{k} {v} here, {getattr(saved.model, k)} in the run"
-            for k, v in vars(given.model).items()
-            if getattr(saved.model, k, None) != v
-        )
         raise ConfigError(
-            f"the config's model differs from the run's ({diff}); resume with the run's own "
-            f"config ('d2nvideo train {saved_path} --out {out} --resume') or start a new --out"
+            f"the config's model differs from the run's ({_model_difference(given, saved)}); "
+            f"resume with the run's own config ('d2nvideo train {saved_path} --out {out} "
+            "--resume') or start a new --out"
         )
     return saved
+
+
+def _model_difference(given: TrainConfig, saved: TrainConfig) -> str:
+    """The model fields whose values differ, ``"n_res 4 here, 2 in the run"``; only the
+    architecture where the two are not the same kind of model."""
+    here, run = vars(given.model), vars(saved.model)
+    keys = [k for k in here if here[k] != run[k]] if here.keys() == run.keys() else ["arch"]
+    return ", ".join(f"{k} {here[k]} here, {run[k]} in the run" for k in keys)
 
 
 def _held(cfg: TrainConfig, section: str) -> Any:
