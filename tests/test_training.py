@@ -101,6 +101,24 @@ def test_a_resume_that_lengthens_a_decayed_run_starts_at_the_new_schedules_rate(
         assert opt.param_groups[0]["lr"] == pytest.approx(cfg.optim.lr)
 
 
+def test_a_constant_rate_run_resumes_with_a_linear_decay(images: Path, tmp_path: Path) -> None:
+    from d2nvideo.training.train import resolve_resume_config
+
+    constant = with_changes(tiny(images, steps=4, log_every=1), "optim", lr_policy="constant")
+    main(constant, tmp_path, quiet=True)
+    sets = ["optim.lr_policy=linear", "train.steps=8"]  # half 4: from step 4 linearly to 0 at 8
+    cfg = resolve_resume_config(tmp_path, load_config(TINY), sets)
+    assert cfg.optim.lr_policy == "linear"
+    main(cfg, tmp_path, resume=True, quiet=True)
+    logs = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    rates = {r["step"]: r["lr"] for r in logs}
+    lr = cfg.optim.lr
+    decay = [lr * 0.75, lr * 0.5, lr * 0.25, 0.0]
+    assert [rates[s] for s in range(1, 9)] == pytest.approx([lr] * 4 + decay)
+    with pytest.raises(ConfigError, match="cannot change optim"):
+        resolve_resume_config(tmp_path, load_config(TINY), ["optim.lr_policy=step"])
+
+
 def test_resume_with_workers_matches_too(images: Path, tmp_path: Path) -> None:
     cfg = with_changes(tiny(images, steps=3), "data", workers=2)
     main(cfg, tmp_path / "a", quiet=True)

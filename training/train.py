@@ -243,7 +243,9 @@ def resolve_resume_config(
     ``overrides`` (--set) applied on top: a run may continue with, say, another loss weight.
     The given config must describe the same model; --set may not change what the state holds
     (the networks' shapes would not fit it, the optimiser's settings would be restored over);
-    ``dis.augment`` changes what the discriminators see, not what they are, so it may change."""
+    ``dis.augment`` changes what the discriminators see, not what they are, so it may change,
+    and so may ``optim.lr_policy`` between ``constant`` and ``linear``, whose rates the resumed
+    run recomputes from its step (``trainers._rates_from_schedule``)."""
     saved_path = out / "config.yaml"
     if not saved_path.is_file():
         raise ConfigError(f"nothing to resume: '{out}' has no config.yaml", out)
@@ -271,10 +273,20 @@ def _model_difference(given: TrainConfig, saved: TrainConfig) -> str:
     return ", ".join(f"{k} {here[k]} here, {run[k]} in the run" for k in keys)
 
 
+# Schedules whose rate is a function of the step alone, rebuilt from the config on resume: a
+# run may switch between them (a constant-rate run finished with a linear decay to zero)
+_STATELESS_POLICIES = ("constant", "linear")
+
+
 def _held(cfg: TrainConfig, section: str) -> Any:
-    """What a training state holds of a config section (all of it but ``dis.augment``)."""
+    """What a training state holds of a config section: all of it but ``dis.augment`` and a
+    learning-rate policy that is a function of the step alone."""
     value = getattr(cfg, section)
-    return dataclasses.replace(value, augment=()) if section == "dis" else value
+    if section == "dis":
+        return dataclasses.replace(value, augment=())
+    if section == "optim" and value.lr_policy in _STATELESS_POLICIES:
+        return dataclasses.replace(value, lr_policy="constant")
+    return value
 
 
 def _write_init(out: Path, base: dict[str, Any] | None, step: int) -> None:
