@@ -110,6 +110,7 @@ def test_a_constant_rate_run_resumes_with_a_linear_decay(images: Path, tmp_path:
     cfg = resolve_resume_config(tmp_path, load_config(TINY), sets)
     assert cfg.optim.lr_policy == "linear"
     main(cfg, tmp_path, resume=True, quiet=True)
+    assert load_config(tmp_path / "config.yaml").optim.lr_policy == "linear"  # for a later resume
     logs = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     rates = {r["step"]: r["lr"] for r in logs}
     lr = cfg.optim.lr
