@@ -126,16 +126,17 @@ def test_jobs_give_the_same_outputs(media, tmp_path: Path) -> None:
             assert run(*args, "--jobs", jobs, "--backend", "torch").exit_code == 0
     finally:
         torch.set_num_threads(threads)
-    # Near-identical, not bit-identical: in two full runs of the suite (never alone) one run's
-    # frames differed from the other's, though threads, model and flags are the same; float
-    # noise that a rounding to uint8 and x264's decisions can turn into small differences.
-    # A plain inversion of a frame scores 5 dB.
+    # Near-identical, not bit-identical: in full runs of the suite (never alone) one run's
+    # frames have differed from the other's, though threads, model and flags are the same;
+    # float noise that a rounding to uint8 and x264's decisions can turn into small differences
+    # (once 36.5 dB on a 32x32 frame, 2026-11-29). A mixed-up output is far below 30: a plain
+    # inversion of a frame scores 5 dB.
     for i in range(3):
         a, b = read_video(tmp_path / "j1" / f"c{i}.mp4"), read_video(tmp_path / "j2" / f"c{i}.mp4")
         assert len(a.images) == len(b.images) == 3 + i
         for x, y in zip(a.images, b.images, strict=True):
             mse = np.mean((x.astype(np.float64) - y.astype(np.float64)) ** 2)
-            assert mse == 0 or 10 * np.log10(255**2 / mse) >= 40, f"c{i}: {mse}"
+            assert mse == 0 or 10 * np.log10(255**2 / mse) >= 30, f"c{i}: {mse}"
 
 
 def test_torchrun_two_processes_convert_each_file_once(media, tmp_path: Path) -> None:
