@@ -8,10 +8,12 @@ from d2nvideo.evaluation.metrics import ssim
 from d2nvideo.upsample import bicubic_upsample, guided_upsample
 
 
-def _detailed(h: int = 180, w: int = 320) -> np.ndarray:
+def _detailed(h: int = 180, w: int = 320, colour_detail: float = 0.0) -> np.ndarray:
+    """Coarse colour and fine detail, grey as a camera's (its video carries colour at half the
+    width or less) unless ``colour_detail`` gives each channel fine noise of its own."""
     rng = np.random.default_rng(0)
     base = cv2.resize(rng.integers(0, 256, (h // 10, w // 10, 3)).astype(np.float32), (w, h))
-    fine = rng.normal(0, 18, (h, w, 3))
+    fine = rng.normal(0, 18, (h, w, 1)) + rng.normal(0, colour_detail, (h, w, 3))
     return np.clip(base + fine, 0, 255).astype(np.uint8)
 
 
@@ -47,6 +49,28 @@ def test_the_subsampled_fit_stays_close_to_the_full_size_fit() -> None:
     a, b = _coefficient_planes(small / np.float32(255), night / np.float32(255), radius, 1e-3)
     reference = apply_affine(a, b, full)
     assert ssim(guided_upsample(small, night, full), reference) >= 0.99
+
+
+def test_luma_detail_finer_than_the_working_size_is_kept_and_colour_detail_left_out() -> None:
+    from d2nvideo.evaluation.metrics import ssim_gray
+    from d2nvideo.upsample import _coefficient_planes, apply_affine
+
+    def against_the_full_size_transform(colour_detail: float) -> tuple[float, float]:
+        full = _detailed(360, 640, colour_detail)
+        small = cv2.resize(full, (320, 180), interpolation=cv2.INTER_AREA)
+        night = _night_look(small)
+        half = [
+            cv2.resize(x / np.float32(255), (160, 90), interpolation=cv2.INTER_AREA)
+            for x in (small, night)
+        ]
+        exact = apply_affine(*_coefficient_planes(*half, 8, 1e-3), full)
+        ours = guided_upsample(small, night, full, lights=False)
+        return ssim(ours, exact), ssim_gray(ours, exact)
+
+    grey_colour, grey_luma = against_the_full_size_transform(0.0)
+    colour, luma = against_the_full_size_transform(18.0)
+    assert grey_colour >= 0.99 and grey_luma >= 0.99  # grey detail: the same transform
+    assert luma >= 0.99 > colour + 0.05  # per-channel detail: its luma kept, its colour not
 
 
 def test_fingerprints_survive_resizing_and_tell_pictures_apart() -> None:
@@ -146,15 +170,18 @@ def test_lights_the_fit_cannot_express_come_back_and_nothing_else_changes() -> N
 
 
 def test_the_networks_blur_does_not_come_back_as_halos() -> None:
-    from d2nvideo.upsample import _coefficient_planes, apply_affine
+    from d2nvideo.upsample import _coefficient_planes, apply_affine, apply_with_luma_detail
 
     full = _detailed(360, 640)
     small = cv2.resize(full, (320, 180), interpolation=cv2.INTER_AREA)
     for sigma in (1.0, 2.0, 4.0):  # a soft network output, as the pipeline upsamples it
         soft = cv2.GaussianBlur(_night_look(small), (0, 0), sigma)
-        half = [cv2.resize(x, (160, 90), interpolation=cv2.INTER_AREA) for x in (small, soft)]
-        planes = _coefficient_planes(*(x / np.float32(255) for x in half), 8, 1e-3)
-        fit_alone = apply_affine(*planes, full)
+        half = [  # the fit's 2x2 means, as guided_upsample takes them
+            cv2.resize(x / np.float32(255), (160, 90), interpolation=cv2.INTER_AREA)
+            for x in (small, soft)
+        ]
+        a, b = _coefficient_planes(*half, 8, 1e-3)
+        fit_alone = apply_with_luma_detail(a, apply_affine(a, b, small), small, full)
         assert np.abs(guided_upsample(small, soft, full).astype(int) - fit_alone).max() <= 1
 
 

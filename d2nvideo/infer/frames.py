@@ -70,6 +70,9 @@ def affine_coefficients(
     return a_mean, box_filter(b_vec, radius)
 
 
+_LUMA = (0.299, 0.587, 0.114)
+
+
 def guided_upsample(
     low_in: torch.Tensor,
     low_out: torch.Tensor,
@@ -82,9 +85,9 @@ def guided_upsample(
     size, all float in [0, 1] -> ``(B, 3, H, W)`` float translation at native size (not clipped:
     the caller clamps; the lights, if any, are added to the fit clipped to [0, 1]).
 
-    The coefficients are upsampled bilinearly (half-pixel centres, as OpenCV) and applied one
-    output channel at a time (at most four full-size planes per frame alive at once; the lights
-    add the upsampled spots and their sum)."""
+    The fit is applied at working size and returned with the luma detail the working size lost
+    (:func:`_with_luma_detail`, as the OpenCV upsampler); upsampling is bilinear with half-pixel
+    centres, as OpenCV's."""
     radius = guided_radius(*low_in.shape[-2:]) if radius is None else radius
     stride = fit_stride(low_in.shape[-2], low_in.shape[-1], radius)
     fit_in, fit_out = low_in, low_out
@@ -92,8 +95,9 @@ def guided_upsample(
         fit_in, fit_out = F.avg_pool2d(low_in, stride), F.avg_pool2d(low_out, stride)
         radius = (radius + stride - 1) // stride
     a_mat, b_vec = affine_coefficients(fit_in, fit_out, radius, eps)
-    out = _apply(a_mat, b_vec, full_in)
-    extra = _lights(low_out, _apply(a_mat, b_vec, low_in).clamp(0.0, 1.0)) if lights else None
+    fitted = _apply(a_mat, b_vec, low_in).clamp(0.0, 1.0)
+    out = _with_luma_detail(a_mat, fitted, low_in, full_in)
+    extra = _lights(low_out, fitted) if lights else None
     if extra is not None:
         out = out.clamp_(0.0, 1.0) + F.interpolate(
             extra, size=full_in.shape[-2:], mode="bilinear", align_corners=False
@@ -117,6 +121,26 @@ def _lights(low_out: torch.Tensor, fitted: torch.Tensor) -> torch.Tensor | None:
     positive = r.clamp_min(0.0)
     gain = (spot / positive.mean(1, keepdim=True).clamp_min(1.0 / 255.0)).clamp_max(1.0)
     return positive * gain
+
+
+def _with_luma_detail(
+    a_mat: torch.Tensor, fitted: torch.Tensor, low_in: torch.Tensor, full_in: torch.Tensor
+) -> torch.Tensor:
+    """``upsample.apply_with_luma_detail``: ``fitted`` (the fit at working size) upsampled
+    bilinearly, plus the luma detail of ``full_in`` the working size lost, times each output
+    channel's row sum of ``A``."""
+
+    def up(x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, size=full_in.shape[-2:], mode="bilinear", align_corners=False)
+
+    detail = _grey(full_in) - up(_grey(low_in))
+    return up(fitted) + up(a_mat.sum(2)) * detail
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    """Luma as OpenCV's RGB2GRAY weighs it, ``(B, 1, H, W)``."""
+    weights = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * weights).sum(1, keepdim=True)
 
 
 def _apply(a_mat: torch.Tensor, b_vec: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
