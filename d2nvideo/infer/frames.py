@@ -128,13 +128,17 @@ def _with_luma_detail(
 ) -> torch.Tensor:
     """``upsample.apply_with_luma_detail``: ``fitted`` (the fit at working size) upsampled
     bilinearly, plus the luma detail of ``full_in`` the working size lost, times each output
-    channel's row sum of ``A``."""
+    channel's row sum of ``A`` (one channel's gain at a time: five full-size planes a frame
+    alive at most)."""
 
     def up(x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, size=full_in.shape[-2:], mode="bilinear", align_corners=False)
 
-    detail = _grey(full_in) - up(_grey(low_in))
-    return up(fitted) + up(a_mat.sum(2)) * detail
+    detail = _grey(full_in).sub_(up(_grey(low_in)))
+    out, gain = up(fitted), a_mat.sum(2)
+    for o in range(3):
+        out[:, o : o + 1].addcmul_(up(gain[:, o : o + 1]), detail)
+    return out
 
 
 def _grey(x: torch.Tensor) -> torch.Tensor:
