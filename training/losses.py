@@ -17,6 +17,7 @@ from torch import nn
 
 from d2nvideo.choices import StructPolarity
 from d2nvideo.errors import ConfigError
+from d2nvideo.infer.frames import luma
 
 Term = Callable[[], torch.Tensor]
 
@@ -48,8 +49,7 @@ def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
     """Luma on [0, 1] of images on [-1, 1]: ``(B, 1, H, W)``."""
-    weights = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)
-    return ((x.float() + 1) / 2 * weights).sum(1, keepdim=True)
+    return luma((x.float() + 1) / 2)
 
 
 def _gray_blur_stats(

@@ -70,9 +70,6 @@ def affine_coefficients(
     return a_mean, box_filter(b_vec, radius)
 
 
-_LUMA = (0.299, 0.587, 0.114)
-
-
 def guided_upsample(
     low_in: torch.Tensor,
     low_out: torch.Tensor,
@@ -134,17 +131,18 @@ def _with_luma_detail(
     def up(x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, size=full_in.shape[-2:], mode="bilinear", align_corners=False)
 
-    detail = _grey(full_in).sub_(up(_grey(low_in)))
+    detail = luma(full_in).sub_(up(luma(low_in)))
     out, gain = up(fitted), a_mat.sum(2)
     for o in range(3):
         out[:, o : o + 1].addcmul_(up(gain[:, o : o + 1]), detail)
     return out
 
 
-def _grey(x: torch.Tensor) -> torch.Tensor:
-    """Luma as OpenCV's RGB2GRAY weighs it, ``(B, 1, H, W)``."""
-    weights = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * weights).sum(1, keepdim=True)
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """Luma of ``(B, 3, H, W)`` RGB as OpenCV's RGB2GRAY weighs it (BT.601), ``(B, 1, H, W)``
+    on the input's scale."""
+    weights = torch.tensor((0.299, 0.587, 0.114), dtype=x.dtype, device=x.device)
+    return (x * weights.view(1, 3, 1, 1)).sum(1, keepdim=True)
 
 
 def _apply(a_mat: torch.Tensor, b_vec: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
