@@ -384,15 +384,19 @@ def test_resume_with_another_models_config_names_the_difference_and_the_runs_con
         resolve_resume_config(tmp_path, cyclegan, [])
 
 
-def test_a_separate_structure_weight_for_night_to_day(images: Path, tmp_path: Path) -> None:
-    cfg = with_changes(tiny(images, steps=1, log_every=1), "loss", struct=1.0, struct_to_day=0.5)
+@pytest.mark.parametrize("term", ["struct", "gan"])
+def test_a_separate_weight_for_night_to_day(images: Path, tmp_path: Path, term: str) -> None:
+    split = {term: 1.0, f"{term}_to_day": 0.5}
+    cfg = with_changes(tiny(images, steps=1, log_every=1), "loss", **split)
     result = main(cfg, tmp_path / "split", quiet=True)
-    assert {"struct", "struct_to_day"} <= set(result.last)
-    one = with_changes(tiny(images, steps=1, log_every=1), "loss", struct=1.0)
+    assert {term, f"{term}_to_day"} <= set(result.last)
+    one = with_changes(tiny(images, steps=1, log_every=1), "loss", **{term: 1.0})
     same = main(one, tmp_path / "one", quiet=True)
-    assert "struct" in same.last and "struct_to_day" not in same.last
-    with pytest.raises(ConfigError, match="struct_to_day"):
-        load_config(TINY, ["loss.struct_to_day=-1"])
+    assert term in same.last and f"{term}_to_day" not in same.last
+    parts = result.last[term] + result.last[f"{term}_to_day"]  # unweighted: the same two halves
+    assert parts == pytest.approx(same.last[term], rel=1e-4)
+    with pytest.raises(ConfigError, match=f"{term}_to_day"):
+        load_config(TINY, [f"loss.{term}_to_day=-1"])
 
 
 def _lamp(sky: float, lamp: float) -> torch.Tensor:

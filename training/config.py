@@ -64,6 +64,7 @@ class DisConfig:
 @dataclass(frozen=True)
 class LossConfig:
     gan: float = 1.0  # adversarial (LSGAN)
+    gan_to_day: float | None = None  # the generator's weight for night->day alone; None: gan
     recon_x: float = 10.0  # UNIT: VAE reconstruction L1
     recon_kl: float = 0.01  # UNIT: KL of the latent
     cyc_x: float = 10.0  # cycle reconstruction L1 (UNIT and CycleGAN)
@@ -190,7 +191,7 @@ def _check_ranges(cfg: TrainConfig) -> None:
         ("train.ema", cfg.train.ema, lambda v: 0 <= v < 1, "in [0, 1)"),
         ("dis.width", cfg.dis.width, lambda v: v >= 1, "at least 1"),
     ]
-    for key in ("struct_to_day", "hist_to_day", "colour_to_day"):
+    for key in ("gan_to_day", "struct_to_day", "hist_to_day", "colour_to_day"):
         if getattr(cfg.loss, key) is not None:
             rules.append((f"loss.{key}", getattr(cfg.loss, key), _nonnegative, ">= 0"))
     if cfg.train.max_minutes is not None:

@@ -302,13 +302,14 @@ class Trainer:
             return lambda: _sum(fn(d) for d in DOMAINS)
 
         dis_nets: Any = self.dis.nets  # a ModuleDict keyed by domain
-        terms: dict[str, Any] = {
-            "gan": (
-                w.gan,
-                over_domains(lambda d: lsgan_gen(dis_nets[d](self._augment(out[f"fake_{d}"])))),
-            ),
-            "cyc_x": (w.cyc_x, over_domains(lambda d: l1(out[f"cyc_{d}"], batch[d]))),
-        }
+        terms = _per_direction(
+            "gan",
+            w.gan,
+            w.gan_to_day,
+            lambda d: lsgan_gen(dis_nets[d](self._augment(out[f"fake_{d}"]))),
+            over_domains,
+        )
+        terms["cyc_x"] = (w.cyc_x, over_domains(lambda d: l1(out[f"cyc_{d}"], batch[d])))
         if self.cfg.model.arch == "unit":
             terms["recon_x"] = (w.recon_x, over_domains(lambda d: l1(out[f"rec_{d}"], batch[d])))
             terms["recon_kl"] = (w.recon_kl, over_domains(lambda d: kl(out[f"z_{d}"])))
