@@ -399,6 +399,37 @@ def test_a_separate_weight_for_night_to_day(images: Path, tmp_path: Path, term: 
         load_config(TINY, [f"loss.{term}_to_day=-1"])
 
 
+def test_shift_consistency_charges_what_moves_with_the_frame_differently() -> None:
+    from d2nvideo.training.losses import shift_consistency
+
+    torch.manual_seed(0)
+    frame = torch.rand(2, 3, 48, 64) * 2 - 1
+    # a per-pixel translation follows any shift exactly: nothing to charge without noise
+    assert shift_consistency(lambda x: 0.5 * x - 0.2, frame, noise=0.0) == 0
+    # one tied to the frame's own grid (a fixed pattern, as aliasing of a stride makes) is charged
+    grid = torch.linspace(-1, 1, 64).repeat(48, 1) ** 2
+    assert shift_consistency(lambda x: 0.5 * x + grid, frame, noise=0.0) > 0.01
+    # noise is charged through a translation that does not smooth it
+    assert shift_consistency(lambda x: x, frame, noise=0.1) > 0.05
+    # the target takes no gradient: only the moved translation's does
+    w = torch.ones((), requires_grad=True)
+    shift_consistency(lambda x: w * x + grid, frame, noise=0.0).backward()
+    assert w.grad is not None
+
+
+def test_the_shift_term_trains_in_both_directions_or_one(images: Path, tmp_path: Path) -> None:
+    cfg = with_changes(tiny(images, steps=1, log_every=1), "loss", shift=1.0)
+    assert main(cfg, tmp_path / "both", quiet=True).last["shift"] > 0
+    only = with_changes(cfg, "loss", shift=1.0, shift_to_day=0.0)
+    last = main(only, tmp_path / "night", quiet=True).last
+    assert last["shift"] > 0 and "shift_to_day" not in last
+    plain = main(tiny(images, steps=1, log_every=1), tmp_path / "plain", quiet=True).last
+    assert "shift" not in plain
+    for key in ("shift", "shift_to_day"):
+        with pytest.raises(ConfigError, match=f"loss.{key}'"):
+            load_config(TINY, [f"loss.{key}=-1"])
+
+
 def _lamp(sky: float, lamp: float) -> torch.Tensor:
     """A grey image (values on [-1, 1]) with a square 'lamp head' in the middle."""
     image = torch.full((1, 3, 48, 48), sky)

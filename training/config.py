@@ -77,6 +77,8 @@ class LossConfig:
     hist_to_day: float | None = None  # its weight for night->day alone; None: hist
     colour: float = 0.0  # local colour a translation adds that its input did not have
     colour_to_day: float | None = None  # its weight for night->day alone; None: colour
+    shift: float = 0.0  # a translation moved a few pixels against the moved input's (flicker)
+    shift_to_day: float | None = None  # its weight for night->day alone; None: shift
     vgg: float = 0.0  # perceptual loss between input and translation (needs vgg_weights)
     vgg_weights: str | None = None  # local torchvision VGG16 state dict (.pth); never downloaded
 
@@ -169,6 +171,7 @@ _LOSS_WEIGHTS = (
     "struct",
     "hist",
     "colour",
+    "shift",
     "vgg",
 )
 
@@ -191,7 +194,7 @@ def _check_ranges(cfg: TrainConfig) -> None:
         ("train.ema", cfg.train.ema, lambda v: 0 <= v < 1, "in [0, 1)"),
         ("dis.width", cfg.dis.width, lambda v: v >= 1, "at least 1"),
     ]
-    for key in ("gan_to_day", "struct_to_day", "hist_to_day", "colour_to_day"):
+    for key in ("gan_to_day", "struct_to_day", "hist_to_day", "colour_to_day", "shift_to_day"):
         if getattr(cfg.loss, key) is not None:
             rules.append((f"loss.{key}", getattr(cfg.loss, key), _nonnegative, ">= 0"))
     if cfg.train.max_minutes is not None:

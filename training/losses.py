@@ -139,6 +139,32 @@ def new_colour(
     return torch.mean((1 - y_out.detach()) * excess)
 
 
+def shift_consistency(
+    translate: Callable[[torch.Tensor], torch.Tensor],
+    source: torch.Tensor,
+    max_shift: int = 4,
+    noise: float = 0.02,
+) -> torch.Tensor:
+    """What makes a translated video flicker, at training time: the translation of ``source``
+    moved by a few pixels with fresh sensor noise added (as the next frame of a clip is),
+    against the translation of ``source`` moved the same way. A network with stride-2
+    downsampling answers a shift that is no multiple of its stride with a different output,
+    and a lit spot then comes and goes from frame to frame. L1 on [-1, 1] images, over the
+    frame less a border of ``max_shift + 8`` pixels (where the roll wraps and padding differs);
+    the unmoved translation is the target and takes no gradient. One shift ``(dy, dx)`` in
+    ``[-max_shift, max_shift]``, not both 0, per call, from torch's generator."""
+    while True:
+        dy, dx = (int(v) for v in torch.randint(-max_shift, max_shift + 1, (2,)))
+        if dy or dx:
+            break
+    with torch.no_grad():
+        target = torch.roll(translate(source), (dy, dx), (2, 3))
+    moved = torch.roll(source, (dy, dx), (2, 3))
+    out = translate(moved + noise * torch.randn_like(moved))
+    m = max_shift + 8
+    return (out - target)[..., m:-m, m:-m].float().abs().mean()
+
+
 def combine(terms: dict[str, tuple[float, Term]]) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted sum of the terms; a zero-weight term is never computed. Returns the total and
     each computed term's unweighted value (names match the config's weight keys)."""

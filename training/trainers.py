@@ -40,6 +40,7 @@ from .losses import (
     lsgan_gen,
     luma_distribution,
     new_colour,
+    shift_consistency,
     structure,
 )
 
@@ -317,6 +318,14 @@ class Trainer:
         else:
             terms["identity"] = (w.identity, over_domains(lambda d: l1(out[f"idt_{d}"], batch[d])))
         terms |= _image_terms(w, batch, out, over_domains)
+        gen = self.gen
+        terms |= _per_direction(
+            "shift",
+            w.shift,
+            w.shift_to_day,
+            lambda d: shift_consistency(lambda x: gen.translate(x, d), batch[other_domain(d)]),
+            over_domains,
+        )
         if self.vgg is not None:
             vgg = self.vgg
             terms["vgg"] = (
