@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -395,8 +396,26 @@ def test_a_separate_weight_for_night_to_day(images: Path, tmp_path: Path, term: 
     assert term in same.last and f"{term}_to_day" not in same.last
     parts = result.last[term] + result.last[f"{term}_to_day"]  # unweighted: the same two halves
     assert parts == pytest.approx(same.last[term], rel=1e-4)
+    # and weighted as set: the split total is the joint one less half of night->day's term
+    half = 0.5 * result.last[f"{term}_to_day"]
+    assert same.last["total"] - result.last["total"] == pytest.approx(half, rel=1e-3, abs=1e-6)
     with pytest.raises(ConfigError, match=f"{term}_to_day"):
         load_config(TINY, [f"loss.{term}_to_day=-1"])
+
+
+def test_a_to_day_weight_goes_to_night_to_day() -> None:
+    from d2nvideo.training.trainers import _per_direction
+
+    def into(d: str) -> str:
+        return d
+
+    split = _per_direction("gan", 1.0, 0.5, into, lambda fn: lambda: "both")
+    assert {k: (w, fn()) for k, (w, fn) in split.items()} == {
+        "gan_to_day": (0.5, "day"),
+        "gan": (1.0, "night"),
+    }
+    joint = _per_direction("gan", 1.0, None, into, lambda fn: lambda: "both")
+    assert {k: (w, fn()) for k, (w, fn) in joint.items()} == {"gan": (1.0, "both")}
 
 
 def test_shift_consistency_charges_what_moves_with_the_frame_differently() -> None:
@@ -425,8 +444,10 @@ def test_the_shift_term_trains_in_both_directions_or_one(images: Path, tmp_path:
     assert last["shift"] > 0 and "shift_to_day" not in last
     plain = main(tiny(images, steps=1, log_every=1), tmp_path / "plain", quiet=True).last
     assert "shift" not in plain
+    with pytest.raises(ConfigError, match=r"loss\.gan' must be > 0"):
+        load_config(TINY, ["loss.gan=0", "loss.gan_to_day=3"])
     for key in ("shift", "shift_to_day"):
-        with pytest.raises(ConfigError, match=f"loss.{key}'"):
+        with pytest.raises(ConfigError, match=re.escape(f"loss.{key}'")):
             load_config(TINY, [f"loss.{key}=-1"])
 
 

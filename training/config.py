@@ -202,6 +202,11 @@ def _check_ranges(cfg: TrainConfig) -> None:
     for key, value, ok, wording in rules:
         if not (math.isfinite(value) and ok(value)):
             raise ConfigError(f"config key '{key}' must be {wording}, got {value}")
+    if cfg.loss.gan == 0:  # the discriminators would have nothing to learn
+        raise ConfigError(
+            "config key 'loss.gan' must be > 0: it weighs the discriminators' loss too "
+            "(loss.gan_to_day sets the generator's night->day weight alone)"
+        )
 
 
 def _nonnegative(value: float) -> bool:

@@ -513,9 +513,9 @@ def _per_direction(
     term for the translations into domain ``d``."""
     if to_day is None:
         return {name: (weight, over_domains(into))}
-    return {
-        name: (weight, lambda: into("night")),
+    return {  # in DOMAINS order, as over_domains: a split of equal weights draws the same noise
         f"{name}_to_day": (to_day, lambda: into("day")),
+        name: (weight, lambda: into("night")),
     }
 
 
