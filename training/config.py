@@ -161,8 +161,7 @@ class TrainConfig:
             )
 
 
-_LOSS_WEIGHTS = (
-    "gan",
+_LOSS_WEIGHTS = (  # loss.gan, which the discriminators' loss needs too, must be > 0
     "recon_x",
     "recon_kl",
     "cyc_x",
@@ -181,6 +180,7 @@ def _check_ranges(cfg: TrainConfig) -> None:
     o = cfg.optim
     rules: list[tuple[str, float, Callable[[float], bool], str]] = [
         *((f"loss.{k}", getattr(cfg.loss, k), _nonnegative, ">= 0") for k in _LOSS_WEIGHTS),
+        ("loss.gan", cfg.loss.gan, lambda v: v > 0, "> 0 (it weighs the discriminators' loss too)"),
         ("optim.lr", o.lr, lambda v: v > 0, "> 0"),
         ("optim.beta1", o.beta1, lambda v: 0 <= v < 1, "in [0, 1)"),
         ("optim.beta2", o.beta2, lambda v: 0 <= v < 1, "in [0, 1)"),
@@ -202,11 +202,6 @@ def _check_ranges(cfg: TrainConfig) -> None:
     for key, value, ok, wording in rules:
         if not (math.isfinite(value) and ok(value)):
             raise ConfigError(f"config key '{key}' must be {wording}, got {value}")
-    if cfg.loss.gan == 0:  # the discriminators would have nothing to learn
-        raise ConfigError(
-            "config key 'loss.gan' must be > 0: it weighs the discriminators' loss too "
-            "(loss.gan_to_day sets the generator's night->day weight alone)"
-        )
 
 
 def _nonnegative(value: float) -> bool:
