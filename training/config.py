@@ -161,7 +161,8 @@ class TrainConfig:
             )
 
 
-_LOSS_WEIGHTS = (  # loss.gan, which the discriminators' loss needs too, must be > 0
+_LOSS_WEIGHTS = (
+    "gan",
     "recon_x",
     "recon_kl",
     "cyc_x",
@@ -180,6 +181,7 @@ def _check_ranges(cfg: TrainConfig) -> None:
     o = cfg.optim
     rules: list[tuple[str, float, Callable[[float], bool], str]] = [
         *((f"loss.{k}", getattr(cfg.loss, k), _nonnegative, ">= 0") for k in _LOSS_WEIGHTS),
+        # and not 0 either: it weighs the discriminators' loss too (gan_to_day or not)
         ("loss.gan", cfg.loss.gan, lambda v: v > 0, "> 0 (it weighs the discriminators' loss too)"),
         ("optim.lr", o.lr, lambda v: v > 0, "> 0"),
         ("optim.beta1", o.beta1, lambda v: 0 <= v < 1, "in [0, 1)"),
