@@ -353,6 +353,41 @@ def test_resume_takes_set_changes_on_top_of_the_saved_config(images: Path, tmp_p
     assert cfg.data.day == (str((images / "day").resolve()),)  # the run's own data
 
 
+def test_a_resume_with_other_loss_weights_starts_a_phase_that_export_records(
+    images: Path, tmp_path: Path
+) -> None:
+    from d2nvideo.training.export import export_run
+    from d2nvideo.training.train import resolve_resume_config
+
+    main(tiny(images, steps=2), tmp_path, quiet=True)
+    struct = load_config(TINY).loss.struct
+    for sets in (["loss.struct=3.5", "train.steps=3"], ["train.steps=4"]):  # a change, then none
+        main(resolve_resume_config(tmp_path, tiny(images), sets), tmp_path, resume=True, quiet=True)
+    phases = json.loads((tmp_path / "phases.json").read_text())["phases"]
+    assert [p["step"] for p in phases] == [0, 2]
+    assert [p["loss"]["struct"] for p in phases] == [struct, 3.5] and struct != 3.5
+    assert phases[0]["optim"] == {"lr": 1e-4, "lr_policy": "step"}
+    meta = export_run(tmp_path, tmp_path / "m.safetensors")
+    assert meta["phases"] == phases and meta["loss"]["struct"] == 3.5  # type: ignore[index]
+
+
+def test_phases_drop_what_a_resume_from_an_earlier_state_never_ran(tmp_path: Path) -> None:
+    from d2nvideo.training.phases import read_phases, record_phase
+
+    a = load_config(TINY)
+    b = with_changes(a, "loss", struct=9.0)
+    record_phase(tmp_path, a, 0)
+    record_phase(tmp_path, b, 10)
+    assert [p["step"] for p in record_phase(tmp_path, a, 5)] == [0]  # b began after state 5
+    assert [p["step"] for p in record_phase(tmp_path, b, 5)] == [0, 5]
+    (tmp_path / "phases.json").write_text('{"phases": [{"step": 3}]}')  # not from step 0
+    assert read_phases(tmp_path) is None
+    old = record_phase(tmp_path, a, 7)  # a folder from before phases were recorded
+    assert old[0] == {"step": 0, "loss": None, "optim": None} and old[1]["step"] == 7
+    linear = with_changes(with_changes(a, "optim", lr_policy="linear"), "train", steps=20)
+    assert record_phase(tmp_path, linear, 7)[-1]["optim"]["steps"] == 20
+
+
 @pytest.mark.parametrize("change", ["model.n_res=3", "dis.n_layers=3", "optim.lr=0.0005"])
 def test_resume_refuses_set_changes_to_what_the_state_holds(tmp_path: Path, change: str):
     from d2nvideo.training.config import save_config
@@ -586,6 +621,9 @@ def test_init_starts_a_new_run_from_an_exported_model(images: Path, tmp_path: Pa
     digest = hashlib.sha256(model.read_bytes()).hexdigest()
     assert meta["init"]["checkpoint"] == "first.safetensors"  # type: ignore[index]
     assert meta["init"]["sha256"] == digest  # type: ignore[index]
+    phases = meta["phases"]  # the first run's phase, then this run's from its step 2
+    assert [p["step"] for p in phases] == [0, 2]  # type: ignore[index]
+    assert phases[1]["optim"]["lr"] == 1e-12 and "phases" not in meta["init"]  # type: ignore
     with pytest.raises(ConfigError, match="--init starts a new run"):
         main(cfg, run, resume=True, quiet=True, init=model)
 

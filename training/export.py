@@ -15,6 +15,7 @@ from d2nvideo.fileio import check_output
 from d2nvideo.model import build_generator
 
 from .config import load_config
+from .phases import checkpoint_phases
 from .state import holds_state, load_latest, read_json_object, step_count
 
 
@@ -23,6 +24,7 @@ def check_export_output(run: Path, output: Path, overwrite: bool) -> None:
     or without ``overwrite``: export never replaces what it reads."""
     state = run / "state"
     inputs = [run / "config.yaml", run / "data.json", run / "log.jsonl", run / "init.json"]
+    inputs.append(run / "phases.json")
     inputs += _files(state)
     if output.resolve().parent == state.resolve():
         raise PathError(f"output '{output}' lies in the run's state folder; choose another", output)
@@ -74,9 +76,12 @@ def export_run(
         meta["work_size"] = cfg.data.resize
     init = read_json_object(run / "init.json")
     if init:  # fine-tuned from a checkpoint (train --init): its steps count too
-        meta["init"] = init
+        meta["init"] = {k: v for k, v in init.items() if k != "phases"}  # in meta.phases
         steps = step_count(init.get("steps"), f"'{run / 'init.json'}'")
         meta["steps"] = int(payload["step"]) + steps
+    phases = checkpoint_phases(run, init)
+    if phases is not None:  # meta.loss is the last phase's; this is the whole history
+        meta["phases"] = phases
     save_checkpoint(output, gen, cfg.model, meta, torch.float16 if half else None)
     return meta
 

@@ -176,6 +176,7 @@ def warm_start(gen: torch.nn.Module, model: Any, path: Path) -> dict[str, Any]:
         "steps": step_count(meta.get("steps", 0), f"checkpoint '{path}'"),
         "note": str(meta.get("note", "")),
         "data": meta["data"] if _usable_data(meta.get("data")) else None,
+        "phases": meta.get("phases"),  # its loss history (export checks it: phases.valid)
     }
 
 

@@ -30,6 +30,7 @@ from . import distributed
 from .config import TrainConfig, absolute_paths, load_config, save_config
 from .data import DomainLists, collect, unpaired_batches
 from .logger import RunLogger, trim_log
+from .phases import record_phase
 from .state import (
     holds_state,
     load_latest,
@@ -120,6 +121,7 @@ def _run(
         if ctx.is_main:
             save_config(cfg, out / "config.yaml")
             _write_init(out, base, step)
+            record_phase(out, cfg, step)
             _write_data_summary(out, lists, step, base)
             trim_log(out, step)  # a run killed after its last checkpoint logged steps past it
         return _train(cfg, out, lists, trainer, step, hooks, ctx, device, precision)
