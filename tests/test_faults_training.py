@@ -173,6 +173,7 @@ def test_two_trainings_never_share_a_run_folder(data: Path, run: Path) -> None:
         ("state/step_00000002.pt", "state folder"),
         ("state/new.pt", "state folder"),
         ("config.yaml", "is the input"),
+        ("phases.json", "is the input"),
     ],
 )
 def test_export_never_overwrites_what_it_reads(target: str, message: str, run: Path) -> None:

@@ -357,6 +357,7 @@ def test_a_resume_with_other_loss_weights_starts_a_phase_that_export_records(
     images: Path, tmp_path: Path
 ) -> None:
     from d2nvideo.training.export import export_run
+    from d2nvideo.training.phases import record_phase
     from d2nvideo.training.train import resolve_resume_config
 
     main(tiny(images, steps=2), tmp_path, quiet=True)
@@ -366,9 +367,16 @@ def test_a_resume_with_other_loss_weights_starts_a_phase_that_export_records(
     phases = json.loads((tmp_path / "phases.json").read_text())["phases"]
     assert [p["step"] for p in phases] == [0, 2]
     assert [p["loss"]["struct"] for p in phases] == [struct, 3.5] and struct != 3.5
-    assert phases[0]["optim"] == {"lr": 1e-4, "lr_policy": "step"}
+    step_policy = {"lr": 1e-4, "lr_policy": "step", "lr_step": 100000, "lr_gamma": 0.5}
+    assert phases[0]["optim"] == step_policy
+    killed = with_changes(load_config(tmp_path / "config.yaml"), "loss", struct=7.0)
+    record_phase(tmp_path, killed, 4)  # a resume killed before its first state: trained nothing
     meta = export_run(tmp_path, tmp_path / "m.safetensors")
     assert meta["phases"] == phases and meta["loss"]["struct"] == 3.5  # type: ignore[index]
+    nan, text = '{"step": 0, "loss": {"struct": NaN}}', '{"step": 0, "loss": "x"}'
+    for i, bad in enumerate([f"[{nan}]", f"[{text}]", "[" * 100000 + "]" * 100000]):
+        (tmp_path / "phases.json").write_text('{"phases": ' + bad + "}")  # not training's
+        assert "phases" not in export_run(tmp_path, tmp_path / f"bad{i}.safetensors")
 
 
 def test_phases_drop_what_a_resume_from_an_earlier_state_never_ran(tmp_path: Path) -> None:
@@ -380,6 +388,7 @@ def test_phases_drop_what_a_resume_from_an_earlier_state_never_ran(tmp_path: Pat
     record_phase(tmp_path, b, 10)
     assert [p["step"] for p in record_phase(tmp_path, a, 5)] == [0]  # b began after state 5
     assert [p["step"] for p in record_phase(tmp_path, b, 5)] == [0, 5]
+    assert [p["step"] for p in record_phase(tmp_path, a, 5)] == [0]  # resumed at b's own step
     (tmp_path / "phases.json").write_text('{"phases": [{"step": 3}]}')  # not from step 0
     assert read_phases(tmp_path) is None
     old = record_phase(tmp_path, a, 7)  # a folder from before phases were recorded
@@ -622,7 +631,8 @@ def test_init_starts_a_new_run_from_an_exported_model(images: Path, tmp_path: Pa
     assert meta["init"]["checkpoint"] == "first.safetensors"  # type: ignore[index]
     assert meta["init"]["sha256"] == digest  # type: ignore[index]
     phases = meta["phases"]  # the first run's phase, then this run's from its step 2
-    assert [p["step"] for p in phases] == [0, 2]  # type: ignore[index]
+    assert phases[0] == load_checkpoint(model).meta["phases"][0]  # type: ignore[index]
+    assert phases[0]["loss"] is not None and [p["step"] for p in phases] == [0, 2]  # type: ignore
     assert phases[1]["optim"]["lr"] == 1e-12 and "phases" not in meta["init"]  # type: ignore
     with pytest.raises(ConfigError, match="--init starts a new run"):
         main(cfg, run, resume=True, quiet=True, init=model)

@@ -79,7 +79,7 @@ def export_run(
         meta["init"] = {k: v for k, v in init.items() if k != "phases"}  # in meta.phases
         steps = step_count(init.get("steps"), f"'{run / 'init.json'}'")
         meta["steps"] = int(payload["step"]) + steps
-    phases = checkpoint_phases(run, init)
+    phases = checkpoint_phases(run, int(payload["step"]), init)
     if phases is not None:  # meta.loss is the last phase's; this is the whole history
         meta["phases"] = phases
     save_checkpoint(output, gen, cfg.model, meta, torch.float16 if half else None)

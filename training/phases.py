@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,15 @@ FILE = "phases.json"
 
 def settings(cfg: TrainConfig) -> dict[str, Any]:
     """What a phase records: the loss weights (as the checkpoint's ``meta.loss``) and the
-    learning-rate settings that decide each step's rate (``train.steps`` only under the
-    linear policy, whose decay it sets)."""
+    learning-rate settings that decide each step's rate (``train.steps`` under the linear
+    policy, whose decay it sets; the decay's interval and factor under the step policy)."""
     loss = {k: v for k, v in vars(cfg.loss).items() if k != "vgg_weights"}
     o = cfg.optim
     optim: dict[str, Any] = {"lr": o.lr, "lr_policy": o.lr_policy}
     if o.lr_policy == "linear":  # its rate at a step depends on the run's length
         optim["steps"] = cfg.train.steps
+    if o.lr_policy == "step":
+        optim |= {"lr_step": o.lr_step, "lr_gamma": o.lr_gamma}
     return {"loss": json.loads(json.dumps(loss)), "optim": optim}
 
 
@@ -40,19 +43,46 @@ def read_phases(run: Path) -> list[dict[str, Any]] | None:
     """The run's recorded phases, or None where the folder has none (or none that reads back as
     a list of phases)."""
     data = read_json_object(run / FILE)
-    phases = data.get("phases") if data else None
-    return phases if valid(phases) else None
+    return clean(data.get("phases")) if data else None
 
 
-def valid(phases: Any) -> bool:
-    """A non-empty list of ``{"step": int >= 0, ...}`` objects, steps rising from 0."""
-    if not isinstance(phases, list) or not phases:
+MAX_PHASES = 1000  # far more than any run's resumes; a bigger list is not one training wrote
+
+
+def clean(phases: Any) -> list[dict[str, Any]] | None:
+    """``phases`` rebuilt as a list of ``{"step", "loss", "optim"}`` objects, steps whole and
+    rising from 0, each setting a flat object of names to finite numbers, strings, booleans or
+    null (or null as a whole: not recorded); None where it is anything else (a file training did
+    not write, or a checkpoint's metadata that says nothing usable)."""
+    if not isinstance(phases, list) or not 0 < len(phases) <= MAX_PHASES:
+        return None
+    out = []
+    for p in phases:
+        if not isinstance(p, dict) or not _count(p.get("step")):
+            return None
+        loss, optim = _flat(p.get("loss")), _flat(p.get("optim"))
+        if loss is False or optim is False:
+            return None
+        out.append({"step": p["step"], "loss": loss, "optim": optim})
+    steps = [p["step"] for p in out]
+    return out if steps[0] == 0 and all(a < b for a, b in itertools.pairwise(steps)) else None
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _flat(value: Any) -> dict[str, Any] | bool | None:
+    """A setting as recorded (a copy), None for null, False for anything else."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
         return False
-    steps = [p.get("step") if isinstance(p, dict) else None for p in phases]
-    counts = [s for s in steps if isinstance(s, int) and not isinstance(s, bool) and s >= 0]
-    if len(counts) != len(steps):
-        return False
-    return counts[0] == 0 and all(a < b for a, b in itertools.pairwise(counts))
+    ok = (str, bool, type(None))
+    for v in value.values():
+        if not isinstance(v, ok) and not (isinstance(v, int | float) and math.isfinite(v)):
+            return False
+    return dict(value)
 
 
 UNRECORDED: dict[str, Any] = {"step": 0, "loss": None, "optim": None}
@@ -73,17 +103,21 @@ def record_phase(run: Path, cfg: TrainConfig, step: int) -> list[dict[str, Any]]
     return phases
 
 
-def checkpoint_phases(run: Path, init: dict[str, Any] | None) -> list[dict[str, Any]] | None:
-    """The phases an exported checkpoint records, in its whole step count: a run started from
-    a checkpoint (``init.json``) continues that checkpoint's phases (unrecorded where it has
-    none), its own steps counted after the checkpoint's. None where the run records none."""
+def checkpoint_phases(
+    run: Path, step: int, init: dict[str, Any] | None
+) -> list[dict[str, Any]] | None:
+    """The phases the run's state at ``step`` records, in its checkpoint's whole step count:
+    a run started from a checkpoint (``init.json``) continues that checkpoint's phases
+    (unrecorded where it has none), its own steps counted after the checkpoint's. A phase
+    that began at or after ``step`` (a resume killed before its first state) trained none of
+    these weights. None where the run records none."""
     phases = read_phases(run)
-    if phases is None or not init:
+    if phases is None:
+        return None
+    phases = [p for p in phases if p["step"] < step or p["step"] == 0]
+    if not init:
         return phases
     before = int(init.get("steps") or 0)
-    recorded = init.get("phases")
-    head: list[dict[str, Any]] = [dict(UNRECORDED)]
-    if isinstance(recorded, list) and valid(recorded):
-        head = recorded
+    head = clean(init.get("phases")) or [dict(UNRECORDED)]
     head = [p for p in head if p["step"] < before]
     return head + [{**p, "step": p["step"] + before} for p in phases]

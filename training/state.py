@@ -176,7 +176,7 @@ def warm_start(gen: torch.nn.Module, model: Any, path: Path) -> dict[str, Any]:
         "steps": step_count(meta.get("steps", 0), f"checkpoint '{path}'"),
         "note": str(meta.get("note", "")),
         "data": meta["data"] if _usable_data(meta.get("data")) else None,
-        "phases": meta.get("phases"),  # its loss history (export checks it: phases.valid)
+        "phases": meta.get("phases"),  # its loss history (export checks it: phases.clean)
     }
 
 
@@ -215,6 +215,6 @@ def read_json_object(path: Path) -> dict[str, Any] | None:
     missing, unreadable or holds something else."""
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: nesting json cannot read
         return None
     return data if isinstance(data, dict) else None
