@@ -157,6 +157,18 @@ def test_nothing_to_resume(data: Path, tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("record", ["data.json", "phases.json", "init.json"])
+def test_a_record_that_is_not_a_file_refuses_the_resume_before_anything_changes(
+    data: Path, run: Path, record: str
+) -> None:
+    (run / record).unlink(missing_ok=True)
+    (run / record).mkdir()
+    before = snapshot(run)
+    result = _train(data, run, "--steps", "6", "--resume", "--set", "loss.struct=7")
+    fails(result, 2, "is not a file")
+    assert snapshot(run) == before  # config.yaml not rewritten with the refused --set
+
+
 def test_two_trainings_never_share_a_run_folder(data: Path, run: Path) -> None:
     from d2nvideo.fileio import exclusive
 

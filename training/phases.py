@@ -17,10 +17,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from d2nvideo.fileio import atomic_output
-
 from .config import TrainConfig
-from .state import read_json_object
+from .state import read_json_object, write_json
 
 FILE = "phases.json"
 
@@ -98,8 +96,7 @@ def record_phase(run: Path, cfg: TrainConfig, step: int) -> list[dict[str, Any]]
     phases = [p for p in phases if p["step"] < step]
     if not phases or {"loss": phases[-1].get("loss"), "optim": phases[-1].get("optim")} != now:
         phases.append({"step": step, **now})
-    with atomic_output(run / FILE) as tmp:
-        tmp.write_text(json.dumps({"phases": phases}, indent=1))
+    write_json(run / FILE, {"phases": phases})
     return phases
 
 

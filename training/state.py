@@ -210,6 +210,18 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
+def write_json(path: Path, data: Any) -> None:
+    """Write a run folder's JSON record (data.json, init.json, phases.json) through a temporary
+    file; something else in its place (a folder) is one clear error, not the temporary's."""
+    from d2nvideo.errors import PathError
+    from d2nvideo.fileio import atomic_output
+
+    if path.exists() and not path.is_file():
+        raise PathError(f"'{path}' is not a file: move it away to run in this folder", path)
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1))
+
+
 def read_json_object(path: Path) -> dict[str, Any] | None:
     """The JSON object in ``path`` (a run's data.json or init.json), or None where the file is
     missing, unreadable or holds something else."""

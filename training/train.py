@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from d2nvideo.errors import ConfigError, InputError
-from d2nvideo.fileio import atomic_output, exclusive
+from d2nvideo.errors import ConfigError, InputError, PathError
+from d2nvideo.fileio import exclusive
 from d2nvideo.images import fingerprint, read_image_reduced
 from d2nvideo.model.runtime import resolve_precision, set_fast_flags
 
@@ -38,6 +38,7 @@ from .state import (
     save_state,
     set_rng_state,
     warm_start,
+    write_json,
 )
 from .trainers import Trainer, build_trainer
 
@@ -119,6 +120,7 @@ def _run(
     with lock:
         step = _restore(trainer, out, start.resume, device, ctx, cfg.train.seed)
         if ctx.is_main:
+            _check_records(out)  # before any is rewritten: a resume refused leaves them as were
             save_config(cfg, out / "config.yaml")
             _write_init(out, base, step)
             record_phase(out, cfg, step)
@@ -291,6 +293,14 @@ def _held(cfg: TrainConfig, section: str) -> Any:
     return value
 
 
+def _check_records(out: Path) -> None:
+    """Refuse a run folder where one of the records a start rewrites is not a file."""
+    for name in ("config.yaml", "data.json", "init.json", "phases.json"):
+        path = out / name
+        if path.exists() and not path.is_file():
+            raise PathError(f"'{path}' is not a file: move it away to run in this folder", path)
+
+
 def _write_init(out: Path, base: dict[str, Any] | None, step: int) -> None:
     """init.json: the checkpoint a fine-tuning run started from (export adds its steps and
     names it). A fresh run without one must not inherit a stale file."""
@@ -300,8 +310,7 @@ def _write_init(out: Path, base: dict[str, Any] | None, step: int) -> None:
     if base is None:
         path.unlink(missing_ok=True)
         return
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps({k: v for k, v in base.items() if k != "data"}, indent=1))
+    write_json(path, {k: v for k, v in base.items() if k != "data"})
 
 
 def _write_data_summary(
@@ -328,8 +337,7 @@ def _write_data_summary(
         if before.get("incomplete"):
             summary["incomplete"] = before["incomplete"]
         _keep_earlier(summary, before, step)
-    with atomic_output(out / "data.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=1))
+    write_json(out / "data.json", summary)
 
 
 def _base_summary(base: dict[str, Any]) -> dict[str, Any]:
