@@ -15,7 +15,7 @@ from d2nvideo.fileio import check_output
 from d2nvideo.model import build_generator
 
 from .config import load_config
-from .phases import checkpoint_phases
+from .phases import checkpoint_phases, loss_weights
 from .state import holds_state, load_latest, read_json_object, step_count
 
 
@@ -64,7 +64,7 @@ def export_run(
         "crop": list(cfg.data.crop),
         "resize": cfg.data.resize,
         "batch_size": cfg.train.batch_size,
-        "loss": {k: v for k, v in vars(cfg.loss).items() if k != "vgg_weights"},
+        "loss": loss_weights(cfg),
         "data": json.loads(data_path.read_text()) if data_path.is_file() else {},
         "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "d2nvideo": __version__,

@@ -12,7 +12,6 @@ records that one's phases first, then the run's, counted in the checkpoints' who
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -23,18 +22,23 @@ from .state import read_json_object, write_json
 FILE = "phases.json"
 
 
+def loss_weights(cfg: TrainConfig) -> dict[str, Any]:
+    """The loss section as a checkpoint records it (``meta.loss``, each phase's ``loss``): the
+    weights and their options, without the path of the VGG weights."""
+    return {k: v for k, v in vars(cfg.loss).items() if k != "vgg_weights"}
+
+
 def settings(cfg: TrainConfig) -> dict[str, Any]:
-    """What a phase records: the loss weights (as the checkpoint's ``meta.loss``) and the
-    learning-rate settings that decide each step's rate (``train.steps`` under the linear
-    policy, whose decay it sets; the decay's interval and factor under the step policy)."""
-    loss = {k: v for k, v in vars(cfg.loss).items() if k != "vgg_weights"}
+    """What a phase records: the loss weights and the learning-rate settings that decide each
+    step's rate (``train.steps`` under the linear policy, whose decay it sets; the decay's
+    interval and factor under the step policy)."""
     o = cfg.optim
     optim: dict[str, Any] = {"lr": o.lr, "lr_policy": o.lr_policy}
     if o.lr_policy == "linear":  # its rate at a step depends on the run's length
         optim["steps"] = cfg.train.steps
     if o.lr_policy == "step":
         optim |= {"lr_step": o.lr_step, "lr_gamma": o.lr_gamma}
-    return {"loss": json.loads(json.dumps(loss)), "optim": optim}
+    return {"loss": loss_weights(cfg), "optim": optim}
 
 
 def read_phases(run: Path) -> list[dict[str, Any]] | None:
@@ -94,7 +98,7 @@ def record_phase(run: Path, cfg: TrainConfig, step: int) -> list[dict[str, Any]]
     now = settings(cfg)
     phases = [] if step == 0 else (read_phases(run) or [dict(UNRECORDED)])
     phases = [p for p in phases if p["step"] < step]
-    if not phases or {"loss": phases[-1].get("loss"), "optim": phases[-1].get("optim")} != now:
+    if not phases or {k: phases[-1][k] for k in now} != now:
         phases.append({"step": step, **now})
     write_json(run / FILE, {"phases": phases})
     return phases

@@ -212,19 +212,16 @@ def _sha256(path: Path) -> str:
 
 def write_json(path: Path, data: Any) -> None:
     """Write a run folder's JSON record (data.json, init.json, phases.json) through a temporary
-    file; something else in its place (a folder) is one clear error, not the temporary's."""
-    from d2nvideo.errors import PathError
+    file (train checks first that none of them is something other than a file)."""
     from d2nvideo.fileio import atomic_output
 
-    if path.exists() and not path.is_file():
-        raise PathError(f"'{path}' is not a file: move it away to run in this folder", path)
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(data, indent=1))
 
 
 def read_json_object(path: Path) -> dict[str, Any] | None:
-    """The JSON object in ``path`` (a run's data.json or init.json), or None where the file is
-    missing, unreadable or holds something else."""
+    """The JSON object in ``path`` (a run's data.json, init.json or phases.json), or None where
+    the file is missing, unreadable or holds something else."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError, RecursionError):  # RecursionError: nesting json cannot read
