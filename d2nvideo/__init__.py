@@ -47,12 +47,14 @@ def convert_video(
     **options: Any,
 ) -> ConvertResult:
     """Convert the video ``src`` to ``dst`` (``to``: 'night' or 'day'), as ``d2nvideo convert``
-    does with the same defaults. ``model``: a path, a loaded Translator, or None for the
-    bundled one. ``options`` are convert's options by their Python names (``quality``,
-    ``work_size``, ``max_size``, ``upsample``, ``smooth``, ``smooth_strength``, ``start``,
-    ``duration``, ``batch_size``, ``codec``, ``crf``, ``preset``, ``pix_fmt``, ``device``,
-    ``precision``). ``progress``: a tqdm bar (``tqdm.auto``: a widget in a notebook), False for
-    none, or a callable ``(done, total)``."""
+    does with the same defaults; ``to="auto"`` picks the other domain of what ``src`` looks
+    like. ``model``: a path, a loaded Translator, or None for the bundled one. ``options`` are
+    convert's options by their Python names (``quality``, ``work_size``, ``max_size``,
+    ``upsample``, ``smooth``, ``smooth_strength``, ``exposure``, ``bars``, ``start``,
+    ``duration``, ``batch_size``, ``hwaccel``, ``salvage``, ``codec``, ``crf``, ``preset``,
+    ``pix_fmt``, and for a model path ``device``, ``precision``, ``backend``, ``compile``,
+    ``official_day``). ``progress``: a tqdm bar (``tqdm.auto``: a widget in a notebook), False
+    for none, or a callable ``(done, total)``."""
     from .batch.api import run_convert_video
 
     return run_convert_video(Path(src), Path(dst), to, model, progress, overwrite, options)

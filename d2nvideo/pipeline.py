@@ -135,6 +135,13 @@ class ConvertResult:
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
+    def warn_lost(self, src: Path) -> None:
+        """One warning line if ``--salvage`` left frames out."""
+        if self.lost:
+            log.warning(
+                "'%s': %d frames could not be decoded and are left out (--salvage)", src, self.lost
+            )
+
 
 def batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
     batch: list[Frame] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from .pipeline import (
     translate_frames,
 )
 from .translator import Translator
-from .video.decode import Frame, decode_frames, frames_at
+from .video.decode import Frame, Salvage, decode_frames, frames_at
 from .video.geometry import upright
 from .video.probe import probe
 
@@ -99,7 +100,7 @@ def preview_video(
     layout: Layout,
     on_frames: Callable[[int], None],
 ) -> ConvertResult:
-    source = probe(src)
+    source = probe(src, salvage=opts.salvage)
     info = dataclasses.replace(source, rotation=0)  # frames are composed upright
     return convert_video(
         src,
@@ -116,7 +117,7 @@ def preview_video(
 def preview_still(
     src: Path, dst: Path, translator: Translator, opts: ConvertOptions, at: float, layout: Layout
 ) -> None:
-    info = probe(src)
+    info = probe(src, salvage=opts.salvage)
     frames = list(frames_at(src, [info.start_time + at]))
     if not frames:
         raise InputError(f"'{src}' has no frame at {at:g} s (it lasts {info.duration:.2f} s)", src)
@@ -137,13 +138,16 @@ def preview_gif(
     opts: ConvertOptions,
     layout: Layout,
     on_frames: Callable[[int], None],
-) -> int:
+) -> ConvertResult:
     """An animated GIF at up to 10 fps and 800 pixels wide (held in memory: keep it short)."""
     from PIL import Image
 
-    info = probe(src)
+    t0 = time.perf_counter()
+    info = probe(src, salvage=opts.salvage)
     step = max(1, math.ceil(float(info.fps) / GIF_FPS - 1e-6))
-    frames = (f for f in decode_frames(src, opts.start, opts.duration) if f.index % step == 0)
+    salvage = Salvage() if opts.salvage else None
+    decoded = decode_frames(src, opts.start, opts.duration, salvage=salvage)
+    frames = (f for f in decoded if f.index % step == 0)
     translated = after_translation(translate_frames(frames, translator, opts, info.rotation), opts)
     images = []
     for frame in compose_stage(layout, opts.to, info.rotation)(translated):
@@ -157,7 +161,8 @@ def preview_gif(
         images[0].save(
             tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0
         )
-    return len(images)
+    seconds = time.perf_counter() - t0
+    return ConvertResult(dst, len(images), seconds, salvage.lost if salvage else 0)
 
 
 def _gif_width(image: np.ndarray) -> np.ndarray:

@@ -78,6 +78,29 @@ def test_convert_video_with_the_cli_defaults(media: dict[str, Path], tmp_path: P
         convert_video(media["plain"], tmp_path / "out.mp4", to="day", model=media["model"])
 
 
+def test_convert_video_takes_every_model_option_and_to_auto(media, tmp_path: Path) -> None:
+    """The model options by their Python names (``--day-is`` is ``official_day``), checked as
+    the command line checks them, and ``to="auto"`` as ``--to auto`` (the clip looks like day)."""
+    model = media["model"]
+    load = {"backend": "torch", "compile": False, "official_day": "a", "precision": "fp32"}
+    from d2nvideo.video.decode import decode_frames
+
+    for name, to in (("a", "Auto"), ("n", "night"), ("d", "day")):
+        convert_video(media["plain"], tmp_path / f"{name}.mp4", to, model=model, **load)
+    auto, night, day = (
+        np.stack([f.image for f in decode_frames(tmp_path / f"{n}.mp4")]).astype(float)
+        for n in "and"
+    )
+    # Into night, not day (a level or two apart at most: summation order follows the threads)
+    assert len(auto) == 12 and np.abs(auto - night).mean() < np.abs(auto - day).mean() / 10
+    with pytest.raises(UsageError, match="backend"):
+        convert_video(media["plain"], tmp_path / "b.mp4", "night", model=model, backend="onnx")
+    translator = Translator.from_checkpoint(model)
+    with pytest.raises(UsageError, match="device: for a model path"):
+        convert_video(media["plain"], tmp_path / "c.mp4", "night", model=translator, device="cpu")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "d.mp4", "n.mp4"]
+
+
 def test_importing_the_package_loads_no_torch() -> None:
     code = "import sys, d2nvideo; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

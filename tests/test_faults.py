@@ -481,6 +481,27 @@ def test_convert_refuses_a_truncated_file_at_once(media, tmp_path: Path) -> None
     )
 
 
+@pytest.mark.parametrize("command", ["convert", "preview.mp4", "preview.gif", "preview.png"])
+def test_salvage_converts_what_a_truncated_file_holds(command, media, tmp_path, caplog):
+    """``--salvage`` is the same for convert and each kind of preview: the frames that are
+    there are translated and the loss is one warning (preview refused it before)."""
+    from d2nvideo.video.probe import probe
+
+    data = _faststart(tmp_path / "full.mp4").read_bytes()
+    (tmp_path / "full.mp4").unlink()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    name, _, suffix = command.partition(".")
+    out = tmp_path / f"o.{suffix or 'mp4'}"
+    args = [name, cut, "--to", "night", "-o", out, "--model", media["model"], "-q", "--salvage"]
+    result = invoke(*args, *(["--at", "0.2"] if suffix == "png" else []))
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and cut.read_bytes() == data[: len(data) // 2]
+    lost = [r for r in caplog.records if "left out (--salvage)" in r.getMessage()]
+    if suffix in ("", "mp4"):
+        assert 0 < probe(out).frames < 60 and len(lost) == 1
+
+
 # --- extract ---------------------------------------------------------------------------------
 
 

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 from ..errors import UsageError
 
 if TYPE_CHECKING:
+    from ..choices import Domain
     from ..pipeline import ConvertResult
     from ..translator import Translator
 
 ENCODE_KEYS = ("codec", "crf", "preset", "pix_fmt")
 SIZE_KEYS = ("quality", "work_size", "max_size", "upsample")
-LOAD_KEYS = ("device", "precision")
+LOAD_KEYS = ("official_day", "device", "precision", "compile", "backend")
 
 
 def run_convert_video(
@@ -30,38 +31,46 @@ def run_convert_video(
     overwrite: bool,
     options: dict[str, Any],
 ) -> ConvertResult:
+    from ..choices import normalise_domain
+    from ..data.scoring import resolve_target
     from ..fileio import check_output, require_file
     from ..pipeline import convert_video
     from ..video.encode import check_encode
     from ..video.probe import probe
 
-    opts, translator = _options(to, model, dict(options))
+    auto = isinstance(to, str) and to.strip().lower() == "auto"
+    target = "auto" if auto else normalise_domain(to)
     require_file(src)
+    opts, translator = _options(resolve_target(src, target), model, dict(options))
     check_encode(dst, opts.encode)
     check_output(dst, [src], overwrite)
-    info = probe(src)
+    info = probe(src, salvage=opts.salvage)
     with _progress(progress, info.frames) as advance:
         return convert_video(src, dst, translator, opts, advance, info)
 
 
-def _options(to: str, model: Any, options: dict[str, Any]) -> tuple[Any, Translator]:
+def _options(to: Domain, model: Any, options: dict[str, Any]) -> tuple[Any, Translator]:
     """ConvertOptions and a Translator from convert's option names and defaults."""
-    from ..choices import normalise_domain
     from ..pipeline import ConvertOptions
     from ..translator import Translator
     from ..video.encode import EncodeSettings
-    from .settings import PipelineSpec, SizeSpec
+    from .settings import ModelSpec, PipelineSpec, SizeSpec
 
     encode = EncodeSettings(**_take(options, ENCODE_KEYS, EncodeSettings))
     size = SizeSpec(**_take(options, SIZE_KEYS, SizeSpec))
-    load = _take(options, LOAD_KEYS, None)
+    load = _take(options, LOAD_KEYS, ModelSpec)
     known = {f.name for f in dataclasses.fields(PipelineSpec)} - {"size"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise UsageError(f"convert_video got unknown option(s): {', '.join(unknown)}")
-    translator = model if isinstance(model, Translator) else _load(model, load)
+    if isinstance(model, Translator):
+        if load:
+            raise UsageError(f"{', '.join(load)}: for a model path; this Translator is loaded")
+        translator = model
+    else:
+        translator = ModelSpec(path=None if model is None else Path(model), **load).load()
     spec = PipelineSpec(size=size, **options)
-    opts: ConvertOptions = spec.options(translator, normalise_domain(to), encode)
+    opts: ConvertOptions = spec.options(translator, to, encode)
     return opts, translator
 
 
@@ -71,15 +80,6 @@ def _take(options: dict[str, Any], keys: tuple[str, ...], kind: Any) -> dict[str
         defaults = inspect.signature(kind).parameters
         taken = {k: v for k, v in taken.items() if k in defaults}
     return taken
-
-
-def _load(model: str | Path | None, load: dict[str, Any]) -> Translator:
-    from ..model.runtime import set_fast_flags
-    from ..registry import load_translator
-
-    translator = load_translator(None if model is None else Path(model), **load)
-    set_fast_flags(translator.device)
-    return translator
 
 
 @contextmanager

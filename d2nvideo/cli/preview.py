@@ -86,7 +86,7 @@ def preview(
         raise UsageError(f"output '{output}' needs a suffix: .mp4/.mkv, .png/.jpg or .gif", output)
     require_file(input_path)
     check_output(output, [input_path], overwrite)
-    info = probe(input_path)
+    info = probe(input_path, salvage=pipeline.salvage)
     domain = resolve_target(input_path, to)
     translator = model.load()
     opts = pipeline.options(translator, domain)
@@ -132,8 +132,9 @@ def _moving(
     total = info.frames_in(opts.start, opts.duration)
     with progress_bar(total, f"preview {src.name}", quiet) as advance:
         if gif:
-            n = preview_gif(src, dst, translator, opts, layout, advance)
-            click.echo(f"{n} GIF frames -> {dst}")
-            return
-        result = preview_video(src, dst, translator, opts, layout, advance)
-    click.echo(f"{result.frames} frames in {result.seconds:.1f} s -> {dst}")
+            result = preview_gif(src, dst, translator, opts, layout, advance)
+        else:
+            result = preview_video(src, dst, translator, opts, layout, advance)
+    result.warn_lost(src)
+    kind = "GIF frames" if gif else "frames"
+    click.echo(f"{result.frames} {kind} in {result.seconds:.1f} s -> {dst}")
