@@ -288,6 +288,22 @@ def test_convert_to_auto_goes_to_the_other_domain(media: dict[str, Path], tmp_pa
     assert result.exit_code == 2 and "give --to night or --to day" in result.output
 
 
+@pytest.mark.parametrize("how", ["file", "folder", "list"])
+def test_already_the_target_warns_once_per_input(how, media, tmp_path, caplog) -> None:
+    """A night input converted to night warns once, whether given alone, in a folder or
+    among other inputs (a folder or a list never warned before)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for name, value in (("bright", 190), ("dark", 12)):
+        write_image(src / f"{name}.png", np.full((60, 80, 3), value, np.uint8))
+    inputs = {"file": [src / "dark.png"], "folder": [src], "list": sorted(src.iterdir())}[how]
+    out = ["-o", tmp_path / "out"] if how != "file" else []
+    result = run("convert", *inputs, *out, "--to", "night", "--model", media["model"])
+    assert result.exit_code == 0, result.output
+    warned = [r.getMessage() for r in caplog.records if "already looks like" in r.getMessage()]
+    assert len(warned) == 1 and "dark.png" in warned[0]
+
+
 @pytest.mark.parametrize(("code", "teardown"), [(130, False), (143, False), (2, True), (0, True)])
 def test_the_program_leaves_an_interrupt_without_the_interpreters_teardown(
     code: int, teardown: bool

@@ -5,7 +5,6 @@ leaves only complete outputs (each is written to a temporary file and renamed)."
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import time
 from collections.abc import Callable
@@ -19,7 +18,6 @@ if TYPE_CHECKING:
     from ..pipeline import ConvertOptions, DarkOutputWatch
     from ..translator import Translator
 
-log = logging.getLogger(__name__)
 Status = Literal["done", "skipped", "failed"]
 
 
@@ -68,7 +66,7 @@ class Converter:
     def _convert(self, task: Task, on_frames: Callable[[int], None]) -> int:
         from ..data.scoring import resolve_target
 
-        to = resolve_target(task.src, self.to) if self.to == "auto" else self.opts.to
+        to = resolve_target(task.src, self.to)  # warns if it already looks like the target
         opts = dataclasses.replace(self.opts, to=to)
         task.dst.parent.mkdir(parents=True, exist_ok=True)
         if task.kind == "image":
@@ -82,12 +80,7 @@ class Converter:
         result = convert_video(
             task.src, task.dst, self.translator, opts, on_frames, watch=self.watch
         )
-        if result.lost:
-            log.warning(
-                "'%s': %d frames could not be decoded and are left out (--salvage)",
-                task.src,
-                result.lost,
-            )
+        result.warn_lost(task.src)
         return result.frames
 
     def _image(self, task: Task, opts: ConvertOptions, on_frames: Callable[[int], None]) -> int:

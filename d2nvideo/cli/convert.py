@@ -87,8 +87,8 @@ def convert(
     from ..data.scoring import resolve_target
 
     paths = expand(inputs)
-    if len(paths) == 1 and (to != "auto" or not paths[0].is_dir()):
-        to = resolve_target(paths[0], to)  # names the default output; warns if already there
+    if len(paths) == 1 and to == "auto" and not paths[0].is_dir():
+        to = resolve_target(paths[0], to)  # names the default output
     tasks = plan(paths, to, output)
     # One file given is one output checked up front; a folder, even of one file, is a tree
     # (its subfolders are made in the output as the files are converted)
