@@ -272,7 +272,9 @@ def test_models_lists_given_files(media: dict[str, Path]) -> None:
     rows = json.loads(result.output)
     given = [r for r in rows if r["path"] == str(media["model"])]
     assert given and given[0]["arch"] == "unit" and given[0]["params"] > 0
-    assert run("models", media["model"]).exit_code == 0
+    text = run("models", media["model"]).output.splitlines()
+    assert str(media["model"]) in text  # whole on its line, never cut to a column's width
+    assert sum(line.endswith(".safetensors (bundled)") for line in text) == 1
 
 
 def test_convert_to_auto_goes_to_the_other_domain(media: dict[str, Path], tmp_path: Path) -> None:

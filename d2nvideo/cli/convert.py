@@ -79,8 +79,9 @@ def convert(
     globs to night or day. Files are inputs; '-' reads input paths from stdin, one a line.
 
     Videos keep their frame count, timestamps (variable frame rate too), rotation, metadata,
-    audio and subtitles. Outputs that already exist are skipped (a run resumes), unless
-    --overwrite; an input that fails is reported and the others go on (exit 1 at the end).
+    audio and subtitles. A single output that exists is refused; in a folder or a list, outputs
+    that exist are skipped (a run resumes); --overwrite replaces them. An input that fails is
+    reported and the others go on (exit 1 at the end).
     Under torchrun the inputs are shared out between the ranks.
     """
     from ..batch.plan import expand, plan

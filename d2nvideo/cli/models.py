@@ -1,19 +1,23 @@
-"""``d2nvideo models``: the bundled model and any model files given, as a table or JSON."""
+"""``d2nvideo models``: the bundled model and any model files given, as text or JSON."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .shell import CONTEXT, INPUT
 
+if TYPE_CHECKING:
+    from ..registry import ModelRow
+
 
 @click.command(context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, type=INPUT)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def models(paths: tuple[Path, ...], as_json: bool) -> None:
     """List the bundled default model and any model files given: architecture, size, training
     steps and the working size each was trained for."""
@@ -23,11 +27,21 @@ def models(paths: tuple[Path, ...], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("model", "arch", "params", "MB", "steps", "work size", "note")
     for r in rows:
-        params = f"{r.params / 1e6:.2f}M"
-        table.add_row(r.path, r.arch, params, f"{r.mb:.1f}", str(r.steps), str(r.work_size), r.note)
-    Console().print(table)
+        click.echo(_describe(r))
+
+
+def _describe(row: ModelRow) -> str:
+    """A model as a block: its path whole on the first line (a path is its name, never cut),
+    then what it is, then its note wrapped to the terminal."""
+    import shutil
+    import textwrap
+
+    width = max(40, shutil.get_terminal_size().columns) - 2
+    facts = (
+        f"{row.arch}, {row.params / 1e6:.2f}M parameters, {row.mb:.1f} MB, "
+        f"{row.steps} steps, work size {row.work_size}"
+    )
+    head = f"{row.path} (bundled)" if row.bundled else row.path
+    lines = [head, *textwrap.wrap(facts, width), *textwrap.wrap(row.note, width)]
+    return "\n  ".join(lines) + "\n"
