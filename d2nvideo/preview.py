@@ -26,7 +26,7 @@ from .pipeline import (
 from .translator import Translator
 from .video.decode import Frame, Salvage, decode_frames, frames_at
 from .video.geometry import upright
-from .video.probe import probe
+from .video.probe import held_duration, probe
 
 STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 WIPE_PERIOD_S = 4.0
@@ -115,12 +115,29 @@ def preview_video(
 
 
 def preview_still(
-    src: Path, dst: Path, translator: Translator, opts: ConvertOptions, at: float, layout: Layout
-) -> None:
+    src: Path,
+    dst: Path,
+    translator: Translator,
+    opts: ConvertOptions,
+    at: float | None,
+    layout: Layout,
+) -> float:
+    """The frame at ``at`` seconds (None: the middle of what the file holds) beside its
+    translation; returns the time taken."""
     info = probe(src, salvage=opts.salvage)
-    frames = list(frames_at(src, [info.start_time + at]))
+    lasts = info.duration
+    if info.missing_bytes:  # cut short (only with salvage): the frames end before the index
+        lasts = min(lasts, held_duration(src) or lasts)
+    at = lasts / 2 if at is None else at
+    try:
+        frames = list(frames_at(src, [info.start_time + at]))
+    except InputError:
+        if not info.missing_bytes:
+            raise
+        frames = []
     if not frames:
-        raise InputError(f"'{src}' has no frame at {at:g} s (it lasts {info.duration:.2f} s)", src)
+        cut = " of what decodes: the file is cut short" if info.missing_bytes else ""
+        raise InputError(f"'{src}' has no frame at {at:g} s (it lasts {lasts:.2f} s{cut})", src)
     (out,) = translate_frames(frames, translator, opts, info.rotation)
     assert out.source is not None
     write_image(
@@ -129,6 +146,7 @@ def preview_still(
             upright(out.source, info.rotation), upright(out.image, info.rotation), layout, opts.to
         ),
     )
+    return at
 
 
 def preview_gif(
@@ -146,7 +164,9 @@ def preview_gif(
     info = probe(src, salvage=opts.salvage)
     step = max(1, math.ceil(float(info.fps) / GIF_FPS - 1e-6))
     salvage = Salvage() if opts.salvage else None
-    decoded = decode_frames(src, opts.start, opts.duration, salvage=salvage)
+    # a file cut short: what its index lists in the segment and does not decode is counted lost
+    expect = info.frames_in(opts.start, opts.duration) if info.missing_bytes else None
+    decoded = decode_frames(src, opts.start, opts.duration, expect, salvage=salvage)
     frames = (f for f in decoded if f.index % step == 0)
     translated = after_translation(translate_frames(frames, translator, opts, info.rotation), opts)
     images = []

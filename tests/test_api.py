@@ -93,8 +93,12 @@ def test_convert_video_takes_every_model_option_and_to_auto(media, tmp_path: Pat
     )
     # Into night, not day (a level or two apart at most: summation order follows the threads)
     assert len(auto) == 12 and np.abs(auto - night).mean() < np.abs(auto - day).mean() / 10
-    with pytest.raises(UsageError, match="backend"):
+    with pytest.raises(UsageError, match="backend must be one of"):
         convert_video(media["plain"], tmp_path / "b.mp4", "night", model=model, backend="onnx")
+    with pytest.raises(UsageError, match="unknown device 'tpu'"):
+        convert_video(media["plain"], tmp_path / "b.mp4", "night", model=model, device="tpu")
+    with pytest.raises(d2nvideo.errors.D2NError, match="exists"):  # before the model loads
+        convert_video(media["plain"], tmp_path / "a.mp4", "night", model=tmp_path / "none.pt")
     translator = Translator.from_checkpoint(model)
     with pytest.raises(UsageError, match="device: for a model path"):
         convert_video(media["plain"], tmp_path / "c.mp4", "night", model=translator, device="cpu")

@@ -443,6 +443,22 @@ def test_truncation_is_found_at_open_and_salvage_decodes_what_is_there(tmp_path:
     assert result.exit_code == 0 and "truncated" in result.output
 
 
+def test_a_truncated_file_is_guessed_and_counted_from_what_it_holds(tmp_path: Path) -> None:
+    """``--to auto`` guesses from the frames before the cut (a sampled time past it raised,
+    refusing a file --salvage converts); progress counts what the index lists."""
+    from d2nvideo.batch.plan import Task
+    from d2nvideo.batch.run import frame_counts
+    from d2nvideo.data.scoring import guess_file
+
+    data = _faststart(tmp_path / "full.mp4").read_bytes()
+    for share in range(30, 100, 10):
+        cut = tmp_path / f"cut{share}.mp4"
+        cut.write_bytes(data[: len(data) * share // 100])
+        assert guess_file(cut).scored_frames >= 1
+    task = Task(tmp_path / "cut50.mp4", tmp_path / "o.mp4", "video")
+    assert frame_counts([task]) == [1] and frame_counts([task], salvage=True) == [60]
+
+
 def test_salvage_skips_corrupt_packets(tmp_path: Path) -> None:
     from d2nvideo.video.decode import Salvage, decode_frames
 
@@ -494,12 +510,16 @@ def test_salvage_converts_what_a_truncated_file_holds(command, media, tmp_path, 
     name, _, suffix = command.partition(".")
     out = tmp_path / f"o.{suffix or 'mp4'}"
     args = [name, cut, "--to", "night", "-o", out, "--model", media["model"], "-q", "--salvage"]
-    result = invoke(*args, *(["--at", "0.2"] if suffix == "png" else []))
+    result = invoke(*args)  # a still: by default the middle of what the file holds
     assert result.exit_code == 0, result.output
     assert out.is_file() and cut.read_bytes() == data[: len(data) // 2]
     lost = [r for r in caplog.records if "left out (--salvage)" in r.getMessage()]
+    assert len(lost) == (suffix != "png")
     if suffix in ("", "mp4"):
-        assert 0 < probe(out).frames < 60 and len(lost) == 1
+        assert 0 < probe(out).frames < 60
+    if suffix == "png":  # a time past the cut is said to be so
+        late = invoke(*args, "--at", "2.2", "--overwrite")
+        assert late.exit_code == 1 and "of what decodes: the file is cut short" in late.output
 
 
 # --- extract ---------------------------------------------------------------------------------

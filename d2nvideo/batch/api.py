@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from ..errors import UsageError
 
 if TYPE_CHECKING:
-    from ..choices import Domain
     from ..pipeline import ConvertResult
     from ..translator import Translator
 
@@ -31,6 +30,8 @@ def run_convert_video(
     overwrite: bool,
     options: dict[str, Any],
 ) -> ConvertResult:
+    """Every check that needs no decoding and no model first (the options, the files), then
+    the target (``auto`` decodes a few frames), then the model."""
     from ..choices import normalise_domain
     from ..data.scoring import resolve_target
     from ..fileio import check_output, require_file
@@ -40,38 +41,51 @@ def run_convert_video(
 
     auto = isinstance(to, str) and to.strip().lower() == "auto"
     target = "auto" if auto else normalise_domain(to)
+    settings = _Settings.of(dict(options), model)
     require_file(src)
-    opts, translator = _options(resolve_target(src, target), model, dict(options))
-    check_encode(dst, opts.encode)
+    check_encode(dst, settings.encode)
     check_output(dst, [src], overwrite)
+    domain = resolve_target(src, target)
+    translator = settings.translator(model)
+    opts = settings.pipeline.options(translator, domain, settings.encode)
     info = probe(src, salvage=opts.salvage)
-    with _progress(progress, info.frames) as advance:
+    with _progress(progress, info.frames_in(opts.start, opts.duration)) as advance:
         return convert_video(src, dst, translator, opts, advance, info)
 
 
-def _options(to: Domain, model: Any, options: dict[str, Any]) -> tuple[Any, Translator]:
-    """ConvertOptions and a Translator from convert's option names and defaults."""
-    from ..pipeline import ConvertOptions
-    from ..translator import Translator
-    from ..video.encode import EncodeSettings
-    from .settings import ModelSpec, PipelineSpec, SizeSpec
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    """convert_video's options by convert's names and defaults, sorted into the library's
+    settings; unknown names are refused."""
 
-    encode = EncodeSettings(**_take(options, ENCODE_KEYS, EncodeSettings))
-    size = SizeSpec(**_take(options, SIZE_KEYS, SizeSpec))
-    load = _take(options, LOAD_KEYS, ModelSpec)
-    known = {f.name for f in dataclasses.fields(PipelineSpec)} - {"size"}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise UsageError(f"convert_video got unknown option(s): {', '.join(unknown)}")
-    if isinstance(model, Translator):
-        if load:
+    encode: Any  # EncodeSettings
+    pipeline: Any  # PipelineSpec
+    load: dict[str, Any]
+
+    @classmethod
+    def of(cls, options: dict[str, Any], model: Any) -> _Settings:
+        from ..translator import Translator
+        from ..video.encode import EncodeSettings
+        from .settings import ModelSpec, PipelineSpec, SizeSpec
+
+        encode = EncodeSettings(**_take(options, ENCODE_KEYS, EncodeSettings))
+        size = SizeSpec(**_take(options, SIZE_KEYS, SizeSpec))
+        load = _take(options, LOAD_KEYS, ModelSpec)
+        known = {f.name for f in dataclasses.fields(PipelineSpec)} - {"size"}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise UsageError(f"convert_video got unknown option(s): {', '.join(unknown)}")
+        if load and isinstance(model, Translator):
             raise UsageError(f"{', '.join(load)}: for a model path; this Translator is loaded")
-        translator = model
-    else:
-        translator = ModelSpec(path=None if model is None else Path(model), **load).load()
-    spec = PipelineSpec(size=size, **options)
-    opts: ConvertOptions = spec.options(translator, to, encode)
-    return opts, translator
+        return cls(encode, PipelineSpec(size=size, **options), load)
+
+    def translator(self, model: Any) -> Translator:
+        from ..translator import Translator
+        from .settings import ModelSpec
+
+        if isinstance(model, Translator):
+            return model
+        return ModelSpec(path=None if model is None else Path(model), **self.load).load()
 
 
 def _take(options: dict[str, Any], keys: tuple[str, ...], kind: Any) -> dict[str, Any]:

@@ -5,6 +5,7 @@ leaves only complete outputs (each is written to a temporary file and renamed)."
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -115,16 +116,19 @@ def run_here(
     return outcomes
 
 
-def frame_counts(tasks: list[Task], start: float = 0.0, span: float | None = None) -> list[int]:
+def frame_counts(
+    tasks: list[Task], start: float = 0.0, span: float | None = None, salvage: bool = False
+) -> list[int]:
     """Frames each task will write (1 for an image, the probe's count for a video's
     ``[start, start + span)``, 1 when it cannot be probed: the conversion reports why), for
-    progress totals."""
+    progress totals. ``salvage``: a truncated file counts what its index lists."""
     from ..video.probe import probe
 
     counts = []
     for task in tasks:
         try:
-            counts.append(probe(task.src).frames_in(start, span) if task.kind == "video" else 1)
+            video = task.kind == "video"
+            counts.append(probe(task.src, salvage).frames_in(start, span) if video else 1)
         except D2NError:
             counts.append(1)
     return counts
@@ -152,6 +156,7 @@ def _start_worker(factory: Callable[[], Converter], threads: int) -> None:
     import torch
 
     signal.signal(signal.SIGTERM, _raise_terminated)  # a stopped worker removes its temp file
+    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)  # as the CLI's
     torch.set_num_threads(threads)
     _WORKER["converter"] = factory()
 

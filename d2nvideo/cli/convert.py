@@ -149,7 +149,7 @@ def _run(
     world = dist.torchrun_world()
     if world is not None:
         dist.join(world)
-    counts = frame_counts(tasks, pipeline.start, pipeline.duration)
+    counts = frame_counts(tasks, pipeline.start, pipeline.duration, pipeline.salvage)
     factory = functools.partial(make_converter, model, pipeline, encode, to, overwrite)
     here = factory() if jobs == 1 or len(tasks) == 1 or world else None  # load errors first
     leader = world is None or world.rank == 0

@@ -92,7 +92,7 @@ def preview(
     opts = pipeline.options(translator, domain)
     with sigterm_as_interrupt():
         if suffix in STILL_SUFFIXES:
-            _still(input_path, output, translator, opts, info, at, layout)
+            _still(input_path, output, translator, opts, at, layout)
         else:
             _moving(input_path, output, translator, opts, info, layout, quiet)
 
@@ -102,14 +102,12 @@ def _still(
     dst: Path,
     translator: Translator,
     opts: ConvertOptions,
-    info: VideoInfo,
     at: float | None,
     layout: Layout,
 ) -> None:
     from ..preview import preview_still
 
-    at = at if at is not None else info.duration / 2
-    preview_still(src, dst, translator, opts, at, layout)
+    at = preview_still(src, dst, translator, opts, at, layout)
     click.echo(f"frame at {at:.2f} s -> {dst}")
 
 

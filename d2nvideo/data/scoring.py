@@ -17,6 +17,7 @@ Images are scored on a 160-pixel-wide thumbnail, so any size costs about the sam
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ import cv2
 import numpy as np
 
 from ..choices import Domain, Label, ScoreMethod
-from ..errors import D2NError, UsageError
+from ..errors import D2NError, InputError, UsageError
 
 log = logging.getLogger(__name__)
 THUMB_WIDTH = 160
@@ -148,21 +149,49 @@ def guess(images: list[np.ndarray]) -> Guess:
 
 def guess_file(path: Path, samples: int = GUESS_SAMPLES) -> Guess:
     """:func:`guess` for a still image, ``samples`` images of a folder, or ``samples`` frames
-    spread across a video."""
-    from ..images import is_image, list_images, read_image
-    from ..video.decode import frames_at
-    from ..video.probe import probe
+    spread across a video. A file's guess is kept while its size and time are unchanged (convert
+    asks once to name an output and again to warn)."""
+    from ..images import list_images
 
     if path.is_dir():
         found = list_images(path)
         picked = found[:: max(1, len(found) // samples)][:samples]
         return guess([im for im in map(_readable, picked) if im is not None])
-    if is_image(path):
-        return guess(_between_bars([read_image(path)]))
-    info = probe(path, salvage=True)  # guessed from the frames that are there
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise InputError(f"cannot read '{path}': {exc.strerror or exc}", path) from exc
+    return _guess_one_file(str(path.resolve()), stat.st_size, stat.st_mtime_ns, samples)
+
+
+@functools.lru_cache(maxsize=64)
+def _guess_one_file(path: str, size: int, mtime_ns: int, samples: int) -> Guess:
+    from ..images import is_image, read_image
+    from ..video.probe import held_duration, probe
+
+    if is_image(Path(path)):
+        return guess(_between_bars([read_image(Path(path))]))
+    info = probe(Path(path), salvage=True)  # guessed from the frames that are there
     span = max(info.duration, 0.0)
+    if info.missing_bytes:  # cut short: sample what the file holds
+        span = min(span, held_duration(Path(path)) or span)
     times = [info.start_time + span * (i + 0.5) / samples for i in range(samples)]
-    return guess(_between_bars([f.image for f in frames_at(path, times)]))
+    return guess(_between_bars(_frames_until_error(Path(path), times)))
+
+
+def _frames_until_error(path: Path, times: list[float]) -> list[np.ndarray]:
+    """The frames at ``times`` up to the first that does not decode (a file cut short, whose
+    index lists times past its end); the error itself when none does."""
+    from ..video.decode import frames_at
+
+    images: list[np.ndarray] = []
+    try:
+        for frame in frames_at(path, times):
+            images.append(frame.image)
+    except InputError:
+        if not images:
+            raise
+    return images
 
 
 def _between_bars(images: list[np.ndarray]) -> list[np.ndarray]:

@@ -190,6 +190,22 @@ def probe(path: Path, salvage: bool = False) -> VideoInfo:
     return info
 
 
+def held_duration(path: Path) -> float | None:
+    """Seconds of video from its start whose samples lie wholly inside the file, by its index:
+    less than the duration when the file was cut short; None without an index."""
+    with open_input(path) as container:
+        vs = video_stream(container, path)
+        size = path.stat().st_size
+        try:
+            times = [e.timestamp for e in vs.index_entries if e.pos >= 0 and e.pos + e.size <= size]
+        except (AttributeError, TypeError):
+            return None
+        if not times:
+            return None
+        tb = vs.time_base or Fraction(1, 90000)
+        return float((max(times) - (vs.start_time or 0)) * tb)
+
+
 def truncation_message(path: Path, size: int, index_end: int) -> str:
     share = 100 * (index_end - size) / index_end
     return (
