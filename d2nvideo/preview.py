@@ -123,7 +123,7 @@ def preview_still(
     layout: Layout,
 ) -> float:
     """The frame at ``at`` seconds (None: the middle of what the file holds) beside its
-    translation; returns the time taken."""
+    translation; returns the second it was taken from."""
     info = probe(src, salvage=opts.salvage)
     lasts = info.duration
     if info.missing_bytes:  # cut short (only with salvage): the frames end before the index
