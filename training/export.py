@@ -16,15 +16,14 @@ from d2nvideo.model import build_generator
 
 from .config import load_config
 from .phases import checkpoint_phases, loss_weights
-from .state import holds_state, load_latest, read_json_object, step_count
+from .state import RECORDS, holds_state, load_latest, read_json_object, step_count
 
 
 def check_export_output(run: Path, output: Path, overwrite: bool) -> None:
     """Refuse an output that is one of the run's own files or lies in its state folder, with
     or without ``overwrite``: export never replaces what it reads."""
     state = run / "state"
-    inputs = [run / "config.yaml", run / "data.json", run / "log.jsonl", run / "init.json"]
-    inputs.append(run / "phases.json")
+    inputs = [run / name for name in (*RECORDS, "log.jsonl")]
     inputs += _files(state)
     if output.resolve().parent == state.resolve():
         raise PathError(f"output '{output}' lies in the run's state folder; choose another", output)

@@ -210,6 +210,9 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
+RECORDS = ("config.yaml", "data.json", "init.json", "phases.json")  # what a start rewrites
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write a run folder's JSON record (data.json, init.json, phases.json) through a temporary
     file (train checks first that none of them is something other than a file)."""

@@ -32,6 +32,7 @@ from .data import DomainLists, collect, unpaired_batches
 from .logger import RunLogger, trim_log
 from .phases import record_phase
 from .state import (
+    RECORDS,
     holds_state,
     load_latest,
     read_json_object,
@@ -295,7 +296,7 @@ def _held(cfg: TrainConfig, section: str) -> Any:
 
 def _check_records(out: Path) -> None:
     """Refuse a run folder where one of the records a start rewrites is not a file."""
-    for name in ("config.yaml", "data.json", "init.json", "phases.json"):
+    for name in RECORDS:
         path = out / name
         if path.exists() and not path.is_file():
             raise PathError(f"'{path}' is not a file: move it away to run in this folder", path)

@@ -78,7 +78,7 @@ def preview(
     from ..data.scoring import resolve_target
     from ..errors import UsageError
     from ..fileio import check_output, require_file, sigterm_as_interrupt
-    from ..preview import STILL_SUFFIXES
+    from ..preview import STILL_SUFFIXES, preview_still
     from ..video.probe import probe
 
     suffix = output.suffix.lower()
@@ -92,23 +92,10 @@ def preview(
     opts = pipeline.options(translator, domain)
     with sigterm_as_interrupt():
         if suffix in STILL_SUFFIXES:
-            _still(input_path, output, translator, opts, at, layout)
+            shown = preview_still(input_path, output, translator, opts, at, layout)
+            click.echo(f"frame at {shown:.2f} s -> {output}")
         else:
             _moving(input_path, output, translator, opts, info, layout, quiet)
-
-
-def _still(
-    src: Path,
-    dst: Path,
-    translator: Translator,
-    opts: ConvertOptions,
-    at: float | None,
-    layout: Layout,
-) -> None:
-    from ..preview import preview_still
-
-    at = preview_still(src, dst, translator, opts, at, layout)
-    click.echo(f"frame at {at:.2f} s -> {dst}")
 
 
 def _moving(
