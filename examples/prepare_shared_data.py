@@ -8,6 +8,10 @@ Writes (every image resized so its shorter side is --short-side):
         what the model learns from: driving footage only, one folder per source so training
         can sample sources evenly (``data.balance: source``) instead of letting the longest
         clip dominate.
+  pairs/day/<source>/
+        consecutive frames of the training day clips, NAME_a.jpg and NAME_b.jpg one frame
+        apart, half-way between the training frames: what ``loss.temporal`` keeps steady
+        (``data.pairs_day``); they are training images too and data.json counts them.
   realism/day/<source>/, realism/night/<source>/
         what ``d2nvideo evaluate``'s realism judge learns from: labelled day/night sets
         (AMOS webcams, xinjue phone photos) that share no source with the model's images, so
@@ -61,6 +65,8 @@ TRAIN_CLIPS = {
     },
     "night": {"sagi-vaknin_night": 0.1},
 }
+# Consecutive-frame pairs for loss.temporal: the day clips, half-way between their frames.
+PAIR_CLIPS = {"day": TRAIN_CLIPS["day"]}
 # videos/night/tmo324_night.mp4 is not used: its frames average a luma of 6, darker than the
 # 8 under which an output counts as black, and a model trained on it learned to answer many
 # day scenes with such black frames (issue 10; see MODEL.md).
@@ -131,6 +137,30 @@ def clip_frames(shared: Path, domain: str, stem: str, every: float) -> Iterator[
         )
 
 
+def clip_pairs(shared: Path, domain: str, stem: str, every: float) -> Iterator[tuple]:
+    """(first, next, name, source) for a frame every ``every`` seconds from ``every / 2`` on
+    and the frame after it (the first frame at or after ``t + 1 / fps``); a pair whose frames
+    lie more than 1.5 frame durations apart (a frame missing from the stream) is left out."""
+    video = shared / "videos" / domain / f"{stem}.mp4"
+    info = probe(video)
+    gap = 1.0 / float(info.fps)
+    starts = np.arange(every / 2, info.duration - 2 * gap, every)
+    frames = list(frames_at(video, sorted([*starts, *(starts + gap)])))
+    for start in starts:
+        i = next((i for i, f in enumerate(frames) if f.time >= start - 1e-6), len(frames) - 1)
+        if i + 1 >= len(frames):
+            break
+        first, after = frames[i], frames[i + 1]
+        if not 0 < after.time - first.time < 1.5 * gap:
+            continue
+        yield (
+            first.image,
+            after.image,
+            f"{stem}_{first.time:08.3f}",
+            f"videos/{domain}/{video.name}@{first.time:.3f}s+1",
+        )
+
+
 def holdout_stills(shared: Path) -> Iterator[tuple[str, Path]]:
     """(domain, path) of the independent stills nothing is trained on."""
     for domain in ("day", "night", "dusk"):
@@ -167,6 +197,11 @@ def main() -> None:
         for stem, every in clips.items():
             for image, name, source in clip_frames(shared, domain, stem, every):
                 put_variants(image, f"train/{domain}/{stem}/{name}", stem, source)
+    for domain, clips in PAIR_CLIPS.items():
+        for stem, every in clips.items():
+            for first, after, name, source in clip_pairs(shared, domain, stem, every):
+                put(first, f"pairs/{domain}/{stem}/{name}_a", source)
+                put(after, f"pairs/{domain}/{stem}/{name}_b", source)
     for domain, stills in TRAIN_STILLS.items():
         for tag, folder in stills.items():
             prefix = STILL_PREFIX.get(tag, "")

@@ -49,6 +49,8 @@ class DataConfig:
     flip: bool = True  # random horizontal flip
     balance: Balance = "image"  # every image, or every source folder, equally often
     workers: int = 2  # DataLoader worker processes; 0 loads in the training process
+    pairs_day: tuple[str, ...] = ()  # folders of consecutive day frames NAME_a/NAME_b (temporal)
+    pairs_night: tuple[str, ...] = ()  # folders of consecutive night frames (temporal_to_day)
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class LossConfig:
     colour_to_day: float | None = None  # its weight for night->day alone; None: colour
     shift: float = 0.0  # a translation moved a few pixels against the moved input's (flicker)
     shift_to_day: float | None = None  # its weight for night->day alone; None: shift
+    temporal: float = 0.0  # a clip's next frame's translation warped back against this one's
+    temporal_to_day: float | None = None  # its weight for night->day alone; None: temporal
     vgg: float = 0.0  # perceptual loss between input and translation (needs vgg_weights)
     vgg_weights: str | None = None  # local torchvision VGG16 state dict (.pth); never downloaded
 
@@ -154,6 +158,7 @@ class TrainConfig:
             )
         if min(self.data.crop) < 4 * self.model.multiple:
             raise ConfigError(f"config key 'data.crop' is too small: {self.data.crop}")
+        _check_pairs(self)
         if self.loss.vgg > 0 and not self.loss.vgg_weights:
             raise ConfigError(
                 "config key 'loss.vgg_weights' must name a local VGG16 weights file when "
@@ -172,6 +177,7 @@ _LOSS_WEIGHTS = (
     "hist",
     "colour",
     "shift",
+    "temporal",
     "vgg",
 )
 
@@ -196,7 +202,14 @@ def _check_ranges(cfg: TrainConfig) -> None:
         ("train.ema", cfg.train.ema, lambda v: 0 <= v < 1, "in [0, 1)"),
         ("dis.width", cfg.dis.width, lambda v: v >= 1, "at least 1"),
     ]
-    for key in ("gan_to_day", "struct_to_day", "hist_to_day", "colour_to_day", "shift_to_day"):
+    for key in (
+        "gan_to_day",
+        "struct_to_day",
+        "hist_to_day",
+        "colour_to_day",
+        "shift_to_day",
+        "temporal_to_day",
+    ):
         if getattr(cfg.loss, key) is not None:
             rules.append((f"loss.{key}", getattr(cfg.loss, key), _nonnegative, ">= 0"))
     if cfg.train.max_minutes is not None:
@@ -204,6 +217,24 @@ def _check_ranges(cfg: TrainConfig) -> None:
     for key, value, ok, wording in rules:
         if not (math.isfinite(value) and ok(value)):
             raise ConfigError(f"config key '{key}' must be {wording}, got {value}")
+
+
+def _check_pairs(cfg: TrainConfig) -> None:
+    """``loss.temporal`` learns from the source domain's consecutive frames: day pairs for
+    day->night, night pairs for night->day (``temporal_to_day``, or ``temporal`` where that is
+    None). A weight without the pairs it needs is refused, not silently unused."""
+    w, d = cfg.loss, cfg.data
+    to_day_key = "temporal" if w.temporal_to_day is None else "temporal_to_day"
+    to_day = w.temporal if w.temporal_to_day is None else w.temporal_to_day
+    for weight, key, folders, name in (
+        (w.temporal, "temporal", d.pairs_day, "pairs_day"),
+        (to_day, to_day_key, d.pairs_night, "pairs_night"),
+    ):
+        if weight > 0 and not folders:
+            raise ConfigError(
+                f"config key 'loss.{key}' ({weight}) needs consecutive frames in "
+                f"'data.{name}' (folders of NAME_a/NAME_b image pairs); set it to 0, or give them"
+            )
 
 
 def _nonnegative(value: float) -> bool:
@@ -222,6 +253,8 @@ def absolute_paths(cfg: TrainConfig) -> TrainConfig:
         d,
         day=tuple(os.path.abspath(p) for p in d.day),
         night=tuple(os.path.abspath(p) for p in d.night),
+        pairs_day=tuple(os.path.abspath(p) for p in d.pairs_day),
+        pairs_night=tuple(os.path.abspath(p) for p in d.pairs_night),
         nexet_csv=full(d.nexet_csv),
         bdd_json=full(d.bdd_json),
         images=full(d.images),

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from d2nvideo.data.sources import Sources, from_bdd, from_nexet
 from d2nvideo.errors import ConfigError
 from d2nvideo.images import list_images, read_image_reduced
+from d2nvideo.video.flow import FlowEstimator, gray, occlusion
 
 from .config import DataConfig
 
@@ -38,6 +39,10 @@ class DomainLists:
     night: list[Path] = field(default_factory=list)
     missing: int = 0  # listed but absent
     dropped: int = 0  # labels outside day/night (twilight, undefined)
+    # consecutive frames (NAME_a, NAME_b) of each domain's clips, for loss.temporal
+    pairs: dict[str, list[tuple[Path, Path]]] = field(
+        default_factory=lambda: {"day": [], "night": []}
+    )
 
     def add(self, label: str, path: Path, twilight: str) -> None:
         if label == "twilight" and twilight != "drop":
@@ -62,6 +67,9 @@ def collect(cfg: DataConfig) -> DomainLists:
             if not found:
                 raise ConfigError(f"data.{domain} folder '{root}' holds no images", root)
             getattr(lists, domain).extend(found)
+    for domain in ("day", "night"):
+        for folder in getattr(cfg, f"pairs_{domain}"):
+            lists.pairs[domain].extend(list_pairs(Path(folder), f"data.pairs_{domain}"))
     if cfg.nexet_csv:
         nexet = from_nexet(Path(cfg.nexet_csv), _images_dir(cfg, "nexet_csv"))
         _add_labelled(nexet, lists, cfg.twilight)
@@ -78,6 +86,28 @@ def collect(cfg: DataConfig) -> DomainLists:
                 "BDD100K json or a relabel folder"
             )
     return lists
+
+
+def list_pairs(root: Path, key: str) -> list[tuple[Path, Path]]:
+    """The (first, next) frame pairs in ``root`` (searched recursively): images named
+    ``NAME_a.EXT`` and ``NAME_b.EXT`` side by side. A folder without any is refused; a half
+    pair is left out with a warning."""
+    if not root.is_dir():
+        raise ConfigError(f"{key} folder '{root}' does not exist", root)
+    found = list_images(root)
+    present = set(found)
+    pairs: list[tuple[Path, Path]] = []
+    for path in found:
+        after = path.with_name(f"{path.stem[:-2]}_b{path.suffix}")
+        if path.stem.endswith("_a") and after in present:
+            pairs.append((path, after))
+    if alone := len(found) - 2 * len(pairs):
+        log.warning("%s folder '%s': %d image(s) not in a NAME_a/NAME_b pair", key, root, alone)
+    if not pairs:
+        raise ConfigError(
+            f"{key} folder '{root}' holds no frame pairs (images named NAME_a and NAME_b)", root
+        )
+    return pairs
 
 
 def _images_dir(cfg: DataConfig, source: str) -> Path:
@@ -163,6 +193,51 @@ class DomainDataset(Dataset[torch.Tensor]):
         raise ConfigError("no readable training image in this domain")
 
 
+class PairDataset(Dataset[torch.Tensor]):
+    """Consecutive frames of one domain, cropped and flipped alike, with the flow between them
+    and where it holds, measured as ``evaluate``'s E_warp measures it (DIS flow on the inputs,
+    Lai et al.'s occlusion test). An item is ``(9, h, w)`` float: the first frame and the next
+    in [-1, 1] (channels 0-2, 3-5), the flow from the first to the next in pixels (6-7: dx,
+    dy) and 1 where it holds, 0 where occluded or leaving the crop (8)."""
+
+    def __init__(self, pairs: list[tuple[Path, Path]], cfg: DataConfig) -> None:
+        self.pairs = pairs
+        self.cfg = cfg
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, key: tuple[int, int, int]) -> torch.Tensor:
+        index, epoch, seed = key
+        for attempt in range(len(self.pairs)):
+            i = (index + attempt * 7919) % len(self.pairs)
+            try:
+                first, after = (self._load(p, [seed, epoch, i]) for p in self.pairs[i])
+            except Exception as exc:  # one bad file must not stop a long run
+                log.warning("skipping unreadable frame pair %s (%s)", self.pairs[i][0], exc)
+                continue
+            return self._item(first, after)
+        raise ConfigError("no readable frame pair in this domain")
+
+    def _load(self, path: Path, seed: list[int]) -> np.ndarray:
+        """One frame, cropped and flipped as its pair's other frame (the same draws)."""
+        cfg = self.cfg
+        rng = np.random.default_rng(seed)
+        return load_training_image(path, cfg.resize, cfg.crop, cfg.flip, rng)
+
+    def _item(self, first: np.ndarray, after: np.ndarray) -> torch.Tensor:
+        if first.shape != after.shape:
+            raise ValueError(f"the pair's frames differ in size: {first.shape} {after.shape}")
+        # a fresh estimator for each flow: OpenCV's DIS object keeps state from its last call,
+        # which would make an item depend on the items loaded before it
+        a, b = gray(first), gray(after)
+        fw = FlowEstimator(max_side=max(first.shape))(a, b)
+        holds = ~occlusion(fw, FlowEstimator(max_side=max(first.shape))(b, a))
+        images = np.concatenate([first, after], axis=2).astype(np.float32) / 127.5 - 1.0
+        stacked = np.concatenate([images, fw, holds[..., None].astype(np.float32)], axis=2)
+        return torch.from_numpy(np.ascontiguousarray(stacked.transpose(2, 0, 1)))
+
+
 def source_weights(paths: list[Path], balance: str) -> list[float] | None:
     """Sampling weights that give every source (an image's folder) the same share of the
     draws, or None for uniform over images. Without them a clip with 100 extracted frames
@@ -227,12 +302,20 @@ class _ResumableSampler(torch.utils.data.Sampler[tuple[int, int, int]]):
 
 
 def domain_batches(
-    paths: list[Path], cfg: DataConfig, batch: int, seed: int, step: int, rank: int, world: int
+    paths: list[Path],
+    cfg: DataConfig,
+    batch: int,
+    seed: int,
+    step: int,
+    rank: int,
+    world: int,
+    dataset: Dataset[torch.Tensor] | None = None,
 ) -> Iterator[torch.Tensor]:
-    """Endless ``(batch, 3, h, w)`` batches of one domain, from ``step`` on."""
+    """Endless ``(batch, 3, h, w)`` batches of one domain, from ``step`` on; or of
+    ``dataset``'s items, one per path of ``paths`` (whose folders balance the draws)."""
     weights = source_weights(paths, cfg.balance)
     loader = DataLoader(
-        DomainDataset(paths, cfg),
+        dataset if dataset is not None else DomainDataset(paths, cfg),
         batch_size=batch,
         sampler=_ResumableSampler(len(paths), batch, rank, world, seed, step, weights),
         num_workers=cfg.workers,
@@ -244,23 +327,42 @@ def domain_batches(
 
 
 class UnpairedBatches:
-    """Endless steps of ``{"day": (B, 3, h, w), "night": (B, 3, h, w)}``."""
+    """Endless steps of ``{"day": (B, 3, h, w), "night": (B, 3, h, w)}``, with
+    ``"pairs_day"``/``"pairs_night"`` ``(B, 9, h, w)`` (:class:`PairDataset`) where given."""
 
-    def __init__(self, day: Iterator[torch.Tensor], night: Iterator[torch.Tensor]) -> None:
+    def __init__(
+        self,
+        day: Iterator[torch.Tensor],
+        night: Iterator[torch.Tensor],
+        pairs: dict[str, Iterator[torch.Tensor]] | None = None,
+    ) -> None:
         self.day = day
         self.night = night
+        self.pairs = pairs or {}
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         return self
 
     def __next__(self) -> dict[str, torch.Tensor]:
-        return {"day": next(self.day), "night": next(self.night)}
+        batch = {"day": next(self.day), "night": next(self.night)}
+        return batch | {f"pairs_{d}": next(it) for d, it in self.pairs.items()}
 
 
 def unpaired_batches(
     lists: DomainLists, cfg: DataConfig, batch: int, seed: int, step: int, rank: int, world: int
 ) -> UnpairedBatches:
+    """Each stream is seeded on its own (day ``seed``, night ``seed + 1``, day pairs
+    ``seed + 2``, night pairs ``seed + 3``), so that adding pairs leaves the images' order."""
+    pairs = {}
+    for offset, domain in ((2, "day"), (3, "night")):
+        if found := lists.pairs[domain]:
+            firsts = [a for a, _ in found]
+            dataset = PairDataset(found, cfg)
+            pairs[domain] = domain_batches(
+                firsts, cfg, batch, seed + offset, step, rank, world, dataset
+            )
     return UnpairedBatches(
         domain_batches(lists.day, cfg, batch, seed, step, rank, world),
         domain_batches(lists.night, cfg, batch, seed + 1, step, rank, world),
+        pairs,
     )

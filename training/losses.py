@@ -165,6 +165,40 @@ def shift_consistency(
     return (out - target)[..., m:-m, m:-m].float().abs().mean()
 
 
+def temporal_consistency(
+    translate: Callable[[torch.Tensor], torch.Tensor], pairs: torch.Tensor
+) -> torch.Tensor:
+    """What makes a translated clip flicker, measured on real motion: the translation of a
+    clip's next frame, warped back along the flow between the two inputs, against the
+    translation of the first frame, over the pixels where the flow holds (``pairs``: a
+    :class:`~training.data.PairDataset` batch). It is ``evaluate``'s E_warp as a loss (L1 on
+    [-1, 1] images instead of squared error on [0, 1]); where ``shift_consistency`` moves a
+    frame by whole pixels, this sees what a camera driving forward sees: zoom, parallax, the
+    codec's noise and exposure changing between frames. The first frame's translation is the
+    target and takes no gradient."""
+    first, after = pairs[:, :3], pairs[:, 3:6]
+    flow, holds = pairs[:, 6:8].float(), pairs[:, 8:9].float()
+    with torch.no_grad():
+        target = translate(first)
+    warped = warp_along(translate(after), flow)
+    return ((warped - target).float().abs() * holds).sum() / (3 * holds.sum()).clamp_min(1.0)
+
+
+def warp_along(images: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """``images`` sampled at ``p + flow[p]`` (bilinear, the border repeated), ``flow``
+    ``(B, 2, H, W)`` in pixels (dx, dy): as ``d2nvideo.video.flow.warp``, batched in torch."""
+    _, _, h, w = flow.shape
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=flow.device, dtype=flow.dtype),
+        torch.arange(w, device=flow.device, dtype=flow.dtype),
+        indexing="ij",
+    )
+    gx = (xs + flow[:, 0]) * (2.0 / max(w - 1, 1)) - 1.0
+    gy = (ys + flow[:, 1]) * (2.0 / max(h - 1, 1)) - 1.0
+    grid = torch.stack([gx, gy], dim=-1).to(images.dtype)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
 def combine(terms: dict[str, tuple[float, Term]]) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted sum of the terms; a zero-weight term is never computed. Returns the total and
     each computed term's unweighted value (names match the config's weight keys)."""

@@ -110,6 +110,7 @@ def _run(
     _seed(cfg.train.seed + ctx.rank)
     cfg = absolute_paths(cfg)  # config.yaml resumes from any working directory
     lists = dataset or collect(cfg.data)
+    _drop_unused_pairs(cfg, lists)
     trainer = build_trainer(cfg, device, precision, ctx.enabled)
     base = warm_start(trainer.gen, cfg.model, start.init) if start.init else None
     trainer.restart_average()  # train.ema averages from the weights the run starts with
@@ -329,8 +330,10 @@ def _write_data_summary(
         "missing": lists.missing,
         "dropped": lists.dropped,
         "sources": {d: _source_counts(getattr(lists, d)) for d in ("day", "night")},
-        "fingerprints": {d: _fingerprints(getattr(lists, d)) for d in ("day", "night")},
+        "fingerprints": {d: _fingerprints(_seen(lists, d)) for d in ("day", "night")},
     }
+    if any(lists.pairs.values()):
+        summary["pairs"] = {d: len(v) for d, v in lists.pairs.items()}
     before = read_json_object(out / "data.json") if step > 0 else None
     if before is None and base is not None:
         before = _base_summary(base)
@@ -367,6 +370,26 @@ def _keep_earlier(summary: dict[str, Any], before: dict[str, Any], step: int) ->
     extra = {d: [f for f in prior.get(d, []) if f not in seen[d]] for d in now}
     summary["earlier_fingerprints"] = extra
     summary["fingerprints"] = {d: now[d] + extra[d] for d in now}
+
+
+def _drop_unused_pairs(cfg: TrainConfig, lists: DomainLists) -> None:
+    """Frame pairs a zero ``loss.temporal`` weight would never use are not loaded (their flow
+    costs) nor counted as training images; a warning says they were given for nothing."""
+    w = cfg.loss
+    own = w.temporal_to_day is not None
+    to_day = (w.temporal_to_day if own else w.temporal, "temporal_to_day" if own else "temporal")
+    for domain, (weight, key) in (("day", (w.temporal, "temporal")), ("night", to_day)):
+        if lists.pairs[domain] and weight == 0:
+            log.warning(
+                "data.pairs_%s is given but loss.%s is 0: the pairs are not used", domain, key
+            )
+            lists.pairs[domain] = []
+
+
+def _seen(lists: DomainLists, domain: str) -> list[Path]:
+    """Every image of ``domain`` the generator learns from: its images and its frame pairs."""
+    images: list[Path] = getattr(lists, domain)
+    return images + [p for pair in lists.pairs[domain] for p in pair]
 
 
 def _source_counts(paths: list[Path]) -> dict[str, int]:

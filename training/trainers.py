@@ -42,6 +42,7 @@ from .losses import (
     new_colour,
     shift_consistency,
     structure,
+    temporal_consistency,
 )
 
 Batch = dict[str, torch.Tensor]
@@ -324,6 +325,15 @@ class Trainer:
             w.shift,
             w.shift_to_day,
             lambda d: shift_consistency(lambda x: gen.translate(x, d), batch[other_domain(d)]),
+            over_domains,
+        )
+        terms |= _per_direction(
+            "temporal",
+            w.temporal,
+            w.temporal_to_day,
+            lambda d: temporal_consistency(
+                lambda x: gen.translate(x, d), batch[f"pairs_{other_domain(d)}"]
+            ),
             over_domains,
         )
         if self.vgg is not None:
