@@ -41,6 +41,7 @@ The data is never copied into the repository; ../shared/data/SOURCES.md says whe
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shutil
 from collections.abc import Iterator
@@ -50,7 +51,7 @@ import cv2
 import numpy as np
 
 from d2nvideo.images import list_images, read_image, write_image
-from d2nvideo.video.decode import frames_at
+from d2nvideo.video.decode import decode_frames, frames_at
 from d2nvideo.video.probe import probe
 
 # Model training: driving footage. (clip, seconds between frames)
@@ -138,21 +139,14 @@ def clip_frames(shared: Path, domain: str, stem: str, every: float) -> Iterator[
 
 
 def clip_pairs(shared: Path, domain: str, stem: str, every: float) -> Iterator[tuple]:
-    """(first, next, name, source) for a frame every ``every`` seconds from ``every / 2`` on
-    and the frame after it (the first frame at or after ``t + 1 / fps``); a pair whose frames
-    lie more than 1.5 frame durations apart (a frame missing from the stream) is left out."""
+    """(first, next, name, source): the first frame at or after every ``every`` seconds from
+    ``every / 2`` on, and the frame decoded after it (variable frame rates included)."""
     video = shared / "videos" / domain / f"{stem}.mp4"
-    info = probe(video)
-    gap = 1.0 / float(info.fps)
-    starts = np.arange(every / 2, info.duration - 2 * gap, every)
-    frames = list(frames_at(video, sorted([*starts, *(starts + gap)])))
-    for start in starts:
-        i = next((i for i, f in enumerate(frames) if f.time >= start - 1e-6), len(frames) - 1)
-        if i + 1 >= len(frames):
+    for start in np.arange(every / 2, probe(video).duration, every):
+        frames = list(itertools.islice(decode_frames(video, start=float(start)), 2))
+        if len(frames) < 2:
             break
-        first, after = frames[i], frames[i + 1]
-        if not 0 < after.time - first.time < 1.5 * gap:
-            continue
+        first, after = frames
         yield (
             first.image,
             after.image,

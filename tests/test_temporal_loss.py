@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from d2nvideo.training.config import load_config, with_changes
 from d2nvideo.training.data import PairDataset, collect, list_pairs
 from d2nvideo.training.losses import temporal_consistency, warp_along
@@ -66,6 +67,11 @@ def test_temporal_consistency_charges_what_does_not_move_with_the_scene() -> Non
     none = pairs.clone()
     none[:, 8] = 0
     assert temporal_consistency(lambda x: 0.5 * x + grid, none) == 0
+    # under bf16 autocast the warp stays in float32: a steady translation is not charged
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert (
+            temporal_consistency(lambda x: F.conv2d(x, torch.eye(3)[..., None, None]), pairs) < 1e-5
+        )
     # the first frame's translation is the target: only the next frame's takes the gradient
     w = torch.ones((), requires_grad=True)
     seen: list[bool] = []
@@ -122,6 +128,27 @@ def test_a_pair_item_is_cropped_alike_with_the_flow_between_its_frames(tmp_path:
         err = (warped - item[:3]).abs().mean(0)[item[8] > 0]
         assert float(err.mean()) < 0.05
     assert flips == {True, False}
+    # a cut between two shots: the flow holds nowhere
+    write_image(root / "cut" / "c_a.png", _texture(48, 64, seed=5))
+    write_image(root / "cut" / "c_b.png", 255 - _texture(48, 64, seed=6))
+    cut = PairDataset(list_pairs(root / "cut", "data.pairs_day"), cfg.data)
+    assert cut[(0, 0, 1)][8].sum() == 0
+
+
+def test_a_pair_whose_frames_differ_in_size_is_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "pairs"
+    write_image(root / "bad_a.png", _texture(96, 128))
+    write_image(root / "bad_b.png", _texture(48, 64))
+    write_image(root / "good_a.png", _texture(48, 64, seed=1))
+    write_image(root / "good_b.png", _texture(48, 64, seed=1))
+    cfg = with_changes(load_config(TINY), "data", resize=0, crop=(40, 40))
+    dataset = PairDataset(list_pairs(root, "data.pairs_day"), cfg.data)
+    with caplog.at_level(logging.WARNING):
+        item = dataset[(0, 0, 1)]  # bad, the first in order, is passed over for good
+    assert "bad_a.png (its frames differ in size" in caplog.text
+    assert torch.equal(item[:3], item[3:6])
 
 
 def test_the_temporal_term_needs_pairs_and_trains_on_them(
@@ -130,7 +157,9 @@ def test_the_temporal_term_needs_pairs_and_trains_on_them(
     pairs = _write_pairs(tmp_path / "pairs")
     with pytest.raises(ConfigError, match=r"loss\.temporal' \(1\.0\) needs .*data\.pairs_day"):
         load_config(TINY, ["loss.temporal=1"])
-    with pytest.raises(ConfigError, match=r"loss\.temporal' .*data\.pairs_night"):
+    with pytest.raises(
+        ConfigError, match=r"loss\.temporal' .*data\.pairs_night.*temporal_to_day=0"
+    ):
         load_config(TINY, ["loss.temporal=1", f"data.pairs_day=[{pairs}]"])
     with pytest.raises(ConfigError, match=r"loss\.temporal_to_day' must be >= 0"):
         load_config(TINY, ["loss.temporal_to_day=-1"])
@@ -139,7 +168,9 @@ def test_the_temporal_term_needs_pairs_and_trains_on_them(
     )
     cfg = with_changes(cfg, "data", day=(str(images / "day"),), night=(str(images / "night"),))
     cfg = with_changes(cfg, "train", steps=1, log_every=1)
-    result = main(cfg, tmp_path / "run", quiet=True)
+    lists = collect(cfg.data)
+    result = main(cfg, tmp_path / "run", dataset=lists, quiet=True)
+    assert len(lists.pairs["day"]) == 3  # the caller's lists are left as they were
     assert result.last["temporal"] > 0 and "temporal_to_day" not in result.last
     summary = json.loads((tmp_path / "run" / "data.json").read_text())
     assert summary["pairs"] == {"day": 3, "night": 0}

@@ -231,9 +231,11 @@ def _check_pairs(cfg: TrainConfig) -> None:
         (to_day, to_day_key, d.pairs_night, "pairs_night"),
     ):
         if weight > 0 and not folders:
+            inherited = name == "pairs_night" and w.temporal_to_day is None
+            off = "set loss.temporal_to_day=0 for day->night alone" if inherited else "set it to 0"
             raise ConfigError(
                 f"config key 'loss.{key}' ({weight}) needs consecutive frames in "
-                f"'data.{name}' (folders of NAME_a/NAME_b image pairs); set it to 0, or give them"
+                f"'data.{name}' (folders of NAME_a/NAME_b image pairs): give them, or {off}"
             )
 
 

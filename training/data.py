@@ -25,6 +25,7 @@ from d2nvideo.data.sources import Sources, from_bdd, from_nexet
 from d2nvideo.errors import ConfigError
 from d2nvideo.images import list_images, read_image_reduced
 from d2nvideo.video.flow import FlowEstimator, gray, occlusion
+from d2nvideo.video.smooth import is_cut
 
 from .config import DataConfig
 
@@ -149,6 +150,13 @@ def load_training_image(
     least ``resize``, which is several times faster. Returns ``(h, w, 3) uint8``.
     """
     image = read_image_reduced(path, min_side=max(resize, *crop))
+    return fit_and_crop(image, resize, crop, flip, rng)
+
+
+def fit_and_crop(
+    image: np.ndarray, resize: int, crop: tuple[int, int], flip: bool, rng: np.random.Generator
+) -> np.ndarray:
+    """:func:`load_training_image` after the read."""
     h, w = image.shape[:2]
     scale = (resize / min(h, w)) if resize else 1.0
     scale = max(scale, crop[0] / h, crop[1] / w)  # the crop must fit
@@ -212,27 +220,32 @@ class PairDataset(Dataset[torch.Tensor]):
         for attempt in range(len(self.pairs)):
             i = (index + attempt * 7919) % len(self.pairs)
             try:
-                first, after = (self._load(p, [seed, epoch, i]) for p in self.pairs[i])
+                first, after = self._load(self.pairs[i], [seed, epoch, i])
             except Exception as exc:  # one bad file must not stop a long run
                 log.warning("skipping unreadable frame pair %s (%s)", self.pairs[i][0], exc)
                 continue
             return self._item(first, after)
         raise ConfigError("no readable frame pair in this domain")
 
-    def _load(self, path: Path, seed: list[int]) -> np.ndarray:
-        """One frame, cropped and flipped as its pair's other frame (the same draws)."""
+    def _load(self, pair: tuple[Path, Path], seed: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Both frames, cropped and flipped alike (the same draws from the same seed)."""
         cfg = self.cfg
-        rng = np.random.default_rng(seed)
-        return load_training_image(path, cfg.resize, cfg.crop, cfg.flip, rng)
+        first, after = (read_image_reduced(p, min_side=max(cfg.resize, *cfg.crop)) for p in pair)
+        if first.shape != after.shape:
+            raise ValueError(f"its frames differ in size: {first.shape[:2]}, {after.shape[:2]}")
+        return tuple(  # type: ignore[return-value]
+            fit_and_crop(x, cfg.resize, cfg.crop, cfg.flip, np.random.default_rng(seed))
+            for x in (first, after)
+        )
 
     def _item(self, first: np.ndarray, after: np.ndarray) -> torch.Tensor:
-        if first.shape != after.shape:
-            raise ValueError(f"the pair's frames differ in size: {first.shape} {after.shape}")
         # a fresh estimator for each flow: OpenCV's DIS object keeps state from its last call,
         # which would make an item depend on the items loaded before it
         a, b = gray(first), gray(after)
         fw = FlowEstimator(max_side=max(first.shape))(a, b)
         holds = ~occlusion(fw, FlowEstimator(max_side=max(first.shape))(b, a))
+        if is_cut(a, b):  # two shots (as evaluate's E_warp leaves them out): nothing holds
+            holds[:] = False
         images = np.concatenate([first, after], axis=2).astype(np.float32) / 127.5 - 1.0
         stacked = np.concatenate([images, fw, holds[..., None].astype(np.float32)], axis=2)
         return torch.from_numpy(np.ascontiguousarray(stacked.transpose(2, 0, 1)))

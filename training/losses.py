@@ -186,7 +186,8 @@ def temporal_consistency(
 
 def warp_along(images: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """``images`` sampled at ``p + flow[p]`` (bilinear, the border repeated), ``flow``
-    ``(B, 2, H, W)`` in pixels (dx, dy): as ``d2nvideo.video.flow.warp``, batched in torch."""
+    ``(B, 2, H, W)`` in pixels (dx, dy): as ``d2nvideo.video.flow.warp``, batched in torch.
+    In float32 whatever the autocast: a bf16 grid would charge a steady translation."""
     _, _, h, w = flow.shape
     ys, xs = torch.meshgrid(
         torch.arange(h, device=flow.device, dtype=flow.dtype),
@@ -195,8 +196,10 @@ def warp_along(images: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     )
     gx = (xs + flow[:, 0]) * (2.0 / max(w - 1, 1)) - 1.0
     gy = (ys + flow[:, 1]) * (2.0 / max(h - 1, 1)) - 1.0
-    grid = torch.stack([gx, gy], dim=-1).to(images.dtype)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    grid = torch.stack([gx, gy], dim=-1).float()  # in bf16, sample points would move 1/4 px
+    return F.grid_sample(
+        images.float(), grid, mode="bilinear", padding_mode="border", align_corners=True
+    )
 
 
 def combine(terms: dict[str, tuple[float, Term]]) -> tuple[torch.Tensor, dict[str, float]]:

@@ -110,7 +110,7 @@ def _run(
     _seed(cfg.train.seed + ctx.rank)
     cfg = absolute_paths(cfg)  # config.yaml resumes from any working directory
     lists = dataset or collect(cfg.data)
-    _drop_unused_pairs(cfg, lists)
+    lists = _without_unused_pairs(cfg, lists)
     trainer = build_trainer(cfg, device, precision, ctx.enabled)
     base = warm_start(trainer.gen, cfg.model, start.init) if start.init else None
     trainer.restart_average()  # train.ema averages from the weights the run starts with
@@ -372,18 +372,21 @@ def _keep_earlier(summary: dict[str, Any], before: dict[str, Any], step: int) ->
     summary["fingerprints"] = {d: now[d] + extra[d] for d in now}
 
 
-def _drop_unused_pairs(cfg: TrainConfig, lists: DomainLists) -> None:
-    """Frame pairs a zero ``loss.temporal`` weight would never use are not loaded (their flow
-    costs) nor counted as training images; a warning says they were given for nothing."""
+def _without_unused_pairs(cfg: TrainConfig, lists: DomainLists) -> DomainLists:
+    """``lists`` less the frame pairs a zero ``loss.temporal`` weight would never use: they are
+    not loaded (their flow costs) nor counted as training images, and a warning says they were
+    given for nothing."""
     w = cfg.loss
     own = w.temporal_to_day is not None
     to_day = (w.temporal_to_day if own else w.temporal, "temporal_to_day" if own else "temporal")
+    pairs = dict(lists.pairs)
     for domain, (weight, key) in (("day", (w.temporal, "temporal")), ("night", to_day)):
-        if lists.pairs[domain] and weight == 0:
+        if pairs[domain] and weight == 0:
             log.warning(
                 "data.pairs_%s is given but loss.%s is 0: the pairs are not used", domain, key
             )
-            lists.pairs[domain] = []
+            pairs[domain] = []
+    return dataclasses.replace(lists, pairs=pairs)
 
 
 def _seen(lists: DomainLists, domain: str) -> list[Path]:
