@@ -233,10 +233,11 @@ class PairDataset(Dataset[torch.Tensor]):
         first, after = (read_image_reduced(p, min_side=max(cfg.resize, *cfg.crop)) for p in pair)
         if first.shape != after.shape:
             raise ValueError(f"its frames differ in size: {first.shape[:2]}, {after.shape[:2]}")
-        return tuple(  # type: ignore[return-value]
+        a, b = (
             fit_and_crop(x, cfg.resize, cfg.crop, cfg.flip, np.random.default_rng(seed))
             for x in (first, after)
         )
+        return a, b
 
     def _item(self, first: np.ndarray, after: np.ndarray) -> torch.Tensor:
         # a fresh estimator for each flow: OpenCV's DIS object keeps state from its last call,
