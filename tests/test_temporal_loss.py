@@ -68,10 +68,9 @@ def test_temporal_consistency_charges_what_does_not_move_with_the_scene() -> Non
     none[:, 8] = 0
     assert temporal_consistency(lambda x: 0.5 * x + grid, none) == 0
     # under bf16 autocast the warp stays in float32: a steady translation is not charged
+    identity = torch.eye(3)[..., None, None]
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert (
-            temporal_consistency(lambda x: F.conv2d(x, torch.eye(3)[..., None, None]), pairs) < 1e-5
-        )
+        assert temporal_consistency(lambda x: F.conv2d(x, identity), pairs) < 1e-5
     # the first frame's translation is the target: only the next frame's takes the gradient
     w = torch.ones((), requires_grad=True)
     seen: list[bool] = []

@@ -219,23 +219,25 @@ def _check_ranges(cfg: TrainConfig) -> None:
             raise ConfigError(f"config key '{key}' must be {wording}, got {value}")
 
 
+def temporal_weights(loss: LossConfig) -> dict[str, tuple[float, str]]:
+    """``loss.temporal``'s weight and config key by the domain whose frame pairs it learns
+    from: day pairs for day->night (``temporal``), night pairs for night->day
+    (``temporal_to_day``, or ``temporal`` where that is None)."""
+    if loss.temporal_to_day is None:
+        return {"day": (loss.temporal, "temporal"), "night": (loss.temporal, "temporal")}
+    return {"day": (loss.temporal, "temporal"), "night": (loss.temporal_to_day, "temporal_to_day")}
+
+
 def _check_pairs(cfg: TrainConfig) -> None:
-    """``loss.temporal`` learns from the source domain's consecutive frames: day pairs for
-    day->night, night pairs for night->day (``temporal_to_day``, or ``temporal`` where that is
-    None). A weight without the pairs it needs is refused, not silently unused."""
-    w, d = cfg.loss, cfg.data
-    to_day_key = "temporal" if w.temporal_to_day is None else "temporal_to_day"
-    to_day = w.temporal if w.temporal_to_day is None else w.temporal_to_day
-    for weight, key, folders, name in (
-        (w.temporal, "temporal", d.pairs_day, "pairs_day"),
-        (to_day, to_day_key, d.pairs_night, "pairs_night"),
-    ):
-        if weight > 0 and not folders:
-            inherited = name == "pairs_night" and w.temporal_to_day is None
+    """A ``loss.temporal`` weight without the pairs it needs is refused, not silently unused."""
+    for domain, (weight, key) in temporal_weights(cfg.loss).items():
+        if weight > 0 and not getattr(cfg.data, f"pairs_{domain}"):
+            inherited = domain == "night" and key == "temporal"
             off = "set loss.temporal_to_day=0 for day->night alone" if inherited else "set it to 0"
             raise ConfigError(
                 f"config key 'loss.{key}' ({weight}) needs consecutive frames in "
-                f"'data.{name}' (folders of NAME_a/NAME_b image pairs): give them, or {off}"
+                f"'data.pairs_{domain}' (folders of NAME_a/NAME_b image pairs): "
+                f"give them, or {off}"
             )
 
 

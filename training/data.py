@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,6 +174,25 @@ def fit_and_crop(
     return np.ascontiguousarray(image)
 
 
+def first_readable(
+    count: int,
+    index: int,
+    load: Callable[[int], torch.Tensor],
+    path: Callable[[int], Path],
+    what: str,
+) -> torch.Tensor:
+    """``load(index)``, or where that fails (reported), the next item that loads, in a fixed
+    stride: one bad file must not stop a long run, and the substitute is a function of
+    ``index``."""
+    for attempt in range(count):
+        i = (index + attempt * 7919) % count
+        try:
+            return load(i)
+        except Exception as exc:
+            log.warning("skipping unreadable %s %s (%s)", what, path(i), exc)
+    raise ConfigError(f"no readable {what} in this domain")
+
+
 class DomainDataset(Dataset[torch.Tensor]):
     """Images of one domain; an item is keyed by (index, epoch, seed) so its augmentation is
     reproducible. Returns ``(3, h, w)`` float in [-1, 1]."""
@@ -187,18 +206,16 @@ class DomainDataset(Dataset[torch.Tensor]):
 
     def __getitem__(self, key: tuple[int, int, int]) -> torch.Tensor:
         index, epoch, seed = key
-        for attempt in range(len(self.paths)):
-            i = (index + attempt * 7919) % len(self.paths)
+        cfg = self.cfg
+
+        def load(i: int) -> torch.Tensor:
             rng = np.random.default_rng([seed, epoch, i])
-            try:
-                image = load_training_image(
-                    self.paths[i], self.cfg.resize, self.cfg.crop, self.cfg.flip, rng
-                )
-            except Exception as exc:  # one bad file must not stop a long run
-                log.warning("skipping unreadable training image %s (%s)", self.paths[i], exc)
-                continue
+            image = load_training_image(self.paths[i], cfg.resize, cfg.crop, cfg.flip, rng)
             return torch.from_numpy(image).permute(2, 0, 1).float().div(127.5).sub(1.0)
-        raise ConfigError("no readable training image in this domain")
+
+        return first_readable(
+            len(self.paths), index, load, self.paths.__getitem__, "training image"
+        )
 
 
 class PairDataset(Dataset[torch.Tensor]):
@@ -217,15 +234,13 @@ class PairDataset(Dataset[torch.Tensor]):
 
     def __getitem__(self, key: tuple[int, int, int]) -> torch.Tensor:
         index, epoch, seed = key
-        for attempt in range(len(self.pairs)):
-            i = (index + attempt * 7919) % len(self.pairs)
-            try:
-                first, after = self._load(self.pairs[i], [seed, epoch, i])
-            except Exception as exc:  # one bad file must not stop a long run
-                log.warning("skipping unreadable frame pair %s (%s)", self.pairs[i][0], exc)
-                continue
-            return self._item(first, after)
-        raise ConfigError("no readable frame pair in this domain")
+
+        def load(i: int) -> torch.Tensor:
+            return self._item(*self._load(self.pairs[i], [seed, epoch, i]))
+
+        return first_readable(
+            len(self.pairs), index, load, lambda i: self.pairs[i][0], "frame pair"
+        )
 
     def _load(self, pair: tuple[Path, Path], seed: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """Both frames, cropped and flipped alike (the same draws from the same seed)."""

@@ -27,7 +27,7 @@ from d2nvideo.images import fingerprint, read_image_reduced
 from d2nvideo.model.runtime import resolve_precision, set_fast_flags
 
 from . import distributed
-from .config import TrainConfig, absolute_paths, load_config, save_config
+from .config import TrainConfig, absolute_paths, load_config, save_config, temporal_weights
 from .data import DomainLists, collect, unpaired_batches
 from .logger import RunLogger, trim_log
 from .phases import record_phase
@@ -376,11 +376,8 @@ def _without_unused_pairs(cfg: TrainConfig, lists: DomainLists) -> DomainLists:
     """``lists`` less the frame pairs a zero ``loss.temporal`` weight would never use: they are
     not loaded (their flow costs) nor counted as training images, and a warning says they were
     given for nothing."""
-    w = cfg.loss
-    own = w.temporal_to_day is not None
-    to_day = (w.temporal_to_day if own else w.temporal, "temporal_to_day" if own else "temporal")
     pairs = dict(lists.pairs)
-    for domain, (weight, key) in (("day", (w.temporal, "temporal")), ("night", to_day)):
+    for domain, (weight, key) in temporal_weights(cfg.loss).items():
         if pairs[domain] and weight == 0:
             log.warning(
                 "data.pairs_%s is given but loss.%s is 0: the pairs are not used", domain, key
