@@ -223,9 +223,10 @@ def temporal_weights(loss: LossConfig) -> dict[str, tuple[float, str]]:
     """``loss.temporal``'s weight and config key by the domain whose frame pairs it learns
     from: day pairs for day->night (``temporal``), night pairs for night->day
     (``temporal_to_day``, or ``temporal`` where that is None)."""
+    own = (loss.temporal, "temporal")
     if loss.temporal_to_day is None:
-        return {"day": (loss.temporal, "temporal"), "night": (loss.temporal, "temporal")}
-    return {"day": (loss.temporal, "temporal"), "night": (loss.temporal_to_day, "temporal_to_day")}
+        return {"day": own, "night": own}
+    return {"day": own, "night": (loss.temporal_to_day, "temporal_to_day")}
 
 
 def _check_pairs(cfg: TrainConfig) -> None:
