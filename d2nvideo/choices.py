@@ -6,6 +6,8 @@ Each is a ``Literal`` type for mypy and, through :func:`values`, the tuple that 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any, Literal, get_args
 
 Domain = Literal["day", "night"]
@@ -45,6 +47,37 @@ def check(kind: Any, value: object, what: str) -> None:
     allowed = values(kind)
     if value not in allowed:
         raise ValueError(f"{what} must be one of {'|'.join(allowed)}, got {value!r}")
+
+
+def require(kind: Any, value: object, what: str) -> None:
+    """As :func:`check`, for the public API: a UsageError naming ``what`` (the option's
+    Python name) and the allowed values."""
+    from .errors import UsageError
+
+    allowed = values(kind)
+    if value not in allowed:
+        raise UsageError(f"{what} must be one of {'|'.join(allowed)}, not {value!r}", value)
+
+
+def require_number(
+    value: object, what: str, ok: Callable[[float], bool], bounds: str, integer: bool = False
+) -> None:
+    """A UsageError unless ``value`` is a finite number (an int where ``integer``; a bool is
+    neither) for which ``ok`` holds; ``bounds`` says which ("an integer >= 16")."""
+    from .errors import UsageError
+
+    kinds = (int,) if integer else (int, float)
+    real = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
+    if not real or not ok(value):  # type: ignore[arg-type]
+        raise UsageError(f"{what} must be {bounds}, not {value!r}", value)
+
+
+def require_flag(value: object, what: str) -> None:
+    """A UsageError unless ``value`` is True or False ("yes" is not a flag)."""
+    from .errors import UsageError
+
+    if not isinstance(value, bool):
+        raise UsageError(f"{what} must be True or False, not {value!r}", value)
 
 
 DOMAINS: tuple[Domain, Domain] = ("day", "night")

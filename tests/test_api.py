@@ -105,6 +105,38 @@ def test_convert_video_takes_every_model_option_and_to_auto(media, tmp_path: Pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "d.mp4", "n.mp4"]
 
 
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("smooth", "bogus"),
+        ("smooth_strength", 1.0),
+        ("batch_size", -3),
+        ("batch_size", 2.5),
+        ("start", -1),
+        ("start", float("nan")),
+        ("duration", 0),
+        ("upsample", "lanczos"),
+        ("quality", "best"),
+        ("work_size", 8),
+        ("max_size", True),
+        ("hwaccel", "vaapi"),
+        ("exposure", "auto"),
+        ("bars", "crop"),
+        ("crf", 99),
+        ("salvage", "yes"),
+        ("compile", 1),
+        ("official_day", "c"),
+    ],
+)
+def test_convert_video_refuses_a_bad_option_value_first(media, tmp_path, option, value) -> None:
+    """The command line's ranges and choices hold for the Python API too, checked before the
+    model loads (this model path does not exist: a late check would complain of it)."""
+    out = tmp_path / "o.mp4"
+    with pytest.raises(UsageError, match=f"^{option} must be"):
+        convert_video(media["plain"], out, "night", model=tmp_path / "none.pt", **{option: value})
+    assert not out.exists()
+
+
 def test_importing_the_package_loads_no_torch() -> None:
     code = "import sys, d2nvideo; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -19,6 +19,9 @@ from ..choices import (
     Quality,
     Smoothing,
     Upsampler,
+    require,
+    require_flag,
+    require_number,
 )
 
 if TYPE_CHECKING:
@@ -37,6 +40,10 @@ class ModelSpec:
     precision: Precision = "auto"
     compile: bool = False
     backend: Backend = "auto"
+
+    def __post_init__(self) -> None:
+        require(OfficialDomain, self.official_day, "official_day")
+        require_flag(self.compile, "compile")
 
     def load(self) -> Translator:
         """The translator, with the process-wide torch settings a command wants."""
@@ -60,6 +67,15 @@ class SizeSpec:
     max_size: int | None = None
     upsample: Upsampler = "guided"
 
+    def __post_init__(self) -> None:
+        require(Quality, self.quality, "quality")
+        require(Upsampler, self.upsample, "upsample")
+        for name in ("work_size", "max_size"):
+            if getattr(self, name) is not None:
+                require_number(
+                    getattr(self, name), name, lambda v: v >= 16, "an integer >= 16", True
+                )
+
     def resolve(self, model_meta: dict[str, object]) -> WorkingSize:
         from ..pipeline import working_size
 
@@ -80,6 +96,22 @@ class PipelineSpec:
     exposure: Exposure = "steady"
     salvage: bool = False
     bars: BarsMode = "keep"
+
+    def __post_init__(self) -> None:
+        """The command line's ranges, for the Python API's keywords: refused before a model
+        loads or a frame decodes."""
+        require_number(
+            self.batch_size, "batch_size", lambda v: 0 <= v <= 256, "0 (auto) to 256", True
+        )
+        require(HwAccel, self.hwaccel, "hwaccel")
+        require_number(self.start, "start", lambda v: v >= 0, "a number of seconds >= 0")
+        if self.duration is not None:
+            require_number(self.duration, "duration", lambda v: v > 0, "a number of seconds > 0")
+        require(Smoothing, self.smooth, "smooth")
+        require_number(self.smooth_strength, "smooth_strength", lambda v: 0 <= v < 1, "in [0, 1)")
+        require(Exposure, self.exposure, "exposure")
+        require(BarsMode, self.bars, "bars")
+        require_flag(self.salvage, "salvage")
 
     def options(
         self, translator: Translator, to: Domain, encode: EncodeSettings | None = None

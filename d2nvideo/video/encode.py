@@ -15,6 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..choices import require_number
 from ..errors import UsageError
 from ..fileio import output_name
 from .decode import Frame
@@ -47,6 +48,10 @@ class EncodeSettings:
     crf: int | None = 18  # quality (lower is better); None leaves the codec's default
     preset: str | None = "fast"  # codec speed preset (x264/x265 names; p1-p7 for NVENC)
     pix_fmt: str | None = None  # None: yuv420p, or yuv444p when a side is odd
+
+    def __post_init__(self) -> None:
+        if self.crf is not None:
+            require_number(self.crf, "crf", lambda v: 0 <= v <= 63, "an integer from 0 to 63", True)
 
 
 def codec_for(path: Path, settings: EncodeSettings) -> str:
