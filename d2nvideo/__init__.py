@@ -54,8 +54,8 @@ def convert_video(
     ``duration``, ``batch_size``, ``hwaccel``, ``salvage``, ``codec``, ``crf``, ``preset``,
     ``pix_fmt``, and for a model path ``device``, ``precision``, ``backend``, ``compile``,
     ``official_day``), each refused with a UsageError, before the model loads, where the
-    command line would refuse it. ``progress``: a tqdm bar (``tqdm.auto``: a widget in a notebook), False
-    for none, or a callable ``(done, total)``."""
+    command line would refuse it. ``progress``: a tqdm bar (``tqdm.auto``: a widget in a
+    notebook), False for none, or a callable ``(done, total)``."""
     from .batch.api import run_convert_video
 
     return run_convert_video(Path(src), Path(dst), to, model, progress, overwrite, options)

@@ -7,6 +7,7 @@ Each is a ``Literal`` type for mypy and, through :func:`values`, the tuple that 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any, Literal, get_args
 
@@ -66,7 +67,7 @@ def require_number(
     neither) for which ``ok`` holds; ``bounds`` says which ("an integer >= 16")."""
     from .errors import UsageError
 
-    kinds = (int,) if integer else (int, float)
+    kinds = numbers.Integral if integer else numbers.Real  # NumPy's numbers too
     real = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
     if not real or not ok(value):  # type: ignore[arg-type]
         raise UsageError(f"{what} must be {bounds}, not {value!r}", value)

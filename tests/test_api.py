@@ -69,6 +69,7 @@ def test_convert_video_with_the_cli_defaults(media: dict[str, Path], tmp_path: P
         to="day",
         model=media["model"],
         progress=lambda done, total: seen.append((done, total)),
+        batch_size=np.int64(3),  # NumPy's integers are integers
     )
     assert result.frames == 12 and (tmp_path / "out.mp4").is_file()
     assert seen[-1] == (12, 12)
