@@ -57,5 +57,7 @@ def convert_video(
     command line would refuse it. ``progress``: a tqdm bar (``tqdm.auto``: a widget in a
     notebook), False for none, or a callable ``(done, total)``."""
     from .batch.api import run_convert_video
+    from .fileio import as_path
 
-    return run_convert_video(Path(src), Path(dst), to, model, progress, overwrite, options)
+    source, output = as_path(src, "src"), as_path(dst, "dst")
+    return run_convert_video(source, output, to, model, progress, overwrite, options)

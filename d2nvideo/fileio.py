@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-from .errors import OutputError, PathError
+from .errors import OutputError, PathError, UsageError
 
 try:
     import fcntl
@@ -46,6 +46,14 @@ def files_under(root: Path) -> Iterator[Path]:
             path = Path(dirpath) / name
             if path.is_file():  # a broken link is no file
                 yield path
+
+
+def as_path(value: object, what: str) -> Path:
+    """A path from the public API (a str or an ``os.PathLike``), or a UsageError naming
+    ``what``: ``Path(5)`` and ``Path(None)`` would be TypeErrors from deep inside."""
+    if isinstance(value, (str, os.PathLike)):
+        return Path(value)
+    raise UsageError(f"{what} must be a path (str or pathlib.Path), not {value!r}", value)
 
 
 def require_file(path: Path, what: str = "input") -> Path:

@@ -21,10 +21,11 @@ from .choices import (
     OfficialDomain,
     Quality,
     Upsampler,
-    check,
     normalise_domain,
+    require,
 )
 from .errors import CheckpointError, UsageError
+from .fileio import as_path
 from .infer.backends import AutoNetwork, GraphNetwork, Network, candidates, check_backend
 from .infer.graphs import cached_graph, model_key
 from .model import Generator, ModelConfig, UNITGenerator, build_generator
@@ -65,7 +66,8 @@ class Translator:
     ) -> Translator:
         """``backend``: torch, onnxruntime or openvino (CPU, fp32; the graphs are exported
         into the cache on first use), or auto (the fastest of those installed, measured)."""
-        ckpt = load_checkpoint(Path(path), official_day)
+        require(OfficialDomain, official_day, "official_day")
+        ckpt = load_checkpoint(as_path(path, "path"), official_day)
         return cls.from_loaded(ckpt, device, precision, backend)
 
     @classmethod
@@ -76,7 +78,7 @@ class Translator:
         precision: str = "auto",
         backend: Backend = "torch",
     ) -> Translator:
-        dev = device if isinstance(device, torch.device) else resolve_device(device)
+        dev = resolve_device(str(device) if isinstance(device, torch.device) else device)
         prec = resolve_precision(precision, dev)
         check_backend(backend, dev, prec, compiled=False)
         model = build_generator(ckpt.config)
@@ -142,13 +144,14 @@ class Translator:
         guided upsampling back, and black bars the batch shares kept (``bars='translate'``
         translates them as scene). ``color='bgr'`` takes and returns OpenCV's channel order.
         Returns the same shape and dtype."""
-        from .pipeline import translate_images, working_size
+        from .batch.settings import SizeSpec
+        from .pipeline import translate_images
         from .video.bars import BarKeeper
 
         domain = normalise_domain(to)
-        check(BarsMode, bars, "bars")
+        require(BarsMode, bars, "bars")
+        size = SizeSpec(quality, work_size, max_size, upsample).resolve(self.meta)  # checked
         batch = list(_as_batch(images, color))
-        size = working_size(quality, work_size, max_size, upsample, self.meta)
         kept = BarKeeper(enabled=bars == "keep").bars_of(batch)
         out = np.stack(translate_images(batch, self, domain, size, kept))
         if color == "bgr":

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from conftest import frame_image
 
@@ -136,6 +137,54 @@ def test_convert_video_refuses_a_bad_option_value_first(media, tmp_path, option,
     with pytest.raises(UsageError, match=f"^{option} must be"):
         convert_video(media["plain"], out, "night", model=tmp_path / "none.pt", **{option: value})
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"overwrite": "no"}, "^overwrite must be True or False"),  # truthy: it replaced files
+        ({"progress": "yes"}, "^progress must be"),
+        ({"progress": None}, "^progress must be"),
+        ({"model": 5}, "^model must be a path"),
+        ({"src": 5}, "^src must be a path"),
+        ({"dst": None}, "^dst must be a path"),
+        ({"device": None}, "^device must be a name"),
+    ],
+)
+def test_convert_video_refuses_wrong_types(media, tmp_path: Path, arguments, message) -> None:
+    kept = tmp_path / "kept.mp4"
+    kept.write_bytes(b"mine")
+    call = {"src": media["plain"], "dst": kept, "to": "night", "model": media["model"]}
+    with pytest.raises(UsageError, match=message):
+        convert_video(**(call | arguments))
+    assert kept.read_bytes() == b"mine"
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("quality", "ultra"),
+        ("work_size", -5),  # ran the network at 1x1 and returned a flat image
+        ("work_size", "200"),
+        ("max_size", 0),
+        ("upsample", "nearest"),
+        ("bars", "drop"),
+    ],
+)
+def test_translate_refuses_a_bad_size_option(bundled: Translator, option, value) -> None:
+    with pytest.raises(UsageError, match=f"^{option} must be"):
+        bundled.translate(frame_image(1, 64, 48), "night", **{option: value})
+
+
+def test_from_checkpoint_checks_its_arguments(media) -> None:
+    with pytest.raises(UsageError, match=r"^path must be a path"):
+        Translator.from_checkpoint(None)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=r"^official_day must be one of a\|b"):
+        Translator.from_checkpoint(media["model"], official_day="zz")  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=r"^device must be a name"):
+        Translator.from_checkpoint(media["model"], device=None)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="'meta' is not supported"):
+        Translator.from_checkpoint(media["model"], device=torch.device("meta"))
 
 
 def test_importing_the_package_loads_no_torch() -> None:

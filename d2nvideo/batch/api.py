@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,7 +33,7 @@ def run_convert_video(
 ) -> ConvertResult:
     """Every check that needs no decoding and no model first (the options, the files), then
     the target (``auto`` decodes a few frames), then the model."""
-    from ..choices import normalise_domain
+    from ..choices import normalise_domain, require_flag
     from ..data.scoring import resolve_target
     from ..fileio import check_output, require_file
     from ..pipeline import convert_video
@@ -41,14 +42,16 @@ def run_convert_video(
 
     auto = isinstance(to, str) and to.strip().lower() == "auto"
     target = "auto" if auto else normalise_domain(to)
+    require_flag(overwrite, "overwrite")  # a truthy "no" must not replace the user's file
+    _check_progress(progress)
     settings = _Settings.of(dict(options), model)
     require_file(src)
     check_encode(dst, settings.encode)
     check_output(dst, [src], overwrite)
+    info = probe(src, salvage=settings.pipeline.salvage)  # not a video: said before the model
     domain = resolve_target(src, target)
     translator = settings.translator(model)
     opts = settings.pipeline.options(translator, domain, settings.encode)
-    info = probe(src, salvage=opts.salvage)
     with _progress(progress, info.frames_in(opts.start, opts.duration)) as advance:
         return convert_video(src, dst, translator, opts, advance, info)
 
@@ -71,10 +74,13 @@ class _Settings:
         encode = EncodeSettings(**_take(options, ENCODE_KEYS, EncodeSettings))
         size = SizeSpec(**_take(options, SIZE_KEYS, SizeSpec))
         load = _take(options, LOAD_KEYS, ModelSpec)
+        ModelSpec(**load)  # its checks, before any work; the model path comes at load
         known = {f.name for f in dataclasses.fields(PipelineSpec)} - {"size"}
         unknown = sorted(set(options) - known)
         if unknown:
             raise UsageError(f"convert_video got unknown option(s): {', '.join(unknown)}")
+        if not (model is None or isinstance(model, (str, os.PathLike, Translator))):
+            raise UsageError(f"model must be a path, a Translator or None, not {model!r}", model)
         if load and isinstance(model, Translator):
             raise UsageError(f"{', '.join(load)}: for a model path; this Translator is loaded")
         return cls(encode, PipelineSpec(size=size, **options), load)
@@ -94,6 +100,14 @@ def _take(options: dict[str, Any], keys: tuple[str, ...], kind: Any) -> dict[str
         defaults = inspect.signature(kind).parameters
         taken = {k: v for k, v in taken.items() if k in defaults}
     return taken
+
+
+def _check_progress(progress: object) -> None:
+    if not (isinstance(progress, bool) or callable(progress)):
+        raise UsageError(
+            f"progress must be True, False or a callable (done, total), not {progress!r}",
+            progress,
+        )
 
 
 @contextmanager

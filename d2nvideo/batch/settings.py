@@ -23,6 +23,7 @@ from ..choices import (
     require_flag,
     require_number,
 )
+from ..errors import UsageError
 
 if TYPE_CHECKING:
     from ..pipeline import ConvertOptions, WorkingSize
@@ -44,6 +45,10 @@ class ModelSpec:
     def __post_init__(self) -> None:
         require(OfficialDomain, self.official_day, "official_day")
         require_flag(self.compile, "compile")
+        if not isinstance(self.device, str):  # its name is checked where the model loads
+            raise UsageError(
+                f"device must be a name (auto, cpu, cuda or cuda:N), not {self.device!r}"
+            )
 
     def load(self) -> Translator:
         """The translator, with the process-wide torch settings a command wants."""

@@ -17,6 +17,8 @@ _DEVICE_TYPES = ("cpu", "cuda")
 
 def resolve_device(name: str) -> torch.device:
     """'auto' -> CUDA when present, else CPU; anything but cpu/cuda[:N] is a usage error."""
+    if not isinstance(name, str):
+        raise UsageError(f"device must be a name (auto, cpu, cuda or cuda:N), not {name!r}", name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
