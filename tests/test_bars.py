@@ -12,6 +12,7 @@ from conftest import frame_image
 from helpers import read_video
 
 from d2nvideo import pipeline
+from d2nvideo.errors import UsageError
 from d2nvideo.pipeline import ConvertOptions, WorkingSize, convert_video, translate_images
 from d2nvideo.translator import Translator
 from d2nvideo.video.bars import FILL_FRAMES, BarKeeper, Bars, find_bars
@@ -251,7 +252,7 @@ def test_the_api_keeps_bars_as_convert_does(white_bars: Translator) -> None:
     image = boxed(0, left=BAR, right=BAR)
     assert white_bars.translate(image, "day")[:, :BAR].max() == 0
     assert white_bars.translate(image, "day", bars="translate")[:, : BAR - 4].min() > 200
-    with pytest.raises(ValueError, match="bars"):
+    with pytest.raises(UsageError, match=r"^bars must be one of"):
         white_bars.translate(image, "day", bars="Keep")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="bars"):
         ConvertOptions("day", bars="off")  # type: ignore[arg-type]
