@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .choices import OfficialDomain, require
 from .errors import CheckpointError
 from .fileio import atomic_output, require_file
 from .model import ModelConfig, UNITConfig, build_generator, config_from_dict
@@ -77,6 +78,7 @@ def load_checkpoint(path: Path, official_day: str = "a") -> Checkpoint:
     Refused with CheckpointError, before any frame is translated: weights that do not fit the
     stored config (names or shapes), non-finite weights (they translate to black) and metadata
     that cannot work (a ``work_size`` that is not a positive number)."""
+    require(OfficialDomain, official_day, "official_day")  # for every format, not only .pt
     require_file(path, "checkpoint")
     with path.open("rb") as fh:
         head = fh.read(16)
@@ -194,8 +196,6 @@ _PLAIN = re.compile(r"^(enc|dec)\.model\.(\d+)\.(.*)$")
 
 def import_official_unit(path: Path, official_day: str = "a") -> Checkpoint:
     """Read an official UNIT ``gen_*.pt`` file into the d2nvideo layout (``n_shared=0``)."""
-    if official_day not in ("a", "b"):
-        raise CheckpointError(f"official day domain must be 'a' or 'b', not {official_day!r}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -55,9 +55,10 @@ def require(kind: Any, value: object, what: str) -> None:
     Python name) and the allowed values."""
     from .errors import UsageError
 
-    allowed = values(kind)
-    if value not in allowed:
-        raise UsageError(f"{what} must be one of {'|'.join(allowed)}, not {value!r}", value)
+    try:
+        check(kind, value, what)
+    except ValueError as exc:
+        raise UsageError(str(exc), value) from None
 
 
 def require_number(
@@ -79,6 +80,14 @@ def require_flag(value: object, what: str) -> None:
 
     if not isinstance(value, bool):
         raise UsageError(f"{what} must be True or False, not {value!r}", value)
+
+
+def require_device_name(value: object) -> None:
+    """A UsageError unless the device is given by name (which resolve_device then checks)."""
+    from .errors import UsageError
+
+    if not isinstance(value, str):
+        raise UsageError(f"device must be a name (auto, cpu, cuda or cuda:N), not {value!r}", value)
 
 
 DOMAINS: tuple[Domain, Domain] = ("day", "night")

@@ -66,7 +66,6 @@ class Translator:
     ) -> Translator:
         """``backend``: torch, onnxruntime or openvino (CPU, fp32; the graphs are exported
         into the cache on first use), or auto (the fastest of those installed, measured)."""
-        require(OfficialDomain, official_day, "official_day")
         ckpt = load_checkpoint(as_path(path, "path"), official_day)
         return cls.from_loaded(ckpt, device, precision, backend)
 

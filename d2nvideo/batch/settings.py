@@ -20,10 +20,10 @@ from ..choices import (
     Smoothing,
     Upsampler,
     require,
+    require_device_name,
     require_flag,
     require_number,
 )
-from ..errors import UsageError
 
 if TYPE_CHECKING:
     from ..pipeline import ConvertOptions, WorkingSize
@@ -45,10 +45,7 @@ class ModelSpec:
     def __post_init__(self) -> None:
         require(OfficialDomain, self.official_day, "official_day")
         require_flag(self.compile, "compile")
-        if not isinstance(self.device, str):  # its name is checked where the model loads
-            raise UsageError(
-                f"device must be a name (auto, cpu, cuda or cuda:N), not {self.device!r}"
-            )
+        require_device_name(self.device)  # the name itself is checked where the model loads
 
     def load(self) -> Translator:
         """The translator, with the process-wide torch settings a command wants."""
@@ -75,11 +72,9 @@ class SizeSpec:
     def __post_init__(self) -> None:
         require(Quality, self.quality, "quality")
         require(Upsampler, self.upsample, "upsample")
-        for name in ("work_size", "max_size"):
-            if getattr(self, name) is not None:
-                require_number(
-                    getattr(self, name), name, lambda v: v >= 16, "an integer >= 16", True
-                )
+        for name, value in (("work_size", self.work_size), ("max_size", self.max_size)):
+            if value is not None:
+                require_number(value, name, lambda v: v >= 16, "an integer >= 16", True)
 
     def resolve(self, model_meta: dict[str, object]) -> WorkingSize:
         from ..pipeline import working_size

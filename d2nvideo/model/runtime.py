@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ..choices import Precision, values
+from ..choices import Precision, require_device_name, values
 from ..errors import UsageError
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -17,8 +17,7 @@ _DEVICE_TYPES = ("cpu", "cuda")
 
 def resolve_device(name: str) -> torch.device:
     """'auto' -> CUDA when present, else CPU; anything but cpu/cuda[:N] is a usage error."""
-    if not isinstance(name, str):
-        raise UsageError(f"device must be a name (auto, cpu, cuda or cuda:N), not {name!r}", name)
+    require_device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
