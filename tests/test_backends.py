@@ -3,6 +3,7 @@ frames; auto measures once and remembers; a missing runtime is one clear line; e
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -41,6 +42,12 @@ def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_checkpoint(tmp_path_factory.mktemp("m") / "small.safetensors", SMALL_UNIT, seed=3)
 
 
+@pytest.fixture(scope="module")
+def antialiased_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config = dataclasses.replace(SMALL_UNIT, antialias=True)  # fixed blurs, depthwise convs
+    return make_checkpoint(tmp_path_factory.mktemp("m") / "aa.safetensors", config, seed=3)
+
+
 def decoded(path: Path, n: int = 2) -> np.ndarray:
     return np.stack([f.image for _, f in zip(range(n), decode_frames(path))])
 
@@ -49,12 +56,14 @@ def max_difference(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
 
 
+@pytest.mark.parametrize("model", ["small_model", "antialiased_model"])
 @pytest.mark.parametrize("name", RUNTIMES)
 def test_runtimes_give_torchs_output_on_decoded_frames(
-    name: str, media: dict[str, Path], small_model: Path
+    name: str, model: str, media: dict[str, Path], request: pytest.FixtureRequest
 ) -> None:
-    torch_tr = Translator.from_checkpoint(small_model, "cpu")
-    runtime = Translator.from_checkpoint(small_model, "cpu", backend=name)
+    path = request.getfixturevalue(model)
+    torch_tr = Translator.from_checkpoint(path, "cpu")
+    runtime = Translator.from_checkpoint(path, "cpu", backend=name)
     assert runtime.backend == name and torch_tr.backend == "torch"
     for clip in ("odd", "plain"):  # 322x178 and 64x48: odd sizes pad to the multiple
         frames = decoded(media[clip])

@@ -12,6 +12,7 @@ from d2nvideo.model import (
     config_from_dict,
     other_domain,
 )
+from d2nvideo.model.layers import Blur
 
 
 @pytest.mark.parametrize("norm", ["none", "batch", "layer", "instance"])
@@ -94,3 +95,42 @@ def test_thin_convolutions_train_channels_last_with_the_same_result() -> None:
         plain = gen(x, "night")
     trained = gen(x, "night")  # grad enabled: thin convs run channels-last
     assert torch.allclose(plain, trained, atol=1e-5)
+
+
+def test_blur_keeps_a_flat_image_and_removes_the_finest_pattern() -> None:
+    """The anti-aliasing low-pass passes what a stride-2 conv can keep and stops what it would
+    fold into an alias: a flat image comes out unchanged, the pixel checkerboard as zero."""
+    blur = Blur(2)
+    flat = torch.full((1, 2, 6, 8), 0.7)
+    assert torch.allclose(blur(flat), flat)
+    sign = (torch.arange(6)[:, None] + torch.arange(8)[None, :]) % 2 * 2.0 - 1.0
+    checker = sign.expand(1, 2, 6, 8)
+    assert blur(checker).abs().max() < 1e-6  # reflect padding keeps the pattern's phase
+    assert "kernel" not in blur.state_dict()
+
+
+def test_antialias_keeps_the_parameters_and_their_keys() -> None:
+    """An anti-aliased generator has the plain one's parameters under the same names (the blur
+    holds none), so a seed gives the same initial weights; only the outputs differ."""
+    shape = {"width": 4, "n_downsample": 2, "n_res": 1, "up_kernel": 3, "out_kernel": 3}
+    torch.manual_seed(0)
+    plain = UNITGenerator(UNITConfig(**shape)).eval()
+    torch.manual_seed(0)
+    smooth = UNITGenerator(UNITConfig(**shape, antialias=True)).eval()
+    plain_state, smooth_state = plain.state_dict(), smooth.state_dict()
+    assert list(plain_state) == list(smooth_state)
+    assert all(torch.equal(plain_state[k], smooth_state[k]) for k in plain_state)
+    x = torch.rand(1, 3, 16, 24) * 2 - 1
+    with torch.no_grad():
+        assert smooth(x, "night").shape == x.shape
+        assert not torch.allclose(smooth(x, "night"), plain(x, "night"))
+    blurs = [m for m in smooth.modules() if isinstance(m, Blur)]
+    assert len(blurs) == 2 * 2 * 2  # each domain: 2 downsamplings, 2 upsamplings
+
+
+def test_antialias_must_be_a_bool() -> None:
+    with pytest.raises(ValueError, match="antialias"):
+        config_from_dict({"arch": "unit", "antialias": "yes"})
+    with pytest.raises(ValueError, match="antialias"):
+        UNITConfig(antialias=1)  # type: ignore[arg-type]
+    assert config_from_dict({"arch": "unit", "antialias": True}).antialias is True

@@ -37,8 +37,12 @@ def config_from_dict(data: dict[str, Any]) -> ModelConfig:
 
 
 def _check_type(key: str, value: object, kind: Any) -> None:
-    """``value`` is of the field's type: an int (not a bool) for int fields, else a string."""
-    if kind is int:
+    """``value`` is of the field's type: an int (not a bool) for int fields, a bool for bool
+    fields, else a string."""
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{key} must be true or false, got {value!r}")
+    elif kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"{key} must be an integer, got {value!r}")
     elif not isinstance(value, str):

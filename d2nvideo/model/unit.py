@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..choices import DOMAINS, Activation, Domain, Norm, Padding, check, other_domain
-from .layers import Conv2dBlock, res_blocks
+from .layers import BlurUpsample, Conv2dBlock, res_blocks
 
 __all__ = ["DOMAINS", "UNITConfig", "UNITGenerator", "other_domain"]
 
@@ -34,6 +34,7 @@ class UNITConfig:
     pad_type: Padding = "reflect"
     up_kernel: int = 5  # kernel of the conv after each 2x upsampling (official UNIT: 5)
     out_kernel: int = 7  # kernel of the decoder's last conv, features -> RGB (official: 7)
+    antialias: bool = False  # blur before each stride-2 conv and after each 2x upsampling
 
     def __post_init__(self) -> None:
         if self.arch != "unit":
@@ -45,6 +46,8 @@ class UNITConfig:
                 raise ValueError(f"{name} must be an odd number >= 1, got {k}")
         if not 0 <= self.n_shared <= self.n_res:
             raise ValueError(f"n_shared must be between 0 and n_res={self.n_res}")
+        if not isinstance(self.antialias, bool):
+            raise ValueError(f"antialias must be true or false, got {self.antialias!r}")
         check(Norm, self.norm, "norm")
         check(Activation, self.activation, "activation")
         check(Padding, self.pad_type, "pad_type")
@@ -65,7 +68,11 @@ def _private_encoder(cfg: UNITConfig) -> nn.Sequential:
     ]
     dim = cfg.width
     for _ in range(cfg.n_downsample):
-        layers.append(Conv2dBlock(dim, 2 * dim, 4, 2, 1, cfg.norm, cfg.activation, cfg.pad_type))
+        layers.append(
+            Conv2dBlock(
+                dim, 2 * dim, 4, 2, 1, cfg.norm, cfg.activation, cfg.pad_type, cfg.antialias
+            )
+        )
         dim *= 2
     layers.append(res_blocks(cfg.n_res - cfg.n_shared, dim, cfg.norm, cfg.activation, cfg.pad_type))
     return nn.Sequential(*layers)
@@ -77,7 +84,9 @@ def _private_decoder(cfg: UNITConfig) -> nn.Sequential:
         res_blocks(cfg.n_res - cfg.n_shared, dim, cfg.norm, cfg.activation, cfg.pad_type)
     ]
     for _ in range(cfg.n_downsample):
-        layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+        # the same index either way: neither module has a parameter, so the keys do not move
+        up = BlurUpsample(dim, cfg.pad_type) if cfg.antialias else nn.Upsample(scale_factor=2)
+        layers.append(up)
         k = cfg.up_kernel
         layers.append(
             Conv2dBlock(dim, dim // 2, k, 1, k // 2, "layer", cfg.activation, cfg.pad_type)
