@@ -215,8 +215,9 @@ class Translator:
         return from_tensor(self.reconstruct_tensor(to_tensor(frames, self.device), domain))
 
     def __call__(self, frames: np.ndarray, to: Domain) -> np.ndarray:
-        """``(N, H, W, 3) uint8`` -> ``(N, H, W, 3) uint8`` in the ``to`` domain."""
-        x = to_tensor(frames, self.device)
+        """``(N, H, W, 3) uint8`` RGB -> ``(N, H, W, 3) uint8`` in the ``to`` domain (one
+        ``(H, W, 3)`` image comes back as a batch of one); anything else is a UsageError."""
+        x = to_tensor(_as_batch(frames, "rgb"), self.device)
         return from_tensor(self.translate_tensor(x, to))
 
 

@@ -62,6 +62,23 @@ def test_translate_says_what_is_wrong(bundled: Translator, images, to, message) 
         bundled.translate(images, to)
 
 
+@pytest.mark.parametrize(
+    "images, message",
+    [
+        (np.zeros((1, 8, 8, 3), np.float32), "uint8"),
+        (np.zeros((1, 8, 8), np.uint8), r"\(H, W, 3\)"),
+        ([[1, 2, 3]], "NumPy array"),
+    ],
+)
+def test_the_batch_call_says_what_is_wrong_too(bundled: Translator, images, message) -> None:
+    """``Translator.__call__`` (convert's batch call, public on the class) checks as translate
+    does: a float batch was a raw ValueError from deep inside."""
+    with pytest.raises(UsageError, match=message):
+        bundled(images, "night")
+    one = np.zeros((8, 8, 3), np.uint8)
+    assert bundled(one, "night").shape == (1, 8, 8, 3)
+
+
 def test_convert_video_with_the_cli_defaults(media: dict[str, Path], tmp_path: Path) -> None:
     seen: list[tuple[int, int]] = []
     result = convert_video(
