@@ -26,7 +26,9 @@ on a GPU. ``recipes`` compares, on this machine:
 6. today's with ``OMP_WAIT_POLICY=PASSIVE``;
 7. today's code at the old recipe's 128x128 crops, with two residual blocks per encoder and
    decoder (``FAST_RECIPE``; MODEL.md compares what it learns in an hour with the old recipe);
-8. (``--compile``) the same with ``torch.compile`` on the forward passes (the warm-up, not
+8. the same with ``model.antialias`` (a fixed blur at each resampling; MODEL.md measures what it
+   does to flicker);
+9. (``--compile``) today's recipe with ``torch.compile`` on the forward passes (the warm-up, not
    timed, includes several minutes of compiling).
 
 Steps per hour alone flatters a recipe that does less per step, so crop megapixels per hour
@@ -142,6 +144,7 @@ def recipes(args: argparse.Namespace) -> None:
         ("same, G's calls batched (today)", [], {}),
         ("today, OMP_WAIT_POLICY=PASSIVE", [], {"env": passive}),
         ("today's code, 128 crops, 2 res blocks", FAST_RECIPE, {}),
+        ("same, anti-aliased (model.antialias)", [*FAST_RECIPE, "model.antialias=true"], {}),
     ]
     if args.compile:
         rows.append(("today, torch.compile", [], {"compile": True}))

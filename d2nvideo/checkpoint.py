@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from torch import nn
 from .choices import OfficialDomain, require
 from .errors import CheckpointError
 from .fileio import atomic_output, require_file
-from .model import ModelConfig, UNITConfig, build_generator, config_from_dict
+from .model import ModelConfig, UNITConfig, build_generator, config_from_dict, config_to_dict
 
 FORMAT = "d2nvideo.generator"
 FORMAT_VERSION = 1
@@ -64,7 +64,7 @@ def save_checkpoint(
     header = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
-        "model": json.dumps(asdict(config)),
+        "model": json.dumps(config_to_dict(config)),
         "meta": json.dumps(meta or {}),
     }
     with atomic_output(path) as tmp:

@@ -212,7 +212,8 @@ class Translator:
 
     def reconstruct(self, frames: np.ndarray, domain: Domain) -> np.ndarray:
         """``(N, H, W, 3) uint8`` -> the UNIT reconstruction, the same shape."""
-        return from_tensor(self.reconstruct_tensor(to_tensor(frames, self.device), domain))
+        x = to_tensor(_as_batch(frames, "rgb"), self.device)
+        return from_tensor(self.reconstruct_tensor(x, domain))
 
     def __call__(self, frames: np.ndarray, to: Domain) -> np.ndarray:
         """``(N, H, W, 3) uint8`` RGB -> ``(N, H, W, 3) uint8`` in the ``to`` domain (one

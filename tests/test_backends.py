@@ -64,6 +64,7 @@ def test_runtimes_give_torchs_output_on_decoded_frames(
     path = request.getfixturevalue(model)
     torch_tr = Translator.from_checkpoint(path, "cpu")
     runtime = Translator.from_checkpoint(path, "cpu", backend=name)
+    assert torch_tr.config.antialias is (model == "antialiased_model")
     assert runtime.backend == name and torch_tr.backend == "torch"
     for clip in ("odd", "plain"):  # 322x178 and 64x48: odd sizes pad to the multiple
         frames = decoded(media[clip])

@@ -1,15 +1,19 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
+from d2nvideo.checkpoint import load_checkpoint, save_checkpoint
 from d2nvideo.model import (
     CycleGANConfig,
     UNITConfig,
     UNITGenerator,
     build_generator,
     config_from_dict,
+    config_to_dict,
     other_domain,
 )
 from d2nvideo.model.layers import Blur
@@ -125,7 +129,30 @@ def test_antialias_keeps_the_parameters_and_their_keys() -> None:
         assert smooth(x, "night").shape == x.shape
         assert not torch.allclose(smooth(x, "night"), plain(x, "night"))
     blurs = [m for m in smooth.modules() if isinstance(m, Blur)]
-    assert len(blurs) == 2 * 2 * 2  # each domain: 2 downsamplings, 2 upsamplings
+    ups = [m.mode for m in smooth.modules() if isinstance(m, nn.Upsample)]
+    assert len(blurs) == 2 * 2 and ups == ["bilinear"] * 4  # each domain: 2 down, 2 up
+
+
+def test_bilinear_upsampling_is_nearest_then_the_blur() -> None:
+    """The anti-aliased decoder upsamples bilinearly: the same as nearest followed by Blur's
+    taps, reflect-padded (the two differ by rounding only), in one op."""
+    x = torch.randn(2, 3, 7, 10)
+    nearest = nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+    bilinear = nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    assert torch.allclose(Blur(3)(nearest), bilinear, atol=1e-5)
+
+
+def test_antialias_survives_a_checkpoint_and_plain_headers_stay_as_they_were(
+    tmp_path: Path,
+) -> None:
+    """The flag is in the header of an anti-aliased model; a plain model's header leaves it out,
+    so older versions still read it and its graph cache key does not change."""
+    for flag in (False, True):
+        cfg = UNITConfig(width=4, n_downsample=2, n_res=1, antialias=flag)
+        path = tmp_path / f"{flag}.safetensors"
+        save_checkpoint(path, build_generator(cfg), cfg)
+        assert load_checkpoint(path).config == cfg
+        assert ("antialias" in config_to_dict(cfg)) is flag
 
 
 def test_antialias_must_be_a_bool() -> None:

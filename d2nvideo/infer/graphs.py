@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import warnings
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -25,7 +24,7 @@ from torch import nn
 from ..choices import DOMAINS, Domain
 from ..errors import UsageError
 from ..fileio import atomic_output
-from ..model import Generator, ModelConfig
+from ..model import Generator, ModelConfig, config_to_dict
 
 GRAPH_VERSION = 1  # bump when the exported graph changes: old cache entries are then unused
 OPSET = 17
@@ -42,7 +41,7 @@ def cache_root() -> Path:
 
 def model_key(model: nn.Module, config: ModelConfig) -> str:
     """A content hash of a model: its config and every weight, in a fixed order."""
-    digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps(config_to_dict(config), sort_keys=True).encode())
     digest.update(f"graph {GRAPH_VERSION}".encode())
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())

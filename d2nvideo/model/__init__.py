@@ -49,6 +49,21 @@ def _check_type(key: str, value: object, kind: Any) -> None:
         raise ValueError(f"{key} must be a string, got {value!r}")
 
 
+# keys added after checkpoints were first written: a file records one only where it differs from
+# this default, so a plain model's header (and its graph cache key) is what it was before the key
+# existed, and older versions read every file that does not use the newer layer
+_LATER_KEYS: dict[str, object] = {"antialias": False}
+
+
+def config_to_dict(cfg: ModelConfig) -> dict[str, Any]:
+    """Plain data for a checkpoint header: :func:`config_from_dict`'s inverse."""
+    data = dataclasses.asdict(cfg)
+    for key, default in _LATER_KEYS.items():
+        if key in data and data[key] == default:
+            del data[key]
+    return data
+
+
 def build_generator(cfg: ModelConfig) -> Generator:
     return _ARCHS[cfg.arch][1](cfg)  # type: ignore[no-any-return]
 
@@ -63,5 +78,6 @@ __all__ = [
     "UNITGenerator",
     "build_generator",
     "config_from_dict",
+    "config_to_dict",
     "other_domain",
 ]

@@ -73,37 +73,24 @@ def make_pad(kind: Padding, size: int) -> nn.Module:
 class Blur(nn.Module):
     """A fixed 3x3 binomial low-pass ([1, 2, 1] x [1, 2, 1] / 16) on each channel, size kept.
 
-    Anti-aliased resampling (Zhang, "Making Convolutional Networks Shift-Invariant Again", ICML
-    2019): before a stride-2 conv it takes out what the subsampling would fold into aliases, and
-    after a nearest 2x upsampling it smooths the 2x2 blocks, so that a scene that moves by a
-    pixel or less gives a moved output rather than a different one (flicker in video). No
-    parameters, and its buffer is not saved: a checkpoint's keys are those of the plain layout.
+    Anti-aliased downsampling (Zhang, "Making Convolutional Networks Shift-Invariant Again", ICML
+    2019): before a stride-2 conv it takes out what the subsampling would fold into aliases, so
+    that a scene that moves by a pixel or less gives a moved output rather than a different one
+    (flicker in video). Reflect-padded whatever the network's padding (zeros would dim the
+    border). No parameters, and its buffer is not saved: the keys are the plain layout's.
     """
 
-    def __init__(self, channels: int, pad_type: Padding = "reflect") -> None:
+    def __init__(self, channels: int) -> None:
         super().__init__()
         taps = torch.tensor([1.0, 2.0, 1.0])
         kernel = (taps[:, None] * taps[None, :]) / 16.0
         self.kernel: torch.Tensor
         self.register_buffer("kernel", kernel.expand(channels, 1, 3, 3).clone(), persistent=False)
-        self.pad = make_pad(pad_type, 1)
+        self.pad = nn.ReflectionPad2d(1)
         self.channels = channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        kernel = self.kernel.to(x.dtype)
-        return nn.functional.conv2d(self.pad(x), kernel, groups=self.channels)
-
-
-class BlurUpsample(nn.Module):
-    """Nearest 2x upsampling followed by :class:`Blur` (the anti-aliased decoder's upsampling)."""
-
-    def __init__(self, channels: int, pad_type: Padding = "reflect") -> None:
-        super().__init__()
-        self.up = nn.Upsample(scale_factor=2, mode="nearest")
-        self.blur = Blur(channels, pad_type)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blur(self.up(x))
+        return nn.functional.conv2d(self.pad(x), self.kernel, groups=self.channels)
 
 
 class Conv2dBlock(nn.Module):
@@ -123,7 +110,7 @@ class Conv2dBlock(nn.Module):
         blur: bool = False,
     ) -> None:
         super().__init__()
-        self.blur = Blur(in_ch, pad_type) if blur else None
+        self.blur = Blur(in_ch) if blur else None
         self.pad = make_pad(pad_type, padding)
         self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, bias=True)
         self.norm = make_norm(norm, out_ch)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..choices import DOMAINS, Activation, Domain, Norm, Padding, check, other_domain
-from .layers import BlurUpsample, Conv2dBlock, res_blocks
+from .layers import Conv2dBlock, res_blocks
 
 __all__ = ["DOMAINS", "UNITConfig", "UNITGenerator", "other_domain"]
 
@@ -34,7 +34,7 @@ class UNITConfig:
     pad_type: Padding = "reflect"
     up_kernel: int = 5  # kernel of the conv after each 2x upsampling (official UNIT: 5)
     out_kernel: int = 7  # kernel of the decoder's last conv, features -> RGB (official: 7)
-    antialias: bool = False  # blur before each stride-2 conv and after each 2x upsampling
+    antialias: bool = False  # blur before each stride-2 conv, bilinear 2x upsampling
 
     def __post_init__(self) -> None:
         if self.arch != "unit":
@@ -84,9 +84,13 @@ def _private_decoder(cfg: UNITConfig) -> nn.Sequential:
         res_blocks(cfg.n_res - cfg.n_shared, dim, cfg.norm, cfg.activation, cfg.pad_type)
     ]
     for _ in range(cfg.n_downsample):
-        # the same index either way: neither module has a parameter, so the keys do not move
-        up = BlurUpsample(dim, cfg.pad_type) if cfg.antialias else nn.Upsample(scale_factor=2)
-        layers.append(up)
+        # anti-aliased: bilinear, which is nearest followed by a reflect-padded [1, 2, 1] blur
+        # (Blur's taps), in one cheap op; either module sits at the same index without
+        # parameters, so the keys do not move
+        if cfg.antialias:
+            layers.append(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False))
+        else:
+            layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
         k = cfg.up_kernel
         layers.append(
             Conv2dBlock(dim, dim // 2, k, 1, k // 2, "layer", cfg.activation, cfg.pad_type)
