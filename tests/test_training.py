@@ -45,6 +45,41 @@ def test_two_unit_steps_write_state_samples_and_logs(images: Path, tmp_path: Pat
     assert saved.data.day == (str(images / "day"),)
 
 
+def test_the_last_grid_shows_the_last_batch_trained_on_once(
+    images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that ends on a grid step writes that grid once, from the batch it trained on;
+    one that ends between grid steps adds a grid of its last step."""
+    from d2nvideo.training import logger, trainers
+
+    written: list[int] = []
+    seen: list[torch.Tensor] = []
+    trained: list[torch.Tensor] = []
+    real_images, real_samples = logger.RunLogger.images, trainers.Trainer.samples
+    real_step = trainers.Trainer.step
+
+    def record_images(self: object, step: int, *grid: object) -> None:
+        written.append(step)
+        real_images(self, step, *grid)  # type: ignore[arg-type]
+
+    def samples(self: object, batch: dict[str, torch.Tensor]) -> object:
+        seen.append(batch["day"].clone())
+        return real_samples(self, batch)  # type: ignore[arg-type]
+
+    def step(self: object, batch: dict[str, torch.Tensor]) -> object:
+        trained.append(batch["day"].clone())
+        return real_step(self, batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(logger.RunLogger, "images", record_images)
+    monkeypatch.setattr(trainers.Trainer, "samples", samples)
+    monkeypatch.setattr(trainers.Trainer, "step", step)
+    main(tiny(images, steps=2, image_every=2), tmp_path / "a", quiet=True)
+    assert written == [2] and torch.equal(seen[-1], trained[-1])
+    written.clear()
+    main(tiny(images, steps=3, image_every=2), tmp_path / "b", quiet=True)
+    assert written == [2, 3] and torch.equal(seen[-1], trained[-1])
+
+
 def test_two_cyclegan_steps(images: Path, tmp_path: Path) -> None:
     cfg = load_config(ROOT / "configs" / "cyclegan_day2night_256.yaml")
     cfg = dataclasses.replace(

@@ -153,12 +153,14 @@ def _train(
     )
     t0 = time.perf_counter()
     with _stop_on_signals() as stop, logger:
-        step, stopped, last = _loop(
+        step, stopped, last, batch = _loop(
             cfg, trainer, batches, step, stop, t0, logger, ctx, device, out, hooks
         )
         if ctx.is_main:
             save_state(out / "state", step, trainer.state_dict(), cfg.train.keep_checkpoints)
-            logger.images(step, *trainer.samples(_to(next(batches), device)))
+            if batch is None or step % cfg.train.image_every:  # else the loop drew this one
+                batch = batch if batch is not None else _to(next(batches), device)
+                logger.images(step, *trainer.samples(batch))
     distributed.barrier(ctx)
     logger.info(f"stopped at step {step} ({stopped}); state in {out / 'state'}")
     seconds = time.perf_counter() - t0
@@ -177,10 +179,13 @@ def _loop(
     device: torch.device,
     out: Path,
     hooks: Hooks,
-) -> tuple[int, str, dict[str, float]]:
+) -> tuple[int, str, dict[str, float], dict[str, torch.Tensor] | None]:
+    """Steps to ``cfg.train.steps``, a signal or the time budget: the step reached, why it
+    stopped, the last step's losses and the last batch trained on (None if none was)."""
     t = cfg.train
     budget = t.max_minutes * 60 if t.max_minutes else None
     last: dict[str, float] = {}
+    batch = None
     while step < t.steps:
         batch = _to(next(batches), device)
         last = trainer.step(batch)
@@ -194,8 +199,8 @@ def _loop(
             save_state(out / "state", step, trainer.state_dict(), t.keep_checkpoints)
         over = budget is not None and time.perf_counter() - t0 > budget
         if distributed.any_rank(bool(stop["signal"]) or over, ctx, device):
-            return step, "interrupted" if stop["signal"] else "time budget", last
-    return step, "finished", last
+            return step, "interrupted" if stop["signal"] else "time budget", last, batch
+    return step, "finished", last, batch
 
 
 def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
