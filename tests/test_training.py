@@ -414,6 +414,37 @@ def test_a_resume_with_other_loss_weights_starts_a_phase_that_export_records(
         assert "phases" not in export_run(tmp_path, tmp_path / f"bad{i}.safetensors")
 
 
+def test_export_step_writes_a_kept_state_and_names_the_kept_ones(
+    images: Path, tmp_path: Path
+) -> None:
+    from d2nvideo.training.train import resolve_resume_config
+
+    from d2nvideo.checkpoint import load_checkpoint
+
+    run = tmp_path / "run"
+    main(tiny(images, steps=2), run, quiet=True)
+    resumed = resolve_resume_config(run, tiny(images), ["loss.struct=3.5", "train.steps=4"])
+    main(resumed, run, resume=True, quiet=True)
+    runner = CliRunner()
+    out = {s: tmp_path / f"s{s}.safetensors" for s in (2, 4)}
+    for s, path in out.items():
+        result = runner.invoke(cli, ["export", str(run), "--step", str(s), "-o", str(path)])
+        assert result.exit_code == 0 and f"step {s} " in result.output, result.output
+    early, late = (load_checkpoint(out[s]) for s in (2, 4))
+    assert early.meta["steps"] == 2 and late.meta["steps"] == 4
+    assert [p["step"] for p in early.meta["phases"]] == [0]  # struct=3.5 began after it
+    assert late.meta["loss"]["struct"] == 3.5 != early.meta["loss"]["struct"]
+    state = load_state(run / "state" / "step_00000002.pt", torch.device("cpu"))
+    weights = state["trainer"]["gen"]
+    exported = early.state_dict
+    assert all(torch.equal(weights[k].half().float(), exported[k].float()) for k in weights)
+    result = runner.invoke(cli, ["export", str(run), "--step", "3", "-o", str(tmp_path / "x")])
+    assert result.exit_code != 0 and "keeps no state of step 3 (kept: 2, 4)" in result.output
+    assert not (tmp_path / "x").exists()
+    result = runner.invoke(cli, ["export", str(out[2]), "--step", "2", "--onnx"])
+    assert result.exit_code != 0 and "--step chooses a RUN folder's state" in result.output
+
+
 def test_phases_drop_what_a_resume_from_an_earlier_state_never_ran(tmp_path: Path) -> None:
     from d2nvideo.training.phases import read_phases, record_phase
 

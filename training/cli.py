@@ -176,6 +176,13 @@ def _str(path: Path | None) -> str | None:
     help="For a run trained with train.ema: export the generator's own latest weights, not "
     "their moving average.",
 )
+@click.option(
+    "--step",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Export the state the run kept at this step (see its state folder) instead of the "
+    "latest one.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 def export(
     run: Path,
@@ -184,16 +191,19 @@ def export(
     note: str,
     onnx: bool,
     raw: bool,
+    step: int | None,
     overwrite: bool,
 ) -> None:
-    """Export the latest generator of a training RUN folder as the inference checkpoint that
-    convert, preview and evaluate load; with --onnx, also (or, for a MODEL .safetensors file,
-    only) its ONNX graphs for other runtimes."""
+    """Export the latest generator of a training RUN folder (or the one it kept at --step) as
+    the inference checkpoint that convert, preview and evaluate load; with --onnx, also (or,
+    for a MODEL .safetensors file, only) its ONNX graphs for other runtimes."""
     from d2nvideo.errors import UsageError
 
     from .export import check_export_output, check_onnx_outputs, export_onnx, export_run
 
     if run.is_file():
+        if step is not None:
+            raise UsageError(f"'{run}' is a model file: --step chooses a RUN folder's state", run)
         if not onnx:
             raise UsageError(f"'{run}' is a model file: pass --onnx to export its ONNX graphs", run)
         check_onnx_outputs(run, overwrite)
@@ -204,7 +214,7 @@ def export(
     check_export_output(run, output, overwrite)
     if onnx:
         check_onnx_outputs(output, overwrite)
-    meta = export_run(run, output, half=not fp32, note=note, average=not raw)
+    meta = export_run(run, output, half=not fp32, note=note, average=not raw, step=step)
     average = f", weights averaged (ema {meta['ema']})" if meta["ema"] else ""
     click.echo(f"step {meta['steps']} {meta['dtype']}{average} -> {output}")
     if onnx:

@@ -1,10 +1,11 @@
-"""Export a run's latest training state as the self-describing inference checkpoint."""
+"""Export a run's latest (or a chosen) training state as the inference checkpoint."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -14,9 +15,16 @@ from d2nvideo.errors import CheckpointError, PathError
 from d2nvideo.fileio import check_output
 from d2nvideo.model import build_generator
 
-from .config import load_config
+from .config import TrainConfig, load_config
 from .phases import checkpoint_phases, loss_weights
-from .state import RECORDS, holds_state, load_latest, read_json_object, step_count
+from .state import (
+    RECORDS,
+    holds_state,
+    load_latest,
+    load_step,
+    read_json_object,
+    step_count,
+)
 
 
 def check_export_output(run: Path, output: Path, overwrite: bool) -> None:
@@ -35,28 +43,23 @@ def _files(folder: Path) -> list[Path]:
 
 
 def export_run(
-    run: Path, output: Path, half: bool = True, note: str = "", average: bool = True
+    run: Path,
+    output: Path,
+    half: bool = True,
+    note: str = "",
+    average: bool = True,
+    step: int | None = None,
 ) -> dict[str, object]:
-    """Write ``run``'s newest generator weights to ``output``; return the metadata written.
-    A run trained with ``train.ema`` gives its averaged generator unless ``average`` is off."""
+    """Write ``run``'s newest generator weights (or those of its state kept at ``step``) to
+    ``output``; return the metadata written. A run trained with ``train.ema`` gives its
+    averaged generator unless ``average`` is off."""
     if not run.is_dir():
         raise PathError(f"run folder '{run}' does not exist", run)
     config_path = run / "config.yaml"
     if not config_path.is_file() or not holds_state(run / "state"):
         raise CheckpointError(f"'{run}' is not a training run folder (no config.yaml/state)", run)
     cfg = load_config(config_path)
-    _, payload = load_latest(run / "state", torch.device("cpu"))
-    gen = build_generator(cfg.model)
-    try:
-        weights = _weights(payload["trainer"], average)
-        gen.load_state_dict(payload["trainer"][weights])
-        decay = 0.0
-        if weights == "gen_ema":  # states saved before the decay was stored: the config's
-            decay = float(payload["trainer"].get("ema_decay", cfg.train.ema))
-    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
-        raise CheckpointError(
-            f"the state in '{run}' does not fit the run's config.yaml ({str(exc)[:200]})", run
-        ) from exc
+    gen, payload, decay = _generator(run, cfg, average, step)
     data_path = run / "data.json"
     meta: dict[str, object] = {
         "steps": int(payload["step"]),
@@ -81,8 +84,34 @@ def export_run(
     phases = checkpoint_phases(run, int(payload["step"]), init)
     if phases is not None:  # meta.loss is the last phase's; this is the whole history
         meta["phases"] = phases
+        if phases[-1].get("loss") is not None:  # config.yaml holds the newest resume's
+            meta["loss"] = phases[-1]["loss"]
     save_checkpoint(output, gen, cfg.model, meta, torch.float16 if half else None)
     return meta
+
+
+def _generator(
+    run: Path, cfg: TrainConfig, average: bool, step: int | None
+) -> tuple[torch.nn.Module, dict[str, Any], float]:
+    """The generator of ``run``'s newest state (or the one kept at ``step``), that state, and
+    the decay of the average it holds (0.0 for the raw generator)."""
+    cpu = torch.device("cpu")
+    if step is None:
+        _, payload = load_latest(run / "state", cpu)
+    else:
+        payload = load_step(run / "state", step, cpu)
+    gen = build_generator(cfg.model)
+    try:
+        weights = _weights(payload["trainer"], average)
+        gen.load_state_dict(payload["trainer"][weights])
+        decay = 0.0
+        if weights == "gen_ema":  # states saved before the decay was stored: the config's
+            decay = float(payload["trainer"].get("ema_decay", cfg.train.ema))
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"the state in '{run}' does not fit the run's config.yaml ({str(exc)[:200]})", run
+        ) from exc
+    return gen, payload, decay
 
 
 def _weights(trainer_state: dict[str, object], average: bool) -> str:

@@ -124,6 +124,20 @@ def load_latest(folder: Path, device: torch.device) -> tuple[Path, dict[str, Any
     raise CheckpointError(f"'{folder}' holds no readable training state{why}", folder)
 
 
+def load_step(folder: Path, step: int, device: torch.device) -> dict[str, Any]:
+    """The state saved at ``step``; CheckpointError naming the steps kept when it is not."""
+    path = folder / f"step_{step:08d}.pt"
+    if not path.is_file():
+        kept = sorted(int(p.stem.split("_")[1]) for p in state_files(folder) if _numbered(p))
+        listed = ", ".join(map(str, kept)) if kept else "none"
+        raise CheckpointError(f"'{folder}' keeps no state of step {step} (kept: {listed})", folder)
+    return load_state(path, device)
+
+
+def _numbered(path: Path) -> bool:
+    return path.stem.split("_")[-1].isdigit()
+
+
 def load_state(path: Path, device: torch.device) -> dict[str, Any]:
     try:
         payload = torch.load(str(path), map_location=device, weights_only=True)
