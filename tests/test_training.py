@@ -51,6 +51,7 @@ def test_the_last_grid_shows_the_last_batch_trained_on_once(
     """A run that ends on a grid step writes that grid once, from the batch it trained on;
     one that ends between grid steps adds a grid of its last step."""
     from d2nvideo.training import logger, trainers
+    from d2nvideo.training.train import resolve_resume_config
 
     written: list[int] = []
     seen: list[torch.Tensor] = []
@@ -78,6 +79,10 @@ def test_the_last_grid_shows_the_last_batch_trained_on_once(
     written.clear()
     main(tiny(images, steps=3, image_every=2), tmp_path / "b", quiet=True)
     assert written == [2, 3] and torch.equal(seen[-1], trained[-1])
+    written.clear()
+    resumed = resolve_resume_config(tmp_path / "b", tiny(images), ["train.steps=3"])
+    main(resumed, tmp_path / "b", resume=True, quiet=True)  # no step to run: no new grid
+    assert written == []
 
 
 def test_two_cyclegan_steps(images: Path, tmp_path: Path) -> None:
@@ -438,11 +443,31 @@ def test_export_step_writes_a_kept_state_and_names_the_kept_ones(
     weights = state["trainer"]["gen"]
     exported = early.state_dict
     assert all(torch.equal(weights[k].half().float(), exported[k].float()) for k in weights)
+    for odd in ("step_abc_12.pt", "step_007.pt", "step_\u00b2.pt"):  # not train's names
+        (run / "state" / odd).write_bytes(b"")
+    (run / "state" / "step_00000003.pt").mkdir()
     result = runner.invoke(cli, ["export", str(run), "--step", "3", "-o", str(tmp_path / "x")])
     assert result.exit_code != 0 and "keeps no state of step 3 (kept: 2, 4)" in result.output
     assert not (tmp_path / "x").exists()
     result = runner.invoke(cli, ["export", str(out[2]), "--step", "2", "--onnx"])
     assert result.exit_code != 0 and "--step chooses a RUN folder's state" in result.output
+
+
+def test_export_leaves_the_loss_unsaid_where_no_phase_records_it(
+    images: Path, tmp_path: Path
+) -> None:
+    """A folder from before phases were recorded, resumed with other weights: its earlier
+    state's loss weights are unknown (config.yaml holds the resume's), not config.yaml's."""
+    from d2nvideo.training.export import export_run
+    from d2nvideo.training.train import resolve_resume_config
+
+    main(tiny(images, steps=2), tmp_path, quiet=True)
+    (tmp_path / "phases.json").unlink()
+    resumed = resolve_resume_config(tmp_path, tiny(images), ["loss.struct=3.5", "train.steps=4"])
+    main(resumed, tmp_path, resume=True, quiet=True)
+    early = export_run(tmp_path, tmp_path / "a.safetensors", step=2)
+    late = export_run(tmp_path, tmp_path / "b.safetensors")
+    assert early["loss"] is None and late["loss"]["struct"] == 3.5  # type: ignore[index]
 
 
 def test_phases_drop_what_a_resume_from_an_earlier_state_never_ran(tmp_path: Path) -> None:

@@ -216,7 +216,8 @@ def export(
         check_onnx_outputs(output, overwrite)
     meta = export_run(run, output, half=not fp32, note=note, average=not raw, step=step)
     average = f", weights averaged (ema {meta['ema']})" if meta["ema"] else ""
-    click.echo(f"step {meta['steps']} {meta['dtype']}{average} -> {output}")
+    counted = " (in all, with the --init checkpoint's)" if meta.get("init") else ""
+    click.echo(f"step {meta['steps']}{counted} {meta['dtype']}{average} -> {output}")
     if onnx:
         _say_graphs(export_onnx(output))
 

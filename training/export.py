@@ -16,7 +16,7 @@ from d2nvideo.fileio import check_output
 from d2nvideo.model import build_generator
 
 from .config import TrainConfig, load_config
-from .phases import checkpoint_phases, loss_weights
+from .phases import checkpoint_phases, loss_weights, read_phases
 from .state import (
     RECORDS,
     holds_state,
@@ -82,12 +82,25 @@ def export_run(
         steps = step_count(init.get("steps"), f"'{run / 'init.json'}'")
         meta["steps"] = int(payload["step"]) + steps
     phases = checkpoint_phases(run, int(payload["step"]), init)
-    if phases is not None:  # meta.loss is the last phase's; this is the whole history
+    if phases is not None:  # the whole history
         meta["phases"] = phases
-        if phases[-1].get("loss") is not None:  # config.yaml holds the newest resume's
-            meta["loss"] = phases[-1]["loss"]
+    meta["loss"] = _loss_at(run, cfg, int(payload["step"]), phases)
     save_checkpoint(output, gen, cfg.model, meta, torch.float16 if half else None)
     return meta
+
+
+def _loss_at(
+    run: Path, cfg: TrainConfig, step: int, phases: list[dict[str, Any]] | None
+) -> dict[str, Any] | None:
+    """The loss weights that trained the state at ``step``: its last phase's. config.yaml holds
+    the newest resume's, so it answers only where the run records no phases, or where the last
+    phase is unrecorded (a folder older than phases) and no phase began after it; else None."""
+    if phases is None:
+        return loss_weights(cfg)
+    if phases[-1].get("loss") is not None:
+        return dict(phases[-1]["loss"])
+    later = any(p["step"] > 0 and p["step"] >= step for p in read_phases(run) or [])
+    return None if later else loss_weights(cfg)
 
 
 def _generator(

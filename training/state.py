@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -128,14 +129,16 @@ def load_step(folder: Path, step: int, device: torch.device) -> dict[str, Any]:
     """The state saved at ``step``; CheckpointError naming the steps kept when it is not."""
     path = folder / f"step_{step:08d}.pt"
     if not path.is_file():
-        kept = sorted(int(p.stem.split("_")[1]) for p in state_files(folder) if _numbered(p))
+        kept = sorted(n for p in state_files(folder) if (n := _step_of(p)) is not None)
         listed = ", ".join(map(str, kept)) if kept else "none"
         raise CheckpointError(f"'{folder}' keeps no state of step {step} (kept: {listed})", folder)
     return load_state(path, device)
 
 
-def _numbered(path: Path) -> bool:
-    return path.stem.split("_")[-1].isdigit()
+def _step_of(path: Path) -> int | None:
+    """The step of a state file named as :func:`save_state` names them, else None."""
+    found = re.fullmatch(r"step_(\d{8})\.pt", path.name, re.ASCII)
+    return int(found[1]) if found and path.is_file() else None
 
 
 def load_state(path: Path, device: torch.device) -> dict[str, Any]:

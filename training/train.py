@@ -158,8 +158,7 @@ def _train(
         )
         if ctx.is_main:
             save_state(out / "state", step, trainer.state_dict(), cfg.train.keep_checkpoints)
-            if batch is None or step % cfg.train.image_every:  # else the loop drew this one
-                batch = batch if batch is not None else _to(next(batches), device)
+            if batch is not None and step % cfg.train.image_every:  # else drawn, or none run
                 logger.images(step, *trainer.samples(batch))
     distributed.barrier(ctx)
     logger.info(f"stopped at step {step} ({stopped}); state in {out / 'state'}")
