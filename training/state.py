@@ -48,7 +48,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save_state(folder: Path, step: int, trainer_state: dict[str, Any], keep: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"step_{step:08d}.pt"
+    path = state_path(folder, step)
     payload = {"format": FORMAT, "step": step, "trainer": trainer_state, "rng": rng_state()}
     with atomic_output(path, overwrite=True) as tmp:
         torch.save(payload, tmp)
@@ -127,7 +127,7 @@ def load_latest(folder: Path, device: torch.device) -> tuple[Path, dict[str, Any
 
 def load_step(folder: Path, step: int, device: torch.device) -> dict[str, Any]:
     """The state saved at ``step``; CheckpointError naming the steps kept when it is not."""
-    path = folder / f"step_{step:08d}.pt"
+    path = state_path(folder, step)
     if not path.is_file():
         kept = sorted(n for p in state_files(folder) if (n := _step_of(p)) is not None)
         listed = ", ".join(map(str, kept)) if kept else "none"
@@ -135,8 +135,13 @@ def load_step(folder: Path, step: int, device: torch.device) -> dict[str, Any]:
     return load_state(path, device)
 
 
+def state_path(folder: Path, step: int) -> Path:
+    """Where the state of ``step`` is saved: ``step_`` and eight digits (:func:`_step_of`)."""
+    return folder / f"step_{step:08d}.pt"
+
+
 def _step_of(path: Path) -> int | None:
-    """The step of a state file named as :func:`save_state` names them, else None."""
+    """The step of a state file named as :func:`state_path` names them, else None."""
     found = re.fullmatch(r"step_(\d{8})\.pt", path.name, re.ASCII)
     return int(found[1]) if found and path.is_file() else None
 
