@@ -30,9 +30,9 @@ def _texture(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
     )
 
 
-def _panning(n: int = 8, shift: int = 3) -> list[np.ndarray]:
-    big = _texture(96, 128 + n * shift)
-    return [np.ascontiguousarray(big[:, i * shift : i * shift + 128]) for i in range(n)]
+def _panning(n: int = 8, shift: int = 3, h: int = 96, w: int = 128) -> list[np.ndarray]:
+    big = _texture(h, w + n * shift)
+    return [np.ascontiguousarray(big[:, i * shift : i * shift + w]) for i in range(n)]
 
 
 def test_ssim_and_psnr_agree_with_scikit_image() -> None:
@@ -80,9 +80,11 @@ def _smoothed(mode: str, inputs: list[np.ndarray], outputs: list[np.ndarray]) ->
     return [f.image for f in make_smoother(mode, 0.6)(iter(frames))]
 
 
-@pytest.mark.parametrize("mode", ["flow", "ema"])
-def test_smoothing_reduces_flicker_and_keeps_the_picture(mode: str) -> None:
-    inputs = _panning(10)
+@pytest.mark.parametrize(
+    ("mode", "h", "w"), [("flow", 96, 128), ("ema", 96, 128), ("flow", 272, 704)]
+)
+def test_smoothing_reduces_flicker_and_keeps_the_picture(mode: str, h: int, w: int) -> None:
+    inputs = _panning(10, h=h, w=w)  # 704 wide: the flow is estimated smaller than the frame
     flicker = [
         np.clip(f.astype(int) // 2 + (12 if i % 2 else -12) + 40, 0, 255).astype(np.uint8)
         for i, f in enumerate(inputs)
@@ -91,6 +93,29 @@ def test_smoothing_reduces_flicker_and_keeps_the_picture(mode: str) -> None:
     assert warp_error(inputs, smooth) < 0.7 * warp_error(inputs, flicker)
     assert np.mean([ssim(a, b) for a, b in zip(smooth, flicker)]) > 0.8
     assert smooth[0].dtype == np.uint8 and smooth[0].shape == flicker[0].shape
+
+
+def test_the_occlusion_test_at_the_flows_working_size_finds_what_full_size_finds() -> None:
+    import cv2
+
+    from d2nvideo.video.flow import FlowEstimator, gray, occlusion
+
+    background, square = _texture(600, 1000, seed=3), _texture(160, 160, seed=4)
+
+    def frame(t: int) -> np.ndarray:  # the background pans left, a square moves right
+        image = np.ascontiguousarray(background[:, 40 + 6 * t : 940 + 6 * t])
+        image[200:360, 400 - 10 * t : 560 - 10 * t] = square
+        return gray(image)
+
+    a, b = frame(0), frame(1)
+    flow = FlowEstimator()  # 480 a side: about half this size
+    small_a, small_b = flow.shrink(a), flow.shrink(b)
+    fw, bw = flow.small(small_a, small_b), flow.small(small_b, small_a)
+    full = occlusion(flow.enlarge(fw, a.shape), flow.enlarge(bw, a.shape))
+    small = occlusion(fw, bw, a.shape[1] / small_a.shape[1])
+    enlarged = cv2.resize(small.astype(np.float32), (a.shape[1], a.shape[0])) > 0.5
+    assert 0.002 < full.mean() < 0.05  # the square's trailing edge and the frame's edge
+    assert (enlarged & full).sum() / (enlarged | full).sum() > 0.6
 
 
 def test_warp_error_leaves_out_pairs_across_a_scene_cut() -> None:

@@ -20,7 +20,7 @@ import numpy as np
 from ..choices import Smoothing, values
 from ..errors import UsageError
 from .decode import Frame
-from .flow import FlowEstimator, gray, occlusion, warp
+from .flow import FlowEstimator, gray, occlusion
 from .geometry import compare_thumb, thumb_difference
 
 Smoother = Callable[[Iterator[Frame]], Generator[Frame, None, None]]
@@ -86,22 +86,38 @@ def _ema_step(strength: float) -> Step:
 
 def _flow_step(strength: float) -> Step:
     """Blend the previous output, warped along the inputs' optical flow, where the flow is
-    consistent forward and backward and the warped output agrees with the current one."""
+    consistent forward and backward and the warped output agrees with the current one.
+
+    The flow and its occlusion test stay at the flow's working size (at most 480 pixels a
+    side: the flow has no finer detail); only the warp and the agreement run at full size."""
     estimate = FlowEstimator()
 
     def step(out: np.ndarray, grey: np.ndarray, prev: Previous | None) -> tuple[np.ndarray, ...]:
         if prev is not None:
             prev_grey, prev_out = prev
-            back = estimate(grey, prev_grey)  # current -> previous, on the inputs
-            fore = estimate(prev_grey, grey)
-            carried, _ = warp(prev_out, back)
-            valid = ~occlusion(back, fore)
-            agree = np.exp(-0.5 * (np.abs(carried - out).mean(-1) / AGREE_SIGMA) ** 2)
-            weight = strength * cv2.GaussianBlur((valid * agree).astype(np.float32), (0, 0), 2.0)
-            out = out + weight[..., None] * (carried - out)
+            now, before = estimate.shrink(grey), estimate.shrink(prev_grey)
+            back = estimate.small(now, before)  # current -> previous, on the inputs
+            valid = ~occlusion(back, estimate.small(before, now), grey.shape[1] / now.shape[1])
+            mx, my = estimate.remap_maps(back, grey.shape)
+            carried = cv2.remap(prev_out, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            weight = _flow_weight(valid, carried, out, strength)
+            out = cv2.blendLinear(carried, out, weight, 1.0 - weight)
         return out, out
 
     return step  # type: ignore[return-value]
+
+
+def _flow_weight(
+    valid: np.ndarray, carried: np.ndarray, out: np.ndarray, strength: float
+) -> np.ndarray:
+    """``(H, W) float32`` blend weight: ``strength`` where the working-size ``valid`` holds
+    and the warped previous output ``carried`` agrees with ``out`` (a Gaussian of their mean
+    absolute difference over the channels, AGREE_SIGMA), blurred."""
+    h, w = out.shape[:2]
+    mask = cv2.resize(valid.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    gap = cv2.transform(cv2.absdiff(carried, out), np.full((1, 3), 1.0 / 3.0))
+    agree = cv2.exp(cv2.multiply(gap, gap, scale=-0.5 / AGREE_SIGMA**2))
+    return cv2.GaussianBlur(mask * agree, (0, 0), 2.0) * np.float32(strength)
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
