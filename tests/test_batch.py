@@ -66,6 +66,31 @@ def test_a_folder_of_mixed_inputs_converts_in_one_command(drive, media, tmp_path
     assert summary["converted"] == 0 and summary["skipped"] == 19 and summary["failed"] == 1
 
 
+def test_the_report_never_replaces_a_file_of_the_run_nor_one_of_the_users(media, tmp_path):
+    src, model = tmp_path / "in.mp4", tmp_path / "m.safetensors"
+    make_video(src, frames=2, size=(32, 32))
+    model.write_bytes(media["model"].read_bytes())
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    before = {p: p.read_bytes() for p in (src, model, notes)}
+    base = ["convert", src, "--to", "night", "--model", model, "-q"]
+    for report, out in [(src, "a.mp4"), (model, "b.mp4"), (tmp_path / "c.mp4", "c.mp4")]:
+        result = run(*base, "-o", tmp_path / out, "--report", report)
+        assert result.exit_code == 2 and "is one of this run's files" in result.output
+    refused = run(*base, "-o", tmp_path / "d.mp4", "--report", notes)
+    assert refused.exit_code == 2 and "is not a convert report" in refused.output
+    assert {p: p.read_bytes() for p in before} == before
+    assert not (tmp_path / "d.mp4").exists()
+    report = tmp_path / "run.jsonl"
+    assert run(*base, "-o", tmp_path / "e.mp4", "--report", report).exit_code == 0
+    assert run(*base, "-o", tmp_path / "f.mp4", "--report", report).exit_code == 0
+    rows = [json.loads(line) for line in report.read_text().splitlines()]
+    assert [Path(r["output"]).name for r in rows] == ["e.mp4", "f.mp4"]  # a resumed run appends
+    replaced = run(*base, "-o", tmp_path / "g.mp4", "--report", notes, "--overwrite")
+    assert replaced.exit_code == 0 and json.loads(notes.read_text())["status"] == "done"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files
+
+
 def test_a_second_run_converts_nothing_and_says_so(media, tmp_path: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()

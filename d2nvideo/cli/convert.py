@@ -4,10 +4,11 @@ and a summary."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -98,7 +99,9 @@ def convert(
         _check_single(tasks[0], encode, overwrite)
     else:
         interrupted_keeps(ctx, "interrupted: the outputs already finished were kept")
-    outcomes = _run(tasks, to, model, pipeline, encode, jobs, overwrite, quiet, report)
+    append = report is not None and _check_report(report, tasks, model.path, overwrite)
+    log = _Report(report, append)
+    outcomes = _run(tasks, to, model, pipeline, encode, jobs, overwrite, quiet, log)
     if outcomes is not None and _summarize(outcomes, as_json, single=single):
         ctx.exit(1)
 
@@ -139,7 +142,7 @@ def _run(
     jobs: int,
     overwrite: bool,
     quiet: bool,
-    report: Path | None,
+    report: _Report,
 ) -> list[Outcome] | None:
     """Run every task; None on a torchrun rank other than 0 (rank 0 reports for all)."""
     from ..batch import dist
@@ -155,7 +158,7 @@ def _run(
     leader = world is None or world.rank == 0
     with (
         sigterm_as_interrupt(),
-        _Report(report if leader else None) as log,
+        report if leader else _Report(None) as log,
         progress_bar(sum(counts), _title(tasks), quiet or not leader) as bar,
     ):
 
@@ -176,17 +179,61 @@ def _title(tasks: list[Task]) -> str:
     return tasks[0].src.name if len(tasks) == 1 else "files"
 
 
-class _Report:
-    """The JSONL report, a line per outcome as it comes (so an interrupted run keeps it)."""
+def _check_report(report: Path, tasks: list[Task], model: Path | None, overwrite: bool) -> bool:
+    """Refuse a report path that is one of the run's inputs or outputs, or the model, or an
+    existing file that is not a report (unless --overwrite). True: an earlier report of a run
+    that this one resumes, to append to (--overwrite starts it afresh)."""
+    from ..errors import PathError
+    from ..fileio import check_output
 
-    def __init__(self, path: Path | None) -> None:
+    taken = [t.src for t in tasks] + [t.dst for t in tasks] + ([model] if model else [])
+    mine = report.resolve()
+    for path in taken:
+        same = report.exists() and path.exists() and path.samefile(report)
+        if same or path.resolve() == mine:
+            raise PathError(f"--report '{report}' is one of this run's files; choose another")
+    check_output(report, taken, overwrite=True)  # its folder, and not a directory
+    if overwrite or not report.exists():
+        return False
+    if not _is_report(report):
+        raise PathError(
+            f"--report '{report}' exists and is not a convert report; pass --overwrite to "
+            "replace it",
+            report,
+        )
+    return True
+
+
+def _is_report(path: Path) -> bool:
+    """Every line of ``path`` one of convert's JSON report lines (an empty file too)."""
+    try:
+        with path.open(encoding="utf-8") as fh:
+            lines = [json.loads(line) for line in fh if line.strip()]
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return all(isinstance(x, dict) and {"input", "output", "status"} <= x.keys() for x in lines)
+
+
+class _Report:
+    """The JSONL report, a line per outcome as it comes, written to a temporary file that
+    replaces the report when the run ends, however it ends (so an interrupted run keeps its
+    lines). ``append``: the earlier report's lines come first (a resumed run)."""
+
+    def __init__(self, path: Path | None, append: bool = False) -> None:
         self.path = path
+        self.append = append
         self.fh: TextIO | None = None
         self.count = 0
+        self.stack = contextlib.ExitStack()
 
     def __enter__(self) -> _Report:
+        from ..fileio import atomic_output
+
         if self.path is not None:
-            self.fh = self.path.open("w")
+            tmp = self.stack.enter_context(atomic_output(self.path, keep_partial=True))
+            self.fh = self.stack.enter_context(tmp.open("w", encoding="utf-8"))
+            if self.append:
+                self.fh.write(self.path.read_text(encoding="utf-8"))
         return self
 
     def write(self, outcome: Outcome) -> None:
@@ -203,9 +250,8 @@ class _Report:
             for outcome in outcomes:
                 self.write(outcome)
 
-    def __exit__(self, *exc: object) -> None:
-        if self.fh is not None:
-            self.fh.close()
+    def __exit__(self, *exc: Any) -> None:
+        self.stack.__exit__(*exc)
 
 
 def _summarize(outcomes: list[Outcome], as_json: bool, single: bool) -> bool:
