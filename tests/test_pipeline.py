@@ -119,6 +119,38 @@ def test_other_codecs_keep_frames_and_timing(
     assert b.audio  # AAC cannot go into WebM: re-encoded to Opus there (issue 14)
 
 
+@pytest.mark.parametrize(
+    "name, codec, pix_fmt",
+    [("a.mp4", "mjpeg", "yuvj420p"), ("b.mp4", "png", "rgb24"), ("c.mov", "prores", "yuv422p10le")],
+)
+def test_a_codec_that_cannot_take_yuv420p_gets_a_pixel_format_it_takes(
+    name: str, codec: str, pix_fmt: str, media, translator: Translator, tmp_path: Path
+) -> None:
+    import av
+
+    from d2nvideo.video.encode import EncodeSettings
+
+    dst = tmp_path / name
+    opts = ConvertOptions("night", encode=EncodeSettings(codec=codec, preset=None))
+    convert_video(media["plain"], dst, translator, opts)
+    with av.open(str(dst)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.pix_fmt == pix_fmt
+        assert len(list(container.decode(stream))) == len(read_video(media["plain"]).times)
+
+
+def test_a_codec_with_no_pixel_format_for_the_frames_is_one_usage_error(
+    media, translator: Translator, tmp_path: Path
+) -> None:
+    from d2nvideo.errors import UsageError
+    from d2nvideo.video.encode import EncodeSettings
+
+    opts = ConvertOptions("night", encode=EncodeSettings(codec="prores", preset=None))
+    with pytest.raises(UsageError, match="cannot encode 37x23 frames"):
+        convert_video(media["odder"], tmp_path / "odd.mov", translator, opts)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_dark_output_watch_warns_once_and_passes_images_through(caplog) -> None:
     from d2nvideo.pipeline import DarkOutputWatch
 

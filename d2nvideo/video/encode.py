@@ -202,12 +202,57 @@ def _codec_options(codec: str, settings: EncodeSettings) -> dict[str, str]:
     return opts
 
 
+# What to encode in when yuv420p (or yuv444p for odd sizes) does not open with a codec
+# (MJPEG wants full-range yuvj420p, PNG rgb24...); failing these, the first it takes that opens.
+FALLBACK_PIX_FMTS = ("yuvj420p", "yuv444p", "yuvj444p", "yuv422p", "yuvj422p", "rgb24", "bgr24")
+
+
 def _pix_fmt(codec: str, width: int, height: int, settings: EncodeSettings) -> str:
     if settings.pix_fmt:
         _check_subsampling(settings.pix_fmt, width, height)
         return settings.pix_fmt
     # 4:2:0 needs even sides; an odd-sized source keeps its exact size in 4:4:4 instead.
-    return "yuv444p" if width % 2 or height % 2 else "yuv420p"
+    usual = "yuv444p" if width % 2 or height % 2 else "yuv420p"
+    takes = _formats_of(codec)
+    for name in dict.fromkeys((usual, *FALLBACK_PIX_FMTS, *takes)):
+        usable = (not takes or name in takes) and _fits(name, width, height)
+        if usable and _opens(codec, name, width, height):
+            return name
+    raise UsageError(
+        f"codec '{codec}' cannot encode {width}x{height} frames in any pixel format it takes "
+        f"({', '.join(takes[:8]) or 'none listed'}); choose another --codec",
+        codec,
+    )
+
+
+@lru_cache(maxsize=64)
+def _opens(codec: str, pix_fmt: str, width: int, height: int) -> bool:
+    """Whether ``codec`` opens for frames of this size and pixel format (a trial encoder)."""
+    import av
+
+    try:
+        cc: Any = av.CodecContext.create(codec, "w")
+        cc.width, cc.height, cc.pix_fmt = width, height, pix_fmt
+        cc.time_base = Fraction(1, 25)
+        cc.open()
+    except Exception:  # FFmpeg refuses in many ways (ArgumentError, ValueError...)
+        return False
+    return True
+
+
+def _formats_of(codec: str) -> list[str]:
+    """The pixel formats ``codec`` encodes (empty: it does not say)."""
+    import av
+
+    return [f.name for f in av.codec.Codec(codec, "w").video_formats or []]
+
+
+def _fits(pix_fmt: str, width: int, height: int) -> bool:
+    try:
+        _check_subsampling(pix_fmt, width, height)
+    except UsageError:
+        return False
+    return True
 
 
 def _check_subsampling(pix_fmt: str, width: int, height: int) -> None:
