@@ -546,6 +546,21 @@ def test_extract_past_the_end_says_so(media, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "args, message",
+    [
+        (["convert", "--start", "1e300", "-o", "out.mp4"], "no frames in the requested range"),
+        (["preview", "--at", "1e300", "-o", "out.png"], "has no frame at 1e+300 s"),
+        (["preview", "--start", "1e20", "-o", "out.gif"], "no frames in the requested range"),
+    ],
+)
+def test_a_start_past_any_end_says_so(args: list[str], message: str, media, tmp_path: Path):
+    src = tmp_path / "in.mp4"
+    src.write_bytes(media["plain"].read_bytes())
+    args = [args[0], src, "--to", "night", *args[1:-1], tmp_path / args[-1], "-q"]
+    refused(tmp_path, 1, message, *args)
+
+
+@pytest.mark.parametrize(
     "content", [b"not,a\nmanifest\n", bytes(range(256)) * 4], ids=["csv", "binary"]
 )
 def test_extract_never_overwrites_a_foreign_manifest(content: bytes, media, tmp_path: Path):

@@ -71,7 +71,7 @@ def decode_frames(
         vs.thread_type = "AUTO"
         tb = Fraction(vs.time_base or Fraction(1, 90000))
         if start > 0:
-            container.seek(int(start / tb), stream=vs, backward=True)
+            container.seek(_seek_pts(start, tb), stream=vs, backward=True)
         end = None if duration is None else start + duration
         count = 0
         for frame in _decoded(container, vs, path, tb, salvage):
@@ -177,7 +177,7 @@ def frames_at(path: Path, times: list[float]) -> Iterator[Frame]:
             if position is not None and t <= position + 1e-6:
                 continue  # the frame at or after t was already yielded
             if _should_seek(position, t, keyframes):
-                container.seek(max(0, int(t / tb)), stream=vs, backward=True)
+                container.seek(_seek_pts(t, tb), stream=vs, backward=True)
                 decoder = _decoded(container, vs, path, tb)
             for frame in decoder:
                 position = float(frame.pts * tb)
@@ -192,6 +192,12 @@ def frames_at(path: Path, times: list[float]) -> Iterator[Frame]:
         raise InputError(f"'{path}' is corrupt: {_reason(exc)}", path) from exc
     finally:
         container.close()
+
+
+def _seek_pts(t: float, tb: Fraction) -> int:
+    """``t`` seconds in ``tb`` units for a seek, within FFmpeg's int64 (a start of 1e15 s is
+    past any end, as a start of 100 s past a short clip's: nothing decodes there)."""
+    return max(0, min(int(min(t, 1e12) / tb), 2**62))
 
 
 def _should_seek(position: float | None, target: float, keyframes: list[float] | None) -> bool:
