@@ -217,3 +217,15 @@ def test_a_folder_of_one_file_in_a_subfolder_is_converted_as_a_tree(media, tmp_p
     assert len(read_video(out / "monday" / "c.mp4").images) == 3
     again = run(*args)  # a tree run skips what is there, where one file would be refused
     assert again.exit_code == 0 and "already there" in again.output
+
+
+def test_nothing_to_convert_and_outputs_that_are_inputs_are_refused(media, tmp_path: Path):
+    from faults import refused
+
+    (tmp_path / "empty").mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        make_video(tmp_path / name, frames=2, size=(32, 32))
+    base = ["--to", "night", "--model", media["model"], "-q"]
+    refused(tmp_path, 1, "no video or image files to convert", "convert", tmp_path / "empty", *base)
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    refused(tmp_path, 2, "which is the input", "convert", a, b, "-o", tmp_path, *base)

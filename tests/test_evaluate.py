@@ -177,3 +177,37 @@ def test_the_report_says_how_the_stills_were_translated() -> None:
     small = [*big[:1], np.zeros((180, 320, 3), np.uint8), np.zeros((120, 200, 3), np.uint8)]
     note = _sizes_note("night stills", small, work)
     assert note.startswith("night stills: 3, median 320x180; 2 no larger than the working size")
+
+
+@pytest.fixture()
+def folders(tmp_path: Path) -> Path:
+    for i in range(3):
+        write_image(tmp_path / "day" / f"d{i}.jpg", _day(i))
+        write_image(tmp_path / "night" / f"n{i}.jpg", _night(i))
+    write_image(tmp_path / "one" / "n.jpg", _night(9))
+    (tmp_path / "notes.txt").write_text("mine")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "extra, code, message",
+    [
+        (["--realism-day", "{t}/day"], 2, "--realism-day and --realism-night go together"),
+        (["--realism-day", "{t}/gone", "--realism-night", "{t}/night"], 1, "does not exist"),
+        (["--realism-day", "{t}/day", "--realism-night", "{t}/one"], 1, "needs at least 2"),
+        (["--realism-day", "{t}/notes.txt", "--realism-night", "{t}/night"], 1, "not a folder"),
+        (["-o", "{t}/notes.txt"], 2, "is a file; choose a folder"),
+        (["-o", "{t}/kept"], 2, "holds a report already (report.json)"),
+    ],
+)
+def test_evaluate_refuses_bad_folders_before_measuring(
+    extra: list[str], code: int, message: str, media, folders: Path
+) -> None:
+    from faults import refused
+
+    (folders / "kept").mkdir()
+    (folders / "kept" / "report.json").write_text("{}")
+    args = ["evaluate", "--model", media["model"], "--day", folders / "day", "--night"]
+    args += [folders / "night", "-o", folders / "r", "--realism-steps", "2", "-q"]
+    args += [a.replace("{t}", str(folders)) for a in extra]
+    refused(folders, code, message, *args)

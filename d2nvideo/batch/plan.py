@@ -21,7 +21,7 @@ from typing import Literal
 
 from ..choices import DOMAINS
 from ..data.extract import VIDEO_SUFFIXES
-from ..errors import PathError, UsageError
+from ..errors import InputError, PathError, UsageError
 from ..fileio import files_under
 from ..images import IMAGE_SUFFIXES
 
@@ -97,6 +97,9 @@ def plan(inputs: list[Path], to: str, output: Path | None) -> list[Task]:
             tasks += _tree(src, root)
         else:
             tasks.append(_file(src, out / src.name))
+    if not tasks:
+        names = ", ".join(f"'{p}'" for p in inputs[:3])
+        raise InputError(f"no video or image files to convert under {names}", inputs[0])
     return _unique(tasks)
 
 
@@ -132,10 +135,17 @@ def _check_outside(src: Path, out: Path) -> None:
 
 
 def _unique(tasks: list[Task]) -> list[Task]:
-    """Refuse two inputs that would write the same output."""
+    """Refuse two inputs that would write the same output, and an output that is an input."""
     seen: dict[Path, Path] = {}
+    sources = {task.src.resolve(): task.src for task in tasks}
     for task in tasks:
         key = task.dst.resolve()
+        if key in sources:
+            raise UsageError(
+                f"'{task.src}' would be written to '{task.dst}', which is the input "
+                f"'{sources[key]}'; choose another -o",
+                task.dst,
+            )
         if key in seen and seen[key] != task.src:
             raise UsageError(
                 f"'{seen[key]}' and '{task.src}' would both be written to '{task.dst}'", task.dst

@@ -92,15 +92,13 @@ def convert(
     if len(paths) == 1 and to == "auto" and not paths[0].is_dir():
         to = resolve_target(paths[0], to)  # names the default output
     tasks = plan(paths, to, output)
-    # One file given is one output checked up front; a folder, even of one file, is a tree
-    # (its subfolders are made in the output as the files are converted)
+    # One file: its output checked up front; a folder, even of one file, is a tree (made as it goes)
     single = len(tasks) == 1 and not any(p.is_dir() for p in paths)
     if single:
         _check_single(tasks[0], encode, overwrite)
     else:
         interrupted_keeps(ctx, "interrupted: the outputs already finished were kept")
-    append = report is not None and _check_report(report, tasks, model.path, overwrite)
-    log = _Report(report, append)
+    log = _Report(report, report is not None and _check_report(report, tasks, model, overwrite))
     outcomes = _run(tasks, to, model, pipeline, encode, jobs, overwrite, quiet, log)
     if outcomes is not None and _summarize(outcomes, as_json, single=single):
         ctx.exit(1)
@@ -179,14 +177,14 @@ def _title(tasks: list[Task]) -> str:
     return tasks[0].src.name if len(tasks) == 1 else "files"
 
 
-def _check_report(report: Path, tasks: list[Task], model: Path | None, overwrite: bool) -> bool:
+def _check_report(report: Path, tasks: list[Task], model: ModelSpec, overwrite: bool) -> bool:
     """Refuse a report path that is one of the run's inputs or outputs, or the model, or an
     existing file that is not a report (unless --overwrite). True: an earlier report of a run
     that this one resumes, to append to (--overwrite starts it afresh)."""
     from ..errors import PathError
     from ..fileio import check_output
 
-    taken = [t.src for t in tasks] + [t.dst for t in tasks] + ([model] if model else [])
+    taken = [t.src for t in tasks] + [t.dst for t in tasks] + ([model.path] if model.path else [])
     mine = report.resolve()
     for path in taken:
         same = report.exists() and path.exists() and path.samefile(report)

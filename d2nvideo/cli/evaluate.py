@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,6 +15,7 @@ from .options import (
     json_option,
     model_options,
     option_group,
+    overwrite_option,
     quiet_option,
     size_options,
 )
@@ -41,6 +42,10 @@ class RealismSpec:
     steps: int
     day: Path | None
     night: Path | None
+
+    def options(self) -> dict[str, Any]:
+        """These as EvalOptions' keyword arguments."""
+        return {"realism_steps": self.steps, "realism_day": self.day, "realism_night": self.night}
 
 
 realism_options = option_group(
@@ -101,6 +106,7 @@ realism_options = option_group(
     "--video-frames", type=click.IntRange(2), default=48, help="Frames per clip for E_warp."
 )
 @json_option
+@overwrite_option
 @quiet_option
 def evaluate(
     model: ModelSpec,
@@ -115,6 +121,7 @@ def evaluate(
     allow_overlap: bool,
     video_frames: int,
     as_json: bool,
+    overwrite: bool,
     quiet: bool,
 ) -> None:
     """Measure a model: reconstruction and cross-domain SSIM/PSNR, cycle SSIM, domain success
@@ -125,18 +132,17 @@ def evaluate(
     darkening, x4 brightening) are scored beside the model."""
     from ..evaluation.evaluate import EvalOptions
     from ..evaluation.evaluate import evaluate as run
-    from ..evaluation.report import write_report
+    from ..evaluation.report import check_report_folder, write_report
 
+    check_report_folder(output, overwrite)
     translator = model.load()
     opts = EvalOptions(
         max_images=max_images,
         image_max_side=image_size,
         resolution=size.resolve(translator.meta),
-        realism_steps=realism.steps,
-        realism_day=realism.day,
-        realism_night=realism.night,
         video_frames=video_frames,
         allow_overlap=allow_overlap,
+        **realism.options(),
     )
     with progress_bar(None, "evaluate", quiet, "items", lazy=True) as bar:
         report = run(translator, day, night, videos, opts, _tracker(bar))

@@ -62,6 +62,13 @@ class EvalOptions:
     seed: int = 0
     allow_overlap: bool = False  # evaluate even where images overlap the model's training set
 
+    def __post_init__(self) -> None:
+        if (self.realism_day is None) != (self.realism_night is None):
+            raise UsageError(
+                "--realism-day and --realism-night go together: give both, or neither (the "
+                "judge then trains on half of --day and --night)"
+            )
+
 
 class Tracker:
     """What ``evaluate`` reports its progress to: ``start(total)`` once the amount of work is
@@ -253,11 +260,19 @@ def check_overlap(
 def _realism_data(opts: EvalOptions) -> dict[str, Images] | None:
     if opts.realism_day is None or opts.realism_night is None:
         return None
+    from ..errors import InputError
+
     limit = 4 * opts.max_images
-    return {
-        "day": load_images(opts.realism_day, limit, opts.image_max_side, opts.seed),
-        "night": load_images(opts.realism_night, limit, opts.image_max_side, opts.seed),
-    }
+    own = {}
+    for domain, folder in (("day", opts.realism_day), ("night", opts.realism_night)):
+        own[domain] = load_images(folder, limit, opts.image_max_side, opts.seed)
+        if len(own[domain]) < 2:
+            found = len(own[domain])
+            raise InputError(
+                f"the realism judge needs at least 2 {domain} images; '{folder}' has {found}",
+                folder,
+            )
+    return own
 
 
 def temporal_quality(
@@ -419,9 +434,10 @@ def _load(
     training images."""
     from ..errors import InputError
 
-    for folder in (day, night):
-        if not folder.is_dir():
-            raise InputError(f"image folder '{folder}' does not exist", folder)
+    for folder in (day, night, opts.realism_day, opts.realism_night):
+        if folder is not None and not folder.is_dir():
+            what = "is not a folder" if folder.exists() else "does not exist"
+            raise InputError(f"image folder '{folder}' {what}", folder)
     day_images = load_images(day, opts.max_images, opts.image_max_side, opts.seed)
     night_images = load_images(night, opts.max_images, opts.image_max_side, opts.seed)
     if len(day_images) < 2 or len(night_images) < 2:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,26 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value
+
+
+REPORT_FILES = ("report.json", "report.md", "speed.png")
+
+
+def check_report_folder(out: Path, overwrite: bool) -> None:
+    """Refuse, before any measuring, a report folder that is a file, that holds a report
+    already (unless ``overwrite``), or that cannot be made or written."""
+    from ..errors import OutputError, PathError
+
+    if out.exists() and not out.is_dir():
+        raise PathError(f"report folder '{out}' is a file; choose a folder", out)
+    taken = [name for name in REPORT_FILES if (out / name).exists()]
+    if taken and not overwrite:
+        raise PathError(
+            f"'{out}' holds a report already ({taken[0]}); pass --overwrite to replace it", out
+        )
+    nearest = next(p for p in (out.resolve(), *out.resolve().parents) if p.exists())
+    if not nearest.is_dir() or not os.access(nearest, os.W_OK | os.X_OK):
+        raise OutputError(f"report folder '{out}' cannot be written there ('{nearest}')", out)
 
 
 def write_report(report: Report, out: Path) -> None:
