@@ -9,6 +9,7 @@ process (no live writer, no lock) from another process's work in progress, and d
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import secrets
@@ -17,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-from .errors import OutputError, PathError, UsageError
+from .errors import InputError, OutputError, PathError, UsageError
 
 try:
     import fcntl
@@ -32,10 +33,27 @@ def files_under(root: Path) -> Iterator[Path]:
     """Every file under the folder ``root``, recursively, each folder's names in sorted order.
     Linked folders are followed (datasets are often assembled from links), each real folder
     once, so that a link loop or a second link to the same folder adds nothing; a link to
-    ``root`` itself or to a folder above it is not followed (it would add what lies beside)."""
+    ``root`` itself or to a folder above it is not followed (it would add what lies beside).
+
+    A subfolder that cannot be listed (no permission, gone meanwhile) is left out with a
+    warning naming it, as ``find`` and ``rsync`` go on: one locked folder in a dataset of
+    thousands should not stop the run, nor be skipped unsaid. A ``root`` folder that cannot be
+    listed is an InputError, since nothing at all would be found; a ``root`` that is no folder
+    holds no files."""
     top = os.path.realpath(root)
     seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+
+    def unlistable(exc: OSError) -> None:
+        where = exc.filename or root
+        if os.path.realpath(where) == top:
+            if os.path.isdir(root):
+                raise InputError(f"folder '{root}' cannot be listed: {exc.strerror or exc}", root)
+            return
+        logging.getLogger(__name__).warning(
+            "skipped '%s': it cannot be listed (%s)", where, exc.strerror or exc
+        )
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unlistable, followlinks=True):
         real = os.path.realpath(dirpath)
         if real in seen or (seen and top.startswith(os.path.join(real, ""))):
             dirnames.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ MAX_SIDE = 16384  # the largest frame side extract writes (cv2 and JPEG limits)
 def parse_duration(text: str) -> float:
     """'2s', '500ms', '1.5', '1m' -> seconds."""
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|min)?\s*", text)
-    if not m or float(m.group(1)) <= 0:
+    if not m or not 0 < float(m.group(1)) < math.inf:
         raise UsageError(f"--every takes a positive duration like 2s or 500ms, not '{text}'")
     scale = {"ms": 0.001, "s": 1.0, None: 1.0, "m": 60.0, "min": 60.0}[m.group(2)]
     return float(m.group(1)) * scale
@@ -70,7 +71,8 @@ sampling_options = option_group(
             "--fps",
             type=click.FloatRange(0, min_open=True),
             default=None,
-            help="Frames per second instead of --every.",
+            callback=finite,
+            help="Frames per second instead of --every; above the video's rate: every frame.",
         ),
         click.option(
             "--frames",

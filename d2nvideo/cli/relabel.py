@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,7 +13,7 @@ import click
 
 from ..choices import ScoreMethod
 from ..errors import UsageError
-from .options import choice, json_option, quiet_option
+from .options import choice, finite, json_option, quiet_option
 from .progress import progress_bar
 from .shell import CONTEXT, INPUT, OUTPUT, interrupted_keeps
 
@@ -54,12 +56,14 @@ if TYPE_CHECKING:
     "--night-max",
     type=click.FloatRange(0, 255),
     default=None,
+    callback=finite,
     help="Night if score <= this. Default: 60 (mean) or 93 (sky).",
 )
 @click.option(
     "--day-min",
     type=click.FloatRange(0, 255),
     default=None,
+    callback=finite,
     help="Day if score > this; in between is ambiguous. Default: 68 (mean), 103 (sky).",
 )
 @click.option(
@@ -71,11 +75,18 @@ if TYPE_CHECKING:
     "--split",
     type=click.FloatRange(0, 1),
     default=0.9,
+    callback=finite,
     help="Share of each class in the train list (the rest: test).",
 )
 @click.option("--seed", type=int, default=0, help="Seed of the train/test split.")
 @click.option(
     "--workers", type=click.IntRange(1), default=os.cpu_count() or 1, help="Decoding processes."
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the outputs of an earlier run (labels.csv, the lists, the histograms); "
+    "an input is never replaced.",
 )
 @json_option
 @quiet_option
@@ -94,31 +105,42 @@ def relabel(
     split: float,
     seed: int,
     workers: int,
+    overwrite: bool,
     as_json: bool,
     quiet: bool,
 ) -> None:
     """Clean day/night labels by image brightness: NEXET train.csv, BDD100K label JSON or
     labelled folders in; labels.csv, cleaned train/test lists (train_day.txt ...) and
-    histograms out. An interrupted run resumes."""
+    histograms out. An interrupted run resumes; existing outputs are replaced only with
+    --overwrite."""
+    from ..data.relabel import check_outputs
     from ..data.relabel import relabel as run
-    from ..fileio import sigterm_as_interrupt
 
     sources = _sources(nexet, bdd, images, folders)
-    if not sources.items:
-        raise UsageError("the source lists no images")
     thresholds = _thresholds(method, night_max, day_min)
+    check_outputs(sources, output, method, overwrite)
+    job = functools.partial(
+        run, sources, output, method, thresholds, auto_thresholds, split, seed, workers
+    )
     interrupted_keeps(ctx, "interrupted: the scores so far were saved; run again to resume")
-    with (
-        sigterm_as_interrupt(),
-        progress_bar(len(sources.items), "relabel", quiet, unit="images") as advance,
-    ):
-        result = run(
-            sources, output, method, thresholds, auto_thresholds, split, seed, workers, advance
-        )
+    result = _with_progress(job, len(sources.items), quiet, overwrite)
     if as_json:
         click.echo(json.dumps(_summary(result, sources)))
     else:
         _print_summary(result, sources, method, auto_thresholds)
+
+
+def _with_progress(
+    job: Callable[..., RelabelResult], total: int, quiet: bool, overwrite: bool
+) -> RelabelResult:
+    """``job(on_item=..., overwrite=...)`` with a progress bar, SIGTERM as Ctrl-C."""
+    from ..fileio import sigterm_as_interrupt
+
+    with (
+        sigterm_as_interrupt(),
+        progress_bar(total, "relabel", quiet, unit="images") as advance,
+    ):
+        return job(on_item=advance, overwrite=overwrite)
 
 
 def _summary(result: RelabelResult, sources: Sources) -> dict[str, object]:
@@ -158,14 +180,23 @@ def _sources(
     if nexet or bdd:
         if images is None:
             raise UsageError("--nexet and --bdd need --images, the folder their names refer to")
-        return from_nexet(nexet, images) if nexet else from_bdd(bdd, images)  # type: ignore[arg-type]
+        read = from_nexet if nexet else from_bdd
+        sources = read(nexet or bdd, images)  # type: ignore[arg-type]
+    else:
+        sources = from_folders(_folders(folders))
+    if not sources.items:
+        raise UsageError("the source lists no images")
+    return sources
+
+
+def _folders(folders: tuple[str, ...]) -> dict[str, Path]:
     parsed = {}
     for spec in folders:
         label, sep, folder = spec.partition("=")
         if not sep or not label or not folder:
             raise UsageError(f"--folder takes LABEL=DIR, not '{spec}'", spec)
         parsed[label] = Path(folder)
-    return from_folders(parsed)
+    return parsed
 
 
 def _print_summary(

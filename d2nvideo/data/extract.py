@@ -44,6 +44,8 @@ VIDEO_SUFFIXES = (
     ".mpeg",
 )
 log = logging.getLogger(__name__)
+# File names are written as their bytes: a name that is not UTF-8 round-trips (PEP 383).
+ERRORS = "surrogateescape"
 MANIFEST_COLUMNS = ("file", "source", "pts_seconds", "width", "height", "brightness", "label")
 
 
@@ -91,18 +93,26 @@ def find_videos(inputs: list[Path]) -> list[Path]:
 
 
 def sample_times(info: VideoInfo, s: Sampling) -> list[float]:
-    """Times (seconds, in the file's timeline) to take frames at."""
+    """Times (seconds, in the file's timeline) to take frames at, in ascending order.
+
+    Never more times than the video has frames (twice its estimate when the count is not
+    exact): a finer sampling (``--fps 1e8``, ``--frames`` beyond the frame count) takes every
+    frame anyway, as a time landing on a frame already taken yields nothing. ``max_frames``
+    applies before the list is built, so memory stays bounded by the frames taken."""
     first = info.start_time + s.start
     last = info.start_time + (info.duration if s.end is None else min(s.end, info.duration))
     if last <= first:
         return []
+    span, limit = last - first, max(1, info.frames * (1 if info.frames_exact else 2))
     if s.count:
-        step = (last - first) / s.count
-        times = [first + step * (i + 0.5) for i in range(s.count)]
+        n = min(s.count, limit)
+        step, offset = span / n, 0.5
     else:
-        step = 1.0 / s.fps if s.fps else (s.every or 1.0)
-        times = [first + step * i for i in range(math.ceil((last - first) / step - 1e-9))]
-    return times[: s.max_frames] if s.max_frames else times
+        wanted = 1.0 / s.fps if s.fps else (s.every or 1.0)
+        step, offset = max(wanted, span / limit), 0.0
+        n = max(1, math.ceil(span / step - 1e-9))
+    n = min(n, s.max_frames) if s.max_frames else n
+    return [first + step * (i + offset) for i in range(n)]
 
 
 def frame_name(stem: str, seconds: float, fmt: str) -> str:
@@ -194,7 +204,7 @@ def read_manifest(path: Path) -> dict[str, dict[str, str]]:
     if not os.path.lexists(path) or (path.is_file() and path.stat().st_size == 0):
         return {}
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        with path.open(newline="", encoding="utf-8", errors=ERRORS) as fh:
             reader = csv.DictReader(fh)
             if reader.fieldnames != list(MANIFEST_COLUMNS):
                 raise PathError(_foreign_manifest(path, "its header is not a manifest's"), path)
@@ -210,7 +220,10 @@ def _foreign_manifest(path: Path, why: str) -> str:
 
 
 def write_manifest(path: Path, rows: dict[str, dict[str, str]]) -> None:
-    with atomic_output(path) as tmp, tmp.open("w", newline="") as fh:
+    with (
+        atomic_output(path) as tmp,
+        tmp.open("w", newline="", encoding="utf-8", errors=ERRORS) as fh,
+    ):
         writer = csv.DictWriter(fh, MANIFEST_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows[k] for k in sorted(rows))

@@ -12,6 +12,7 @@ import csv
 import dataclasses
 import math
 import multiprocessing as mp
+import os
 import random
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..choices import ScoreMethod
-from ..errors import InputError
+from ..errors import InputError, PathError
 from ..fileio import atomic_output
 from ..images import read_image_reduced
 from .plots import histogram_png
@@ -39,6 +40,9 @@ STAT_FIELDS = tuple(f.name for f in dataclasses.fields(Scores))  # what a Scores
 SCORE_COLUMNS = ("mean", "sky", *STAT_FIELDS[1:])  # labels.csv: the stats and the sky score
 PARTIAL = ".scores.partial.csv"
 PARTIAL_COLUMNS = ("path", *STAT_FIELDS)
+LISTS = tuple(f"{part}_{domain}.txt" for domain in ("day", "night") for part in ("train", "test"))
+# Image paths are written as their bytes: a name that is not UTF-8 round-trips (PEP 383).
+ERRORS = "surrogateescape"
 
 
 # --- scoring ----------------------------------------------------------------------------------
@@ -85,7 +89,11 @@ def relabel(
     seed: int = 0,
     workers: int = 2,
     on_item: Callable[[int], None] = lambda n: None,
+    overwrite: bool = False,
 ) -> RelabelResult:
+    """Score, relabel and write every output into ``out`` (see :func:`check_outputs`, which
+    runs first: an existing output is replaced only if ``overwrite``)."""
+    check_outputs(sources, out, method, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     scores = _score_with_resume(sources.items, out / PARTIAL, workers, on_item)
     usable = [s for s in scores.values() if isinstance(s, Scores)]
@@ -108,6 +116,42 @@ def relabel(
     )
 
 
+def output_names(method: ScoreMethod) -> list[str]:
+    """The files relabel writes into its output folder, besides its own PARTIAL state."""
+    return ["labels.csv", *LISTS, *(name for name, _, _ in _plots(method, Thresholds()))]
+
+
+def check_outputs(sources: Sources, out: Path, method: ScoreMethod, overwrite: bool) -> None:
+    """PathError, before any work, for an output folder that is a file, an output that would
+    replace one of the inputs (a listed image, the label file) and an existing output unless
+    ``overwrite``. The PARTIAL scores of an interrupted run are resumed, not refused."""
+    if out.exists() and not out.is_dir():
+        raise PathError(f"output '{out}' is a file; relabel writes a folder", out)
+    targets = [out / name for name in output_names(method)]
+    _refuse_inputs(sources, targets)
+    for target in targets:
+        if target.is_dir():
+            raise PathError(f"output '{target}' is a folder; move it away", target)
+        if os.path.lexists(target) and not overwrite:
+            raise PathError(f"output '{target}' exists; pass --overwrite to replace it", target)
+
+
+def _refuse_inputs(sources: Sources, targets: list[Path]) -> None:
+    """Only inputs named like an output, or linked, can be one: the rest are not resolved."""
+    names = {t.name for t in targets}
+    real = {os.path.realpath(t): t for t in targets}
+    inputs = [item.path for item in sources.items]
+    inputs += [sources.label_file] if sources.label_file is not None else []
+    for path in inputs:
+        if path.name in names or path.is_symlink():
+            target = real.get(os.path.realpath(path))
+            if target is not None:
+                raise PathError(
+                    f"output '{target}' would replace the input '{path}'; choose another -o",
+                    target,
+                )
+
+
 def _score_with_resume(
     items: list[Item], partial: Path, workers: int, on_item: Callable[[int], None]
 ) -> dict[str, Scores | str]:
@@ -116,7 +160,7 @@ def _score_with_resume(
     on_item(sum(1 for i in items if str(i.path) in done))
     todo = [i.path for i in items if str(i.path) not in done]
     new_file = not partial.is_file()
-    with partial.open("a", newline="") as fh:
+    with partial.open("a", newline="", encoding="utf-8", errors=ERRORS) as fh:
         writer = csv.writer(fh)
         if new_file:
             writer.writerow(PARTIAL_COLUMNS)
@@ -141,7 +185,7 @@ def _read_partial(partial: Path) -> dict[str, Scores | str]:
     if not partial.is_file():
         return done
     try:
-        with partial.open(newline="") as fh:
+        with partial.open(newline="", encoding="utf-8", errors=ERRORS) as fh:
             reader = csv.reader(fh)
             if next(reader, None) != list(PARTIAL_COLUMNS):
                 return done
@@ -183,7 +227,10 @@ def _row(item: Item, result: Scores | str, method: ScoreMethod, t: Thresholds) -
 
 def _write_labels(path: Path, rows: list[dict[str, str]]) -> Path:
     columns = ["path", "original", *SCORE_COLUMNS, "score", "new", "status", "note"]
-    with atomic_output(path) as tmp, tmp.open("w", newline="") as fh:
+    with (
+        atomic_output(path) as tmp,
+        tmp.open("w", newline="", encoding="utf-8", errors=ERRORS) as fh,
+    ):
         writer = csv.DictWriter(fh, columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
@@ -200,7 +247,8 @@ def _write_lists(out: Path, rows: list[dict[str, str]], split: float, seed: int)
         for name, part in (("train", paths[:cut]), ("test", paths[cut:])):
             path = out / f"{name}_{domain}.txt"
             with atomic_output(path) as tmp:
-                tmp.write_text("".join(f"{p}\n" for p in part))
+                text = "".join(f"{p}\n" for p in part)
+                tmp.write_text(text, encoding="utf-8", errors=ERRORS)
             written.append(path)
     return written
 
@@ -214,9 +262,7 @@ def _write_histograms(
 ) -> list[Path]:
     """histogram.png: the deciding score per original label with its thresholds drawn; with
     the sky scorer also histogram_mean.png, the study's gamma (its figure 15)."""
-    plots: list[tuple[str, ScoreMethod, Thresholds]] = [("histogram.png", method, t)]
-    if method != "mean":
-        plots.append(("histogram_mean.png", "mean", DEFAULT_THRESHOLDS["mean"]))
+    plots = _plots(method, t)
     for name, m, th in plots:
         series: dict[str, list[float]] = {}
         for item in items:
@@ -231,3 +277,11 @@ def _write_histograms(
             marks={"night <=": th.night_max, "day >": th.day_min},
         )
     return [out / name for name, _, _ in plots]
+
+
+def _plots(method: ScoreMethod, t: Thresholds) -> list[tuple[str, ScoreMethod, Thresholds]]:
+    """The histograms to draw: file name, score and thresholds."""
+    plots: list[tuple[str, ScoreMethod, Thresholds]] = [("histogram.png", method, t)]
+    if method != "mean":
+        plots.append(("histogram_mean.png", "mean", DEFAULT_THRESHOLDS["mean"]))
+    return plots

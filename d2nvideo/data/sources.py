@@ -30,6 +30,8 @@ class Item:
 
     @property
     def normal(self) -> str:
+        if not isinstance(self.original, str):  # the parsers skip these; a caller's own Item
+            return "other"
         return NORMAL.get(self.original.strip().lower(), "other")
 
 
@@ -37,12 +39,13 @@ class Item:
 class Sources:
     items: list[Item] = field(default_factory=list)
     skipped_rows: int = 0  # rows without a usable name or label
+    label_file: Path | None = None  # the CSV or JSON the items come from, an input too
 
 
 def from_nexet(csv_path: Path, images: Path) -> Sources:
     """NEXET train.csv: image_filename, lighting (Day|Night|Twilight), city."""
     rows = _read_table(csv_path, ("image_filename", "lighting"))
-    out = Sources()
+    out = Sources(label_file=csv_path)
     for row in rows:
         name, label = (row.get("image_filename") or "").strip(), (row.get("lighting") or "").strip()
         if name and label:
@@ -67,13 +70,27 @@ def from_bdd(json_path: Path, images: Path) -> Sources:
         ) from exc
     if not isinstance(frames, list):
         raise InputError(f"BDD100K labels '{json_path}' must be a JSON list of frames", json_path)
-    out = Sources()
+    out = Sources(label_file=json_path)
     for entry in frames:
-        try:
-            out.items.append(Item(images / entry["name"], entry["attributes"]["timeofday"]))
-        except (KeyError, TypeError):
+        name, label = _bdd_fields(entry)
+        if name.strip() and label.strip():
+            out.items.append(Item(images / name, label))
+        else:
             out.skipped_rows += 1
     return out
+
+
+def _bdd_fields(entry: object) -> tuple[str, str]:
+    """A BDD100K frame's name and time of day; ("", "") unless both are strings: a number,
+    null or a list in either makes the frame a skipped row, as a missing key does."""
+    if not isinstance(entry, dict):
+        return "", ""
+    attributes = entry.get("attributes")
+    name = entry.get("name")
+    label = attributes.get("timeofday") if isinstance(attributes, dict) else None
+    if not isinstance(name, str) or not isinstance(label, str):
+        return "", ""
+    return name, label
 
 
 def from_folders(folders: dict[str, Path]) -> Sources:

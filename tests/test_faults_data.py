@@ -1,0 +1,271 @@
+"""Fault injection for the dataset commands (issue 14): extract and relabel refuse bad numbers,
+never replace an input or an earlier run's outputs unasked, cope with file names that are not
+UTF-8 and with malformed label files, and say when a folder cannot be listed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from pathlib import Path
+
+import pytest
+from conftest import frame_image, make_video
+from faults import fails, invoke, refused, snapshot
+
+from d2nvideo.data import relabel as rl
+from d2nvideo.data.extract import Sampling, read_manifest, sample_times
+from d2nvideo.data.sources import Item, from_bdd, from_nexet
+from d2nvideo.errors import InputError
+from d2nvideo.fileio import files_under
+from d2nvideo.images import write_image
+from d2nvideo.video.probe import probe
+
+
+@pytest.fixture()
+def tiny(tmp_path: Path) -> Path:
+    """A 160x96 clip of 10 frames at 10 fps."""
+    return make_video(tmp_path / "tiny.mp4", frames=10, size=(160, 96), fps=10)
+
+
+def _stills(folder: Path, n: int = 4) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{chr(97 + i)}.png" for i in range(n)]
+    for i, path in enumerate(paths):
+        write_image(path, frame_image(i, 40, 24))
+    return paths
+
+
+def _relabel(*args: object) -> list[object]:
+    return ["relabel", *args, "-q", "--workers", "1"]
+
+
+# --- relabel: inputs and earlier outputs are never replaced unasked -----------------------
+
+
+def test_relabel_refuses_an_output_that_is_an_input_image(tmp_path: Path) -> None:
+    folder = tmp_path / "rlin"
+    first = _stills(folder)[0]
+    (folder / "histogram.png").write_bytes(first.read_bytes())
+    argv = _relabel("--folder", f"day={folder}", "-o", folder)
+    refused(tmp_path, 2, "would replace the input", *argv)
+    refused(tmp_path, 2, "would replace the input", *argv, "--overwrite")
+
+
+def test_relabel_refuses_to_replace_its_label_file(tmp_path: Path) -> None:
+    _stills(tmp_path / "img")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "labels.csv").write_text("image_filename,lighting\na.png,Day\n")
+    argv = _relabel("--nexet", out / "labels.csv", "--images", tmp_path / "img", "-o", out)
+    refused(tmp_path, 2, "would replace the input", *argv, "--overwrite")
+
+
+def test_relabel_refuses_existing_outputs_unless_overwrite(tmp_path: Path) -> None:
+    _stills(tmp_path / "img")
+    out = tmp_path / "out"
+    argv = _relabel("--folder", f"day={tmp_path / 'img'}", "-o", out)
+    assert invoke(*argv).exit_code == 0
+    (out / "labels.csv").write_text("mine")
+    refused(tmp_path, 2, "exists; pass --overwrite", *argv)
+    result = invoke(*argv, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert (out / "labels.csv").read_text().startswith("path,original")
+    assert not [p for p in out.iterdir() if ".part" in p.name]
+
+
+def test_relabel_resumes_without_overwrite(tmp_path: Path) -> None:
+    paths = _stills(tmp_path / "img")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / rl.PARTIAL).write_text(f"path,mean,upper_p75,median,dark\n{paths[0]},100,150,90,0.1\n")
+    result = invoke(*_relabel("--folder", f"day={tmp_path / 'img'}", "-o", out))
+    assert result.exit_code == 0, result.output
+    assert (out / "labels.csv").is_file() and not (out / rl.PARTIAL).exists()
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--split", "nan"),
+        ("--night-max", "nan"),
+        ("--day-min", "nan"),
+        ("--night-max", "inf"),
+        ("--split", "-inf"),
+    ],
+)
+def test_relabel_refuses_non_finite_numbers(option: str, value: str, tmp_path: Path) -> None:
+    _stills(tmp_path / "img")
+    argv = _relabel("--folder", f"day={tmp_path / 'img'}", "-o", tmp_path / "o", option, value)
+    refused(tmp_path, 2, option, *argv)
+
+
+# --- label files with fields of the wrong type ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"name": "a.png", "attributes": {"timeofday": 5}},
+        {"name": "a.png", "attributes": {"timeofday": None}},
+        {"name": "a.png", "attributes": {"timeofday": ["day"]}},
+        {"name": "a.png", "attributes": {"timeofday": " "}},
+        {"name": "a.png", "attributes": ["day"]},
+        {"name": 5, "attributes": {"timeofday": "day"}},
+        {"name": None, "attributes": {"timeofday": "day"}},
+        {"name": "", "attributes": {"timeofday": "day"}},
+        "a.png",
+        None,
+    ],
+)
+def test_bdd_fields_of_the_wrong_type_are_skipped_rows(entry: object, tmp_path: Path) -> None:
+    _stills(tmp_path / "img")
+    good = {"name": "b.png", "attributes": {"timeofday": "daytime"}}
+    (tmp_path / "b1.json").write_text(json.dumps([entry, good]))
+    sources = from_bdd(tmp_path / "b1.json", tmp_path / "img")
+    assert sources.skipped_rows == 1
+    assert [i.normal for i in sources.items] == ["day"]
+    argv = ["--bdd", tmp_path / "b1.json", "--images", tmp_path / "img", "-o", tmp_path / "o1"]
+    result = invoke(*_relabel(*argv, "--json"))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["skipped_rows"] == 1
+
+
+def test_nexet_short_rows_are_skipped_and_items_of_any_label_are_safe(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("image_filename,lighting,city\na.png\n,Day\nb.png,Day,x\n")
+    sources = from_nexet(tmp_path / "t.csv", tmp_path)
+    assert sources.skipped_rows == 2 and len(sources.items) == 1
+    assert Item(tmp_path / "a.png", 5).normal == "other"  # type: ignore[arg-type]
+
+
+# --- extract: numbers -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--fps", "nan"], "--fps"),
+        (["--fps", "inf"], "--fps"),
+        (["--every", "1" + "0" * 400], "--every"),
+    ],
+)
+def test_extract_refuses_non_finite_rates(
+    args: list[str], message: str, tiny: Path, tmp_path: Path
+) -> None:
+    refused(tmp_path, 2, message, "extract", tiny, "-o", tmp_path / "ex", "-q", *args)
+
+
+@pytest.mark.parametrize(
+    "sampling, expected",
+    [
+        (Sampling(every=None, fps=1e8, max_frames=2), 2),
+        (Sampling(every=None, count=100_000_000, max_frames=2), 2),
+        (Sampling(every=None, fps=1e8), 10),
+        (Sampling(every=None, count=100_000_000), 10),
+        (Sampling(every=1e-12), 10),
+        (Sampling(every=1e12), 1),
+    ],
+)
+def test_sample_times_never_outnumber_the_frames(
+    sampling: Sampling, expected: int, tiny: Path
+) -> None:
+    times = sample_times(probe(tiny), sampling)
+    assert len(times) == expected and times == sorted(times)
+
+
+@pytest.mark.parametrize("args", [["--fps", "1e8"], ["--frames", "100000000"]])
+def test_extract_far_above_the_frame_rate_takes_every_frame(
+    args: list[str], tiny: Path, tmp_path: Path
+) -> None:
+    result = invoke("extract", tiny, "-o", tmp_path / "ex", "-q", "--json", *args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["written"] >= 9
+    capped = invoke("extract", tiny, "-o", tmp_path / "ex2", "-q", *args, "--max-frames", "2")
+    assert capped.exit_code == 0 and len(list((tmp_path / "ex2").glob("*.jpg"))) == 2
+
+
+# --- file names that are not UTF-8 ------------------------------------------------------------
+
+
+def _odd_name(folder: Path, name: bytes, data: bytes) -> Path:
+    folder.mkdir()
+    path = Path(os.fsdecode(os.path.join(os.fsencode(folder), name)))
+    try:
+        path.write_bytes(data)
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    return path
+
+
+def test_extract_lists_a_name_that_is_not_utf8(tiny: Path, tmp_path: Path) -> None:
+    _odd_name(tmp_path / "uni", b"\xff.mp4", tiny.read_bytes())
+    out = tmp_path / "uniex"
+    result = invoke("extract", tmp_path / "uni", "-o", out, "-q", "--fps", "10")
+    assert result.exit_code == 0, result.output
+    rows = read_manifest(out / "manifest.csv")
+    assert len(rows) == 10 and all(os.fsencode(f).startswith(b"\xff_") for f in rows)
+    assert all((out / f).is_file() for f in rows)
+    again = invoke("extract", tmp_path / "uni", "-o", out, "--fps", "10")
+    assert "0 frames written, 10 already there" in again.output
+
+
+def test_relabel_lists_a_name_that_is_not_utf8(tmp_path: Path) -> None:
+    folder = tmp_path / "day"
+    _odd_name(folder, b"\xfe.png", _stills(tmp_path / "src")[0].read_bytes())
+    out = tmp_path / "o"
+    result = invoke(*_relabel("--folder", f"day={folder}", "-o", out))
+    assert result.exit_code == 0, result.output
+    assert not (out / rl.PARTIAL).exists()
+    assert b"\xfe.png" in (out / "labels.csv").read_bytes()
+    with (out / "labels.csv").open(newline="", encoding="utf-8", errors="surrogateescape") as fh:
+        (row,) = csv.DictReader(fh)
+    assert Path(row["path"]).is_file()
+
+
+# --- folders that cannot be listed ------------------------------------------------------------
+
+
+def _unlistable(monkeypatch: pytest.MonkeyPatch, locked: Path) -> None:
+    """``locked`` fails to list as it would with mode 000 for a user who is not root (the
+    tests run as root, whom permissions do not stop)."""
+    real = os.scandir
+
+    def scandir(path: object = ".") -> object:
+        if os.path.realpath(path) == os.path.realpath(locked):  # type: ignore[arg-type]
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+def test_an_unlistable_subfolder_is_named_in_a_warning(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "np"
+    (root / "sub").mkdir(parents=True)
+    (root / "a.mp4").write_bytes(tiny.read_bytes())
+    (root / "sub" / "b.mp4").write_bytes(tiny.read_bytes())
+    _unlistable(monkeypatch, root / "sub")
+    with caplog.at_level(logging.WARNING):
+        assert list(files_under(root)) == [root / "a.mp4"]
+    assert any(str(root / "sub") in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        result = invoke("extract", root, "-o", tmp_path / "ex", "-q")
+    assert result.exit_code == 0, result.output
+    assert any("cannot be listed" in r.getMessage() for r in caplog.records)
+
+
+def test_an_unlistable_root_is_an_input_error(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "np"
+    root.mkdir()
+    (root / "a.mp4").write_bytes(tiny.read_bytes())
+    _unlistable(monkeypatch, root)
+    with pytest.raises(InputError, match="cannot be listed"):
+        list(files_under(root))
+    before = snapshot(tmp_path)
+    fails(invoke("extract", root, "-o", tmp_path / "ex", "-q"), 1, "cannot be listed")
+    assert snapshot(tmp_path) == before
