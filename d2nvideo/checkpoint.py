@@ -97,8 +97,17 @@ def load_checkpoint(path: Path, official_day: str = "a") -> Checkpoint:
 
 def check_weights(path: Path, ckpt: Checkpoint) -> None:
     """Every weight the config's generator needs, of its shape, finite; nothing else."""
-    with torch.device("meta"):  # the structure only: no memory, no initialisation work
-        expected = {k: tuple(v.shape) for k, v in build_generator(ckpt.config).state_dict().items()}
+    try:
+        with torch.device("meta"):  # the structure only: no memory, no initialisation work
+            model = build_generator(ckpt.config)
+    except (RuntimeError, ValueError, TypeError, OverflowError, MemoryError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"'{path}': its {ckpt.config.arch} config describes no network that can be built "
+            f"({first[:120]})",
+            path,
+        ) from None
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     missing = sorted(set(expected) - set(ckpt.state_dict))
     unexpected = sorted(set(ckpt.state_dict) - set(expected))
     if missing or unexpected:

@@ -248,6 +248,11 @@ def _safetensors(path: Path, state=None, **header: str) -> Path:
     return path
 
 
+def _unit(**change: int) -> str:
+    """A model header of absurd sizes, such as a damaged or hostile file might carry."""
+    return json.dumps({**asdict(TINY_UNIT), **change})
+
+
 def _bad_checkpoints(tmp: Path) -> dict[str, tuple[Path, str]]:
     import datetime
 
@@ -265,6 +270,9 @@ def _bad_checkpoints(tmp: Path) -> dict[str, tuple[Path, str]]:
         "meta list": (_safetensors(tmp / "meta.safetensors", meta="[]"), "metadata"),
         "nan": (_safetensors(tmp / "nan.safetensors", nan), "non-finite weights"),
         "work size": (_safetensors(tmp / "w.safetensors", meta='{"work_size": 0}'), "work_size"),
+        "deep": (_safetensors(tmp / "d.safetensors", model=_unit(n_downsample=70)), "0-8"),
+        "wide": (_safetensors(tmp / "x.safetensors", model=_unit(width=10**30)), "1-4096"),
+        "kernel": (_safetensors(tmp / "k.safetensors", model=_unit(up_kernel=10**30 + 1)), "1-31"),
         "official ints": (tmp / "gen_5.pt", "not a state dict of tensors"),
         "unsafe": (tmp / "gen_dt.pt", "could not be loaded safely"),
         "training state": (tmp / "s.pt", "d2nvideo export"),
@@ -280,6 +288,9 @@ def _bad_checkpoints(tmp: Path) -> dict[str, tuple[Path, str]]:
         "meta list",
         "nan",
         "work size",
+        "deep",
+        "wide",
+        "kernel",
         "official ints",
         "unsafe",
         "training state",

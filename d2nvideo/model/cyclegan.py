@@ -11,6 +11,7 @@ from torch import nn
 
 from ..choices import DOMAINS, Domain, Norm, check
 from .layers import make_norm
+from .unit import MAX_BLOCKS, MAX_WIDTH
 
 
 @dataclass(frozen=True)
@@ -23,8 +24,11 @@ class CycleGANConfig:
     def __post_init__(self) -> None:
         if self.arch != "cyclegan":
             raise ValueError(f"CycleGANConfig.arch must be 'cyclegan', got {self.arch!r}")
-        if self.width < 1 or self.n_blocks < 0:
-            raise ValueError("width must be >= 1 and n_blocks >= 0")
+        if not (1 <= self.width <= MAX_WIDTH and 0 <= self.n_blocks <= MAX_BLOCKS):
+            raise ValueError(
+                f"width must be 1-{MAX_WIDTH} and n_blocks 0-{MAX_BLOCKS}, got {self.width} "
+                f"and {self.n_blocks}"
+            )
         check(Norm, self.norm, "norm")
 
     @property

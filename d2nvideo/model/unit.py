@@ -20,6 +20,9 @@ from ..choices import DOMAINS, Activation, Domain, Norm, Padding, check, other_d
 from .layers import Conv2dBlock, res_blocks
 
 __all__ = ["DOMAINS", "UNITConfig", "UNITGenerator", "other_domain"]
+# Bounds far beyond any network trained here, so a damaged or hostile file is refused before
+# it asks for terabytes (the official UNIT: width 64, 2 downsamplings, 4 blocks, kernel 7)
+MAX_WIDTH, MAX_BLOCKS, MAX_KERNEL = 4096, 64, 31
 
 
 @dataclass(frozen=True)
@@ -39,11 +42,16 @@ class UNITConfig:
     def __post_init__(self) -> None:
         if self.arch != "unit":
             raise ValueError(f"UNITConfig.arch must be 'unit', got {self.arch!r}")
-        if self.width < 1 or self.n_downsample < 0 or self.n_res < 0:
-            raise ValueError("width must be >= 1, n_downsample and n_res >= 0")
+        if not (1 <= self.width <= MAX_WIDTH and 0 <= self.n_downsample <= 8):
+            raise ValueError(
+                f"width must be 1-{MAX_WIDTH} and n_downsample 0-8, got {self.width} and "
+                f"{self.n_downsample}"
+            )
+        if not 0 <= self.n_res <= MAX_BLOCKS:
+            raise ValueError(f"n_res must be 0-{MAX_BLOCKS}, got {self.n_res}")
         for name, k in (("up_kernel", self.up_kernel), ("out_kernel", self.out_kernel)):
-            if k < 1 or k % 2 == 0:
-                raise ValueError(f"{name} must be an odd number >= 1, got {k}")
+            if not 1 <= k <= MAX_KERNEL or k % 2 == 0:
+                raise ValueError(f"{name} must be an odd number 1-{MAX_KERNEL}, got {k}")
         if not 0 <= self.n_shared <= self.n_res:
             raise ValueError(f"n_shared must be between 0 and n_res={self.n_res}")
         if not isinstance(self.antialias, bool):
