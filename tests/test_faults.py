@@ -687,3 +687,26 @@ def test_the_example_clip_takes_an_odd_size(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert (probe(clip).width, probe(clip).height) == (321, 179)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["info", ""],
+        ["convert", "", "--to", "night"],
+        ["convert", "{src}", "--to", "night", "-o", ""],
+    ],
+)
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(args, media, tmp_path: Path):
+    src = tmp_path / "in.mp4"
+    src.write_bytes(media["plain"].read_bytes())
+    args = [a.replace("{src}", str(src)) for a in args]
+    refused(tmp_path, 2, "empty", *args, "--quiet" if args[0] == "convert" else "--json")
+
+
+def test_a_path_from_stdin_keeps_its_spaces(media, tmp_path: Path, monkeypatch) -> None:
+    from d2nvideo.batch.plan import expand
+
+    (tmp_path / " lead.mp4").write_bytes(media["plain"].read_bytes())
+    monkeypatch.chdir(tmp_path)
+    assert expand(["-"], [" lead.mp4\r\n", "  \n"]) == [Path(" lead.mp4")]

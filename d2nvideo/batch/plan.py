@@ -62,9 +62,11 @@ def expand(inputs: Iterable[str], stdin: Iterable[str] | None = None) -> list[Pa
     from ``stdin``; each must exist."""
     found: list[Path] = []
     for item in inputs:
-        if item == "-":
+        if not item:
+            raise PathError("an input path is empty ('')", item)
+        if item == "-":  # a line is a path as it is, spaces and all, less its line ending
             lines = stdin if stdin is not None else sys.stdin
-            found += expand([line.strip() for line in lines if line.strip()], [])
+            found += expand([line.rstrip("\r\n") for line in lines if line.strip()], [])
         elif any(c in item for c in GLOB_CHARS) and not Path(item).exists():
             matches = sorted(glob.glob(item, recursive=True))
             if not matches:

@@ -23,8 +23,20 @@ from ..fileio import Terminated
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 # Paths are checked by the library, which names the problem in its own words (missing, a
 # folder, unreadable, the input itself...); click only converts them.
-INPUT = click.Path(path_type=Path)
-OUTPUT = click.Path(path_type=Path)
+
+
+class PathType(click.Path):
+    """A path argument or option; an empty string, which pathlib reads as '.' (the whole
+    current folder, for an input), is refused."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value:
+            self.fail("an empty path ('') names nothing", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+INPUT = PathType(path_type=Path)
+OUTPUT = PathType(path_type=Path)
 INTERRUPTED = "interrupted: nothing was written under the output name"
 
 
