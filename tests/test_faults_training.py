@@ -277,3 +277,142 @@ def test_resume_does_not_depend_on_the_working_directory(data: Path, tmp_path: P
         os.chdir(cwd)
     assert again.exit_code == 0, again.output
     assert str(first / "data" / "day") in (run / "config.yaml").read_text()
+
+
+# --- hostile pointers, damaged records, configs that pass the types and fail later ---------
+
+
+def test_a_hostile_pointer_deletes_nothing_outside_the_state_folder(
+    data: Path, run: Path, tmp_path: Path
+) -> None:
+    beside, far = run.parent / "victim.txt", tmp_path / "far" / "victim.txt"
+    far.parent.mkdir()
+    for victim in (beside, far):
+        victim.write_text("the user's")
+    pointer = run / "state" / "latest.json"
+    names = ["../../victim.txt", "../victim.txt", str(far), "step_00000002.pt"]
+    pointer.write_text(json.dumps({**json.loads(pointer.read_text()), "history": names}))
+    result = _train(data, run, "--steps", "3", "--resume", "--set", "train.keep_checkpoints=1")
+    assert result.exit_code == 0, result.output
+    assert beside.read_text() == far.read_text() == "the user's"
+    assert sorted(p.name for p in (run / "state").glob("*.pt")) == ["step_00000003.pt"]
+
+
+def test_a_new_run_never_rewrites_its_own_config(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    shutil.copy(TINY, out / "config.yaml")
+    refused(
+        tmp_path,
+        2,
+        "is the file this run would write",
+        "train",
+        out / "config.yaml",
+        "--out",
+        out,
+        "--day",
+        data / "day",
+        "--night",
+        data / "night",
+        "--set",
+        "optim.lr=0.5",
+    )
+
+
+@pytest.mark.parametrize("record", ["data.json", "init.json"])  # phases.json: unrecorded
+@pytest.mark.parametrize("damage", [b"{cut", b"\xff\xfe", b"[1]"], ids=["cut", "bytes", "list"])
+def test_a_damaged_record_is_one_line_for_export_and_resume(
+    data: Path, run: Path, record: str, damage: bytes
+) -> None:
+    (run / record).write_bytes(damage)
+    refused(run.parent, 1, f"'{run / record}' is damaged", "export", run, "-o", run.parent / "m")
+    before = snapshot(run)
+    fails(_train(data, run, "--steps", "3", "--resume"), 1, f"'{run / record}' is damaged")
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.seed=99999999999999999999999", "'train.seed' must be in [0, 4294967295]"),
+        ("train.seed=-1", "'train.seed' must be in [0, 4294967295]"),
+        ("data.crop=[33,35]", "'data.crop' must be multiples of 4"),
+        ("data.crop=[32,1000000]", "of at most 16384 pixels"),
+        ("data.resize=1000000", "'data.resize' must be at most 16384"),
+        ("dis.n_layers=10", "must be at least 2**n_layers = 1024"),
+        ("dis.num_scales=10", "smallest scale (1 px) must be at least 2**n_layers = 4"),
+        ("model.out_kernel=31 data.crop=[16,16]", "'model.out_kernel' (31) must be at most 16"),
+        ("model.up_kernel=19", "'model.up_kernel' (19) must be at most 16"),
+        ("model.width=1000000000000", "4096"),  # the model's own check may speak first
+        ("dis.width=1000000000000", "'dis.width' must be at most 4096"),
+        ("model.width=2048", "makes 8192 channels"),
+        ("model.n_downsample=1000000000", "n_downsample"),
+        ("loss.shift=1 data.crop=[16,16]", "must be larger than 24"),
+    ],
+)
+def test_values_that_would_fail_inside_torch_are_refused_first(
+    override: str, message: str, data: Path, tmp_path: Path
+) -> None:
+    sets = [a for o in override.split() for a in ("--set", o)]
+    refused(tmp_path, 2, message, "train", TINY, "--out", tmp_path / "r", *sets)
+
+
+def test_the_discriminator_depth_check_is_the_networks_real_limit() -> None:
+    import torch
+    from d2nvideo.training.config import DataConfig, DisConfig, TrainConfig
+    from d2nvideo.training.discriminators import MultiScaleDiscriminator
+
+    from d2nvideo.errors import ConfigError
+
+    crop = (32, 32)
+    for layers, scales in [(2, 4), (3, 3), (4, 2), (5, 1), (3, 4), (5, 2), (6, 1)]:
+        dis = DisConfig(width=1, n_layers=layers, num_scales=scales)
+        try:
+            TrainConfig(dis=dis, data=DataConfig(crop=crop))
+        except ConfigError:
+            refused_here = True
+        else:
+            refused_here = False
+        try:
+            MultiScaleDiscriminator(dis)(torch.zeros(1, 3, *crop))
+        except RuntimeError:
+            fails_there = True
+        else:
+            fails_there = False
+        assert refused_here == fails_there, (layers, scales)
+
+
+@pytest.mark.parametrize("where", ["file", "set"])
+def test_deeply_nested_yaml_is_one_line(where: str, tmp_path: Path) -> None:
+    deep = "[" * 50000 + "]" * 50000
+    config = tmp_path / "deep.yaml"
+    config.write_text(f"model: {deep}\n" if where == "file" else "{}\n")
+    sets = ["--set", f"data.day={deep}"] if where == "set" else []
+    refused(tmp_path, 2, "nests too deeply", "train", config, "--out", tmp_path / "r", *sets)
+
+
+def test_the_loader_blames_only_what_the_file_causes(caplog: pytest.LogCaptureFixture) -> None:
+    import torch
+    from d2nvideo.training.data import first_readable
+
+    from d2nvideo.errors import D2NError, InputError
+
+    def load(i: int) -> torch.Tensor:
+        if i == 0:
+            raise InputError("'a.jpg' is not a readable image")
+        return torch.zeros(1)
+
+    names = [Path("a.jpg"), Path("b.jpg")]
+    assert first_readable(2, 0, load, names.__getitem__, "training image").shape == (1,)
+    assert "skipping unreadable training image a.jpg" in caplog.text
+
+    def no_memory(i: int) -> torch.Tensor:
+        raise MemoryError("OpenCV(4.9) error: Insufficient memory\nin function 'OutOfMemory'")
+
+    with pytest.raises(D2NError) as caught:
+        first_readable(2, 0, no_memory, names.__getitem__, "training image")
+    assert not isinstance(caught.value, InputError)
+    assert str(caught.value) == (
+        "preparing training image 'a.jpg' failed, though it reads: "
+        "OpenCV(4.9) error: Insufficient memory"
+    )

@@ -252,7 +252,7 @@ def test_export_then_convert_a_video(images: Path, tmp_path: Path) -> None:
         ("train:\n  stepz: 3\n", [], "unknown config key 'train.stepz'"),
         ("optim:\n  lr: fast\n", [], "'optim.lr' must be a number"),
         ("data:\n  crop: [32]\n", [], "'data.crop' must have 2 items"),
-        ("model:\n  arch: unit\n  width: 0\n", [], "width must be >= 1"),
+        ("model:\n  arch: unit\n  width: 0\n", [], "width must be 1-4096"),
         ("{}", ["--day", "MISSING"], "does not exist"),
         ("{}", ["--day", "EMPTY", "--night", "EMPTY"], "holds no images"),
         ("{}", [], "no day images"),

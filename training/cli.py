@@ -89,12 +89,15 @@ def train(
     from d2nvideo.cli.shell import interrupted_keeps
 
     from .config import load_config, with_changes
-    from .train import Hooks, main, resolve_resume_config
+    from .train import Hooks, check_config_input, main, resolve_resume_config
 
     overrides, init = kw.pop("overrides"), kw.pop("init")
-    cfg = load_config(_config_path(config), overrides)
+    config = _config_path(config)
+    cfg = load_config(config, overrides)
     if resume:  # the run's saved config, with this command's --set changes on top
         cfg = resolve_resume_config(out, cfg, overrides)
+    else:
+        check_config_input(config, out)
     data = {
         "day": tuple(kw["day"]) or None,
         "night": tuple(kw["night"]) or None,

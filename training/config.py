@@ -156,8 +156,8 @@ class TrainConfig:
                 f"config key 'train.dis_warmup' ({self.train.dis_warmup}) must be below "
                 f"train.steps ({self.train.steps}): the generator would never train"
             )
-        if min(self.data.crop) < 4 * self.model.multiple:
-            raise ConfigError(f"config key 'data.crop' is too small: {self.data.crop}")
+        _check_bounds(self)
+        _check_crop(self)
         _check_pairs(self)
         if self.loss.vgg > 0 and not self.loss.vgg_weights:
             raise ConfigError(
@@ -215,8 +215,96 @@ def _check_ranges(cfg: TrainConfig) -> None:
     if cfg.train.max_minutes is not None:
         rules.append(("train.max_minutes", cfg.train.max_minutes, lambda v: v > 0, "> 0"))
     for key, value, ok, wording in rules:
-        if not (math.isfinite(value) and ok(value)):
+        # an int is finite (and may be too large for math.isfinite's float)
+        if not ((isinstance(value, int) or math.isfinite(value)) and ok(value)):
             raise ConfigError(f"config key '{key}' must be {wording}, got {value}")
+
+
+MAX_SIDE = 16384  # data.crop and data.resize: past 8K video, before any allocation fails
+MAX_WIDTH = 4096  # model.width and dis.width: channels, which each downsampling doubles
+MAX_BLOCKS = 256  # model.n_res / model.n_blocks: residual blocks (UNIT 4, CycleGAN 9)
+MAX_DOWNSAMPLE = 12  # 2**n_downsample divides a crop of at most MAX_SIDE, 4 multiples long
+MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit; the data streams' seeds must be >= 0
+
+
+def _check_bounds(cfg: TrainConfig) -> None:
+    """Values the type checks pass that would fail later inside torch or numpy: a seed out of
+    range, networks wider or deeper than any machine holds."""
+    m, seed = cfg.model, cfg.train.seed
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"config key 'train.seed' must be in [0, {MAX_SEED}], got {seed}")
+    for key, value, most in (
+        ("data.resize", cfg.data.resize, MAX_SIDE),
+        ("model.width", m.width, MAX_WIDTH),
+        ("dis.width", cfg.dis.width, MAX_WIDTH),
+        ("model.n_res", getattr(m, "n_res", 0), MAX_BLOCKS),
+        ("model.n_blocks", getattr(m, "n_blocks", 0), MAX_BLOCKS),
+        ("model.n_downsample", getattr(m, "n_downsample", 0), MAX_DOWNSAMPLE),
+    ):
+        if value > most:
+            raise ConfigError(f"config key '{key}' must be at most {most}, got {value}")
+    n = getattr(m, "n_downsample", 2)  # CycleGAN's generator downsamples twice
+    if m.width * 2**n > MAX_WIDTH:
+        raise ConfigError(
+            f"config key 'model.width' ({m.width}) doubled by {n} downsamplings makes "
+            f"{m.width * 2**n} channels: the widest layer may have at most {MAX_WIDTH}"
+        )
+
+
+def _check_crop(cfg: TrainConfig) -> None:
+    """A crop the networks can take: multiples of the generator's ``multiple``, no larger than
+    MAX_SIDE, and room for its kernels, the discriminators' downsamplings and loss.shift."""
+    m, crop = cfg.model, cfg.data.crop
+    if min(crop) < 4 * m.multiple:
+        raise ConfigError(f"config key 'data.crop' is too small: {crop}")
+    if any(side % m.multiple or side > MAX_SIDE for side in crop):
+        raise ConfigError(
+            f"config key 'data.crop' must be multiples of {m.multiple} (the {m.arch} model's "
+            f"2**downsamplings) of at most {MAX_SIDE} pixels, got {list(crop)}"
+        )
+    _check_kernels(cfg)
+    _check_dis_depth(cfg)
+    if max(cfg.loss.shift, cfg.loss.shift_to_day or 0) > 0 and min(crop) <= 24:
+        raise ConfigError(
+            f"loss.shift compares the crop less a 12-pixel border: data.crop {list(crop)} "
+            "must be larger than 24 on each side"
+        )
+
+
+def _check_kernels(cfg: TrainConfig) -> None:
+    """UNIT's decoder kernels must fit the images they slide over: ``out_kernel`` the crop,
+    ``up_kernel`` the smallest upsampled map (crop / 2**(n_downsample - 1))."""
+    m, side = cfg.model, min(cfg.data.crop)
+    kernels = [("out_kernel", getattr(m, "out_kernel", 1), side, "data.crop's shorter side")]
+    n = getattr(m, "n_downsample", 0)
+    if n:
+        where = f"the first upsampled map (data.crop / {2 ** (n - 1)})"
+        kernels.append(("up_kernel", getattr(m, "up_kernel", 1), side // 2 ** (n - 1), where))
+    for name, kernel, most, where in kernels:
+        if kernel > most:
+            raise ConfigError(
+                f"config key 'model.{name}' ({kernel}) must be at most {most}, {where}"
+            )
+
+
+def _check_dis_depth(cfg: TrainConfig) -> None:
+    """The discriminators' stride-2 layers must leave a patch map of at least 1x1 at the crop
+    size: UNIT's multi-scale one needs 2**n_layers pixels at its smallest scale (the crop
+    halved num_scales - 1 times); CycleGAN's PatchGAN (one scale) 3 * 2**n_layers."""
+    d, side = cfg.dis, min(cfg.data.crop)
+    layers = min(d.n_layers, 64)  # the crop is at most 2**14: more fail alike, and 2**n is cheap
+    if cfg.model.arch == "unit":
+        smallest = -(-side // 2 ** min(d.num_scales - 1, 64))
+        need, rule = 2**layers, "2**n_layers"
+    else:
+        smallest, need, rule = side, 3 * 2**layers, "3 * 2**n_layers"
+    rule += f" = {need}" if layers == d.n_layers else f" (n_layers {d.n_layers})"
+    if smallest < need:
+        raise ConfigError(
+            f"config keys 'dis.n_layers' ({d.n_layers}) and 'dis.num_scales' ({d.num_scales}) "
+            f"downsample data.crop's shorter side ({side}) to nothing: the smallest scale "
+            f"({smallest} px) must be at least {rule}"
+        )
 
 
 def temporal_weights(loss: LossConfig) -> dict[str, tuple[float, str]]:
@@ -272,7 +360,9 @@ def absolute_paths(cfg: TrainConfig) -> TrainConfig:
 def _check_choice(key: str, value: str, kind: Any) -> None:
     allowed = values(kind)
     if value not in allowed:
-        raise ConfigError(f"config key '{key}' must be one of {'|'.join(allowed)}, got {value!r}")
+        raise ConfigError(
+            f"config key '{key}' must be one of {'|'.join(allowed)}, got {_shown(value)}"
+        )
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -291,6 +381,8 @@ def load_config(path: Path, overrides: Sequence[str] = ()) -> TrainConfig:
         data = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config '{path}' is not valid YAML: {_one_line(exc)}", path) from exc
+    except RecursionError as exc:  # PyYAML composes nested collections recursively
+        raise ConfigError(f"config '{path}' nests too deeply to be a config", path) from exc
     if data is None:
         raise ConfigError(
             f"config '{path}' is empty: start from a shipped one ('d2nvideo configs --dump "
@@ -302,6 +394,12 @@ def load_config(path: Path, overrides: Sequence[str] = ()) -> TrainConfig:
     for item in overrides:
         _apply_override(data, item)
     return config_from_data(data)
+
+
+def _shown(value: Any) -> str:
+    """``value``'s repr, cut to a line's worth (a list nested a thousand deep is one value)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _one_line(exc: Exception) -> str:
@@ -335,6 +433,8 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
         section[parts[1]] = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         raise ConfigError(f"override '{item}' has no valid YAML value: {_one_line(exc)}") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"override '{key}=...' nests too deeply for a config value") from exc
 
 
 def _build(cls: type, data: Any, prefix: str, preset: dict[str, Any] | None = None) -> Any:
@@ -357,7 +457,7 @@ def _build(cls: type, data: Any, prefix: str, preset: dict[str, Any] | None = No
 
 
 def _coerce(kind: Any, value: Any, key: str) -> Any:
-    origin = typing.get_origin(kind)
+    origin, got = typing.get_origin(kind), _shown(value)
     args = typing.get_args(kind)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
@@ -368,33 +468,32 @@ def _coerce(kind: Any, value: Any, key: str) -> Any:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
+            raise ConfigError(f"config key '{key}' must be a list, got {got}")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_coerce(args[0], v, key) for v in value)
         if len(value) != len(args):
-            raise ConfigError(f"config key '{key}' must have {len(args)} items, got {value!r}")
+            raise ConfigError(f"config key '{key}' must have {len(args)} items, got {got}")
         return tuple(_coerce(a, v, key) for a, v in zip(args, value, strict=True))
     if kind is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"config key '{key}' must be true or false, got {value!r}")
+            raise ConfigError(f"config key '{key}' must be true or false, got {got}")
         return value
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
+            raise ConfigError(f"config key '{key}' must be an integer, got {got}")
         return value
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"config key '{key}' must be a number, got {value!r}")
+            raise ConfigError(f"config key '{key}' must be a number, got {got}")
         return float(value)
     if origin is typing.Literal:
         if value not in args:
-            raise ConfigError(
-                f"config key '{key}' must be one of {'|'.join(map(str, args))}, got {value!r}"
-            )
+            choices = "|".join(map(str, args))
+            raise ConfigError(f"config key '{key}' must be one of {choices}, got {got}")
         return value
     if kind is str:
         if not isinstance(value, str):
-            raise ConfigError(f"config key '{key}' must be a string, got {value!r}")
+            raise ConfigError(f"config key '{key}' must be a string, got {got}")
         return value
     raise ConfigError(f"config key '{key}' has an unsupported type {kind!r}")
 

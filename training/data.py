@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from d2nvideo.data.sources import Sources, from_bdd, from_nexet
-from d2nvideo.errors import ConfigError
+from d2nvideo.errors import ConfigError, D2NError, InputError
 from d2nvideo.images import list_images, read_image_reduced
 from d2nvideo.video.flow import FlowEstimator, gray, occlusion
 from d2nvideo.video.smooth import is_cut
@@ -181,16 +181,27 @@ def first_readable(
     path: Callable[[int], Path],
     what: str,
 ) -> torch.Tensor:
-    """``load(index)``, or where that fails (reported), the next item that loads, in a fixed
-    stride: one bad file must not stop a long run, and the substitute is a function of
-    ``index``."""
+    """``load(index)``, or where the file cannot be read or decoded (InputError, OSError;
+    reported), the next item that loads, in a fixed stride: one bad file must not stop a long
+    run, and the substitute is a function of ``index``. Any other failure (memory, a setting
+    that does not fit) is not the file's: it stops the run with one line, not blaming it."""
     for attempt in range(count):
         i = (index + attempt * 7919) % count
         try:
             return load(i)
+        except (InputError, OSError) as exc:
+            log.warning("skipping unreadable %s %s (%s)", what, path(i), _first_line(exc))
         except Exception as exc:
-            log.warning("skipping unreadable %s %s (%s)", what, path(i), exc)
+            raise D2NError(
+                f"preparing {what} '{path(i)}' failed, though it reads: {_first_line(exc)}"
+            ) from exc
     raise ConfigError(f"no readable {what} in this domain")
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (OpenCV's run over several), or its type's name."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(exc).__name__
 
 
 class DomainDataset(Dataset[torch.Tensor]):
@@ -247,7 +258,8 @@ class PairDataset(Dataset[torch.Tensor]):
         cfg = self.cfg
         first, after = (read_image_reduced(p, min_side=max(cfg.resize, *cfg.crop)) for p in pair)
         if first.shape != after.shape:
-            raise ValueError(f"its frames differ in size: {first.shape[:2]}, {after.shape[:2]}")
+            sizes = f"{first.shape[:2]}, {after.shape[:2]}"
+            raise InputError(f"its frames differ in size: {sizes}", pair[0])
         a, b = (
             fit_and_crop(x, cfg.resize, cfg.crop, cfg.flip, np.random.default_rng(seed))
             for x in (first, after)

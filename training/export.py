@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,11 @@ from .config import TrainConfig, load_config
 from .phases import checkpoint_phases, loss_weights, read_phases
 from .state import (
     RECORDS,
+    check_records,
     holds_state,
     load_latest,
     load_step,
-    read_json_object,
+    read_record,
     step_count,
 )
 
@@ -59,15 +59,15 @@ def export_run(
     if not config_path.is_file() or not holds_state(run / "state"):
         raise CheckpointError(f"'{run}' is not a training run folder (no config.yaml/state)", run)
     cfg = load_config(config_path)
+    check_records(run)  # a damaged data.json or init.json: one line, not a guess
     gen, payload, decay = _generator(run, cfg, average, step)
-    data_path = run / "data.json"
     meta: dict[str, object] = {
         "steps": int(payload["step"]),
         "crop": list(cfg.data.crop),
         "resize": cfg.data.resize,
         "batch_size": cfg.train.batch_size,
         "loss": loss_weights(cfg),
-        "data": json.loads(data_path.read_text()) if data_path.is_file() else {},
+        "data": read_record(run / "data.json") or {},
         "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "d2nvideo": __version__,
         "dtype": "float16" if half else "float32",
@@ -76,7 +76,7 @@ def export_run(
     }
     if cfg.data.resize:  # the scale it learned at: convert's --quality auto runs there
         meta["work_size"] = cfg.data.resize
-    init = read_json_object(run / "init.json")
+    init = read_record(run / "init.json")
     if init:  # fine-tuned from a checkpoint (train --init): its steps count too
         meta["init"] = {k: v for k, v in init.items() if k != "phases"}  # in meta.phases
         steps = step_count(init.get("steps"), f"'{run / 'init.json'}'")

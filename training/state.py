@@ -55,7 +55,8 @@ def save_state(folder: Path, step: int, trainer_state: dict[str, Any], keep: int
     history = _history(folder)
     history = [p for p in history if p != path.name] + [path.name]
     for old in history[:-keep]:
-        (folder / old).unlink(missing_ok=True)
+        if _is_state_name(old):  # never a path: only train's own files in its state folder
+            (folder / old).unlink(missing_ok=True)
     pointer = {"latest": path.name, "step": step, "history": history[-keep:]}
     with atomic_output(folder / "latest.json", overwrite=True) as tmp:
         tmp.write_text(json.dumps(pointer, indent=1))
@@ -75,12 +76,22 @@ def _read_pointer(folder: Path) -> dict[str, Any] | None:
 
 
 def _history(folder: Path) -> list[str]:
-    """State files kept so far, oldest first: the pointer's list, or the files found."""
+    """State files kept so far, oldest first: the pointer's list, or the files found where it
+    lists anything but the names train gives its states (``step_XXXXXXXX.pt``, no folder):
+    save_state deletes the old ones, and a damaged or hostile pointer must never make it
+    delete anything else ('../../notes.txt', an absolute path)."""
     pointer = _read_pointer(folder)
     history = pointer.get("history") if pointer else None
     if isinstance(history, list) and all(isinstance(h, str) for h in history):
-        return history
+        if all(_is_state_name(h) for h in history):
+            return list(dict.fromkeys(history))
+        log.warning("'%s' lists files that are not training states: ignored", folder)
     return [p.name for p in reversed(state_files(folder))]
+
+
+def _is_state_name(name: str) -> bool:
+    """Whether ``name`` is a bare state-file name as :func:`state_path` writes them."""
+    return re.fullmatch(r"step_\d{8}\.pt", name, re.ASCII) is not None
 
 
 def state_files(folder: Path) -> list[Path]:
@@ -252,3 +263,34 @@ def read_json_object(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError, RecursionError):  # RecursionError: nesting json cannot read
         return None
     return data if isinstance(data, dict) else None
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """The JSON object in a run's record ``path`` (data.json, init.json), None
+    where there is no such file; CheckpointError naming the file where one is there but does
+    not read as a JSON object (cut short, garbage, not UTF-8): export and resume would
+    otherwise drop what it records without a word."""
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise CheckpointError(f"'{path}' could not be read ({why})", path) from exc
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise CheckpointError(f"'{path}' is damaged: not readable JSON{_AWAY}", path) from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(f"'{path}' is damaged: it holds no JSON object{_AWAY}", path)
+    return data
+
+
+_AWAY = " (restore it, or move it away to go on without what it records)"
+
+
+def check_records(run: Path) -> None:
+    """CheckpointError naming data.json or init.json where it is there but damaged: export and
+    resume carry on what they record (the training images' fingerprints, the steps of the
+    checkpoint a run started from). ``latest.json`` and ``phases.json`` have their own
+    fallbacks (the state files; a history marked unrecorded)."""
+    for name in ("data.json", "init.json"):
+        read_record(run / name)

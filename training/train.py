@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from d2nvideo.errors import ConfigError, InputError, PathError
+from d2nvideo.errors import ConfigError, D2NError, InputError, PathError
 from d2nvideo.fileio import exclusive
 from d2nvideo.images import fingerprint, read_image_reduced
 from d2nvideo.model.runtime import resolve_precision, set_fast_flags
@@ -33,6 +33,7 @@ from .logger import RunLogger, trim_log
 from .phases import record_phase
 from .state import (
     RECORDS,
+    check_records,
     holds_state,
     load_latest,
     read_json_object,
@@ -122,7 +123,7 @@ def _run(
     with lock:
         step = _restore(trainer, out, start.resume, device, ctx, cfg.train.seed)
         if ctx.is_main:
-            _check_records(out)  # before any is rewritten: a resume refused leaves them as were
+            _check_records(out, step)  # before any is rewritten: a refused resume leaves them
             save_config(cfg, out / "config.yaml")
             _write_init(out, base, step)
             record_phase(out, cfg, step)
@@ -186,7 +187,7 @@ def _loop(
     last: dict[str, float] = {}
     batch = None
     while step < t.steps:
-        batch = _to(next(batches), device)
+        batch = _to(_next_batch(batches), device)
         last = trainer.step(batch)
         step += 1
         hooks.on_step(step)
@@ -200,6 +201,19 @@ def _loop(
         if distributed.any_rank(bool(stop["signal"]) or over, ctx, device):
             return step, "interrupted" if stop["signal"] else "time budget", last, batch
     return step, "finished", last, batch
+
+
+def _next_batch(batches: Iterator[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The next batch; a user-input error raised in a DataLoader worker comes back wrapped in
+    the worker's traceback ("Caught ... Original Traceback ..."): its own line is the last."""
+    try:
+        return next(batches)
+    except D2NError as exc:
+        text = str(exc).strip()
+        if not text.startswith("Caught ") or "Original Traceback" not in text:
+            raise
+        last = text.splitlines()[-1]
+        raise type(exc)(last.split(": ", 1)[-1]) from None
 
 
 def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -243,6 +257,23 @@ def _check_folder(out: Path, resume: bool) -> None:
             f"run folder '{out}' already holds training state: pass --resume to continue it, "
             "or choose a new --out",
             out,
+        )
+
+
+def check_config_input(config: Path, out: Path) -> None:
+    """A new run writes its resolved config to ``out/config.yaml``: refuse one whose CONFIG is
+    that very file (or a link to it), which the run would replace, comments and all. (A resumed
+    run's config.yaml is the run's own, and rewritten by design.)"""
+    written = out / "config.yaml"
+    try:
+        same = written.exists() and config.exists() and written.samefile(config)
+    except OSError:
+        same = False
+    if same:
+        raise PathError(
+            f"config '{config}' is the file this run would write its resolved config to "
+            f"('{written}'): choose another --out, or copy the config elsewhere first",
+            config,
         )
 
 
@@ -299,12 +330,15 @@ def _held(cfg: TrainConfig, section: str) -> Any:
     return value
 
 
-def _check_records(out: Path) -> None:
-    """Refuse a run folder where one of the records a start rewrites is not a file."""
+def _check_records(out: Path, step: int) -> None:
+    """Refuse a run folder where one of the records a start rewrites is not a file, or (a
+    resumed run, which carries them on) is a damaged JSON record."""
     for name in RECORDS:
         path = out / name
         if path.exists() and not path.is_file():
             raise PathError(f"'{path}' is not a file: move it away to run in this folder", path)
+    if step > 0:
+        check_records(out)
 
 
 def _write_init(out: Path, base: dict[str, Any] | None, step: int) -> None:
