@@ -52,8 +52,14 @@ class Failure(click.ClickException):
 
 
 def one_line(message: str) -> str:
-    """A message that spans lines (a library's multi-line text quoted in ours) as one line."""
-    return "; ".join(line.strip() for line in message.strip().splitlines() if line.strip())
+    """A message that spans lines (a library's multi-line text quoted in ours, click's list of
+    choices) as one line: lines joined by '; ', or by a space after a line that ends in ',' or
+    ':' (a list going on)."""
+    text = ""
+    for line in (line.strip() for line in message.strip().splitlines()):
+        if line:
+            text += ("" if not text else " " if text.endswith((",", ":")) else "; ") + line
+    return text
 
 
 class Interrupted(click.ClickException):
@@ -91,7 +97,7 @@ def _exit_on(exc: Exception) -> NoReturn:
     """Print a click exception the project's way and exit."""
     if isinstance(exc, click.UsageError) and not isinstance(exc, Failure):
         path = exc.ctx.command_path if exc.ctx is not None else "d2nvideo"
-        click.echo(f"error: {exc.format_message()} (see '{path} --help')", err=True)
+        click.echo(f"error: {one_line(exc.format_message())} (see '{path} --help')", err=True)
         sys.exit(exc.exit_code)
     if isinstance(exc, click.ClickException):
         exc.show()
