@@ -192,6 +192,18 @@ def test_export_never_overwrites_what_it_reads(target: str, message: str, run: P
     refused(run.parent, 2, message, "export", run, "-o", run / target, "--overwrite")
 
 
+def test_export_and_train_say_what_a_file_given_for_a_folder_is(data: Path, tmp_path: Path):
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not a run")
+    model = tmp_path / "m.safetensors"
+    model.write_bytes(b"x")
+    refused(tmp_path, 2, "neither a run folder nor a model file", "export", clip, "-o", "z.st")
+    refused(tmp_path, 2, "leave -o out", "export", model, "--onnx", "-o", tmp_path / "z.st")
+    refused(tmp_path, 2, "run folder", "export", tmp_path / "gone", "-o", tmp_path / "z.st")
+    day = ["train", TINY, "--day", clip, "--night", data / "night", "--out", tmp_path / "r"]
+    refused(tmp_path, 2, f"data.day folder '{clip}' is not a folder", *day, "--steps", "1")
+
+
 # --- interruptions, kills, working directories --------------------------------------------
 
 

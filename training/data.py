@@ -56,6 +56,11 @@ class DomainLists:
             getattr(self, label).append(path)
 
 
+def missing(root: Path) -> str:
+    """What is wrong with a folder that is not one: it does not exist, or it is a file."""
+    return "is not a folder" if root.exists() else "does not exist"
+
+
 def collect(cfg: DataConfig) -> DomainLists:
     """Gather every configured source; raises ConfigError if a domain ends up empty."""
     lists = DomainLists()
@@ -63,7 +68,7 @@ def collect(cfg: DataConfig) -> DomainLists:
         for folder in getattr(cfg, domain):
             root = Path(folder)
             if not root.is_dir():
-                raise ConfigError(f"data.{domain} folder '{root}' does not exist", root)
+                raise ConfigError(f"data.{domain} folder '{root}' {missing(root)}", root)
             found = list_images(root)
             if not found:
                 raise ConfigError(f"data.{domain} folder '{root}' holds no images", root)
@@ -94,7 +99,7 @@ def list_pairs(root: Path, key: str) -> list[tuple[Path, Path]]:
     ``NAME_a.EXT`` and ``NAME_b.EXT`` side by side. A folder without any is refused; a half
     pair is left out with a warning."""
     if not root.is_dir():
-        raise ConfigError(f"{key} folder '{root}' does not exist", root)
+        raise ConfigError(f"{key} folder '{root}' {missing(root)}", root)
     found = list_images(root)
     present = set(found)
     pairs: list[tuple[Path, Path]] = []
@@ -116,7 +121,7 @@ def _images_dir(cfg: DataConfig, source: str) -> Path:
         raise ConfigError(f"data.{source} needs data.images (--images), the folder of its images")
     root = Path(cfg.images)
     if not root.is_dir():
-        raise ConfigError(f"data.images folder '{root}' does not exist", root)
+        raise ConfigError(f"data.images folder '{root}' {missing(root)}", root)
     return root
 
 

@@ -54,7 +54,8 @@ def export_run(
     ``output``; return the metadata written. A run trained with ``train.ema`` gives its
     averaged generator unless ``average`` is off."""
     if not run.is_dir():
-        raise PathError(f"run folder '{run}' does not exist", run)
+        what = "is not a folder" if run.exists() else "does not exist"
+        raise PathError(f"run folder '{run}' {what}", run)
     config_path = run / "config.yaml"
     if not config_path.is_file() or not holds_state(run / "state"):
         raise CheckpointError(f"'{run}' is not a training run folder (no config.yaml/state)", run)
