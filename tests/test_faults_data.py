@@ -80,9 +80,11 @@ def test_relabel_resumes_without_overwrite(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / rl.PARTIAL).write_text(f"path,mean,upper_p75,median,dark\n{paths[0]},100,150,90,0.1\n")
+    (out / "labels.csv").write_text("written before the run stopped\n")  # its own output
     result = invoke(*_relabel("--folder", f"day={tmp_path / 'img'}", "-o", out))
     assert result.exit_code == 0, result.output
-    assert (out / "labels.csv").is_file() and not (out / rl.PARTIAL).exists()
+    assert (out / "labels.csv").read_text().startswith("path,")
+    assert not (out / rl.PARTIAL).exists()
 
 
 @pytest.mark.parametrize(

@@ -124,15 +124,17 @@ def output_names(method: ScoreMethod) -> list[str]:
 def check_outputs(sources: Sources, out: Path, method: ScoreMethod, overwrite: bool) -> None:
     """PathError, before any work, for an output folder that is a file, an output that would
     replace one of the inputs (a listed image, the label file) and an existing output unless
-    ``overwrite``. The PARTIAL scores of an interrupted run are resumed, not refused."""
+    ``overwrite``. The PARTIAL scores of an interrupted run are resumed, not refused, and the
+    outputs such a run had written before it stopped (PARTIAL goes last) are its own to replace."""
     if out.exists() and not out.is_dir():
         raise PathError(f"output '{out}' is a file; relabel writes a folder", out)
     targets = [out / name for name in output_names(method)]
     _refuse_inputs(sources, targets)
+    replace = overwrite or (out / PARTIAL).is_file()
     for target in targets:
         if target.is_dir():
             raise PathError(f"output '{target}' is a folder; move it away", target)
-        if os.path.lexists(target) and not overwrite:
+        if os.path.lexists(target) and not replace:
             raise PathError(f"output '{target}' exists; pass --overwrite to replace it", target)
 
 
