@@ -127,9 +127,7 @@ def check_output(output: Path, inputs: list[Path], overwrite: bool) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(
-    final: Path, overwrite: bool | None = None, keep_partial: bool = False
-) -> Iterator[Path]:
+def atomic_output(final: Path, overwrite: bool | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``final`` (same suffix, so muxers pick the same format);
     move it to ``final`` on success, delete it on any error or interrupt.
 
@@ -138,9 +136,7 @@ def atomic_output(
     replaces a file that was there when the block began (the caller's own check let it
     through) but never one that appeared meanwhile, such as another process's output of the
     same name: that raises OutputError, atomically (a hard link, which fails if the name is
-    taken), and the other output is left as it is. ``keep_partial``: on an error or interrupt,
-    what was written is moved to ``final`` all the same (a log whose lines are each whole),
-    unless that move fails.
+    taken), and the other output is left as it is.
     """
     folder = final.parent
     sweep_stale_parts(folder)
@@ -151,10 +147,6 @@ def atomic_output(
         _usual_mode(tmp)
         _commit(tmp, final, replace)
     except BaseException:
-        if keep_partial:
-            with contextlib.suppress(OSError, OutputError):
-                _usual_mode(tmp)
-                _commit(tmp, final, replace)
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise

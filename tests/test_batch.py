@@ -86,6 +86,14 @@ def test_the_report_never_replaces_a_file_of_the_run_nor_one_of_the_users(media,
     assert run(*base, "-o", tmp_path / "f.mp4", "--report", report).exit_code == 0
     rows = [json.loads(line) for line in report.read_text().splitlines()]
     assert [Path(r["output"]).name for r in rows] == ["e.mp4", "f.mp4"]  # a resumed run appends
+    report.write_text(report.read_text().rstrip("\n"))  # an earlier report cut short
+    (tmp_path / "logs").mkdir()
+    link = tmp_path / "logs" / "link.jsonl"
+    link.symlink_to(report)
+    assert run(*base, "-o", tmp_path / "h.mp4", "--report", link).exit_code == 0
+    rows = [json.loads(line) for line in report.read_text().splitlines()]
+    assert [Path(r["output"]).name for r in rows] == ["e.mp4", "f.mp4", "h.mp4"]
+    assert link.is_symlink()  # written through the link, as any log would be
     replaced = run(*base, "-o", tmp_path / "g.mp4", "--report", notes, "--overwrite")
     assert replaced.exit_code == 0 and json.loads(notes.read_text())["status"] == "done"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files
@@ -177,7 +185,8 @@ def test_torchrun_two_processes_convert_each_file_once(media, tmp_path: Path) ->
     single = [sys.executable, "-m", "d2nvideo", *base, "-o", str(tmp_path / "one")]
     assert subprocess.run(single, capture_output=True, timeout=240, env=one_thread).returncode == 0
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
-    report = tmp_path / "run.jsonl"
+    report = tmp_path / "run.jsonl"  # an earlier run's report, which this run adds to
+    report.write_text(json.dumps({"input": "old.mp4", "output": "o", "status": "done"}) + "\n")
     proc = subprocess.run(
         [*torchrun, "-m", "d2nvideo", *base, "-o", str(tmp_path / "two"), "--report", str(report)],
         capture_output=True,
@@ -186,7 +195,8 @@ def test_torchrun_two_processes_convert_each_file_once(media, tmp_path: Path) ->
         env=one_thread,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = [json.loads(line) for line in report.read_text().splitlines()]
+    old, *rows = [json.loads(line) for line in report.read_text().splitlines()]
+    assert old["input"] == "old.mp4"
     assert sorted(Path(r["input"]).name for r in rows) == [f"c{i}.mp4" for i in range(5)]
     assert all(r["status"] == "done" for r in rows)
     for i in range(5):

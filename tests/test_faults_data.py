@@ -15,7 +15,7 @@ from conftest import frame_image, make_video
 from faults import fails, invoke, refused, snapshot
 
 from d2nvideo.data import relabel as rl
-from d2nvideo.data.extract import Sampling, read_manifest, sample_times
+from d2nvideo.data.extract import MAX_TIMES, Sampling, read_manifest, sample_times
 from d2nvideo.data.sources import Item, from_bdd, from_nexet
 from d2nvideo.errors import InputError
 from d2nvideo.fileio import files_under
@@ -163,17 +163,28 @@ def test_extract_refuses_non_finite_rates(
     [
         (Sampling(every=None, fps=1e8, max_frames=2), 2),
         (Sampling(every=None, count=100_000_000, max_frames=2), 2),
-        (Sampling(every=None, fps=1e8), 10),
-        (Sampling(every=None, count=100_000_000), 10),
-        (Sampling(every=1e-12), 10),
+        (Sampling(every=None, fps=1e8), MAX_TIMES),
+        (Sampling(every=None, count=100_000_000), 10),  # no more than the clip's frames
+        (Sampling(every=1e-12), MAX_TIMES),
         (Sampling(every=1e12), 1),
     ],
 )
-def test_sample_times_never_outnumber_the_frames(
-    sampling: Sampling, expected: int, tiny: Path
-) -> None:
+def test_sample_times_stay_bounded(sampling: Sampling, expected: int, tiny: Path) -> None:
     times = sample_times(probe(tiny), sampling)
     assert len(times) == expected and times == sorted(times)
+
+
+def test_a_rate_above_a_variable_rate_clips_takes_every_frame(tmp_path: Path) -> None:
+    from fractions import Fraction
+
+    # 30 frames: 25 in the first half second (50 fps), 5 over the next 2.5 s (2 fps)
+    pts = [20 * i for i in range(25)] + [500 + 500 * i for i in range(5)]
+    clip = make_video(tmp_path / "vfr.mp4", pts=pts, time_base=Fraction(1, 1000))
+    result = invoke("extract", clip, "-o", tmp_path / "ex", "-q", "--json", "--fps", "1000")
+    assert result.exit_code == 0, result.output
+    # all 25 of the burst (a grid thinned to the clip's average rate kept about 10), and the
+    # slow part's frames up to the container's duration
+    assert json.loads(result.stdout)["written"] >= 28
 
 
 @pytest.mark.parametrize("args", [["--fps", "1e8"], ["--frames", "100000000"]])
@@ -223,6 +234,13 @@ def test_relabel_lists_a_name_that_is_not_utf8(tmp_path: Path) -> None:
     with (out / "labels.csv").open(newline="", encoding="utf-8", errors="surrogateescape") as fh:
         (row,) = csv.DictReader(fh)
     assert Path(row["path"]).is_file()
+    from d2nvideo.training.data import DomainLists, _read_relabeled
+
+    (out / "train_night.txt").write_text("")
+    (out / "train_day.txt").write_bytes(str(folder).encode() + b"/\xfe.png\n")
+    lists = DomainLists()
+    _read_relabeled(out, lists)  # train --relabeled reads the names back as relabel wrote them
+    assert [p.is_file() for p in lists.day] == [True]
 
 
 # --- folders that cannot be listed ------------------------------------------------------------

@@ -197,7 +197,8 @@ def test_export_and_train_say_what_a_file_given_for_a_folder_is(data: Path, tmp_
     clip.write_bytes(b"not a run")
     model = tmp_path / "m.safetensors"
     model.write_bytes(b"x")
-    refused(tmp_path, 2, "neither a run folder nor a model file", "export", clip, "-o", "z.st")
+    refused(tmp_path, 2, "is a file, not a run folder", "export", clip, "-o", "z.st")
+    refused(tmp_path, 1, "clip.mp4", "export", clip, "--onnx")  # not a model file either
     refused(tmp_path, 2, "leave -o out", "export", model, "--onnx", "-o", tmp_path / "z.st")
     refused(tmp_path, 2, "run folder", "export", tmp_path / "gone", "-o", tmp_path / "z.st")
     day = ["train", TINY, "--day", clip, "--night", data / "night", "--out", tmp_path / "r"]

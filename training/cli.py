@@ -205,12 +205,12 @@ def export(
     from .export import check_export_output, check_onnx_outputs, export_onnx, export_run
 
     if run.is_file():
-        if run.suffix.lower() not in (".safetensors", ".pt", ".pth"):
-            raise UsageError(f"'{run}' is neither a run folder nor a model file", run)
         if step is not None:
             raise UsageError(f"'{run}' is a model file: --step chooses a RUN folder's state", run)
         if not onnx:
-            raise UsageError(f"'{run}' is a model file: pass --onnx to export its ONNX graphs", run)
+            raise UsageError(
+                f"'{run}' is a file, not a run folder: --onnx exports a model file's graphs", run
+            )
         if output is not None:
             raise UsageError(f"a model file's graphs are written beside it ('{run}'): leave -o out")
         check_onnx_outputs(run, overwrite)

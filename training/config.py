@@ -33,6 +33,8 @@ from d2nvideo.choices import (
 from d2nvideo.errors import ConfigError
 from d2nvideo.fileio import require_file
 from d2nvideo.model import ModelConfig, UNITConfig, config_from_dict
+from d2nvideo.model.unit import MAX_BLOCKS as UNIT_MAX_BLOCKS
+from d2nvideo.model.unit import MAX_WIDTH as UNIT_MAX_WIDTH
 
 
 @dataclass(frozen=True)
@@ -221,9 +223,11 @@ def _check_ranges(cfg: TrainConfig) -> None:
 
 
 MAX_SIDE = 16384  # data.crop and data.resize: past 8K video, before any allocation fails
-MAX_WIDTH = 4096  # model.width and dis.width: channels, which each downsampling doubles
-MAX_BLOCKS = 256  # model.n_res / model.n_blocks: residual blocks (UNIT 4, CycleGAN 9)
-MAX_DOWNSAMPLE = 12  # 2**n_downsample divides a crop of at most MAX_SIDE, 4 multiples long
+# model.width and dis.width (channels, which each downsampling doubles), model.n_res and
+# n_blocks (residual blocks: UNIT 4, CycleGAN 9): the generators' own bounds, which an
+# inference checkpoint is held to as well
+MAX_WIDTH, MAX_BLOCKS = UNIT_MAX_WIDTH, UNIT_MAX_BLOCKS
+MAX_DOWNSAMPLE = 8  # as UNITConfig's; 2**8 divides a crop of at most MAX_SIDE many times
 MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit; the data streams' seeds must be >= 0
 
 

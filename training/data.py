@@ -138,7 +138,7 @@ def _read_relabeled(folder: Path, lists: DomainLists) -> None:
         listing = folder / f"train_{domain}.txt"
         if not listing.is_file():
             raise ConfigError(f"relabel folder '{folder}' has no {listing.name}", listing)
-        for line in listing.read_text().splitlines():
+        for line in listing.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
             if line.strip():
                 lists.add(domain, Path(line.strip()), "drop")
 

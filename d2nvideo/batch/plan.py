@@ -101,8 +101,12 @@ def plan(inputs: list[Path], to: str, output: Path | None) -> list[Task]:
             tasks.append(_file(src, out / src.name))
     if not tasks:
         names = ", ".join(f"'{p}'" for p in inputs[:3])
-        raise InputError(f"no video or image files to convert under {names}", inputs[0])
-    return _unique(tasks)
+        raise InputError(
+            f"no video or image files to convert under {names} (files named like earlier "
+            "outputs, *_night.* and *_day.*, are not taken as inputs)",
+            inputs[0],
+        )
+    return _unique(tasks, [src for src in inputs if not src.is_dir()])
 
 
 def _single(src: Path, to: str, output: Path | None) -> Task:
@@ -136,10 +140,11 @@ def _check_outside(src: Path, out: Path) -> None:
         raise UsageError(f"output folder '{out}' must lie outside the input folder '{src}'", out)
 
 
-def _unique(tasks: list[Task]) -> list[Task]:
-    """Refuse two inputs that would write the same output, and an output that is an input."""
+def _unique(tasks: list[Task], files: list[Path]) -> list[Task]:
+    """Refuse two inputs that would write the same output, and an output that is one of the
+    input ``files`` given one by one (a folder's files cannot be: its output lies outside)."""
     seen: dict[Path, Path] = {}
-    sources = {task.src.resolve(): task.src for task in tasks}
+    sources = {src.resolve(): src for src in files}
     for task in tasks:
         key = task.dst.resolve()
         if key in sources:

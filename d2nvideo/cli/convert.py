@@ -4,11 +4,11 @@ and a summary."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
@@ -185,12 +185,12 @@ def _check_report(report: Path, tasks: list[Task], model: ModelSpec, overwrite: 
     from ..fileio import check_output
 
     taken = [t.src for t in tasks] + [t.dst for t in tasks] + ([model.path] if model.path else [])
-    mine = report.resolve()
-    for path in taken:
-        same = report.exists() and path.exists() and path.samefile(report)
-        if same or path.resolve() == mine:
+    mine, ident = report.resolve(), _identity(report)
+    for path in taken:  # names first: a folder run's 100k paths are not all resolved
+        named = path.name in (report.name, mine.name) and path.resolve() == mine
+        if named or (ident is not None and _identity(path) == ident):
             raise PathError(f"--report '{report}' is one of this run's files; choose another")
-    check_output(report, taken, overwrite=True)  # its folder, and not a directory
+    check_output(report, [], overwrite=True)  # its folder, and not a directory
     if overwrite or not report.exists():
         return False
     if not _is_report(report):
@@ -200,6 +200,15 @@ def _check_report(report: Path, tasks: list[Task], model: ModelSpec, overwrite: 
             report,
         )
     return True
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The file ``path`` names (device and inode, links followed); None where there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _is_report(path: Path) -> bool:
@@ -213,25 +222,24 @@ def _is_report(path: Path) -> bool:
 
 
 class _Report:
-    """The JSONL report, a line per outcome as it comes, written to a temporary file that
-    replaces the report when the run ends, however it ends (so an interrupted run keeps its
-    lines). ``append``: the earlier report's lines come first (a resumed run)."""
+    """The JSONL report, a line per outcome as it comes, flushed (so a run that is stopped or
+    killed keeps its lines, and ``tail -f`` follows it). ``append``: a resumed run's report,
+    added to."""
 
     def __init__(self, path: Path | None, append: bool = False) -> None:
         self.path = path
         self.append = append
         self.fh: TextIO | None = None
         self.count = 0
-        self.stack = contextlib.ExitStack()
+        self.start = 0  # where this run's lines begin
 
     def __enter__(self) -> _Report:
-        from ..fileio import atomic_output
-
         if self.path is not None:
-            tmp = self.stack.enter_context(atomic_output(self.path, keep_partial=True))
-            self.fh = self.stack.enter_context(tmp.open("w", encoding="utf-8"))
-            if self.append:
-                self.fh.write(self.path.read_text(encoding="utf-8"))
+            self.fh = self.path.open("a" if self.append else "w", encoding="utf-8")
+            self.start = self.fh.tell()
+            if self.start and not _ends_a_line(self.path):
+                self.fh.write("\n")
+                self.start += 1
         return self
 
     def write(self, outcome: Outcome) -> None:
@@ -241,15 +249,23 @@ class _Report:
             self.fh.flush()
 
     def rewrite(self, outcomes: list[Outcome]) -> None:
-        """Replace what was written with ``outcomes`` (all ranks', gathered on rank 0)."""
+        """Replace this run's lines with ``outcomes`` (all ranks', gathered on rank 0)."""
         if self.fh is not None:
-            self.fh.seek(0)
+            self.fh.seek(self.start)
             self.fh.truncate()
+            self.count = 0
             for outcome in outcomes:
                 self.write(outcome)
 
-    def __exit__(self, *exc: Any) -> None:
-        self.stack.__exit__(*exc)
+    def __exit__(self, *exc: object) -> None:
+        if self.fh is not None:
+            self.fh.close()
+
+
+def _ends_a_line(path: Path) -> bool:
+    with path.open("rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
 
 
 def _summarize(outcomes: list[Outcome], as_json: bool, single: bool) -> bool:

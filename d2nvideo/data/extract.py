@@ -46,6 +46,7 @@ VIDEO_SUFFIXES = (
 log = logging.getLogger(__name__)
 # File names are written as their bytes: a name that is not UTF-8 round-trips (PEP 383).
 ERRORS = "surrogateescape"
+MAX_TIMES = 100_000  # sample times planned at most per clip (or ten per frame, if more)
 MANIFEST_COLUMNS = ("file", "source", "pts_seconds", "width", "height", "brightness", "label")
 
 
@@ -95,17 +96,18 @@ def find_videos(inputs: list[Path]) -> list[Path]:
 def sample_times(info: VideoInfo, s: Sampling) -> list[float]:
     """Times (seconds, in the file's timeline) to take frames at, in ascending order.
 
-    Never more times than the video has frames (twice its estimate when the count is not
-    exact): a finer sampling (``--fps 1e8``, ``--frames`` beyond the frame count) takes every
-    frame anyway, as a time landing on a frame already taken yields nothing. ``max_frames``
-    applies before the list is built, so memory stays bounded by the frames taken."""
+    ``max_frames`` applies before the list is built. ``count`` spreads at most as many times
+    as the clip has frames (twice its estimate where the count is not exact); a rate never
+    plans more than MAX_TIMES or ten times the clip's frames, whichever is more: a rate finer
+    than that (``--fps 1e8``) takes every frame anyway (a time landing on a frame already
+    taken yields nothing), even in a variable-frame-rate clip's bursts."""
     first = info.start_time + s.start
     last = info.start_time + (info.duration if s.end is None else min(s.end, info.duration))
     if last <= first:
         return []
-    span, limit = last - first, max(1, info.frames * (1 if info.frames_exact else 2))
+    span, limit = last - first, max(MAX_TIMES, 10 * info.frames)
     if s.count:
-        n = min(s.count, limit)
+        n = min(s.count, info.frames * (1 if info.frames_exact else 2))
         step, offset = span / n, 0.5
     else:
         wanted = 1.0 / s.fps if s.fps else (s.every or 1.0)

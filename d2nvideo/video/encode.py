@@ -214,6 +214,8 @@ def _pix_fmt(codec: str, width: int, height: int, settings: EncodeSettings) -> s
     # 4:2:0 needs even sides; an odd-sized source keeps its exact size in 4:4:4 instead.
     usual = "yuv444p" if width % 2 or height % 2 else "yuv420p"
     takes = _formats_of(codec)
+    if codec in ("libx264", "libx265") and usual in takes:  # no trial: x265 prints a banner
+        return usual
     for name in dict.fromkeys((usual, *FALLBACK_PIX_FMTS, *takes)):
         usable = (not takes or name in takes) and _fits(name, width, height)
         if usable and _opens(codec, name, width, height):
