@@ -28,7 +28,7 @@ from .video.decode import Frame, Salvage, decode_frames, frames_at
 from .video.geometry import upright
 from .video.probe import held_duration, probe
 
-STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 WIPE_PERIOD_S = 4.0
 GIF_FPS = 10
 GIF_MAX_WIDTH = 800
@@ -129,8 +129,9 @@ def preview_still(
     if info.missing_bytes:  # cut short (only with salvage): the frames end before the index
         lasts = min(lasts, held_duration(src) or lasts)
     at = lasts / 2 if at is None else at
-    try:
-        frames = list(frames_at(src, [info.start_time + at]))
+    last = max(0.0, lasts - 1 / float(info.fps))  # the last frame's time, at the clip's rate
+    try:  # the first frame at or after ``at``; up to the end, the last one
+        frames = list(frames_at(src, [info.start_time + (min(at, last) if at < lasts else at)]))
     except InputError:
         if not info.missing_bytes:
             raise
@@ -146,7 +147,7 @@ def preview_still(
             upright(out.source, info.rotation), upright(out.image, info.rotation), layout, opts.to
         ),
     )
-    return at
+    return frames[0].time - info.start_time
 
 
 def preview_gif(

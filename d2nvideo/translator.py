@@ -183,8 +183,7 @@ class Translator:
 
         Pads H and W (reflect) to the network's multiple and crops back, so any size works.
         """
-        if to not in DOMAINS:
-            raise UsageError(f"target domain must be one of {DOMAINS}, not '{to}'", to)
+        _check_tensor(x, to)
         network = self.network or self._torch
         return self._run(x, lambda padded: network(padded, to))
 
@@ -192,6 +191,7 @@ class Translator:
     def reconstruct_tensor(self, x: torch.Tensor, domain: Domain) -> torch.Tensor:
         """UNIT's within-domain reconstruction (encode and decode in ``domain``), as
         :meth:`translate_tensor`; a CycleGAN has none."""
+        _check_tensor(x, domain)
         gen = self.model
         if not isinstance(gen, UNITGenerator):
             raise UsageError(f"a {self.config.arch} model has no reconstruction")
@@ -222,6 +222,17 @@ class Translator:
         return from_tensor(self.translate_tensor(x, to))
 
 
+def _check_tensor(x: object, domain: object) -> None:
+    """UsageError unless ``x`` is ``(B, 3, H, W)`` float and ``domain`` day or night."""
+    if domain not in DOMAINS:
+        raise UsageError(f"domain must be one of {DOMAINS}, not '{domain}'", domain)
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise UsageError(f"expected a (B, 3, H, W) tensor, got {shape}")
+    if not x.is_floating_point():
+        raise UsageError(f"expected a float tensor in [-1, 1], got {x.dtype}")
+
+
 def _as_batch(images: object, color: str) -> np.ndarray:
     """``(N, H, W, 3)`` uint8 RGB from the public API's input, or a UsageError saying what is
     wrong with it (float images, wrong shapes and unknown channel orders are common)."""
@@ -237,7 +248,7 @@ def _as_batch(images: object, color: str) -> np.ndarray:
     if images.ndim not in (3, 4) or images.shape[-1] != 3 or 0 in images.shape:
         raise UsageError(f"expected (H, W, 3) or (N, H, W, 3) images, got {images.shape}")
     batch = images if images.ndim == 4 else images[None]
-    return np.ascontiguousarray(batch[..., ::-1]) if color == "bgr" else batch
+    return np.ascontiguousarray(batch[..., ::-1] if color == "bgr" else batch)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:

@@ -79,6 +79,21 @@ def test_the_batch_call_says_what_is_wrong_too(bundled: Translator, images, mess
     assert bundled(one, "night").shape == (1, 8, 8, 3)
 
 
+def test_flipped_arrays_work_and_the_tensor_calls_say_what_is_wrong(bundled: Translator) -> None:
+    image = frame_image(0, 24, 16)
+    flipped = image[::-1, ::-1]  # negative strides: a raw ValueError in the batch call before
+    assert np.array_equal(bundled(flipped, "night"), bundled(flipped.copy(), "night"))
+    with pytest.raises(UsageError, match="domain must be one of"):
+        bundled.reconstruct(image[None], "dusk")  # type: ignore[arg-type]
+    for x, message in [
+        (torch.zeros(3, 16, 16), r"\(B, 3, H, W\)"),
+        (torch.zeros(1, 4, 16, 16), r"\(B, 3, H, W\)"),
+        (torch.zeros(1, 3, 16, 16, dtype=torch.uint8), "float"),
+    ]:
+        with pytest.raises(UsageError, match=message):
+            bundled.translate_tensor(x, "night")
+
+
 def test_convert_video_with_the_cli_defaults(media: dict[str, Path], tmp_path: Path) -> None:
     seen: list[tuple[int, int]] = []
     result = convert_video(

@@ -96,3 +96,29 @@ def test_compose_layouts() -> None:
     assert compose(a, b, "stack", "night").shape == (120, 90, 3)
     wipe = compose(a, b, "wipe", "night", phase=0.5)
     assert wipe.shape == (60, 90, 3) and wipe[50, 10].mean() == 200 and wipe[50, 80].mean() == 0
+
+
+def test_a_still_between_the_last_frame_and_the_end_is_the_last_frame(media, tmp_path: Path):
+    base = [media["plain"], "--to", "night", "--model", media["model"]]
+    result = _run(*base, "-o", tmp_path / "end.tiff", "--at", "0.47")  # 12 frames at 25 fps
+    assert result.exit_code == 0, result.output
+    assert "frame at 0.44 s" in result.output  # the frame shown, not the time asked
+    assert read_image(tmp_path / "end.tiff").shape[0] > 0
+
+
+@pytest.mark.parametrize(
+    "output, extra, message",
+    [
+        ("p.mp4", ["--at", "0.1"], "--at chooses the frame of an image output"),
+        ("p.png", ["--start", "0.2"], "an image output shows one frame"),
+    ],
+)
+def test_timing_options_of_the_other_output_kind_are_refused(
+    media, tmp_path, output, extra, message
+):
+    from faults import refused
+
+    src = tmp_path / "in.mp4"
+    src.write_bytes(media["plain"].read_bytes())
+    args = ["preview", src, "--to", "night", "-o", tmp_path / output, *extra, "-q"]
+    refused(tmp_path, 2, message, *args)

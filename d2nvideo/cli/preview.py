@@ -84,6 +84,7 @@ def preview(
     suffix = output.suffix.lower()
     if not suffix:
         raise UsageError(f"output '{output}' needs a suffix: .mp4/.mkv, .png/.jpg or .gif", output)
+    _check_timing(suffix in STILL_SUFFIXES, at, pipeline)
     require_file(input_path)
     check_output(output, [input_path], overwrite)
     info = probe(input_path, salvage=pipeline.salvage)
@@ -96,6 +97,17 @@ def preview(
             click.echo(f"frame at {shown:.2f} s -> {output}")
         else:
             _moving(input_path, output, translator, opts, info, layout, quiet)
+
+
+def _check_timing(still: bool, at: float | None, pipeline: PipelineSpec) -> None:
+    """A still shows one frame, chosen with --at; a video or GIF a stretch, --start and
+    --duration: refuse the other kind's options rather than ignore them."""
+    from ..errors import UsageError
+
+    if still and (pipeline.start or pipeline.duration is not None):
+        raise UsageError("an image output shows one frame: choose it with --at, not --start")
+    if not still and at is not None:
+        raise UsageError("--at chooses the frame of an image output; a video or GIF takes --start")
 
 
 def _moving(

@@ -185,6 +185,8 @@ def _codec_options(codec: str, settings: EncodeSettings) -> dict[str, str]:
             opts["crf"] = str(settings.crf)
         if settings.preset:
             opts["preset"] = settings.preset
+        if codec == "libx265":  # x265 prints its banner and statistics to stderr itself
+            opts["x265-params"] = "log-level=error"
     elif codec == "libvpx-vp9":
         opts.update({"b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "4"})
         if settings.crf is not None:
@@ -214,8 +216,6 @@ def _pix_fmt(codec: str, width: int, height: int, settings: EncodeSettings) -> s
     # 4:2:0 needs even sides; an odd-sized source keeps its exact size in 4:4:4 instead.
     usual = "yuv444p" if width % 2 or height % 2 else "yuv420p"
     takes = _formats_of(codec)
-    if codec in ("libx264", "libx265") and usual in takes:  # no trial: x265 prints a banner
-        return usual
     for name in dict.fromkeys((usual, *FALLBACK_PIX_FMTS, *takes)):
         usable = (not takes or name in takes) and _fits(name, width, height)
         if usable and _opens(codec, name, width, height):
@@ -236,6 +236,7 @@ def _opens(codec: str, pix_fmt: str, width: int, height: int) -> bool:
         cc: Any = av.CodecContext.create(codec, "w")
         cc.width, cc.height, cc.pix_fmt = width, height, pix_fmt
         cc.time_base = Fraction(1, 25)
+        cc.options = {"x265-params": "log-level=none"} if codec == "libx265" else {}
         cc.open()
     except Exception:  # FFmpeg refuses in many ways (ArgumentError, ValueError...)
         return False
