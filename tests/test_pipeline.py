@@ -243,3 +243,17 @@ def test_an_error_midway_stops_and_joins_every_worker_thread(
     assert caught.value.__traceback__ is not None
     assert set(threading.enumerate()) <= before
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [".ts", ".mkv", ".mp4"])
+def test_seeking_lands_on_the_frames_asked_for_in_every_container(suffix: str, tmp_path: Path):
+    """MPEG-TS seeks by byte position and landed after the time asked (a dashcam's .ts clip
+    then had 'no frames in the requested range', and a preview showed a later frame)."""
+    from conftest import make_video
+
+    from d2nvideo.video.decode import decode_frames, frames_at
+
+    clip = make_video(tmp_path / f"c{suffix}", frames=50)  # 25 fps, one keyframe
+    times = [round(f.time, 2) for f in decode_frames(clip, 1.0, 0.2)]
+    assert times == [1.0, 1.04, 1.08, 1.12, 1.16]
+    assert [round(f.time, 2) for f in frames_at(clip, [0.6, 1.08, 1.92])] == [0.6, 1.08, 1.92]

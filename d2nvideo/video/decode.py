@@ -70,11 +70,10 @@ def decode_frames(
         vs = video_stream(container, path)
         vs.thread_type = "AUTO"
         tb = Fraction(vs.time_base or Fraction(1, 90000))
-        if start > 0:
-            container.seek(_seek_pts(start, tb), stream=vs, backward=True)
+        frames = _sought(container, vs, path, tb, start, salvage)
         end = None if duration is None else start + duration
         count = 0
-        for frame in _decoded(container, vs, path, tb, salvage):
+        for frame in frames:
             t = float(frame.pts * tb)
             if t < start - 1e-6:
                 continue
@@ -177,8 +176,7 @@ def frames_at(path: Path, times: list[float]) -> Iterator[Frame]:
             if position is not None and t <= position + 1e-6:
                 continue  # the frame at or after t was already yielded
             if _should_seek(position, t, keyframes):
-                container.seek(_seek_pts(t, tb), stream=vs, backward=True)
-                decoder = _decoded(container, vs, path, tb)
+                decoder = _sought(container, vs, path, tb, t)
             for frame in decoder:
                 position = float(frame.pts * tb)
                 if position >= t - 1e-6:
@@ -192,6 +190,30 @@ def frames_at(path: Path, times: list[float]) -> Iterator[Frame]:
         raise InputError(f"'{path}' is corrupt: {_reason(exc)}", path) from exc
     finally:
         container.close()
+
+
+def _sought(
+    container: Any, vs: Any, path: Path, tb: Fraction, t: float, salvage: Salvage | None = None
+) -> Iterator[Any]:
+    """Decoded frames from a frame at or before ``t`` (seconds) on. A seek can land after
+    ``t``, even past the last frame: MPEG-TS seeks by byte position, and its keyframes are not
+    indexed. Then it seeks again from further back (1, 4, 16... s), at last from the file's
+    start; a ``t`` past the container's end is not retried."""
+    past_end = container.duration is not None and t > container.duration / 1e6 + 1.0
+    back = 0.0
+    while True:
+        target = max(0.0, t - back)
+        if target > 0 or back:
+            container.seek(_seek_pts(target, tb), stream=vs, backward=True)
+        frames = _decoded(container, vs, path, tb, salvage)
+        first = next(frames, None)
+        landed = first is not None and float(first.pts * tb) <= t + 1e-6
+        if landed or target <= 0 or (first is None and past_end):
+            if first is not None:
+                yield first
+            yield from frames
+            return
+        back = max(1.0, 4 * back)
 
 
 def _seek_pts(t: float, tb: Fraction) -> int:
