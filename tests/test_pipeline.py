@@ -257,3 +257,13 @@ def test_seeking_lands_on_the_frames_asked_for_in_every_container(suffix: str, t
     times = [round(f.time, 2) for f in decode_frames(clip, 1.0, 0.2)]
     assert times == [1.0, 1.04, 1.08, 1.12, 1.16]
     assert [round(f.time, 2) for f in frames_at(clip, [0.6, 1.08, 1.92])] == [0.6, 1.08, 1.92]
+
+
+def test_a_container_that_drops_the_rotation_says_so(media, translator, tmp_path, caplog) -> None:
+    with caplog.at_level("WARNING"):
+        convert_video(media["rotated"], tmp_path / "r.avi", translator, ConvertOptions("night"))
+    assert any("cannot store the clip's rotation (90 degrees)" in r.message for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        convert_video(media["rotated"], tmp_path / "r.mkv", translator, ConvertOptions("night"))
+    assert not any("rotation" in r.message for r in caplog.records)

@@ -204,6 +204,7 @@ def _codec_options(codec: str, settings: EncodeSettings) -> dict[str, str]:
     return opts
 
 
+NO_ROTATION = ("avi", "mpegts")  # muxers that drop the display matrix
 # What to encode in when yuv420p (or yuv444p for odd sizes) does not open with a codec
 # (MJPEG wants full-range yuvj420p, PNG rgb24...); failing these, the first it takes that opens.
 FALLBACK_PIX_FMTS = ("yuvj420p", "yuv444p", "yuvj444p", "yuv422p", "yuvj422p", "rgb24", "bgr24")
@@ -367,6 +368,13 @@ def _add_video_stream(
     vs.codec_context.time_base = source.time_base
     if source.rotation:
         vs.set_display_rotation(source.rotation)
+        if out.format.name in NO_ROTATION:
+            log.warning(
+                "the %s container cannot store the clip's rotation (%d degrees): players will "
+                "show it turned; .mp4, .mov or .mkv keep it",
+                out.format.name,
+                source.rotation,
+            )
     if source.color.hdr:  # PQ/HLG values shown as SDR look washed out: keep the tags
         cc, color = vs.codec_context, source.color
         cc.color_primaries, cc.color_trc = color.primaries, color.trc
