@@ -59,7 +59,7 @@ def test_usage_errors_are_one_line(args: list[str], message: str, tmp_path: Path
     refused(tmp_path, 2, message, *args)
 
 
-@pytest.mark.parametrize("device", ["mps", "meta"])
+@pytest.mark.parametrize("device", ["mps", "meta", "cpu:1"])
 def test_unsupported_devices(device: str, media, image: Path) -> None:
     refused(image.parent, 2, device, "convert", image, "--to", "night", "--device", device, "-q")
 

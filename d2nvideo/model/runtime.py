@@ -24,7 +24,7 @@ def resolve_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError as exc:
         raise UsageError(f"unknown device '{name}': use auto, cpu, cuda or cuda:N", name) from exc
-    if device.type not in _DEVICE_TYPES:
+    if device.type not in _DEVICE_TYPES or (device.type == "cpu" and device.index):
         raise UsageError(f"device '{name}' is not supported: use auto, cpu, cuda or cuda:N", name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"device '{name}' asked for, but CUDA is not available here", name)
