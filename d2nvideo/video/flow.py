@@ -29,6 +29,7 @@ class FlowEstimator:
         self.dis = cv2.DISOpticalFlow_create(  # type: ignore[attr-defined]
             cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
         )
+        self.last: tuple[np.ndarray, np.ndarray] | None = None  # see shrink
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Flow from grayscale ``a`` to ``b`` (same size), at their full size."""
@@ -42,11 +43,17 @@ class FlowEstimator:
         return max(FLOW_MIN_SIDE, round(w * scale)), max(FLOW_MIN_SIDE, round(h * scale))
 
     def shrink(self, image: np.ndarray) -> np.ndarray:
-        """A grayscale frame at the working size (itself when that is its size)."""
+        """A grayscale frame at the working size (itself when that is its size). The last
+        frame shrunk is kept: along a video, each frame is shrunk as the current one and again
+        as the previous one."""
+        if self.last is not None and self.last[0] is image:
+            return self.last[1]
         size = self.working_size(image.shape)
-        if size == (image.shape[1], image.shape[0]):
-            return image
-        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        small = image
+        if size != (image.shape[1], image.shape[0]):
+            small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        self.last = (image, small)
+        return small
 
     def small(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Flow from :meth:`shrink`-ed ``a`` to ``b``, in pixels of that working size."""

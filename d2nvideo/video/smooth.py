@@ -95,7 +95,7 @@ def _flow_step(strength: float) -> Step:
     def step(out: np.ndarray, grey: np.ndarray, prev: Previous | None) -> tuple[np.ndarray, ...]:
         if prev is not None:
             prev_grey, prev_out = prev
-            now, before = estimate.shrink(grey), estimate.shrink(prev_grey)
+            before, now = estimate.shrink(prev_grey), estimate.shrink(grey)  # before: kept
             back = estimate.small(now, before)  # current -> previous, on the inputs
             valid = ~occlusion(back, estimate.small(before, now), grey.shape[1] / now.shape[1])
             mx, my = estimate.remap_maps(back, grey.shape)
