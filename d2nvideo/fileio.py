@@ -29,6 +29,16 @@ _PART = re.compile(r"^\..*\.(\d+)-[0-9a-f]{8}\.part(\.[^.]*)?$")
 _SWEPT: set[str] = set()  # folders already cleaned of stale temporary files by this process
 
 
+# File names in CSV and text lists are written and read as their bytes: a name that is not
+# UTF-8 round-trips (PEP 383)
+NAME_ERRORS = "surrogateescape"
+
+
+def not_a_folder(path: Path) -> str:
+    """What is wrong with a path given where a folder goes: it does not exist, or is a file."""
+    return "is not a folder" if path.exists() else "does not exist"
+
+
 def files_under(root: Path) -> Iterator[Path]:
     """Every file under the folder ``root``, recursively, each folder's names in sorted order.
     Linked folders are followed (datasets are often assembled from links), each real folder

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from d2nvideo.data.sources import Sources, from_bdd, from_nexet
 from d2nvideo.errors import ConfigError, D2NError, InputError
+from d2nvideo.fileio import NAME_ERRORS, not_a_folder
 from d2nvideo.images import list_images, read_image_reduced
 from d2nvideo.video.flow import FlowEstimator, gray, occlusion
 from d2nvideo.video.smooth import is_cut
@@ -56,11 +57,6 @@ class DomainLists:
             getattr(self, label).append(path)
 
 
-def missing(root: Path) -> str:
-    """What is wrong with a folder that is not one: it does not exist, or it is a file."""
-    return "is not a folder" if root.exists() else "does not exist"
-
-
 def collect(cfg: DataConfig) -> DomainLists:
     """Gather every configured source; raises ConfigError if a domain ends up empty."""
     lists = DomainLists()
@@ -68,7 +64,7 @@ def collect(cfg: DataConfig) -> DomainLists:
         for folder in getattr(cfg, domain):
             root = Path(folder)
             if not root.is_dir():
-                raise ConfigError(f"data.{domain} folder '{root}' {missing(root)}", root)
+                raise ConfigError(f"data.{domain} folder '{root}' {not_a_folder(root)}", root)
             found = list_images(root)
             if not found:
                 raise ConfigError(f"data.{domain} folder '{root}' holds no images", root)
@@ -99,7 +95,7 @@ def list_pairs(root: Path, key: str) -> list[tuple[Path, Path]]:
     ``NAME_a.EXT`` and ``NAME_b.EXT`` side by side. A folder without any is refused; a half
     pair is left out with a warning."""
     if not root.is_dir():
-        raise ConfigError(f"{key} folder '{root}' {missing(root)}", root)
+        raise ConfigError(f"{key} folder '{root}' {not_a_folder(root)}", root)
     found = list_images(root)
     present = set(found)
     pairs: list[tuple[Path, Path]] = []
@@ -121,7 +117,7 @@ def _images_dir(cfg: DataConfig, source: str) -> Path:
         raise ConfigError(f"data.{source} needs data.images (--images), the folder of its images")
     root = Path(cfg.images)
     if not root.is_dir():
-        raise ConfigError(f"data.images folder '{root}' {missing(root)}", root)
+        raise ConfigError(f"data.images folder '{root}' {not_a_folder(root)}", root)
     return root
 
 
@@ -138,7 +134,7 @@ def _read_relabeled(folder: Path, lists: DomainLists) -> None:
         listing = folder / f"train_{domain}.txt"
         if not listing.is_file():
             raise ConfigError(f"relabel folder '{folder}' has no {listing.name}", listing)
-        for line in listing.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
+        for line in listing.read_text(encoding="utf-8", errors=NAME_ERRORS).splitlines():
             if line.strip():
                 lists.add(domain, Path(line.strip()), "drop")
 

@@ -11,7 +11,7 @@ import torch
 from d2nvideo import __version__
 from d2nvideo.checkpoint import save_checkpoint
 from d2nvideo.errors import CheckpointError, PathError
-from d2nvideo.fileio import check_output
+from d2nvideo.fileio import check_output, not_a_folder
 from d2nvideo.model import build_generator
 
 from .config import TrainConfig, load_config
@@ -54,8 +54,7 @@ def export_run(
     ``output``; return the metadata written. A run trained with ``train.ema`` gives its
     averaged generator unless ``average`` is off."""
     if not run.is_dir():
-        what = "is not a folder" if run.exists() else "does not exist"
-        raise PathError(f"run folder '{run}' {what}", run)
+        raise PathError(f"run folder '{run}' {not_a_folder(run)}", run)
     config_path = run / "config.yaml"
     if not config_path.is_file() or not holds_state(run / "state"):
         raise CheckpointError(f"'{run}' is not a training run folder (no config.yaml/state)", run)

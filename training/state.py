@@ -89,9 +89,12 @@ def _history(folder: Path) -> list[str]:
     return [p.name for p in reversed(state_files(folder))]
 
 
+STATE_NAME = re.compile(r"step_(\d{8})\.pt", re.ASCII)  # as state_path names them
+
+
 def _is_state_name(name: str) -> bool:
     """Whether ``name`` is a bare state-file name as :func:`state_path` writes them."""
-    return re.fullmatch(r"step_\d{8}\.pt", name, re.ASCII) is not None
+    return STATE_NAME.fullmatch(name) is not None
 
 
 def state_files(folder: Path) -> list[Path]:
@@ -153,7 +156,7 @@ def state_path(folder: Path, step: int) -> Path:
 
 def _step_of(path: Path) -> int | None:
     """The step of a state file named as :func:`state_path` names them, else None."""
-    found = re.fullmatch(r"step_(\d{8})\.pt", path.name, re.ASCII)
+    found = STATE_NAME.fullmatch(path.name)
     return int(found[1]) if found and path.is_file() else None
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..choices import ImageFormat, ScoreMethod
 from ..errors import D2NError, InputError, PathError
-from ..fileio import atomic_output, files_under
+from ..fileio import NAME_ERRORS, atomic_output, files_under
 from ..images import write_image
 from ..video.decode import frames_at
 from ..video.geometry import compare_thumb, fit_within, relative_difference, upright
@@ -44,8 +44,6 @@ VIDEO_SUFFIXES = (
     ".mpeg",
 )
 log = logging.getLogger(__name__)
-# File names are written as their bytes: a name that is not UTF-8 round-trips (PEP 383).
-ERRORS = "surrogateescape"
 MAX_TIMES = 100_000  # sample times planned at most per clip (or ten per frame, if more)
 MANIFEST_COLUMNS = ("file", "source", "pts_seconds", "width", "height", "brightness", "label")
 
@@ -206,7 +204,7 @@ def read_manifest(path: Path) -> dict[str, dict[str, str]]:
     if not os.path.lexists(path) or (path.is_file() and path.stat().st_size == 0):
         return {}
     try:
-        with path.open(newline="", encoding="utf-8", errors=ERRORS) as fh:
+        with path.open(newline="", encoding="utf-8", errors=NAME_ERRORS) as fh:
             reader = csv.DictReader(fh)
             if reader.fieldnames != list(MANIFEST_COLUMNS):
                 raise PathError(_foreign_manifest(path, "its header is not a manifest's"), path)
@@ -224,7 +222,7 @@ def _foreign_manifest(path: Path, why: str) -> str:
 def write_manifest(path: Path, rows: dict[str, dict[str, str]]) -> None:
     with (
         atomic_output(path) as tmp,
-        tmp.open("w", newline="", encoding="utf-8", errors=ERRORS) as fh,
+        tmp.open("w", newline="", encoding="utf-8", errors=NAME_ERRORS) as fh,
     ):
         writer = csv.DictWriter(fh, MANIFEST_COLUMNS, extrasaction="ignore")
         writer.writeheader()

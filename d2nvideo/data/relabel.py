@@ -23,7 +23,7 @@ import numpy as np
 
 from ..choices import ScoreMethod
 from ..errors import InputError, PathError
-from ..fileio import atomic_output
+from ..fileio import NAME_ERRORS, atomic_output
 from ..images import read_image_reduced
 from .plots import histogram_png
 from .scoring import (
@@ -41,8 +41,6 @@ SCORE_COLUMNS = ("mean", "sky", *STAT_FIELDS[1:])  # labels.csv: the stats and t
 PARTIAL = ".scores.partial.csv"
 PARTIAL_COLUMNS = ("path", *STAT_FIELDS)
 LISTS = tuple(f"{part}_{domain}.txt" for domain in ("day", "night") for part in ("train", "test"))
-# Image paths are written as their bytes: a name that is not UTF-8 round-trips (PEP 383).
-ERRORS = "surrogateescape"
 
 
 # --- scoring ----------------------------------------------------------------------------------
@@ -162,7 +160,7 @@ def _score_with_resume(
     on_item(sum(1 for i in items if str(i.path) in done))
     todo = [i.path for i in items if str(i.path) not in done]
     new_file = not partial.is_file()
-    with partial.open("a", newline="", encoding="utf-8", errors=ERRORS) as fh:
+    with partial.open("a", newline="", encoding="utf-8", errors=NAME_ERRORS) as fh:
         writer = csv.writer(fh)
         if new_file:
             writer.writerow(PARTIAL_COLUMNS)
@@ -187,7 +185,7 @@ def _read_partial(partial: Path) -> dict[str, Scores | str]:
     if not partial.is_file():
         return done
     try:
-        with partial.open(newline="", encoding="utf-8", errors=ERRORS) as fh:
+        with partial.open(newline="", encoding="utf-8", errors=NAME_ERRORS) as fh:
             reader = csv.reader(fh)
             if next(reader, None) != list(PARTIAL_COLUMNS):
                 return done
@@ -231,7 +229,7 @@ def _write_labels(path: Path, rows: list[dict[str, str]]) -> Path:
     columns = ["path", "original", *SCORE_COLUMNS, "score", "new", "status", "note"]
     with (
         atomic_output(path) as tmp,
-        tmp.open("w", newline="", encoding="utf-8", errors=ERRORS) as fh,
+        tmp.open("w", newline="", encoding="utf-8", errors=NAME_ERRORS) as fh,
     ):
         writer = csv.DictWriter(fh, columns, extrasaction="ignore")
         writer.writeheader()
@@ -250,7 +248,7 @@ def _write_lists(out: Path, rows: list[dict[str, str]], split: float, seed: int)
             path = out / f"{name}_{domain}.txt"
             with atomic_output(path) as tmp:
                 text = "".join(f"{p}\n" for p in part)
-                tmp.write_text(text, encoding="utf-8", errors=ERRORS)
+                tmp.write_text(text, encoding="utf-8", errors=NAME_ERRORS)
             written.append(path)
     return written
 

@@ -433,11 +433,11 @@ def _load(
     """The day and night images, the judge's own images, all checked against the model's
     training images."""
     from ..errors import InputError
+    from ..fileio import not_a_folder
 
     for folder in (day, night, opts.realism_day, opts.realism_night):
         if folder is not None and not folder.is_dir():
-            what = "is not a folder" if folder.exists() else "does not exist"
-            raise InputError(f"image folder '{folder}' {what}", folder)
+            raise InputError(f"image folder '{folder}' {not_a_folder(folder)}", folder)
     day_images = load_images(day, opts.max_images, opts.image_max_side, opts.seed)
     night_images = load_images(night, opts.max_images, opts.image_max_side, opts.seed)
     if len(day_images) < 2 or len(night_images) < 2:
