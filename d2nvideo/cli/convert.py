@@ -57,7 +57,13 @@ if TYPE_CHECKING:
     default=1,
     help="Files converted at once, each by its own process with a share of the cores.",
 )
-@click.option("--report", type=OUTPUT, default=None, help="Write one JSON line per input here.")
+@click.option(
+    "--report",
+    type=OUTPUT,
+    default=None,
+    help="Write one JSON line per input here (a resumed run adds to its earlier report; "
+    "--overwrite starts a new one).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @overwrite_option
 @quiet_option
