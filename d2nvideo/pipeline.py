@@ -6,6 +6,7 @@ thread; memory is bounded by the batch size and queue depths, never by the video
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -42,6 +43,8 @@ QUALITY_PRESETS = {"fast": 180, "balanced": 288, "full": None}  # the network's 
 DARK_OUTPUT = 8.0  # mean brightness (0-255) under which an output frame counts as black
 AUTO_BATCH = 0  # batch_size value that lets the pipeline choose (auto_batch_size)
 CPU_BATCH_SIZE = 2  # frames per network call chosen on a CPU: batching adds little there
+INDEX_LIMIT = 2**31 - 1  # elements a tensor may have for CUDA kernels that index in 32 bits
+INDEX_LIMIT_MESSAGE = "32-bit index math"  # in the RuntimeError of a kernel past INDEX_LIMIT
 
 
 @dataclass(frozen=True)
@@ -266,16 +269,20 @@ def split_on_oom(
     instead of crashing, down to one frame."""
     try:
         return run(images, to)
-    except torch.OutOfMemoryError as exc:
+    except (torch.OutOfMemoryError, RuntimeError) as exc:
+        too_big = not isinstance(exc, torch.OutOfMemoryError)
+        if too_big and INDEX_LIMIT_MESSAGE not in str(exc):
+            raise
         torch.cuda.empty_cache()
+        what = "too large a tensor for 32-bit indexing" if too_big else "out of GPU memory"
         if len(images) == 1:
             h, w = images[0].shape[:2]
             raise D2NError(
-                f"out of GPU memory translating one {w}x{h} frame: use --work-size or "
-                "--max-size, or --device cpu"
+                f"{what} translating one {w}x{h} frame: use --work-size or --max-size, or "
+                "--device cpu"
             ) from exc
         half = len(images) // 2
-        log.warning("GPU out of memory at batch %d; retrying in halves", len(images))
+        log.warning("%s at batch %d; retrying in halves", what.capitalize(), len(images))
         return split_on_oom(run, images[:half], to) + split_on_oom(run, images[half:], to)
 
 
@@ -291,14 +298,33 @@ def auto_batch_size(
     torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated()
     frame = np.zeros((1, height, width, 3), np.uint8)
-    if resolution is None:
-        translator(frame, "night")
-    else:
-        work = resolution.shape(height, width)
-        translate_on_device(frame, translator, "night", work, resolution.upsample)
+    with largest_tensor() as largest:
+        if resolution is None:
+            translator(frame, "night")
+        else:
+            work = resolution.shape(height, width)
+            translate_on_device(frame, translator, "night", work, resolution.upsample)
     per_frame = max(1, torch.cuda.max_memory_allocated() - base)
     free, _ = torch.cuda.mem_get_info()
-    return int(max(1, min(32, free * 0.5 // per_frame)))
+    by_index = INDEX_LIMIT // max(1, largest[0])  # CUDA kernels index with 32 bits
+    return int(max(1, min(32, by_index, free * 0.5 // per_frame)))
+
+
+@contextlib.contextmanager
+def largest_tensor() -> Iterator[list[int]]:
+    """Within the block, ``[n]``: the most elements of any module's input or output."""
+    largest = [0]
+
+    def hook(module: torch.nn.Module, inputs: Any, output: Any) -> None:
+        for t in (*inputs, output):
+            if isinstance(t, torch.Tensor):
+                largest[0] = max(largest[0], t.numel())
+
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    try:
+        yield largest
+    finally:
+        handle.remove()
 
 
 def translate_frames(

@@ -11,7 +11,13 @@ import torch
 from helpers import read_video
 
 from d2nvideo.errors import D2NError
-from d2nvideo.pipeline import ConvertOptions, auto_batch_size, convert_video, run_network
+from d2nvideo.pipeline import (
+    ConvertOptions,
+    auto_batch_size,
+    convert_video,
+    largest_tensor,
+    run_network,
+)
 from d2nvideo.translator import Translator
 from d2nvideo.video.decode import decode_frames
 from d2nvideo.video.encode import EncodeSettings, usable_codec
@@ -29,8 +35,17 @@ class _SmallMemory:
     def __call__(self, frames: np.ndarray, to: str) -> np.ndarray:
         self.calls.append(len(frames))
         if len(frames) > self.limit:
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            raise self.error
         return 255 - frames
+
+    error: Exception = torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+
+class _SmallIndex(_SmallMemory):
+    """A kernel that indexes in 32 bits: a batch past its limit raises what CUDA's reflect pad
+    raised on an H200 (a full-size UNIT, 32 frames of 720p)."""
+
+    error = RuntimeError("input tensor must fit into 32-bit index math")
 
 
 def test_out_of_memory_backs_off_to_smaller_batches(monkeypatch, caplog) -> None:
@@ -44,6 +59,32 @@ def test_out_of_memory_backs_off_to_smaller_batches(monkeypatch, caplog) -> None
     assert "retrying in halves" in caplog.text
     with pytest.raises(D2NError, match="out of GPU memory translating one 4x4 frame"):
         run_network(_SmallMemory(limit=0), images[:1], "night")  # type: ignore[arg-type]
+
+
+def test_too_large_for_32_bit_indexing_backs_off_too(monkeypatch, caplog) -> None:
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    images = [np.full((4, 4, 3), i, np.uint8) for i in range(8)]
+    fake = _SmallIndex(limit=3)
+    with caplog.at_level(logging.WARNING):
+        out = run_network(fake, images, "night")  # type: ignore[arg-type]
+    assert [o[0, 0, 0] for o in out] == [255 - i for i in range(8)]
+    assert "32-bit indexing at batch 8; retrying in halves" in caplog.text
+    with pytest.raises(D2NError, match="too large a tensor for 32-bit indexing translating one"):
+        run_network(_SmallIndex(limit=0), images[:1], "night")  # type: ignore[arg-type]
+    other = _SmallMemory(limit=0)
+    other.error = RuntimeError("some other CUDA failure")
+    with pytest.raises(RuntimeError, match="some other"):  # not split, not hidden
+        run_network(other, images, "night")  # type: ignore[arg-type]
+    assert other.calls == [8]
+
+
+def test_largest_tensor_sees_every_module() -> None:
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 2, 1))
+    with largest_tensor() as largest:
+        net(torch.zeros(1, 3, 5, 7))
+    assert largest == [8 * 5 * 7]  # the first conv's output, the largest of all
+    net(torch.zeros(1, 3, 50, 70))
+    assert largest == [8 * 5 * 7]  # the hook is gone after the block
 
 
 def test_nvenc_falls_back_to_x264_without_a_gpu(media: dict[str, Path], tmp_path: Path) -> None:
