@@ -25,6 +25,7 @@ d2nvideo need not be installed (the training package is aliased as d2nvideo.trai
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import os
@@ -69,7 +70,7 @@ class Plan:
             return cls("cpu", ((128, 72),), 4, ("eager", "bf16"), ((32, 32),), 1, True)
         modes = ("eager", "bf16", "compile")
         return cls(
-            "cuda", ((1280, 720), (1920, 1080)), 48, modes, ((256, 256), (512, 288)), 10, False
+            "cuda", ((1280, 720), (1920, 1080)), 240, modes, ((256, 256), (512, 288)), 10, False
         )
 
 
@@ -94,7 +95,9 @@ class Results:
 
 
 def gpu_tests(plan: Plan) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", "tests"]
+    # through this script, so that a bare checkout's tests import d2nvideo.training too
+    cmd = [sys.executable, __file__, "--pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider"]
+    cmd.append("tests")
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-300:]
     # pytest exits 5 when every selected test was skipped (no CUDA in a dry run)
@@ -165,7 +168,23 @@ def codecs(plan: Plan, models: dict[str, Path], folder: Path) -> dict[str, Any]:
         encode=EncodeSettings(codec="h264_nvenc", preset=None),
     )
     result = convert_video(src, folder / "nv_out.mp4", tr, opts)
-    return {"nvenc_opened": opened == "h264_nvenc", "encoder": opened, "fps": round(result.fps, 1)}
+    return {
+        "nvenc_opened": opened == "h264_nvenc",
+        "encoder": opened,
+        "fps": round(result.fps, 1),
+        "driver video libraries": video_libraries() or "none (no NVENC/NVDEC driver library)",
+    }
+
+
+def video_libraries() -> list[str]:
+    """The NVIDIA driver's encode and decode libraries the loader knows (NVENC needs them)."""
+    try:
+        libs = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    except OSError:
+        return []
+    return sorted(
+        {x.split()[0] for x in libs.splitlines() if "nvidia-encode" in x or "nvcuvid" in x}
+    )
 
 
 def auto_batch(plan: Plan, models: dict[str, Path]) -> dict[str, Any]:
@@ -339,6 +358,11 @@ def _short(values: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--pytest"]:  # launched by gpu_tests
+        importable()
+        import pytest
+
+        raise SystemExit(pytest.main(sys.argv[2:]))
     if sys.argv[1:2] == ["--probe"]:  # under torchrun, launched by torchrun_smoke
         importable()
         nccl_probe(sys.argv[2])
@@ -350,9 +374,14 @@ def main() -> None:
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--budget-s", type=float, default=480.0)
     parser.add_argument("--skip", nargs="*", default=[], help="Checks to leave out, by name.")
+    parser.add_argument("--frames", type=int, help="Frames per convert timing (clip length).")
+    parser.add_argument("--modes", nargs="*", help="Of eager, bf16, compile (default: all).")
     args = parser.parse_args()
     importable()
-    run_checks(Plan.make(args.dry_run), args.out, args.budget_s, set(args.skip))
+    plan = Plan.make(args.dry_run)
+    plan = dataclasses.replace(plan, frames=args.frames or plan.frames)
+    plan = dataclasses.replace(plan, modes=tuple(args.modes or plan.modes))
+    run_checks(plan, args.out, args.budget_s, set(args.skip))
 
 
 def run_checks(plan: Plan, out: Path, budget_s: float, skip: set[str]) -> None:
