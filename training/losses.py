@@ -8,8 +8,10 @@ reduces to the mean squared latent, as the official code computes it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +49,27 @@ def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.mean(torch.abs(a.float() - b.float()))
 
 
+_F = TypeVar("_F", bound=Callable[..., torch.Tensor])
+
+
+def in_float32(term: _F) -> _F:
+    """Run a loss statistic in float32 whatever the autocast around it: under bf16 autocast its
+    convolutions ran in bf16, and the SSIM structure term's local variances (E[x^2] - E[x]^2)
+    cancelled to noise (the term went negative; a CUDA run learned a false-colour 'night').
+    Tensor arguments are cast to float32; the networks that call these stay in autocast."""
+
+    @functools.wraps(term)
+    def wrapped(*args: Any, **kwargs: Any) -> torch.Tensor:
+        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+        device = tensors[0].device.type if tensors else "cpu"
+        with torch.autocast(device, enabled=False):
+            args = tuple(a.float() if isinstance(a, torch.Tensor) else a for a in args)
+            kwargs = {k: v.float() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
+            return term(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
 def _gray(x: torch.Tensor) -> torch.Tensor:
     """Luma on [0, 1] of images on [-1, 1]: ``(B, 1, H, W)``."""
     return luma((x.float() + 1) / 2)
@@ -69,6 +92,7 @@ def _gray_blur_stats(
     return vx, vy, blur(gx * gy) - mx * my
 
 
+@in_float32
 def structure(
     x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5, polarity: StructPolarity = "keep"
 ) -> torch.Tensor:
@@ -90,6 +114,7 @@ def structure(
     return torch.mean(1 - (cov + c3) / (torch.sqrt(vx * vy + 1e-12) + c3))
 
 
+@in_float32
 def luma_distribution(fake: torch.Tensor, real: torch.Tensor, levels: int = 64) -> torch.Tensor:
     """1-D Wasserstein distance between each translation's luma histogram and the pooled luma
     of the real batch of its target domain, on ``levels`` evenly spaced quantiles (sorted
@@ -112,6 +137,7 @@ def _chroma(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return y, torch.cat([0.564 * (rgb[:, 2:3] - y), 0.713 * (rgb[:, 0:1] - y)], dim=1)
 
 
+@in_float32
 def new_colour(
     source: torch.Tensor, fake: torch.Tensor, pool: int = 4, margin: float = 0.02
 ) -> torch.Tensor:
