@@ -13,7 +13,8 @@ Checks, each on its own (a failure is recorded and the others go on):
 3. NVDEC decoding and NVENC encoding in a convert at 1080p (whether FFmpeg opened them);
 4. the automatic batch size at both sizes;
 5. the out-of-memory back-off (the memory fraction capped so a large batch must split);
-6. training iterations/s at 256x256 and 512x288 in bf16 (configs/unit_day2night_*.yaml);
+6. training iterations/s at 256x256 and 512x288 in bf16 (configs/unit_day2night_*.yaml), and
+   whether bf16 training learns as fp32 does (the bundled recipe, synthetic scenes);
 7. a 1-GPU torchrun run: a few training steps of configs/tiny.yaml, and an NCCL all-reduce
    with a DDP step.
 
@@ -260,6 +261,57 @@ def training_speed(plan: Plan) -> dict[str, Any]:
     return {"it_s": out, "precision": "fp32" if plan.dry else "bf16"}
 
 
+def training_learns(plan: Plan) -> dict[str, Any]:
+    """The bundled model's recipe (every loss term on) from the same start in fp32 and in bf16
+    on the same synthetic scenes: does bf16 learn as fp32 does? (A bf16 run on an H200 once
+    never learned to reconstruct: the SSIM structure term's variances had cancelled in bf16.)
+    Reconstruction L1 and the structure term, each the mean of the last fifth of the steps."""
+    import torch
+    from d2nvideo.training.config import load_config, with_changes
+    from d2nvideo.training.trainers import build_trainer
+
+    from d2nvideo.model.runtime import resolve_device
+
+    device = resolve_device(plan.device)
+    name = "tiny.yaml" if plan.dry else "unit_d2n_default.yaml"
+    cfg = load_config(ROOT / "configs" / name)
+    cfg = with_changes(cfg, "loss", struct=4.0, struct_to_day=8.0, hist=5.0, colour=100.0)
+    cfg = with_changes(cfg, "loss", colour_to_day=0.0, gan_to_day=3.0, shift=10.0)
+    steps, side = (4, 32) if plan.dry else (200, 96)
+    scenes = _scenes(16, side)
+    out: dict[str, Any] = {"steps": steps, "crop": side}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        tr = build_trainer(
+            with_changes(cfg, "train", precision=precision), device, precision, False
+        )
+        g = torch.Generator().manual_seed(1)
+        logs = []
+        for _ in range(steps):
+            pick = torch.randint(0, len(scenes), (2, cfg.train.batch_size), generator=g)
+            batch = {"day": scenes[pick[0]], "night": scenes[pick[1]] * 0.25 - 0.7}
+            logs.append(tr.step({d: x.to(device) for d, x in batch.items()}))
+        tail = logs[-max(1, steps // 5) :]
+        out[precision] = {
+            k: round(sum(log[k] for log in tail) / len(tail), 4) for k in ("recon_x", "struct")
+        }
+    out["bf16 learns as fp32"] = out["bf16"]["recon_x"] < 1.5 * out["fp32"]["recon_x"] + 0.02
+    return out
+
+
+def _scenes(n: int, side: int) -> Any:
+    """``n`` day-like frames on [-1, 1]: a sky gradient over a textured road, moved sideways."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    sky = torch.linspace(0.9, -0.4, side).view(1, 1, side, 1).expand(n, 3, side, side)
+    tint = torch.rand(n, 3, 1, 1, generator=g) * 0.3
+    blobs = torch.nn.functional.interpolate(
+        torch.rand(n, 3, side // 8, side // 8, generator=g), size=(side, side), mode="bilinear"
+    )
+    return (sky + tint + blobs * 0.8 - 0.5).clamp(-1, 1)
+
+
 def _sync(device: Any) -> None:
     import torch
 
@@ -405,6 +457,7 @@ def run_checks(plan: Plan, out: Path, budget_s: float, skip: set[str]) -> None:
             ("auto batch size", lambda: auto_batch(plan, models)),
             ("OOM back-off", lambda: oom_backoff(plan, models)),
             ("training speed", lambda: training_speed(plan)),
+            ("training learns in bf16", lambda: training_learns(plan)),
             ("torchrun 1 GPU", lambda: torchrun_smoke(plan, folder)),
         ]
         for name, check in checks:

@@ -21,7 +21,7 @@ def test_the_device_check_dry_run_passes(tmp_path: Path) -> None:
     status = {row["check"]: row["status"] for row in results["checks"]}
     assert status.pop("gpu-marked tests") == "skipped"
     assert set(status.values()) == {"ok"}, results["checks"]
-    assert len(status) == 6 and results["env"]["dry_run"] is True
+    assert len(status) == 7 and results["env"]["dry_run"] is True
     table = next(row["table"] for row in results["checks"] if row["check"] == "convert speed")
     assert {r["model"] for r in table} == {"bundled", "full-size UNIT"}
     assert all(r["fps"] > 0 for r in table)
