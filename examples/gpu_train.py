@@ -1,0 +1,96 @@
+"""Spend a lent GPU's minutes on training: a run of the bundled model's config sized to a time
+budget, then its exports. Prepared to run in one device call after benchmarks/device_check.py.
+
+    python examples/gpu_train.py DATA OUT SECONDS [--batch 3] [--precision bf16|fp32] [--cpu]
+
+DATA holds ``day/`` and ``night/`` (folders of source folders, as examples/prepare_shared_data.py
+writes ``train/``); the run folder is ``$GPU_RUN`` (default OUT/run: keep it out of a device
+call's OUT, whose files come back). The recipe is the bundled weights' final losses from step 0
+(MODEL.md's v18). Phase A: 150 steps at a constant rate, timed; phase B: resumed with the linear
+policy and as many steps as the measured rate fits in what is left; then ``export`` of the
+moving average and of the raw generator to OUT. ``--cpu`` rehearses it here (10 steps first).
+d2nvideo need not be installed: the training package is aliased from the checkout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = [
+    "loss.struct_to_day=8", "loss.hist=5", "loss.colour=100", "loss.colour_to_day=0",
+    "loss.gan_to_day=3", "loss.shift=10", "loss.shift_to_day=0", "train.ema=0.999",
+    "train.checkpoint_every=500", "train.image_every=100000", "train.keep_checkpoints=2",
+    "train.log_every=250",
+]  # fmt: skip
+
+
+def importable() -> None:
+    sys.path.insert(0, str(ROOT))
+    try:
+        importlib.import_module("d2nvideo.training")
+    except ImportError:
+        sys.modules["d2nvideo.training"] = importlib.import_module("training")
+
+
+def train(args: list[str]) -> None:
+    """``d2nvideo train ARGS`` in a fresh process (each phase starts clean)."""
+    if subprocess.call([sys.executable, __file__, "--phase", *args]):
+        raise SystemExit("train failed")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("seconds", type=float)
+    parser.add_argument("--batch", type=int, default=3)
+    parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
+    parser.add_argument("--cpu", action="store_true")
+    a = parser.parse_args()
+    start = time.perf_counter()
+    run = Path(os.environ.get("GPU_RUN", str(a.out / "run")))
+    sets = [x for s in [*RECIPE, f"train.batch_size={a.batch}"] for x in ("--set", s)]
+    sets += ["--set", f"train.precision={'fp32' if a.cpu else a.precision}"]
+    common = ["--workers", "0" if a.cpu else "6", "--device", "cpu" if a.cpu else "cuda", "-q"]
+    first = 10 if a.cpu else 150
+    config = str(ROOT / "configs" / "unit_d2n_default.yaml")
+    folders = ["--day", str(a.data / "day"), "--night", str(a.data / "night")]
+    t0 = time.perf_counter()
+    phase_a = [config, *folders, "--out", str(run), "--steps", str(first)]
+    train([*phase_a, "--set", "optim.lr_policy=constant", *sets, *common])
+    took = time.perf_counter() - t0
+    rate = first / max(took - (3 if a.cpu else 12), 1.0)  # less the process's start, roughly
+    steps = first + max(int(rate * (a.seconds - (time.perf_counter() - start) - 40)), 0)
+    print(f"phase A: {first} steps in {took:.0f} s, ~{rate:.1f} steps/s; on to {steps}", flush=True)
+    phase_b = [str(run / "config.yaml"), "--out", str(run), "--resume"]
+    train([*phase_b, "--set", "optim.lr_policy=linear", "--set", f"train.steps={steps}", *common])
+    export(run, a.out)
+    print(f"done in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def export(run: Path, out: Path) -> None:
+    from d2nvideo.cli import main as cli
+
+    for extra, name in (([], "gpu_ema.safetensors"), (["--raw"], "gpu_raw.safetensors")):
+        try:
+            cli(["export", str(run), *extra, "-o", str(out / name), "--overwrite"])
+        except SystemExit as exc:
+            if exc.code:
+                print(f"export {name} failed: {exc.code}", flush=True)
+
+
+if __name__ == "__main__":
+    importable()
+    if sys.argv[1:2] == ["--phase"]:
+        from d2nvideo.training.cli import train as cli_train
+
+        cli_train(sys.argv[2:], prog_name="train")
+    else:
+        main()
