@@ -53,6 +53,7 @@ def test_no_command_prints_help() -> None:
         (["extract", "x.mp4", "-o", "f", "--size", "100000x100000"], "--size takes"),
         (["configs", "--dump", "nope"], "no shipped config 'nope'"),
         (["preview", "x.mp4", "-o", "p.png"], "Missing option '--to'. Choose from: night, day"),
+        (["convert", "x.mp4", "--to", "night", "--smooth-strength", "0.3"], "needs --smooth"),
     ],
 )
 def test_usage_errors_are_one_line(args: list[str], message: str, tmp_path: Path) -> None:
