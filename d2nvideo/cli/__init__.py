@@ -49,6 +49,8 @@ class D2NGroup(OneLineErrors, click.Group):
 def cli(ctx: click.Context) -> None:
     """Turn dashcam video from day to night and back, and train the model that does it."""
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
+    # --compile on a machine without CUDA: inductor's C++ build says it found no CUDA runtime
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
 
