@@ -452,12 +452,12 @@ def run_checks(plan: Plan, out: Path, budget_s: float, skip: set[str]) -> None:
         models = {"bundled": DEFAULT_MODEL, "full-size UNIT": full_size_model(folder, plan.dry)}
         checks: list[tuple[str, Callable[[], dict[str, Any]]]] = [
             ("gpu-marked tests", lambda: gpu_tests(plan)),
+            ("training learns in bf16", lambda: training_learns(plan)),
             ("convert speed", lambda: convert_speed(plan, models)),
             ("NVDEC/NVENC", lambda: codecs(plan, models, folder)),
             ("auto batch size", lambda: auto_batch(plan, models)),
             ("OOM back-off", lambda: oom_backoff(plan, models)),
             ("training speed", lambda: training_speed(plan)),
-            ("training learns in bf16", lambda: training_learns(plan)),
             ("torchrun 1 GPU", lambda: torchrun_smoke(plan, folder)),
         ]
         for name, check in checks:

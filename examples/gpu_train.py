@@ -67,10 +67,12 @@ def main() -> None:
     train([*phase_a, "--set", "optim.lr_policy=constant", *sets, *common])
     took = time.perf_counter() - t0
     rate = first / max(took - (3 if a.cpu else 12), 1.0)  # less the process's start, roughly
-    steps = first + max(int(rate * (a.seconds - (time.perf_counter() - start) - 40)), 0)
+    left = a.seconds - (time.perf_counter() - start) - 40  # 40 s kept for the exports
+    steps = first + max(int(rate * left), 0)
     print(f"phase A: {first} steps in {took:.0f} s, ~{rate:.1f} steps/s; on to {steps}", flush=True)
-    phase_b = [str(run / "config.yaml"), "--out", str(run), "--resume"]
-    train([*phase_b, "--set", "optim.lr_policy=linear", "--set", f"train.steps={steps}", *common])
+    if steps > first:
+        phase_b = [str(run / "config.yaml"), "--out", str(run), "--resume", "--set"]
+        train([*phase_b, "optim.lr_policy=linear", "--set", f"train.steps={steps}", *common])
     export(run, a.out)
     print(f"done in {time.perf_counter() - start:.0f} s", flush=True)
 
