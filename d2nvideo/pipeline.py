@@ -44,7 +44,8 @@ DARK_OUTPUT = 8.0  # mean brightness (0-255) under which an output frame counts 
 AUTO_BATCH = 0  # batch_size value that lets the pipeline choose (auto_batch_size)
 CPU_BATCH_SIZE = 2  # frames per network call chosen on a CPU: batching adds little there
 INDEX_LIMIT = 2**31 - 1  # elements a tensor may have for CUDA kernels that index in 32 bits
-INDEX_LIMIT_MESSAGE = "32-bit index math"  # in the RuntimeError of a kernel past INDEX_LIMIT
+# in the RuntimeError of a kernel past INDEX_LIMIT (reflect pad; depthwise convolutions)
+INDEX_LIMIT_MESSAGES = ("32-bit index math", "canUse32BitIndexMath")
 
 
 @dataclass(frozen=True)
@@ -265,25 +266,35 @@ def split_on_oom(
     images: list[np.ndarray],
     to: Domain,
 ) -> list[np.ndarray]:
-    """``run(images, to)``; on GPU out-of-memory the batch is split in halves and retried
-    instead of crashing, down to one frame."""
+    """``run(images, to)``; on GPU out-of-memory, or a tensor too large for CUDA's 32-bit
+    indexing, the batch is split in halves and retried instead of crashing, down to one
+    frame. The retry runs after the ``except`` block, so the failed attempt's tensors (held by
+    the traceback) are freed first."""
     try:
         return run(images, to)
     except (torch.OutOfMemoryError, RuntimeError) as exc:
-        too_big = not isinstance(exc, torch.OutOfMemoryError)
-        if too_big and INDEX_LIMIT_MESSAGE not in str(exc):
+        what = _device_limit(exc)
+        if what is None:
             raise
-        torch.cuda.empty_cache()
-        what = "too large a tensor for 32-bit indexing" if too_big else "out of GPU memory"
         if len(images) == 1:
             h, w = images[0].shape[:2]
             raise D2NError(
                 f"{what} translating one {w}x{h} frame: use --work-size or --max-size, or "
                 "--device cpu"
             ) from exc
-        half = len(images) // 2
-        log.warning("%s at batch %d; retrying in halves", what.capitalize(), len(images))
-        return split_on_oom(run, images[:half], to) + split_on_oom(run, images[half:], to)
+    torch.cuda.empty_cache()
+    log.warning("%s at batch %d; retrying in halves", what, len(images))
+    half = len(images) // 2
+    return split_on_oom(run, images[:half], to) + split_on_oom(run, images[half:], to)
+
+
+def _device_limit(exc: BaseException) -> str | None:
+    """What limit a GPU failure hit, or None when it is another error."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return "GPU out of memory"
+    if any(m in str(exc) for m in INDEX_LIMIT_MESSAGES):
+        return "a tensor too large for CUDA's 32-bit indexing"
+    return None
 
 
 def auto_batch_size(
@@ -298,7 +309,7 @@ def auto_batch_size(
     torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated()
     frame = np.zeros((1, height, width, 3), np.uint8)
-    with largest_tensor() as largest:
+    with _eager(translator) as model, largest_tensor(model) as largest:
         if resolution is None:
             translator(frame, "night")
         else:
@@ -311,20 +322,41 @@ def auto_batch_size(
 
 
 @contextlib.contextmanager
-def largest_tensor() -> Iterator[list[int]]:
-    """Within the block, ``[n]``: the most elements of any module's input or output."""
+def largest_tensor(module: torch.nn.Module) -> Iterator[list[int]]:
+    """Within the block, ``[n]``: the most elements of any tensor that ``module`` or one of its
+    submodules takes or returns (nested in tuples, lists and dicts too)."""
     largest = [0]
 
-    def hook(module: torch.nn.Module, inputs: Any, output: Any) -> None:
-        for t in (*inputs, output):
-            if isinstance(t, torch.Tensor):
-                largest[0] = max(largest[0], t.numel())
+    def numel(value: Any) -> int:
+        if isinstance(value, torch.Tensor):
+            return value.numel()
+        if isinstance(value, (tuple, list)):
+            return max((numel(v) for v in value), default=0)
+        if isinstance(value, dict):
+            return max((numel(v) for v in value.values()), default=0)
+        return 0
 
-    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    def hook(_: torch.nn.Module, inputs: Any, output: Any) -> None:
+        largest[0] = max(largest[0], numel(inputs), numel(output))
+
+    handles = [m.register_forward_hook(hook) for m in module.modules()]
     try:
         yield largest
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
+
+
+@contextlib.contextmanager
+def _eager(translator: Translator) -> Iterator[torch.nn.Module]:
+    """The translator's network uncompiled within the block (a probe with hooks would make
+    torch.compile warn and recompile); the network itself."""
+    model = translator.model
+    translator.model = getattr(model, "_orig_mod", model)
+    try:
+        yield translator.model
+    finally:
+        translator.model = model
 
 
 def translate_frames(

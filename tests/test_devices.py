@@ -57,7 +57,7 @@ def test_out_of_memory_backs_off_to_smaller_batches(monkeypatch, caplog) -> None
     assert [o[0, 0, 0] for o in out] == [255 - i for i in range(8)]
     assert fake.calls[0] == 8 and max(fake.calls[1:]) <= 4
     assert "retrying in halves" in caplog.text
-    with pytest.raises(D2NError, match="out of GPU memory translating one 4x4 frame"):
+    with pytest.raises(D2NError, match="GPU out of memory translating one 4x4 frame"):
         run_network(_SmallMemory(limit=0), images[:1], "night")  # type: ignore[arg-type]
 
 
@@ -69,7 +69,7 @@ def test_too_large_for_32_bit_indexing_backs_off_too(monkeypatch, caplog) -> Non
         out = run_network(fake, images, "night")  # type: ignore[arg-type]
     assert [o[0, 0, 0] for o in out] == [255 - i for i in range(8)]
     assert "32-bit indexing at batch 8; retrying in halves" in caplog.text
-    with pytest.raises(D2NError, match="too large a tensor for 32-bit indexing translating one"):
+    with pytest.raises(D2NError, match="too large for CUDA's 32-bit indexing translating one"):
         run_network(_SmallIndex(limit=0), images[:1], "night")  # type: ignore[arg-type]
     other = _SmallMemory(limit=0)
     other.error = RuntimeError("some other CUDA failure")
@@ -78,13 +78,32 @@ def test_too_large_for_32_bit_indexing_backs_off_too(monkeypatch, caplog) -> Non
     assert other.calls == [8]
 
 
-def test_largest_tensor_sees_every_module() -> None:
+class _Pair(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return x, {"wide": x.repeat(1, 4, 1, 1)}
+
+
+def test_largest_tensor_sees_every_module_and_nested_outputs() -> None:
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 2, 1))
-    with largest_tensor() as largest:
+    with largest_tensor(net) as largest:
         net(torch.zeros(1, 3, 5, 7))
     assert largest == [8 * 5 * 7]  # the first conv's output, the largest of all
     net(torch.zeros(1, 3, 50, 70))
-    assert largest == [8 * 5 * 7]  # the hook is gone after the block
+    assert largest == [8 * 5 * 7]  # the hooks are gone after the block
+    pair = _Pair()
+    with largest_tensor(pair) as largest:
+        pair(torch.zeros(1, 3, 5, 7))
+    assert largest == [12 * 5 * 7]  # inside a dict inside a tuple
+
+
+def test_a_depthwise_convolutions_index_error_backs_off_too(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    fake = _SmallIndex(limit=2)
+    fake.error = RuntimeError(
+        "Expected canUse32BitIndexMath(input) && canUse32BitIndexMath(output) to be true"
+    )
+    images = [np.full((4, 4, 3), i, np.uint8) for i in range(4)]
+    assert len(run_network(fake, images, "night")) == 4  # type: ignore[arg-type]
 
 
 def test_nvenc_falls_back_to_x264_without_a_gpu(media: dict[str, Path], tmp_path: Path) -> None:
