@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from d2nvideo.training.losses import luma_distribution, new_colour, structure
+from d2nvideo.training.losses import in_float32, luma_distribution, new_colour, structure
 
 
 def _scene(seed: int) -> torch.Tensor:
@@ -46,3 +46,19 @@ def test_the_structure_term_of_a_darkened_scene_is_near_zero_under_autocast() ->
     with torch.autocast("cpu", dtype=torch.bfloat16):
         s = structure(x, x * 0.3 - 0.55)
     assert 0.0 <= s.item() < 0.01
+
+
+def test_in_float32_turns_off_autocast_and_tf32_within() -> None:
+    seen = []
+
+    @in_float32
+    def probe(x: torch.Tensor, *, y: torch.Tensor) -> torch.Tensor:
+        seen.append((torch.backends.cudnn.allow_tf32, x.dtype, y.dtype))
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return x.sum() + y.sum()
+
+    tf32 = torch.backends.cudnn.allow_tf32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        probe(torch.ones(2, dtype=torch.bfloat16), y=torch.ones(2, dtype=torch.bfloat16))
+    assert seen == [(False, torch.float32, torch.float32), False]
+    assert torch.backends.cudnn.allow_tf32 == tf32  # restored

@@ -56,13 +56,21 @@ def in_float32(term: _F) -> _F:
     """Run a loss statistic in float32 whatever the autocast around it: under bf16 autocast its
     convolutions ran in bf16, and the SSIM structure term's local variances (E[x^2] - E[x]^2)
     cancelled to noise (the term went negative; a CUDA run learned a false-colour 'night').
-    Tensor arguments are cast to float32; the networks that call these stay in autocast."""
+    Tensor arguments are cast to float32, and cuDNN's TF32 (on by default for convolutions on
+    CUDA, a 10-bit mantissa) is off within; the networks that call these stay as they run."""
 
     @functools.wraps(term)
     def wrapped(*args: Any, **kwargs: Any) -> torch.Tensor:
         tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
         device = tensors[0].device.type if tensors else "cpu"
-        with torch.autocast(device, enabled=False):
+        cudnn = torch.backends.cudnn
+        exact = cudnn.flags(
+            enabled=cudnn.enabled,
+            benchmark=cudnn.benchmark,
+            deterministic=cudnn.deterministic,
+            allow_tf32=False,
+        )
+        with torch.autocast(device, enabled=False), exact:
             args = tuple(a.float() if isinstance(a, torch.Tensor) else a for a in args)
             kwargs = {k: v.float() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
             return term(*args, **kwargs)
