@@ -11,21 +11,26 @@
 set -o pipefail
 total=${1:?usage: device_session.sh SECONDS [device_check args]}
 shift
+case $total in '' | *[!0-9]*) echo "SECONDS must be a whole number, not '$total'"; exit 2 ;; esac
+[ "$total" -ge 200 ] || { echo "SECONDS must be at least 200"; exit 2; }
 start=$(date +%s)
 out=${OUT:?set OUT to the folder the results go to}
+rm -rf "$out/dc"  # never read an earlier call's results
 if ls .whl/*.whl > /dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site:$PWD
 fi
-export PYTHONUNBUFFERED=1 GPU_RUN=${GPU_RUN:-/tmp/gpu_run}
+export PYTHONUNBUFFERED=1 GPU_RUN=${GPU_RUN:-$(mktemp -u -d /tmp/gpu_run.XXXXXX)}
 dry=(); cpu=()
 [ -n "$DRY" ] && dry=(--dry-run) && cpu=(--cpu)
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || echo "no nvidia-smi"
 } > "$out/gpu.txt" 2>&1
 share=$((total * 55 / 100))
+# 96-frame clips in bf16 alone (fp32 and compiled rows fit a longer call: pass --modes ...)
 timeout "$share" python3 benchmarks/device_check.py --out "$out/dc" --budget-s $((share - 90)) \
-  "${dry[@]}" "$@" 2>&1 | tee "$out/dc.log"
+  --frames 96 --modes bf16 "${dry[@]}" "$@" 2>&1 | tee "$out/dc.log"
+status=$?
 precision=$(python3 - "$out/dc/results.json" <<'PY' 2>/dev/null || echo fp32
 import json, sys
 rows = json.load(open(sys.argv[1]))["checks"]
@@ -38,6 +43,8 @@ echo "device check done; training in $precision for about $left s" | tee "$out/t
 if [ -d .gpu/data ] && [ "$left" -gt 90 ]; then
   timeout "$left" python3 examples/gpu_train.py .gpu/data "$out" $((left - 10)) \
     --precision "$precision" "${cpu[@]}" 2>&1 | tee -a "$out/train.log"
+  status=$((status || $?))
 else
   echo "no training: .gpu/data missing or under 90 s left" | tee -a "$out/train.log"
 fi
+exit "$status"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -39,10 +40,16 @@ def importable() -> None:
         sys.modules["d2nvideo.training"] = importlib.import_module("training")
 
 
+STOPPED: list[int] = []  # the signal that asked this run to stop (the training child got it too)
+
+
 def train(args: list[str]) -> None:
-    """``d2nvideo train ARGS`` in a fresh process (each phase starts clean)."""
-    if subprocess.call([sys.executable, __file__, "--phase", *args]):
-        raise SystemExit("train failed")
+    """``d2nvideo train ARGS`` in a fresh process (each phase starts clean). A SIGTERM (the
+    device call's ``timeout``) reaches the child as well, which saves a state and stops; this
+    waits for that rather than killing it."""
+    code = subprocess.Popen([sys.executable, __file__, "--phase", *args]).wait()
+    if code and not STOPPED:
+        raise SystemExit(f"train failed ({code})")
 
 
 def main() -> None:
@@ -54,8 +61,20 @@ def main() -> None:
     parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
     parser.add_argument("--cpu", action="store_true")
     a = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda signum, frame: STOPPED.append(signum))
     start = time.perf_counter()
     run = Path(os.environ.get("GPU_RUN", str(a.out / "run")))
+    a.out.mkdir(parents=True, exist_ok=True)
+    try:
+        phases(a, run, start)
+    finally:  # whatever stopped the run, its last state is exported
+        if (run / "state").is_dir():
+            export(run, a.out)
+        stopped = " (stopped by a signal)" if STOPPED else ""
+        print(f"done in {time.perf_counter() - start:.0f} s{stopped}", flush=True)
+
+
+def phases(a: argparse.Namespace, run: Path, start: float) -> None:
     sets = [x for s in [*RECIPE, f"train.batch_size={a.batch}"] for x in ("--set", s)]
     sets += ["--set", f"train.precision={'fp32' if a.cpu else a.precision}"]
     common = ["--workers", "0" if a.cpu else "6", "--device", "cpu" if a.cpu else "cuda", "-q"]
@@ -68,13 +87,14 @@ def main() -> None:
     took = time.perf_counter() - t0
     rate = first / max(took - (3 if a.cpu else 12), 1.0)  # less the process's start, roughly
     left = a.seconds - (time.perf_counter() - start) - 40  # 40 s kept for the exports
-    steps = first + max(int(rate * left), 0)
+    steps = first + max(int(rate * (left - 15)), 0)  # 15 s for phase B's own start
     print(f"phase A: {first} steps in {took:.0f} s, ~{rate:.1f} steps/s; on to {steps}", flush=True)
-    if steps > first:
+    if steps > first and not STOPPED:
         phase_b = [str(run / "config.yaml"), "--out", str(run), "--resume", "--set"]
-        train([*phase_b, "optim.lr_policy=linear", "--set", f"train.steps={steps}", *common])
-    export(run, a.out)
-    print(f"done in {time.perf_counter() - start:.0f} s", flush=True)
+        budget = ["--set", f"train.max_minutes={max(left, 1.0) / 60:.3f}"]  # ends on time
+        train(
+            [*phase_b, "optim.lr_policy=linear", "--set", f"train.steps={steps}", *budget, *common]
+        )
 
 
 def export(run: Path, out: Path) -> None:
