@@ -746,6 +746,23 @@ def test_init_refuses_a_checkpoint_of_another_shape(images: Path, tmp_path: Path
     assert "Traceback" not in result.output and not (tmp_path / "r").exists()
 
 
+def test_init_takes_a_plain_model_into_an_anti_aliased_config(images: Path, tmp_path: Path):
+    """The blur layers hold no saved weights: a plain model fine-tunes into an anti-aliased
+    one (and an anti-aliased one back), where any other config change is refused."""
+    from d2nvideo.training.export import export_run
+
+    from d2nvideo.checkpoint import load_checkpoint
+
+    main(tiny(images, steps=1), tmp_path / "plain", quiet=True)
+    model = tmp_path / "plain.safetensors"
+    export_run(tmp_path / "plain", model, half=False)
+    cfg = with_changes(tiny(images, steps=1), "model", antialias=True)
+    main(with_changes(cfg, "optim", lr=1e-12), tmp_path / "aa", quiet=True, init=model)
+    tuned = _weights(tmp_path / "aa")
+    for key, value in load_checkpoint(model).state_dict.items():
+        assert torch.allclose(tuned[key], value, atol=1e-6), key
+
+
 def test_discriminator_warmup_holds_the_generator_still(images: Path, tmp_path: Path) -> None:
     cfg = tiny(images, steps=3, log_every=1, checkpoint_every=1, keep_checkpoints=3)
     main(with_changes(cfg, "train", dis_warmup=2), tmp_path, quiet=True)

@@ -8,6 +8,7 @@ falls back to the newest state that reads.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -188,6 +189,17 @@ def _to_cpu(value: Any) -> Any:
     return value
 
 
+def _same_weights(theirs: Any, ours: Any) -> bool:
+    """Whether a checkpoint of config ``theirs`` loads into a generator of config ``ours``:
+    the same config, or one that differs in ``antialias`` alone (its blur layers hold no
+    saved weights, so a plain model can be fine-tuned into an anti-aliased one and back)."""
+    if theirs == ours:
+        return True
+    if type(theirs) is not type(ours) or not hasattr(ours, "antialias"):
+        return False
+    return bool(dataclasses.replace(theirs, antialias=ours.antialias) == ours)
+
+
 def warm_start(gen: torch.nn.Module, model: Any, path: Path) -> dict[str, Any]:
     """Load the generator weights of the checkpoint ``path`` (``d2nvideo export``'s file, or an
     official UNIT generator, read with its 'a' half as day) into ``gen``, whose config is
@@ -198,7 +210,7 @@ def warm_start(gen: torch.nn.Module, model: Any, path: Path) -> dict[str, Any]:
     from d2nvideo.errors import ConfigError
 
     ckpt = load_checkpoint(path)
-    if ckpt.config != model:
+    if not _same_weights(ckpt.config, model):
         raise ConfigError(
             f"--init '{path}' holds another model ({ckpt.config}) than the config's ({model}); "
             "use a config whose model section matches the checkpoint's",
