@@ -15,7 +15,6 @@ d2nvideo need not be installed: the training package is aliased from the checkou
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import signal
 import subprocess
@@ -30,14 +29,6 @@ RECIPE = [
     "train.checkpoint_every=500", "train.image_every=100000", "train.keep_checkpoints=2",
     "train.log_every=250",
 ]  # fmt: skip
-
-
-def importable() -> None:
-    sys.path.insert(0, str(ROOT))
-    try:
-        importlib.import_module("d2nvideo.training")
-    except ImportError:
-        sys.modules["d2nvideo.training"] = importlib.import_module("training")
 
 
 STOPPED: list[int] = []  # the signal that asked this run to stop (the training child got it too)
@@ -109,6 +100,9 @@ def export(run: Path, out: Path) -> None:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from device_check import importable  # the same aliasing for a bare checkout
+
     importable()
     if sys.argv[1:2] == ["--phase"]:
         from d2nvideo.training.cli import train as cli_train

@@ -149,11 +149,8 @@ size_options = option_group(
 
 def _pipeline(size: SizeSpec, **rest: Any) -> PipelineSpec:
     ctx = click.get_current_context(silent=True)
-    given = ctx is not None and ctx.get_parameter_source("smooth_strength") in (
-        click.core.ParameterSource.COMMANDLINE,
-        click.core.ParameterSource.ENVIRONMENT,
-    )
-    if given and rest.get("smooth") == "none":
+    source = ctx.get_parameter_source("smooth_strength") if ctx is not None else None
+    if source is click.core.ParameterSource.COMMANDLINE and rest.get("smooth") == "none":
         raise click.UsageError("--smooth-strength needs --smooth flow or --smooth ema")
     return PipelineSpec(size=size, **rest)
 
