@@ -23,6 +23,7 @@ import torch
 from .choices import BarsMode, Domain, Exposure, Quality, Smoothing, Upsampler, check
 from .errors import D2NError
 from .fileio import atomic_output
+from .infer.device_thread import on_device_thread
 from .infer.frames import translate_on_device
 from .prefetch import Sink, prefetch, start_sink
 from .translator import Translator
@@ -185,16 +186,22 @@ def network_stage(
     to: Domain,
     resolution: WorkingSize,
     bars: Bars = NO_BARS,
+    pad_to: int = 0,
 ) -> tuple[list[np.ndarray] | None, list[np.ndarray]]:
     """The first half of :func:`translate_images`: the working-size inputs and the network's
     outputs, or (None, the finished outputs, ``bars`` kept) where nothing is left to
-    upsample."""
+    upsample.
+
+    On CUDA the batch runs on the process's device thread (``infer/device_thread.py``: cuDNN
+    tunes each shape once per thread), and a batch shorter than ``pad_to`` (a video's last)
+    is padded with its last frame: one batch's work instead of tuning a new shape."""
     if on_device(translator):
         work = resolution.shape(*images[0].shape[:2])
         run = functools.partial(
             _on_device, translator=translator, work=work, res=resolution, bars=bars
         )
-        return None, split_on_oom(run, images, to)
+        padded = images + images[-1:] * (pad_to - len(images))
+        return None, on_device_thread(split_on_oom, run, padded, to)[: len(images)]
     small = working_inputs(images, resolution)
     if small is None:  # the network at native size: finished here
         return None, bars.restore(images, run_network(translator, images, to))
@@ -314,7 +321,9 @@ def auto_batch_size(
             translator(frame, "night")
         else:
             work = resolution.shape(height, width)
-            translate_on_device(frame, translator, "night", work, resolution.upsample)
+            on_device_thread(
+                translate_on_device, frame, translator, "night", work, resolution.upsample
+            )
     per_frame = max(1, torch.cuda.max_memory_allocated() - base)
     free, _ = torch.cuda.mem_get_info()
     by_index = INDEX_LIMIT // max(1, largest[0])  # CUDA kernels index with 32 bits
@@ -374,11 +383,13 @@ def translate_frames(
 
     keeper = BarKeeper(enabled=opts.bars == "keep")  # used in the network thread only
 
+    size = opts.batch_size or CPU_BATCH_SIZE
+
     def prepared() -> Iterator[tuple[list[Frame], list[np.ndarray], Bars, Any, list[np.ndarray]]]:
-        for batch in batched(frames, opts.batch_size or CPU_BATCH_SIZE):
+        for batch in batched(frames, size):
             images = [upright(f.image, rotation) for f in batch]
             bars = keeper.bars_of(images)
-            small, out = network_stage(images, translator, opts.to, opts.resolution, bars)
+            small, out = network_stage(images, translator, opts.to, opts.resolution, bars, size)
             yield batch, images, bars, small, out
 
     network = prefetch(prepared(), depth=1, name="network")

@@ -81,3 +81,48 @@ def test_convert_on_cuda_keeps_frames(media: dict[str, Path], tmp_path: Path) ->
     assert len(read_video(dst).times) == 6
     times = time_stages(tr, "night", WorkingSize(work_size=180), 1280, 720, frames=8)
     assert "device" in times.ms and times.pipeline_fps > 0
+
+
+def test_cuda_translations_run_on_one_thread_and_last_batches_are_padded(
+    media: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # cuDNN keeps its autotuning per thread: a thread per convert tuned every shape again
+    import threading
+
+    import d2nvideo.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "on_device", lambda translator: True)  # the CUDA path, on CPU
+    tr = Translator.from_checkpoint(media["model"], "cpu")
+    seen: list[tuple[threading.Thread, int]] = []
+    translate = tr.translate_tensor
+
+    def recording(x: torch.Tensor, to: str) -> torch.Tensor:
+        seen.append((threading.current_thread(), x.shape[0]))
+        return translate(x, to)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tr, "translate_tensor", recording)
+    res = WorkingSize(work_size=60)
+    opts = ConvertOptions("night", batch_size=4, resolution=res)
+    outputs: list[np.ndarray] = []
+    for i in range(2):
+        watch = lambda batch: outputs.extend(batch) or batch  # noqa: E731
+        convert_video(media["odd"], tmp_path / f"{i}.mp4", tr, opts, watch=watch)
+    threads = {t for t, _ in seen}
+    assert len(threads) == 1 and threading.current_thread() not in threads
+    assert [n for _, n in seen] == [4, 4, 4, 4]  # 6 frames: 4, then 2 padded to 4
+    expected = translate_images(frames_of(media["odd"], 6), tr, "night", res)
+    assert len(outputs) == 12
+    for a, b in zip(outputs, expected + expected, strict=True):
+        assert np.abs(a.astype(int) - b).max() <= 1
+
+
+def test_the_device_thread_returns_raises_and_runs_nested_calls_inline() -> None:
+    from d2nvideo.infer.device_thread import on_device_thread
+
+    def fail() -> None:
+        raise ValueError("boom")
+
+    assert on_device_thread(lambda a, b=0: a + b, 2, b=3) == 5
+    with pytest.raises(ValueError, match="boom"):
+        on_device_thread(fail)
+    assert on_device_thread(lambda: on_device_thread(lambda: 7)) == 7  # no deadlock

@@ -114,7 +114,8 @@ def _stage_times(
     frames = _timed(ms, "decode", lambda: list(decode_frames(src)))
     images = [f.image for f in frames]
     batches = [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
-    translate_images(batches[0], translator, to, resolution)  # warm-up
+    for n in sorted({len(b) for b in batches}):  # warm-up: the auto backend measures, and
+        translate_images(images[:n], translator, to, resolution)  # cuDNN tunes each shape
     step = _device_steps if on_device(translator) else _cpu_steps
     outputs: list[np.ndarray] = []
     for batch in batches:
@@ -155,13 +156,20 @@ def _device_steps(
     resolution: WorkingSize,
     ms: dict[str, float],
 ) -> list[np.ndarray]:
+    from .device_thread import on_device_thread
     from .frames import translate_on_device
 
     h, w = batch[0].shape[:2]
     work = resolution.shape(h, w)
     x = torch.zeros(len(batch), 3, *work, device=translator.device)
-    _timed(ms, "network", lambda: translator.translate_tensor(x, to), sync=True)
-    run = lambda: translate_on_device(np.stack(batch), translator, to, work, resolution.upsample)  # noqa: E731
+    network = lambda: on_device_thread(translator.translate_tensor, x, to)  # noqa: E731
+    _timed(ms, "network", network, sync=True)
+    upsample = resolution.upsample
+
+    def run() -> np.ndarray:
+        frames = np.stack(batch)
+        return on_device_thread(translate_on_device, frames, translator, to, work, upsample)
+
     return list(_timed(ms, "device", run, sync=True))
 
 
