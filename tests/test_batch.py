@@ -239,3 +239,29 @@ def test_nothing_to_convert_and_outputs_that_are_inputs_are_refused(media, tmp_p
     refused(tmp_path, 1, "no video or image files to convert", "convert", tmp_path / "empty", *base)
     a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
     refused(tmp_path, 2, "which is the input", "convert", a, b, "-o", tmp_path, *base)
+
+
+def test_a_jobs_worker_gives_its_codecs_its_share_of_the_cores(monkeypatch) -> None:
+    # Each worker's torch took its share; its encoders and decoders took every core
+    import importlib
+    import signal
+
+    import av
+
+    from d2nvideo.batch import run as batch_run
+
+    probe = importlib.import_module("d2nvideo.video.probe")  # the package's `probe` is a function
+
+    monkeypatch.setattr(probe, "_codec_threads", [0])
+    threads, handler = torch.get_num_threads(), signal.getsignal(signal.SIGTERM)
+    try:
+        batch_run._start_worker(lambda: None, 1)  # type: ignore[arg-type, return-value]
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+        signal.signal(signal.SIGTERM, handler)
+    with av.open(os.devnull, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=30)
+        probe.use_threads(stream.codec_context)
+        assert stream.codec_context.thread_count == 1
+        assert stream.codec_context.thread_type.name == "AUTO"

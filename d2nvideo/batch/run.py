@@ -155,9 +155,12 @@ def _start_worker(factory: Callable[[], Converter], threads: int) -> None:
 
     import torch
 
+    from ..video.probe import set_codec_threads
+
     signal.signal(signal.SIGTERM, _raise_terminated)  # a stopped worker removes its temp file
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)  # as the CLI's
     torch.set_num_threads(threads)
+    set_codec_threads(threads)  # its encoders and decoders too
     _WORKER["converter"] = factory()
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .probe import _reason, open_input, video_stream
+from .probe import _reason, open_input, use_threads, video_stream
 
 
 @dataclass
@@ -68,7 +68,7 @@ def decode_frames(
     container = open_input(path, hwaccel)
     try:
         vs = video_stream(container, path)
-        vs.thread_type = "AUTO"
+        use_threads(vs.codec_context)
         tb = Fraction(vs.time_base or Fraction(1, 90000))
         frames = _sought(container, vs, path, tb, start, salvage)
         end = None if duration is None else start + duration
@@ -166,7 +166,7 @@ def frames_at(path: Path, times: list[float]) -> Iterator[Frame]:
     container = open_input(path)
     try:
         vs = video_stream(container, path)
-        vs.thread_type = "AUTO"
+        use_threads(vs.codec_context)
         tb = Fraction(vs.time_base or Fraction(1, 90000))
         keyframes = keyframe_times(vs, tb)
         decoder: Iterator[Any] = iter(())

@@ -89,6 +89,24 @@ class VideoInfo:
         return data
 
 
+_codec_threads = [0]  # threads for each video decoder and encoder; 0: every core
+
+
+def set_codec_threads(n: int) -> None:
+    """Threads each video decoder and encoder of this process may use: 0 (the default) lets
+    FFmpeg take every core; a ``convert --jobs`` worker takes its share of them, as its torch
+    threads do, instead of every worker's codecs starting a thread per core."""
+    _codec_threads[0] = max(0, n)
+
+
+def use_threads(codec_context: Any) -> None:
+    """Frame threads where the codec has them (slice threads otherwise), as the ffmpeg command
+    opens codecs; PyAV's default, slice threads, scales worse (x264 at 720p on 2 cores: 20.5
+    -> 14.2 ms a frame)."""
+    codec_context.thread_count = _codec_threads[0]
+    codec_context.thread_type = "AUTO"
+
+
 def open_input(path: Path, hwaccel: str | None = None) -> Any:
     """``av.open`` with our errors: a missing, unreadable or non-media file gives InputError.
 
