@@ -144,6 +144,7 @@ def test_convert_video_takes_every_model_option_and_to_auto(media, tmp_path: Pat
     [
         ("smooth", "bogus"),
         ("smooth_strength", 1.0),
+        ("smooth_strength", 0.3),  # without smooth="flow" or "ema": ignored before
         ("batch_size", -3),
         ("batch_size", 2.5),
         ("start", -1),
@@ -166,7 +167,7 @@ def test_convert_video_refuses_a_bad_option_value_first(media, tmp_path, option,
     """The command line's ranges and choices hold for the Python API too, checked before the
     model loads (this model path does not exist: a late check would complain of it)."""
     out = tmp_path / "o.mp4"
-    with pytest.raises(UsageError, match=f"^{option} must be"):
+    with pytest.raises(UsageError, match=f"^{option} (must be|needs)"):
         convert_video(media["plain"], out, "night", model=tmp_path / "none.pt", **{option: value})
     assert not out.exists()
 
@@ -204,7 +205,7 @@ def test_convert_video_refuses_wrong_types(media, tmp_path: Path, arguments, mes
     ],
 )
 def test_translate_refuses_a_bad_size_option(bundled: Translator, option, value) -> None:
-    with pytest.raises(UsageError, match=f"^{option} must be"):
+    with pytest.raises(UsageError, match=f"^{option} (must be|needs)"):
         bundled.translate(frame_image(1, 64, 48), "night", **{option: value})
 
 

@@ -83,7 +83,10 @@ class _Settings:
             raise UsageError(f"model must be a path, a Translator or None, not {model!r}", model)
         if load and isinstance(model, Translator):
             raise UsageError(f"{', '.join(load)}: for a model path; this Translator is loaded")
-        return cls(encode, PipelineSpec(size=size, **options), load)
+        pipeline = PipelineSpec(size=size, **options)
+        if "smooth_strength" in options and pipeline.smooth == "none":  # as the command line
+            raise UsageError("smooth_strength needs smooth='flow' or smooth='ema'")
+        return cls(encode, pipeline, load)
 
     def translator(self, model: Any) -> Translator:
         from ..translator import Translator
