@@ -190,7 +190,8 @@ def video_libraries() -> list[str]:
 
 
 def auto_batch(plan: Plan, models: dict[str, Path]) -> dict[str, Any]:
-    from d2nvideo.pipeline import auto_batch_size, working_size
+    from d2nvideo.infer.batching import auto_batch_size
+    from d2nvideo.pipeline import working_size
 
     out = {}
     for name, model in models.items():
@@ -208,7 +209,7 @@ def oom_backoff(plan: Plan, models: dict[str, Path]) -> dict[str, Any]:
     import torch
 
     from d2nvideo.errors import D2NError
-    from d2nvideo.pipeline import run_network, split_on_oom
+    from d2nvideo.infer.batching import run_network, split_on_oom
 
     w, h = plan.sizes[-1]
     images = [np.full((h, w, 3), 90, np.uint8) for _ in range(16)]

@@ -11,12 +11,10 @@ import torch
 from helpers import read_video
 
 from d2nvideo.errors import D2NError
+from d2nvideo.infer.batching import auto_batch_size, largest_tensor, run_network
 from d2nvideo.pipeline import (
     ConvertOptions,
-    auto_batch_size,
     convert_video,
-    largest_tensor,
-    run_network,
 )
 from d2nvideo.translator import Translator
 from d2nvideo.video.decode import decode_frames

@@ -82,7 +82,8 @@ def time_stages(
     """Time the convert path on a ``width`` x ``height`` synthetic clip of ``frames`` frames
     (see the module docstring). ``batch_size`` 0 chooses as convert does. The first batch runs
     once untimed (the ``auto`` backend measures there, CUDA autotunes)."""
-    from ..pipeline import ConvertOptions, auto_batch_size, convert_video
+    from ..pipeline import ConvertOptions, convert_video
+    from .batching import auto_batch_size
 
     encode = encode or EncodeSettings()
     work = resolution.shape(height, width)
@@ -140,7 +141,8 @@ def _cpu_steps(
     resolution: WorkingSize,
     ms: dict[str, float],
 ) -> list[np.ndarray]:
-    from ..pipeline import run_network, upsample_stage, working_inputs
+    from ..pipeline import upsample_stage, working_inputs
+    from .batching import run_network
 
     if resolution.shape(*batch[0].shape[:2]) == batch[0].shape[:2]:  # native: no resize
         return _timed(ms, "network", lambda: run_network(translator, batch, to))  # type: ignore[no-any-return]
