@@ -321,3 +321,26 @@ def test_the_program_leaves_an_interrupt_without_the_interpreters_teardown(
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert proc.returncode == code
     assert proc.stdout.split() == (["said", "teardown"] if teardown else ["said"])
+
+
+def test_convert_to_av1_is_quiet_and_too_small_frames_give_one_line(
+    media: dict[str, Path], tmp_path: Path
+) -> None:
+    # SVT-AV1 wrote a banner and warnings to stderr itself, --quiet or not
+    from conftest import make_video
+
+    env = {k: v for k, v in os.environ.items() if k != "SVT_LOG"}
+    tiny = make_video(tmp_path / "tiny.mp4", frames=2, size=(16, 2))
+    for src, code in ((media["plain"], 0), (tiny, 1)):
+        out = tmp_path / f"{src.stem}_av1.mp4"
+        args = [src, "-o", out, "--to", "night", "--codec", "libsvtav1", "-q"]
+        args += ["--model", media["model"]]
+        proc = subprocess.run(
+            [sys.executable, "-m", "d2nvideo", "convert", *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert proc.returncode == code and "Svt[" not in proc.stderr, proc.stderr
+    assert "cannot encode 16x2 frames" in proc.stderr.strip().splitlines()[-1]

@@ -5,6 +5,7 @@ before any frame is encoded (``check_encode``)."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -192,6 +193,9 @@ def _codec_options(codec: str, settings: EncodeSettings) -> dict[str, str]:
         if settings.crf is not None:
             opts["crf"] = str(min(63, settings.crf + 13))  # VP9's scale: 31 ~ x264's 18
     elif codec == "libsvtav1":
+        # SVT-AV1 writes a banner and its warnings to stderr itself, --quiet or not, and its
+        # errors before ours; it reads SVT_LOG once, at its first encoder (0: fatal only)
+        os.environ.setdefault("SVT_LOG", "0")
         if settings.crf is not None:
             opts["crf"] = str(min(63, settings.crf + 12))
         preset = settings.preset or ""
