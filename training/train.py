@@ -27,7 +27,8 @@ from d2nvideo.images import fingerprint, read_image_reduced
 from d2nvideo.model.runtime import resolve_precision, set_fast_flags
 
 from . import distributed
-from .config import TrainConfig, absolute_paths, load_config, save_config, temporal_weights
+from .config import TrainConfig, absolute_paths, load_config, save_config
+from .config_checks import temporal_weights
 from .data import DomainLists, collect, unpaired_batches
 from .logger import RunLogger, trim_log
 from .phases import record_phase
