@@ -114,6 +114,12 @@ def test_cuda_translations_run_on_one_thread_and_last_batches_are_padded(
     assert len(outputs) == 12
     for a, b in zip(outputs, expected + expected, strict=True):
         assert np.abs(a.astype(int) - b).max() <= 1
+    # the stage timings pad as convert does: one batch shape to tune, warm-up included
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *args: None)
+    seen.clear()
+    times = time_stages(tr, "night", res, 96, 64, frames=5, batch_size=2)
+    assert {n for _, n in seen} == {2} and "device" in times.ms
+    assert {t for t, _ in seen} == threads
 
 
 def test_the_device_thread_returns_raises_and_runs_nested_calls_inline() -> None:

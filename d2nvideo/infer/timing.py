@@ -108,20 +108,25 @@ def _per_frame(t0: float, n: int) -> float:
 def _stage_times(
     src: Path, translator: Translator, to: Domain, resolution: WorkingSize, batch_size: int
 ) -> tuple[dict[str, float], list[Frame]]:
-    """Decode, then each translation stage over every batch; the translated frames."""
+    """Decode, then each translation stage over every batch; the translated frames. On CUDA
+    the last batch is padded to the batch size, as convert pads it (``network_stage``)."""
     from ..pipeline import on_device, translate_images
 
     ms: dict[str, float] = {}
     frames = _timed(ms, "decode", lambda: list(decode_frames(src)))
     images = [f.image for f in frames]
     batches = [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
+    device = on_device(translator)
+    if device:
+        batches[-1] += batches[-1][-1:] * (batch_size - len(batches[-1]))
     for n in sorted({len(b) for b in batches}):  # warm-up: the auto backend measures, and
-        translate_images(images[:n], translator, to, resolution)  # cuDNN tunes each shape
-    step = _device_steps if on_device(translator) else _cpu_steps
+        translate_images(batches[0][:n], translator, to, resolution)  # cuDNN tunes each shape
+    step = _device_steps if device else _cpu_steps
     outputs: list[np.ndarray] = []
     for batch in batches:
         outputs += step(batch, translator, to, resolution, ms)
     ms = {k: v / len(images) for k, v in ms.items()}
+    outputs = outputs[: len(images)]
     return ms, [dataclasses.replace(f, image=o) for f, o in zip(frames, outputs, strict=True)]
 
 
