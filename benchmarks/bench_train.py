@@ -22,7 +22,8 @@ on a GPU. ``recipes`` compares, on this machine:
 4. the discriminators learning from the generator step's translations instead of a generator
    pass of their own;
 5. the same as ``Trainer.step`` runs it today: the generator step's encoder and decoder calls
-   batched over both domains (``UNITForward``; the same maths in fewer, larger calls);
+   batched over both domains (``UNITForward`` in training/forward.py; the same maths in fewer,
+   larger calls);
 6. today's with ``OMP_WAIT_POLICY=PASSIVE``;
 7. today's code at the old recipe's 128x128 crops, with two residual blocks per encoder and
    decoder (``FAST_RECIPE``; MODEL.md compares what it learns in an hour with the old recipe);

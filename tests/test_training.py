@@ -892,7 +892,7 @@ def test_video_folders_made_of_links_are_followed_by_extract_and_convert(tmp_pat
 def test_the_batched_unit_step_computes_what_the_per_domain_calls_do(
     norm: str, n_shared: int
 ) -> None:
-    from d2nvideo.training.trainers import UNITForward
+    from d2nvideo.training.forward import UNITForward
 
     from d2nvideo.model import UNITConfig, build_generator
 
