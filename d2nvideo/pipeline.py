@@ -1,8 +1,9 @@
 """decode -> batch -> translate -> smooth -> encode, over bounded queues.
 
-Decoding runs ahead in one thread, the network one batch ahead in another (on CUDA through
-the process's device thread, ``infer/device_thread.py``), encoding behind in a third;
-upsampling and the temporal stages run in the caller's thread. Memory is bounded by the batch
+Decoding runs ahead in one thread, the network one batch ahead in another, encoding behind in
+a third; upsampling (on the CPU) and the temporal stages run in the caller's thread. On CUDA
+the network thread hands each batch's whole device path (resize, network, upsampling) to its
+GPU's device thread (``infer/device_thread.py``). Memory is bounded by the batch
 size and queue depths, never by the video's length. How big a batch is, and what happens when
 one is too big for the GPU: ``infer/batching.py``.
 """
@@ -23,12 +24,7 @@ import numpy as np
 
 from .choices import BarsMode, Domain, Exposure, Quality, Smoothing, Upsampler, check
 from .fileio import atomic_output
-from .infer.batching import (
-    CPU_BATCH_SIZE,
-    auto_batch_size,
-    run_network,
-    split_on_oom,
-)
+from .infer.batching import CPU_BATCH_SIZE, auto_batch_size, run_network, split_on_oom
 from .infer.device_thread import on_device_thread
 from .infer.frames import translate_on_device
 from .prefetch import Sink, prefetch, start_sink
@@ -194,16 +190,18 @@ def network_stage(
     outputs, or (None, the finished outputs, ``bars`` kept) where nothing is left to
     upsample.
 
-    On CUDA the batch runs on the process's device thread (``infer/device_thread.py``: cuDNN
-    tunes each shape once per thread), and a batch shorter than ``pad_to`` (a video's last)
-    is padded with its last frame: one batch's work instead of tuning a new shape."""
+    On CUDA the batch runs on its GPU's device thread (``infer/device_thread.py``: cuDNN
+    tunes each shape once per thread), and a batch shorter than ``pad_to`` (a video's last,
+    after whole batches of ``pad_to``) is padded with its last frame: less work than tuning a
+    new shape."""
     if on_device(translator):
         work = resolution.shape(*images[0].shape[:2])
         run = functools.partial(
             _on_device, translator=translator, work=work, res=resolution, bars=bars
         )
         padded = images + images[-1:] * (pad_to - len(images))
-        return None, on_device_thread(split_on_oom, run, padded, to)[: len(images)]
+        device = translator.weights_device
+        return None, on_device_thread(device, split_on_oom, run, padded, to)[: len(images)]
     small = working_inputs(images, resolution)
     if small is None:  # the network at native size: finished here
         return None, bars.restore(images, run_network(translator, images, to))
@@ -283,10 +281,12 @@ def translate_frames(
     size = opts.batch_size or CPU_BATCH_SIZE
 
     def prepared() -> Iterator[tuple[list[Frame], list[np.ndarray], Bars, Any, list[np.ndarray]]]:
+        pad = 0  # the batch size once a whole batch ran: a clip shorter than one is not padded
         for batch in batched(frames, size):
             images = [upright(f.image, rotation) for f in batch]
             bars = keeper.bars_of(images)
-            small, out = network_stage(images, translator, opts.to, opts.resolution, bars, size)
+            small, out = network_stage(images, translator, opts.to, opts.resolution, bars, pad)
+            pad = pad or (size if len(images) == size else 0)
             yield batch, images, bars, small, out
 
     network = prefetch(prepared(), depth=1, name="network")

@@ -96,6 +96,14 @@ class Translator:
         translator.network = translator.backend_network(backend)
         return translator
 
+    @property
+    def weights_device(self) -> torch.device:
+        """The device the weights are on, with its index (``device`` may say "cuda" alone: the
+        current device of the thread that loaded them, which under torchrun is the rank's)."""
+        for param in self.model.parameters():
+            return param.device
+        return self.device
+
     def backend_network(self, backend: Backend) -> Network | None:
         """The network for ``backend`` over this translator's model (None: torch)."""
         names = candidates(self.device, self.precision) if backend == "auto" else [backend]

@@ -144,7 +144,6 @@ def test_convert_video_takes_every_model_option_and_to_auto(media, tmp_path: Pat
     [
         ("smooth", "bogus"),
         ("smooth_strength", 1.0),
-        ("smooth_strength", 0.3),  # without smooth="flow" or "ema": ignored before
         ("batch_size", -3),
         ("batch_size", 2.5),
         ("start", -1),
@@ -167,8 +166,15 @@ def test_convert_video_refuses_a_bad_option_value_first(media, tmp_path, option,
     """The command line's ranges and choices hold for the Python API too, checked before the
     model loads (this model path does not exist: a late check would complain of it)."""
     out = tmp_path / "o.mp4"
-    with pytest.raises(UsageError, match=f"^{option} (must be|needs)"):
+    with pytest.raises(UsageError, match=f"^{option} must be"):
         convert_video(media["plain"], out, "night", model=tmp_path / "none.pt", **{option: value})
+    assert not out.exists()
+
+
+def test_convert_video_refuses_a_smoothing_strength_without_smoothing(media, tmp_path) -> None:
+    out = tmp_path / "o.mp4"  # the command line refuses it; the API ignored it
+    with pytest.raises(UsageError, match=r"^smooth_strength needs smooth='flow' or smooth='ema'"):
+        convert_video(media["plain"], out, "night", model=tmp_path / "none.pt", smooth_strength=0.3)
     assert not out.exists()
 
 
@@ -205,7 +211,7 @@ def test_convert_video_refuses_wrong_types(media, tmp_path: Path, arguments, mes
     ],
 )
 def test_translate_refuses_a_bad_size_option(bundled: Translator, option, value) -> None:
-    with pytest.raises(UsageError, match=f"^{option} (must be|needs)"):
+    with pytest.raises(UsageError, match=f"^{option} must be"):
         bundled.translate(frame_image(1, 64, 48), "night", **{option: value})
 
 

@@ -265,3 +265,6 @@ def test_a_jobs_worker_gives_its_codecs_its_share_of_the_cores(monkeypatch) -> N
         probe.use_threads(stream.codec_context)
         assert stream.codec_context.thread_count == 1
         assert stream.codec_context.thread_type.name == "AUTO"
+    from d2nvideo.video.encode import EncodeSettings, _codec_options
+
+    assert "pools=1" in _codec_options("libx265", EncodeSettings())["x265-params"]  # its pool

@@ -114,7 +114,11 @@ def test_cuda_translations_run_on_one_thread_and_last_batches_are_padded(
     assert len(outputs) == 12
     for a, b in zip(outputs, expected + expected, strict=True):
         assert np.abs(a.astype(int) - b).max() <= 1
-    # the stage timings pad as convert does: one batch shape to tune, warm-up included
+    seen.clear()  # a clip shorter than one batch is not padded (a still's preview)
+    short = ConvertOptions("night", batch_size=8, resolution=res)
+    convert_video(media["odd"], tmp_path / "short.mp4", tr, short)
+    assert [n for _, n in seen] == [6]
+    # the stage timings run whole batches on CUDA: one shape to tune, warm-up included
     monkeypatch.setattr(torch.cuda, "synchronize", lambda *args: None)
     seen.clear()
     times = time_stages(tr, "night", res, 96, 64, frames=5, batch_size=2)
@@ -123,12 +127,25 @@ def test_cuda_translations_run_on_one_thread_and_last_batches_are_padded(
 
 
 def test_the_device_thread_returns_raises_and_runs_nested_calls_inline() -> None:
+    import threading
+
     from d2nvideo.infer.device_thread import on_device_thread
+
+    cpu = torch.device("cpu")
 
     def fail() -> None:
         raise ValueError("boom")
 
-    assert on_device_thread(lambda a, b=0: a + b, 2, b=3) == 5
+    assert on_device_thread(cpu, lambda a, b=0: a + b, 2, b=3) == 5
     with pytest.raises(ValueError, match="boom"):
-        on_device_thread(fail)
-    assert on_device_thread(lambda: on_device_thread(lambda: 7)) == 7  # no deadlock
+        on_device_thread(cpu, fail)
+    worker = on_device_thread(cpu, threading.current_thread)
+    assert worker.daemon and worker is on_device_thread(cpu, threading.current_thread)
+    result: list[int] = []  # a nested call runs inline; a deadlock must fail, not hang
+    nested = threading.Thread(
+        target=lambda: result.append(on_device_thread(cpu, on_device_thread, cpu, lambda: 7)),
+        daemon=True,
+    )
+    nested.start()
+    nested.join(timeout=30)
+    assert result == [7]

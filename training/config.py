@@ -32,7 +32,7 @@ from d2nvideo.errors import ConfigError
 from d2nvideo.fileio import require_file
 from d2nvideo.model import ModelConfig, UNITConfig, config_from_dict
 
-from .config_checks import _shown, check_config
+from .config_checks import check_config, shown
 
 
 @dataclass(frozen=True)
@@ -238,7 +238,7 @@ def _build(cls: type, data: Any, prefix: str, preset: dict[str, Any] | None = No
 
 
 def _coerce(kind: Any, value: Any, key: str) -> Any:
-    origin, got = typing.get_origin(kind), _shown(value)
+    origin, got = typing.get_origin(kind), shown(value)
     args = typing.get_args(kind)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:

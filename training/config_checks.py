@@ -254,11 +254,11 @@ def _check_choice(key: str, value: str, kind: Any) -> None:
     allowed = values(kind)
     if value not in allowed:
         raise ConfigError(
-            f"config key '{key}' must be one of {'|'.join(allowed)}, got {_shown(value)}"
+            f"config key '{key}' must be one of {'|'.join(allowed)}, got {shown(value)}"
         )
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     """``value``'s repr, cut to a line's worth (a list nested a thousand deep is one value)."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."

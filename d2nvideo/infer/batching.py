@@ -2,7 +2,7 @@
 
 On a CPU batching adds little: two frames a call. On CUDA :func:`auto_batch_size` measures one
 frame (its peak memory and its largest tensor) and takes as many as half the free memory
-holds and CUDA's 32-bit indexing allows; a batch that still fails either way is split in
+holds and CUDA's 32-bit indexing allows, at most 32; a batch that still fails either way is split in
 halves and retried (:func:`split_on_oom`) instead of crashing the convert.
 """
 
@@ -76,11 +76,19 @@ def _device_limit(exc: BaseException) -> str | None:
 def auto_batch_size(
     translator: Translator, height: int, width: int, resolution: WorkingSize | None = None
 ) -> int:
-    """Frames per network call: 2 on the CPU (batching adds little there); on CUDA as many as
-    half the free memory holds, from one measured frame: a ``height`` x ``width`` frame through
-    the device path at ``resolution`` (or, without one, the network alone at that size)."""
+    """Frames per network call: 2 on the CPU (batching adds little there); on CUDA at most 32,
+    as many as half the free memory holds (memory PyTorch holds cached but unused counts as
+    free) and CUDA's 32-bit indexing allows, from one measured frame: a ``height`` x
+    ``width`` frame through the device path at ``resolution`` (or, without one, the network
+    alone at that size), on the GPU's device thread, where every statistic reads that GPU."""
     if translator.device.type != "cuda":
         return CPU_BATCH_SIZE
+    return on_device_thread(
+        translator.weights_device, _probe, translator, height, width, resolution
+    )
+
+
+def _probe(translator: Translator, height: int, width: int, resolution: WorkingSize | None) -> int:
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated()
@@ -90,11 +98,10 @@ def auto_batch_size(
             translator(frame, "night")
         else:
             work = resolution.shape(height, width)
-            on_device_thread(
-                translate_on_device, frame, translator, "night", work, resolution.upsample
-            )
+            translate_on_device(frame, translator, "night", work, resolution.upsample)
     per_frame = max(1, torch.cuda.max_memory_allocated() - base)
     free, _ = torch.cuda.mem_get_info()
+    free += torch.cuda.memory_reserved() - torch.cuda.memory_allocated()  # cached, reusable
     by_index = INDEX_LIMIT // max(1, largest[0])  # CUDA kernels index with 32 bits
     return int(max(1, min(32, by_index, free * 0.5 // per_frame)))
 

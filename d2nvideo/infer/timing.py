@@ -80,14 +80,17 @@ def time_stages(
     batch_size: int = 0,
 ) -> StageTimes:
     """Time the convert path on a ``width`` x ``height`` synthetic clip of ``frames`` frames
-    (see the module docstring). ``batch_size`` 0 chooses as convert does. The first batch runs
-    once untimed (the ``auto`` backend measures there, CUDA autotunes)."""
-    from ..pipeline import ConvertOptions, convert_video
+    (see the module docstring; on CUDA, rounded up to whole batches). ``batch_size`` 0
+    chooses as convert does. Each batch shape runs once untimed first (the ``auto`` backend
+    measures there, CUDA autotunes)."""
+    from ..pipeline import ConvertOptions, convert_video, on_device
     from .batching import auto_batch_size
 
     encode = encode or EncodeSettings()
     work = resolution.shape(height, width)
     batch_size = batch_size or auto_batch_size(translator, height, width, resolution)
+    if on_device(translator):  # whole batches: convert pads a short last one, which 8 frames
+        frames = -(-frames // batch_size) * batch_size  # at batch 32 would count 4x over
     with tempfile.TemporaryDirectory(prefix="d2nvideo-timing-") as folder:
         src = synthetic_clip(Path(folder) / "src.mp4", frames, width, height)
         ms, translated = _stage_times(src, translator, to, resolution, batch_size)
@@ -108,25 +111,20 @@ def _per_frame(t0: float, n: int) -> float:
 def _stage_times(
     src: Path, translator: Translator, to: Domain, resolution: WorkingSize, batch_size: int
 ) -> tuple[dict[str, float], list[Frame]]:
-    """Decode, then each translation stage over every batch; the translated frames. On CUDA
-    the last batch is padded to the batch size, as convert pads it (``network_stage``)."""
+    """Decode, then each translation stage over every batch; the translated frames."""
     from ..pipeline import on_device, translate_images
 
     ms: dict[str, float] = {}
     frames = _timed(ms, "decode", lambda: list(decode_frames(src)))
     images = [f.image for f in frames]
     batches = [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
-    device = on_device(translator)
-    if device:
-        batches[-1] += batches[-1][-1:] * (batch_size - len(batches[-1]))
     for n in sorted({len(b) for b in batches}):  # warm-up: the auto backend measures, and
-        translate_images(batches[0][:n], translator, to, resolution)  # cuDNN tunes each shape
-    step = _device_steps if device else _cpu_steps
+        translate_images(images[:n], translator, to, resolution)  # cuDNN tunes each shape
+    step = _device_steps if on_device(translator) else _cpu_steps
     outputs: list[np.ndarray] = []
     for batch in batches:
         outputs += step(batch, translator, to, resolution, ms)
     ms = {k: v / len(images) for k, v in ms.items()}
-    outputs = outputs[: len(images)]
     return ms, [dataclasses.replace(f, image=o) for f, o in zip(frames, outputs, strict=True)]
 
 
@@ -168,14 +166,15 @@ def _device_steps(
 
     h, w = batch[0].shape[:2]
     work = resolution.shape(h, w)
-    x = torch.zeros(len(batch), 3, *work, device=translator.device)
-    network = lambda: on_device_thread(translator.translate_tensor, x, to)  # noqa: E731
+    device = translator.weights_device
+    x = torch.zeros(len(batch), 3, *work, device=device)
+    network = lambda: on_device_thread(device, translator.translate_tensor, x, to)  # noqa: E731
     _timed(ms, "network", network, sync=True)
     upsample = resolution.upsample
 
     def run() -> np.ndarray:
         frames = np.stack(batch)
-        return on_device_thread(translate_on_device, frames, translator, to, work, upsample)
+        return on_device_thread(device, translate_on_device, frames, translator, to, work, upsample)
 
     return list(_timed(ms, "device", run, sync=True))
 

@@ -20,7 +20,7 @@ from ..choices import require_number
 from ..errors import UsageError
 from ..fileio import output_name
 from .decode import Frame
-from .probe import VideoInfo, use_threads, warn_if_hdr
+from .probe import VideoInfo, codec_threads, use_threads, warn_if_hdr
 from .streams import StreamCopier, supported_codecs
 
 log = logging.getLogger(__name__)
@@ -111,8 +111,24 @@ def check_encode(path: Path, settings: EncodeSettings) -> None:
             f"preset '{settings.preset}' is not an {name} preset: one of {', '.join(X264_PRESETS)}",
             settings.preset,
         )
+    if name == "libsvtav1":
+        _check_svt(settings)
     if settings.pix_fmt:
         _check_pix_fmt(settings.pix_fmt, codec)
+
+
+def _check_svt(settings: EncodeSettings) -> None:
+    """SVT-AV1's presets are 0-13 (a name such as x264's means its default, 8). It writes a
+    banner and its warnings to stderr itself, --quiet or not, and its errors before ours: its
+    log is turned off here, on the caller's thread before any encoder runs, unless SVT_LOG is
+    set (SVT-AV1 reads it once, at its first encoder)."""
+    preset = settings.preset or ""
+    if preset.isdigit() and int(preset) > SVT_MAX_PRESET:
+        raise UsageError(
+            f"preset '{preset}' is not a libsvtav1 preset: 0 (slowest) to {SVT_MAX_PRESET}",
+            preset,
+        )
+    os.environ.setdefault("SVT_LOG", "0")
 
 
 def _check_pix_fmt(pix_fmt: str, codec: Any) -> None:
@@ -187,15 +203,13 @@ def _codec_options(codec: str, settings: EncodeSettings) -> dict[str, str]:
         if settings.preset:
             opts["preset"] = settings.preset
         if codec == "libx265":  # x265 prints its banner and statistics to stderr itself
-            opts["x265-params"] = "log-level=error"
+            threads = codec_threads()  # and starts a thread pool of its own on every core
+            opts["x265-params"] = "log-level=error" + (f":pools={threads}" if threads else "")
     elif codec == "libvpx-vp9":
         opts.update({"b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "4"})
         if settings.crf is not None:
             opts["crf"] = str(min(63, settings.crf + 13))  # VP9's scale: 31 ~ x264's 18
     elif codec == "libsvtav1":
-        # SVT-AV1 writes a banner and its warnings to stderr itself, --quiet or not, and its
-        # errors before ours; it reads SVT_LOG once, at its first encoder (0: fatal only)
-        os.environ.setdefault("SVT_LOG", "0")
         if settings.crf is not None:
             opts["crf"] = str(min(63, settings.crf + 12))
         preset = settings.preset or ""
@@ -208,6 +222,7 @@ def _codec_options(codec: str, settings: EncodeSettings) -> dict[str, str]:
     return opts
 
 
+SVT_MAX_PRESET = 13
 NO_ROTATION = ("avi", "mpegts")  # muxers that drop the display matrix
 # What to encode in when yuv420p (or yuv444p for odd sizes) does not open with a codec
 # (MJPEG wants full-range yuvj420p, PNG rgb24...); failing these, the first it takes that opens.
@@ -225,9 +240,10 @@ def _pix_fmt(codec: str, width: int, height: int, settings: EncodeSettings) -> s
         usable = (not takes or name in takes) and _fits(name, width, height)
         if usable and _opens(codec, name, width, height):
             return name
+    why = " (SVT_LOG=2 shows SVT-AV1's reasons)" if codec == "libsvtav1" else ""
     raise UsageError(
         f"codec '{codec}' cannot encode {width}x{height} frames in any pixel format it takes "
-        f"({', '.join(takes[:8]) or 'none listed'}); choose another --codec",
+        f"({', '.join(takes[:8]) or 'none listed'}){why}; choose another --codec",
         codec,
     )
 

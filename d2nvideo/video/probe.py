@@ -99,6 +99,11 @@ def set_codec_threads(n: int) -> None:
     _codec_threads[0] = max(0, n)
 
 
+def codec_threads() -> int:
+    """What :func:`set_codec_threads` set (0: every core)."""
+    return _codec_threads[0]
+
+
 def use_threads(codec_context: Any) -> None:
     """Frame threads where the codec has them (slice threads otherwise), as the ffmpeg command
     opens codecs; PyAV's default, slice threads, scales worse (x264 at 720p on 2 cores: 20.5
