@@ -270,7 +270,11 @@ ENCODE_OPTIONS = [
         default=18,
         help="Quality: lower is better and larger (x264 scale; mapped for VP9/AV1).",
     ),
-    click.option("--preset", default="fast", help="Encoder speed preset (x264/x265 names)."),
+    click.option(
+        "--preset",
+        default="fast",
+        help="Encoder speed preset: x264/x265 names; libsvtav1 0 (slowest) to 13.",
+    ),
     click.option(
         "--pix-fmt",
         default=None,
