@@ -149,3 +149,29 @@ def test_the_device_thread_returns_raises_and_runs_nested_calls_inline() -> None
     nested.start()
     nested.join(timeout=30)
     assert result == [7]
+
+
+def test_the_batch_size_probe_does_not_autotune_its_one_frame(
+    media: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the probe's batch of one is a shape no convert runs: tuning it cost a whole tuning pass
+    import d2nvideo.infer.batching as batching
+
+    tr = Translator.from_checkpoint(media["model"], "cpu")
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
+    fake = {"synchronize": None, "reset_peak_memory_stats": None, "memory_allocated": 0}
+    fake |= {"max_memory_allocated": 2**20, "memory_reserved": 0, "mem_get_info": (2**26, 2**30)}
+    for name, value in fake.items():
+        monkeypatch.setattr(torch.cuda, name, lambda *args, v=value: v)
+    seen: list[bool] = []
+    translate = tr.translate_tensor
+
+    def recording(x: torch.Tensor, to: str) -> torch.Tensor:
+        seen.append(torch.backends.cudnn.benchmark)
+        return translate(x, to)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tr, "translate_tensor", recording)
+    probe = batching._probe  # what auto_batch_size runs on the device thread, on CUDA
+    assert probe(tr, 178, 322, WorkingSize(work_size=60)) == 32  # 64 MiB / 1 MiB, at most 32
+    assert seen == [False]
+    assert torch.backends.cudnn.benchmark  # as it was

@@ -93,7 +93,7 @@ def _probe(translator: Translator, height: int, width: int, resolution: WorkingS
     torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated()
     frame = np.zeros((1, height, width, 3), np.uint8)
-    with _eager(translator) as model, largest_tensor(model) as largest:
+    with _eager(translator) as model, largest_tensor(model) as largest, _untuned():
         if resolution is None:
             translator(frame, "night")
         else:
@@ -104,6 +104,21 @@ def _probe(translator: Translator, height: int, width: int, resolution: WorkingS
     free += torch.cuda.memory_reserved() - torch.cuda.memory_allocated()  # cached, reusable
     by_index = INDEX_LIMIT // max(1, largest[0])  # CUDA kernels index with 32 bits
     return int(max(1, min(32, by_index, free * 0.5 // per_frame)))
+
+
+@contextlib.contextmanager
+def _untuned() -> Iterator[None]:
+    """cuDNN's autotuning off within, nothing else changed (``cudnn.flags`` resets the other
+    settings to its defaults): the probe's one frame is a batch shape no convert runs, and
+    tuning every convolution for it cost as much as tuning a whole batch (seconds to tens of
+    seconds for a full-size UNIT at 720p)."""
+    cudnn = torch.backends.cudnn
+    tuning = cudnn.benchmark
+    cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        cudnn.benchmark = tuning
 
 
 @contextlib.contextmanager
