@@ -142,7 +142,8 @@ def test_a_one_frame_clip_is_an_input_error_and_fingerprints_are_counted(media) 
     import pytest
 
     from d2nvideo.errors import InputError
-    from d2nvideo.evaluation.evaluate import EvalOptions, _without_fingerprints, temporal_quality
+    from d2nvideo.evaluation.evaluate import EvalOptions, _without_fingerprints
+    from d2nvideo.evaluation.temporal import temporal_quality
     from d2nvideo.registry import load_translator
 
     tr = load_translator(media["model"], device="cpu")

@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 from conftest import frame_image
 
-from d2nvideo.evaluation.evaluate import brightness_spread
+from d2nvideo.evaluation.temporal import brightness_spread
 from d2nvideo.video.decode import Frame
 from d2nvideo.video.exposure import steady_exposure
 

@@ -129,7 +129,7 @@ def test_warp_error_leaves_out_pairs_across_a_scene_cut() -> None:
 
 
 def test_drift_is_measured_within_shots() -> None:
-    from d2nvideo.evaluation.evaluate import brightness_spread
+    from d2nvideo.evaluation.temporal import brightness_spread
 
     bright, dark = _texture(seed=1), _texture(seed=2) // 4  # two steady shots
     frames = [bright] * 4 + [dark] * 4

@@ -5,23 +5,18 @@ grayscale the study's way and in colour, cycle SSIM, domain success by the relab
 a download-free realism check (realism.py), the warping error E_warp of videos with each
 smoothing mode, and frames/s against resolution. Trivial baselines (a plain darkening or
 brightening) are measured the same way, so numbers that are easy to fake show it.
+The clips' measures are in temporal.py, the speed table in speed.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
-import resource
-import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from fractions import Fraction
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..choices import Domain, other_domain
 from ..data.scoring import DEFAULT_THRESHOLDS, score_image
@@ -30,62 +25,20 @@ from ..images import list_images, read_image
 from ..model import UNITGenerator
 from ..pipeline import DARK_OUTPUT, WorkingSize, translate_images
 from ..translator import Translator
-from ..video.bars import BarKeeper
-from ..video.decode import Frame, decode_frames
-from ..video.exposure import steady_exposure
 from ..video.geometry import fit_within
-from ..video.smooth import make_smoother
-from .metrics import psnr, shot_starts, ssim, ssim_gray, warp_error
+from .metrics import psnr, ssim, ssim_gray
+from .options import SILENT, EvalOptions, Images, Tracker
 from .provenance import overlapping, training_fingerprints
 from .realism import RealismClassifier, train_realism
 from .report import Report
+from .speed import speed
+from .temporal import temporal_quality
 
 log = logging.getLogger(__name__)
-Images = list[np.ndarray]
 BASELINES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "night": lambda im: (im.astype(np.float32) * 0.2 + 0.5).astype(np.uint8),  # x0.2 darkening
     "day": lambda im: np.clip(im.astype(np.float32) * 4.0 + 0.5, 0, 255).astype(np.uint8),
 }
-
-
-@dataclass(frozen=True)
-class EvalOptions:
-    max_images: int = 40  # per domain
-    image_max_side: int = 640  # stills are evaluated at most this size (longer side)
-    resolution: WorkingSize = field(default_factory=WorkingSize)  # as convert runs it
-    realism_steps: int = 400  # classifier training steps (0: skip the realism check)
-    realism_day: Path | None = None  # the classifier's own real day images (default: half
-    realism_night: Path | None = None  # of the evaluated folders, the other half evaluated)
-    video_frames: int = 48  # frames per video for E_warp
-    video_max_side: int = 480
-    speed_heights: tuple[int, ...] = (180, 360, 540, 720)
-    seed: int = 0
-    allow_overlap: bool = False  # evaluate even where images overlap the model's training set
-
-    def __post_init__(self) -> None:
-        if (self.realism_day is None) != (self.realism_night is None):
-            raise UsageError(
-                "--realism-day and --realism-night go together: give both, or neither (the "
-                "judge then trains on half of --day and --night)"
-            )
-
-
-class Tracker:
-    """What ``evaluate`` reports its progress to: ``start(total)`` once the amount of work is
-    known (images translated, clip frames, judges trained, frame sizes timed), then ``done(n)``
-    as it goes, and ``say`` for each phase. The default does nothing."""
-
-    def start(self, total: int) -> None:
-        pass
-
-    def done(self, n: int = 1) -> None:
-        pass
-
-    def say(self, message: str) -> None:
-        pass
-
-
-SILENT = Tracker()
 
 
 def load_images(folder: Path, limit: int, max_side: int, seed: int) -> Images:
@@ -273,130 +226,6 @@ def _realism_data(opts: EvalOptions) -> dict[str, Images] | None:
                 folder,
             )
     return own
-
-
-def temporal_quality(
-    tr: Translator, video: Path, to: Domain, opts: EvalOptions, track: Tracker = SILENT
-) -> dict[str, float]:
-    """E_warp of the input, the per-frame output and each smoothing mode, and the SSIM of each
-    smoothed output to the per-frame output, over the first ``video_frames`` frames."""
-    inputs = _clip_start(video, opts)
-    per_frame = []
-    keeper = BarKeeper()  # black bars kept, as convert does by default
-    for image in inputs:
-        bars = keeper.bars_of([image])
-        per_frame.append(translate_images([image], tr, to, opts.resolution, bars)[0])
-        track.done()
-    track.done(opts.video_frames - len(inputs))  # a clip shorter than planned
-    starts = shot_starts(inputs)  # cut pairs are left out of E_warp and drift alike
-    result = {
-        "frames": float(len(inputs)),
-        "cut_pairs": float(len(starts) - 1),
-        "ewarp_input": warp_error(inputs, inputs),
-        "ewarp_per_frame": warp_error(inputs, per_frame),
-        "drift_input": brightness_spread(inputs, starts),
-        "drift_per_frame": brightness_spread(per_frame, starts),
-        "darkest_input": float(min(im.mean() for im in inputs)),
-        "darkest_output": float(min(im.mean() for im in per_frame)),
-    }
-    stages = {
-        "ema": make_smoother("ema"),
-        "flow": make_smoother("flow"),
-        "steady": steady_exposure,  # convert's default: no smoothing, steady exposure
-        "flow_steady": lambda frames: steady_exposure(make_smoother("flow")(frames)),
-    }
-    for mode, stage in stages.items():
-        smoothed = [f.image for f in stage(_as_frames(inputs, per_frame))]
-        result[f"ewarp_{mode}"] = warp_error(inputs, smoothed)
-        result[f"drift_{mode}"] = brightness_spread(smoothed, starts)
-        result[f"ssim_{mode}_vs_per_frame"] = float(
-            np.mean([ssim(a, b) for a, b in zip(smoothed, per_frame, strict=True)])
-        )
-    return result
-
-
-def _clip_start(video: Path, opts: EvalOptions) -> Images:
-    """The first ``video_frames`` frames of ``video``, longer side at most ``video_max_side``."""
-    from ..errors import InputError
-
-    inputs: list[np.ndarray] = []
-    for frame in decode_frames(video):
-        inputs.append(fit_within(frame.image, opts.video_max_side))
-        if len(inputs) >= opts.video_frames:
-            break
-    if len(inputs) < 2:
-        raise InputError(f"'{video}' has fewer than 2 decodable frames to measure", video)
-    return inputs
-
-
-def brightness_spread(images: Images, starts: Sequence[int] = (0,)) -> float:
-    """How much a clip's mean brightness wanders: the standard deviation of the per-frame
-    means over their average (0 for a steady clip), within each shot (``starts``: the first
-    frame of each) and averaged over the frames of shots at least 2 frames long, so that a
-    cut between a dark and a bright shot is not counted as drift."""
-    means = np.array([im.mean() for im in images], np.float64)
-    spreads, weights = [], []
-    for lo, hi in itertools.pairwise([*starts, len(means)]):
-        shot = means[lo:hi]
-        if len(shot) >= 2:
-            spreads.append(shot.std() / max(shot.mean(), 1e-6))
-            weights.append(len(shot))
-    return float(np.average(spreads, weights=weights)) if spreads else 0.0
-
-
-def _as_frames(inputs: Images, outputs: Images) -> Iterator[Frame]:
-    for i, (source, image) in enumerate(zip(inputs, outputs, strict=True)):
-        yield Frame(image, i, Fraction(1, 30), i, source=source)
-
-
-def speed(
-    tr: Translator,
-    heights: tuple[int, ...],
-    resolution: WorkingSize,
-    frames: int = 8,
-    track: Tracker = SILENT,
-) -> list[dict[str, Any]]:
-    """At each 16:9 size: the convert pipeline's frames/s as a user runs it (working size,
-    upsampling, encode; ``pipeline.time_stages``), each stage's ms per frame, the stage that
-    limits it, and the network alone at native size, with peak memory."""
-    from ..pipeline import time_stages
-
-    rows = []
-    for h in heights:
-        w = round(h * 16 / 9)
-        times = time_stages(tr, "night", resolution, w, h, frames=frames)
-        busiest, _ = times.busiest
-        rows.append(
-            {
-                "height": float(h),
-                "width": float(w),
-                "work": list(times.work),
-                "pipeline_fps": times.pipeline_fps,
-                "stages_ms": times.ms,
-                "limit": busiest,
-                **_network_alone(tr, h, w),
-            }
-        )
-        track.done()
-    return rows
-
-
-def _network_alone(tr: Translator, h: int, w: int, repeats: int = 3) -> dict[str, float]:
-    """The network's frames/s on one native ``h`` x ``w`` frame, and peak memory (MB)."""
-    frames = np.random.default_rng(0).integers(0, 256, (1, h, w, 3), dtype=np.uint8)
-    tr(frames, "night")  # warm-up (cudnn autotuning, allocator)
-    if tr.device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        tr(frames, "night")
-    if tr.device.type == "cuda":
-        torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"fps": repeats / (time.perf_counter() - t0), "peak_mb": peak}
 
 
 def evaluate(
