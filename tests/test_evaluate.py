@@ -199,6 +199,9 @@ def folders(tmp_path: Path) -> Path:
         (["--realism-day", "{t}/notes.txt", "--realism-night", "{t}/night"], 1, "not a folder"),
         (["-o", "{t}/notes.txt"], 2, "is a file; choose a folder"),
         (["-o", "{t}/kept"], 2, "holds a report already (report.json)"),
+        (["-o", "{t}/day", "--overwrite"], 2, "must lie outside the image folder"),  # its images
+        (["-o", "{t}/night/r"], 2, "must lie outside the image folder"),
+        (["--realism-day", "{t}/r", "--realism-night", "{t}/one"], 2, "must lie outside"),
     ],
 )
 def test_evaluate_refuses_bad_folders_before_measuring(

@@ -134,7 +134,7 @@ def evaluate(
     from ..evaluation.evaluate import evaluate as run
     from ..evaluation.report import check_report_folder, write_report
 
-    check_report_folder(output, overwrite)
+    check_report_folder(output, overwrite, (day, night, realism.day, realism.night))
     translator = model.load()
     opts = EvalOptions(
         max_images=max_images,

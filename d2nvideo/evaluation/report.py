@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,13 +59,21 @@ def _finite(value: Any) -> Any:
 REPORT_FILES = ("report.json", "report.md", "speed.png")
 
 
-def check_report_folder(out: Path, overwrite: bool) -> None:
-    """Refuse, before any measuring, a report folder that is a file, that holds a report
-    already (unless ``overwrite``), or that cannot be made or written."""
-    from ..errors import OutputError, PathError
+def check_report_folder(out: Path, overwrite: bool, inputs: Sequence[Path | None] = ()) -> None:
+    """Refuse, before any measuring, a report folder that is a file, that is or lies inside
+    one of the ``inputs`` folders (its files would replace the images measured, and be read as
+    images the next time), that holds a report already (unless ``overwrite``), or that cannot
+    be made or written."""
+    from ..errors import OutputError, PathError, UsageError
 
     if out.exists() and not out.is_dir():
         raise PathError(f"report folder '{out}' is a file; choose a folder", out)
+    where = out.resolve()
+    for folder in filter(None, inputs):
+        if where == folder.resolve() or folder.resolve() in where.parents:
+            raise UsageError(
+                f"report folder '{out}' must lie outside the image folder '{folder}'", out
+            )
     taken = [name for name in REPORT_FILES if (out / name).exists()]
     if taken and not overwrite:
         raise PathError(
