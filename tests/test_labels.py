@@ -247,6 +247,34 @@ def test_extract_names_manifest_resume_and_bad_files(tmp_path: Path) -> None:
     assert summary["failed"] == 1
 
 
+def test_extract_tells_videos_of_one_name_apart(tmp_path: Path) -> None:
+    # a dashcam's FILE0001.MP4 in two folders, and clip.mkv beside clip.mp4: frames of the
+    # later ones were skipped as "already there", and the manifest named the wrong source
+    clips = tmp_path / "clips"
+    for rel, size in [("a/clip.mp4", (64, 48)), ("b/clip.mp4", (80, 48)), ("b/clip.mkv", (96, 48))]:
+        (clips / rel).parent.mkdir(parents=True, exist_ok=True)
+        make_video(clips / rel, frames=10, size=size)
+    make_video(clips / "b" / "other.mp4", frames=10)
+    out = tmp_path / "frames"
+    argv = ["extract", str(clips), "-o", str(out), "--every", "0.2s", "-q", "--json"]
+    summary = json.loads(CliRunner().invoke(cli, argv).stdout)
+    assert (summary["written"], summary["existing"], summary["failed"]) == (8, 0, 0)
+    rows = {r["file"]: r for r in csv.DictReader((out / "manifest.csv").open())}
+    stems = {"a_clip_mp4": 64, "b_clip_mp4": 80, "b_clip_mkv": 96, "other": 64}
+    for stem, width in stems.items():
+        for t in (0.0, 0.2):
+            row = rows[f"{stem}_{t:010.3f}.jpg"]
+            assert read_image(out / row["file"]).shape[1] == int(row["width"]) == width
+    # a frame name an earlier run gave to another video is refused, the frame kept
+    for sub, code in (("a", 0), ("b", 1)):
+        run = CliRunner().invoke(
+            cli, ["extract", str(clips / sub / "clip.mp4"), "-o", str(tmp_path / "one")]
+        )
+        assert run.exit_code == code
+    assert "holds a frame of" in run.output and "separate folders" in run.output
+    assert read_image(tmp_path / "one" / f"clip_{0:010.3f}.jpg").shape[1] == 64
+
+
 def test_extract_frames_count_size_classify_and_dedupe(tmp_path: Path) -> None:
     import av
 

@@ -1,6 +1,7 @@
 """``d2nvideo extract``: frames out of videos to build datasets.
 
-Frames are named ``<video-stem>_<seconds>.jpg`` from their exact presentation time, written
+Frames are named ``<video-stem>_<seconds>.jpg`` from their exact presentation time (videos of
+one stem are told apart by their paths: :func:`frame_stems`), written
 atomically, listed in ``manifest.csv`` with their brightness and day/night label; a second run
 skips frames already written. Sparse sampling seeks instead of decoding everything.
 """
@@ -115,6 +116,26 @@ def sample_times(info: VideoInfo, s: Sampling) -> list[float]:
     return [first + step * (i + offset) for i in range(n)]
 
 
+def frame_stems(videos: list[Path]) -> dict[Path, str]:
+    """What each video's frames are named after: its stem, or, where videos share a stem
+    (``FILE0001.MP4`` in several folders, ``clip.mp4`` beside ``clip.mkv``; letter case
+    ignored, for file systems that ignore it), its path under the folder all of them share,
+    separators and dots as ``_`` (``2026-11-01_FILE0001_MP4``)."""
+    counts: dict[str, int] = {}
+    for video in videos:
+        counts[video.stem.casefold()] = counts.get(video.stem.casefold(), 0) + 1
+    if max(counts.values(), default=0) < 2:
+        return {video: video.stem for video in videos}
+    root = Path(os.path.commonpath([v.resolve().parent for v in videos]))
+    stems = {}
+    for video in videos:
+        if counts[video.stem.casefold()] < 2:
+            stems[video] = video.stem
+        else:
+            stems[video] = "_".join(video.resolve().relative_to(root).parts).replace(".", "_")
+    return stems
+
+
 def frame_name(stem: str, seconds: float, fmt: str) -> str:
     """``drive_000012.345.jpg``: the frame's presentation time in seconds, zero-padded."""
     return f"{stem}_{max(0.0, seconds):010.3f}.{fmt}"
@@ -136,9 +157,12 @@ def extract_video(
     rows: dict[str, dict[str, str]],
     result: ExtractResult,
     on_frame: Callable[[int], None],
+    stem: str | None = None,
 ) -> None:
-    """Extract one video's frames into ``out``; add their manifest rows to ``rows``. A video
-    that yields no frame at all (a still image, ``start`` past its end) is an InputError."""
+    """Extract one video's frames into ``out``, named after ``stem`` (the file's own by
+    default); add their manifest rows to ``rows``. A video that yields no frame at all (a still
+    image, ``start`` past its end) is an InputError, and so is a frame name that the manifest
+    gives to another video."""
     times = sample_times(info, opts.sampling)
     if not times:
         raise InputError(_nothing_to_sample(path, info, opts.sampling), path)
@@ -155,8 +179,8 @@ def extract_video(
                 continue
             previous = thumb
         kept += 1
-        name = frame_name(path.stem, frame.time - info.start_time, opts.fmt)
-        row = _save(image, name, out, opts, result)
+        name = frame_name(stem or path.stem, frame.time - info.start_time, opts.fmt)
+        row = _save(image, name, out, opts, result, rows, path)
         rows[row["file"]] = {**row, "source": str(path), "pts_seconds": f"{frame.time:.6f}"}
     on_frame(len(times) - done)  # frames past a short video's real end
     if not done:
@@ -176,13 +200,28 @@ def _nothing_to_sample(path: Path, info: VideoInfo, s: Sampling) -> str:
 
 
 def _save(
-    image: np.ndarray, name: str, out: Path, opts: ExtractOptions, result: ExtractResult
+    image: np.ndarray,
+    name: str,
+    out: Path,
+    opts: ExtractOptions,
+    result: ExtractResult,
+    rows: dict[str, dict[str, str]] | None = None,
+    source: Path | None = None,
 ) -> dict[str, str]:
-    """Write one frame (unless an earlier run did) and return its manifest fields."""
+    """Write one frame (unless an earlier run did) and return its manifest fields. A frame
+    name that ``rows`` (the manifest) gives to a video other than ``source`` is an InputError:
+    two videos of one name in one folder."""
     score = score_image(image).score(opts.method)
     label = DEFAULT_THRESHOLDS[opts.method].label(score)
     relative = f"{label}/{name}" if opts.classify else name
     target = out / relative
+    listed = (rows or {}).get(relative)
+    if listed and source and not _same_file(listed.get("source", ""), source):
+        raise InputError(
+            f"'{target}' holds a frame of '{listed['source']}' (manifest.csv), not of "
+            f"'{source}': extract videos of the same name into separate folders",
+            source,
+        )
     if target.exists():
         result.existing += 1
     else:
@@ -195,6 +234,15 @@ def _save(
         "brightness": f"{score:.2f}",
         "label": label,
     }
+
+
+def _same_file(listed: str, source: Path) -> bool:
+    """Whether a manifest's ``source`` (as the run that wrote it was given it, maybe relative
+    to another folder) is ``source``: the same file where both exist, else the same name."""
+    try:
+        return Path(listed).samefile(source)
+    except OSError:
+        return Path(listed).name == source.name
 
 
 def read_manifest(path: Path) -> dict[str, dict[str, str]]:
@@ -267,12 +315,13 @@ def extract_all(
     listed = bool(rows)
     result = ExtractResult(failed=[])
     failed: list[tuple[Path, str]] = []
+    stems = frame_stems([video for video, _ in plans])
     try:
         for video, info in plans:
             try:
                 if isinstance(info, str):
                     raise D2NError(info)
-                extract_video(video, info, out, opts, rows, result, on_frame)
+                extract_video(video, info, out, opts, rows, result, on_frame, stems[video])
             except D2NError as exc:
                 failed.append((video, str(exc)))
                 on_error(video, str(exc))
