@@ -510,6 +510,21 @@ def test_convert_refuses_a_truncated_file_at_once(media, tmp_path: Path) -> None
     )
 
 
+def test_convert_warns_of_a_matroska_file_that_ends_early(media, tmp_path: Path, caplog) -> None:
+    """Matroska has no frame count to check a truncated file against: its header's duration
+    is what the frames should reach (a cut file converted a part with no word)."""
+    whole = make_video(tmp_path / "whole.mkv", frames=50, fps=10)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+    for src, warned in ((whole, False), (cut, True)):
+        caplog.clear()
+        out = tmp_path / f"o_{src.name}"
+        result = invoke("convert", src, "--to", "night", "-o", out, "--model", media["model"])
+        assert result.exit_code == 0, result.output
+        assert ("may be truncated" in caplog.text) is warned, caplog.text
+        assert (len(read_video(out).times) == 50) is not warned
+
+
 @pytest.mark.parametrize("command", ["convert", "preview.mp4", "preview.gif", "preview.png"])
 def test_salvage_converts_what_a_truncated_file_holds(command, media, tmp_path, caplog):
     """``--salvage`` is the same for convert and each kind of preview: the frames that are

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -13,6 +14,8 @@ import numpy as np
 
 from ..errors import InputError
 from .probe import _reason, open_input, use_threads, video_stream
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -55,6 +58,7 @@ def decode_frames(
     expect_frames: int | None = None,
     hwaccel: str | None = None,
     salvage: Salvage | None = None,
+    expect_end: float | None = None,
 ) -> Iterator[Frame]:
     """Yield the frames of ``path`` whose time lies in ``[start, start + duration)``.
 
@@ -64,6 +68,8 @@ def decode_frames(
     ``hwaccel`` ("cuda") decodes with NVDEC where available (see ``open_input``). With
     ``salvage`` a corrupt packet or a file cut short is not an error: what decodes is yielded
     and the losses are counted in ``salvage`` (a dashcam that lost power mid-write).
+    ``expect_end`` (seconds, where the header says a whole file ends, for containers without an
+    exact count, such as Matroska) warns once when the frames stop well before it.
     """
     container = open_input(path, hwaccel)
     try:
@@ -82,8 +88,24 @@ def decode_frames(
             yield Frame(frame.to_ndarray(format="rgb24"), frame.pts, tb, count, frame.duration or 0)
             count += 1
         _check_count(path, count, expect_frames, salvage)
+        _check_end(path, t if count else None, expect_end, start)
     finally:
         container.close()
+
+
+def _check_end(path: Path, last: float | None, expected: float | None, start: float) -> None:
+    # a header's duration can run past the last frame by an audio tail or a frame or two; a
+    # file cut short stops far earlier (Matroska and WebM have no frame count to check)
+    if last is None or expected is None or expected <= start:
+        return
+    if last < expected - max(1.0, 0.1 * (expected - start)):
+        log.warning(
+            "'%s' ends at %.2f s where its header says %.2f s: it may be truncated; the frames "
+            "that are there were converted",
+            path,
+            last,
+            expected,
+        )
 
 
 def _check_count(path: Path, count: int, expected: int | None, salvage: Salvage | None) -> None:
