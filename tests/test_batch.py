@@ -113,6 +113,28 @@ def test_a_second_run_converts_nothing_and_says_so(media, tmp_path: Path) -> Non
     assert json.loads(third.output)["converted"] == 1
 
 
+def test_outputs_reached_through_a_link_and_folders_in_an_outputs_place(
+    media, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a link inside the input folder to the output folder: each run converted the last one's
+    # outputs again (out/outlink/outlink/a.mp4...); a folder where an output goes was "already
+    # there", so its input was never converted and the run said nothing to do
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    make_video(src / "a.mp4", frames=2, size=(32, 32))
+    (src / "outlink").symlink_to(out)
+    args = ["convert", src, "--to", "day", "-o", out, "--model", media["model"], "-q"]
+    for _ in range(2):
+        assert run(*args, "--overwrite").exit_code == 0
+    assert "outlink/a.mp4': a link leads there into the output folder" in caplog.text
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["a.mp4"]
+    (out / "a.mp4").unlink()
+    (out / "a.mp4").mkdir()
+    taken = run(*args)
+    assert taken.exit_code == 1 and "output '" in taken.output and "is a folder" in taken.output
+
+
 def test_globs_stdin_and_several_inputs(drive: Path, tmp_path: Path) -> None:
     clips = expand([str(drive / "day0" / "clip0*.mp4")])
     assert clips == sorted(clips) and all(p.name.startswith("clip0") for p in clips)

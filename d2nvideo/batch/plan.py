@@ -13,6 +13,8 @@ tasks, each an input and the output it goes to. No torch, no decoding: names onl
 from __future__ import annotations
 
 import glob
+import logging
+import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -96,7 +98,7 @@ def plan(inputs: list[Path], to: str, output: Path | None) -> list[Task]:
         _check_outside(src, out)
         if src.is_dir():
             root = out if len(inputs) == 1 else out / src.resolve().name
-            tasks += _tree(src, root)
+            tasks += _tree(src, root, out)
         else:
             tasks.append(_file(src, out / src.name))
     if not tasks:
@@ -122,13 +124,27 @@ def _file(src: Path, dst: Path) -> Task:
     return Task(src, dst, kind)
 
 
-def _tree(root: Path, out: Path) -> list[Task]:
-    tasks = []
+def _tree(root: Path, out: Path, output: Path) -> list[Task]:
+    """The tasks of the folder ``root``, written under ``out``; files that a link under
+    ``root`` reaches inside the ``output`` folder are outputs, not inputs (each run converted
+    the last one's outputs again, and with --overwrite replaced its own inputs)."""
+    tasks, linked = [], []
+    inside = os.path.join(os.path.realpath(output), "")
     for path in sorted(files_under(root)):
         kind = kind_of(path)
         if kind is None or looks_like_output(path) or path.name.startswith("."):
             continue
+        if os.path.realpath(path).startswith(inside):
+            linked.append(path)
+            continue
         tasks.append(Task(path, out / path.relative_to(root), kind))
+    if linked:
+        logging.getLogger(__name__).warning(
+            "skipped %d file(s) such as '%s': a link leads there into the output folder '%s'",
+            len(linked),
+            linked[0],
+            output,
+        )
     return tasks
 
 

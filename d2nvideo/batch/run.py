@@ -52,6 +52,9 @@ class Converter:
     watch: DarkOutputWatch | None = None
 
     def __call__(self, task: Task, on_frames: Callable[[int], None]) -> Outcome:
+        if task.dst.is_dir():  # not an output: nothing would ever be written there
+            error = f"output '{task.dst}' is a folder; move it away or choose another -o"
+            return Outcome(str(task.src), str(task.dst), "failed", error=error)
         if task.dst.exists() and not self.overwrite:
             return Outcome(str(task.src), str(task.dst), "skipped")
         t0 = time.perf_counter()
