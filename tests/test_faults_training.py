@@ -345,6 +345,29 @@ def test_a_damaged_record_is_one_line_for_export_and_resume(
 
 
 @pytest.mark.parametrize(
+    "damage", ["no_trainer", "rng", "text"], ids=["no trainer", "rng zeros", "text entry"]
+)
+def test_a_state_with_foreign_contents_is_one_line_for_resume(
+    data: Path, run: Path, damage: str
+) -> None:
+    # a file torch reads with weights_only that is not what train saved: tracebacks before
+    import torch
+
+    path = run / "state" / "step_00000002.pt"
+    payload = torch.load(path, weights_only=True)
+    if damage == "no_trainer":
+        payload["trainer"] = {}
+    elif damage == "rng":
+        payload["rng"] = {"torch": torch.zeros(3)}
+    else:
+        payload["trainer"][next(iter(payload["trainer"]))] = "text"
+    torch.save(payload, path)
+    before = snapshot(run)
+    fails(_train(data, run, "--steps", "3", "--resume"), 1, "cannot be resumed")
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize(
     "override, message",
     [
         ("train.seed=99999999999999999999999", "'train.seed' must be in [0, 4294967295]"),

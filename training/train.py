@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from d2nvideo.errors import ConfigError, D2NError, PathError
+from d2nvideo.errors import CheckpointError, ConfigError, D2NError, PathError
 from d2nvideo.fileio import exclusive
 from d2nvideo.model.runtime import resolve_precision, set_fast_flags
 
@@ -235,9 +235,17 @@ def _restore(
     _check_folder(out, resume)
     if not resume:
         return 0
-    _, payload = load_latest(out / "state", device)
-    trainer.load_state_dict(payload["trainer"])
-    set_rng_state(payload["rng"])
+    path, payload = load_latest(out / "state", device)
+    try:
+        trainer.load_state_dict(payload["trainer"])
+        set_rng_state(payload["rng"])
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise CheckpointError(
+            f"training state '{path}' cannot be resumed: its contents are not what train "
+            f"saves ({type(exc).__name__}{': ' + reason if reason else ''})",
+            path,
+        ) from exc
     step = int(payload["step"])
     if ctx.rank:  # only rank 0's random state is stored; the others restart theirs by step
         _seed(seed * 1000 + ctx.rank + step)
