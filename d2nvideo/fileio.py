@@ -9,6 +9,7 @@ process (no live writer, no lock) from another process's work in progress, and d
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -156,12 +157,40 @@ def atomic_output(final: Path, overwrite: bool | None = None) -> Iterator[Path]:
         yield tmp
         _usual_mode(tmp)
         _commit(tmp, final, replace)
-    except BaseException:
+    except BaseException as exc:
+        full = _failed_for_space(exc, folder)
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(final)) from exc
         raise
     finally:
         os.close(fd)  # releases the lock
+
+
+FULL_DISK = 16 * 2**20  # bytes free under which a failed write is taken for a full disk
+
+
+def _failed_for_space(exc: BaseException, folder: Path) -> bool:
+    """Whether a writer's failure is a full disk that its error does not name: torch.save
+    raises a RuntimeError ('unexpected pos'), safetensors its own error, NumPy an OSError with
+    no errno ('requested and written'), and an OSError of the disk names no file. Errors of
+    ours and interrupts are never re-worded."""
+    from .errors import D2NError
+
+    if not isinstance(exc, Exception) or isinstance(exc, D2NError):
+        return False
+    if isinstance(exc, OSError) and exc.errno not in (None, errno.ENOSPC):
+        return False
+    if isinstance(exc, OSError) and exc.filename:
+        return False
+    try:
+        stat = os.statvfs(folder)
+    except (OSError, AttributeError):  # no statvfs on Windows
+        return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+    return stat.f_bavail * stat.f_frsize < FULL_DISK or (
+        isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+    )
 
 
 def _create_part(folder: Path, final: Path) -> tuple[Path, int]:

@@ -215,3 +215,23 @@ def test_evaluate_refuses_bad_folders_before_measuring(
     args += [folders / "night", "-o", folders / "r", "--realism-steps", "2", "-q"]
     args += [a.replace("{t}", str(folders)) for a in extra]
     refused(folders, code, message, *args)
+
+
+def test_a_report_that_cannot_be_written_whole_leaves_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a full disk at speed.png left report.json and report.md: the next run was refused
+    import d2nvideo.evaluation.report as report_module
+    from d2nvideo.evaluation.report import Report, check_report_folder, write_report
+
+    def full(path: Path, *args: object) -> None:
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(report_module, "line_png", full)
+    report = Report(model={"device": "cpu"})
+    report.speed = [{"height": 180.0, "width": 320.0, "fps": 9.0, "peak_mb": 1.0}]
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(OSError, match="No space"):
+        write_report(report, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    check_report_folder(tmp_path, overwrite=False)  # a second run may write there

@@ -216,6 +216,38 @@ def test_atomic_output_keeps_the_output_where_chmod_is_refused(
     assert (tmp_path / "clip_night.mp4").read_text() == "hours of work"
 
 
+@pytest.mark.parametrize(
+    "failure",
+    [
+        RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 128 vs 0"),
+        OSError("1118149 requested and 49152 written"),  # NumPy's tofile: no errno
+        OSError(28, "No space left on device"),  # no file named
+    ],
+    ids=["torch.save", "numpy", "write"],
+)
+def test_a_full_disk_is_named_whatever_the_writer_raised(
+    failure: Exception, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    from types import SimpleNamespace
+
+    from d2nvideo.fileio import atomic_output
+
+    def fail(free: int) -> None:
+        monkeypatch.setattr(os, "statvfs", lambda p: SimpleNamespace(f_bavail=free, f_frsize=1))
+        with atomic_output(tmp_path / "state.pt") as tmp:
+            tmp.write_bytes(b"half")
+            raise failure
+
+    with pytest.raises(OSError) as full:
+        fail(4096)
+    assert full.value.errno == errno.ENOSPC and full.value.filename == str(tmp_path / "state.pt")
+    with pytest.raises(type(failure)) as other:  # with room left it is not the disk: as it was
+        fail(2**40)
+    assert other.value is failure or failure.errno == errno.ENOSPC  # type: ignore[attr-defined]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_leftovers_of_a_killed_writer_are_swept(tmp_path: Path) -> None:
     from d2nvideo.fileio import atomic_output
 

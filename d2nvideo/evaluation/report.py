@@ -85,8 +85,20 @@ def check_report_folder(out: Path, overwrite: bool, inputs: Sequence[Path | None
 
 
 def write_report(report: Report, out: Path) -> None:
-    """report.json, report.md and (with speed rows) speed.png in ``out``."""
+    """report.json, report.md and (with speed rows) speed.png in ``out``; when one cannot be
+    written (a full disk), the new files written before it are removed, so that a second run
+    is not refused for a report that is not whole."""
     out.mkdir(parents=True, exist_ok=True)
+    new = [out / name for name in REPORT_FILES if not (out / name).exists()]
+    try:
+        _write_files(report, out)
+    except BaseException:
+        for path in new:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def _write_files(report: Report, out: Path) -> None:
     with atomic_output(out / "report.json") as tmp:
         tmp.write_text(report_json(report, indent=1))
     with atomic_output(out / "report.md") as tmp:
