@@ -307,9 +307,23 @@ def test_extract_frames_count_size_classify_and_dedupe(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     written = list(out.rglob("*.jpg"))
-    assert len(written) == 5  # the 6 samples of the still part collapse to 1; 4 moving stay
+    # frames 1, 4, ... 28, the middle of each tenth: the 7 of the still part collapse to 1
+    assert len(written) == 4
     assert all(read_image(p).shape == (24, 32, 3) for p in written)
     assert all(p.parent.name in ("day", "night", "ambiguous") for p in written)
+
+
+@pytest.mark.parametrize("frames, count", [(10, 10), (10, 1000), (1, 1), (30, 7)])
+def test_extract_frames_takes_as_many_as_asked_up_to_every_frame(
+    frames: int, count: int, tmp_path: Path
+) -> None:
+    # --frames 10 of a 10-frame clip gave 9 (the first passed over, the last time after the last
+    # frame); --frames 1 of a one-frame clip found no frame at all
+    clip = make_video(tmp_path / "c.mp4", frames=frames, fps=25)
+    out = tmp_path / "o"
+    argv = ["extract", str(clip), "-o", str(out), "--frames", str(count), "-q"]
+    assert CliRunner().invoke(cli, argv).exit_code == 0
+    assert len(list(out.glob("*.jpg"))) == min(frames, count)
 
 
 def test_extract_keeps_rotated_frames_upright(media: dict[str, Path], tmp_path: Path) -> None:

@@ -106,14 +106,13 @@ def sample_times(info: VideoInfo, s: Sampling) -> list[float]:
         return []
     span, limit = last - first, max(MAX_TIMES, 10 * info.frames)
     if s.count:
-        n = min(s.count, info.frames * (1 if info.frames_exact else 2))
-        step, offset = span / n, 0.5
-    else:
-        wanted = 1.0 / s.fps if s.fps else (s.every or 1.0)
-        step, offset = max(wanted, span / limit), 0.0
-        n = max(1, math.ceil(span / step - 1e-9))
+        times = _count_times(info, s.count, first, span)
+        return times[: s.max_frames] if s.max_frames else times
+    wanted = 1.0 / s.fps if s.fps else (s.every or 1.0)
+    step = max(wanted, span / limit)
+    n = max(1, math.ceil(span / step - 1e-9))
     n = min(n, s.max_frames) if s.max_frames else n
-    return [first + step * (i + offset) for i in range(n)]
+    return [first + step * i for i in range(n)]
 
 
 def frame_stems(videos: list[Path]) -> dict[Path, str]:
@@ -134,6 +133,19 @@ def frame_stems(videos: list[Path]) -> dict[Path, str]:
         else:
             stems[video] = "_".join(video.resolve().relative_to(root).parts).replace(".", "_")
     return stems
+
+
+def _count_times(info: VideoInfo, count: int, first: float, span: float) -> list[float]:
+    """``count`` frames spread evenly over ``span``: the middle frame of each of ``count``
+    equal parts, by index at the clip's average rate, asked for half a frame early, since
+    ``frames_at`` takes the first frame at or after a time (asked for at the parts' middle
+    times, a 10-frame clip's ``--frames 10`` gave 9: the first frame was passed over and the
+    last time fell after the last frame)."""
+    rate = float(info.fps) or 30.0
+    total = max(1, round(span * rate))  # frames in the span, at the average rate
+    n = min(count, info.frames * (1 if info.frames_exact else 2))
+    picked = [int((i + 0.5) * total / n) for i in range(n)]
+    return [first + max(0.0, (k - 0.5) / rate) for k in picked]
 
 
 def frame_name(stem: str, seconds: float, fmt: str) -> str:
