@@ -119,22 +119,22 @@ def _require_existing(path: Path, what: str) -> None:
         raise PathError(f"{what} '{path}' does not exist", path)
 
 
-def check_output(output: Path, inputs: list[Path], overwrite: bool) -> None:
+def check_output(output: Path, inputs: list[Path], overwrite: bool, what: str = "output") -> None:
     """Refuse to write over an input, an existing file (unless ``overwrite``) or into a folder
-    that does not exist or cannot be written."""
+    that does not exist or cannot be written; ``what`` names the output in the errors."""
     resolved = output.resolve()
     for src in inputs:
         if src.exists() and resolved == src.resolve():
-            raise PathError(f"output '{output}' is the input; choose another path", output)
+            raise PathError(f"{what} '{output}' is the input; choose another path", output)
     if output.is_dir():
-        raise PathError(f"output '{output}' is a directory, expected a file path", output)
+        raise PathError(f"{what} '{output}' is a directory, expected a file path", output)
     if output.exists() and not overwrite:
-        raise PathError(f"output '{output}' exists; pass --overwrite to replace it", output)
+        raise PathError(f"{what} '{output}' exists; pass --overwrite to replace it", output)
     parent = resolved.parent
     if not parent.is_dir():
-        raise OutputError(f"output folder '{parent}' does not exist", parent)
+        raise OutputError(f"{what} folder '{parent}' {not_a_folder(parent)}", parent)
     if not os.access(parent, os.W_OK):
-        raise OutputError(f"output folder '{parent}' is not writable", parent)
+        raise OutputError(f"{what} folder '{parent}' is not writable", parent)
 
 
 @contextlib.contextmanager

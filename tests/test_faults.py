@@ -759,3 +759,72 @@ def test_a_path_from_stdin_keeps_its_spaces(media, tmp_path: Path, monkeypatch) 
     (tmp_path / " lead.mp4").write_bytes(media["plain"].read_bytes())
     monkeypatch.chdir(tmp_path)
     assert expand(["-"], [" lead.mp4\r\n", "  \n"]) == [Path(" lead.mp4")]
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (
+            ["evaluate", "--video", "night=", "--day", "{t}", "--night", "{t}", "-o", "{t}/r"],
+            2,
+            "'night=' names no clip after '='",
+        ),
+        (
+            ["evaluate", "--video", "dusk=x.mp4", "--day", "{t}", "--night", "{t}", "-o", "{t}/r"],
+            2,
+            "'dusk=' is not a domain: use day= or night= before the clip",
+        ),
+        (["extract", "{clip}", "-o", "{t}/afile"], 1, "'{t}/afile' is a file where a folder is"),
+        (
+            ["preview", "{clip}", "--to", "night", "-o", "{t}/afile/x.png"],
+            1,
+            "output folder '{t}/afile' is not a folder",
+        ),
+        (
+            ["relabel", "--folder", "day={t}/afile", "-o", "{t}/r"],
+            1,
+            "'{t}/afile' for label 'day' is not a folder",
+        ),
+        (
+            ["convert", "{clip}", "--to", "night", "-o", "{t}/o.mp4", "--report", "{t}"],
+            2,
+            "--report '{t}' is a directory",
+        ),
+    ],
+    ids=[
+        "video without clip",
+        "video domain",
+        "extract into a file",
+        "preview into a file",
+        "relabel a file",
+        "report a folder",
+    ],
+)
+def test_misplaced_paths_are_named_for_what_they_are(
+    args: list[str], code: int, message: str, media, tmp_path: Path
+) -> None:
+    (tmp_path / "afile").write_text("mine")
+    clip = make_video(tmp_path / "c.mp4", frames=2, size=(32, 32))
+    where = {"{t}": str(tmp_path), "{clip}": str(clip)}
+
+    def filled(text: str) -> str:
+        for key, value in where.items():
+            text = text.replace(key, value)
+        return text
+
+    model = ["--model", str(media["model"])] if args[0] in ("convert", "preview") else []
+    refused(tmp_path, code, filled(message), *map(filled, args), *model, "-q")
+
+
+def test_a_folder_named_like_a_shipped_config_does_not_hide_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a run folder called 'tiny' where train runs: "config 'tiny' is a directory"
+    for domain in ("day", "night"):
+        for i in range(2):
+            write_image(tmp_path / domain / f"{i}.png", frame_image(i, 48, 40))
+    (tmp_path / "tiny").mkdir()
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "tiny", "--out", "run", "--day", "day", "--night", "night", "--steps", "1"]
+    result = invoke(*args, "-q", "--set", "data.resize=40", "--set", "data.crop=[32, 32]")
+    assert result.exit_code == 0, result.output

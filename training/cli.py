@@ -143,10 +143,11 @@ def _exit_interrupted(step: int, signum: int) -> None:
 
 
 def _config_path(config: Path) -> Path:
-    """CONFIG as given, or the shipped config of that name ('d2nvideo configs')."""
+    """CONFIG as given, or the shipped config of that name ('d2nvideo configs'); a folder of
+    that name where train runs (a run folder called ``tiny``) does not hide the shipped one."""
     from d2nvideo.cli.configs import shipped_config
 
-    if config.exists():
+    if config.exists() and not (config.is_dir() and shipped_config(str(config))):
         return config
     return shipped_config(str(config)) or config
 

@@ -196,7 +196,7 @@ def _check_report(report: Path, tasks: list[Task], model: ModelSpec, overwrite: 
         named = path.name in (report.name, mine.name) and path.resolve() == mine
         if named or (ident is not None and _identity(path) == ident):
             raise PathError(f"--report '{report}' is one of this run's files; choose another")
-    check_output(report, [], overwrite=True)  # its folder, and not a directory
+    check_output(report, [], overwrite=True, what="--report")  # its folder, not a directory
     if overwrite or not report.exists():
         return False
     if not _is_report(report):

@@ -28,10 +28,20 @@ if TYPE_CHECKING:
 
 
 def parse_video(spec: str) -> tuple[Path, Domain | None]:
-    """``night=clip.mp4`` -> (clip.mp4, 'night'); a plain path -> (path, None)."""
+    """``night=clip.mp4`` -> (clip.mp4, 'night'); a plain path -> (path, None). An empty
+    path and an unknown domain before ``=`` (where no file of that whole name exists) are
+    refused by name."""
     to, sep, path = spec.partition("=")
     if sep and to in values(Domain):
+        if not path:
+            raise click.BadParameter(f"'{spec}' names no clip after '='", param_hint="--video")
         return Path(path), to  # type: ignore[return-value]
+    if sep and to.isidentifier() and not Path(spec).exists():
+        domains = " or ".join(f"{d}=" for d in values(Domain))
+        raise click.BadParameter(
+            f"'{to}=' is not a domain: use {domains} before the clip, or the clip alone",
+            param_hint="--video",
+        )
     return Path(spec), None
 
 

@@ -88,7 +88,10 @@ def guarded_invoke(invoke: Callable[[click.Context], Any], ctx: click.Context) -
 
 
 def os_error_line(exc: OSError) -> str:
-    """An OS error in our words: its reason and the file it names."""
+    """An OS error in our words: its reason and the file it names (a folder to be made where
+    a file is: 'File exists' said nothing of what was wrong)."""
+    if isinstance(exc, FileExistsError) and exc.filename and os.path.isfile(exc.filename):
+        return f"'{exc.filename}' is a file where a folder is needed"
     where = f": {exc.filename}" if exc.filename else ""
     return f"{exc.strerror or exc}{where}"
 

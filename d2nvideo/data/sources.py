@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from ..fileio import require_file
+from ..fileio import not_a_folder, require_file
 from ..images import list_images
 
 NORMAL = {
@@ -97,7 +97,9 @@ def from_folders(folders: dict[str, Path]) -> Sources:
     out = Sources()
     for label, folder in folders.items():
         if not folder.is_dir():
-            raise InputError(f"folder '{folder}' for label '{label}' does not exist", folder)
+            raise InputError(
+                f"folder '{folder}' for label '{label}' {not_a_folder(folder)}", folder
+            )
         out.items += [Item(p, label) for p in list_images(folder)]
     return out
 
