@@ -128,7 +128,7 @@ def check_output(output: Path, inputs: list[Path], overwrite: bool, what: str = 
             raise PathError(f"{what} '{output}' is the input; choose another path", output)
     if output.is_dir():
         raise PathError(f"{what} '{output}' is a directory, expected a file path", output)
-    if output.exists() and not overwrite:
+    if os.path.lexists(output) and not overwrite:  # a dangling link too: it is the user's
         raise PathError(f"{what} '{output}' exists; pass --overwrite to replace it", output)
     parent = resolved.parent
     if not parent.is_dir():

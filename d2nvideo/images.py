@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +13,20 @@ import numpy as np
 
 from .errors import InputError
 from .fileio import atomic_output, files_under
+
+
+def _quiet_opencv() -> None:
+    """A broken image is our one line, not OpenCV's warnings too; OPENCV_LOG_LEVEL, if set,
+    is the user's choice and kept."""
+    if "OPENCV_LOG_LEVEL" in os.environ:
+        return
+    with contextlib.suppress(AttributeError, ImportError):  # builds without cv2.utils.logging
+        from cv2.utils import logging as cv_logging
+
+        cv_logging.setLogLevel(cv_logging.LOG_LEVEL_SILENT)
+
+
+_quiet_opencv()
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 MAX_PIXELS = 2**28  # 16384 x 16384: larger images are refused before decoding

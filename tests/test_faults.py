@@ -828,3 +828,21 @@ def test_a_folder_named_like_a_shipped_config_does_not_hide_it(
     args = ["train", "tiny", "--out", "run", "--day", "day", "--night", "night", "--steps", "1"]
     result = invoke(*args, "-q", "--set", "data.resize=40", "--set", "data.crop=[32, 32]")
     assert result.exit_code == 0, result.output
+
+
+def test_a_broken_png_is_our_one_line_without_opencvs(tmp_path: Path) -> None:
+    # OpenCV printed '[ WARN...] read_chunk...' and '[ERROR...] readHeader...' before it
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + np.random.default_rng(0).bytes(200))
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_LOG_LEVEL"}
+    result = run_cli("info", broken, cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    one_error(result.stderr, "is not a readable image")
+
+
+def test_a_dangling_link_at_the_output_is_not_replaced_unasked(media, tmp_path: Path) -> None:
+    clip = make_video(tmp_path / "c.mp4", frames=2, size=(32, 32))
+    (tmp_path / "o.mp4").symlink_to(tmp_path / "gone" / "o.mp4")
+    args = ["convert", clip, "--to", "night", "-o", tmp_path / "o.mp4", "--model", media["model"]]
+    refused(tmp_path, 2, "exists; pass --overwrite", *args, "-q")
+    assert (tmp_path / "o.mp4").is_symlink()
