@@ -171,10 +171,9 @@ def extract_video(
     on_frame: Callable[[int], None],
     stem: str | None = None,
 ) -> None:
-    """Extract one video's frames into ``out``, named after ``stem`` (the file's own by
-    default); add their manifest rows to ``rows``. A video that yields no frame at all (a still
-    image, ``start`` past its end) is an InputError, and so is a frame name that the manifest
-    gives to another video."""
+    """Extract one video's frames into ``out``, named after ``stem`` (its own by default),
+    with their manifest rows in ``rows``; InputError if none decodes (a still, ``start`` past
+    the end) or the manifest gives a frame's name to another video."""
     times = sample_times(info, opts.sampling)
     if not times:
         raise InputError(_nothing_to_sample(path, info, opts.sampling), path)
