@@ -161,6 +161,9 @@ def _resize(image: np.ndarray, opts: ExtractOptions) -> np.ndarray:
     return cv2.resize(image, opts.size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
 
+LOWER_THRESHOLD = "if they differ, lower --dedupe-threshold"
+
+
 def extract_video(
     path: Path,
     info: VideoInfo,
@@ -197,11 +200,7 @@ def extract_video(
     if not done:
         raise InputError(f"'{path}' has no decodable frame at the sampled times", path)
     if opts.dedupe is not None and kept == 1 and done > 1:
-        log.warning(
-            "'%s': --dedupe kept 1 of %d frames; if they differ, lower --dedupe-threshold",
-            path.name,
-            done,
-        )
+        log.warning("'%s': --dedupe kept 1 of %d frames; %s", path.name, done, LOWER_THRESHOLD)
 
 
 def _nothing_to_sample(path: Path, info: VideoInfo, s: Sampling) -> str:
