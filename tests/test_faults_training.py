@@ -92,6 +92,7 @@ def _steps(run: Path) -> list[int]:
         (b"{}", ["optim.lr=[1"], "no valid YAML value"),
         (b"model:\n  width: four\n", [], "width must be an integer, got 'four'"),
         (b"model: [1, 2]\n", [], "'model' must be a mapping"),
+        (b"model:\n  width: 4\n  width: 8\n", [], "key 'width' is given twice"),
     ],
 )
 def test_bad_configs(yaml_text: bytes, overrides: list[str], message: str, tmp_path: Path):

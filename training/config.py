@@ -165,7 +165,7 @@ def load_config(path: Path, overrides: Sequence[str] = ()) -> TrainConfig:
         )
     require_file(path, "config")  # not a folder, nor a pipe that would wait for a writer
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # a SafeLoader
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config '{path}' is not valid YAML: {_one_line(exc)}", path) from exc
     except RecursionError as exc:  # PyYAML composes nested collections recursively
@@ -181,6 +181,22 @@ def load_config(path: Path, overrides: Sequence[str] = ()) -> TrainConfig:
     for item in overrides:
         _apply_override(data, item)
     return config_from_data(data)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (``width: 4`` and later
+    ``width: 8``), where PyYAML keeps the last without a word."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _one_line(exc: Exception) -> str:
