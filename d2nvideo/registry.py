@@ -63,25 +63,20 @@ class ModelRow:
     note: str
 
 
-def describe_models(paths: list[Path]) -> list[ModelRow]:
-    """One row per model: the bundled ones first, then ``paths`` (read without unpickling)."""
+def describe_model(path: Path) -> ModelRow:
+    """The row of one model file (read without unpickling); CheckpointError if it is none."""
     from .checkpoint import load_checkpoint
 
-    rows = []
-    for path in [*bundled_models(), *paths]:
-        ckpt = load_checkpoint(path)
-        meta = ckpt.meta
-        rows.append(
-            ModelRow(
-                path=str(path),
-                bundled=path.parent == ASSETS,
-                arch=ckpt.config.arch,
-                config=dataclasses.asdict(ckpt.config),
-                params=sum(t.numel() for t in ckpt.state_dict.values()),
-                mb=path.stat().st_size / 2**20,
-                steps=meta.get("steps", "?"),
-                work_size=meta.get("work_size", "native"),
-                note=str(meta.get("note", "default" if path == DEFAULT_MODEL else "")),
-            )
-        )
-    return rows
+    ckpt = load_checkpoint(path)
+    meta = ckpt.meta
+    return ModelRow(
+        path=str(path),
+        bundled=path.parent == ASSETS,
+        arch=ckpt.config.arch,
+        config=dataclasses.asdict(ckpt.config),
+        params=sum(t.numel() for t in ckpt.state_dict.values()),
+        mb=path.stat().st_size / 2**20,
+        steps=meta.get("steps", "?"),
+        work_size=meta.get("work_size", "native"),
+        note=str(meta.get("note", "default" if path == DEFAULT_MODEL else "")),
+    )

@@ -277,6 +277,20 @@ def test_models_lists_given_files(media: dict[str, Path]) -> None:
     assert sum(line.endswith(".safetensors (bundled)") for line in text) == 1
 
 
+def test_models_reports_a_file_that_is_no_model_and_goes_on(
+    media: dict[str, Path], tmp_path: Path
+) -> None:
+    # it stopped at the first unreadable file and listed none of the rest
+    bad = tmp_path / "notes.safetensors"
+    bad.write_text("not a model")
+    result = run("models", bad, media["model"], "--json")
+    assert result.exit_code == 1
+    assert [r["path"] for r in json.loads(result.stdout)][-1] == str(media["model"])
+    assert result.stderr.count("error: ") == 1 and "notes.safetensors" in result.stderr
+    alone = run("models", bad)
+    assert alone.exit_code == 1 and alone.stdout == ""
+
+
 def test_convert_to_auto_goes_to_the_other_domain(media: dict[str, Path], tmp_path: Path) -> None:
     for name, value in (("bright", 190), ("dark", 12), ("dusk", 100)):
         write_image(tmp_path / f"{name}.png", np.full((60, 80, 3), value, np.uint8))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .shell import CONTEXT, INPUT
+from .shell import CONTEXT, INPUT, one_line, os_error_line
 
 if TYPE_CHECKING:
     from ..registry import ModelRow
@@ -18,17 +18,31 @@ if TYPE_CHECKING:
 @click.command(context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, type=INPUT)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def models(paths: tuple[Path, ...], as_json: bool) -> None:
+@click.pass_context
+def models(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
     """List the bundled default model and any model files given: architecture, size, training
-    steps and the working size each was trained for."""
-    from ..registry import describe_models
+    steps and the working size each was trained for. A file that is not a model is reported
+    and the others go on (exit status 1)."""
+    from ..errors import D2NError
+    from ..registry import bundled_models, describe_model
 
-    rows = describe_models(list(paths))
+    rows, failed = [], 0
+    for path in [*bundled_models(), *paths]:
+        try:
+            rows.append(describe_model(path))
+        except (D2NError, OSError) as exc:
+            if len(paths) == 1 and path == paths[0]:
+                raise
+            why = os_error_line(exc) if isinstance(exc, OSError) else str(exc)
+            click.echo(f"error: {one_line(why)}", err=True)
+            failed += 1
     if as_json:
         click.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
-        return
-    for r in rows:
-        click.echo(_describe(r))
+    else:
+        for r in rows:
+            click.echo(_describe(r))
+    if failed:
+        ctx.exit(1)
 
 
 def _describe(row: ModelRow) -> str:
