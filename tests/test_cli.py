@@ -362,3 +362,13 @@ def test_convert_to_av1_is_quiet_and_too_small_frames_give_one_line(
         if code == 1:  # a warning about dark output may come first: one line of error
             assert "cannot encode 16x2 frames" in last and "SVT_LOG=2" in last
     assert "is not a libsvtav1 preset: 0 (slowest) to 13" in last and not out.exists()
+
+
+def test_video_options_on_images_are_named_as_ignored(media: dict[str, Path], tmp_path: Path):
+    write_image(tmp_path / "a.png", np.full((24, 32, 3), 120, np.uint8))
+    args = ["convert", tmp_path / "a.png", "--to", "night", "--model", media["model"], "-q"]
+    result = run(*args, "-o", tmp_path / "b.png", "--start", "5", "--codec", "libx265")
+    assert result.exit_code == 0
+    assert "warning: --start, --codec apply to videos only: ignored" in result.stderr
+    plain = run(*args, "-o", tmp_path / "c.png")
+    assert plain.exit_code == 0 and "apply to videos only" not in plain.stderr

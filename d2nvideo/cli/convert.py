@@ -100,6 +100,8 @@ def convert(
     tasks = plan(paths, to, output)
     # One file: its output checked up front; a folder, even of one file, is a tree (made as it goes)
     single = len(tasks) == 1 and not any(p.is_dir() for p in paths)
+    if all(task.kind == "image" for task in tasks):
+        _warn_video_only(ctx)
     if single:
         _check_single(tasks[0], encode, overwrite)
     else:
@@ -108,6 +110,26 @@ def convert(
     outcomes = _run(tasks, to, model, pipeline, encode, jobs, overwrite, quiet, log)
     if outcomes is not None and _summarize(outcomes, as_json, single=single):
         ctx.exit(1)
+
+
+VIDEO_ONLY = (  # convert's options that do nothing for an image
+    *("start", "duration", "smooth", "smooth_strength", "exposure", "salvage", "hwaccel"),
+    *("codec", "crf", "preset", "pix_fmt"),
+)
+
+
+def _warn_video_only(ctx: click.Context) -> None:
+    """Options the user gave that do nothing for image inputs (all of them are images): one
+    warning naming them, rather than a silent no-op."""
+    from click.core import ParameterSource
+
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in VIDEO_ONLY
+        if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
+    ]
+    if given:
+        click.echo(f"warning: {', '.join(given)} apply to videos only: ignored", err=True)
 
 
 def _check_single(task: Task, encode: EncodeSettings, overwrite: bool) -> None:
