@@ -9,6 +9,7 @@ load. Official UNIT/MUNIT generator files (``gen_XXXXXXXX.pt``, a pickled ``{'a'
 from __future__ import annotations
 
 import json
+import logging
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from .errors import CheckpointError
 from .fileio import atomic_output, require_file
 from .model import ModelConfig, UNITConfig, build_generator, config_from_dict, config_to_dict
 
+log = logging.getLogger(__name__)
 FORMAT = "d2nvideo.generator"
 FORMAT_VERSION = 1
 _PREFIXES = ("_orig_mod.", "module.")  # torch.compile and DDP wrappers
@@ -84,6 +86,8 @@ def load_checkpoint(path: Path, official_day: str = "a") -> Checkpoint:
         head = fh.read(16)
     if _looks_like_safetensors(head):
         ckpt = _load_safetensors(path)
+        if official_day != "a":  # its domains are named: nothing to choose
+            log.warning("--day-is applies to official UNIT .pt files only: ignored for '%s'", path)
     elif head.startswith(b"PK") or head[:1] == b"\x80":
         ckpt = import_official_unit(path, official_day)
     else:

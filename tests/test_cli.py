@@ -372,3 +372,12 @@ def test_video_options_on_images_are_named_as_ignored(media: dict[str, Path], tm
     assert "warning: --start, --codec apply to videos only: ignored" in result.stderr
     plain = run(*args, "-o", tmp_path / "c.png")
     assert plain.exit_code == 0 and "apply to videos only" not in plain.stderr
+
+
+def test_day_is_with_a_d2nvideo_model_is_named_as_ignored(
+    media: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_image(tmp_path / "a.png", np.full((24, 32, 3), 120, np.uint8))
+    args = ["convert", tmp_path / "a.png", "--to", "night", "--model", media["model"], "-q"]
+    assert run(*args, "-o", tmp_path / "b.png", "--day-is", "b").exit_code == 0
+    assert "--day-is applies to official UNIT .pt files only" in caplog.text

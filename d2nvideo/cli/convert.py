@@ -97,11 +97,9 @@ def convert(
     paths = expand(inputs)
     if len(paths) == 1 and to == "auto" and not paths[0].is_dir():
         to = resolve_target(paths[0], to)  # names the default output
-    tasks = plan(paths, to, output)
-    # One file: its output checked up front; a folder, even of one file, is a tree (made as it goes)
+    tasks = plan(paths, to, output)  # one file: its output checked first; a folder is a tree
     single = len(tasks) == 1 and not any(p.is_dir() for p in paths)
-    if all(task.kind == "image" for task in tasks):
-        _warn_video_only(ctx)
+    _warn_video_only(ctx, tasks)
     if single:
         _check_single(tasks[0], encode, overwrite)
     else:
@@ -118,11 +116,13 @@ VIDEO_ONLY = (  # convert's options that do nothing for an image
 )
 
 
-def _warn_video_only(ctx: click.Context) -> None:
-    """Options the user gave that do nothing for image inputs (all of them are images): one
-    warning naming them, rather than a silent no-op."""
+def _warn_video_only(ctx: click.Context, tasks: list[Task]) -> None:
+    """Options the user gave that do nothing when every input is an image: one warning naming
+    them, rather than a silent no-op."""
     from click.core import ParameterSource
 
+    if not all(task.kind == "image" for task in tasks):
+        return
     given = [
         f"--{name.replace('_', '-')}"
         for name in VIDEO_ONLY
