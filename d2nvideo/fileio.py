@@ -168,29 +168,44 @@ def atomic_output(final: Path, overwrite: bool | None = None) -> Iterator[Path]:
         os.close(fd)  # releases the lock
 
 
-FULL_DISK = 16 * 2**20  # bytes free under which a failed write is taken for a full disk
+FULL_DISK = 16 * 2**20  # bytes free under which a writer's known failure is a full disk
+# what writers raise for a full disk without saying so: torch.save, NumPy's tofile, safetensors
+WRITE_FAILURES = ("unexpected pos", "requested and", "I/O error")
 
 
 def _failed_for_space(exc: BaseException, folder: Path) -> bool:
-    """Whether a writer's failure is a full disk that its error does not name: torch.save
-    raises a RuntimeError ('unexpected pos'), safetensors its own error, NumPy an OSError with
-    no errno ('requested and written'), and an OSError of the disk names no file. Errors of
-    ours and interrupts are never re-worded."""
+    """Whether a failure is a full disk that its error does not name with a file: an ENOSPC
+    anywhere in its chain, or a writer's known failure (:data:`WRITE_FAILURES`) with under
+    :data:`FULL_DISK` free. Nothing else is re-worded: not our errors, interrupts, or a bug or
+    an out-of-memory while the output is open."""
     from .errors import D2NError
 
     if not isinstance(exc, Exception) or isinstance(exc, D2NError):
         return False
-    if isinstance(exc, OSError) and exc.errno not in (None, errno.ENOSPC):
-        return False
-    if isinstance(exc, OSError) and exc.filename:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return not exc.filename  # one that names its file says it all
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and len(chain) < 8:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    if any(_says_enospc(e) for e in chain):
+        return True
+    if not any(sign in str(e) for e in chain for sign in WRITE_FAILURES):
         return False
     try:
         stat = os.statvfs(folder)
     except (OSError, AttributeError):  # no statvfs on Windows
-        return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
-    return stat.f_bavail * stat.f_frsize < FULL_DISK or (
-        isinstance(exc, OSError) and exc.errno == errno.ENOSPC
-    )
+        return False
+    return stat.f_bavail * stat.f_frsize < FULL_DISK
+
+
+def _says_enospc(exc: BaseException) -> bool:
+    """An ENOSPC OSError, or an error that quotes one (safetensors: '... No space left on
+    device (os error 28)')."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    return os.strerror(errno.ENOSPC) in str(exc)
 
 
 def _create_part(folder: Path, final: Path) -> tuple[Path, int]:

@@ -248,6 +248,24 @@ def test_a_full_disk_is_named_whatever_the_writer_raised(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "failure",
+    [RuntimeError("CUDA out of memory"), KeyError("gen"), OSError("cannot write mode RGBA")],
+)
+def test_other_failures_are_never_taken_for_a_full_disk(
+    failure: Exception, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a bug or an out-of-memory while an output is open on a nearly full card
+    from types import SimpleNamespace
+
+    from d2nvideo.fileio import atomic_output
+
+    monkeypatch.setattr(os, "statvfs", lambda p: SimpleNamespace(f_bavail=0, f_frsize=4096))
+    with pytest.raises(type(failure)) as raised, atomic_output(tmp_path / "o.mp4"):
+        raise failure
+    assert raised.value is failure
+
+
 def test_leftovers_of_a_killed_writer_are_swept(tmp_path: Path) -> None:
     from d2nvideo.fileio import atomic_output
 
