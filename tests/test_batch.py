@@ -133,6 +133,11 @@ def test_outputs_reached_through_a_link_and_folders_in_an_outputs_place(
     (out / "a.mp4").mkdir()
     taken = run(*args)
     assert taken.exit_code == 1 and "output '" in taken.output and "is a folder" in taken.output
+    # an input folder kept inside the output folder is no link: it converts (a review)
+    (out / "raw").mkdir()
+    make_video(out / "raw" / "b.mp4", frames=2, size=(32, 32))
+    kept = run("convert", out / "raw", "--to", "day", "-o", out, "--model", media["model"], "-q")
+    assert kept.exit_code == 0 and (out / "b.mp4").is_file()
 
 
 def test_globs_stdin_and_several_inputs(drive: Path, tmp_path: Path) -> None:

@@ -239,6 +239,8 @@ def _restore(
     try:
         trainer.load_state_dict(payload["trainer"])
         set_rng_state(payload["rng"])
+    except torch.OutOfMemoryError:
+        raise  # the device's limit, not the file's fault
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         raise CheckpointError(

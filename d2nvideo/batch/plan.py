@@ -130,11 +130,12 @@ def _tree(root: Path, out: Path, output: Path) -> list[Task]:
     the last one's outputs again, and with --overwrite replaced its own inputs)."""
     tasks, linked = [], []
     inside = os.path.join(os.path.realpath(output), "")
+    root_inside = os.path.join(os.path.realpath(root), "").startswith(inside)  # inputs kept there
     for path in sorted(files_under(root)):
         kind = kind_of(path)
         if kind is None or looks_like_output(path) or path.name.startswith("."):
             continue
-        if os.path.realpath(path).startswith(inside):
+        if not root_inside and os.path.realpath(path).startswith(inside):
             linked.append(path)
             continue
         tasks.append(Task(path, out / path.relative_to(root), kind))
