@@ -227,11 +227,19 @@ def test_a_report_that_cannot_be_written_whole_leaves_none(
     def full(path: Path, *args: object) -> None:
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr(report_module, "line_png", full)
     report = Report(model={"device": "cpu"})
     report.speed = [{"height": 180.0, "width": 320.0, "fps": 9.0, "peak_mb": 1.0}]
     (tmp_path / "notes.txt").write_text("mine")
+    monkeypatch.setattr(report_module, "line_png", full)
     with pytest.raises(OSError, match="No space"):
         write_report(report, tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
     check_report_folder(tmp_path, overwrite=False)  # a second run may write there
+    monkeypatch.undo()
+    write_report(report, tmp_path)  # and with --overwrite a failure keeps the old one whole
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    report.notes.append("a second run")
+    monkeypatch.setattr(report_module, "line_png", full)
+    with pytest.raises(OSError, match="No space"):
+        write_report(report, tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

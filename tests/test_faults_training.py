@@ -93,6 +93,7 @@ def _steps(run: Path) -> list[int]:
         (b"model:\n  width: four\n", [], "width must be an integer, got 'four'"),
         (b"model: [1, 2]\n", [], "'model' must be a mapping"),
         (b"model:\n  width: 4\n  width: 8\n", [], "key 'width' is given twice"),
+        (b"model:\n  ? [a, b]\n  : 1\n", [], "a key must be a plain value"),
     ],
 )
 def test_bad_configs(yaml_text: bytes, overrides: list[str], message: str, tmp_path: Path):
@@ -453,3 +454,11 @@ def test_the_loader_blames_only_what_the_file_causes(caplog: pytest.LogCaptureFi
         "preparing training image 'a.jpg' failed, though it reads: "
         "OpenCV(4.9) error: Insufficient memory"
     )
+
+
+def test_yaml_merge_keys_still_load(tmp_path: Path) -> None:
+    from d2nvideo.training.config import load_config
+
+    config = tmp_path / "c.yaml"
+    config.write_text("dis:\n  <<: {width: 4}\n  n_layers: 2\n")
+    assert (load_config(config).dis.width, load_config(config).dis.n_layers) == (4, 2)

@@ -188,14 +188,21 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     ``width: 8``), where PyYAML keeps the last without a word."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)  # merge keys (<<:) first, as the safe loader does
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
-            if key in seen:
+            try:
+                twice = key in seen
+                seen.add(key)
+            except TypeError:  # a list or mapping as a key
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a plain value", key_node.start_mark
+                ) from None
+            if twice:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key '{key}' is given twice", key_node.start_mark
                 )
-            seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
 

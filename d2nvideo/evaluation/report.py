@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -85,36 +86,31 @@ def check_report_folder(out: Path, overwrite: bool, inputs: Sequence[Path | None
 
 
 def write_report(report: Report, out: Path) -> None:
-    """report.json, report.md and (with speed rows) speed.png in ``out``; when one cannot be
-    written (a full disk), the new files written before it are removed, so that a second run
-    is not refused for a report that is not whole."""
+    """report.json, report.md and (with speed rows) speed.png in ``out``, all or none: each is
+    written to a temporary file and none is renamed into place until all are written (a full
+    disk at speed.png left a new report.json beside an old plot, or a report a rerun refused)."""
     out.mkdir(parents=True, exist_ok=True)
-    new = [out / name for name in REPORT_FILES if not (out / name).exists()]
-    try:
-        _write_files(report, out)
-    except BaseException:
-        for path in new:
-            path.unlink(missing_ok=True)
-        raise
-
-
-def _write_files(report: Report, out: Path) -> None:
-    with atomic_output(out / "report.json") as tmp:
-        tmp.write_text(report_json(report, indent=1))
-    with atomic_output(out / "report.md") as tmp:
-        tmp.write_text(markdown(report))
-    if report.speed:
-        xs = [r["height"] for r in report.speed]
-        line_png(
-            out / "speed.png",
-            {
-                "convert pipeline": (xs, [r.get("pipeline_fps", 0.0) for r in report.speed]),
-                "network alone (native size)": (xs, [r["fps"] for r in report.speed]),
-            },
-            f"frames/s against frame height (16:9) on {report.model.get('device')}",
-            "frame height (pixels)",
-            "frames/s",
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(atomic_output(out / "report.json")).write_text(
+            report_json(report, indent=1)
         )
+        stack.enter_context(atomic_output(out / "report.md")).write_text(markdown(report))
+        if report.speed:
+            _speed_plot(report, stack.enter_context(atomic_output(out / "speed.png")))
+
+
+def _speed_plot(report: Report, path: Path) -> None:
+    xs = [r["height"] for r in report.speed]
+    line_png(
+        path,
+        {
+            "convert pipeline": (xs, [r.get("pipeline_fps", 0.0) for r in report.speed]),
+            "network alone (native size)": (xs, [r["fps"] for r in report.speed]),
+        },
+        f"frames/s against frame height (16:9) on {report.model.get('device')}",
+        "frame height (pixels)",
+        "frames/s",
+    )
 
 
 def markdown(report: Report) -> str:
