@@ -356,7 +356,7 @@ def _decoded(
         expect_frames=info.frames if whole and info.frames_exact else None,
         hwaccel=opts.hwaccel,
         salvage=salvage,
-        expect_end=info.start_time + info.duration if whole and not info.frames_exact else None,
+        expect_end=info.header_end if whole and not info.frames_exact else None,
     )
 
 

@@ -573,6 +573,34 @@ def test_convert_warns_of_a_matroska_file_that_ends_early(media, tmp_path: Path,
         assert result.exit_code == 0, result.output
         assert ("may be truncated" in caplog.text) is warned, caplog.text
         assert (len(read_video(out).times) == 50) is not warned
+    # audio that lasts longer than the video is no truncation (a review)
+    caplog.clear()
+    longer = _video_with_longer_audio(tmp_path / "audio_longer.mkv")
+    args = ["convert", longer, "--to", "night", "-o", tmp_path / "o.mkv", "--model", media["model"]]
+    assert invoke(*args).exit_code == 0
+    assert "may be truncated" not in caplog.text
+
+
+def _video_with_longer_audio(path: Path) -> Path:
+    """3 s of video at 10 frames/s and 5 s of audio in one Matroska file."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=10)
+        vs.width, vs.height, vs.pix_fmt = 32, 32, "yuv420p"
+        aus = out.add_stream("aac", rate=22050)
+        aus.layout = "mono"
+        for i in range(30):
+            frame = av.VideoFrame.from_ndarray(frame_image(i, 32, 32), format="rgb24")
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode())
+        for k in range(5 * 22050 // 1024):
+            sound = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), "fltp", "mono")
+            sound.sample_rate, sound.pts = 22050, k * 1024
+            out.mux(aus.encode(sound))
+        out.mux(aus.encode())
+    return path
 
 
 @pytest.mark.parametrize("command", ["convert", "preview.mp4", "preview.gif", "preview.png"])

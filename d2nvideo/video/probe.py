@@ -63,6 +63,7 @@ class VideoInfo:
     color: Color = field(default_factory=lambda: Color())
     size: int = 0  # bytes on disk
     index_end: int | None = None  # byte where the container's index says the last sample ends
+    header_end: float | None = None  # Matroska/WebM: seconds where the header says video ends
 
     @property
     def audio(self) -> list[StreamInfo]:
@@ -209,6 +210,7 @@ def probe(path: Path, salvage: bool = False) -> VideoInfo:
             color=_color(first),
             size=size,
             index_end=end,
+            header_end=_header_end(container, vs),
         )
     return info
 
@@ -235,6 +237,32 @@ def truncation_message(path: Path, size: int, index_end: int) -> str:
         f"'{path}' is truncated: its index runs to byte {index_end:,} but the file ends at "
         f"{size:,} ({share:.0f}% missing); --salvage converts the frames that are there"
     )
+
+
+def _header_end(container: Any, vs: Any) -> float | None:
+    """Where a Matroska or WebM file's header says its video ends (seconds, the timeline's
+    own): the video track's DURATION tag, which the muxer writes last, else the segment's
+    duration (all that is left of a file cut short); None for other containers, whose
+    frame counts or indexes tell a cut file instead."""
+    import av
+
+    if "matroska" not in container.format.name:
+        return None
+    tag = _tag_seconds(vs.metadata.get("DURATION", ""))
+    if tag is not None:
+        return tag
+    if container.duration:
+        return float((container.start_time or 0) + container.duration) / av.time_base
+    return None
+
+
+def _tag_seconds(tag: str) -> float | None:
+    """'00:00:05.021000000' -> 5.021; None for anything else."""
+    try:
+        h, m, sec = tag.split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec)
+    except ValueError:
+        return None
 
 
 def _is_still(format_name: str) -> bool:
