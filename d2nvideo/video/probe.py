@@ -177,7 +177,6 @@ def probe(path: Path, salvage: bool = False) -> VideoInfo:
     rotation. Raises InputError for anything that is not a decodable video, and for a file cut
     short (its index lists samples past its end) unless ``salvage``: refused at once rather
     than after decoding everything that is there."""
-
     with open_input(path) as container:
         vs = video_stream(container, path)
         size, end = path.stat().st_size, _index_end(container)
