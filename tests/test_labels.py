@@ -326,6 +326,23 @@ def test_extract_frames_takes_as_many_as_asked_up_to_every_frame(
     assert len(list(out.glob("*.jpg"))) == min(frames, count)
 
 
+@pytest.mark.parametrize(
+    "window, expected",
+    [(["--start", "0.35"], [4, 5, 6, 7, 8, 9]), (["--start", "0.2", "--end", "0.81"], [2, 8])],
+)
+def test_extract_frames_within_a_window_takes_each_frame_there(
+    window: list[str], expected: list[int], tmp_path: Path
+) -> None:
+    # a start between two frames dropped one and asked for another twice (a review)
+    clip = make_video(tmp_path / "c.mp4", frames=10, fps=10)
+    out = tmp_path / "o"
+    argv = ["extract", str(clip), "-o", str(out), "--frames", "100", "-q", *window]
+    assert CliRunner().invoke(cli, argv).exit_code == 0
+    times = sorted(round(float(p.stem.split("_")[-1]) * 10) for p in out.glob("*.jpg"))
+    lo, hi = expected[0], expected[-1]
+    assert times == list(range(lo, hi + 1))
+
+
 def test_extract_keeps_rotated_frames_upright(media: dict[str, Path], tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli, ["extract", str(media["rotated"]), "-o", str(tmp_path), "--frames", "1", "-q"]

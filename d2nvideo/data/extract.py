@@ -136,16 +136,18 @@ def frame_stems(videos: list[Path]) -> dict[Path, str]:
 
 
 def _count_times(info: VideoInfo, count: int, first: float, span: float) -> list[float]:
-    """``count`` frames spread evenly over ``span``: the middle frame of each of ``count``
-    equal parts, by index at the clip's average rate, asked for half a frame early, since
-    ``frames_at`` takes the first frame at or after a time (asked for at the parts' middle
-    times, a 10-frame clip's ``--frames 10`` gave 9: the first frame was passed over and the
-    last time fell after the last frame)."""
+    """``count`` frames spread evenly over ``[first, first + span)``: the middle frame of each
+    of ``count`` equal parts of the frames there, numbered at the clip's average rate from its
+    start, each asked for half a frame early (``frames_at`` takes the first frame at or after a
+    time). Asked for at the parts' middle times, a 10-frame clip's ``--frames 10`` gave 9. In
+    a variable-rate clip the average rate places them approximately."""
     rate = float(info.fps) or 30.0
-    total = max(1, round(span * rate))  # frames in the span, at the average rate
+    offset = first - info.start_time
+    k0 = math.ceil(offset * rate - 1e-6)  # the first frame in the span, and one past the last
+    total = max(1, math.ceil((offset + span) * rate - 1e-6) - k0)
     n = min(count, info.frames * (1 if info.frames_exact else 2))
-    picked = [int((i + 0.5) * total / n) for i in range(n)]
-    return [first + max(0.0, (k - 0.5) / rate) for k in picked]
+    picked = [k0 + int((i + 0.5) * total / n) for i in range(n)]
+    return [info.start_time + max(0.0, k - 0.5) / rate for k in picked]
 
 
 def frame_name(stem: str, seconds: float, fmt: str) -> str:
