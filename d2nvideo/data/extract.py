@@ -1,7 +1,7 @@
 """``d2nvideo extract``: frames out of videos to build datasets.
 
 Frames are named ``<video-stem>_<seconds>.jpg`` from their exact presentation time (videos of
-one stem are told apart by their paths: :func:`frame_stems`), written
+one stem are told apart by their paths: ``frame_names.py``), written
 atomically, listed in ``manifest.csv`` with their brightness and day/night label; a second run
 skips frames already written. Sparse sampling seeks instead of decoding everything.
 """
@@ -26,6 +26,7 @@ from ..images import write_image
 from ..video.decode import frames_at
 from ..video.geometry import compare_thumb, fit_within, relative_difference, upright
 from ..video.probe import VideoInfo, probe
+from .frame_names import frame_name, frame_stems, same_file
 from .scoring import DEFAULT_THRESHOLDS, score_image
 
 VIDEO_SUFFIXES = (
@@ -115,26 +116,6 @@ def sample_times(info: VideoInfo, s: Sampling) -> list[float]:
     return [first + step * i for i in range(n)]
 
 
-def frame_stems(videos: list[Path]) -> dict[Path, str]:
-    """What each video's frames are named after: its stem, or, where videos share a stem
-    (``FILE0001.MP4`` in several folders, ``clip.mp4`` beside ``clip.mkv``; letter case
-    ignored, for file systems that ignore it), its path under the folder all of them share,
-    separators and dots as ``_`` (``2026-11-01_FILE0001_MP4``)."""
-    counts: dict[str, int] = {}
-    for video in videos:
-        counts[video.stem.casefold()] = counts.get(video.stem.casefold(), 0) + 1
-    if max(counts.values(), default=0) < 2:
-        return {video: video.stem for video in videos}
-    root = Path(os.path.commonpath([v.resolve().parent for v in videos]))
-    stems = {}
-    for video in videos:
-        if counts[video.stem.casefold()] < 2:
-            stems[video] = video.stem
-        else:
-            stems[video] = "_".join(video.resolve().relative_to(root).parts).replace(".", "_")
-    return stems
-
-
 def _count_times(info: VideoInfo, count: int, first: float, span: float) -> list[float]:
     """``count`` frames spread evenly over ``[first, first + span)``: the middle frame of each
     of ``count`` equal parts of the frames there, numbered at the clip's average rate from its
@@ -148,11 +129,6 @@ def _count_times(info: VideoInfo, count: int, first: float, span: float) -> list
     n = min(count, info.frames * (1 if info.frames_exact else 2))
     picked = [k0 + int((i + 0.5) * total / n) for i in range(n)]
     return [info.start_time + max(0.0, k - 0.5) / rate for k in picked]
-
-
-def frame_name(stem: str, seconds: float, fmt: str) -> str:
-    """``drive_000012.345.jpg``: the frame's presentation time in seconds, zero-padded."""
-    return f"{stem}_{max(0.0, seconds):010.3f}.{fmt}"
 
 
 def _resize(image: np.ndarray, opts: ExtractOptions) -> np.ndarray:
@@ -228,7 +204,7 @@ def _save(
     relative = f"{label}/{name}" if opts.classify else name
     target = out / relative
     listed = (rows or {}).get(relative)
-    if listed and source and not _same_file(listed.get("source", ""), source):
+    if listed and source and not same_file(listed.get("source", ""), source):
         raise InputError(
             f"'{target}' holds a frame of '{listed['source']}' (manifest.csv), not of "
             f"'{source}': extract videos of the same name into separate folders",
@@ -246,15 +222,6 @@ def _save(
         "brightness": f"{score:.2f}",
         "label": label,
     }
-
-
-def _same_file(listed: str, source: Path) -> bool:
-    """Whether a manifest's ``source`` (as the run that wrote it was given it, maybe relative
-    to another folder) is ``source``: the same file where both exist, else the same name."""
-    try:
-        return Path(listed).samefile(source)
-    except OSError:
-        return Path(listed).name == source.name
 
 
 def read_manifest(path: Path) -> dict[str, dict[str, str]]:
@@ -327,13 +294,14 @@ def extract_all(
     listed = bool(rows)
     result = ExtractResult(failed=[])
     failed: list[tuple[Path, str]] = []
-    stems = frame_stems([video for video, _ in plans])
+    stems = frame_stems([video for video, _ in plans], rows)
     try:
         for video, info in plans:
             try:
-                if isinstance(info, str):
-                    raise D2NError(info)
-                extract_video(video, info, out, opts, rows, result, on_frame, stems[video])
+                stem = stems[video]
+                if isinstance(info, str) or isinstance(stem, D2NError):
+                    raise stem if isinstance(stem, D2NError) else D2NError(str(info))
+                extract_video(video, info, out, opts, rows, result, on_frame, stem)
             except D2NError as exc:
                 failed.append((video, str(exc)))
                 on_error(video, str(exc))
