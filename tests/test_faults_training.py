@@ -462,3 +462,5 @@ def test_yaml_merge_keys_still_load(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("dis:\n  <<: {width: 4}\n  n_layers: 2\n")
     assert (load_config(config).dis.width, load_config(config).dis.n_layers) == (4, 2)
+    config.write_text("dis:\n  <<: {width: 8, n_layers: 2}\n  width: 16\n")  # overridden
+    assert (load_config(config).dis.width, load_config(config).dis.n_layers) == (16, 2)

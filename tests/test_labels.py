@@ -414,3 +414,20 @@ def test_auto_thresholds_on_real_bdd_brightness_match_the_study() -> None:
         scores = np.array([float(r["pixels_light"]) for r in csv.DictReader(fh)])
     t = auto_thresholds(scores, "mean")
     assert abs((t.night_max + t.day_min) / 2 - 64) <= 6  # the study: 60 / 68
+
+
+def test_extract_knows_a_video_again_from_another_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the manifest kept the source as typed: from another folder it was another video (a review)
+    (tmp_path / "proj" / "clips").mkdir(parents=True)
+    make_video(tmp_path / "proj" / "clips" / "a.mp4", frames=10)
+    monkeypatch.chdir(tmp_path / "proj")
+    argv = ["extract", "clips/a.mp4", "-o", "../out", "--frames", "2", "-q", "--json"]
+    assert json.loads(CliRunner().invoke(cli, argv).stdout)["written"] == 2
+    monkeypatch.chdir(tmp_path)
+    argv = ["extract", "proj/clips/a.mp4", "proj/clips/a.mp4", "-o", "out", "--frames", "2"]
+    again = json.loads(CliRunner().invoke(cli, [*argv, "-q", "--json"]).stdout)
+    assert again["written"] == 0 and sorted(
+        p.name[:2] for p in (tmp_path / "out").glob("*.jpg")
+    ) == ["a_", "a_"]

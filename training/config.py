@@ -188,9 +188,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     ``width: 8``), where PyYAML keeps the last without a word."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        self.flatten_mapping(node)  # merge keys (<<:) first, as the safe loader does
-        seen: set[Any] = set()
+        seen: set[Any] = set()  # the mapping's own keys: a merged one (<<:) may be overridden
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
             try:
                 twice = key in seen
@@ -203,6 +204,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key '{key}' is given twice", key_node.start_mark
                 )
+        self.flatten_mapping(node)  # then the merge keys, as the safe loader does
         return super().construct_mapping(node, deep=deep)
 
 

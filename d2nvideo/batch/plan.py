@@ -158,10 +158,11 @@ def _check_outside(src: Path, out: Path) -> None:
 
 
 def _unique(tasks: list[Task], files: list[Path]) -> list[Task]:
-    """Refuse two inputs that would write the same output, and an output that is one of the
-    input ``files`` given one by one (a folder's files cannot be: its output lies outside)."""
+    """Refuse two inputs that would write the same output, and an output that is an input:
+    one of ``files`` given one by one, or any task's (an input folder kept inside the output
+    folder maps its files onto themselves or onto each other)."""
     seen: dict[Path, Path] = {}
-    sources = {src.resolve(): src for src in files}
+    sources = {src.resolve(): src for src in [*files, *(task.src for task in tasks)]}
     for task in tasks:
         key = task.dst.resolve()
         if key in sources:

@@ -26,7 +26,7 @@ from ..images import write_image
 from ..video.decode import frames_at
 from ..video.geometry import compare_thumb, fit_within, relative_difference, upright
 from ..video.probe import VideoInfo, probe
-from .frame_names import frame_name, frame_stems, same_file
+from .frame_names import frame_name, frame_stems, same_file, source_of
 from .scoring import DEFAULT_THRESHOLDS, score_image
 
 VIDEO_SUFFIXES = (
@@ -173,7 +173,7 @@ def extract_video(
         kept += 1
         name = frame_name(stem or path.stem, frame.time - info.start_time, opts.fmt)
         row = _save(image, name, out, opts, result, rows, path)
-        rows[row["file"]] = {**row, "source": str(path), "pts_seconds": f"{frame.time:.6f}"}
+        rows[row["file"]] = {**row, "source": source_of(path), "pts_seconds": f"{frame.time:.6f}"}
     on_frame(len(times) - done)  # frames past a short video's real end
     if not done:
         raise InputError(f"'{path}' has no decodable frame at the sampled times", path)

@@ -11,6 +11,7 @@ much of the path as it takes to be nobody else's.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def frame_stems(
     InputError for a video that no part of its path names apart from the others."""
     listed = _listed_stems(rows)
     counts: dict[str, int] = {}
-    for video in videos:
+    for video in dict.fromkeys(v.resolve() for v in videos):  # a video given twice is one
         counts[video.stem.casefold()] = counts.get(video.stem.casefold(), 0) + 1
     taken = {stem.casefold(): source for stem, source in listed}
     stems: dict[Path, str | InputError] = {}
@@ -65,9 +66,10 @@ def _known(video: Path, listed: list[tuple[str, str]]) -> str | None:
 def _new_stem(video: Path, counts: dict[str, int], taken: dict[str, str]) -> str | None:
     """The shortest name from the end of ``video``'s path that nobody else has: its stem when
     no other video of the run shares it, else its folder's name and more."""
-    parts = video.resolve().parts
+    parts = video.resolve().parts[1:]  # never the root ('/'): a stem is one file name
     names = [] if counts[video.stem.casefold()] > 1 else [video.stem]
-    names += ["_".join((*parts[-k - 1 : -1], parts[-1])).replace(".", "_") for k in range(1, 8)]
+    deepest = min(7, len(parts) - 1)
+    names += ["_".join(parts[-k - 1 :]).replace(".", "_") for k in range(1, deepest + 1)]
     for name in names:
         owner = taken.get(name.casefold())
         if owner is None or same_file(owner, video):
@@ -75,12 +77,20 @@ def _new_stem(video: Path, counts: dict[str, int], taken: dict[str, str]) -> str
     return None
 
 
+def source_of(video: Path) -> str:
+    """What the manifest records as a frame's source: the video's absolute path (links kept),
+    so that a run from another working folder knows it again."""
+    return os.path.abspath(video)
+
+
 def same_file(listed: str, source: Path) -> bool:
-    """Whether a manifest's ``source`` (as the run that wrote it was given it) is ``source``:
-    the same file, both present. A source that is gone (a card taken out, a folder moved) is
-    nobody: another card's ``FILE0001.MP4`` must not inherit its frames. (A new recording at
-    the very path of an old one cannot be told from it.)"""
+    """Whether a manifest's ``source`` is ``source``: the same file, both present. A source
+    that is gone (a card taken out, a folder moved) is nobody: another card's ``FILE0001.MP4``
+    must not inherit its frames. (A new recording at the very path of an old one cannot be
+    told from it.) Sources are written absolute; a relative one, from a manifest of an earlier
+    version, was relative to a working folder that is not known: where it is not found from
+    this one, the same file name is taken for the same video, as that version did."""
     try:
         return Path(listed).samefile(source)
     except OSError:
-        return False
+        return not Path(listed).is_absolute() and Path(listed).name == source.name
