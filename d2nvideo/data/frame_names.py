@@ -39,8 +39,8 @@ def frame_stems(
     for video in sorted(videos, key=lambda v: not _known(v, listed)):  # known ones first
         stem = _known(video, listed) or _new_stem(video, counts, taken)
         stems[video] = stem or InputError(
-            f"every name for the frames of '{video}' is taken by another video in "
-            "manifest.csv: extract it into another folder",
+            f"every name for the frames of '{video}' is taken by other videos (of this run "
+            "or in manifest.csv): extract it into another folder",
             video,
         )
         if stem:
