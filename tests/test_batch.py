@@ -138,6 +138,12 @@ def test_outputs_reached_through_a_link_and_folders_in_an_outputs_place(
     make_video(out / "raw" / "b.mp4", frames=2, size=(32, 32))
     kept = run("convert", out / "raw", "--to", "day", "-o", out, "--model", media["model"], "-q")
     assert kept.exit_code == 0 and (out / "b.mp4").is_file()
+    # ... but not onto itself or another input: out/raw/raw/c.mp4 would replace out/raw/c.mp4
+    (out / "raw" / "raw").mkdir()
+    make_video(out / "raw" / "raw" / "c.mp4", frames=2, size=(32, 32))
+    make_video(out / "raw" / "c.mp4", frames=2, size=(32, 32))
+    onto = run("convert", out / "raw", "--to", "day", "-o", out, "--model", media["model"])
+    assert onto.exit_code == 2 and "which is the input" in onto.output
 
 
 def test_globs_stdin_and_several_inputs(drive: Path, tmp_path: Path) -> None:
