@@ -431,3 +431,17 @@ def test_extract_knows_a_video_again_from_another_working_folder(
     assert again["written"] == 0 and sorted(
         p.name[:2] for p in (tmp_path / "out").glob("*.jpg")
     ) == ["a_", "a_"]
+
+
+def test_a_frame_stem_never_reaches_the_root_of_a_path(tmp_path: Path) -> None:
+    # with the shorter names taken, one became '/_tmp_..._a_mp4': a frame outside the folder
+    from d2nvideo.data.frame_names import frame_stems
+    from d2nvideo.errors import InputError
+
+    video = make_video(tmp_path / "a.mp4", frames=2)
+    other = make_video(tmp_path / "other.mp4", frames=2)
+    parts = video.resolve().parts[1:]
+    names = ["a"] + ["_".join(parts[-k - 1 :]).replace(".", "_") for k in range(1, len(parts))]
+    rows = {f"{n}_{0:010.3f}.jpg": {"source": str(other)} for n in names}
+    (stem,) = frame_stems([video], rows).values()
+    assert isinstance(stem, InputError) or "/" not in stem
