@@ -456,6 +456,30 @@ def test_the_loader_blames_only_what_the_file_causes(caplog: pytest.LogCaptureFi
     )
 
 
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\x89PNG\r\n\x1a\n not weights", "not a PyTorch file of tensors alone"),
+        (None, "its weights do not fit VGG16"),
+    ],
+)
+def test_vgg_weights_that_are_not_vgg16_are_one_short_line(
+    content: bytes | None, message: str, data: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    weights = tmp_path / "vgg16.pth"
+    if content is None:
+        torch.save({"x": torch.zeros(2)}, weights)
+    else:
+        weights.write_bytes(content)
+    result = _train(
+        data, tmp_path / "r", "--set", "loss.vgg=1", "--set", f"loss.vgg_weights={weights}"
+    )
+    fails(result, 2, message)
+    assert not (tmp_path / "r").exists()
+
+
 def test_yaml_merge_keys_still_load(tmp_path: Path) -> None:
     from d2nvideo.training.config import load_config
 

@@ -252,6 +252,16 @@ def combine(terms: dict[str, tuple[float, Term]]) -> tuple[torch.Tensor, dict[st
     return total, logs
 
 
+def _first_line(exc: Exception) -> str:
+    """An exception's first line, short, in our words for PyTorch's long ones."""
+    text = str(exc).strip()
+    if "Weights only load failed" in text:
+        return "not a PyTorch file of tensors alone"
+    if text.startswith("Error(s) in loading state_dict"):
+        return "its weights do not fit VGG16"
+    return (text.splitlines()[0][:200] if text else "") or type(exc).__name__
+
+
 class VGGPerceptual(nn.Module):
     """Distance between instance-normalised VGG16 relu5_3 features (as in MUNIT), on weights
     loaded from a local torchvision VGG16 state dict. Never downloads."""
@@ -276,7 +286,9 @@ class VGGPerceptual(nn.Module):
             state = torch.load(str(weights), map_location="cpu", weights_only=True)
             net.load_state_dict(state)
         except Exception as exc:
-            raise ConfigError(f"'{weights}' is not a torchvision VGG16 state dict: {exc}") from exc
+            raise ConfigError(
+                f"'{weights}' is not a torchvision VGG16 state dict ({_first_line(exc)})", weights
+            ) from exc
         self.features = net.features[:30].eval().requires_grad_(False)
         self.mean: torch.Tensor
         self.std: torch.Tensor
