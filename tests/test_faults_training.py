@@ -468,6 +468,7 @@ def test_vgg_weights_that_are_not_vgg16_are_one_short_line(
 ) -> None:
     import torch
 
+    pytest.importorskip("torchvision")  # an extra ('d2nvideo[vgg]'), not in CI's install
     weights = tmp_path / "vgg16.pth"
     if content is None:
         torch.save({"x": torch.zeros(2)}, weights)
