@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .choices import OfficialDomain, require
-from .errors import CheckpointError
+from .errors import CheckpointError, first_line
 from .fileio import atomic_output, require_file
 from .model import ModelConfig, UNITConfig, build_generator, config_from_dict, config_to_dict
 
@@ -105,7 +105,7 @@ def check_weights(path: Path, ckpt: Checkpoint) -> None:
         with torch.device("meta"):  # the structure only: no memory, no initialisation work
             model = build_generator(ckpt.config)
     except (RuntimeError, ValueError, TypeError, OverflowError, MemoryError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc) or type(exc).__name__
         raise CheckpointError(
             f"'{path}': its {ckpt.config.arch} config describes no network that can be built "
             f"({first[:120]})",

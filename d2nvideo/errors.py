@@ -16,6 +16,13 @@ class D2NError(Exception):
         self.value = value
 
 
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception's message in one short line ('' when it has none): library errors that
+    run to paragraphs are quoted by their first line."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else ""
+
+
 class UsageError(D2NError):
     """An option or argument that cannot work, found before any work starts."""
 

@@ -35,6 +35,12 @@ _SWEPT: set[str] = set()  # folders already cleaned of stale temporary files by 
 NAME_ERRORS = "surrogateescape"
 
 
+def within(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies inside it, links and ``..`` resolved."""
+    where, inside = path.resolve(), folder.resolve()
+    return where == inside or inside in where.parents
+
+
 def not_a_folder(path: Path) -> str:
     """What is wrong with a path given where a folder goes: it does not exist, or is a file."""
     return "is not a folder" if path.exists() else "does not exist"

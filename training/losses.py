@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from d2nvideo.choices import StructPolarity
-from d2nvideo.errors import ConfigError
+from d2nvideo.errors import ConfigError, first_line
 from d2nvideo.infer.frames import luma
 
 Term = Callable[[], torch.Tensor]
@@ -254,12 +254,12 @@ def combine(terms: dict[str, tuple[float, Term]]) -> tuple[torch.Tensor, dict[st
 
 def _first_line(exc: Exception) -> str:
     """An exception's first line, short, in our words for PyTorch's long ones."""
-    text = str(exc).strip()
+    text = first_line(exc)
     if "Weights only load failed" in text:
         return "not a PyTorch file of tensors alone"
     if text.startswith("Error(s) in loading state_dict"):
         return "its weights do not fit VGG16"
-    return (text.splitlines()[0][:200] if text else "") or type(exc).__name__
+    return text or type(exc).__name__
 
 
 class VGGPerceptual(nn.Module):

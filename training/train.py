@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from d2nvideo.errors import CheckpointError, ConfigError, D2NError, PathError
+from d2nvideo.errors import CheckpointError, ConfigError, D2NError, PathError, first_line
 from d2nvideo.fileio import exclusive
 from d2nvideo.model.runtime import resolve_precision, set_fast_flags
 
@@ -242,7 +242,7 @@ def _restore(
     except torch.OutOfMemoryError:
         raise  # the device's limit, not the file's fault
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        reason = first_line(exc)
         raise CheckpointError(
             f"training state '{path}' cannot be resumed: its contents are not what train "
             f"saves ({type(exc).__name__}{': ' + reason if reason else ''})",

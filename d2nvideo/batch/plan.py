@@ -24,7 +24,7 @@ from typing import Literal
 from ..choices import DOMAINS
 from ..data.extract import VIDEO_SUFFIXES
 from ..errors import InputError, PathError, UsageError
-from ..fileio import files_under
+from ..fileio import files_under, within
 from ..images import IMAGE_SUFFIXES
 
 Kind = Literal["video", "image"]
@@ -152,8 +152,7 @@ def _tree(root: Path, out: Path, output: Path) -> list[Task]:
 def _check_outside(src: Path, out: Path) -> None:
     if not src.is_dir():
         return
-    s, o = src.resolve(), out.resolve()
-    if o == s or s in o.parents:
+    if within(out, src):
         raise UsageError(f"output folder '{out}' must lie outside the input folder '{src}'", out)
 
 

@@ -299,8 +299,10 @@ def extract_all(
         for video, info in plans:
             try:
                 stem = stems[video]
-                if isinstance(info, str) or isinstance(stem, D2NError):
-                    raise stem if isinstance(stem, D2NError) else D2NError(str(info))
+                if isinstance(info, str):
+                    raise D2NError(info)
+                if isinstance(stem, D2NError):
+                    raise stem
                 extract_video(video, info, out, opts, rows, result, on_frame, stem)
             except D2NError as exc:
                 failed.append((video, str(exc)))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.plots import line_png
-from ..fileio import atomic_output
+from ..fileio import atomic_output, within
 
 
 @dataclass
@@ -69,9 +69,8 @@ def check_report_folder(out: Path, overwrite: bool, inputs: Sequence[Path | None
 
     if out.exists() and not out.is_dir():
         raise PathError(f"report folder '{out}' is a file; choose a folder", out)
-    where = out.resolve()
     for folder in filter(None, inputs):
-        if where == folder.resolve() or folder.resolve() in where.parents:
+        if within(out, folder):
             raise UsageError(
                 f"report folder '{out}' must lie outside the image folder '{folder}'", out
             )
