@@ -445,3 +445,17 @@ def test_a_frame_stem_never_reaches_the_root_of_a_path(tmp_path: Path) -> None:
     rows = {f"{n}_{0:010.3f}.jpg": {"source": str(other)} for n in names}
     (stem,) = frame_stems([video], rows).values()
     assert isinstance(stem, InputError) or "/" not in stem
+
+
+def test_extract_names_linked_videos_after_their_links(tmp_path: Path) -> None:
+    # cards assembled from links (FILE0001.mp4 -> the real clips): a KeyError before
+    for name, size in (("x", (64, 48)), ("y", (80, 48))):
+        make_video(tmp_path / f"{name}.mp4", frames=10, size=size)
+        (tmp_path / "cards" / f"d_{name}").mkdir(parents=True)
+        (tmp_path / "cards" / f"d_{name}" / "FILE0001.mp4").symlink_to(tmp_path / f"{name}.mp4")
+    out = tmp_path / "fr"
+    argv = ["extract", str(tmp_path / "cards"), "-o", str(out), "--frames", "1", "-q"]
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 0, result.output
+    stems = sorted(p.name.split("_0")[0] for p in out.glob("*.jpg"))
+    assert stems == ["d_x_FILE0001_mp4", "d_y_FILE0001_mp4"]

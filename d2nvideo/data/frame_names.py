@@ -31,20 +31,21 @@ def frame_stems(
     """The stem each of ``videos`` names its frames with, given the manifest's ``rows``; an
     InputError for a video that no part of its path names apart from the others."""
     listed = _listed_stems(rows)
+    known = {video: _known(video, listed) for video in videos}
     counts: dict[str, int] = {}
-    for video in dict.fromkeys(v.resolve() for v in videos):  # a video given twice is one
+    for video in {v.resolve(): v for v in videos}.values():  # a video given twice is one
         counts[video.stem.casefold()] = counts.get(video.stem.casefold(), 0) + 1
     taken = {stem.casefold(): source for stem, source in listed}
     stems: dict[Path, str | InputError] = {}
-    for video in sorted(videos, key=lambda v: not _known(v, listed)):  # known ones first
-        stem = _known(video, listed) or _new_stem(video, counts, taken)
+    for video in sorted(videos, key=lambda v: known[v] is None):  # known ones first
+        stem = known[video] or _new_stem(video, counts, taken)
         stems[video] = stem or InputError(
             f"every name for the frames of '{video}' is taken by other videos (of this run "
             "or in manifest.csv): extract it into another folder",
             video,
         )
         if stem:
-            taken.setdefault(stem.casefold(), str(video))
+            taken.setdefault(stem.casefold(), source_of(video))
     return stems
 
 
@@ -66,8 +67,8 @@ def _known(video: Path, listed: list[tuple[str, str]]) -> str | None:
 def _new_stem(video: Path, counts: dict[str, int], taken: dict[str, str]) -> str | None:
     """The shortest name from the end of ``video``'s path that nobody else has: its stem when
     no other video of the run shares it, else its folder's name and more."""
-    parts = video.resolve().parts[1:]  # never the root ('/'): a stem is one file name
-    names = [] if counts[video.stem.casefold()] > 1 else [video.stem]
+    parts = Path(source_of(video)).parts[1:]  # as given, links kept; never the root ('/')
+    names = [] if counts.get(video.stem.casefold(), 0) > 1 else [video.stem]
     deepest = min(7, len(parts) - 1)
     names += ["_".join(parts[-k - 1 :]).replace(".", "_") for k in range(1, deepest + 1)]
     for name in names:
