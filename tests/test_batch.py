@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -172,6 +174,92 @@ def test_stdin_list_on_the_command_line(drive: Path, media, tmp_path: Path) -> N
     result = run("convert", "-", "--to", "night", "-o", out, "--model", media["model"], stdin=paths)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["still0.jpg", "still1.jpg"]
+
+
+def test_ctrl_c_stops_every_jobs_worker_and_leaves_no_partial_file(media, tmp_path: Path) -> None:
+    # Ctrl-C reaches the whole process group. The workers took it as a task's error, went on
+    # to the next queued input and outlived the run, converting (a finished output appeared
+    # after "interrupted"), and the parent waited 10 s for them.
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in range(3):
+        make_video(src / f"c{i}.mp4", frames=400, size=(320, 240))
+    args = ["convert", src, "--to", "night", "-o", out, "--model", media["model"], "-q"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "d2nvideo", *map(str, args), "--jobs", "2", "--batch-size", "1"],
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # see test_cli
+    )
+    group = proc.pid
+    try:
+        deadline = time.time() + 120
+        while len(list(out.glob(".*"))) < 2 and time.time() < deadline:
+            time.sleep(0.01)
+        os.killpg(group, signal.SIGSTOP)  # both workers mid-clip, however fast the machine
+        assert proc.poll() is None, "the clips were converted before the signal"
+        os.killpg(group, signal.SIGINT)
+        os.killpg(group, signal.SIGCONT)
+        _, err = proc.communicate(timeout=60)  # the pipe closes when its last holder ends
+        assert proc.returncode == 130, err
+        assert "interrupted" in err and "Traceback" not in err and "leaked" not in err, err
+        assert not _group_alive(group, seconds=10), "a worker outlived the run"
+        assert list(out.iterdir()) == []  # no partial file, and nothing finished after
+    finally:
+        if _group_alive(group, seconds=0):
+            os.killpg(group, signal.SIGKILL)
+
+
+_WORKER_SCRIPT = """
+import signal, sys, time
+from d2nvideo.batch import run
+
+class Slow:
+    def __call__(self, task, on_frames):
+        try:
+            print("converting", flush=True)
+            time.sleep(60)
+        finally:
+            print("temporary file removed", flush=True)
+
+signal.signal(signal.SIGTERM, run._on_terminate)
+run._WORKER["converter"] = Slow()
+if sys.argv[1] == "idle":
+    print("idle", flush=True)
+    time.sleep(60)
+try:
+    run._work(None)
+finally:
+    print("back in the pool's loop", flush=True)
+"""
+
+
+@pytest.mark.parametrize("state", ["busy", "idle"])
+def test_a_stopped_jobs_worker_cleans_up_and_ends(state: str) -> None:
+    # The pool's worker loop catches every exception a task raises and takes the next task:
+    # a worker told to stop must end itself, after its task's cleanup.
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WORKER_SCRIPT, state], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() in ("converting", "idle")
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    assert out.splitlines() == (["temporary file removed"] if state == "busy" else [])
+
+
+def _group_alive(group: int, seconds: float) -> bool:
+    deadline = time.time() + seconds
+    while True:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return False
+        if time.time() >= deadline:
+            return True
+        time.sleep(0.1)
 
 
 def test_jobs_give_the_same_outputs(media, tmp_path: Path) -> None:

@@ -4,11 +4,12 @@ leaves only complete outputs (each is written to a temporary file and renamed)."
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -16,6 +17,8 @@ from ..errors import D2NError
 from .plan import Task
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from ..pipeline import ConvertOptions, DarkOutputWatch
     from ..translator import Translator
 
@@ -145,12 +148,18 @@ def worker_threads(jobs: int) -> int:
 # --- a pool of worker processes (--jobs) ---------------------------------------------------
 
 _WORKER: dict[str, Converter] = {}
+_BUSY: list[bool] = [False]  # whether the worker is converting a task
 
 
-def _raise_terminated(signum: int, frame: object) -> None:
+def _on_terminate(signum: int, frame: object) -> None:
+    """SIGTERM from the parent: mid-task, unwind so the task's temporary file is removed (then
+    :func:`_work` ends the process); idle, end at once. The pool's worker loop catches every
+    exception of a task and goes on to the next, so a worker must not outlive this."""
     from ..fileio import Terminated
 
-    raise Terminated()
+    if _BUSY[0]:
+        raise Terminated()
+    os._exit(143)
 
 
 def _start_worker(factory: Callable[[], Converter], threads: int) -> None:
@@ -160,7 +169,9 @@ def _start_worker(factory: Callable[[], Converter], threads: int) -> None:
 
     from ..video.probe import set_codec_threads
 
-    signal.signal(signal.SIGTERM, _raise_terminated)  # a stopped worker removes its temp file
+    # Ctrl-C in a terminal reaches the whole process group; the parent decides and stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_terminate)
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)  # as the CLI's
     torch.set_num_threads(threads)
     set_codec_threads(threads)  # its encoders and decoders too
@@ -168,7 +179,15 @@ def _start_worker(factory: Callable[[], Converter], threads: int) -> None:
 
 
 def _work(task: Task) -> Outcome:
-    return _WORKER["converter"](task, lambda n: None)
+    from ..fileio import Terminated
+
+    _BUSY[0] = True
+    try:
+        return _WORKER["converter"](task, lambda n: None)
+    except Terminated:  # its partial output is gone: end here, not in the pool's loop
+        os._exit(143)
+    finally:
+        _BUSY[0] = False
 
 
 def run_pool(
@@ -182,15 +201,16 @@ def run_pool(
     """Every task on ``jobs`` worker processes, each with its own translator from
     ``factory`` (picklable) and its share of the cores. Outcomes come back in task order."""
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import ProcessPoolExecutor
 
     outcomes: list[Outcome | None] = [None] * len(tasks)
     pool = ProcessPoolExecutor(
         jobs, mp.get_context("spawn"), _start_worker, (factory, worker_threads(jobs))
     )
     try:
-        futures = {pool.submit(_work, task): i for i, task in enumerate(tasks)}
-        for future in as_completed(futures):
+        with _sigint_ignored():  # the workers start on the first submit and inherit it
+            futures = {pool.submit(_work, task): i for i, task in enumerate(tasks)}
+        for future in _as_completed(futures):
             i = futures[future]
             outcomes[i] = future.result()
             on_frames(counts[i])
@@ -202,14 +222,50 @@ def run_pool(
     return [o for o in outcomes if o is not None]
 
 
+def _as_completed(futures: Iterable[Future[Outcome]]) -> Iterator[Future[Outcome]]:
+    """``concurrent.futures.as_completed``, waking twice a second: Ctrl-C may reach another
+    of this process's threads, and an untimed wait in the main thread then never sees it
+    (the run went on until a worker finished a whole input)."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+        yield from done
+
+
 def _stop(pool: object) -> None:
     """Cancel what has not started and end the workers (each removes its partial output)."""
     import signal
 
     processes = dict(getattr(pool, "_processes", None) or {})
+    manager = getattr(pool, "_executor_manager_thread", None)
     pool.shutdown(wait=False, cancel_futures=True)  # type: ignore[attr-defined]
     for process in processes.values():
         if process.is_alive():
             os.kill(process.pid, signal.SIGTERM)
     for process in processes.values():
         process.join(timeout=5)
+        if process.is_alive():  # stuck in native code: no worker outlives the run
+            process.kill()
+            process.join(timeout=5)
+    if manager is not None:  # it closes the pool's queues once the workers are gone
+        manager.join(timeout=5)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored within the block (in the main thread; elsewhere nothing changes), so
+    processes started here ignore Ctrl-C from their first instruction, Python's start-up
+    included (it keeps an ignored SIGINT ignored)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
