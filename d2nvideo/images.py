@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ def _quiet_opencv() -> None:
 
 
 _quiet_opencv()
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 MAX_PIXELS = 2**28  # 16384 x 16384: larger images are refused before decoding
@@ -59,6 +61,7 @@ def read_image(path: Path, reduce: int = 1) -> np.ndarray:
         raise InputError(f"'{path}' is not a readable image ({_cv_reason(exc)})", path) from exc
     if image is None:
         raise InputError(f"'{path}' is not a readable image", path)
+    _warn_if_lossy(path)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -83,16 +86,49 @@ def check_image_size(path: Path) -> None:
 
 def png_size(path: Path) -> tuple[int, int] | None:
     """(height, width) from a PNG's IHDR chunk without decoding; None for other files."""
+    header = png_header(path)
+    return None if header is None else header[:2]
+
+
+def png_header(path: Path) -> tuple[int, int, int, int] | None:
+    """(height, width, bit depth, colour type) from a PNG's IHDR chunk; None for other files."""
     if not path.is_file():
         return None
     try:
         with path.open("rb") as fh:
-            head = fh.read(24)
+            head = fh.read(26)
     except OSError:
         return None
-    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
         return None
-    return int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")
+    h, w = int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")
+    return h, w, head[24], head[25]
+
+
+_WARNED: set[str] = set()  # what read_image has warned of in this process
+
+
+def _warn_if_lossy(path: Path) -> None:
+    """Once a process for each: a PNG with an alpha channel, or with 16 bits a channel, is
+    read as 8-bit RGB, so what is made from it has neither."""
+    header = png_header(path)
+    if header is None:
+        return
+    _, _, depth, colour = header
+    if colour in (4, 6) and "alpha" not in _WARNED:  # grey + alpha, RGB + alpha
+        _WARNED.add("alpha")
+        log.warning(
+            "'%s' has an alpha channel: images are read as RGB without it, so what is made "
+            "from them has none (said once)",
+            path,
+        )
+    if depth == 16 and "16-bit" not in _WARNED:
+        _WARNED.add("16-bit")
+        log.warning(
+            "'%s' has 16 bits a channel: images are read at 8, so what is made from them has "
+            "8 (said once)",
+            path,
+        )
 
 
 def jpeg_size(path: Path) -> tuple[int, int] | None:

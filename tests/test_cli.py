@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -318,6 +319,27 @@ def test_already_the_target_warns_once_per_input(how, media, tmp_path, caplog) -
     assert result.exit_code == 0, result.output
     warned = [r.getMessage() for r in caplog.records if "already looks like" in r.getMessage()]
     assert len(warned) == 1 and "dark.png" in warned[0]
+
+
+def test_an_alpha_or_16_bit_png_is_named_once(media, tmp_path, caplog, monkeypatch) -> None:
+    # They were read as 8-bit RGB without a word: the output silently lost what they had.
+    from d2nvideo import images
+
+    monkeypatch.setattr(images, "_WARNED", set())
+    src = tmp_path / "in"
+    src.mkdir()
+    rgb = np.full((30, 40, 3), 120, np.uint8)
+    cv2.imwrite(str(src / "plain.png"), rgb)
+    for i in range(2):
+        cv2.imwrite(str(src / f"alpha{i}.png"), np.dstack([rgb, np.full((30, 40), 9, np.uint8)]))
+        cv2.imwrite(str(src / f"deep{i}.png"), rgb.astype(np.uint16) * 257)
+    result = run("convert", src, "-o", tmp_path / "out", "--to", "night", "--model", media["model"])
+    assert result.exit_code == 0, result.output
+    warned = sorted(r.getMessage() for r in caplog.records if "said once" in r.getMessage())
+    assert len(warned) == 2, warned
+    assert "alpha0.png' has an alpha channel" in warned[0]
+    assert "deep0.png' has 16 bits a channel" in warned[1]
+    assert read_image(tmp_path / "out" / "deep1.png").shape == (30, 40, 3)
 
 
 @pytest.mark.parametrize(("code", "teardown"), [(130, False), (143, False), (2, True), (0, True)])
