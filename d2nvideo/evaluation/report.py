@@ -87,7 +87,8 @@ def check_report_folder(out: Path, overwrite: bool, inputs: Sequence[Path | None
 def write_report(report: Report, out: Path) -> None:
     """report.json, report.md and (with speed rows) speed.png in ``out``, all or none: each is
     written to a temporary file and none is renamed into place until all are written (a full
-    disk at speed.png left a new report.json beside an old plot, or a report a rerun refused)."""
+    disk at speed.png left a new report.json beside an old plot, or a report a rerun refused).
+    A report without speed rows removes an earlier report's speed.png."""
     out.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         stack.enter_context(atomic_output(out / "report.json")).write_text(
@@ -96,6 +97,8 @@ def write_report(report: Report, out: Path) -> None:
         stack.enter_context(atomic_output(out / "report.md")).write_text(markdown(report))
         if report.speed:
             _speed_plot(report, stack.enter_context(atomic_output(out / "speed.png")))
+    if not report.speed:  # the replaced report's plot would pass for this one's
+        (out / "speed.png").unlink(missing_ok=True)
 
 
 def _speed_plot(report: Report, path: Path) -> None:
