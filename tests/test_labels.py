@@ -459,3 +459,42 @@ def test_extract_names_linked_videos_after_their_links(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     stems = sorted(p.name.split("_0")[0] for p in out.glob("*.jpg"))
     assert stems == ["d_x_FILE0001_mp4", "d_y_FILE0001_mp4"]
+
+
+def test_extract_tells_a_new_recording_at_an_old_ones_path_from_it(tmp_path: Path) -> None:
+    # the next card mounted where the last one was: its FILE0001.MP4 took the old one's frame
+    # names and its frames were skipped as "already there", silently
+    card, out = tmp_path / "media" / "card", tmp_path / "frames"
+    card.mkdir(parents=True)
+    argv = ["extract", str(card), "-o", str(out), "--frames", "2", "-q", "--json"]
+    make_video(card / "FILE0001.MP4", frames=10, size=(64, 48))
+    assert json.loads(CliRunner().invoke(cli, argv).stdout)["written"] == 2
+    assert json.loads(CliRunner().invoke(cli, argv).stdout)["written"] == 0  # the same card
+    make_video(card / "FILE0001.MP4", frames=10, size=(80, 48))  # the next day's card
+    summary = json.loads(CliRunner().invoke(cli, argv).stdout)
+    assert (summary["written"], summary["existing"]) == (2, 0)
+    widths = sorted(read_image(p).shape[1] for p in out.glob("*.jpg"))
+    assert widths == [64, 64, 80, 80]
+    rows = list(csv.DictReader((out / "manifest.csv").open()))
+    assert {r["source_bytes"] for r in rows} >= {str((card / "FILE0001.MP4").stat().st_size)}
+    for day in range(6):  # more cards than the path has folders to name them apart
+        make_video(card / "FILE0001.MP4", frames=10 + day, size=(96, 48))
+        assert json.loads(CliRunner().invoke(cli, argv).stdout)["written"] == 2, day
+
+
+def test_extract_reads_a_manifest_without_sizes(tmp_path: Path) -> None:
+    # an earlier version's manifest (no source_bytes column) is read; its videos, matched by
+    # path alone, keep their names
+    video, out = make_video(tmp_path / "drive.mp4", frames=10), tmp_path / "frames"
+    argv = ["extract", str(video), "-o", str(out), "--frames", "2", "-q", "--json"]
+    assert json.loads(CliRunner().invoke(cli, argv).stdout)["written"] == 2
+    manifest = out / "manifest.csv"
+    rows = list(csv.DictReader(manifest.open()))
+    with manifest.open("w", newline="") as fh:
+        writer = csv.DictWriter(
+            fh, [c for c in rows[0] if c != "source_bytes"], extrasaction="ignore"
+        )
+        writer.writeheader()
+        writer.writerows(rows)
+    assert json.loads(CliRunner().invoke(cli, argv).stdout)["existing"] == 2
+    assert "source_bytes" in manifest.read_text().splitlines()[0]
