@@ -26,7 +26,7 @@ from ..images import write_image
 from ..video.decode import frames_at
 from ..video.geometry import compare_thumb, fit_within, relative_difference, upright
 from ..video.probe import VideoInfo, probe
-from .frame_names import frame_name, frame_stems, same_file, size_of, source_of
+from .frame_names import frame_name, frame_stems, same_file, source_of
 from .scoring import DEFAULT_THRESHOLDS, score_image
 
 VIDEO_SUFFIXES = (
@@ -47,16 +47,7 @@ VIDEO_SUFFIXES = (
 )
 log = logging.getLogger(__name__)
 MAX_TIMES = 100_000  # sample times planned at most per clip (or ten per frame, if more)
-MANIFEST_COLUMNS = (
-    "file",
-    "source",
-    "pts_seconds",
-    "width",
-    "height",
-    "brightness",
-    "label",
-    "source_bytes",  # since 2026-11-30: read without it from earlier manifests
-)
+MANIFEST_COLUMNS = ("file", "source", "pts_seconds", "width", "height", "brightness", "label")
 
 
 @dataclass(frozen=True)
@@ -169,7 +160,6 @@ def extract_video(
         raise InputError(_nothing_to_sample(path, info, opts.sampling), path)
     previous: np.ndarray | None = None
     done = kept = 0
-    identity = {"source": source_of(path), "source_bytes": size_of(path)}
     for frame in frames_at(path, times):
         done += 1
         on_frame(1)
@@ -183,7 +173,7 @@ def extract_video(
         kept += 1
         name = frame_name(stem or path.stem, frame.time - info.start_time, opts.fmt)
         row = _save(image, name, out, opts, result, rows, path)
-        rows[row["file"]] = {**row, **identity, "pts_seconds": f"{frame.time:.6f}"}
+        rows[row["file"]] = {**row, "source": source_of(path), "pts_seconds": f"{frame.time:.6f}"}
     on_frame(len(times) - done)  # frames past a short video's real end
     if not done:
         raise InputError(f"'{path}' has no decodable frame at the sampled times", path)
@@ -214,8 +204,7 @@ def _save(
     relative = f"{label}/{name}" if opts.classify else name
     target = out / relative
     listed = (rows or {}).get(relative)
-    recorded = (listed or {}).get("source", ""), (listed or {}).get("source_bytes") or ""
-    if listed and source and not same_file(recorded[0], source, recorded[1]):
+    if listed and source and not same_file(listed.get("source", ""), source):
         raise InputError(
             f"'{target}' holds a frame of '{listed['source']}' (manifest.csv), not of "
             f"'{source}': extract videos of the same name into separate folders",
@@ -244,7 +233,7 @@ def read_manifest(path: Path) -> dict[str, dict[str, str]]:
     try:
         with path.open(newline="", encoding="utf-8", errors=NAME_ERRORS) as fh:
             reader = csv.DictReader(fh)
-            if reader.fieldnames not in (list(MANIFEST_COLUMNS), list(MANIFEST_COLUMNS[:-1])):
+            if reader.fieldnames != list(MANIFEST_COLUMNS):
                 raise PathError(_foreign_manifest(path, "its header is not a manifest's"), path)
             return {row["file"]: row for row in reader if row.get("file")}
     except (OSError, UnicodeDecodeError, csv.Error) as exc:

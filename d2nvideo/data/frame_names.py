@@ -6,8 +6,7 @@ file stem, unless that stem belongs to another video: one named in the manifest,
 this run with the same stem (a dashcam's ``FILE0001.MP4`` in several folders, ``clip.mp4``
 beside ``clip.mkv``; letter case ignored, for file systems that ignore it). Then it is named
 after the end of its path, separators and dots as ``_`` (``2026-11-01_FILE0001_MP4``), as
-much of the path as it takes to be nobody else's, and last with its size in bytes added (the
-cards of many days mounted at one path).
+much of the path as it takes to be nobody else's.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ def frame_stems(
     counts: dict[str, int] = {}
     for video in {v.resolve(): v for v in videos}.values():  # a video given twice is one
         counts[video.stem.casefold()] = counts.get(video.stem.casefold(), 0) + 1
-    taken = {stem.casefold(): (source, size) for stem, source, size in listed}
+    taken = {stem.casefold(): source for stem, source in listed}
     stems: dict[Path, str | InputError] = {}
     for video in sorted(videos, key=lambda v: known[v] is None):  # known ones first
         stem = known[video] or _new_stem(video, counts, taken)
@@ -46,36 +45,35 @@ def frame_stems(
             video,
         )
         if stem:
-            taken.setdefault(stem.casefold(), (source_of(video), size_of(video)))
+            taken.setdefault(stem.casefold(), source_of(video))
     return stems
 
 
-def _listed_stems(rows: dict[str, dict[str, str]]) -> list[tuple[str, str, str]]:
-    """(stem, source, its size in bytes or '') of each video the manifest lists."""
-    found: dict[tuple[str, str, str], None] = {}
+def _listed_stems(rows: dict[str, dict[str, str]]) -> list[tuple[str, str]]:
+    """(stem, source) of each video the manifest lists."""
+    found: dict[tuple[str, str], None] = {}
     for file, row in rows.items():
         named = FRAME_NAME.fullmatch(Path(file).name)
         if named and row.get("source"):
-            found[(named["stem"], row["source"], row.get("source_bytes") or "")] = None
+            found[(named["stem"], row["source"])] = None
     return list(found)
 
 
-def _known(video: Path, listed: list[tuple[str, str, str]]) -> str | None:
+def _known(video: Path, listed: list[tuple[str, str]]) -> str | None:
     """The stem the manifest already gives ``video``'s frames, if any."""
-    return next((stem for stem, source, size in listed if same_file(source, video, size)), None)
+    return next((stem for stem, source in listed if same_file(source, video)), None)
 
 
-def _new_stem(video: Path, counts: dict[str, int], taken: dict[str, tuple[str, str]]) -> str | None:
+def _new_stem(video: Path, counts: dict[str, int], taken: dict[str, str]) -> str | None:
     """The shortest name from the end of ``video``'s path that nobody else has: its stem when
     no other video of the run shares it, else its folder's name and more."""
     parts = Path(source_of(video)).parts[1:]  # as given, links kept; never the root ('/')
     names = [] if counts.get(video.stem.casefold(), 0) > 1 else [video.stem]
     deepest = min(7, len(parts) - 1)
     names += ["_".join(parts[-k - 1 :]).replace(".", "_") for k in range(1, deepest + 1)]
-    names.append(f"{names[-1]}_{size_of(video)}B")  # cards mounted at one path, day after day
     for name in names:
         owner = taken.get(name.casefold())
-        if owner is None or same_file(owner[0], video, owner[1]):
+        if owner is None or same_file(owner, video):
             return name
     return None
 
@@ -86,26 +84,14 @@ def source_of(video: Path) -> str:
     return os.path.abspath(video)
 
 
-def size_of(video: Path) -> str:
-    """What the manifest records as ``source_bytes``: the video's size ('' if it cannot be
-    read), which tells a new recording at an old one's path from it."""
-    try:
-        return str(video.stat().st_size)
-    except OSError:
-        return ""
-
-
-def same_file(listed: str, source: Path, size: str = "") -> bool:
-    """Whether a manifest's ``source`` (of ``size`` bytes, where recorded) is the video
-    ``source``: the same file, both present, of the size recorded. A source that is gone (a card
-    taken out, a folder moved) is nobody: another card's ``FILE0001.MP4`` must not inherit its
-    frames; nor may a new card's ``FILE0001.MP4`` mounted at the very path of the old one, of
-    another size (a manifest of an earlier version records no size: its sources are matched by
-    path alone). Sources are written absolute; a relative one, from a manifest of an earlier
+def same_file(listed: str, source: Path) -> bool:
+    """Whether a manifest's ``source`` is ``source``: the same file, both present. A source
+    that is gone (a card taken out, a folder moved) is nobody: another card's ``FILE0001.MP4``
+    must not inherit its frames. (A new recording at the very path of an old one cannot be
+    told from it.) Sources are written absolute; a relative one, from a manifest of an earlier
     version, was relative to a working folder that is not known: where it is not found from
     this one, the same file name is taken for the same video, as that version did."""
     try:
-        found = Path(listed).samefile(source)
+        return Path(listed).samefile(source)
     except OSError:
         return not Path(listed).is_absolute() and Path(listed).name == source.name
-    return found and (not size or size == size_of(source))
