@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import D2NError
 from .plan import Task
@@ -148,21 +148,44 @@ def worker_threads(jobs: int) -> int:
 # --- a pool of worker processes (--jobs) ---------------------------------------------------
 
 _WORKER: dict[str, Converter] = {}
-_BUSY: list[bool] = [False]  # whether the worker is converting a task
+_STATE = {"busy": False, "stopping": False}  # converting a task; told to stop
 
 
 def _on_terminate(signum: int, frame: object) -> None:
-    """SIGTERM from the parent: mid-task, unwind so the task's temporary file is removed (then
-    :func:`_work` ends the process); idle, end at once. The pool's worker loop catches every
-    exception of a task and goes on to the next, so a worker must not outlive this."""
+    """SIGTERM (or SIGHUP, or the parent's death): mid-task, unwind once so the task's
+    temporary file is removed, then :func:`_work` ends the process; idle, end at once. Later
+    signals are ignored so that they cannot cut the cleanup short. The pool's worker loop
+    catches every exception of a task and goes on to the next: a worker must not outlive this."""
+    import signal
+
     from ..fileio import Terminated
 
-    if _BUSY[0]:
-        raise Terminated()
-    os._exit(143)
+    if not _STATE["busy"]:
+        os._exit(143)
+    if _STATE["stopping"]:
+        return
+    _STATE["stopping"] = True
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    raise Terminated()
 
 
-def _start_worker(factory: Callable[[], Converter], threads: int) -> None:
+def _die_with_parent(sig: int, parent: int) -> None:
+    """Linux: have the kernel send ``sig`` when the parent (pid ``parent``) dies (SIGKILL, the
+    OOM killer), so that no worker goes on converting after its run; a no-op elsewhere."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, sig, 0, 0, 0)
+    if os.getppid() != parent:  # it died before the request: nobody will send the signal
+        os._exit(143)
+
+
+def _start_worker(factory: Callable[[], Converter], threads: int, parent: int) -> None:
     import signal
 
     import torch
@@ -171,7 +194,9 @@ def _start_worker(factory: Callable[[], Converter], threads: int) -> None:
 
     # Ctrl-C in a terminal reaches the whole process group; the parent decides and stops us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _on_terminate)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_terminate)
+    _die_with_parent(signal.SIGTERM, parent)
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)  # as the CLI's
     torch.set_num_threads(threads)
     set_codec_threads(threads)  # its encoders and decoders too
@@ -181,13 +206,15 @@ def _start_worker(factory: Callable[[], Converter], threads: int) -> None:
 def _work(task: Task) -> Outcome:
     from ..fileio import Terminated
 
-    _BUSY[0] = True
+    _STATE["busy"] = True
     try:
         return _WORKER["converter"](task, lambda n: None)
     except Terminated:  # its partial output is gone: end here, not in the pool's loop
         os._exit(143)
     finally:
-        _BUSY[0] = False
+        if _STATE["stopping"]:
+            os._exit(143)
+        _STATE["busy"] = False
 
 
 def run_pool(
@@ -202,19 +229,25 @@ def run_pool(
     ``factory`` (picklable) and its share of the cores. Outcomes come back in task order."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     outcomes: list[Outcome | None] = [None] * len(tasks)
     pool = ProcessPoolExecutor(
-        jobs, mp.get_context("spawn"), _start_worker, (factory, worker_threads(jobs))
+        jobs, mp.get_context("spawn"), _start_worker, (factory, worker_threads(jobs), os.getpid())
     )
     try:
-        with _sigint_ignored():  # the workers start on the first submit and inherit it
-            futures = {pool.submit(_work, task): i for i, task in enumerate(tasks)}
+        futures = _submit(pool, tasks, jobs)
         for future in _as_completed(futures):
             i = futures[future]
             outcomes[i] = future.result()
             on_frames(counts[i])
             on_outcome(outcomes[i])  # type: ignore[arg-type]
+    except BrokenProcessPool as exc:
+        _stop(pool)
+        raise D2NError(
+            "a worker process ended unexpectedly (killed, or out of memory?); the outputs "
+            "finished before were kept"
+        ) from exc
     except BaseException:
         _stop(pool)
         raise
@@ -222,16 +255,34 @@ def run_pool(
     return [o for o in outcomes if o is not None]
 
 
+def _submit(pool: Any, tasks: list[Task], jobs: int) -> dict[Future[Outcome], int]:
+    """Every task, in order. The first ``jobs`` submits start the workers, with SIGINT ignored
+    so that they inherit it; the rest with it heard (a folder of 20,000 inputs takes a second
+    to submit, and a Ctrl-C then was lost)."""
+    futures = {}
+    for i, task in enumerate(tasks):
+        with _sigint_ignored() if i < jobs else contextlib.nullcontext():
+            futures[pool.submit(_work, task)] = i
+    return futures
+
+
 def _as_completed(futures: Iterable[Future[Outcome]]) -> Iterator[Future[Outcome]]:
     """``concurrent.futures.as_completed``, waking twice a second: Ctrl-C may reach another
     of this process's threads, and an untimed wait in the main thread then never sees it
     (the run went on until a worker finished a whole input)."""
-    from concurrent.futures import FIRST_COMPLETED, wait
+    import queue
 
-    pending = set(futures)
-    while pending:
-        done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-        yield from done
+    done: queue.SimpleQueue[Future[Outcome]] = queue.SimpleQueue()
+    pending = list(futures)
+    for future in pending:
+        future.add_done_callback(done.put)
+    for _ in pending:
+        while True:
+            try:
+                yield done.get(timeout=0.5)
+                break
+            except queue.Empty:
+                continue
 
 
 def _stop(pool: object) -> None:
