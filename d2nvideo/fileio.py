@@ -333,18 +333,43 @@ def _alive(pid: int) -> bool:
 
 @contextlib.contextmanager
 def exclusive(lock_file: Path, what: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``lock_file`` (created if needed) for the block; OutputError
-    at once if another process holds it. The lock goes with the process, even on SIGKILL."""
-    fd = os.open(lock_file, os.O_CREAT | os.O_RDWR, 0o666)
+    """Hold an exclusive lock on ``lock_file`` (created if needed; a folder is locked itself,
+    leaving nothing in it) for the block; OutputError at once if another process holds it.
+    The lock goes with the process, even on SIGKILL. Where the file system has no such locks
+    (a folder on some network file systems), the block runs unlocked."""
+    folder = lock_file.is_dir()
+    flags = os.O_RDONLY if folder else os.O_CREAT | os.O_RDWR
+    fd = os.open(lock_file, flags, 0o666)
     try:
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise OutputError(f"{what} is in use by another process", lock_file) from None
+            except OSError:  # EBADF/ENOLCK: no locks here
+                pass
         yield
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def folder_in_use(folder: Path, what: str) -> Iterator[None]:
+    """:func:`exclusive` on ``folder``, made for the block if it is missing and removed after
+    (with the parents made for it) if it is still empty: two runs writing one folder at once
+    (two extracts' manifests, two relabels' lists) refuse each other, and a run that writes
+    nothing leaves nothing."""
+    made = [p for p in (folder, *folder.parents) if not os.path.lexists(p)]
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with exclusive(folder, what):
+            yield
+    finally:
+        for path in made:  # the folder first, then its parents
+            try:
+                path.rmdir()
+            except OSError:  # not empty: kept
+                break
 
 
 class Terminated(KeyboardInterrupt):

@@ -459,3 +459,37 @@ def test_extract_names_linked_videos_after_their_links(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     stems = sorted(p.name.split("_0")[0] for p in out.glob("*.jpg"))
     assert stems == ["d_x_FILE0001_mp4", "d_y_FILE0001_mp4"]
+
+
+def test_two_runs_into_one_folder_refuse_each_other(tmp_path: Path) -> None:
+    # two extracts into one folder: the last manifest written lost the other run's rows;
+    # two relabels: the last replaced the other's lists, neither asked for --overwrite
+    from d2nvideo.fileio import exclusive
+
+    video = make_video(tmp_path / "drive.mp4", frames=10)
+    _write_set(tmp_path / "img")
+    runs = {
+        "frames": ["extract", str(video), "-o", str(tmp_path / "frames")],
+        "labels": [
+            "relabel",
+            "--folder",
+            f"day={tmp_path / 'img'}",
+            "-o",
+            str(tmp_path / "labels"),
+        ],
+    }
+    for folder, argv in runs.items():
+        (tmp_path / folder).mkdir()
+        with exclusive(tmp_path / folder, "the other run's folder"):  # another run at work
+            result = CliRunner().invoke(cli, [*argv, "-q"])
+        assert result.exit_code != 0
+        assert f"output folder '{tmp_path / folder}' is in use by another process" in result.output
+        assert list((tmp_path / folder).iterdir()) == []
+        assert CliRunner().invoke(cli, [*argv, "-q"]).exit_code == 0  # once it is done
+
+
+def test_a_run_that_writes_nothing_leaves_no_folder(tmp_path: Path) -> None:
+    video = make_video(tmp_path / "drive.mp4", frames=10)
+    out = tmp_path / "a" / "b"
+    result = CliRunner().invoke(cli, ["extract", str(video), "-o", str(out), "--start", "99"])
+    assert result.exit_code == 1 and not (tmp_path / "a").exists()

@@ -148,7 +148,18 @@ def interrupts_leave_at_once() -> Iterator[None]:
             with contextlib.suppress(Exception):
                 stream.flush()
         logging.shutdown()
+        _release_semaphores()
         os._exit(exc.code)
+
+
+def _release_semaphores() -> None:
+    """Unlink the named semaphores of a worker pool that this process made (what
+    multiprocessing does at a normal exit), so that its resource tracker does not warn of
+    'leaked semaphore objects' after our one line."""
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        with contextlib.suppress(Exception):
+            util._run_finalizers(0)  # those of priority >= 0: the semaphores' unlinking
 
 
 def interrupted_keeps(ctx: click.Context, message: str) -> None:

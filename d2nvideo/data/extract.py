@@ -21,7 +21,7 @@ import numpy as np
 
 from ..choices import ImageFormat, ScoreMethod
 from ..errors import D2NError, InputError, PathError
-from ..fileio import NAME_ERRORS, atomic_output, files_under
+from ..fileio import NAME_ERRORS, atomic_output, files_under, folder_in_use
 from ..images import write_image
 from ..video.decode import frames_at
 from ..video.geometry import compare_thumb, fit_within, relative_difference, upright
@@ -289,6 +289,17 @@ def extract_all(
     """Extract every planned video; a failing one is reported through ``on_error`` and the
     others go on. The manifest is written even when the run is interrupted, and not at all
     (nor the folder) when there is nothing to list."""
+    with folder_in_use(out, f"output folder '{out}'"):  # two runs' manifests: one lost
+        return _extract_all(plans, out, opts, on_frame, on_error)
+
+
+def _extract_all(
+    plans: list[Plan],
+    out: Path,
+    opts: ExtractOptions,
+    on_frame: Callable[[int], None],
+    on_error: Callable[[Path, str], None],
+) -> ExtractResult:
     manifest = out / "manifest.csv"
     rows = read_manifest(manifest)
     listed = bool(rows)
@@ -310,6 +321,5 @@ def extract_all(
     finally:
         result.failed = failed
         if rows or listed:
-            out.mkdir(parents=True, exist_ok=True)
             write_manifest(manifest, rows)
     return result

@@ -8,6 +8,7 @@ saved as they come, so an interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import math
@@ -15,7 +16,7 @@ import multiprocessing as mp
 import os
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from ..choices import ScoreMethod
 from ..errors import InputError, PathError
-from ..fileio import NAME_ERRORS, atomic_output
+from ..fileio import NAME_ERRORS, atomic_output, folder_in_use
 from ..images import read_image_reduced
 from .plots import histogram_png
 from .scoring import (
@@ -56,13 +57,21 @@ def score_file(path: Path) -> Scores | str:
         return f"unreadable ({exc})"
 
 
-def score_files(paths: list[Path], workers: int) -> Iterator[Scores | str]:
+def score_files(paths: list[Path], workers: int) -> Generator[Scores | str, None, None]:
     """Scores in input order; ``workers`` > 1 spreads decoding over processes."""
     if workers <= 1 or len(paths) < 64:
         yield from map(score_file, paths)
         return
-    with mp.get_context("spawn").Pool(workers) as pool:
+    with mp.get_context("spawn").Pool(workers, _ignore_sigint) as pool:
         yield from pool.imap(score_file, paths, chunksize=32)
+
+
+def _ignore_sigint() -> None:
+    """A scoring worker leaves Ctrl-C to the parent, which ends the pool (the workers printed
+    a KeyboardInterrupt traceback each)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 # --- the whole job ----------------------------------------------------------------------------
@@ -90,9 +99,25 @@ def relabel(
     overwrite: bool = False,
 ) -> RelabelResult:
     """Score, relabel and write every output into ``out`` (see :func:`check_outputs`, which
-    runs first: an existing output is replaced only if ``overwrite``)."""
+    runs first: an existing output is replaced only if ``overwrite``). Another run into ``out``
+    at the same time is refused (they replaced each other's outputs)."""
     check_outputs(sources, out, method, overwrite)
-    out.mkdir(parents=True, exist_ok=True)
+    with folder_in_use(out, f"output folder '{out}'"):
+        check_outputs(sources, out, method, overwrite)  # what a run before this one wrote
+        return _relabel(sources, out, method, thresholds, auto, split, seed, workers, on_item)
+
+
+def _relabel(
+    sources: Sources,
+    out: Path,
+    method: ScoreMethod,
+    thresholds: Thresholds | None,
+    auto: bool,
+    split: float,
+    seed: int,
+    workers: int,
+    on_item: Callable[[int], None],
+) -> RelabelResult:
     scores = _score_with_resume(sources.items, out / PARTIAL, workers, on_item)
     usable = [s for s in scores.values() if isinstance(s, Scores)]
     if not usable:
@@ -160,11 +185,14 @@ def _score_with_resume(
     on_item(sum(1 for i in items if str(i.path) in done))
     todo = [i.path for i in items if str(i.path) not in done]
     new_file = not partial.is_file()
-    with partial.open("a", newline="", encoding="utf-8", errors=NAME_ERRORS) as fh:
+    with (
+        partial.open("a", newline="", encoding="utf-8", errors=NAME_ERRORS) as fh,
+        contextlib.closing(score_files(todo, workers)) as scores,  # its pool ends on Ctrl-C
+    ):
         writer = csv.writer(fh)
         if new_file:
             writer.writerow(PARTIAL_COLUMNS)
-        for n, (path, result) in enumerate(zip(todo, score_files(todo, workers), strict=True)):
+        for n, (path, result) in enumerate(zip(todo, scores, strict=True)):
             done[str(path)] = result
             if isinstance(result, Scores):  # only real scores are resumed: a missing or
                 writer.writerow([path, *_stats(result)])  # unreadable file is tried again
