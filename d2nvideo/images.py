@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -61,7 +59,6 @@ def read_image(path: Path, reduce: int = 1) -> np.ndarray:
         raise InputError(f"'{path}' is not a readable image ({_cv_reason(exc)})", path) from exc
     if image is None:
         raise InputError(f"'{path}' is not a readable image", path)
-    _warn_if_lossy(path)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -105,30 +102,48 @@ def png_header(path: Path) -> tuple[int, int, int, int] | None:
     return h, w, head[24], head[25]
 
 
-_WARNED: set[str] = set()  # what read_image has warned of in this process
+_WARNED: set[str] = set()  # what warn_if_lossy has said in this process
 
 
-def _warn_if_lossy(path: Path) -> None:
-    """Once a process for each: a PNG with an alpha channel, or with 16 bits a channel, is
-    read as 8-bit RGB, so what is made from it has neither."""
+def warn_if_lossy(path: Path) -> None:
+    """For an image about to be translated: a PNG with transparency (an alpha channel, or a
+    tRNS chunk) or 16 bits a channel is read as 8-bit RGB, so its translation has neither.
+    Each is said once in a process (a ``convert --jobs`` worker is a process)."""
     header = png_header(path)
-    if header is None:
+    if header is None or {"alpha", "16-bit"} <= _WARNED:
         return
     _, _, depth, colour = header
-    if colour in (4, 6) and "alpha" not in _WARNED:  # grey + alpha, RGB + alpha
+    if "alpha" not in _WARNED and (colour in (4, 6) or _png_has_trns(path)):
         _WARNED.add("alpha")
         log.warning(
-            "'%s' has an alpha channel: images are read as RGB without it, so what is made "
-            "from them has none (said once)",
+            "'%s' has transparency: images are translated as RGB without it, so the "
+            "output has none (other such inputs are not named)",
             path,
         )
-    if depth == 16 and "16-bit" not in _WARNED:
+    if "16-bit" not in _WARNED and depth == 16:
         _WARNED.add("16-bit")
         log.warning(
-            "'%s' has 16 bits a channel: images are read at 8, so what is made from them has "
-            "8 (said once)",
+            "'%s' has 16 bits a channel: images are translated at 8, so the output has 8 "
+            "(other such inputs are not named)",
             path,
         )
+
+
+def _png_has_trns(path: Path) -> bool:
+    """Whether a PNG has a tRNS chunk (transparency of a palette or one colour) before its
+    image data."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(8)
+            while chunk := fh.read(8):
+                if len(chunk) < 8 or chunk[4:8] in (b"IDAT", b"IEND"):
+                    return False
+                if chunk[4:8] == b"tRNS":
+                    return True
+                fh.seek(int.from_bytes(chunk[:4], "big") + 4, os.SEEK_CUR)  # data and CRC
+    except OSError:
+        return False
+    return False
 
 
 def jpeg_size(path: Path) -> tuple[int, int] | None:
@@ -189,54 +204,3 @@ def write_image(path: Path, image: np.ndarray, quality: int = 95) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as tmp:
         data.tofile(str(tmp))
-
-
-@dataclass
-class ImagesResult:
-    written: int = 0
-    skipped: int = 0  # outputs that already existed
-    failed: list[tuple[Path, str]] = field(default_factory=list)
-
-
-def image_pairs(src: Path, dst: Path) -> Iterator[tuple[Path, Path]]:
-    """(input, output) for every image under ``src``, mirroring relative paths under ``dst``."""
-    for path in list_images(src):
-        yield path, dst / path.relative_to(src)
-
-
-def convert_images(
-    pairs: list[tuple[Path, Path]],
-    translate: Callable[[list[np.ndarray]], list[np.ndarray]],
-    overwrite: bool,
-    batch_size: int,
-    on_item: Callable[[int], None] = lambda n: None,
-) -> ImagesResult:
-    """Translate each input into its output; unreadable inputs are recorded, not fatal.
-    Consecutive same-sized images share a network call."""
-    result = ImagesResult()
-    pending: list[tuple[Path, np.ndarray]] = []
-
-    def flush() -> None:
-        for (out, _), image in zip(pending, translate([im for _, im in pending]), strict=True):
-            write_image(out, image)
-            result.written += 1
-        on_item(len(pending))
-        pending.clear()
-
-    for src, out in pairs:
-        if out.exists() and not overwrite:
-            result.skipped += 1
-            on_item(1)
-            continue
-        try:
-            image = read_image(src)
-        except InputError as exc:
-            result.failed.append((src, str(exc)))
-            on_item(1)
-            continue
-        if pending and (pending[0][1].shape != image.shape or len(pending) >= batch_size):
-            flush()
-        pending.append((out, image))
-    if pending:
-        flush()
-    return result

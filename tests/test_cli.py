@@ -321,6 +321,26 @@ def test_already_the_target_warns_once_per_input(how, media, tmp_path, caplog) -
     assert len(warned) == 1 and "dark.png" in warned[0]
 
 
+def _palette_png_with_trns(path: Path) -> None:
+    """A 2x2 palette PNG whose first colour is transparent (colour type 3 and a tRNS chunk)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    rows = b"".join(b"\x00" + bytes([0, 1]) for _ in range(2))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 3, 0, 0, 0))
+        + chunk(b"PLTE", bytes([0, 0, 0, 200, 200, 200]))
+        + chunk(b"tRNS", bytes([0]))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
 def test_an_alpha_or_16_bit_png_is_named_once(media, tmp_path, caplog, monkeypatch) -> None:
     # They were read as 8-bit RGB without a word: the output silently lost what they had.
     from d2nvideo import images
@@ -333,12 +353,22 @@ def test_an_alpha_or_16_bit_png_is_named_once(media, tmp_path, caplog, monkeypat
     for i in range(2):
         cv2.imwrite(str(src / f"alpha{i}.png"), np.dstack([rgb, np.full((30, 40), 9, np.uint8)]))
         cv2.imwrite(str(src / f"deep{i}.png"), rgb.astype(np.uint16) * 257)
+    _palette_png_with_trns(src / "palette.png")
+
+    def warned() -> list[str]:
+        return sorted(r.getMessage() for r in caplog.records if "not named" in r.getMessage())
+
     result = run("convert", src, "-o", tmp_path / "out", "--to", "night", "--model", media["model"])
     assert result.exit_code == 0, result.output
-    warned = sorted(r.getMessage() for r in caplog.records if "said once" in r.getMessage())
-    assert len(warned) == 2, warned
-    assert "alpha0.png' has an alpha channel" in warned[0]
-    assert "deep0.png' has 16 bits a channel" in warned[1]
+    assert len(warned()) == 2, warned()
+    assert "alpha0.png' has transparency" in warned()[0]
+    assert "deep0.png' has 16 bits a channel" in warned()[1]
+    caplog.clear()
+    monkeypatch.setattr(images, "_WARNED", set())
+    assert run("info", src / "alpha1.png").exit_code == 0 and warned() == []  # nothing is made
+    convert = ["convert", src / "palette.png", "-o", tmp_path / "p.png", "--to", "night"]
+    assert run(*convert, "--model", media["model"]).exit_code == 0
+    assert len(warned()) == 1 and "palette.png' has transparency" in warned()[0]
     assert read_image(tmp_path / "out" / "deep1.png").shape == (30, 40, 3)
 
 

@@ -92,12 +92,13 @@ class Converter:
 
     def _image(self, task: Task, opts: ConvertOptions, on_frames: Callable[[int], None]) -> int:
         from ..fileio import check_output
-        from ..images import read_image, write_image
+        from ..images import read_image, warn_if_lossy, write_image
         from ..pipeline import translate_images
         from ..video.bars import BarKeeper
 
         check_output(task.dst, [task.src], self.overwrite)
         image = [read_image(task.src)]
+        warn_if_lossy(task.src)
         bars = BarKeeper(enabled=opts.bars == "keep").bars_of(image)
         out = translate_images(image, self.translator, opts.to, opts.resolution, bars)
         if self.watch is not None:
