@@ -169,6 +169,10 @@ def atomic_output(final: Path, overwrite: bool | None = None) -> Iterator[Path]:
             tmp.unlink()
         if full:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(final)) from exc
+        if isinstance(exc, OSError) and not folder.is_dir():  # the error named our temp file
+            raise OutputError(
+                f"the folder of output '{final}' went away while it was written", final
+            ) from exc
         raise
     finally:
         os.close(fd)  # releases the lock

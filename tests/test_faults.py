@@ -166,6 +166,23 @@ def test_encoder_refuses_a_bad_preset_before_writing(media, tmp_path: Path) -> N
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_output_folder_removed_while_written_is_named(tmp_path: Path) -> None:
+    # the error named the hidden temporary file ('.x.665-b787338c.part.mp4')
+    import shutil
+
+    from d2nvideo.fileio import atomic_output
+
+    folder = tmp_path / "out" / "sub"
+    folder.mkdir(parents=True)
+    with pytest.raises(OutputError) as caught, atomic_output(folder / "x.mp4") as tmp:
+        tmp.write_bytes(b"frames")
+        shutil.rmtree(tmp_path / "out")
+    assert (
+        str(caught.value)
+        == f"the folder of output '{folder / 'x.mp4'}' went away while it was written"
+    )
+
+
 def test_atomic_output_keeps_the_umask_and_never_clobbers(tmp_path: Path) -> None:
     from d2nvideo.fileio import atomic_output
 

@@ -214,6 +214,44 @@ def test_resuming_on_other_data_keeps_what_the_run_trained_on(images: Path, tmp_
     assert len(json.loads((run / "data.json").read_text())["earlier"]) == 1
 
 
+def test_export_interrupted_at_its_graphs_says_the_model_was_written(
+    images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It said "nothing was written under the output name", and a rerun refused the model.
+    import d2nvideo.training.export as export_module
+
+    run = tmp_path / "run"
+    argv = ["train", str(TINY), "--day", str(images / "day"), "--night", str(images / "night")]
+    assert CliRunner().invoke(cli, [*argv, "--out", str(run), "--steps", "1", "-q"]).exit_code == 0
+
+    def interrupted(model: Path) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export_module, "export_onnx", interrupted)
+    model = tmp_path / "m.safetensors"
+    result = CliRunner().invoke(cli, ["export", str(run), "-o", str(model), "--onnx"])
+    assert result.exit_code == 130 and model.is_file()
+    assert f"the model was written ({model})" in result.output
+    assert f"d2nvideo export {model} --onnx --overwrite" in result.output
+
+
+def test_train_interrupted_before_a_checkpoint_says_none_was_saved(
+    images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # set-up said "checkpoints saved before were kept in run/state" where there was none
+    import d2nvideo.training.train as train_module
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "main", interrupted)
+    run = tmp_path / "run"
+    argv = ["train", str(TINY), "--day", str(images / "day"), "--night", str(images / "night")]
+    result = CliRunner().invoke(cli, [*argv, "--out", str(run), "--steps", "1"])
+    assert result.exit_code == 130
+    assert "interrupted: no checkpoint had been saved yet" in result.output
+
+
 def test_export_then_convert_a_video(images: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     runner = CliRunner()

@@ -117,7 +117,7 @@ def train(
         device=kw["device"],
     )
     rank = int(os.environ.get("RANK", "0"))  # under torchrun only rank 0 draws
-    interrupted_keeps(ctx, f"interrupted: checkpoints saved before were kept in {out / 'state'}")
+    interrupted_keeps(ctx, lambda: _kept(out / "state"))
     with progress_bar(cfg.train.steps, "train", quiet or rank > 0, "steps", lazy=True) as bar:
         hooks = Hooks(bar.to, bar.say)
         result = main(cfg, out, resume=resume, quiet=quiet, hooks=hooks, init=init)
@@ -188,7 +188,9 @@ def _str(path: Path | None) -> str | None:
     "latest one.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.pass_context
 def export(
+    ctx: click.Context,
     run: Path,
     output: Path | None,
     fp32: bool,
@@ -201,6 +203,7 @@ def export(
     """Export the latest generator of a training RUN folder (or the one it kept at --step) as
     the inference checkpoint that convert, preview and evaluate load; with --onnx, also (or,
     for a MODEL .safetensors file, only) its ONNX graphs for other runtimes."""
+    from d2nvideo.cli.shell import interrupted_keeps
     from d2nvideo.errors import UsageError
 
     from .export import check_export_output, check_onnx_outputs, export_onnx, export_run
@@ -215,6 +218,7 @@ def export(
         if output is not None:
             raise UsageError(f"a model file's graphs are written beside it ('{run}'): leave -o out")
         check_onnx_outputs(run, overwrite)
+        interrupted_keeps(ctx, "interrupted: the graphs finished before were kept")
         _say_graphs(export_onnx(run))
         return
     if output is None:
@@ -227,7 +231,19 @@ def export(
     counted = " (in all, with the --init checkpoint's)" if meta.get("init") else ""
     click.echo(f"step {meta['steps']}{counted} {meta['dtype']}{average} -> {output}")
     if onnx:
+        interrupted_keeps(  # it said nothing was written, and a rerun found the model there
+            ctx,
+            f"interrupted: the model was written ({output}), not all its graphs: "
+            f"'d2nvideo export {output} --onnx --overwrite' writes them",
+        )
         _say_graphs(export_onnx(output))
+
+
+def _kept(state: Path) -> str:
+    """What an interrupted train kept: set-up said it kept checkpoints where none was."""
+    if state.is_dir() and any(state.iterdir()):
+        return f"interrupted: checkpoints saved before were kept in {state}"
+    return "interrupted: no checkpoint had been saved yet"
 
 
 def _say_graphs(graphs: dict[str, Path]) -> None:

@@ -82,6 +82,7 @@ def guarded_invoke(invoke: Callable[[click.Context], Any], ctx: click.Context) -
         raise Failure(str(exc), exc.exit_code) from exc
     except KeyboardInterrupt as exc:
         message = ctx.meta.get("interrupted", INTERRUPTED)
+        message = message() if callable(message) else message
         raise Interrupted(message, 143 if isinstance(exc, Terminated) else 130) from exc
     except OSError as exc:
         raise Failure(os_error_line(exc), 1) from exc
@@ -162,6 +163,7 @@ def _release_semaphores() -> None:
             util._run_finalizers(0)  # those of priority >= 0: the semaphores' unlinking
 
 
-def interrupted_keeps(ctx: click.Context, message: str) -> None:
-    """Say, if the command is interrupted, what it kept (default: nothing)."""
+def interrupted_keeps(ctx: click.Context, message: str | Callable[[], str]) -> None:
+    """Say, if the command is interrupted, what it kept (default: nothing); a callable says
+    it as things stand at the interrupt."""
     ctx.meta["interrupted"] = message
