@@ -267,6 +267,29 @@ def test_interrupt_leaves_nothing_at_the_output(sig: int, media, tmp_path: Path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
+def test_sigterm_is_an_interrupt_in_every_command(media, tmp_path: Path) -> None:
+    # evaluate (and train's and convert's set-up) ended silently on SIGTERM, killed by it
+    for folder in ("day", "night"):
+        write_image(tmp_path / folder / "a.png", frame_image(1, 64, 48))
+    script = (
+        "import os, runpy, signal, sys, time\n"
+        "import d2nvideo.evaluation.evaluate as ev\n"
+        "def load(*args, **kwargs):\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(30)\n"
+        "ev.load_images = load\n"
+        "sys.argv = ['d2nvideo', *sys.argv[1:]]\n"
+        "runpy.run_module('d2nvideo', run_name='__main__')\n"
+    )
+    args = ["evaluate", "--day", tmp_path / "day", "--night", tmp_path / "night"]
+    args += ["-o", tmp_path / "report", "--model", media["model"]]
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 143, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("interrupted")
+
+
 def test_models_lists_given_files(media: dict[str, Path]) -> None:
     result = run("models", media["model"], "--json")
     assert result.exit_code == 0

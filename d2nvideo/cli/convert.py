@@ -173,7 +173,6 @@ def _run(
     """Run every task; None on a torchrun rank other than 0 (rank 0 reports for all)."""
     from ..batch import dist
     from ..batch.run import frame_counts, run_here, run_pool
-    from ..fileio import sigterm_as_interrupt
 
     world = dist.torchrun_world()
     if world is not None:
@@ -183,7 +182,6 @@ def _run(
     here = factory() if jobs == 1 or len(tasks) == 1 or world else None  # load errors first
     leader = world is None or world.rank == 0
     with (
-        sigterm_as_interrupt(),
         report if leader else _Report(None) as log,
         progress_bar(sum(counts), _title(tasks), quiet or not leader) as bar,
     ):

@@ -223,7 +223,6 @@ def _run(
 ) -> None:
     from ..data.extract import extract_all, find_videos, plan, planned_frames, read_manifest
     from ..errors import InputError
-    from ..fileio import sigterm_as_interrupt
 
     videos = find_videos(inputs)
     if not videos:
@@ -237,7 +236,7 @@ def _run(
         if several:
             click.echo(f"error: {why}", err=True)
 
-    with sigterm_as_interrupt(), progress_bar(total, "extract", quiet) as advance:
+    with progress_bar(total, "extract", quiet) as advance:
         result = extract_all(plans, output, opts, advance, on_error)
     failed = result.failed or []
     extra = f", {result.duplicates} near-duplicates dropped" if opts.dedupe is not None else ""

@@ -77,7 +77,7 @@ def preview(
     comparison at a time, or a GIF."""
     from ..data.scoring import resolve_target
     from ..errors import UsageError
-    from ..fileio import check_output, require_file, sigterm_as_interrupt
+    from ..fileio import check_output, require_file
     from ..preview import STILL_SUFFIXES, preview_still
     from ..video.probe import probe
 
@@ -91,12 +91,11 @@ def preview(
     domain = resolve_target(input_path, to)
     translator = model.load()
     opts = pipeline.options(translator, domain)
-    with sigterm_as_interrupt():
-        if suffix in STILL_SUFFIXES:
-            shown = preview_still(input_path, output, translator, opts, at, layout)
-            click.echo(f"frame at {shown:.2f} s -> {output}")
-        else:
-            _moving(input_path, output, translator, opts, info, layout, quiet)
+    if suffix in STILL_SUFFIXES:
+        shown = preview_still(input_path, output, translator, opts, at, layout)
+        click.echo(f"frame at {shown:.2f} s -> {output}")
+    else:
+        _moving(input_path, output, translator, opts, info, layout, quiet)
 
 
 def _check_timing(still: bool, at: float | None, pipeline: PipelineSpec) -> None:

@@ -133,13 +133,8 @@ def relabel(
 def _with_progress(
     job: Callable[..., RelabelResult], total: int, quiet: bool, overwrite: bool
 ) -> RelabelResult:
-    """``job(on_item=..., overwrite=...)`` with a progress bar, SIGTERM as Ctrl-C."""
-    from ..fileio import sigterm_as_interrupt
-
-    with (
-        sigterm_as_interrupt(),
-        progress_bar(total, "relabel", quiet, unit="images") as advance,
-    ):
+    """``job(on_item=..., overwrite=...)`` with a progress bar."""
+    with progress_bar(total, "relabel", quiet, unit="images") as advance:
         return job(on_item=advance, overwrite=overwrite)
 
 

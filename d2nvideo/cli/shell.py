@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import click
 
 from ..errors import D2NError
-from ..fileio import Terminated
+from ..fileio import Terminated, sigterm_as_interrupt
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 # Paths are checked by the library, which names the problem in its own words (missing, a
@@ -75,9 +75,12 @@ class Interrupted(click.ClickException):
 
 
 def guarded_invoke(invoke: Callable[[click.Context], Any], ctx: click.Context) -> Any:
-    """Run ``invoke(ctx)``, turning user-input errors into one line and an exit code."""
+    """Run ``invoke(ctx)``, turning user-input errors into one line and an exit code, and
+    SIGTERM into an interrupt like Ctrl-C for every command (evaluate, and train's and
+    convert's set-up, ended silently)."""
     try:
-        return invoke(ctx)
+        with sigterm_as_interrupt():
+            return invoke(ctx)
     except D2NError as exc:
         raise Failure(str(exc), exc.exit_code) from exc
     except KeyboardInterrupt as exc:
