@@ -493,3 +493,45 @@ def test_a_run_that_writes_nothing_leaves_no_folder(tmp_path: Path) -> None:
     out = tmp_path / "a" / "b"
     result = CliRunner().invoke(cli, ["extract", str(video), "-o", str(out), "--start", "99"])
     assert result.exit_code == 1 and not (tmp_path / "a").exists()
+
+
+def _clip(path: Path, inverted: bool = False, title: str = "") -> Path:
+    """A 10-frame 64x48 clip: the test pattern, or its negative (another recording)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        if title:
+            out.metadata["title"] = title
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(10):
+            image = frame_image(i, 64, 48)
+            frame = av.VideoFrame.from_ndarray(255 - image if inverted else image, format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return path
+
+
+def test_extract_tells_a_new_recording_at_an_old_ones_path_by_its_picture(tmp_path: Path) -> None:
+    # the next card mounted where the last one was: its FILE0001.MP4 took the old one's frame
+    # names and its frames were skipped as "already there", silently. A size check (reverted)
+    # duplicated every frame of a re-muxed file and still missed same-size recordings.
+    card, out = tmp_path / "media" / "card", tmp_path / "frames"
+    card.mkdir(parents=True)
+    video = card / "FILE0001.MP4"
+    argv = ["extract", str(card), "-o", str(out), "--frames", "2", "-q", "--json"]
+
+    def extract() -> tuple[int, int]:
+        summary = json.loads(CliRunner().invoke(cli, argv).stdout)
+        return summary["written"], summary["existing"]
+
+    _clip(video)
+    assert extract() == (2, 0)
+    _clip(video, title="re-muxed: the same pictures, another size")
+    assert extract() == (0, 2)
+    _clip(video, inverted=True)  # the next day's card
+    assert extract() == (2, 0)
+    assert extract() == (0, 2)
+    stems = sorted({p.name.split("_0")[0] for p in out.glob("*.jpg")})
+    assert stems == ["FILE0001", "card_FILE0001_MP4"]

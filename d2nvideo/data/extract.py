@@ -26,7 +26,7 @@ from ..images import write_image
 from ..video.decode import frames_at
 from ..video.geometry import compare_thumb, fit_within, relative_difference, upright
 from ..video.probe import VideoInfo, probe
-from .frame_names import frame_name, frame_stems, same_file, source_of
+from .frame_names import SameRecording, frame_name, frame_stems, same_file, source_of
 from .scoring import DEFAULT_THRESHOLDS, score_image
 
 VIDEO_SUFFIXES = (
@@ -305,7 +305,8 @@ def _extract_all(
     listed = bool(rows)
     result = ExtractResult(failed=[])
     failed: list[tuple[Path, str]] = []
-    stems = frame_stems([video for video, _ in plans], rows)
+    rotations = {video: info.rotation for video, info in plans if isinstance(info, VideoInfo)}
+    stems = frame_stems([video for video, _ in plans], rows, SameRecording(rows, out, rotations))
     try:
         for video, info in plans:
             try:
