@@ -130,6 +130,30 @@ def test_graphs_are_cached_by_content_and_written_whole(
     assert cached_graph(a.model, a.config, "night").stat().st_mtime == path.stat().st_mtime
 
 
+def test_export_keeps_a_graph_that_appears_while_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # export --onnx replaced any graph at the name, one another process wrote meanwhile too
+    pytest.importorskip("onnx")
+    import torch
+
+    from d2nvideo.errors import OutputError
+    from d2nvideo.infer.graphs import export_graphs
+
+    translator = Translator.from_checkpoint(make_checkpoint(tmp_path / "m.safetensors"), "cpu")
+    theirs = tmp_path / "m.day.onnx"  # the first graph written
+    real = torch.onnx.export
+
+    def meanwhile(*args: object, **kwargs: object) -> object:
+        theirs.write_bytes(b"another process's graph")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", meanwhile)
+    with pytest.raises(OutputError, match="appeared while this run was writing it"):
+        export_graphs(translator.model, translator.multiple, tmp_path / "m.safetensors")
+    assert theirs.read_bytes() == b"another process's graph"
+
+
 @pytest.mark.parametrize("name", list(backends.RUNTIMES))
 def test_a_missing_runtime_is_one_clear_line(
     name: str, media: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch

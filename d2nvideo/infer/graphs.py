@@ -71,14 +71,18 @@ def require_onnx() -> None:
         )
 
 
-def export_graph(model: Generator, to: Domain, multiple: int, path: Path) -> Path:
-    """Write the ``to`` direction of ``model`` (on the CPU, eval mode) to ``path`` atomically."""
+def export_graph(
+    model: Generator, to: Domain, multiple: int, path: Path, overwrite: bool | None = True
+) -> Path:
+    """Write the ``to`` direction of ``model`` (on the CPU, eval mode) to ``path`` atomically;
+    ``overwrite`` as :func:`~d2nvideo.fileio.atomic_output` takes it (a cache's graph is
+    replaced whatever is there)."""
     require_onnx()
     example = torch.zeros(1, 3, 2 * multiple, 3 * multiple)
     dims = {0: "batch", 2: "height", 3: "width"}
     path.parent.mkdir(parents=True, exist_ok=True)
     with (
-        atomic_output(path, overwrite=True) as tmp,
+        atomic_output(path, overwrite=overwrite) as tmp,
         warnings.catch_warnings(),
         torch.inference_mode(False),  # the exporter traces; callers may be in inference mode
     ):
@@ -98,9 +102,11 @@ def export_graph(model: Generator, to: Domain, multiple: int, path: Path) -> Pat
 
 
 def export_graphs(model: Generator, multiple: int, stem: Path) -> dict[Domain, Path]:
-    """``stem.night.onnx`` and ``stem.day.onnx`` (``d2nvideo export --onnx``)."""
+    """``stem.night.onnx`` and ``stem.day.onnx`` (``d2nvideo export --onnx``, whose check let
+    through what is there now: a graph that appears meanwhile is another process's, and kept)."""
     return {
-        to: export_graph(model, to, multiple, stem.with_suffix(f".{to}.onnx")) for to in DOMAINS
+        to: export_graph(model, to, multiple, stem.with_suffix(f".{to}.onnx"), overwrite=None)
+        for to in DOMAINS
     }
 
 
