@@ -15,9 +15,11 @@ import os
 import re
 import secrets
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from .errors import InputError, OutputError, PathError, UsageError
 
@@ -341,17 +343,18 @@ def exclusive(lock_file: Path, what: str) -> Iterator[None]:
     leaving nothing in it) for the block; OutputError at once if another process holds it.
     The lock goes with the process, even on SIGKILL. Where the file system has no such locks
     (a folder on some network file systems), the block runs unlocked."""
-    folder = lock_file.is_dir()
-    flags = os.O_RDONLY if folder else os.O_CREAT | os.O_RDWR
+    if fcntl is None:  # Windows: no flock (and a folder cannot be opened)
+        yield
+        return
+    flags = os.O_RDONLY if lock_file.is_dir() else os.O_CREAT | os.O_RDWR
     fd = os.open(lock_file, flags, 0o666)
     try:
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise OutputError(f"{what} is in use by another process", lock_file) from None
-            except OSError:  # EBADF/ENOLCK: no locks here
-                pass
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputError(f"{what} is in use by another process", lock_file) from None
+        except OSError:  # EBADF/ENOLCK/ENOTSUP: no locks here
+            pass
         yield
     finally:
         os.close(fd)
@@ -359,21 +362,64 @@ def exclusive(lock_file: Path, what: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def folder_in_use(folder: Path, what: str) -> Iterator[None]:
-    """:func:`exclusive` on ``folder``, made for the block if it is missing and removed after
-    (with the parents made for it) if it is still empty: two runs writing one folder at once
-    (two extracts' manifests, two relabels' lists) refuse each other, and a run that writes
-    nothing leaves nothing."""
-    made = [p for p in (folder, *folder.parents) if not os.path.lexists(p)]
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        with exclusive(folder, what):
+    """:func:`exclusive` on ``folder``, made for the block if it is missing and, if still
+    empty, removed after (with the parents this call made), under the lock: two runs writing
+    one folder at once (two extracts' manifests, two relabels' lists) refuse each other, and
+    a run that writes nothing leaves nothing. A refused run removes nothing (it removed the
+    folder the other run held, which let a third run in)."""
+    made = _make_folders(folder)
+    with exclusive(folder, what):
+        try:
             yield
+        finally:
+            for path in reversed(made):  # the folder first, then its parents
+                try:
+                    path.rmdir()
+                except OSError:  # not empty: kept
+                    break
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """Make ``folder`` and its missing parents; those this call made, outermost first (one
+    that another process made meanwhile is not)."""
+    made = []
+    for path in reversed([p for p in (folder, *folder.parents) if not os.path.lexists(p)]):
+        try:
+            path.mkdir()
+            made.append(path)
+        except FileExistsError:
+            pass
+    folder.mkdir(parents=True, exist_ok=True)  # what is in the way says so here
+    return made
+
+
+@contextlib.contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored within the block (in the main thread; elsewhere nothing changes), so
+    that processes started there ignore Ctrl-C from their first instruction, Python's start-up
+    included (it keeps an ignored SIGINT ignored): their parent decides and stops them."""
+    with _signal_set(signal.SIGINT, signal.SIG_IGN):
+        yield
+
+
+@contextlib.contextmanager
+def sigterm_default() -> Iterator[None]:
+    """SIGTERM's default action within the block: a native wait that never returns to Python
+    (torch.distributed's rendezvous) must still die of it, as torchrun expects."""
+    with _signal_set(signal.SIGTERM, signal.SIG_DFL):
+        yield
+
+
+@contextlib.contextmanager
+def _signal_set(sig: int, action: Any) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(sig, action)
+    try:
+        yield
     finally:
-        for path in made:  # the folder first, then its parents
-            try:
-                path.rmdir()
-            except OSError:  # not empty: kept
-                break
+        signal.signal(sig, previous)
 
 
 class Terminated(KeyboardInterrupt):

@@ -456,3 +456,46 @@ def test_a_jobs_worker_gives_its_codecs_its_share_of_the_cores(monkeypatch) -> N
     from d2nvideo.video.encode import EncodeSettings, _codec_options
 
     assert "pools=1" in _codec_options("libx265", EncodeSettings())["x265-params"]  # its pool
+
+
+def test_the_jobs_wait_does_not_poll_every_pending_input(monkeypatch) -> None:
+    # waking twice a second, it called wait() on every pending future: quadratic in inputs
+    # (22 s of the parent's CPU for 20,000)
+    import concurrent.futures
+    from concurrent.futures import Future
+
+    from d2nvideo.batch import run as batch_run
+
+    def polled(*args: object, **kwargs: object) -> None:
+        raise AssertionError("wait() over the pending futures")
+
+    monkeypatch.setattr(concurrent.futures, "wait", polled)
+    futures: list[Future[int]] = [Future() for _ in range(3)]
+    for i, future in enumerate(futures):
+        future.set_result(i)
+    assert sorted(f.result() for f in batch_run._as_completed(futures)) == [0, 1, 2]
+
+
+def test_a_rank_joins_its_group_with_sigterms_default_action(monkeypatch) -> None:
+    # with SIGTERM caught, a rank stuck in the rendezvous (never back in Python) outlived
+    # torchrun's stop until its SIGKILL, 30 s later
+    import signal
+
+    import torch.distributed
+
+    from d2nvideo.batch import dist
+
+    seen = []
+    monkeypatch.setattr(
+        torch.distributed,
+        "init_process_group",
+        lambda backend: seen.append(signal.getsignal(signal.SIGTERM)),
+    )
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    before = signal.signal(signal.SIGTERM, lambda *a: None)
+    try:
+        dist.join(dist.World(0, 2, 0))
+        assert seen == [signal.SIG_DFL]
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # given back
+    finally:
+        signal.signal(signal.SIGTERM, before)

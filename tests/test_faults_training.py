@@ -210,7 +210,10 @@ def test_export_and_train_say_what_a_file_given_for_a_folder_is(data: Path, tmp_
 # --- interruptions, kills, working directories --------------------------------------------
 
 
-def test_an_interrupted_training_exits_non_zero(data: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("to", ["process", "group"])
+def test_an_interrupted_training_exits_non_zero(to: str, data: Path, tmp_path: Path) -> None:
+    # to the whole group (a scheduler's stop, kill -- -PGID), the data-loading workers died of
+    # it and the run failed with 'DataLoader worker ... is killed by signal', saving nothing
     out = tmp_path / "run"
     proc = subprocess.Popen(
         [
@@ -230,15 +233,21 @@ def test_an_interrupted_training_exits_non_zero(data: Path, tmp_path: Path) -> N
             "-q",
             "--set",
             "train.log_every=1",
+            "--set",
+            "data.workers=2",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     deadline = time.time() + 120
     while not (out / "log.jsonl").is_file() and time.time() < deadline:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)  # it finishes the step and saves: no time limit here,
+    if to == "group":
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.send_signal(signal.SIGTERM)  # it finishes the step and saves: no time limit here,
     stdout, stderr = proc.communicate(timeout=240)  # which a loaded machine could cross
     assert proc.returncode == 143, stderr
     assert "(interrupted)" in stdout and "Traceback" not in stderr

@@ -535,3 +535,42 @@ def test_extract_tells_a_new_recording_at_an_old_ones_path_by_its_picture(tmp_pa
     assert extract() == (0, 2)
     stems = sorted({p.name.split("_0")[0] for p in out.glob("*.jpg")})
     assert stems == ["FILE0001", "card_FILE0001_MP4"]
+
+
+def test_a_refused_run_removes_nothing(tmp_path: Path, monkeypatch) -> None:
+    # two runs into one new folder: the refused one removed the folder the other held, and a
+    # third run then got a lock of its own beside it
+    import os
+
+    from d2nvideo import fileio
+    from d2nvideo.errors import OutputError
+
+    folder = tmp_path / "frames"
+    with fileio.folder_in_use(folder, "the first run's folder"):
+        real = os.path.lexists
+        monkeypatch.setattr(os.path, "lexists", lambda p: p != folder and real(p))  # it raced
+        with pytest.raises(OutputError, match="in use"), fileio.folder_in_use(folder, "x"):
+            pass
+        monkeypatch.undo()
+        assert folder.is_dir()
+    assert not folder.exists()  # the first run wrote nothing: its folder goes
+
+
+def test_relabels_scoring_workers_start_with_ctrl_c_ignored(tmp_path: Path, monkeypatch) -> None:
+    # set in their initializer, after Python's start-up and imports: a Ctrl-C then gave a
+    # traceback from each
+    import multiprocessing.context
+    import signal
+
+    from d2nvideo.data import relabel as rl
+
+    seen = []
+
+    def pool(self: object, processes: int) -> object:
+        seen.append(signal.getsignal(signal.SIGINT))
+        raise RuntimeError("no pool needed")
+
+    monkeypatch.setattr(multiprocessing.context.SpawnContext, "Pool", pool)
+    with pytest.raises(RuntimeError, match="no pool"):
+        next(rl.score_files([tmp_path / f"{i}.jpg" for i in range(64)], workers=2))
+    assert seen == [signal.SIG_IGN] and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN

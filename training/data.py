@@ -364,8 +364,20 @@ def domain_batches(
         persistent_workers=cfg.workers > 0,
         drop_last=True,
         generator=torch.Generator().manual_seed(seed),  # leaves the global RNG alone
+        worker_init_fn=_leave_signals_to_the_trainer,
     )
     return iter(loader)
+
+
+def _leave_signals_to_the_trainer(worker: int) -> None:
+    """A data-loading worker ignores Ctrl-C and SIGTERM sent to the whole process group (a
+    scheduler's stop, ``kill -- -PGID``): torch's own handler let it die, and the trainer then
+    failed with 'DataLoader worker ... is killed by signal' instead of saving its state. The
+    trainer stops it (and a worker whose trainer is gone ends by itself)."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 class UnpairedBatches:

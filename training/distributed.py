@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from d2nvideo.fileio import sigterm_default
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -36,7 +38,8 @@ def init(device_name: str) -> tuple[DistContext, torch.device]:
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        with sigterm_default():  # torchrun's SIGTERM must end a rank stuck in the rendezvous
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return DistContext(rank, world, local), device
 
 

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..fileio import sigterm_default
 from .plan import Task
 from .run import Outcome
 
@@ -40,11 +41,12 @@ def join(world: World) -> None:
     import torch
     import torch.distributed as dist
 
-    if torch.cuda.is_available():
-        torch.cuda.set_device(world.local_rank)
-        dist.init_process_group("nccl")
-    else:
-        dist.init_process_group("gloo")
+    with sigterm_default():  # torchrun's SIGTERM must end a rank stuck in the rendezvous
+        if torch.cuda.is_available():
+            torch.cuda.set_device(world.local_rank)
+            dist.init_process_group("nccl")
+        else:
+            dist.init_process_group("gloo")
 
 
 def run_claimed(

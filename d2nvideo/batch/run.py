@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import D2NError
+from ..fileio import sigint_ignored
 from .plan import Task
 
 if TYPE_CHECKING:
@@ -209,13 +210,16 @@ def _work(task: Task) -> Outcome:
 
     _STATE["busy"] = True
     try:
-        return _WORKER["converter"](task, lambda n: None)
+        outcome = _WORKER["converter"](task, lambda n: None)
+        _STATE["busy"] = False  # from here a SIGTERM ends the process at once
     except Terminated:  # its partial output is gone: end here, not in the pool's loop
         os._exit(143)
-    finally:
-        if _STATE["stopping"]:
-            os._exit(143)
+    except BaseException:
         _STATE["busy"] = False
+        raise
+    if _STATE["stopping"]:
+        os._exit(143)
+    return outcome
 
 
 def run_pool(
@@ -262,7 +266,7 @@ def _submit(pool: Any, tasks: list[Task], jobs: int) -> dict[Future[Outcome], in
     to submit, and a Ctrl-C then was lost)."""
     futures = {}
     for i, task in enumerate(tasks):
-        with _sigint_ignored() if i < jobs else contextlib.nullcontext():
+        with sigint_ignored() if i < jobs else contextlib.nullcontext():
             futures[pool.submit(_work, task)] = i
     return futures
 
@@ -303,21 +307,3 @@ def _stop(pool: object) -> None:
             process.join(timeout=5)
     if manager is not None:  # it closes the pool's queues once the workers are gone
         manager.join(timeout=5)
-
-
-@contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored within the block (in the main thread; elsewhere nothing changes), so
-    processes started here ignore Ctrl-C from their first instruction, Python's start-up
-    included (it keeps an ignored SIGINT ignored)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)

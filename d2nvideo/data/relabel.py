@@ -24,7 +24,7 @@ import numpy as np
 
 from ..choices import ScoreMethod
 from ..errors import InputError, PathError
-from ..fileio import NAME_ERRORS, atomic_output, folder_in_use
+from ..fileio import NAME_ERRORS, atomic_output, folder_in_use, sigint_ignored
 from ..images import read_image_reduced
 from .plots import histogram_png
 from .scoring import (
@@ -62,16 +62,10 @@ def score_files(paths: list[Path], workers: int) -> Generator[Scores | str, None
     if workers <= 1 or len(paths) < 64:
         yield from map(score_file, paths)
         return
-    with mp.get_context("spawn").Pool(workers, _ignore_sigint) as pool:
+    with sigint_ignored():  # the workers leave Ctrl-C to us (each printed a traceback)
+        pool = mp.get_context("spawn").Pool(workers)
+    with pool:
         yield from pool.imap(score_file, paths, chunksize=32)
-
-
-def _ignore_sigint() -> None:
-    """A scoring worker leaves Ctrl-C to the parent, which ends the pool (the workers printed
-    a KeyboardInterrupt traceback each)."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 # --- the whole job ----------------------------------------------------------------------------
