@@ -348,16 +348,28 @@ def exclusive(lock_file: Path, what: str) -> Iterator[None]:
         return
     flags = os.O_RDONLY if lock_file.is_dir() else os.O_CREAT | os.O_RDWR
     fd = os.open(lock_file, flags, 0o666)
+    in_use = OutputError(f"{what} is in use by another process", lock_file)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise OutputError(f"{what} is in use by another process", lock_file) from None
+            raise in_use from None
         except OSError:  # EBADF/ENOLCK/ENOTSUP: no locks here
             pass
+        if not _still_there(fd, lock_file):  # its holder removed it, another made it again
+            raise in_use
         yield
     finally:
         os.close(fd)
+
+
+def _still_there(fd: int, path: Path) -> bool:
+    """Whether ``path`` is still the file or folder open as ``fd``."""
+    try:
+        now, held = os.stat(path), os.fstat(fd)
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
 
 
 @contextlib.contextmanager

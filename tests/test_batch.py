@@ -225,6 +225,8 @@ class Slow:
             print("cleaning", flush=True)
             time.sleep(0.5)
             print("temporary file removed", flush=True)
+            if sys.argv[1] == "failing":
+                raise BrokenPipeError("the encoder's pipe, closing")
 
 signal.signal(signal.SIGTERM, run._on_terminate)
 run._WORKER["converter"] = Slow()
@@ -238,11 +240,12 @@ finally:
 """
 
 
-@pytest.mark.parametrize("state", ["busy", "twice", "idle"])
+@pytest.mark.parametrize("state", ["busy", "twice", "failing", "idle"])
 def test_a_stopped_jobs_worker_cleans_up_and_ends(state: str) -> None:
     # The pool's worker loop catches every exception a task raises and takes the next task:
     # a worker told to stop must end itself, after its task's cleanup, which a second SIGTERM
-    # (the group's, then the parent's own) must not cut short.
+    # (the group's, then the parent's own) must not cut short, and an error of the cleanup
+    # itself, which replaces the interrupt, must not send back to the pool's loop.
     proc = subprocess.Popen(
         [sys.executable, "-c", _WORKER_SCRIPT, state], stdout=subprocess.PIPE, text=True
     )
@@ -267,8 +270,8 @@ def test_the_jobs_wait_hears_ctrl_c_that_another_thread_received() -> None:
         "from d2nvideo.batch import run\n"
         "threading.Thread(target=time.sleep, args=(120,), daemon=True).start()\n"
         "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # not the main thread\n"
-        "print('waiting', flush=True)\n"
         "try:\n"
+        "    print('waiting', flush=True)\n"
         "    list(run._as_completed([Future()]))\n"
         "except KeyboardInterrupt:\n"
         "    print('interrupted', flush=True)\n"
@@ -276,6 +279,7 @@ def test_the_jobs_wait_hears_ctrl_c_that_another_thread_received() -> None:
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "waiting"
+        time.sleep(1)  # into the wait (sooner, the signal is seen on the way to it: no test)
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
         assert out.strip() == "interrupted"

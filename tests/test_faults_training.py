@@ -255,6 +255,31 @@ def test_an_interrupted_training_exits_non_zero(to: str, data: Path, tmp_path: P
     assert list((out / "state").glob("step_*.pt"))
 
 
+def test_a_training_that_fails_with_loading_workers_exits(data: Path, tmp_path: Path) -> None:
+    # with its data-loading workers ignoring SIGTERM, an unhandled error (a GPU out of memory,
+    # a bug) left the trainer waiting for them at exit, forever
+    script = (
+        "import runpy, sys, torch\n"
+        "def broken(*args, **kwargs):\n"
+        "    raise RuntimeError('a bug while saving')\n"
+        "torch.save = broken\n"
+        "sys.argv = ['d2nvideo', *sys.argv[1:]]\n"
+        "runpy.run_module('d2nvideo', run_name='__main__')\n"
+    )
+    args = ["train", TINY, "--day", data / "day", "--night", data / "night"]
+    args += ["--out", tmp_path / "run", "--steps", "4", "-q", "--set", "data.workers=2"]
+    args += ["--set", "train.checkpoint_every=2"]
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        start_new_session=True,
+    )
+    assert proc.returncode not in (0, 130, 143), proc.stderr
+    assert "a bug while saving" in proc.stderr
+
+
 def test_a_killed_run_resumes_without_repeated_logs_or_leftovers(data: Path, run: Path) -> None:
     # As SIGKILL at step 4 leaves it: a step past the state at 2 logged, a half-written line,
     # and a temporary file of the state being saved.

@@ -574,3 +574,25 @@ def test_relabels_scoring_workers_start_with_ctrl_c_ignored(tmp_path: Path, monk
     with pytest.raises(RuntimeError, match="no pool"):
         next(rl.score_files([tmp_path / f"{i}.jpg" for i in range(64)], workers=2))
     assert seen == [signal.SIG_IGN] and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+
+
+def test_a_lock_on_a_folder_removed_and_made_again_is_refused(tmp_path: Path, monkeypatch) -> None:
+    # a run that opened the folder just before its holder removed it, and locked it after,
+    # held a folder nobody else had: a third run made the path again and locked that
+    import fcntl
+
+    from d2nvideo import fileio
+    from d2nvideo.errors import OutputError
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    real = fcntl.flock
+
+    def meanwhile(fd: int, how: int) -> None:
+        folder.rmdir()  # its holder finished with nothing written
+        folder.mkdir()  # and a third run made it again
+        real(fd, how)
+
+    monkeypatch.setattr(fcntl, "flock", meanwhile)
+    with pytest.raises(OutputError, match="in use"), fileio.exclusive(folder, "it"):
+        pass

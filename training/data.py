@@ -370,14 +370,27 @@ def domain_batches(
 
 
 def _leave_signals_to_the_trainer(worker: int) -> None:
-    """A data-loading worker ignores Ctrl-C and SIGTERM sent to the whole process group (a
-    scheduler's stop, ``kill -- -PGID``): torch's own handler let it die, and the trainer then
-    failed with 'DataLoader worker ... is killed by signal' instead of saving its state. The
-    trainer stops it (and a worker whose trainer is gone ends by itself)."""
+    """A data-loading worker ignores Ctrl-C and a SIGTERM sent to the whole process group (a
+    scheduler's stop, ``kill -- -PGID``): torch's handler let it die of the latter, and the
+    trainer then failed with 'DataLoader worker ... is killed by signal' instead of saving
+    its state. A SIGTERM from the trainer itself (torch's and multiprocessing's shut-down)
+    still ends it: SIGTERM is blocked and a thread waits for it, asking who sent it."""
+    import os
     import signal
+    import threading
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not hasattr(signal, "sigwaitinfo"):  # not POSIX: as torch leaves it
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    trainer = os.getppid()
+
+    def wait() -> None:
+        while True:
+            if signal.sigwaitinfo({signal.SIGTERM}).si_pid == trainer:
+                os._exit(0)  # as torch's own handler does for its parent's SIGTERM
+
+    threading.Thread(target=wait, name="sigterm-from-trainer", daemon=True).start()
 
 
 class UnpairedBatches:

@@ -215,6 +215,8 @@ def _work(task: Task) -> Outcome:
     except Terminated:  # its partial output is gone: end here, not in the pool's loop
         os._exit(143)
     except BaseException:
+        if _STATE["stopping"]:  # a clean-up's own error replaced Terminated
+            os._exit(143)
         _STATE["busy"] = False
         raise
     if _STATE["stopping"]:
