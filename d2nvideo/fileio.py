@@ -424,6 +424,8 @@ def sigterm_default() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _signal_set(sig: int, action: Any) -> Iterator[None]:
+    """``action`` for ``sig`` within the block, in the main thread (elsewhere signals cannot be
+    set, and are left alone)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -445,12 +447,5 @@ def sigterm_as_interrupt() -> Iterator[None]:
     def handler(signum: int, frame: FrameType | None) -> None:
         raise Terminated()
 
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
+    with _signal_set(signal.SIGTERM, handler):
         yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -290,37 +290,28 @@ def extract_all(
     others go on. The manifest is written even when the run is interrupted, and not at all
     (nor the folder) when there is nothing to list."""
     with folder_in_use(out, f"output folder '{out}'"):  # two runs' manifests: one lost
-        return _extract_all(plans, out, opts, on_frame, on_error)
-
-
-def _extract_all(
-    plans: list[Plan],
-    out: Path,
-    opts: ExtractOptions,
-    on_frame: Callable[[int], None],
-    on_error: Callable[[Path, str], None],
-) -> ExtractResult:
-    manifest = out / "manifest.csv"
-    rows = read_manifest(manifest)
-    listed = bool(rows)
-    result = ExtractResult(failed=[])
-    failed: list[tuple[Path, str]] = []
-    rotations = {video: info.rotation for video, info in plans if isinstance(info, VideoInfo)}
-    stems = frame_stems([video for video, _ in plans], rows, SameRecording(rows, out, rotations))
-    try:
-        for video, info in plans:
-            try:
-                stem = stems[video]
-                if isinstance(info, str):
-                    raise D2NError(info)
-                if isinstance(stem, D2NError):
-                    raise stem
-                extract_video(video, info, out, opts, rows, result, on_frame, stem)
-            except D2NError as exc:
-                failed.append((video, str(exc)))
-                on_error(video, str(exc))
-    finally:
-        result.failed = failed
-        if rows or listed:
-            write_manifest(manifest, rows)
+        manifest = out / "manifest.csv"
+        rows = read_manifest(manifest)
+        listed = bool(rows)
+        result = ExtractResult(failed=[])
+        failed: list[tuple[Path, str]] = []
+        rotations = {v: info.rotation for v, info in plans if isinstance(info, VideoInfo)}
+        matches = SameRecording(rows, out, rotations)
+        stems = frame_stems([video for video, _ in plans], rows, matches)
+        try:
+            for video, info in plans:
+                try:
+                    stem = stems[video]
+                    if isinstance(info, str):
+                        raise D2NError(info)
+                    if isinstance(stem, D2NError):
+                        raise stem
+                    extract_video(video, info, out, opts, rows, result, on_frame, stem)
+                except D2NError as exc:
+                    failed.append((video, str(exc)))
+                    on_error(video, str(exc))
+        finally:
+            result.failed = failed
+            if rows or listed:
+                write_manifest(manifest, rows)
     return result

@@ -65,9 +65,9 @@ def _listed_stems(rows: dict[str, dict[str, str]]) -> list[tuple[str, str]]:
     """(stem, source) of each video the manifest lists."""
     found: dict[tuple[str, str], None] = {}
     for file, row in rows.items():
-        named = FRAME_NAME.fullmatch(Path(file).name)
-        if named and row.get("source"):
-            found[(named["stem"], row["source"])] = None
+        stem = _stem_of(file)
+        if stem and row.get("source"):
+            found[(stem, row["source"])] = None
     return list(found)
 
 
@@ -125,7 +125,10 @@ class SameRecording:
     to compare, the path alone decides, as before."""
 
     def __init__(self, rows: dict[str, dict[str, str]], out: Path, rotations: dict[Path, int]):
-        self.rows, self.out, self.rotations = rows, out, rotations
+        self.out, self.rotations = out, rotations
+        self.by_stem: dict[str, list[dict[str, str]]] = {}  # each stem's rows, by file name
+        for file in sorted(rows):
+            self.by_stem.setdefault(_stem_of(file) or "", []).append(rows[file])
         self.seen: dict[tuple[str, Path], bool] = {}
 
     def __call__(self, stem: str, video: Path) -> bool:
@@ -154,8 +157,8 @@ class SameRecording:
 
     def _saved_row(self, stem: str) -> dict[str, str] | None:
         """A row of ``stem`` whose frame is still saved (the middle one of them)."""
-        mine = [r for f, r in sorted(self.rows.items()) if _stem_of(f) == stem]
-        mine = [r for r in mine if (self.out / r["file"]).is_file() and r.get("pts_seconds")]
+        mine = self.by_stem.get(stem, [])
+        mine = [r for r in mine if r.get("pts_seconds") and (self.out / r["file"]).is_file()]
         return mine[len(mine) // 2] if mine else None
 
 
