@@ -566,14 +566,24 @@ def test_relabels_scoring_workers_start_with_ctrl_c_ignored(tmp_path: Path, monk
 
     seen = []
 
-    def pool(self: object, processes: int) -> object:
+    def pool(self: object, processes: int, initializer: object = None) -> object:
         seen.append(signal.getsignal(signal.SIGINT))
+        seen.append(initializer)
         raise RuntimeError("no pool needed")
 
     monkeypatch.setattr(multiprocessing.context.SpawnContext, "Pool", pool)
     with pytest.raises(RuntimeError, match="no pool"):
         next(rl.score_files([tmp_path / f"{i}.jpg" for i in range(64)], workers=2))
-    assert seen == [signal.SIG_IGN] and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+    assert seen[0] == signal.SIG_IGN and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+    # a worker the pool starts to replace a dead one is started from the pool's thread, where
+    # SIGINT cannot be ignored for it: its initializer ignores it
+    assert callable(seen[1])
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        seen[1]()
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_a_lock_on_a_folder_removed_and_made_again_is_refused(tmp_path: Path, monkeypatch) -> None:

@@ -15,6 +15,7 @@ import math
 import multiprocessing as mp
 import os
 import random
+import signal
 from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -57,13 +58,20 @@ def score_file(path: Path) -> Scores | str:
         return f"unreadable ({exc})"
 
 
+def ignore_sigint() -> None:
+    """A scoring worker's start: Ctrl-C is the parent's to act on. The first workers start
+    with it ignored already; one the pool starts to replace a worker that died is started from
+    the pool's own thread, where the parent cannot ignore it for the child."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def score_files(paths: list[Path], workers: int) -> Generator[Scores | str, None, None]:
     """Scores in input order; ``workers`` > 1 spreads decoding over processes."""
     if workers <= 1 or len(paths) < 64:
         yield from map(score_file, paths)
         return
     with sigint_ignored():  # the workers leave Ctrl-C to us (each printed a traceback)
-        pool = mp.get_context("spawn").Pool(workers)
+        pool = mp.get_context("spawn").Pool(workers, initializer=ignore_sigint)
     with pool:
         yield from pool.imap(score_file, paths, chunksize=32)
 
