@@ -289,3 +289,21 @@ def test_an_unlistable_root_is_an_input_error(
     before = snapshot(tmp_path)
     fails(invoke("extract", root, "-o", tmp_path / "ex", "-q"), 1, "cannot be listed")
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("sampling", [Sampling(every=None, fps=1000), Sampling(every=0.5)])
+def test_extracts_progress_counts_frames_not_sample_times(
+    sampling: Sampling, tiny: Path, tmp_path: Path
+) -> None:
+    # a rate finer than the clip's planned a time per millisecond: the bar counted times (100
+    # for 10 frames), its rate read ten times too high and it jumped to the end of each clip
+    from d2nvideo.data.extract import ExtractOptions, ExtractResult, extract_video, planned_frames
+
+    info = probe(tiny)
+    steps: list[int] = []
+    result = ExtractResult()
+    extract_video(
+        tiny, info, tmp_path / "a", ExtractOptions(sampling=sampling), {}, result, steps.append
+    )
+    assert sum(steps) == planned_frames([(tiny, info)], sampling) == result.written
+    assert set(steps) <= {0, 1}

@@ -116,6 +116,19 @@ def sample_times(info: VideoInfo, s: Sampling) -> list[float]:
     return [first + step * i for i in range(n)]
 
 
+def visited(info: VideoInfo, times: list[float]) -> int:
+    """How many frames sampling at ``times`` yields, for the progress bar: one per time, but
+    no more than the clip holds between the first and the last (at its average rate, and a
+    variable-rate clip's estimate twice over): a rate finer than the clip's (``--fps 120``
+    on a 30-fps clip) yields each frame once, and the bar counted times, not frames."""
+    if not times or not info.fps:
+        return len(times)
+    frames = math.ceil((times[-1] - times[0]) * float(info.fps) - 1e-6) + 1
+    if info.frames_exact:
+        return min(len(times), frames, info.frames)
+    return min(len(times), 2 * frames)
+
+
 def _count_times(info: VideoInfo, count: int, first: float, span: float) -> list[float]:
     """``count`` frames spread evenly over ``[first, first + span)``: the middle frame of each
     of ``count`` equal parts of the frames there, numbered at the clip's average rate from its
@@ -160,9 +173,10 @@ def extract_video(
         raise InputError(_nothing_to_sample(path, info, opts.sampling), path)
     previous: np.ndarray | None = None
     done = kept = 0
+    visits = visited(info, times)
     for frame in frames_at(path, times):
         done += 1
-        on_frame(1)
+        on_frame(1 if done <= visits else 0)
         image = _resize(np.ascontiguousarray(upright(frame.image, info.rotation)), opts)
         if opts.dedupe is not None:
             thumb = compare_thumb(image)
@@ -174,7 +188,7 @@ def extract_video(
         name = frame_name(stem or path.stem, frame.time - info.start_time, opts.fmt)
         row = _save(image, name, out, opts, result, rows, path)
         rows[row["file"]] = {**row, "source": source_of(path), "pts_seconds": f"{frame.time:.6f}"}
-    on_frame(len(times) - done)  # frames past a short video's real end
+    on_frame(max(0, visits - done))  # frames past a short video's real end
     if not done:
         raise InputError(f"'{path}' has no decodable frame at the sampled times", path)
     if opts.dedupe is not None and kept == 1 and done > 1:
@@ -276,7 +290,8 @@ def plan(videos: list[Path]) -> list[Plan]:
 
 def planned_frames(plans: list[Plan], sampling: Sampling) -> int:
     """Frames the run will visit, for the progress bar."""
-    return sum(len(sample_times(i, sampling)) for _, i in plans if isinstance(i, VideoInfo))
+    infos = [i for _, i in plans if isinstance(i, VideoInfo)]
+    return sum(visited(i, sample_times(i, sampling)) for i in infos)
 
 
 def extract_all(
