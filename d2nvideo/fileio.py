@@ -391,9 +391,26 @@ def folder_in_use(folder: Path, what: str) -> Iterator[None]:
                     break
 
 
+def make_folder(folder: Path) -> None:
+    """``folder.mkdir(parents=True, exist_ok=True)``, a link to nothing on the way named."""
+    refuse_dangling_links(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def refuse_dangling_links(folder: Path) -> None:
+    """An OutputError naming a link to nothing among ``folder`` and its parents: its target is
+    not made for it (``mkdir -p`` refuses it too), and the error said only 'File exists' or
+    'No such file or directory'."""
+    for path in (*reversed(folder.parents), folder):
+        if path.is_symlink() and not path.exists():
+            target = os.readlink(path)
+            raise OutputError(f"'{path}' is a link to '{target}', which does not exist", path)
+
+
 def _make_folders(folder: Path) -> list[Path]:
     """Make ``folder`` and its missing parents; those this call made, outermost first (one
     that another process made meanwhile is not)."""
+    refuse_dangling_links(folder)
     made = []
     for path in reversed([p for p in (folder, *folder.parents) if not os.path.lexists(p)]):
         try:

@@ -909,3 +909,22 @@ def test_a_dangling_link_at_the_output_is_not_replaced_unasked(media, tmp_path: 
     args = ["convert", clip, "--to", "night", "-o", tmp_path / "o.mp4", "--model", media["model"]]
     refused(tmp_path, 2, "exists; pass --overwrite", *args, "-q")
     assert (tmp_path / "o.mp4").is_symlink()
+
+
+@pytest.mark.parametrize("command", ["extract", "relabel", "train", "evaluate"])
+def test_an_output_folder_under_a_link_to_nothing_names_the_link(
+    command: str, images: Path, media, tmp_path: Path
+) -> None:
+    # commands that make their output folder said only 'No such file or directory:
+    # dangling/sub' (extract, relabel) or 'File exists: dangling' (train, evaluate)
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    clip = make_video(tmp_path / "c.mp4", frames=2, size=(32, 32))
+    day, night = images / "day", images / "night"
+    source = {
+        "extract": [clip, "-o"],
+        "relabel": ["--folder", f"day={day}", "-o"],
+        "train": ["tiny", "--day", day, "--night", night, "--steps", "1", "--out"],
+        "evaluate": ["--day", day, "--night", night, "--model", media["model"], "-o"],
+    }[command]
+    refused(tmp_path, 1, "is a link to", command, *source, tmp_path / "dangling" / "sub", "-q")
+    assert not (tmp_path / "gone").exists()

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from d2nvideo.errors import CheckpointError, first_line
-from d2nvideo.fileio import atomic_output
+from d2nvideo.fileio import atomic_output, make_folder
 
 FORMAT = "d2nvideo.training"
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_state(folder: Path, step: int, trainer_state: dict[str, Any], keep: int) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     path = state_path(folder, step)
     payload = {"format": FORMAT, "step": step, "trainer": trainer_state, "rng": rng_state()}
     with atomic_output(path, overwrite=True) as tmp:

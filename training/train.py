@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from d2nvideo.errors import CheckpointError, ConfigError, D2NError, PathError, first_line
-from d2nvideo.fileio import exclusive
+from d2nvideo.fileio import exclusive, make_folder
 from d2nvideo.model.runtime import resolve_precision, set_fast_flags
 
 from . import distributed
@@ -115,7 +115,7 @@ def _run(
     trainer.restart_average()  # train.ema averages from the weights the run starts with
     _check_folder(out, start.resume)  # before anything is written; again under the lock
     if ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out)
     # Two trainings in one run folder would interleave states, logs and config (issue 14).
     lock = exclusive(out / ".lock", f"run folder '{out}'") if ctx.is_main else nullcontext()
     with lock:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.plots import line_png
-from ..fileio import atomic_output, within
+from ..fileio import atomic_output, make_folder, refuse_dangling_links, within
 
 
 @dataclass
@@ -79,6 +79,7 @@ def check_report_folder(out: Path, overwrite: bool, inputs: Sequence[Path | None
         raise PathError(
             f"'{out}' holds a report already ({taken[0]}); pass --overwrite to replace it", out
         )
+    refuse_dangling_links(out)  # resolved, it passed the test below and failed at the end
     nearest = next(p for p in (out.resolve(), *out.resolve().parents) if p.exists())
     if not nearest.is_dir() or not os.access(nearest, os.W_OK | os.X_OK):
         raise OutputError(f"report folder '{out}' cannot be written there ('{nearest}')", out)
@@ -89,7 +90,7 @@ def write_report(report: Report, out: Path) -> None:
     written to a temporary file and none is renamed into place until all are written (a full
     disk at speed.png left a new report.json beside an old plot, or a report a rerun refused).
     A report without speed rows removes an earlier report's speed.png."""
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     with contextlib.ExitStack() as stack:
         stack.enter_context(atomic_output(out / "report.json")).write_text(
             report_json(report, indent=1)
