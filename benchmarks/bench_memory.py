@@ -2,10 +2,15 @@
 
 Each conversion runs in a fresh process and reports its own peak RSS (ru_maxrss).
 
-    python benchmarks/bench_memory.py [--seconds 10 60] [--size 640x360] [--model M]
+    python benchmarks/bench_memory.py [--seconds 10 60] [--size 640x360] [--fps 30] [--model M]
+
+A large, fast clip (``--size 2880x1620 --fps 60 --seconds 3 10``: a 2.8K dashcam) shows what
+the pipeline holds per frame: the frames in its queues, the encoder's lookahead and the
+first second of each shot, which steady exposure holds back (at most WARM_UP_BYTES of it).
 
 Without --model a tiny random-weight UNIT (width 4) is used: the network's own memory is
-constant per frame whatever its weights, and what this measures is the pipeline.
+constant per frame whatever its weights, and what this measures is the pipeline. The network
+runs at --work-size (180, the bundled model's, as convert runs it; 0: native size).
 """
 
 from __future__ import annotations
@@ -22,12 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from d2nvideo.pipeline import ConvertOptions, convert_video
+from d2nvideo.pipeline import ConvertOptions, WorkingSize, convert_video
 from d2nvideo.translator import Translator
 src, dst, model = map(Path, sys.argv[1:4])
+work = WorkingSize(int(sys.argv[4]) or None)
 tr = Translator.from_checkpoint(model, "cpu")
 t0 = time.perf_counter()
-res = convert_video(src, dst, tr, ConvertOptions("night", batch_size=4))
+res = convert_video(src, dst, tr, ConvertOptions("night", batch_size=4, resolution=work))
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"frames": res.frames, "seconds": time.perf_counter() - t0, "peak_mb": peak}))
 """
@@ -48,6 +54,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, nargs="+", default=[10, 60])
     parser.add_argument("--size", default="640x360")
+    parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument(
+        "--work-size", type=int, default=180, help="the network's shorter side (0: native)"
+    )
     parser.add_argument("--model", type=Path, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,6 +77,8 @@ def main() -> None:
                     str(seconds),
                     "--size",
                     args.size,
+                    "--fps",
+                    str(args.fps),
                 ],
                 check=True,
                 capture_output=True,
@@ -79,13 +91,15 @@ def main() -> None:
                     str(src),
                     str(d / f"out_{seconds:g}.mp4"),
                     str(model),
+                    str(args.work_size),
                 ],
                 check=True,
                 capture_output=True,
                 text=True,
             )
             rows.append((seconds, json.loads(out.stdout.strip().splitlines()[-1])))
-    print(f"convert peak RSS, {args.size}, CPU, batch 4")
+    work = f"work size {args.work_size}" if args.work_size else "native work size"
+    print(f"convert peak RSS, {args.size} at {args.fps} fps, {work}, CPU, batch 4")
     print(f"{'clip s':>7} {'frames':>7} {'fps':>7} {'peak MB':>9}")
     for seconds, r in rows:
         print(

@@ -60,3 +60,31 @@ def test_an_odd_start_is_held_to_the_first_seconds_mean_and_no_frame_is_lost() -
     assert abs(means[0] - means[20]) < 0.05 * means[20]
     short = list(steady_exposure(iter(_clip(inputs[:5], outputs[:5]))))  # a clip under 1 s
     assert [f.index for f in short] == list(range(5))
+
+
+def test_the_warm_up_holds_back_at_most_its_byte_budget(monkeypatch) -> None:
+    # A 2.8K clip at 60 fps held its whole first second (2 GB) back; past the budget the
+    # warm-up ends on the frames it has, which are corrected like the rest of the shot.
+    import d2nvideo.video.exposure as exposure
+
+    base = frame_image(0, 64, 48).astype(np.float32)
+    inputs = [np.roll(base, i, axis=1).astype(np.uint8) for i in range(45)]
+    outputs = [
+        (im * 0.15 * (1.25 if i < 2 else 1.0)).astype(np.uint8) for i, im in enumerate(inputs)
+    ]
+    per_frame = inputs[0].nbytes + outputs[0].nbytes
+    monkeypatch.setattr(exposure, "WARM_UP_BYTES", 4 * per_frame)
+    pulled = []
+
+    def source():
+        for f in _clip(inputs, outputs):
+            pulled.append(f.index)
+            yield f
+
+    stage = steady_exposure(source())
+    first = next(stage)
+    assert first.index == 0 and len(pulled) == 4  # not the 30 frames of a second
+    rest = list(stage)
+    assert [f.index for f in rest] == list(range(1, 45))
+    means = [f.image.mean() for f in [first, *rest]]
+    assert abs(means[0] - means[20]) < 0.1 * means[20]  # the odd first frames held to the rest

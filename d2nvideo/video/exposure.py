@@ -13,7 +13,8 @@ The gain of a shot's first second is the plain mean over that whole second (its 
 held back until the second is complete, so one odd first frame neither sets the gain nor
 escapes it), then an exponential average with a 20-second time constant: slow enough that a
 drift over a few seconds is held, quick enough to follow a long drive from a lit city into the
-country. Memory: one second of frames.
+country. Memory: one second of frames, at most WARM_UP_BYTES of them (a 2.8K clip at 60 fps held
+2 GB in its first second; past the budget the warm-up ends early, on fewer frames).
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ import numpy as np
 
 from .decode import Frame
 from .flow import gray
-from .smooth import is_cut
+from .geometry import compare_thumb, thumb_difference
+from .smooth import SCENE_CUT
 
 TIME_CONSTANT_S = 20.0  # seconds of past frames the gain is averaged over
 WARM_UP_S = 1.0  # the first second of a shot sets the gain by a plain mean
+WARM_UP_BYTES = 384 << 20  # of held-back frames (their outputs and inputs): 1080p30 fits whole
 OFFSET = 1.0  # added to means so black frames do not divide by zero
 
 
@@ -41,17 +44,17 @@ def steady_exposure(
     output to input brightness changes slowly; see the module docstring."""
     gain: np.ndarray | None = None  # (3,) output/input brightness ratio, averaged
     warm: list[_Measured] = []  # the shot's first second, held back until its gain is known
-    previous: np.ndarray | None = None  # the last input's grey image
+    previous: np.ndarray | None = None  # the last input's thumbnail
     shot_start = last_time = 0.0
     for frame in frames:
         m = _measure(frame)
-        if previous is None or is_cut(previous, m.grey):
+        if previous is None or thumb_difference(previous, m.thumb) > SCENE_CUT:
             yield from _release(warm)
             gain, warm, shot_start = None, [], frame.time
-        previous = m.grey
+        previous = m.thumb
         if gain is None:
             warm.append(m)
-            if frame.time - shot_start >= WARM_UP_S:
+            if frame.time - shot_start >= WARM_UP_S or _held_bytes(warm) >= WARM_UP_BYTES:
                 gain = np.mean([w.current for w in warm], axis=0)
                 yield from _release(warm, gain)
                 warm = []
@@ -66,7 +69,7 @@ def steady_exposure(
 @dataclasses.dataclass(frozen=True)
 class _Measured:
     frame: Frame
-    grey: np.ndarray  # the input, grey
+    thumb: np.ndarray  # the input's, for the scene-cut test (smooth.is_cut's)
     means: np.ndarray  # (3,) the output's channel means
     level: float  # the input's mean brightness (+ OFFSET)
 
@@ -79,7 +82,16 @@ class _Measured:
 def _measure(frame: Frame) -> _Measured:
     grey = gray(frame.source if frame.source is not None else frame.image)
     means = np.array(cv2.mean(frame.image)[:3], np.float64)  # 15x numpy's mean at 720p
-    return _Measured(frame, grey, means, float(grey.mean()) + OFFSET)
+    return _Measured(frame, compare_thumb(grey), means, cv2.mean(grey)[0] + OFFSET)
+
+
+def _held_bytes(warm: list[_Measured]) -> int:
+    """What the held-back frames keep alive: each output and the input it carries."""
+    sizes = (
+        m.frame.image.nbytes + (0 if m.frame.source is None else m.frame.source.nbytes)
+        for m in warm
+    )
+    return sum(sizes)
 
 
 def _release(warm: list[_Measured], gain: np.ndarray | None = None) -> Generator[Frame, None, None]:
