@@ -377,7 +377,7 @@ def _encode(
         )
         try:
             for frame in frames:
-                sink.put(frame)
+                sink.put(dataclasses.replace(frame, source=None))  # unread; 1.6 GB on a GPU at 4K
                 on_frames(1)
             return sink.finish()
         except BaseException:

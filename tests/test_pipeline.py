@@ -267,3 +267,26 @@ def test_a_container_that_drops_the_rotation_says_so(media, translator, tmp_path
     with caplog.at_level("WARNING"):
         convert_video(media["rotated"], tmp_path / "r.mkv", translator, ConvertOptions("night"))
     assert not any("rotation" in r.message for r in caplog.records)
+
+
+def test_frames_reach_the_encoder_without_their_inputs(
+    media: dict[str, Path], translator: Translator, tmp_path: Path, monkeypatch
+) -> None:
+    # each queued frame carried its input to the encoder, which never reads it: on a GPU the
+    # queue holds 64 frames, 1.6 GB of inputs at 4K
+    import d2nvideo.pipeline as pipeline
+
+    real, seen = pipeline.encode_frames, []
+
+    def encode(frames, *args):  # type: ignore[no-untyped-def]
+        def watched():  # type: ignore[no-untyped-def]
+            for frame in frames:
+                seen.append(frame.source)
+                yield frame
+
+        return real(watched(), *args)
+
+    monkeypatch.setattr(pipeline, "encode_frames", encode)
+    opts = ConvertOptions("night", batch_size=2, resolution=WorkingSize(32))
+    convert_video(media["plain"], tmp_path / "o.mp4", translator, opts)
+    assert len(seen) == 12 and all(s is None for s in seen)
