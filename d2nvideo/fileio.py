@@ -404,7 +404,16 @@ def refuse_dangling_links(folder: Path) -> None:
     for path in (*reversed(folder.parents), folder):
         if path.is_symlink() and not path.exists():
             target = os.readlink(path)
-            raise OutputError(f"'{path}' is a link to '{target}', which does not exist", path)
+            nowhere = "which loops back" if _loops(path) else "which does not exist"
+            raise OutputError(f"'{path}' is a link to '{target}', {nowhere}", path)
+
+
+def _loops(path: Path) -> bool:
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
 
 
 def _make_folders(folder: Path) -> list[Path]:

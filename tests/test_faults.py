@@ -928,3 +928,23 @@ def test_an_output_folder_under_a_link_to_nothing_names_the_link(
     }[command]
     refused(tmp_path, 1, "is a link to", command, *source, tmp_path / "dangling" / "sub", "-q")
     assert not (tmp_path / "gone").exists()
+
+
+@pytest.mark.parametrize("command", ["convert", "preview", "extract", "evaluate"])
+def test_an_output_under_a_link_loop_is_one_line(
+    command: str, images: Path, media, tmp_path: Path
+) -> None:
+    # Path.resolve() raised RuntimeError('Symlink loop from ...'): a traceback (convert,
+    # preview, export, evaluate)
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    clip = make_video(tmp_path / "c.mp4", frames=2, size=(32, 32))
+    model = ["--model", media["model"]]
+    args = {
+        "convert": [clip, "--to", "night", *model, "-o", tmp_path / "loop" / "o.mp4"],
+        "preview": [clip, "--to", "night", *model, "-o", tmp_path / "loop" / "o.png"],
+        "extract": [clip, "-o", tmp_path / "loop"],
+        "evaluate": ["--day", images / "day", "--night", images / "night", *model, "-o"],
+    }[command]
+    if command == "evaluate":
+        args.append(tmp_path / "loop")
+    refused(tmp_path, 1, "loop", command, *args, "-q")

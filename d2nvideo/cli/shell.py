@@ -89,6 +89,14 @@ def guarded_invoke(invoke: Callable[[click.Context], Any], ctx: click.Context) -
         raise Interrupted(message, 143 if isinstance(exc, Terminated) else 130) from exc
     except OSError as exc:
         raise Failure(os_error_line(exc), 1) from exc
+    except RuntimeError as exc:  # Path.resolve() on a link loop (an OSError from Python 3.13)
+        loop = str(exc).removeprefix(LINK_LOOP)
+        if loop == str(exc):
+            raise
+        raise Failure(f"a link loop on the way to {loop}", 1) from exc
+
+
+LINK_LOOP = "Symlink loop from "
 
 
 def os_error_line(exc: OSError) -> str:

@@ -67,6 +67,7 @@ def check_report_folder(out: Path, overwrite: bool, inputs: Sequence[Path | None
     be made or written."""
     from ..errors import OutputError, PathError, UsageError
 
+    refuse_dangling_links(out)  # resolved, it passed the tests below and failed at the end
     if out.exists() and not out.is_dir():
         raise PathError(f"report folder '{out}' is a file; choose a folder", out)
     for folder in filter(None, inputs):
@@ -79,7 +80,6 @@ def check_report_folder(out: Path, overwrite: bool, inputs: Sequence[Path | None
         raise PathError(
             f"'{out}' holds a report already ({taken[0]}); pass --overwrite to replace it", out
         )
-    refuse_dangling_links(out)  # resolved, it passed the test below and failed at the end
     nearest = next(p for p in (out.resolve(), *out.resolve().parents) if p.exists())
     if not nearest.is_dir() or not os.access(nearest, os.W_OK | os.X_OK):
         raise OutputError(f"report folder '{out}' cannot be written there ('{nearest}')", out)
