@@ -307,3 +307,12 @@ def test_extracts_progress_counts_frames_not_sample_times(
     )
     assert sum(steps) == planned_frames([(tiny, info)], sampling) == result.written
     assert set(steps) <= {0, 1}
+
+
+def test_extract_at_a_matroska_clips_own_rate_takes_every_frame(tmp_path: Path) -> None:
+    # Matroska stores milliseconds: the 30-fps clip's second frame sits at 0.033 s, under the
+    # 1/30 s asked for, so the third frame was taken for it and a third of the frames were lost
+    clip = make_video(tmp_path / "c.mkv", frames=15, fps=30)
+    result = invoke("extract", clip, "-o", tmp_path / "ex", "-q", "--json", "--fps", "30")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["written"] == 15

@@ -190,6 +190,10 @@ def frames_at(path: Path, times: list[float]) -> Iterator[Frame]:
         vs = video_stream(container, path)
         use_threads(vs.codec_context)
         tb = Fraction(vs.time_base or Fraction(1, 90000))
+        # a pts is rounded to the time base: Matroska's milliseconds put a 30-fps frame at
+        # 0.033 s, under 1/30 s, and the next frame was taken for it (a third of them lost);
+        # a frame up to half a tick early is the one asked for
+        slack = max(1e-6, float(tb) / 2)
         keyframes = keyframe_times(vs, tb)
         decoder: Iterator[Any] = iter(())
         position: float | None = None  # time of the frame last decoded
@@ -201,7 +205,7 @@ def frames_at(path: Path, times: list[float]) -> Iterator[Frame]:
                 decoder = _sought(container, vs, path, tb, t)
             for frame in decoder:
                 position = float(frame.pts * tb)
-                if position >= t - 1e-6:
+                if position >= t - slack:
                     image = frame.to_ndarray(format="rgb24")
                     yield Frame(image, frame.pts, tb, count, frame.duration or 0)
                     count += 1
