@@ -190,9 +190,8 @@ def frames_at(path: Path, times: list[float]) -> Iterator[Frame]:
         vs = video_stream(container, path)
         use_threads(vs.codec_context)
         tb = Fraction(vs.time_base or Fraction(1, 90000))
-        # a pts is rounded to the time base: Matroska's milliseconds put a 30-fps frame at
-        # 0.033 s, under 1/30 s, and the next frame was taken for it (a third of them lost);
-        # a frame up to half a tick early is the one asked for
+        # a frame up to half a tick early is the one asked for: Matroska's milliseconds put
+        # 30-fps frames at 0.033 s, under 1/30, and --fps 30 lost a third of the frames
         slack = max(1e-6, float(tb) / 2)
         keyframes = keyframe_times(vs, tb)
         decoder: Iterator[Any] = iter(())
