@@ -88,3 +88,27 @@ def test_the_warm_up_holds_back_at_most_its_byte_budget(monkeypatch) -> None:
     assert [f.index for f in rest] == list(range(1, 45))
     means = [f.image.mean() for f in [first, *rest]]
     assert abs(means[0] - means[20]) < 0.1 * means[20]  # the odd first frames held to the rest
+
+
+def test_past_the_byte_budget_the_gain_from_the_first_second_on_is_the_same(monkeypatch) -> None:
+    # a warm-up cut short by the budget started the slow average from a few frames' mean: at
+    # 4K the odd first frames still set the brightness 3.5% high five seconds in (a review)
+    import d2nvideo.video.exposure as exposure
+
+    rng = np.random.default_rng(0)
+    base = frame_image(0, 64, 48).astype(np.float32)
+    inputs = [np.roll(base, i, axis=1).astype(np.uint8) for i in range(90)]
+    outputs = [
+        np.clip(im * 0.2 * (1.25 if i < 2 else 1.0) * rng.uniform(0.95, 1.05), 0, 255).astype(
+            np.uint8
+        )
+        for i, im in enumerate(inputs)
+    ]
+    whole = [f.image for f in steady_exposure(iter(_clip(inputs, outputs)))]
+    per_frame = inputs[0].nbytes + outputs[0].nbytes
+    monkeypatch.setattr(exposure, "WARM_UP_BYTES", 4 * per_frame)
+    cut_short = [f.image for f in steady_exposure(iter(_clip(inputs, outputs)))]
+    assert len(cut_short) == 90
+    assert not np.array_equal(whole[0], cut_short[0])  # the first frames: fewer to average
+    for a, b in zip(whole[30:], cut_short[30:], strict=True):  # from one second on: the same
+        assert np.array_equal(a, b)

@@ -14,7 +14,9 @@ held back until the second is complete, so one odd first frame neither sets the 
 escapes it), then an exponential average with a 20-second time constant: slow enough that a
 drift over a few seconds is held, quick enough to follow a long drive from a lit city into the
 country. Memory: one second of frames, at most WARM_UP_BYTES of them (a 2.8K clip at 60 fps held
-2 GB in its first second; past the budget the warm-up ends early, on fewer frames).
+1.7 GB): past the budget the frames held are released at their own mean gain, and each later
+frame of that first second at the mean of the frames so far, so that from the end of the
+first second on the gain is what holding the whole second would have made it.
 """
 
 from __future__ import annotations
@@ -42,28 +44,52 @@ def steady_exposure(
 ) -> Generator[Frame, None, None]:
     """Rescale translated frames (each carrying its input in ``source``) so the ratio of
     output to input brightness changes slowly; see the module docstring."""
-    gain: np.ndarray | None = None  # (3,) output/input brightness ratio, averaged
-    warm: list[_Measured] = []  # the shot's first second, held back until its gain is known
+    shot: _Shot | None = None
     previous: np.ndarray | None = None  # the last input's thumbnail
-    shot_start = last_time = 0.0
+    last_time = 0.0
     for frame in frames:
         m = _measure(frame)
-        if previous is None or thumb_difference(previous, m.thumb) > SCENE_CUT:
-            yield from _release(warm)
-            gain, warm, shot_start = None, [], frame.time
+        if shot is None or previous is None or thumb_difference(previous, m.thumb) > SCENE_CUT:
+            yield from _release(shot.warm if shot else [])
+            shot = _Shot(frame.time)
         previous = m.thumb
-        if gain is None:
-            warm.append(m)
-            if frame.time - shot_start >= WARM_UP_S or _held_bytes(warm) >= WARM_UP_BYTES:
-                gain = np.mean([w.current for w in warm], axis=0)
-                yield from _release(warm, gain)
-                warm = []
+        if shot.firsts is not None or shot.gain is None:
+            yield from shot.first_second(m, frame.time)
         else:
             step = 1.0 - math.exp(-max(frame.time - last_time, 0.0) / seconds)
-            gain = gain + step * (m.current - gain)
-            yield _rescaled(m, gain)
+            shot.gain = shot.gain + step * (m.current - shot.gain)
+            yield _rescaled(m, shot.gain)
         last_time = frame.time
-    yield from _release(warm)
+    yield from _release(shot.warm if shot else [])
+
+
+@dataclasses.dataclass
+class _Shot:
+    """A shot's gain: the plain mean over its first second, then averaged exponentially."""
+
+    start: float  # its first frame's time
+    warm: list[_Measured] = dataclasses.field(default_factory=list)  # held back, gain unknown
+    firsts: list[np.ndarray] | None = dataclasses.field(default_factory=list)  # first second's
+    gain: np.ndarray | None = None  # (3,) output/input brightness ratio, averaged
+
+    def first_second(self, m: _Measured, time: float) -> Generator[Frame, None, None]:
+        """Hold frames back until the second is complete or WARM_UP_BYTES are held, then
+        release them at their mean gain; past the budget, each later frame of the second at
+        the mean of the frames so far."""
+        assert self.firsts is not None
+        self.firsts.append(m.current)
+        second = time - self.start >= WARM_UP_S
+        if self.gain is None:
+            self.warm.append(m)
+            if second or _held_bytes(self.warm) >= WARM_UP_BYTES:
+                self.gain = np.mean(self.firsts, axis=0)
+                yield from _release(self.warm, self.gain)
+                self.warm = []
+        else:
+            self.gain = np.mean(self.firsts, axis=0)
+            yield _rescaled(m, self.gain)
+        if second:
+            self.firsts = None
 
 
 @dataclasses.dataclass(frozen=True)
