@@ -455,7 +455,9 @@ def _hdr_clip(path: Path) -> Path:
     return path
 
 
-def test_hdr_keeps_its_colour_tags_and_warns_once(tmp_path: Path, monkeypatch, caplog) -> None:
+def test_hdr_keeps_its_colour_tags_and_warns_once(
+    media, tmp_path: Path, monkeypatch, caplog
+) -> None:
     import importlib
 
     from d2nvideo.video.decode import decode_frames
@@ -471,6 +473,14 @@ def test_hdr_keeps_its_colour_tags_and_warns_once(tmp_path: Path, monkeypatch, c
         assert probe_module.probe(tmp_path / name).color == info.color
     warned = [r for r in caplog.records if "trained on SDR" in r.getMessage()]
     assert len(warned) == 1
+    # 10 bits a channel were rounded to 8 without a word
+    deep = [r for r in caplog.records if "10 bits a channel (yuv420p10le)" in r.getMessage()]
+    assert len(deep) == 1 and "translated at 8 bits" in deep[0].getMessage()
+    plain = media["plain"]
+    encode_frames(
+        decode_frames(plain), tmp_path / "c.mp4", probe_module.probe(plain), EncodeSettings()
+    )
+    assert not [r for r in caplog.records if "bits a channel" in r.getMessage() and r not in deep]
 
 
 @pytest.mark.parametrize("suffix, codec", [(".ts", "aac"), (".webm", "opus")])

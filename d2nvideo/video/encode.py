@@ -20,7 +20,7 @@ from ..choices import require_number
 from ..errors import UsageError
 from ..fileio import output_name
 from .decode import Frame
-from .probe import VideoInfo, codec_threads, use_threads, warn_if_hdr
+from .probe import VideoInfo, codec_threads, use_threads, warn_if_deep, warn_if_hdr
 from .streams import StreamCopier, supported_codecs
 
 log = logging.getLogger(__name__)
@@ -336,9 +336,11 @@ def encode_frames(
 
 
 def _prepare(path: Path, source: VideoInfo, settings: EncodeSettings) -> str:
-    """Refuse what cannot work, warn about HDR input, and pick the encoder that opens here."""
+    """Refuse what cannot work, warn about HDR or 10-bit input, and pick the encoder that
+    opens here."""
     check_encode(path, settings)
     warn_if_hdr(source)
+    warn_if_deep(source)
     return usable_codec(codec_for(path, settings), source.width, source.height)
 
 

@@ -307,6 +307,26 @@ def warn_if_hdr(info: VideoInfo) -> None:
         )
 
 
+def warn_if_deep(info: VideoInfo) -> None:
+    """Once per file: more than 8 bits a channel (a phone's 10-bit HEVC) is translated at 8."""
+    bits = pixel_bits(info.pix_fmt)
+    if bits > 8:
+        _warn_once(
+            f"'{info.path.name}' has {bits} bits a channel ({info.pix_fmt}): it is translated "
+            "at 8 bits, so its finer steps of brightness are rounded"
+        )
+
+
+def pixel_bits(pix_fmt: str) -> int:
+    """Bits a channel of an FFmpeg pixel format (8 when it is not known)."""
+    import av
+
+    try:
+        return max((c.bits for c in av.VideoFormat(pix_fmt).components), default=8)
+    except (ValueError, TypeError):
+        return 8
+
+
 def _first_frame(container: Any, vs: Any, path: Path) -> Any:
     import av
 
