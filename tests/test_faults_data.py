@@ -316,3 +316,15 @@ def test_extract_at_a_matroska_clips_own_rate_takes_every_frame(tmp_path: Path) 
     result = invoke("extract", clip, "-o", tmp_path / "ex", "-q", "--json", "--fps", "30")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["written"] == 15
+
+
+def test_a_segment_of_a_matroska_clip_starts_at_the_frame_asked_for(tmp_path: Path) -> None:
+    # --start 1/30 s skipped the frame stored at 0.033 s (milliseconds) and took one too many
+    # at the end: adjacent segments still share no frame and lose none
+    from d2nvideo.video.decode import decode_frames
+
+    clip = make_video(tmp_path / "c.mkv", frames=12, fps=30)
+    every = [f.pts for f in decode_frames(clip)]
+    first = [f.pts for f in decode_frames(clip, 1 / 30, 3 / 30)]
+    second = [f.pts for f in decode_frames(clip, 4 / 30, 3 / 30)]
+    assert first + second == every[1:7]

@@ -78,12 +78,12 @@ def decode_frames(
         tb = Fraction(vs.time_base or Fraction(1, 90000))
         frames = _sought(container, vs, path, tb, start, salvage)
         end = None if duration is None else start + duration
-        count = 0
+        count, slack = 0, half_tick(tb)
         for frame in frames:
             t = float(frame.pts * tb)
-            if t < start - 1e-6:
+            if t < start - slack:
                 continue
-            if end is not None and t >= end - 1e-6:
+            if end is not None and t >= end - slack:
                 break
             yield Frame(frame.to_ndarray(format="rgb24"), frame.pts, tb, count, frame.duration or 0)
             count += 1
@@ -91,6 +91,14 @@ def decode_frames(
         _check_end(path, t if count else None, expect_end, start)
     finally:
         container.close()
+
+
+def half_tick(tb: Fraction) -> float:
+    """How early a frame may be and still be the one at a time asked for: half the time base
+    (at least a microsecond), as timestamps are rounded to it. Matroska's milliseconds put a
+    30-fps clip's frames at 0.033 s, under 1/30; taken for the time after, ``extract --fps 30``
+    lost a third of its frames."""
+    return max(1e-6, float(tb) / 2)
 
 
 def _check_end(path: Path, last: float | None, expected: float | None, start: float) -> None:
@@ -190,9 +198,7 @@ def frames_at(path: Path, times: list[float]) -> Iterator[Frame]:
         vs = video_stream(container, path)
         use_threads(vs.codec_context)
         tb = Fraction(vs.time_base or Fraction(1, 90000))
-        # a frame up to half a tick early is the one asked for: Matroska's milliseconds put
-        # 30-fps frames at 0.033 s, under 1/30, and --fps 30 lost a third of the frames
-        slack = max(1e-6, float(tb) / 2)
+        slack = half_tick(tb)
         keyframes = keyframe_times(vs, tb)
         decoder: Iterator[Any] = iter(())
         position: float | None = None  # time of the frame last decoded
