@@ -328,3 +328,17 @@ def test_a_segment_of_a_matroska_clip_starts_at_the_frame_asked_for(tmp_path: Pa
     first = [f.pts for f in decode_frames(clip, 1 / 30, 3 / 30)]
     second = [f.pts for f in decode_frames(clip, 4 / 30, 3 / 30)]
     assert first + second == every[1:7]
+
+
+def test_a_frame_counting_time_base_keeps_the_first_frame_at_or_after(tmp_path: Path) -> None:
+    # a time base of 1/30 counts frames: half a tick early would be half a frame early
+    from fractions import Fraction
+
+    from d2nvideo.video.decode import frames_at
+
+    clip = make_video(
+        tmp_path / "c.avi", pts=list(range(10)), time_base=Fraction(1, 30), codec="mpeg4"
+    )
+    assert probe(clip).time_base == Fraction(1, 30)
+    got = [f.time for f in frames_at(clip, [(3 + 0.4) / 30])]
+    assert got == [pytest.approx(4 / 30, abs=1e-3)]

@@ -94,11 +94,12 @@ def decode_frames(
 
 
 def half_tick(tb: Fraction) -> float:
-    """How early a frame may be and still be the one at a time asked for: half the time base
-    (at least a microsecond), as timestamps are rounded to it. Matroska's milliseconds put a
-    30-fps clip's frames at 0.033 s, under 1/30; taken for the time after, ``extract --fps 30``
-    lost a third of its frames."""
-    return max(1e-6, float(tb) / 2)
+    """How early a frame may be and still be the one at a time asked for: half the time base,
+    as timestamps are rounded to it (Matroska's milliseconds put a 30-fps clip's frames at
+    0.033 s, under 1/30; taken for the time after, ``extract --fps 30`` lost a third of its
+    frames), at least a microsecond and at most half a millisecond: a coarser base (1/30 in
+    AVI) counts frames, whose times are exact, and half of it is half a frame."""
+    return max(1e-6, min(float(tb) / 2, 5e-4))
 
 
 def _check_end(path: Path, last: float | None, expected: float | None, start: float) -> None:
