@@ -74,6 +74,9 @@ class Interrupted(click.ClickException):
         click.echo(self.format_message(), err=True)
 
 
+LINK_LOOP = "Symlink loop from "  # Path.resolve()'s RuntimeError on Python 3.11 and 3.12
+
+
 def guarded_invoke(invoke: Callable[[click.Context], Any], ctx: click.Context) -> Any:
     """Run ``invoke(ctx)``, turning user-input errors into one line and an exit code, and
     SIGTERM into an interrupt like Ctrl-C for every command (evaluate, and train's and
@@ -90,13 +93,9 @@ def guarded_invoke(invoke: Callable[[click.Context], Any], ctx: click.Context) -
     except OSError as exc:
         raise Failure(os_error_line(exc), 1) from exc
     except RuntimeError as exc:  # Path.resolve() on a link loop (an OSError from Python 3.13)
-        loop = str(exc).removeprefix(LINK_LOOP)
-        if loop == str(exc):
+        if not str(exc).startswith(LINK_LOOP):
             raise
-        raise Failure(f"a link loop on the way to {loop}", 1) from exc
-
-
-LINK_LOOP = "Symlink loop from "
+        raise Failure(f"a link loop on the way to {str(exc).removeprefix(LINK_LOOP)}", 1) from exc
 
 
 def os_error_line(exc: OSError) -> str:

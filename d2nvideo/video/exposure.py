@@ -45,21 +45,18 @@ def steady_exposure(
     """Rescale translated frames (each carrying its input in ``source``) so the ratio of
     output to input brightness changes slowly; see the module docstring."""
     shot: _Shot | None = None
-    previous: np.ndarray | None = None  # the last input's thumbnail
-    last_time = 0.0
     for frame in frames:
         m = _measure(frame)
-        if shot is None or previous is None or thumb_difference(previous, m.thumb) > SCENE_CUT:
+        if shot is None or thumb_difference(shot.thumb, m.thumb) > SCENE_CUT:
             yield from _release(shot.warm if shot else [])
-            shot = _Shot(frame.time)
-        previous = m.thumb
+            shot = _Shot(frame.time, m.thumb)
         if shot.firsts is not None or shot.gain is None:
             yield from shot.first_second(m, frame.time)
         else:
-            step = 1.0 - math.exp(-max(frame.time - last_time, 0.0) / seconds)
+            step = 1.0 - math.exp(-max(frame.time - shot.last_time, 0.0) / seconds)
             shot.gain = shot.gain + step * (m.current - shot.gain)
             yield _rescaled(m, shot.gain)
-        last_time = frame.time
+        shot.thumb, shot.last_time = m.thumb, frame.time
     yield from _release(shot.warm if shot else [])
 
 
@@ -68,9 +65,11 @@ class _Shot:
     """A shot's gain: the plain mean over its first second, then averaged exponentially."""
 
     start: float  # its first frame's time
+    thumb: np.ndarray  # the last input's thumbnail, for the scene-cut test
     warm: list[_Measured] = dataclasses.field(default_factory=list)  # held back, gain unknown
     firsts: list[np.ndarray] | None = dataclasses.field(default_factory=list)  # first second's
     gain: np.ndarray | None = None  # (3,) output/input brightness ratio, averaged
+    last_time: float = 0.0  # the last frame's
 
     def first_second(self, m: _Measured, time: float) -> Generator[Frame, None, None]:
         """Hold frames back until the second is complete or WARM_UP_BYTES are held, then
