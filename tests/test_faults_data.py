@@ -10,6 +10,7 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import frame_image, make_video
 from faults import fails, invoke, refused, snapshot
@@ -342,3 +343,32 @@ def test_a_frame_counting_time_base_keeps_the_first_frame_at_or_after(tmp_path: 
     assert probe(clip).time_base == Fraction(1, 30)
     got = [f.time for f in frames_at(clip, [(3 + 0.4) / 30])]
     assert got == [pytest.approx(4 / 30, abs=1e-3)]
+
+
+def test_an_avi_with_b_frames_decodes_in_order_with_increasing_times(tmp_path: Path) -> None:
+    # AVI stores no presentation times: with B-frames, the frames decoded in display order
+    # carry the times of others (1, 3, 2, 5, ...), and convert's encoder refused them with a
+    # traceback ("Invalid argument")
+    import av
+
+    from d2nvideo.video.decode import decode_frames
+
+    clip = make_video(tmp_path / "b.avi", frames=30)
+    with av.open(str(clip)) as container:
+        raw = [f.pts for f in container.decode(video=0)]
+    assert raw != sorted(raw), "x264 wrote no B-frames: the premise of this test is gone"
+    frames = list(decode_frames(clip))
+    pts = [f.pts for f in frames]
+    assert len(frames) == 30 and pts == sorted(set(pts))
+    for i, frame in enumerate(frames):
+        error = np.abs(frame.image.astype(int) - frame_image(i, 64, 48)).mean()
+        assert error < 8, f"frame {i} is another frame's picture"
+
+
+def test_convert_keeps_every_frame_of_an_avi_with_b_frames(media, tmp_path: Path) -> None:
+    clip = make_video(tmp_path / "b.avi", frames=30)
+    out = tmp_path / "o.mp4"
+    args = ["convert", clip, "--to", "night", "-o", out, "--model", media["model"], "-q"]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert probe(out).frames == 30

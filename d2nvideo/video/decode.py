@@ -133,15 +133,46 @@ def _check_count(path: Path, count: int, expected: int | None, salvage: Salvage 
 def _decoded(
     container: Any, vs: Any, path: Path, tb: Fraction, salvage: Salvage | None = None
 ) -> Iterator[Any]:
-    """Decoded frames with a pts on each (synthesised from the rate where the file has none)."""
+    """Decoded frames in display order, with an increasing pts on each (see ``_Timestamps``)."""
     step = max(1, round(1 / (float(vs.average_rate or vs.guessed_rate or 30) * tb)))
-    last = None
+    times = _Timestamps(step)
     frames = _strict(container, vs, path) if salvage is None else _tolerant(container, vs, salvage)
     for frame in frames:
-        if frame.pts is None:
-            frame.pts = 0 if last is None else last + step
-        last = frame.pts
+        frame.pts = times.of(frame.pts, frame.dts)
         yield frame
+
+
+@dataclass
+class _Timestamps:
+    """A frame's presentation time, as FFmpeg's best-effort timestamp guesses it.
+
+    Frames come out of the decoder in display order, but the pts on them can be out of order:
+    an AVI with B-frames stores no presentation times, and its decoded frames carry times of
+    other frames (1, 3, 4, 2, 6, ...); the encoder refused them. As FFmpeg does, once the pts
+    have gone backwards more often than the dts, the dts are used. A time no later than the one
+    before (or none at all) becomes the one before plus a tick (plus a frame where none), so
+    every frame is kept, in order."""
+
+    step: int
+    last: int | None = None
+    last_pts: int | None = None
+    last_dts: int | None = None
+    faulty_pts: int = 0
+    faulty_dts: int = 0
+
+    def of(self, pts: int | None, dts: int | None) -> int:
+        if pts is not None:
+            self.faulty_pts += self.last_pts is not None and pts <= self.last_pts
+            self.last_pts = pts
+        if dts is not None:
+            self.faulty_dts += self.last_dts is not None and dts <= self.last_dts
+            self.last_dts = dts
+        use_pts = pts is not None and (dts is None or self.faulty_pts <= self.faulty_dts)
+        t = pts if use_pts else dts
+        if self.last is not None and (t is None or t <= self.last):
+            t = self.last + (1 if t is not None else self.step)
+        self.last = 0 if t is None else t
+        return self.last
 
 
 def _strict(container: Any, vs: Any, path: Path) -> Iterator[Any]:
