@@ -345,13 +345,25 @@ def after_translation(
     return steady_exposure(smoothed) if opts.exposure == "steady" else smoothed
 
 
+def segment(opts: ConvertOptions, info: VideoInfo) -> tuple[float, float | None]:
+    """The stretch to convert, ``[start, end)`` on the file's own clock: ``opts.start`` counts
+    from the first frame, as a player's 0:00 does (as extract and preview --at count), and an
+    MPEG-TS clip's clock rarely starts at 0. The whole file is everything from 0 on (or from
+    the first frame, where the clock starts before 0), its end None."""
+    if opts.start <= 0 and opts.duration is None:
+        return min(0.0, info.start_time), None
+    start = info.start_time + opts.start
+    return start, None if opts.duration is None else start + opts.duration
+
+
 def _decoded(
     src: Path, opts: ConvertOptions, info: VideoInfo, salvage: Salvage | None
 ) -> Iterator[Frame]:
     whole = opts.start <= 0 and opts.duration is None
+    start, _ = segment(opts, info)
     return decode_frames(
         src,
-        opts.start,
+        start,
         opts.duration,
         expect_frames=info.frames if whole and info.frames_exact else None,
         hwaccel=opts.hwaccel,
@@ -368,10 +380,10 @@ def _encode(
     on_frames: Callable[[int], None],
 ) -> int:
     """Encode ``frames`` on a writer thread into a temporary file renamed to ``dst``."""
-    end = None if opts.duration is None else opts.start + opts.duration
+    start, end = segment(opts, info)
     with atomic_output(dst) as tmp:
         sink: Sink[Frame, int] = start_sink(
-            lambda items: encode_frames(items, tmp, info, opts.encode, opts.start, end),
+            lambda items: encode_frames(items, tmp, info, opts.encode, start, end),
             depth=2 * opts.batch_size,
             name="encode",
         )

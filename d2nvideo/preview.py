@@ -21,6 +21,7 @@ from .pipeline import (
     ConvertResult,
     after_translation,
     convert_video,
+    segment,
     translate_frames,
 )
 from .translator import Translator
@@ -167,7 +168,7 @@ def preview_gif(
     salvage = Salvage() if opts.salvage else None
     # a file cut short: what its index lists in the segment and does not decode is counted lost
     expect = info.frames_in(opts.start, opts.duration) if info.missing_bytes else None
-    decoded = decode_frames(src, opts.start, opts.duration, expect, salvage=salvage)
+    decoded = decode_frames(src, segment(opts, info)[0], opts.duration, expect, salvage=salvage)
     frames = (f for f in decoded if f.index % step == 0)
     translated = after_translation(translate_frames(frames, translator, opts, info.rotation), opts)
     images = []

@@ -372,3 +372,59 @@ def test_convert_keeps_every_frame_of_an_avi_with_b_frames(media, tmp_path: Path
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     assert probe(out).frames == 30
+
+
+def test_sample_times_stay_bounded_whatever_length_a_header_claims(tiny: Path) -> None:
+    # a header's length of 10^9 s gave an estimate of 25e9 frames, ten times that in planned
+    # times, and extract filled 24 GB
+    import dataclasses
+
+    from d2nvideo.data.extract import MAX_PLANNED
+
+    claimed = dataclasses.replace(probe(tiny), duration=1e9, frames=25 * 10**9, frames_exact=False)
+    assert len(sample_times(claimed, Sampling(every=None, fps=1000))) == MAX_PLANNED
+
+
+def _late(path: Path) -> Path:
+    """2 s at 25 fps whose clock starts at 100 s (an MPEG-TS clip's rarely starts at 0)."""
+    from fractions import Fraction
+
+    return make_video(path, frames=50, pts=list(range(2500, 2550)), time_base=Fraction(1, 25))
+
+
+@pytest.mark.parametrize("suffix", [".ts", ".mkv"])
+def test_start_counts_from_the_first_frame_everywhere(suffix: str, media, tmp_path: Path) -> None:
+    # convert --start and preview's GIF counted from 0 on the file's clock (no frames there),
+    # extract and preview --at from the first frame; a Matroska clip's length was 102 s
+    from d2nvideo.pipeline import ConvertOptions, segment
+    from d2nvideo.video.decode import decode_frames
+
+    clip = _late(tmp_path / f"late{suffix}")
+    info = probe(clip)
+    assert (info.start_time, info.duration, info.frames) == (100.0, 2.0, 50)
+    start, end = segment(ConvertOptions("night", start=1.0, duration=0.4), info)
+    assert next(f.time for f in decode_frames(clip, start, 0.4)) == 101.0 and end == 101.4
+    model = ["--model", media["model"], "-q"]
+    gif = invoke("preview", clip, "--to", "night", "-o", tmp_path / "p.gif", *model)
+    assert gif.exit_code == 0, gif.output
+    out = tmp_path / "seg.mp4"
+    cut = ["--start", "1", "--duration", "0.4"]
+    result = invoke("convert", clip, "--to", "night", "-o", out, *cut, *model)
+    assert result.exit_code == 0, result.output
+    frames = list(decode_frames(out))
+    assert len(frames) == 10 and frames[0].time == 0
+    ex = invoke("extract", clip, "-o", tmp_path / "ex", "-q", "--json", "--frames", "3")
+    assert ex.exit_code == 0 and json.loads(ex.stdout)["written"] == 3, ex.output
+
+
+def test_a_copied_cut_of_an_mp4_converts_the_frames_it_shows(media, tmp_path: Path) -> None:
+    # `ffmpeg -ss 0.6 -c copy` keeps the GOP before the cut, hidden by an edit list: the
+    # container counts 10 frames, 5 play, and convert refused the file as truncated
+    from fractions import Fraction
+
+    clip = make_video(tmp_path / "cut.mp4", pts=list(range(-5, 5)), time_base=Fraction(1, 25))
+    assert probe(clip).frames == 5
+    out = tmp_path / "o.mp4"
+    result = invoke("convert", clip, "--to", "night", "-o", out, "--model", media["model"], "-q")
+    assert result.exit_code == 0, result.output
+    assert probe(out).frames == 5

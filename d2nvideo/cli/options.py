@@ -182,7 +182,7 @@ PIPELINE_OPTIONS: list[Callable[[Any], Any]] = [
         type=click.FloatRange(0),
         default=0.0,
         callback=finite,
-        help="Start at this second.",
+        help="Start this many seconds after the first frame.",
     ),
     click.option(
         "--duration",

@@ -47,6 +47,7 @@ VIDEO_SUFFIXES = (
 )
 log = logging.getLogger(__name__)
 MAX_TIMES = 100_000  # sample times planned at most per clip (or ten per frame, if more)
+MAX_PLANNED = 4_000_000  # and never more than this (a header can claim any length)
 MANIFEST_COLUMNS = ("file", "source", "pts_seconds", "width", "height", "brightness", "label")
 
 
@@ -100,12 +101,13 @@ def sample_times(info: VideoInfo, s: Sampling) -> list[float]:
     as the clip has frames (twice its estimate where the count is not exact); a rate never
     plans more than MAX_TIMES or ten times the clip's frames, whichever is more: a rate finer
     than that (``--fps 1e8``) takes every frame anyway (a time landing on a frame already
-    taken yields nothing), even in a variable-frame-rate clip's bursts."""
+    taken yields nothing), even in a variable-frame-rate clip's bursts; nor more than
+    MAX_PLANNED whatever the header claims (a length of 10^9 s filled 24 GB)."""
     first = info.start_time + s.start
     last = info.start_time + (info.duration if s.end is None else min(s.end, info.duration))
     if last <= first:
         return []
-    span, limit = last - first, max(MAX_TIMES, 10 * info.frames)
+    span, limit = last - first, max(MAX_TIMES, min(10 * info.frames, MAX_PLANNED))
     if s.count:
         times = _count_times(info, s.count, first, span)
         return times[: s.max_frames] if s.max_frames else times

@@ -186,7 +186,7 @@ def probe(path: Path, salvage: bool = False) -> VideoInfo:
         tb = vs.time_base or Fraction(1, 90000)
         fps = vs.average_rate or vs.guessed_rate or Fraction(30)
         duration = _duration(container, vs, tb)
-        exact = bool(vs.frames)
+        exact = bool(vs.frames) and not _edited(vs.frames, duration, fps)
         info = VideoInfo(
             path=path,
             format=container.format.name,
@@ -339,13 +339,27 @@ def _first_frame(container: Any, vs: Any, path: Path) -> Any:
 
 
 def _duration(container: Any, vs: Any, tb: Fraction) -> float:
+    """Seconds from the first frame to the end. FFmpeg's duration of a Matroska file runs from
+    0 on its timeline, not from its first frame: a clip whose clock starts at 100 s and lasts
+    2 said 102, and extract or preview asked for frames that are not there."""
     import av
 
     if vs.duration:
         return float(vs.duration * tb)
     if container.duration:
-        return float(container.duration / av.time_base)
+        seconds = float(container.duration / av.time_base)
+        if "matroska" in container.format.name and container.start_time:
+            seconds -= max(0.0, float(container.start_time / av.time_base))
+        return max(0.0, seconds)
     return 0.0
+
+
+def _edited(count: int, duration: float, fps: Fraction) -> bool:
+    """An MP4 cut by copying (``ffmpeg -ss 0.6 -c copy``) keeps the GOP before the cut and an
+    edit list hides it: the container counts every stored frame, the duration only what plays.
+    Such a count is no count of the frames a decode gives."""
+    shown = duration * float(fps)
+    return duration > 0 and count > shown + max(2.0, count / 100)
 
 
 def _stream_info(s: Any) -> StreamInfo:
