@@ -958,3 +958,89 @@ def test_an_output_under_a_link_loop_is_one_line(
     if command == "evaluate":
         args.append(tmp_path / "loop")
     refused(tmp_path, 1, "loop", command, *args, "-q")
+
+
+def _packet_times(path: Path, kind: str) -> list[int]:
+    import av
+
+    with av.open(str(path)) as container:
+        stream = getattr(container.streams, kind)[0]
+        return [p.pts for p in container.demux(stream) if p.size]
+
+
+def test_an_avi_into_an_avi_keeps_its_audio_times(media, tmp_path: Path) -> None:
+    # AAC copied from an AVI into an AVI kept the block size its reader read, and the output's
+    # reader timed it by bytes (0, 0, 1, 1, 1, 2...); converting that file again was a traceback
+    clip = make_video(tmp_path / "a.avi", frames=10, audio=True)
+    assert _packet_times(clip, "audio") == list(range(10))
+    model = ["--model", media["model"], "-q"]
+    once, twice = tmp_path / "once.avi", tmp_path / "twice.mp4"
+    assert invoke("convert", clip, "--to", "night", "-o", once, *model).exit_code == 0
+    times = _packet_times(once, "audio")
+    assert times == sorted(set(times)) and len(times) >= 10
+    result = invoke("convert", once, "--to", "night", "-o", twice, *model)
+    assert result.exit_code == 0, result.output
+
+
+def test_an_mp4_into_an_avi_counts_frames_at_the_clips_rate(media, tmp_path: Path) -> None:
+    # an AVI counts frames: given the MP4's 1/12800 its muxer wrote 24 empty chunks a frame
+    from fractions import Fraction
+
+    from d2nvideo.video.probe import probe
+
+    pts = [512 * i for i in range(12)]  # 25 fps
+    clip = make_video(tmp_path / "a.mp4", pts=pts, time_base=Fraction(1, 12800))
+    out = tmp_path / "o.avi"
+    model = ["--model", media["model"], "-q"]
+    assert invoke("convert", clip, "--to", "night", "-o", out, *model).exit_code == 0
+    info = probe(out)
+    assert (info.time_base, info.frames, info.fps) == (Fraction(1, 25), 12, 25)
+
+
+@pytest.mark.parametrize("name", ["a.mpd", "a.m3u8", "a.exr"])
+def test_convert_refuses_outputs_written_with_files_beside_them(
+    name: str, media, tmp_path: Path
+) -> None:
+    # DASH wrote init-stream0.m4s and chunk-stream0-*.m4s beside the .mpd, outside the
+    # temporary-file-and-rename: a second run's replaced the first's unasked
+    clip = make_video(tmp_path / "a.mp4", frames=4)
+    args = ["convert", clip, "--to", "night", "-o", tmp_path / name, "-q"]
+    refused(tmp_path, 2, "written with others beside it", *args, "--model", media["model"])
+
+
+def _two_videos(path: Path, sizes: list[tuple[int, int]], frames: list[int]) -> Path:
+    import av
+
+    with av.open(str(path), "w") as out:
+        streams = []
+        for width, height in sizes:
+            s = out.add_stream("libx264", rate=25)
+            s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+            streams.append(s)
+        for i in range(max(frames)):
+            for s, n in zip(streams, frames, strict=True):
+                if i < n:
+                    image = frame_image(i, s.width, s.height)
+                    frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                    frame.pts = i
+                    out.mux(s.encode(frame))
+        for s in streams:
+            out.mux(s.encode())
+    return path
+
+
+def test_convert_takes_the_largest_video_stream_and_says_what_it_leaves(
+    media, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the first stream alone was converted, whatever it was: here a one-frame 32x24 picture
+    # stored before the 10-frame video, and nothing said the video was left out
+    import logging
+
+    clip = _two_videos(tmp_path / "two.mkv", [(32, 24), (64, 48)], [1, 10])
+    out = tmp_path / "o.mkv"
+    with caplog.at_level(logging.WARNING):
+        result = invoke("convert", clip, "--to", "night", "-o", out, "--model", media["model"])
+    assert result.exit_code == 0, result.output
+    info = read_video(out)
+    assert (len(info.times), info.width) == (10, 64)
+    assert "2 video streams: stream 1 (64x48) is converted, stream 0 left out" in caplog.text

@@ -192,6 +192,13 @@ def output_format(path: Path) -> str:
             ".mov, .webm or .ts",
             path,
         )
+    if format_name in BESIDE_MUXERS:
+        raise UsageError(
+            f"output '{path}': a .{suffix} file is written with others beside it ({format_name}: "
+            "playlists, segments or images, whose names no check guards); convert writes one "
+            "video file: use .mp4, .mkv, .mov, .webm or .ts",
+            path,
+        )
     return format_name
 
 
@@ -224,6 +231,10 @@ def _codec_options(codec: str, settings: EncodeSettings) -> dict[str, str]:
 
 SVT_MAX_PRESET = 13
 NO_ROTATION = ("avi", "mpegts")  # muxers that drop the display matrix
+# Muxers that write files beside the one named (DASH's init-stream0.m4s, HLS's segments, one
+# image a frame): outside the write-to-a-temporary-file-and-rename, they replaced another run's
+# files of the same names unasked.
+BESIDE_MUXERS = ("dash", "hls", "webm_chunk", "image2", "smoothstreaming", "segment", "tee")
 # What to encode in when yuv420p (or yuv444p for odd sizes) does not open with a codec
 # (MJPEG wants full-range yuvj420p, PNG rgb24...); failing these, the first it takes that opens.
 FALLBACK_PIX_FMTS = ("yuvj420p", "yuv444p", "yuvj444p", "yuv422p", "yuvj422p", "rgb24", "bgr24")
@@ -315,15 +326,15 @@ def encode_frames(
     copier: StreamCopier | None = None
     count = 0
     try:
-        vs, offset = None, 0
+        vs, clock = None, _Clock(0)
         for frame in frames:
             if vs is None:
-                offset = frame.pts if start > 0 else 0
+                clock = _Clock(frame.pts if start > 0 else 0, _avi_tick(out, source))
                 vs = _add_video_stream(out, codec, frame.image, source, settings)
                 copier = _open_copier(source, out, start, end, frame)
                 _copy_metadata(out, source)
             count += 1
-            _mux(out, vs.encode(_to_av(frame, offset, vs.pix_fmt)), copier)
+            _mux(out, vs.encode(clock.stamp(_to_av(frame, vs.pix_fmt), frame)), copier)
         if vs is not None:
             _mux(out, vs.encode(), None)
         if copier is not None:
@@ -360,7 +371,37 @@ def _mux(out: Any, packets: Iterable[Any], copier: StreamCopier | None) -> None:
             copier.copy_until(float(packet.dts * packet.time_base))
 
 
-def _to_av(frame: Frame, offset: int, pix_fmt: str) -> Any:
+@dataclass
+class _Clock:
+    """Output times: the input's, less ``offset`` (a segment starts at 0). An AVI counts
+    frames (``tick``: 1/fps): given an MP4's 1/12800 its muxer wrote 24 empty chunks a frame
+    at a rate of 600, so there each time is rounded to the frame's tick, one past the last
+    where a variable-rate clip's two frames round alike."""
+
+    offset: int
+    tick: Fraction | None = None
+    last: int = -1
+
+    def stamp(self, vf: Any, frame: Frame) -> Any:
+        if self.tick is None:
+            vf.pts, vf.time_base = frame.pts - self.offset, frame.time_base
+            if frame.duration:
+                vf.duration = frame.duration
+            return vf
+        pts = round((frame.pts - self.offset) * frame.time_base / self.tick)
+        self.last = max(pts, self.last + 1)
+        vf.pts, vf.time_base = self.last, self.tick
+        return vf
+
+
+def _avi_tick(out: Any, source: VideoInfo) -> Fraction | None:
+    """An AVI's time base, one frame at the clip's average rate (None for other muxers)."""
+    if out.format.name != "avi" or source.fps <= 0:
+        return None
+    return 1 / Fraction(source.fps).limit_denominator(1_000_000)
+
+
+def _to_av(frame: Frame, pix_fmt: str) -> Any:
     """The frame for the encoder: 4:2:0 by OpenCV's BT.601 conversion (the matrix and range
     FFmpeg's scaler uses for RGB input, luma within one level; 7x faster than the scaler), any
     other pixel format as RGB for FFmpeg to convert."""
@@ -372,10 +413,6 @@ def _to_av(frame: Frame, offset: int, pix_fmt: str) -> Any:
         vf = av.VideoFrame.from_ndarray(i420, format="yuv420p")
     else:
         vf = av.VideoFrame.from_ndarray(image, format="rgb24")
-    vf.pts = frame.pts - offset
-    vf.time_base = frame.time_base
-    if frame.duration:
-        vf.duration = frame.duration
     return vf
 
 
@@ -383,11 +420,14 @@ def _add_video_stream(
     out: Any, codec: str, image: np.ndarray, source: VideoInfo, settings: EncodeSettings
 ) -> Any:
     height, width = image.shape[:2]
-    vs = out.add_stream(codec, rate=source.fps, options=_codec_options(codec, settings))
+    options, tick = _codec_options(codec, settings), _avi_tick(out, source)
+    if tick is not None:  # an AVI stores no presentation times: B-frames shifted every frame
+        options["bf"] = "0"
+    vs = out.add_stream(codec, rate=source.fps, options=options)
     vs.width, vs.height = width, height
     vs.pix_fmt = _pix_fmt(codec, width, height, settings)
-    vs.time_base = source.time_base
-    vs.codec_context.time_base = source.time_base
+    vs.time_base = tick or source.time_base
+    vs.codec_context.time_base = tick or source.time_base
     use_threads(vs.codec_context)
     if source.rotation:
         vs.set_display_rotation(source.rotation)

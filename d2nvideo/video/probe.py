@@ -167,9 +167,29 @@ def _reason(exc: Exception) -> str:
 
 
 def video_stream(container: Any, path: Path) -> Any:
-    if not container.streams.video:
+    """The video stream d2nvideo converts: the largest picture that is not a cover image
+    (an attached picture); the first of equals. The first stream alone was no rule: a
+    one-frame picture stored first was converted instead of the video."""
+    moving = [s for s in container.streams.video if not s.disposition & ATTACHED_PIC]
+    if not moving:
         raise InputError(f"'{path}' has no video stream", path)
-    return container.streams.video[0]
+    vs = max(moving, key=lambda s: (s.width or 0) * (s.height or 0))
+    _warn_if_more([s for s in moving if s is not vs], vs, path)
+    return vs
+
+
+def _warn_if_more(others: list[Any], vs: Any, path: Path) -> None:
+    """Once per file: video streams other than the one converted are left out (a front and
+    rear dashcam's file holds two)."""
+    if others:
+        _warn_once(
+            f"'{path.name}' has {len(others) + 1} video streams: stream {vs.index} "
+            f"({vs.width}x{vs.height}) is converted, stream "
+            f"{', '.join(str(s.index) for s in others)} left out"
+        )
+
+
+ATTACHED_PIC = 1024  # AV_DISPOSITION_ATTACHED_PIC: a cover image, not video
 
 
 def probe(path: Path, salvage: bool = False) -> VideoInfo:
