@@ -92,6 +92,17 @@ def test_info_goes_on_past_an_os_error(tmp_path: Path) -> None:
 def test_info_table(media: dict[str, Path]) -> None:
     result = run("info", media["audio"])
     assert result.exit_code == 0 and "aac" in result.output and "t1" in result.output
+    assert "clock starts" not in result.output
+
+
+def test_info_says_where_a_late_clock_starts(tmp_path: Path) -> None:
+    # --start and --at count from the first frame: a clip at 100 s on its own clock showed
+    # only its length
+    from fractions import Fraction
+
+    clip = make_video(tmp_path / "late.ts", pts=list(range(2500, 2510)), time_base=Fraction(1, 25))
+    result = run("info", clip)
+    assert result.exit_code == 0 and "(its clock starts at 100.00 s)" in result.output
 
 
 def test_convert_folder_mirrors_names_and_reports_bad_images(media, tmp_path: Path) -> None:

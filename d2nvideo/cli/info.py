@@ -80,7 +80,7 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
         ("container", data["format"]),
         ("video", f"{data['codec']} {data['width']}x{data['height']} {data['pix_fmt']}"),
         ("fps", f"{data['fps']:.3f}"),
-        ("duration", f"{data['duration']:.2f} s"),
+        ("duration", f"{data['duration']:.2f} s" + _clock(data["start_time"])),
         ("frames", f"{data['frames']}" + ("" if data["frames_exact"] else " (estimated)")),
         ("rotation", f"{data['rotation']} deg"),
         ("colour", "HDR (PQ/HLG or BT.2020)" if _hdr(data["color"]) else "SDR"),
@@ -100,6 +100,11 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append((f"{s['type']} #{s['index']}", detail))
     rows += [(f"tag {key}", str(value)) for key, value in data["metadata"].items()]
     return rows
+
+
+def _clock(start: float) -> str:
+    """Where the file's clock starts, when not at 0 (--start and --at count from there)."""
+    return f" (its clock starts at {start:.2f} s)" if abs(start) >= 0.005 else ""
 
 
 def _hdr(color: dict[str, int]) -> bool:
