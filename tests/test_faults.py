@@ -1044,3 +1044,34 @@ def test_convert_takes_the_largest_video_stream_and_says_what_it_leaves(
     info = read_video(out)
     assert (len(info.times), info.width) == (10, 64)
     assert "2 video streams: stream 1 (64x48) is converted, stream 0 left out" in caplog.text
+
+
+def test_convert_names_a_data_stream_it_leaves_out(
+    media, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a camera's GPS or timecode track went missing from the output without a word
+    import logging
+    from fractions import Fraction
+
+    import av
+
+    clip = tmp_path / "gps.mp4"
+    with av.open(str(clip), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        data = out.add_data_stream("bin_data")
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+            packet = av.Packet(b"gps %d" % i)
+            packet.stream, packet.pts, packet.dts = data, i, i
+            packet.time_base = Fraction(1, 25)
+            out.mux(packet)
+        out.mux(video.encode())
+    with caplog.at_level(logging.WARNING):
+        result = invoke(
+            "convert", clip, "--to", "night", "-o", tmp_path / "o.mp4", "--model", media["model"]
+        )
+    assert result.exit_code == 0, result.output
+    assert "data stream 1" in caplog.text and "left out" in caplog.text

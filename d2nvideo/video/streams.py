@@ -74,6 +74,8 @@ class StreamCopier:
         src = open_input(source.path)
         mapping = {}
         for s in src.streams:
+            if s.type in ("data", "attachment"):
+                _left_out(s)
             if s.type in ("audio", "subtitle"):
                 target = _output_for(s, out, offset_s)
                 if target is not None:
@@ -150,6 +152,19 @@ def _output_for(stream: Any, out: Any, offset_s: float) -> Any:
         out.format.name,
     )
     return None
+
+
+def _left_out(stream: Any) -> None:
+    """Data streams (a camera's GPS or timecode track) and attachments (a Matroska file's
+    fonts) went missing from the output without a word."""
+    kind = "data" if stream.type == "data" else "attachment"
+    tag = stream.metadata.get("handler_name") or stream.metadata.get("filename") or ""
+    log.warning(
+        "%s stream %d%s is left out: convert copies audio and subtitle streams only",
+        kind,
+        stream.index,
+        f" ({tag.strip()})" if tag.strip() else "",
+    )
 
 
 def _avi_to_avi(stream: Any, out: Any) -> bool:
