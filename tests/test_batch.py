@@ -503,3 +503,22 @@ def test_a_rank_joins_its_group_with_sigterms_default_action(monkeypatch) -> Non
         assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # given back
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_outcomes_that_come_in_as_a_pool_stops_are_reported() -> None:
+    # a worker that finished its input as Ctrl-C came had written its output, and the report
+    # had no line for it (a resumed run then skipped the file)
+    from concurrent.futures import Future
+
+    from d2nvideo.batch.run import Outcome, late_outcomes
+
+    done, failed, cancelled, running, recorded = (Future() for _ in range(5))
+    done.set_result(Outcome("b.mp4", "b_night.mp4", "done", 10, 1.0))
+    failed.set_exception(RuntimeError("a worker died"))
+    cancelled.cancel()
+    recorded.set_result(Outcome("a.mp4", "a_night.mp4", "done", 10, 1.0))
+    futures = {recorded: 0, done: 1, failed: 2, cancelled: 3, running: 4}
+    outcomes: list[Outcome | None] = [recorded.result(), None, None, None, None]
+    reported: list[Outcome] = []
+    late_outcomes(futures, outcomes, reported.append)
+    assert reported == [done.result()] and outcomes[1] == done.result()

@@ -242,6 +242,7 @@ def run_pool(
     pool = ProcessPoolExecutor(
         jobs, mp.get_context("spawn"), _start_worker, (factory, worker_threads(jobs), os.getpid())
     )
+    futures: dict[Future[Outcome], int] = {}
     try:
         futures = _submit(pool, tasks, jobs)
         for future in _as_completed(futures):
@@ -251,15 +252,32 @@ def run_pool(
             on_outcome(outcomes[i])  # type: ignore[arg-type]
     except BrokenProcessPool as exc:
         _stop(pool)
+        late_outcomes(futures, outcomes, on_outcome)
         raise D2NError(
             "a worker process ended unexpectedly (killed, or out of memory?); the outputs "
             "finished before were kept"
         ) from exc
     except BaseException:
         _stop(pool)
+        late_outcomes(futures, outcomes, on_outcome)
         raise
     pool.shutdown()
     return [o for o in outcomes if o is not None]
+
+
+def late_outcomes(
+    futures: dict[Future[Outcome], int],
+    outcomes: list[Outcome | None],
+    on_outcome: Callable[[Outcome], None],
+) -> None:
+    """Outcomes that came in as the run stopped (a worker finished its input as Ctrl-C came,
+    or while the others were being ended): reported too, so that the report names every
+    output written (a resumed run skipped the file, and its line was missing)."""
+    for future, i in futures.items():
+        finished = future.done() and not future.cancelled() and future.exception() is None
+        if outcomes[i] is None and finished:
+            outcomes[i] = future.result()
+            on_outcome(future.result())
 
 
 def _submit(pool: Any, tasks: list[Task], jobs: int) -> dict[Future[Outcome], int]:
