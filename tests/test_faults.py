@@ -968,6 +968,13 @@ def _packet_times(path: Path, kind: str) -> list[int]:
         return [p.pts for p in container.demux(stream) if p.size]
 
 
+def _packet_dts(path: Path) -> list[int]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [p.dts for p in container.demux(video=0) if p.size]
+
+
 def test_an_avi_into_an_avi_keeps_its_audio_times(media, tmp_path: Path) -> None:
     # AAC copied from an AVI into an AVI kept the block size its reader read, and the output's
     # reader timed it by bytes (0, 0, 1, 1, 1, 2...); converting that file again was a traceback
@@ -1075,3 +1082,34 @@ def test_convert_names_a_data_stream_it_leaves_out(
         )
     assert result.exit_code == 0, result.output
     assert "data stream 1" in caplog.text and "left out" in caplog.text
+
+
+def test_a_variable_rate_clip_into_an_avi_keeps_its_fast_frames_apart(
+    media, tmp_path: Path
+) -> None:
+    # 1 s at 30 fps, then 1 s at 10 fps (a phone in the dark): at the average rate's tick
+    # (1/22) the fast frames were pushed a tick on each, half a second behind the sound
+    from fractions import Fraction
+
+    from d2nvideo.video.probe import probe
+
+    pts = [round(i * 1000 / 30) for i in range(30)] + [1000 + 100 * i for i in range(10)]
+    clip = make_video(tmp_path / "vfr.mp4", pts=pts, time_base=Fraction(1, 1000))
+    out = tmp_path / "o.avi"
+    model = ["--model", media["model"], "-q"]
+    assert invoke("convert", clip, "--to", "night", "-o", out, *model).exit_code == 0
+    # the stored (decoding) times: an AVI stores no others, and FFmpeg's reader guesses the
+    # presentation time of H.264 there as the next frame's
+    stored = _packet_dts(out)
+    assert probe(out).time_base == Fraction(1, 30)
+    assert stored == list(range(30)) + [30 + 3 * i for i in range(10)]
+
+
+def test_an_mpegts_with_audio_converts_into_an_avi(media, tmp_path: Path) -> None:
+    # its AAC (ADTS, no codec header) copied into the AVI made the muxer refuse the file: a
+    # traceback ending in 'Invalid argument'
+    clip = make_video(tmp_path / "a.ts", frames=10, audio=True)
+    out = tmp_path / "o.avi"
+    result = invoke("convert", clip, "--to", "night", "-o", out, "--model", media["model"], "-q")
+    assert result.exit_code == 0, result.output
+    assert len(read_video(out).audio) > 0

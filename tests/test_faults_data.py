@@ -428,3 +428,24 @@ def test_a_copied_cut_of_an_mp4_converts_the_frames_it_shows(media, tmp_path: Pa
     result = invoke("convert", clip, "--to", "night", "-o", out, "--model", media["model"], "-q")
     assert result.exit_code == 0, result.output
     assert probe(out).frames == 5
+
+
+def test_the_last_stretch_of_a_late_clock_decodes(tmp_path: Path) -> None:
+    # a seek into a late-starting MPEG-TS landed past its last frame and was not retried: the
+    # end of the file was taken for 2 s on its own clock, not 102
+    from d2nvideo.video.decode import decode_frames, frames_at
+
+    clip = _late(tmp_path / "late.ts")
+    pieces = [len(list(decode_frames(clip, 100 + 0.4 * k, 0.4))) for k in range(5)]
+    assert pieces == [10] * 5
+    assert [round(f.time, 2) for f in frames_at(clip, [101.7])] == [101.72]
+
+
+def test_an_edit_list_hiding_under_one_percent_is_not_called_truncated(tmp_path: Path) -> None:
+    # the edit-list test allowed 1% where the truncation check allowed 0.5%: a real clip
+    # (968 stored, 959 shown) was still refused as truncated
+    from fractions import Fraction
+
+    clip = make_video(tmp_path / "cut.mp4", pts=list(range(-3, 397)), time_base=Fraction(1, 25))
+    info = probe(clip)
+    assert (info.frames, info.frames_exact) == (397, False)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .probe import _reason, open_input, use_threads, video_stream
+from .probe import _reason, count_slack, open_input, use_threads, video_stream
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def _check_end(path: Path, last: float | None, expected: float | None, start: fl
 def _check_count(path: Path, count: int, expected: int | None, salvage: Salvage | None) -> None:
     # Containers' counts can exceed what decodes by a frame or two (edit lists); a file cut
     # short loses far more.
-    if expected is not None and count < expected - max(2, expected // 200):
+    if expected is not None and count < expected - count_slack(expected):
         if salvage is None:
             raise InputError(
                 f"'{path}' is truncated or corrupt: decoded {count} of {expected} frames", path
@@ -262,7 +262,9 @@ def _sought(
     ``t``, even past the last frame: MPEG-TS seeks by byte position, and its keyframes are not
     indexed. Then it seeks again from further back (1, 4, 16... s), at last from the file's
     start; a ``t`` past the container's end is not retried."""
-    past_end = container.duration is not None and t > container.duration / 1e6 + 1.0
+    # the container's duration runs from its start, which an MPEG-TS clock puts anywhere
+    end = ((container.start_time or 0) + (container.duration or 0)) / 1e6
+    past_end = container.duration is not None and t > end + 1.0
     back = 0.0
     while True:
         target = max(0.0, t - back)

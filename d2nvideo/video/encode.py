@@ -17,10 +17,17 @@ import cv2
 import numpy as np
 
 from ..choices import require_number
-from ..errors import UsageError
+from ..errors import OutputError, UsageError
 from ..fileio import output_name
 from .decode import Frame
-from .probe import VideoInfo, codec_threads, use_threads, warn_if_deep, warn_if_hdr
+from .probe import (
+    VideoInfo,
+    _reason,
+    codec_threads,
+    use_threads,
+    warn_if_deep,
+    warn_if_hdr,
+)
 from .streams import StreamCopier, supported_codecs
 
 log = logging.getLogger(__name__)
@@ -321,8 +328,7 @@ def encode_frames(
     """
     import av
 
-    codec = _prepare(path, source, settings)
-    out = av.open(str(path), "w")
+    codec, out = _prepare(path, source, settings), av.open(str(path), "w")
     copier: StreamCopier | None = None
     count = 0
     try:
@@ -339,6 +345,8 @@ def encode_frames(
             _mux(out, vs.encode(), None)
         if copier is not None:
             copier.finish()
+    except av.error.FFmpegError as exc:  # what no check foresaw: one line, not a traceback
+        raise OutputError(f"writing '{output_name(path)}' failed: {_reason(exc)}", path) from exc
     finally:
         if copier is not None:
             copier.close()
@@ -395,10 +403,18 @@ class _Clock:
 
 
 def _avi_tick(out: Any, source: VideoInfo) -> Fraction | None:
-    """An AVI's time base, one frame at the clip's average rate (None for other muxers)."""
-    if out.format.name != "avi" or source.fps <= 0:
+    """An AVI's time base (None for other muxers): a frame at the lowest rate that holds every
+    frame time (FFmpeg's base rate: a phone's 30 fps that drops to 10 in the dark keeps 1/30,
+    where its average rate's tick put each of the fast frames a tick late, and the picture
+    drifted half a second from the sound), else at the average rate."""
+    if out.format.name != "avi":
         return None
-    return 1 / Fraction(source.fps).limit_denominator(1_000_000)
+    rate = source.base_rate if source.base_rate and source.base_rate <= MAX_AVI_RATE else None
+    rate = rate or source.fps
+    return 1 / Fraction(rate).limit_denominator(1_000_000) if rate > 0 else None
+
+
+MAX_AVI_RATE = 1000  # a finer base rate would be a time base, not frames'
 
 
 def _to_av(frame: Frame, pix_fmt: str) -> Any:

@@ -64,6 +64,7 @@ class VideoInfo:
     size: int = 0  # bytes on disk
     index_end: int | None = None  # byte where the container's index says the last sample ends
     header_end: float | None = None  # Matroska/WebM: seconds where the header says video ends
+    base_rate: Fraction | None = None  # the lowest rate that holds every frame time FFmpeg saw
 
     @property
     def audio(self) -> list[StreamInfo]:
@@ -87,6 +88,7 @@ class VideoInfo:
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data.update(path=str(self.path), fps=float(self.fps), time_base=str(self.time_base))
+        data.update(base_rate=float(self.base_rate) if self.base_rate else None)
         return data
 
 
@@ -207,7 +209,7 @@ def probe(path: Path, salvage: bool = False) -> VideoInfo:
         fps = vs.average_rate or vs.guessed_rate or Fraction(30)
         duration = _duration(container, vs, tb)
         exact = bool(vs.frames) and not _edited(vs.frames, duration, fps)
-        info = VideoInfo(
+        return VideoInfo(
             path=path,
             format=container.format.name,
             codec=vs.codec_context.name,
@@ -230,8 +232,8 @@ def probe(path: Path, salvage: bool = False) -> VideoInfo:
             size=size,
             index_end=end,
             header_end=_header_end(container, vs),
+            base_rate=Fraction(vs.base_rate) if vs.base_rate else None,
         )
-    return info
 
 
 def held_duration(path: Path) -> float | None:
@@ -379,7 +381,14 @@ def _edited(count: int, duration: float, fps: Fraction) -> bool:
     edit list hides it: the container counts every stored frame, the duration only what plays.
     Such a count is no count of the frames a decode gives."""
     shown = duration * float(fps)
-    return duration > 0 and count > shown + max(2.0, count / 100)
+    return duration > 0 and count > shown + count_slack(count)
+
+
+def count_slack(count: int) -> int:
+    """How many frames fewer than a container's count may decode before a file is called
+    truncated (counts can exceed what decodes by a frame or two: edit lists); the same slack
+    tells an edit list that hides frames, so that no such file is refused."""
+    return max(2, count // 200)
 
 
 def _stream_info(s: Any) -> StreamInfo:

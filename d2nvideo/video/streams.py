@@ -130,12 +130,13 @@ class StreamCopier:
 def _output_for(stream: Any, out: Any, offset_s: float) -> Any:
     """The output stream a source stream goes to: a copy, a re-encoder, or None (left out)."""
     name = stream.codec_context.name if stream.codec_context else None
-    lossy_avi = _avi_to_avi(stream, out) and not (name or "").startswith("pcm_")
+    lossy_avi = _uncopiable_into_avi(stream, out) and not (name or "").startswith("pcm_")
     if name is not None and accepts(out, name) and not lossy_avi:
         return out.add_stream_from_template(stream)
     fallback = AUDIO_FALLBACK.get(out.format.name.split(",")[0], "aac")
     if stream.type == "audio" and accepts(out, fallback):
-        why = "would lose its timing copied from AVI to AVI" if lossy_avi else "cannot go into"
+        source = stream.container.format.name.split(",")[0].upper()
+        why = f"cannot be copied from {source} to AVI" if lossy_avi else "cannot go into"
         log.warning(
             "audio stream %d (%s) %s; re-encoded to %s",
             stream.index,
@@ -167,12 +168,14 @@ def _left_out(stream: Any) -> None:
     )
 
 
-def _avi_to_avi(stream: Any, out: Any) -> bool:
-    """An AVI's compressed audio (AAC, MP3) copied into an AVI keeps the block size the
-    demuxer read, and the output's reader then times its packets by bytes: 0, 0, 1, 1, 1, 2...
-    for 0, 1, 2...; the audio drifted and the file could not be converted again. Copied from
-    MP4 or Matroska, or re-encoded, it keeps its times."""
-    return stream.container.format.name == "avi" and out.format.name == "avi"
+def _uncopiable_into_avi(stream: Any, out: Any) -> bool:
+    """Compressed audio goes into an AVI copied only from an MP4, MOV or Matroska file. An
+    AVI's (AAC, MP3) keeps the block size its reader read, and the output's reader then times
+    its packets by bytes (0, 0, 1, 1, 1, 2... for 0, 1, 2...: the file could not be converted
+    again); an MPEG-TS's AAC (ADTS, no codec header) made the AVI muxer refuse the file."""
+    if out.format.name != "avi":
+        return False
+    return not any(kind in stream.container.format.name for kind in ("mp4", "matroska"))
 
 
 class _Transcoder:
