@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import TINY_UNIT, frame_image, make_video
-from faults import invoke, one_error, refused, run_cli, snapshot
+from faults import fails, invoke, one_error, refused, run_cli, snapshot
 from helpers import read_video
 
 from d2nvideo.errors import CheckpointError, InputError, OutputError, UsageError
@@ -1113,3 +1113,23 @@ def test_an_mpegts_with_audio_converts_into_an_avi(media, tmp_path: Path) -> Non
     result = invoke("convert", clip, "--to", "night", "-o", out, "--model", media["model"], "-q")
     assert result.exit_code == 0, result.output
     assert len(read_video(out).audio) > 0
+
+
+def test_a_muxer_refusing_a_packet_is_one_line(
+    media, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what no check foresees (an MPEG-TS's AAC into an AVI was one) ended in a traceback
+    import av
+
+    import d2nvideo.video.encode as encode
+
+    def refuse(*args: object) -> None:
+        raise av.error.ArgumentError(22, "Invalid argument")
+
+    monkeypatch.setattr(encode, "_mux", refuse)
+    clip = make_video(tmp_path / "a.mp4", frames=4)
+    out = tmp_path / "o.mp4"
+    args = ["convert", clip, "--to", "night", "-o", out, "--model", media["model"], "-q"]
+    result = invoke(*args)
+    fails(result, 1, f"writing '{out}' failed: Invalid argument")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]
