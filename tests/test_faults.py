@@ -1133,3 +1133,16 @@ def test_a_muxer_refusing_a_packet_is_one_line(
     result = invoke(*args)
     fails(result, 1, f"writing '{out}' failed: Invalid argument")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]
+
+
+def test_an_mp4_with_audio_into_an_avi_keeps_its_frames_in_their_slots(
+    media, tmp_path: Path
+) -> None:
+    # the AAC's priming packet (before 0) made FFmpeg shift the video behind it by writing
+    # empty frames: two after the first, the picture a tenth of a second late
+    clip = make_video(tmp_path / "a.mp4", frames=12, audio=True)
+    out = tmp_path / "o.avi"
+    model = ["--model", media["model"], "-q"]
+    assert invoke("convert", clip, "--to", "night", "-o", out, *model).exit_code == 0
+    assert _packet_dts(out) == list(range(12))
+    assert len(read_video(out).audio) > 0

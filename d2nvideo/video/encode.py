@@ -366,8 +366,10 @@ def _prepare(path: Path, source: VideoInfo, settings: EncodeSettings) -> str:
 def _open_copier(
     source: VideoInfo, out: Any, start: float, end: float | None, first: Frame
 ) -> StreamCopier | None:
-    # A whole-file copy keeps everything, priming packets with pts < 0 included.
-    window_start = start if start > 0 else float("-inf")
+    # A whole-file copy keeps everything, priming packets with pts < 0 included, except into
+    # an AVI: it stores no times below 0, and FFmpeg shifted the video behind an AAC's priming
+    # packet by writing empty frames (two or three: the picture a tenth of a second late).
+    window_start = start if start > 0 else (0.0 if out.format.name == "avi" else float("-inf"))
     return StreamCopier.open(source, out, window_start, end, first.time if start else 0)
 
 
