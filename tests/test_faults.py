@@ -1146,3 +1146,17 @@ def test_an_mp4_with_audio_into_an_avi_keeps_its_frames_in_their_slots(
     assert invoke("convert", clip, "--to", "night", "-o", out, *model).exit_code == 0
     assert _packet_dts(out) == list(range(12))
     assert len(read_video(out).audio) > 0
+
+
+def test_an_avi_s_frames_are_read_at_the_slots_they_are_stored_in(media, tmp_path: Path) -> None:
+    # FFmpeg guesses an H.264 frame's time in an AVI as the next frame's slot: every frame was
+    # read one slot late, and each AVI to AVI conversion added a slot
+    from d2nvideo.video.decode import decode_frames
+
+    clip = make_video(tmp_path / "a.mp4", frames=8)
+    model = ["--model", media["model"], "-q"]
+    once, twice = tmp_path / "once.avi", tmp_path / "twice.avi"
+    assert invoke("convert", clip, "--to", "night", "-o", once, *model).exit_code == 0
+    assert [f.pts for f in decode_frames(once)] == list(range(8)) == _packet_dts(once)
+    assert invoke("convert", once, "--to", "night", "-o", twice, *model).exit_code == 0
+    assert [f.pts for f in decode_frames(twice)] == list(range(8))

@@ -135,7 +135,7 @@ def _decoded(
 ) -> Iterator[Any]:
     """Decoded frames in display order, with an increasing pts on each (see ``_Timestamps``)."""
     step = max(1, round(1 / (float(vs.average_rate or vs.guessed_rate or 30) * tb)))
-    times = _Timestamps(step)
+    times = _Timestamps(step, stored=container.format.name == "avi")
     frames = _strict(container, vs, path) if salvage is None else _tolerant(container, vs, salvage)
     for frame in frames:
         frame.pts = times.of(frame.pts, frame.dts)
@@ -151,9 +151,12 @@ class _Timestamps:
     other frames (1, 3, 4, 2, 6, ...); the encoder refused them. As FFmpeg does, once the pts
     have gone backwards more often than the dts, the dts are used. A time no later than the one
     before (or none at all) becomes the one before plus a tick (plus a frame where none), so
-    every frame is kept, in order."""
+    every frame is kept, in order. An AVI's (``stored``) are its dts, the slot each frame is
+    stored in: FFmpeg guesses an H.264 frame's pts there as the next frame's dts, one slot
+    late (three behind audio; each AVI to AVI conversion added as many)."""
 
     step: int
+    stored: bool = False
     last: int | None = None
     last_pts: int | None = None
     last_dts: int | None = None
@@ -167,7 +170,8 @@ class _Timestamps:
         if dts is not None:
             self.faulty_dts += self.last_dts is not None and dts <= self.last_dts
             self.last_dts = dts
-        use_pts = pts is not None and (dts is None or self.faulty_pts <= self.faulty_dts)
+        trust_pts = not self.stored and self.faulty_pts <= self.faulty_dts
+        use_pts = pts is not None and (dts is None or trust_pts)
         t = pts if use_pts else dts
         if self.last is not None and (t is None or t <= self.last):
             t = self.last + (1 if t is not None else self.step)
