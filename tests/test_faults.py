@@ -1160,3 +1160,48 @@ def test_an_avi_s_frames_are_read_at_the_slots_they_are_stored_in(media, tmp_pat
     assert [f.pts for f in decode_frames(once)] == list(range(8)) == _packet_dts(once)
     assert invoke("convert", once, "--to", "night", "-o", twice, *model).exit_code == 0
     assert [f.pts for f in decode_frames(twice)] == list(range(8))
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("[enforce fail at alloc_cpu.cpp:118] DefaultCPUAllocator: can't allocate"),
+        MemoryError(),
+    ],
+)
+def test_running_out_of_memory_is_one_line(
+    error: BaseException, media, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a 4K frame at --quality full takes 4.6 GB: on a smaller machine, torch's allocator
+    # error (or ONNX Runtime's) was a traceback
+    import d2nvideo.pipeline
+
+    def exhausted(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(d2nvideo.pipeline, "convert_video", exhausted)
+    clip = make_video(tmp_path / "a.mp4", frames=2)
+    args = ["convert", clip, "--to", "night", "-o", tmp_path / "o.mp4", "-q"]
+    fails(invoke(*args, "--model", media["model"]), 1, "out of memory: use smaller frames")
+
+
+def test_a_stream_whose_frame_size_changes_converts_at_the_first_size(
+    media, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # two recordings joined (a camera switching mode): the bar detection indexed a row the
+    # smaller frames do not have, a traceback
+    import logging
+
+    parts = [
+        make_video(tmp_path / f"{i}.h264", frames=6, size=size)
+        for i, size in enumerate([(96, 64), (64, 48)])
+    ]
+    joined = tmp_path / "joined.h264"
+    joined.write_bytes(b"".join(p.read_bytes() for p in parts))
+    out = tmp_path / "o.mp4"
+    with caplog.at_level(logging.WARNING):
+        result = invoke("convert", joined, "--to", "night", "-o", out, "--model", media["model"])
+    assert result.exit_code == 0, result.output
+    video = read_video(out)
+    assert (len(video.times), video.width, video.height) == (12, 96, 64)
+    assert "changes its frame size part-way (96x64 to 64x48)" in caplog.text

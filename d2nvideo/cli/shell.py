@@ -92,10 +92,31 @@ def guarded_invoke(invoke: Callable[[click.Context], Any], ctx: click.Context) -
         raise Interrupted(message, 143 if isinstance(exc, Terminated) else 130) from exc
     except OSError as exc:
         raise Failure(os_error_line(exc), 1) from exc
+    except MemoryError as exc:
+        raise Failure(OUT_OF_MEMORY, 1) from exc
     except RuntimeError as exc:  # Path.resolve() on a link loop (an OSError from Python 3.13)
+        if _out_of_memory(exc):
+            raise Failure(OUT_OF_MEMORY, 1) from exc
         if not str(exc).startswith(LINK_LOOP):
             raise
         raise Failure(f"a link loop on the way to {str(exc).removeprefix(LINK_LOOP)}", 1) from exc
+    except Exception as exc:  # ONNX Runtime's errors are plain Exceptions
+        if not _out_of_memory(exc):
+            raise
+        raise Failure(OUT_OF_MEMORY, 1) from exc
+
+
+OUT_OF_MEMORY = (
+    "out of memory: use smaller frames (--max-size or --work-size, not --quality full), a "
+    "smaller --batch-size, or close other programs"
+)
+# What torch's CPU allocator and ONNX Runtime's arena say when the machine's memory runs out
+# (a 4K frame at --quality full takes 4.6 GB); the CUDA kind is split on in batching.py.
+_OOM_TEXT = ("can't allocate memory", "DefaultCPUAllocator", "BFCArena", "bad_alloc")
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    return any(text in str(exc) for text in _OOM_TEXT)
 
 
 def os_error_line(exc: OSError) -> str:

@@ -78,19 +78,48 @@ def decode_frames(
         tb = Fraction(vs.time_base or Fraction(1, 90000))
         frames = _sought(container, vs, path, tb, start, salvage)
         end = None if duration is None else start + duration
-        count, slack = 0, half_tick(tb)
+        count, slack, size = 0, half_tick(tb), _FirstSize(path)
         for frame in frames:
             t = float(frame.pts * tb)
             if t < start - slack:
                 continue
             if end is not None and t >= end - slack:
                 break
-            yield Frame(frame.to_ndarray(format="rgb24"), frame.pts, tb, count, frame.duration or 0)
+            yield Frame(size.rgb(frame), frame.pts, tb, count, frame.duration or 0)
             count += 1
         _check_count(path, count, expect_frames, salvage)
         _check_end(path, t if count else None, expect_end, start)
     finally:
         container.close()
+
+
+@dataclass
+class _FirstSize:
+    """Every frame as RGB at the size of the first: a stream whose size changes part-way (two
+    recordings joined, a camera switching mode) crashed convert in its bar detection. As the
+    ffmpeg command does, later frames are scaled to the first's size, with a warning."""
+
+    path: Path
+    size: tuple[int, int] | None = None
+    warned: bool = False
+
+    def rgb(self, frame: Any) -> np.ndarray:
+        if self.size is None:
+            self.size = (frame.width, frame.height)
+        if (frame.width, frame.height) == self.size:
+            return np.asarray(frame.to_ndarray(format="rgb24"))
+        if not self.warned:
+            self.warned = True
+            log.warning(
+                "'%s' changes its frame size part-way (%dx%d to %dx%d): later frames are "
+                "scaled to the first's size",
+                self.path.name,
+                *self.size,
+                frame.width,
+                frame.height,
+            )
+        width, height = self.size
+        return np.asarray(frame.to_ndarray(format="rgb24", width=width, height=height))
 
 
 def half_tick(tb: Fraction) -> float:
