@@ -1205,3 +1205,18 @@ def test_a_stream_whose_frame_size_changes_converts_at_the_first_size(
     video = read_video(out)
     assert (len(video.times), video.width, video.height) == (12, 96, 64)
     assert "changes its frame size part-way (96x64 to 64x48)" in caplog.text
+
+
+@pytest.mark.parametrize("audio", [False, True])
+def test_mpegts_files_joined_end_to_end_are_refused_in_one_line(
+    audio: bool, media, tmp_path: Path
+) -> None:
+    # the clock restarts part-way: the second part's frames were squashed into one instant
+    # (a tick apart), and with audio the writer refused the file in a line that said nothing
+    part = make_video(tmp_path / "part.ts", frames=25, audio=audio)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(part.read_bytes() * 2)
+    args = ["convert", joined, "--to", "night", "-o", tmp_path / "o.mp4", "-q"]
+    refused(
+        tmp_path, 1, "in time part-way: files joined end to end?", *args, "--model", media["model"]
+    )

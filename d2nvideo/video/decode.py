@@ -164,11 +164,25 @@ def _decoded(
 ) -> Iterator[Any]:
     """Decoded frames in display order, with an increasing pts on each (see ``_Timestamps``)."""
     step = max(1, round(1 / (float(vs.average_rate or vs.guessed_rate or 30) * tb)))
-    times = _Timestamps(step, stored=container.format.name == "avi")
+    times = _Timestamps(step, stored=container.format.name == "avi", back=round(BACK_S / tb))
     frames = _strict(container, vs, path) if salvage is None else _tolerant(container, vs, salvage)
     for frame in frames:
         frame.pts = times.of(frame.pts, frame.dts)
+        if times.went_back:
+            raise InputError(clock_restarts(path, float(times.went_back * tb)), path)
         yield frame
+
+
+BACK_S = 0.5  # a clock that goes back further restarted (reordered frames go back a few ticks)
+
+
+def clock_restarts(path: Path, back: float) -> str:
+    """Files joined end to end (``cat a.ts b.ts``) restart their clock part-way: the frames
+    after were squashed into one instant (their times a tick apart), or the audio refused."""
+    return (
+        f"'{path}' goes back {back:.1f} s in time part-way: files joined end to end? "
+        "Convert each part on its own"
+    )
 
 
 @dataclass
@@ -186,6 +200,8 @@ class _Timestamps:
 
     step: int
     stored: bool = False
+    back: int = 1_000_000  # ticks in BACK_S: a time further back is a restarted clock
+    went_back: int = 0  # how far it went back (ticks), when it did
     last: int | None = None
     last_pts: int | None = None
     last_dts: int | None = None
@@ -202,6 +218,8 @@ class _Timestamps:
         trust_pts = not self.stored and self.faulty_pts <= self.faulty_dts
         use_pts = pts is not None and (dts is None or trust_pts)
         t = pts if use_pts else dts
+        if self.last is not None and t is not None and t < self.last - self.back:
+            self.went_back = self.last - t
         if self.last is not None and (t is None or t <= self.last):
             t = self.last + (1 if t is not None else self.step)
         self.last = 0 if t is None else t

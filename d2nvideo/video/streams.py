@@ -12,8 +12,11 @@ import logging
 from collections.abc import Iterator
 from fractions import Fraction
 from functools import cache
+from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
+from .decode import BACK_S, clock_restarts
 from .probe import VideoInfo, open_input
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,8 @@ class StreamCopier:
         self.offset_s = offset_s
         self.packets: Iterator[Any] = src.demux([src.streams[i] for i in mapping])
         self.pending: Any = None
+        self.path = Path(src.name)
+        self.last_times: dict[int, float] = {}  # each stream's latest packet time
 
     @classmethod
     def open(
@@ -98,11 +103,18 @@ class StreamCopier:
             if pkt.dts is None or pkt.pts is None:  # the demuxer's end-of-stream flush packet
                 continue
             pt = float(pkt.pts * pkt.time_base)
+            self._check_clock(pkt.stream.index, pt)
             if pt > t:
                 self.pending = pkt
                 return
             if pt >= start - 1e-6 and (end is None or pt < end):
                 self._mux(pkt)
+
+    def _check_clock(self, index: int, pt: float) -> None:
+        last = self.last_times.get(index)
+        if last is not None and pt < last - BACK_S:
+            raise InputError(clock_restarts(self.path, last - pt), self.path)
+        self.last_times[index] = max(pt, last if last is not None else pt)
 
     def finish(self) -> None:
         """Copy what is left and flush the re-encoders."""
