@@ -1220,3 +1220,17 @@ def test_mpegts_files_joined_end_to_end_are_refused_in_one_line(
     refused(
         tmp_path, 1, "in time part-way: files joined end to end?", *args, "--model", media["model"]
     )
+
+
+def test_the_output_is_tagged_with_the_matrix_it_was_converted_with(media, tmp_path: Path) -> None:
+    # RGB frames go to YUV by BT.601 and the output was untagged: a player took an HD clip
+    # for BT.709 and shifted its hues
+    import av
+
+    clip = make_video(tmp_path / "a.mp4", frames=3)
+    out = tmp_path / "o.mp4"
+    model = ["--model", media["model"], "-q"]
+    assert invoke("convert", clip, "--to", "night", "-o", out, *model).exit_code == 0
+    with av.open(str(out)) as container:
+        frame = next(container.decode(video=0))
+        assert (int(frame.colorspace), int(frame.color_range)) == (6, 1)

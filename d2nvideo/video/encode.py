@@ -21,6 +21,7 @@ from ..errors import OutputError, UsageError
 from ..fileio import output_name
 from .decode import Frame
 from .probe import (
+    Color,
     VideoInfo,
     _reason,
     codec_threads,
@@ -456,11 +457,29 @@ def _add_video_stream(
                 out.format.name,
                 source.rotation,
             )
-    if source.color.hdr:  # PQ/HLG values shown as SDR look washed out: keep the tags
-        cc, color = vs.codec_context, source.color
+    _tag_colour(vs, source.color)
+    return vs
+
+
+def _tag_colour(vs: Any, color: Color) -> None:
+    """Colour tags for what is written. HDR keeps the input's (PQ/HLG values shown as SDR look
+    washed out). Otherwise the YUV matrix is BT.601's, the one the RGB frames are converted
+    with (OpenCV's, or FFmpeg's scaler by default), and the primaries and transfer the
+    input's: untagged, a player took an HD clip for BT.709 and shifted its hues."""
+    cc = vs.codec_context
+    if color.hdr:
         cc.color_primaries, cc.color_trc = color.primaries, color.trc
         cc.colorspace, cc.color_range = color.space, color.range
-    return vs
+        return
+    if not vs.pix_fmt.startswith("yuv"):
+        return
+    cc.colorspace = SMPTE170M
+    cc.color_range = 2 if vs.pix_fmt.startswith("yuvj") else 1  # full (JPEG) or limited
+    if color.primaries != 2:
+        cc.color_primaries, cc.color_trc = color.primaries, color.trc
+
+
+SMPTE170M = 6  # FFmpeg's AVCOL_SPC_SMPTE170M: the BT.601 matrix
 
 
 def _copy_metadata(out: Any, source: VideoInfo) -> None:
