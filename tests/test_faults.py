@@ -1234,3 +1234,28 @@ def test_the_output_is_tagged_with_the_matrix_it_was_converted_with(media, tmp_p
     with av.open(str(out)) as container:
         frame = next(container.decode(video=0))
         assert (int(frame.colorspace), int(frame.color_range)) == (6, 1)
+
+
+def test_anamorphic_pixels_keep_their_aspect_ratio(media, tmp_path: Path) -> None:
+    # a DV or anamorphic clip's sample aspect ratio was dropped: it played at the wrong width
+    from fractions import Fraction
+
+    import av
+
+    from d2nvideo.video.probe import probe
+
+    clip = tmp_path / "sar.mp4"
+    with av.open(str(clip), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.codec_context.sample_aspect_ratio = Fraction(8, 9)
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+    assert probe(clip).sar == Fraction(8, 9)
+    out_path = tmp_path / "o.mp4"
+    model = ["--model", media["model"], "-q"]
+    assert invoke("convert", clip, "--to", "night", "-o", out_path, *model).exit_code == 0
+    assert probe(out_path).sar == Fraction(8, 9)

@@ -447,6 +447,8 @@ def _add_video_stream(
     vs.pix_fmt = _pix_fmt(codec, width, height, settings)
     vs.time_base = tick or source.time_base
     vs.codec_context.time_base = tick or source.time_base
+    if source.sar:  # anamorphic or DV pixels: dropped, the picture played at the wrong width
+        vs.codec_context.sample_aspect_ratio = source.sar
     use_threads(vs.codec_context)
     if source.rotation:
         vs.set_display_rotation(source.rotation)

@@ -65,6 +65,7 @@ class VideoInfo:
     index_end: int | None = None  # byte where the container's index says the last sample ends
     header_end: float | None = None  # Matroska/WebM: seconds where the header says video ends
     base_rate: Fraction | None = None  # the lowest rate that holds every frame time FFmpeg saw
+    sar: Fraction | None = None  # sample (pixel) aspect ratio where not square: anamorphic, DV
 
     @property
     def audio(self) -> list[StreamInfo]:
@@ -89,6 +90,7 @@ class VideoInfo:
         data = dataclasses.asdict(self)
         data.update(path=str(self.path), fps=float(self.fps), time_base=str(self.time_base))
         data.update(base_rate=float(self.base_rate) if self.base_rate else None)
+        data.update(sar=str(self.sar) if self.sar else None)
         return data
 
 
@@ -205,8 +207,7 @@ def probe(path: Path, salvage: bool = False) -> VideoInfo:
         if end is not None and end > size and not salvage:
             raise InputError(truncation_message(path, size, end), path)
         first = _first_frame(container, vs, path)
-        tb = vs.time_base or Fraction(1, 90000)
-        fps = vs.average_rate or vs.guessed_rate or Fraction(30)
+        tb, fps = vs.time_base or Fraction(1, 90000), vs.average_rate or vs.guessed_rate or 30
         duration = _duration(container, vs, tb)
         exact = bool(vs.frames) and not _edited(vs.frames, duration, fps)
         return VideoInfo(
@@ -233,6 +234,7 @@ def probe(path: Path, salvage: bool = False) -> VideoInfo:
             index_end=end,
             header_end=_header_end(container, vs),
             base_rate=Fraction(vs.base_rate) if vs.base_rate else None,
+            sar=_sar(vs),
         )
 
 
@@ -376,7 +378,13 @@ def _duration(container: Any, vs: Any, tb: Fraction) -> float:
     return 0.0
 
 
-def _edited(count: int, duration: float, fps: Fraction) -> bool:
+def _sar(vs: Any) -> Fraction | None:
+    """The pixels' aspect ratio where they are not square (None: square or unknown)."""
+    sar = vs.sample_aspect_ratio or vs.codec_context.sample_aspect_ratio
+    return Fraction(sar) if sar and sar != 1 else None
+
+
+def _edited(count: int, duration: float, fps: Fraction | int) -> bool:
     """An MP4 cut by copying (``ffmpeg -ss 0.6 -c copy``) keeps the GOP before the cut and an
     edit list hides it: the container counts every stored frame, the duration only what plays.
     Such a count is no count of the frames a decode gives."""
