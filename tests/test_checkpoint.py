@@ -53,8 +53,10 @@ def test_fp16_checkpoint_is_half_the_size_and_close(tmp_path: Path) -> None:
 
 
 def test_random_bytes_are_refused(tmp_path: Path) -> None:
+    # fixed bytes: one run in 256 of os.urandom began with 0x80, a pickle's first byte, and was
+    # refused as a pickle holding Python objects (a flaky test)
     path = tmp_path / "model.safetensors"
-    path.write_bytes(os.urandom(4096))
+    path.write_bytes(b"\x00" + np.random.default_rng(0).bytes(4095))
     with pytest.raises(CheckpointError, match="not a d2nvideo checkpoint"):
         load_checkpoint(path)
 
