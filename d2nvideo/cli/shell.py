@@ -92,18 +92,13 @@ def guarded_invoke(invoke: Callable[[click.Context], Any], ctx: click.Context) -
         raise Interrupted(message, 143 if isinstance(exc, Terminated) else 130) from exc
     except OSError as exc:
         raise Failure(os_error_line(exc), 1) from exc
-    except MemoryError as exc:
-        raise Failure(OUT_OF_MEMORY, 1) from exc
-    except RuntimeError as exc:  # Path.resolve() on a link loop (an OSError from Python 3.13)
-        if _out_of_memory(exc):
+    except Exception as exc:  # ONNX Runtime's errors are plain Exceptions
+        if isinstance(exc, MemoryError) or _out_of_memory(exc):
             raise Failure(OUT_OF_MEMORY, 1) from exc
-        if not str(exc).startswith(LINK_LOOP):
+        # Path.resolve() on a link loop (an OSError from Python 3.13)
+        if not (isinstance(exc, RuntimeError) and str(exc).startswith(LINK_LOOP)):
             raise
         raise Failure(f"a link loop on the way to {str(exc).removeprefix(LINK_LOOP)}", 1) from exc
-    except Exception as exc:  # ONNX Runtime's errors are plain Exceptions
-        if not _out_of_memory(exc):
-            raise
-        raise Failure(OUT_OF_MEMORY, 1) from exc
 
 
 OUT_OF_MEMORY = (

@@ -337,7 +337,7 @@ def encode_frames(
         for frame in frames:
             if vs is None:
                 clock = _Clock(frame.pts if start > 0 else 0, _avi_tick(out, source))
-                vs = _add_video_stream(out, codec, frame.image, source, settings)
+                vs = _add_video_stream(out, codec, frame.image, source, settings, clock.tick)
                 copier = _open_copier(source, out, start, end, frame)
                 _copy_metadata(out, source)
             count += 1
@@ -436,10 +436,16 @@ def _to_av(frame: Frame, pix_fmt: str) -> Any:
 
 
 def _add_video_stream(
-    out: Any, codec: str, image: np.ndarray, source: VideoInfo, settings: EncodeSettings
+    out: Any,
+    codec: str,
+    image: np.ndarray,
+    source: VideoInfo,
+    settings: EncodeSettings,
+    tick: Fraction | None,
 ) -> Any:
+    """``tick``: an AVI's time base (``_avi_tick``), None elsewhere (the source's is kept)."""
     height, width = image.shape[:2]
-    options, tick = _codec_options(codec, settings), _avi_tick(out, source)
+    options = _codec_options(codec, settings)
     if tick is not None:  # an AVI stores no presentation times: B-frames shifted every frame
         options["bf"] = "0"
     vs = out.add_stream(codec, rate=source.fps, options=options)

@@ -114,7 +114,7 @@ class StreamCopier:
         last = self.last_times.get(index)
         if last is not None and pt < last - BACK_S:
             raise InputError(clock_restarts(self.path, last - pt), self.path)
-        self.last_times[index] = max(pt, last if last is not None else pt)
+        self.last_times[index] = pt if last is None else max(pt, last)
 
     def finish(self) -> None:
         """Copy what is left and flush the re-encoders."""
@@ -149,12 +149,9 @@ def _output_for(stream: Any, out: Any, offset_s: float) -> Any:
     if stream.type == "audio" and accepts(out, fallback):
         source = stream.container.format.name.split(",")[0].upper()
         why = f"cannot be copied from {source} to AVI" if lossy_avi else "cannot go into"
+        where = "" if lossy_avi else f" {out.format.name}"
         log.warning(
-            "audio stream %d (%s) %s; re-encoded to %s",
-            stream.index,
-            name,
-            why if lossy_avi else f"{why} {out.format.name}",
-            fallback,
+            "audio stream %d (%s) %s%s; re-encoded to %s", stream.index, name, why, where, fallback
         )
         return _Transcoder(stream, out, fallback, offset_s)
     log.warning(
@@ -170,11 +167,10 @@ def _output_for(stream: Any, out: Any, offset_s: float) -> Any:
 def _left_out(stream: Any) -> None:
     """Data streams (a camera's GPS or timecode track) and attachments (a Matroska file's
     fonts) went missing from the output without a word."""
-    kind = "data" if stream.type == "data" else "attachment"
     tag = stream.metadata.get("handler_name") or stream.metadata.get("filename") or ""
     log.warning(
         "%s stream %d%s is left out: convert copies audio and subtitle streams only",
-        kind,
+        stream.type,
         stream.index,
         f" ({tag.strip()})" if tag.strip() else "",
     )
