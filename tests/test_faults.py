@@ -566,6 +566,85 @@ def test_salvage_skips_corrupt_packets(tmp_path: Path) -> None:
     assert len(frames) > 30 and lost.lost > 0 and lost.reason
 
 
+def test_salvage_counts_the_frames_a_failed_keyframe_takes_with_it(tmp_path: Path) -> None:
+    """A keyframe that fails takes the frames that refer to it along without an error of their
+    own; in a long file they fit in the count's slack, and --salvage reported the one packet
+    ("1 frame" for 6)."""
+    import av
+
+    from d2nvideo.video.decode import Salvage, decode_frames
+
+    src = _faststart(tmp_path / "long.mp4", frames=1400)  # a slack of 7 frames
+    with av.open(str(src)) as c:
+        keys = [(p.pos, p.size) for p in c.demux(c.streams.video[0]) if p.size and p.is_keyframe]
+    pos, size = keys[3]
+    data = bytearray(src.read_bytes())
+    data[pos : pos + size] = bytes(size)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(bytes(data))
+    lost = Salvage()
+    frames = list(decode_frames(bad, expect_frames=1400, salvage=lost))
+    assert 1400 - 7 <= len(frames) < 1400 - 1
+    assert lost.lost == 1400 - len(frames)
+
+
+def test_an_mp4_cut_before_its_index_says_so(media, tmp_path: Path) -> None:
+    """Most cameras write the MP4 index ('moov') last: a recording cut by a power loss has
+    none, and --salvage, whose help named that case, refused it as "truncated or corrupt"."""
+    data = make_video(tmp_path / "whole.mp4", frames=30).read_bytes()
+    (tmp_path / "whole.mp4").unlink()
+    moov = data.find(b"moov") - 4
+    out = tmp_path / "o.mp4"
+
+    def convert(src: Path, *extra: str) -> tuple[object, ...]:
+        return ("convert", src, "--to", "night", "-o", out, "--model", media["model"], "-q", *extra)
+
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[:moov])
+    for extra in ([], ["--salvage"]):
+        refused(tmp_path, 1, "without its index (no 'moov' box)", *convert(cut, *extra))
+    refused(tmp_path, 1, "without its index", "info", cut)
+    for share in (1, 50, 90):  # the index cut short: said "no video stream" or a traceback
+        short = tmp_path / f"short{share}.mp4"
+        short.write_bytes(data[: moov + (len(data) - moov) * share // 100])
+        refused(tmp_path, 1, "truncated: its index ('moov' box) is cut short", "info", short)
+        refused(tmp_path, 1, "is cut short", *convert(short, "--salvage"))
+
+
+def _noisy_ts(path: Path, frames: int = 40) -> Path:
+    """An MPEG-TS whose frames span many TS packets (noise does not compress)."""
+    import av
+
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 255, (96, 160, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25, options={"g": "20"})
+        vs.width, vs.height, vs.pix_fmt = 160, 96, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.roll(base, 4 * i, axis=1), format="rgb24")
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode())
+    return path
+
+
+def test_damage_in_an_mpeg_ts_is_named(tmp_path: Path, caplog) -> None:
+    """TS packets lost mid-file: the H.264 decoder hides the damage and raises nothing, and the
+    file was converted without a word (an MP4 with the same damage is refused)."""
+    from d2nvideo.video.decode import decode_frames
+
+    data = _noisy_ts(tmp_path / "whole.ts").read_bytes()
+    cut = len(data) // 2 // 188 * 188
+    damaged = tmp_path / "damaged.ts"
+    damaged.write_bytes(data[:cut] + data[cut + 188 * 20 :])  # 20 TS packets lost
+    assert len(list(decode_frames(tmp_path / "whole.ts"))) == 40
+    assert not [r for r in caplog.records if "damaged" in r.getMessage()]
+    frames = list(decode_frames(damaged))
+    assert len(frames) > 30
+    warned = [r.getMessage() for r in caplog.records if "damaged video packet" in r.getMessage()]
+    assert len(warned) == 1 and "damaged.ts' has 1 damaged video packet, the first at" in warned[0]
+
+
 def test_convert_refuses_a_truncated_file_at_once(media, tmp_path: Path) -> None:
     data = _faststart(tmp_path / "full.mp4").read_bytes()
     (tmp_path / "full.mp4").unlink()

@@ -51,6 +51,36 @@ class Salvage:
         self.reason = self.reason or _reason(exc)
 
 
+@dataclass
+class _Watch:
+    """What one decode of a file saw go wrong. ``salvage`` None: a failing packet is an error.
+    ``damaged`` counts packets the demuxer marked corrupt (an MPEG-TS with lost or damaged
+    packets: the decoder hides the damage as blocks or smears and raises nothing, so such a
+    file was converted without a word); ``damaged_at`` is the first one's time (seconds)."""
+
+    salvage: Salvage | None = None
+    damaged: int = 0
+    damaged_at: float | None = None
+
+    def seen(self, packet: Any, tb: Fraction) -> None:
+        if packet.is_corrupt:
+            self.damaged += 1
+            if self.damaged_at is None and packet.pts is not None:
+                self.damaged_at = float(packet.pts * tb)
+
+    def report(self, path: Path) -> None:
+        if self.damaged:
+            at = "" if self.damaged_at is None else f", the first at {self.damaged_at:.2f} s"
+            log.warning(
+                "'%s' has %d damaged video packet%s%s: the decoder hid what it could, and the "
+                "frames there may show blocks or smears as they do in the input",
+                path,
+                self.damaged,
+                "" if self.damaged == 1 else "s",
+                at,
+            )
+
+
 def decode_frames(
     path: Path,
     start: float = 0.0,
@@ -63,20 +93,19 @@ def decode_frames(
     """Yield the frames of ``path`` whose time lies in ``[start, start + duration)``.
 
     Seeks to the keyframe before ``start`` and decodes forward (FFmpeg picks the threads). If
-    ``expect_frames`` is given (the container's exact count, for a whole-file decode) and the
-    file ends early, the file is truncated and InputError is raised rather than a short output.
-    ``hwaccel`` ("cuda") decodes with NVDEC where available (see ``open_input``). With
-    ``salvage`` a corrupt packet or a file cut short is not an error: what decodes is yielded
-    and the losses are counted in ``salvage`` (a dashcam that lost power mid-write).
-    ``expect_end`` (seconds, where the header says a whole file ends, for containers without an
-    exact count, such as Matroska) warns once when the frames stop well before it.
+    ``expect_frames`` (the container's exact count, for a whole-file decode) is given and the
+    file ends early, it is truncated: InputError rather than a short output. ``hwaccel``
+    ("cuda") decodes with NVDEC where available. With ``salvage`` a corrupt packet or a file cut
+    short is not an error: what decodes is yielded and the losses are counted in ``salvage``.
+    ``expect_end`` (where the header says a whole file ends, for containers without an exact
+    count, such as Matroska) warns once when the frames stop well before it.
     """
     container = open_input(path, hwaccel)
     try:
         vs = video_stream(container, path)
         use_threads(vs.codec_context)
         tb = Fraction(vs.time_base or Fraction(1, 90000))
-        frames = _sought(container, vs, path, tb, start, salvage)
+        frames = _sought(container, vs, path, tb, start, watch := _Watch(salvage))
         end = None if duration is None else start + duration
         count, slack, size = 0, half_tick(tb), _FirstSize(path)
         for frame in frames:
@@ -89,6 +118,7 @@ def decode_frames(
             count += 1
         _check_count(path, count, expect_frames, salvage)
         _check_end(path, t if count else None, expect_end, start)
+        watch.report(path)
     finally:
         container.close()
 
@@ -148,8 +178,10 @@ def _check_end(path: Path, last: float | None, expected: float | None, start: fl
 
 def _check_count(path: Path, count: int, expected: int | None, salvage: Salvage | None) -> None:
     # Containers' counts can exceed what decodes by a frame or two (edit lists); a file cut
-    # short loses far more.
-    if expected is not None and count < expected - count_slack(expected):
+    # short loses far more. Once a packet has failed, every frame short of the count is lost:
+    # the decoder drops frames that refer to a failed one without an error of their own.
+    failed = salvage is not None and salvage.lost > 0
+    if expected is not None and (count < expected - count_slack(expected) or failed):
         if salvage is None:
             raise InputError(
                 f"'{path}' is truncated or corrupt: decoded {count} of {expected} frames", path
@@ -159,13 +191,11 @@ def _check_count(path: Path, count: int, expected: int | None, salvage: Salvage 
         raise InputError(f"'{path}' has no frames in the requested range", path)
 
 
-def _decoded(
-    container: Any, vs: Any, path: Path, tb: Fraction, salvage: Salvage | None = None
-) -> Iterator[Any]:
+def _decoded(container: Any, vs: Any, path: Path, tb: Fraction, watch: _Watch) -> Iterator[Any]:
     """Decoded frames in display order, with an increasing pts on each (see ``_Timestamps``)."""
     step = max(1, round(1 / (float(vs.average_rate or vs.guessed_rate or 30) * tb)))
     times = _Timestamps(step, stored=container.format.name == "avi", back=round(BACK_S / tb))
-    frames = _strict(container, vs, path) if salvage is None else _tolerant(container, vs, salvage)
+    frames = _packets_decoded(container, vs, path, tb, watch)
     for frame in frames:
         frame.pts = times.of(frame.pts, frame.dts)
         if times.went_back:
@@ -226,18 +256,12 @@ class _Timestamps:
         return self.last
 
 
-def _strict(container: Any, vs: Any, path: Path) -> Iterator[Any]:
-    import av
-
-    try:
-        yield from container.decode(vs)
-    except av.error.FFmpegError as exc:
-        raise InputError(f"'{path}' is corrupt: {_reason(exc)}", path) from exc
-
-
-def _tolerant(container: Any, vs: Any, salvage: Salvage) -> Iterator[Any]:
-    """Decode packet by packet, skipping those that fail; a container that cannot be read
-    further ends the stream."""
+def _packets_decoded(
+    container: Any, vs: Any, path: Path, tb: Fraction, watch: _Watch
+) -> Iterator[Any]:
+    """Decode packet by packet. Without salvage a packet that fails is an error; with it, the
+    packet is skipped and counted, and a container that cannot be read further ends the
+    stream."""
     import av
 
     packets = container.demux(vs)
@@ -247,14 +271,21 @@ def _tolerant(container: Any, vs: Any, salvage: Salvage) -> Iterator[Any]:
         except StopIteration:
             return
         except av.error.FFmpegError as exc:
-            salvage.failed(exc)
+            _failed(path, watch, exc)
             return
+        watch.seen(packet, tb)
         try:
             frames = packet.decode()
         except av.error.FFmpegError as exc:
-            salvage.failed(exc)
+            _failed(path, watch, exc)
             continue
         yield from frames
+
+
+def _failed(path: Path, watch: _Watch, exc: Exception) -> None:
+    if watch.salvage is None:
+        raise InputError(f"'{path}' is corrupt: {_reason(exc)}", path) from exc
+    watch.salvage.failed(exc)
 
 
 def keyframe_times(vs: Any, tb: Fraction) -> list[float] | None:
@@ -307,7 +338,7 @@ def frames_at(path: Path, times: list[float]) -> Iterator[Frame]:
 
 
 def _sought(
-    container: Any, vs: Any, path: Path, tb: Fraction, t: float, salvage: Salvage | None = None
+    container: Any, vs: Any, path: Path, tb: Fraction, t: float, watch: _Watch | None = None
 ) -> Iterator[Any]:
     """Decoded frames from a frame at or before ``t`` (seconds) on. A seek can land after
     ``t``, even past the last frame: MPEG-TS seeks by byte position, and its keyframes are not
@@ -321,7 +352,7 @@ def _sought(
         target = max(0.0, t - back)
         if target > 0 or back:
             container.seek(_seek_pts(target, tb), stream=vs, backward=True)
-        frames = _decoded(container, vs, path, tb, salvage)
+        frames = _decoded(container, vs, path, tb, watch or _Watch())
         first = next(frames, None)
         landed = first is not None and float(first.pts * tb) <= t + 1e-6
         if landed or target <= 0 or (first is None and past_end):

@@ -139,11 +139,7 @@ def open_input(path: Path, hwaccel: str | None = None) -> Any:
         return av.open(str(path), "r")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
         if _is_mp4_family(path):
-            raise InputError(
-                f"'{path}' is an MP4/MOV file that cannot be read: it is truncated or corrupt "
-                f"({_reason(exc)})",
-                path,
-            ) from exc
+            raise InputError(_unreadable_mp4(path, exc), path) from exc
         raise InputError(f"'{path}' is not a readable video ({_reason(exc)})", path) from exc
 
 
@@ -162,6 +158,54 @@ def _is_mp4_family(path: Path) -> bool:
         return fh.read(12)[4:8] == b"ftyp"
 
 
+def _unreadable_mp4(path: Path, exc: Exception) -> str:
+    return _index_cut(path) or (
+        f"'{path}' is an MP4/MOV file that cannot be read: it is truncated or corrupt "
+        f"({_reason(exc)})"
+    )
+
+
+def _index_cut(path: Path) -> str | None:
+    """Why an MP4/MOV file's index cannot be read, where its top-level boxes tell: none there
+    (a camera that lost power mid-recording writes it last), or cut short by the file's end."""
+    if not _is_mp4_family(path):
+        return None
+    boxes, size = _top_boxes(path), path.stat().st_size
+    index = [(at, length) for kind, at, length in boxes if kind in (b"moov", b"moof")]
+    if not index:
+        return (
+            f"'{path}' is a truncated MP4/MOV file without its index (no 'moov' box): the "
+            "recording stopped before it was finished (a camera that lost power?), and without "
+            "the index no frame can be found, --salvage or not; tools such as untrunc rebuild "
+            "it from a good file from the same camera"
+        )
+    at, length = next(((at, n) for kind, at, n in boxes if kind == b"moov"), (0, 0))
+    if at + length > size:  # (a fragmented file's last fragment cut short is salvageable)
+        return (
+            f"'{path}' is truncated: its index ('moov' box) is cut short ({size - at:,} of "
+            f"{length:,} bytes), and no frame can be found without it, --salvage or not"
+        )
+    return None
+
+
+def _top_boxes(path: Path) -> list[tuple[bytes, int, int]]:
+    """An ISO-BMFF file's top-level boxes (type, offset, length), read from their headers."""
+    boxes: list[tuple[bytes, int, int]] = []
+    with path.open("rb") as fh:
+        size, at = path.stat().st_size, 0
+        while at + 8 <= size:
+            fh.seek(at)
+            head = fh.read(16)
+            length, kind = int.from_bytes(head[:4], "big"), head[4:8]
+            if length == 1 and len(head) == 16:  # a 64-bit size follows the type
+                length = int.from_bytes(head[8:16], "big")
+            if length < 8:  # 0: the box runs to the end of the file
+                length = size - at
+            boxes.append((kind, at, length))
+            at += length
+    return boxes
+
+
 def _reason(exc: Exception) -> str:
     import av
 
@@ -175,11 +219,21 @@ def video_stream(container: Any, path: Path) -> Any:
     (an attached picture); the first of equals. The first stream alone was no rule: a
     one-frame picture stored first was converted instead of the video."""
     moving = [s for s in container.streams.video if not s.disposition & ATTACHED_PIC]
-    if not moving:
-        raise InputError(f"'{path}' has no video stream", path)
-    vs = max(moving, key=lambda s: (s.width or 0) * (s.height or 0))
+    known = [s for s in moving if s.codec_context is not None]  # PyAV: no size, no decoder
+    if not known:
+        raise InputError(_index_cut(path) or _no_stream(path, moving), path)
+    vs = max(known, key=lambda s: (s.width or 0) * (s.height or 0))
     _warn_if_more([s for s in moving if s is not vs], vs, path)
     return vs
+
+
+def _no_stream(path: Path, streams: list[Any]) -> str:
+    if not streams:
+        return f"'{path}' has no video stream"
+    return (
+        f"'{path}' has a video stream whose codec FFmpeg does not know (or its header is "
+        "damaged): it cannot be decoded"
+    )
 
 
 def _warn_if_more(others: list[Any], vs: Any, path: Path) -> None:
@@ -359,7 +413,9 @@ def _first_frame(container: Any, vs: Any, path: Path) -> Any:
             return frame
     except av.error.FFmpegError as exc:
         raise InputError(f"'{path}' is corrupt: {_reason(exc)}", path) from exc
-    raise InputError(f"'{path}' has a video stream but no decodable frame", path)
+    raise InputError(
+        _index_cut(path) or f"'{path}' has a video stream but no decodable frame", path
+    )
 
 
 def _duration(container: Any, vs: Any, tb: Fraction) -> float:
@@ -408,6 +464,6 @@ def _stream_info(s: Any) -> StreamInfo:
         type=s.type,
         codec=name,
         language=s.metadata.get("language"),
-        sample_rate=cc.sample_rate if audio else None,
-        channels=cc.channels if audio else None,
+        sample_rate=cc.sample_rate if audio and cc is not None else None,
+        channels=cc.channels if audio and cc is not None else None,
     )
