@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import signal
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,11 +139,28 @@ def check_output(output: Path, inputs: list[Path], overwrite: bool, what: str = 
         raise PathError(f"{what} '{output}' is a directory, expected a file path", output)
     if os.path.lexists(output) and not overwrite:  # a dangling link too: it is the user's
         raise PathError(f"{what} '{output}' exists; pass --overwrite to replace it", output)
+    if kind := _special(output):  # --overwrite renamed a file over a FIFO or a device
+        raise PathError(
+            f"{what} '{output}' is {kind}, not a file: outputs are written to a temporary file "
+            "and renamed into place; choose a file path",
+            output,
+        )
     parent = resolved.parent
     if not parent.is_dir():
         raise OutputError(f"{what} folder '{parent}' {not_a_folder(parent)}", parent)
     if not os.access(parent, os.W_OK):
         raise OutputError(f"{what} folder '{parent}' is not writable", parent)
+
+
+def _special(path: Path) -> str | None:
+    """What ``path`` is where it exists and is neither a file, a folder nor a link."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    kinds = {stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a device", stat.S_ISBLK: "a device"}
+    kinds[stat.S_ISSOCK] = "a socket"
+    return next((name for test, name in kinds.items() if test(mode)), None)
 
 
 @contextlib.contextmanager

@@ -1000,6 +1000,19 @@ def test_a_dangling_link_at_the_output_is_not_replaced_unasked(media, tmp_path: 
     assert (tmp_path / "o.mp4").is_symlink()
 
 
+def test_a_fifo_at_the_output_is_not_replaced_even_when_asked(media, tmp_path: Path) -> None:
+    """--overwrite renamed the finished file over a FIFO (a reader waiting on it got nothing,
+    and the FIFO was gone)."""
+    clip = make_video(tmp_path / "c.mp4", frames=2, size=(32, 32))
+    fifo = tmp_path / "o.mp4"
+    os.mkfifo(fifo)
+    args = ["convert", clip, "--to", "night", "-o", fifo, "--model", media["model"], "-q"]
+    for extra in ([], ["--overwrite"]):
+        result = invoke(*args, *extra)
+        assert result.exit_code == 2 and fifo.is_fifo(), result.output
+    fails(result, 2, "is a FIFO, not a file")
+
+
 @pytest.mark.parametrize("command", ["extract", "relabel", "train", "evaluate"])
 def test_an_output_folder_under_a_link_to_nothing_names_the_link(
     command: str, images: Path, media, tmp_path: Path
@@ -1338,3 +1351,6 @@ def test_anamorphic_pixels_keep_their_aspect_ratio(media, tmp_path: Path) -> Non
     model = ["--model", media["model"], "-q"]
     assert invoke("convert", clip, "--to", "night", "-o", out_path, *model).exit_code == 0
     assert probe(out_path).sar == Fraction(8, 9)
+    shown = invoke("info", out_path)  # the table said nothing of it (only --json had it)
+    assert "not square (8:9): plays as 57x48" in shown.output, shown.output
+    assert "not square" not in invoke("info", media["plain"]).output

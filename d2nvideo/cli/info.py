@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,7 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [
         ("container", data["format"]),
         ("video", f"{data['codec']} {data['width']}x{data['height']} {data['pix_fmt']}"),
+        *_pixels(data.get("sar"), data["width"], data["height"]),
         ("fps", f"{data['fps']:.3f}"),
         ("duration", f"{data['duration']:.2f} s" + _clock(data["start_time"])),
         ("frames", f"{data['frames']}" + ("" if data["frames_exact"] else " (estimated)")),
@@ -100,6 +102,14 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append((f"{s['type']} #{s['index']}", detail))
     rows += [(f"tag {key}", str(value)) for key, value in data["metadata"].items()]
     return rows
+
+
+def _pixels(sar: str | None, width: int, height: int) -> list[tuple[str, str]]:
+    """Non-square pixels (anamorphic, DV): the picture plays wider or narrower than stored."""
+    if not sar:
+        return []
+    shown = round(width * Fraction(sar))
+    return [("pixels", f"not square ({sar.replace('/', ':')}): plays as {shown}x{height}")]
 
 
 def _clock(start: float) -> str:
