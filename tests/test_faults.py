@@ -1354,3 +1354,30 @@ def test_anamorphic_pixels_keep_their_aspect_ratio(media, tmp_path: Path) -> Non
     shown = invoke("info", out_path)  # the table said nothing of it (only --json had it)
     assert "not square (8:9): plays as 57x48" in shown.output, shown.output
     assert "not square" not in invoke("info", media["plain"]).output
+
+
+def test_interlaced_input_is_said(media, tmp_path: Path, monkeypatch, caplog) -> None:
+    """Two fields a frame were translated as one picture and written as progressive frames
+    without a word."""
+    import importlib
+
+    import av
+
+    monkeypatch.setattr(importlib.import_module("d2nvideo.video.probe"), "_WARNED", set())
+    clip = tmp_path / "fields.mp4"
+    with av.open(str(clip), "w") as out:
+        options = {"flags": "+ildct+ilme", "x264-params": "interlaced=1"}
+        video = out.add_stream("libx264", rate=25, options=options)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+    out_path = tmp_path / "o.mp4"
+    model = ["--model", media["model"], "-q"]
+    assert invoke("convert", clip, "--to", "night", "-o", out_path, *model).exit_code == 0
+    warned = [r.getMessage() for r in caplog.records if "interlaced" in r.getMessage()]
+    assert len(warned) == 1 and "fields.mp4' is interlaced" in warned[0]
+    assert " scan " in invoke("info", clip).output
+    assert " scan " not in invoke("info", out_path).output  # written as progressive frames

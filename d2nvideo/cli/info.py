@@ -85,6 +85,7 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
         ("duration", f"{data['duration']:.2f} s" + _clock(data["start_time"])),
         ("frames", f"{data['frames']}" + ("" if data["frames_exact"] else " (estimated)")),
         ("rotation", f"{data['rotation']} deg"),
+        *([("scan", "interlaced")] if data.get("interlaced") else []),
         ("colour", "HDR (PQ/HLG or BT.2020)" if _hdr(data["color"]) else "SDR"),
         ("looks like", looks),
     ]

@@ -28,6 +28,7 @@ from .probe import (
     use_threads,
     warn_if_deep,
     warn_if_hdr,
+    warn_if_interlaced,
 )
 from .streams import StreamCopier, supported_codecs
 
@@ -361,6 +362,7 @@ def _prepare(path: Path, source: VideoInfo, settings: EncodeSettings) -> str:
     check_encode(path, settings)
     warn_if_hdr(source)
     warn_if_deep(source)
+    warn_if_interlaced(source)
     return usable_codec(codec_for(path, settings), source.width, source.height)
 
 

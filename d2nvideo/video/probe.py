@@ -66,6 +66,7 @@ class VideoInfo:
     header_end: float | None = None  # Matroska/WebM: seconds where the header says video ends
     base_rate: Fraction | None = None  # the lowest rate that holds every frame time FFmpeg saw
     sar: Fraction | None = None  # sample (pixel) aspect ratio where not square: anamorphic, DV
+    interlaced: bool = False  # the first frame is coded as two fields (broadcast, old cameras)
 
     @property
     def audio(self) -> list[StreamInfo]:
@@ -289,6 +290,7 @@ def probe(path: Path, salvage: bool = False) -> VideoInfo:
             header_end=_header_end(container, vs),
             base_rate=Fraction(vs.base_rate) if vs.base_rate else None,
             sar=_sar(vs),
+            interlaced=bool(first.interlaced_frame),
         )
 
 
@@ -392,6 +394,16 @@ def warn_if_deep(info: VideoInfo) -> None:
         _warn_once(
             f"'{info.path.name}' has {bits} bits a channel ({info.pix_fmt}): it is translated "
             "at 8 bits, so its finer steps of brightness are rounded"
+        )
+
+
+def warn_if_interlaced(info: VideoInfo) -> None:
+    """Once per file: two fields a frame are translated, and written, as one picture."""
+    if info.interlaced:
+        _warn_once(
+            f"'{info.path.name}' is interlaced: each frame's two fields are translated as one "
+            "picture and written as progressive frames, so moving edges keep their combing; "
+            "deinterlace it first (ffmpeg -vf bwdif) for a clean result"
         )
 
 
