@@ -252,10 +252,9 @@ ATTACHED_PIC = 1024  # AV_DISPOSITION_ATTACHED_PIC: a cover image, not video
 
 
 def probe(path: Path, salvage: bool = False) -> VideoInfo:
-    """Describe ``path``; decodes the first frame to check it really decodes and to read its
-    rotation. Raises InputError for anything that is not a decodable video, and for a file cut
-    short (its index lists samples past its end) unless ``salvage``: refused at once rather
-    than after decoding everything that is there."""
+    """Describe ``path``, decoding its first frame (does it decode? rotation, fields). InputError
+    for anything that is not a decodable video, and for a file cut short (its index lists
+    samples past its end) unless ``salvage``: refused before decoding what is there."""
     with open_input(path) as container:
         vs = video_stream(container, path)
         size, end = path.stat().st_size, _index_end(container)
