@@ -157,7 +157,7 @@ def codecs(plan: Plan, models: dict[str, Path], folder: Path) -> dict[str, Any]:
     """A convert with NVDEC decoding and NVENC encoding; which of them really opened."""
     from d2nvideo.infer.timing import synthetic_clip
     from d2nvideo.pipeline import ConvertOptions, WorkingSize, convert_video
-    from d2nvideo.video.encode import EncodeSettings, usable_codec
+    from d2nvideo.video.codecs import EncodeSettings, usable_codec
 
     w, h = plan.sizes[-1]
     src = synthetic_clip(folder / "nv.mp4", plan.frames, w, h)

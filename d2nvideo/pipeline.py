@@ -31,8 +31,9 @@ from .prefetch import Sink, prefetch, start_sink
 from .translator import Translator
 from .upsample import bicubic_upsample, guided_upsample
 from .video.bars import NO_BARS, BarKeeper, Bars
+from .video.codecs import EncodeSettings
 from .video.decode import Frame, Salvage, decode_frames
-from .video.encode import EncodeSettings, encode_frames
+from .video.encode import encode_frames
 from .video.geometry import restore, upright
 from .video.probe import VideoInfo, probe
 

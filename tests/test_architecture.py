@@ -36,8 +36,8 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
-def test_top_level_holds_at_most_13_modules() -> None:
-    assert len(list(PACKAGE.glob("*.py"))) <= 13
+def test_top_level_holds_at_most_14_modules() -> None:
+    assert len(list(PACKAGE.glob("*.py"))) <= 14
 
 
 def test_only_the_command_line_imports_click() -> None:

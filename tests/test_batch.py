@@ -457,9 +457,9 @@ def test_a_jobs_worker_gives_its_codecs_its_share_of_the_cores(monkeypatch) -> N
         probe.use_threads(stream.codec_context)
         assert stream.codec_context.thread_count == 1
         assert stream.codec_context.thread_type.name == "AUTO"
-    from d2nvideo.video.encode import EncodeSettings, _codec_options
+    from d2nvideo.video.codecs import EncodeSettings, codec_options
 
-    assert "pools=1" in _codec_options("libx265", EncodeSettings())["x265-params"]  # its pool
+    assert "pools=1" in codec_options("libx265", EncodeSettings())["x265-params"]  # its pool
 
 
 def test_the_jobs_wait_does_not_poll_every_pending_input(monkeypatch) -> None:

@@ -17,8 +17,8 @@ from d2nvideo.pipeline import (
     convert_video,
 )
 from d2nvideo.translator import Translator
+from d2nvideo.video.codecs import EncodeSettings, usable_codec
 from d2nvideo.video.decode import decode_frames
-from d2nvideo.video.encode import EncodeSettings, usable_codec
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 

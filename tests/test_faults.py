@@ -106,7 +106,7 @@ def test_a_named_pipe_is_refused_without_blocking(command: list[str], tmp_path: 
     ],
 )
 def test_output_and_encoder_checks(name: str, settings: dict, message: str, tmp_path: Path):
-    from d2nvideo.video.encode import EncodeSettings, check_encode
+    from d2nvideo.video.codecs import EncodeSettings, check_encode
 
     with pytest.raises(UsageError, match=message):
         check_encode(tmp_path / name, EncodeSettings(**settings))
@@ -156,7 +156,8 @@ def test_an_input_without_a_suffix_and_the_default_output(media, tmp_path: Path)
 
 
 def test_encoder_refuses_a_bad_preset_before_writing(media, tmp_path: Path) -> None:
-    from d2nvideo.video.encode import EncodeSettings, encode_frames
+    from d2nvideo.video.codecs import EncodeSettings
+    from d2nvideo.video.encode import encode_frames
     from d2nvideo.video.probe import probe
 
     with pytest.raises(UsageError, match="preset"):
@@ -460,8 +461,9 @@ def test_hdr_keeps_its_colour_tags_and_warns_once(
 ) -> None:
     import importlib
 
+    from d2nvideo.video.codecs import EncodeSettings
     from d2nvideo.video.decode import decode_frames
-    from d2nvideo.video.encode import EncodeSettings, encode_frames
+    from d2nvideo.video.encode import encode_frames
 
     probe_module = importlib.import_module("d2nvideo.video.probe")  # the package hides it
     monkeypatch.setattr(probe_module, "_WARNED", set())
@@ -485,8 +487,9 @@ def test_hdr_keeps_its_colour_tags_and_warns_once(
 
 @pytest.mark.parametrize("suffix, codec", [(".ts", "aac"), (".webm", "opus")])
 def test_audio_goes_into_ts_and_webm(suffix: str, codec: str, media, tmp_path: Path) -> None:
+    from d2nvideo.video.codecs import EncodeSettings
     from d2nvideo.video.decode import decode_frames
-    from d2nvideo.video.encode import EncodeSettings, encode_frames
+    from d2nvideo.video.encode import encode_frames
     from d2nvideo.video.probe import probe
 
     src = media["audio"]

@@ -172,7 +172,7 @@ def test_a_record_that_is_not_a_file_refuses_the_resume_before_anything_changes(
 
 
 def test_two_trainings_never_share_a_run_folder(data: Path, run: Path) -> None:
-    from d2nvideo.fileio import exclusive
+    from d2nvideo.processes import exclusive
 
     with exclusive(run / ".lock", "the other training"):
         before = snapshot(run)

@@ -464,7 +464,7 @@ def test_extract_names_linked_videos_after_their_links(tmp_path: Path) -> None:
 def test_two_runs_into_one_folder_refuse_each_other(tmp_path: Path) -> None:
     # two extracts into one folder: the last manifest written lost the other run's rows;
     # two relabels: the last replaced the other's lists, neither asked for --overwrite
-    from d2nvideo.fileio import exclusive
+    from d2nvideo.processes import exclusive
 
     video = make_video(tmp_path / "drive.mp4", frames=10)
     _write_set(tmp_path / "img")
@@ -542,14 +542,14 @@ def test_a_refused_run_removes_nothing(tmp_path: Path, monkeypatch) -> None:
     # third run then got a lock of its own beside it
     import os
 
-    from d2nvideo import fileio
+    from d2nvideo import processes
     from d2nvideo.errors import OutputError
 
     folder = tmp_path / "frames"
-    with fileio.folder_in_use(folder, "the first run's folder"):
+    with processes.folder_in_use(folder, "the first run's folder"):
         real = os.path.lexists
         monkeypatch.setattr(os.path, "lexists", lambda p: p != folder and real(p))  # it raced
-        with pytest.raises(OutputError, match="in use"), fileio.folder_in_use(folder, "x"):
+        with pytest.raises(OutputError, match="in use"), processes.folder_in_use(folder, "x"):
             pass
         monkeypatch.undo()
         assert folder.is_dir()
@@ -591,7 +591,7 @@ def test_a_lock_on_a_folder_removed_and_made_again_is_refused(tmp_path: Path, mo
     # held a folder nobody else had: a third run made the path again and locked that
     import fcntl
 
-    from d2nvideo import fileio
+    from d2nvideo import processes
     from d2nvideo.errors import OutputError
 
     folder = tmp_path / "frames"
@@ -604,5 +604,5 @@ def test_a_lock_on_a_folder_removed_and_made_again_is_refused(tmp_path: Path, mo
         real(fd, how)
 
     monkeypatch.setattr(fcntl, "flock", meanwhile)
-    with pytest.raises(OutputError, match="in use"), fileio.exclusive(folder, "it"):
+    with pytest.raises(OutputError, match="in use"), processes.exclusive(folder, "it"):
         pass

@@ -106,7 +106,7 @@ def test_truncated_video_is_an_error_and_leaves_nothing(
 def test_other_codecs_keep_frames_and_timing(
     suffix: str, codec: str | None, media: dict[str, Path], translator: Translator, tmp_path: Path
 ) -> None:
-    from d2nvideo.video.encode import EncodeSettings
+    from d2nvideo.video.codecs import EncodeSettings
 
     dst = tmp_path / f"out{suffix}"
     opts = ConvertOptions("night", encode=EncodeSettings(codec=codec, preset=None))
@@ -128,7 +128,7 @@ def test_a_codec_that_cannot_take_yuv420p_gets_a_pixel_format_it_takes(
 ) -> None:
     import av
 
-    from d2nvideo.video.encode import EncodeSettings
+    from d2nvideo.video.codecs import EncodeSettings
 
     dst = tmp_path / name
     opts = ConvertOptions("night", encode=EncodeSettings(codec=codec, preset=None))
@@ -143,7 +143,7 @@ def test_a_codec_with_no_pixel_format_for_the_frames_is_one_usage_error(
     media, translator: Translator, tmp_path: Path
 ) -> None:
     from d2nvideo.errors import UsageError
-    from d2nvideo.video.encode import EncodeSettings
+    from d2nvideo.video.codecs import EncodeSettings
 
     opts = ConvertOptions("night", encode=EncodeSettings(codec="prores", preset=None))
     with pytest.raises(UsageError, match="cannot encode 37x23 frames"):
@@ -193,8 +193,9 @@ def test_encoded_colours_come_back(size: tuple[int, int], tmp_path: Path) -> Non
     import av
     from conftest import make_video
 
+    from d2nvideo.video.codecs import EncodeSettings
     from d2nvideo.video.decode import decode_frames
-    from d2nvideo.video.encode import EncodeSettings, encode_frames
+    from d2nvideo.video.encode import encode_frames
     from d2nvideo.video.probe import probe
 
     colours = [(220, 30, 30), (30, 200, 40), (40, 50, 210), (230, 220, 40), (128, 128, 128)]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from d2nvideo.fileio import sigterm_default
+from d2nvideo.processes import sigterm_default
 
 
 @dataclass(frozen=True)

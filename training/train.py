@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 from d2nvideo.errors import CheckpointError, ConfigError, D2NError, PathError, first_line
-from d2nvideo.fileio import exclusive, make_folder
+from d2nvideo.fileio import make_folder
 from d2nvideo.model.runtime import resolve_precision, set_fast_flags
+from d2nvideo.processes import exclusive
 
 from . import distributed
 from .config import TrainConfig, absolute_paths, load_config, save_config

@@ -37,7 +37,7 @@ def run_convert_video(
     from ..data.scoring import resolve_target
     from ..fileio import check_output, require_file
     from ..pipeline import convert_video
-    from ..video.encode import check_encode
+    from ..video.codecs import check_encode
     from ..video.probe import probe
 
     auto = isinstance(to, str) and to.strip().lower() == "auto"
@@ -68,7 +68,7 @@ class _Settings:
     @classmethod
     def of(cls, options: dict[str, Any], model: Any) -> _Settings:
         from ..translator import Translator
-        from ..video.encode import EncodeSettings
+        from ..video.codecs import EncodeSettings
         from .settings import ModelSpec, PipelineSpec, SizeSpec
 
         encode = EncodeSettings(**_take(options, ENCODE_KEYS, EncodeSettings))

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..fileio import sigterm_default
+from ..processes import sigterm_default
 from .plan import Task
 from .run import Outcome
 

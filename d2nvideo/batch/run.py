@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import D2NError
-from ..fileio import sigint_ignored
+from ..processes import sigint_ignored
 from .plan import Task
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class Converter:
             return self._image(task, opts, on_frames)
         from ..fileio import check_output
         from ..pipeline import convert_video
-        from ..video.encode import check_encode
+        from ..video.codecs import check_encode
 
         check_encode(task.dst, opts.encode)
         check_output(task.dst, [task.src], self.overwrite)
@@ -160,7 +160,7 @@ def _on_terminate(signum: int, frame: object) -> None:
     catches every exception of a task and goes on to the next: a worker must not outlive this."""
     import signal
 
-    from ..fileio import Terminated
+    from ..processes import Terminated
 
     if not _STATE["busy"]:
         os._exit(143)
@@ -206,7 +206,7 @@ def _start_worker(factory: Callable[[], Converter], threads: int, parent: int) -
 
 
 def _work(task: Task) -> Outcome:
-    from ..fileio import Terminated
+    from ..processes import Terminated
 
     _STATE["busy"] = True
     try:

@@ -28,7 +28,7 @@ from ..choices import (
 if TYPE_CHECKING:
     from ..pipeline import ConvertOptions, WorkingSize
     from ..translator import Translator
-    from ..video.encode import EncodeSettings
+    from ..video.codecs import EncodeSettings
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ class PipelineSpec:
     ) -> ConvertOptions:
         """The library's ConvertOptions for this translator and target domain."""
         from ..pipeline import ConvertOptions
-        from ..video.encode import EncodeSettings
+        from ..video.codecs import EncodeSettings
 
         hwaccel = self.hwaccel
         if hwaccel == "auto":  # NVDEC when the network runs on CUDA

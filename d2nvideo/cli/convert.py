@@ -29,7 +29,7 @@ from .shell import CONTEXT, OUTPUT, interrupted_keeps
 if TYPE_CHECKING:
     from ..batch.plan import Task
     from ..batch.run import Converter, Outcome
-    from ..video.encode import EncodeSettings
+    from ..video.codecs import EncodeSettings
 
 
 @click.command(context_settings=CONTEXT)
@@ -137,7 +137,7 @@ def _check_single(task: Task, encode: EncodeSettings, overwrite: bool) -> None:
     from ..errors import UsageError
     from ..fileio import check_output
     from ..images import is_image
-    from ..video.encode import check_encode
+    from ..video.codecs import check_encode
 
     if task.kind == "image" and not is_image(task.dst):
         raise UsageError(f"output '{task.dst}' must be an image file for an image input", task.dst)

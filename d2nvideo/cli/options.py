@@ -29,7 +29,7 @@ from ..choices import (
 from .shell import INPUT
 
 if TYPE_CHECKING:
-    from ..video.encode import EncodeSettings
+    from ..video.codecs import EncodeSettings
 
 __all__ = ["ModelSpec", "PipelineSpec", "SizeSpec"]
 
@@ -253,7 +253,7 @@ pipeline_options = option_group(
 
 
 def _encode(codec: str | None, crf: int, preset: str, pix_fmt: str | None) -> EncodeSettings:
-    from ..video.encode import EncodeSettings
+    from ..video.codecs import EncodeSettings
 
     return EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
 

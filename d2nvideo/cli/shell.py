@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import click
 
 from ..errors import D2NError
-from ..fileio import Terminated, sigterm_as_interrupt
+from ..processes import Terminated, sigterm_as_interrupt
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 # Paths are checked by the library, which names the problem in its own words (missing, a

@@ -21,8 +21,9 @@ import numpy as np
 
 from ..choices import ImageFormat, ScoreMethod
 from ..errors import D2NError, InputError, PathError
-from ..fileio import NAME_ERRORS, atomic_output, files_under, folder_in_use
+from ..fileio import NAME_ERRORS, atomic_output, files_under
 from ..images import write_image
+from ..processes import folder_in_use
 from ..video.decode import frames_at
 from ..video.geometry import compare_thumb, fit_within, relative_difference, upright
 from ..video.probe import VideoInfo, probe

@@ -25,8 +25,9 @@ import numpy as np
 
 from ..choices import ScoreMethod
 from ..errors import InputError, PathError
-from ..fileio import NAME_ERRORS, atomic_output, folder_in_use, sigint_ignored
+from ..fileio import NAME_ERRORS, atomic_output
 from ..images import read_image_reduced
+from ..processes import folder_in_use, sigint_ignored
 from .plots import histogram_png
 from .scoring import (
     DEFAULT_THRESHOLDS,

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 
 from ..choices import Domain
+from ..video.codecs import EncodeSettings
 from ..video.decode import Frame, decode_frames
-from ..video.encode import EncodeSettings, encode_frames
+from ..video.encode import encode_frames
 from ..video.probe import probe
 
 if TYPE_CHECKING:

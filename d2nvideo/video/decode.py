@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .probe import _reason, count_slack, open_input, use_threads, video_stream
+from .damage import ffmpeg_reason
+from .probe import count_slack, open_input, use_threads, video_stream
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class Salvage:
 
     def failed(self, exc: Exception) -> None:
         self.lost += 1
-        self.reason = self.reason or _reason(exc)
+        self.reason = self.reason or ffmpeg_reason(exc)
 
 
 @dataclass
@@ -284,7 +285,7 @@ def _packets_decoded(
 
 def _failed(path: Path, watch: _Watch, exc: Exception) -> None:
     if watch.salvage is None:
-        raise InputError(f"'{path}' is corrupt: {_reason(exc)}", path) from exc
+        raise InputError(f"'{path}' is corrupt: {ffmpeg_reason(exc)}", path) from exc
     watch.salvage.failed(exc)
 
 
@@ -332,7 +333,7 @@ def frames_at(path: Path, times: list[float]) -> Iterator[Frame]:
             else:
                 return
     except av.error.FFmpegError as exc:
-        raise InputError(f"'{path}' is corrupt: {_reason(exc)}", path) from exc
+        raise InputError(f"'{path}' is corrupt: {ffmpeg_reason(exc)}", path) from exc
     finally:
         container.close()
 

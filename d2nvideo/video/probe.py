@@ -11,6 +11,14 @@ from typing import Any
 
 from ..errors import InputError
 from ..fileio import require_file
+from .damage import (
+    ffmpeg_reason,
+    index_cut,
+    index_end,
+    is_mp4_family,
+    truncation_message,
+    unreadable_mp4,
+)
 
 
 @dataclass(frozen=True)
@@ -139,9 +147,9 @@ def open_input(path: Path, hwaccel: str | None = None) -> Any:
     try:
         return av.open(str(path), "r")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-        if _is_mp4_family(path):
-            raise InputError(_unreadable_mp4(path, exc), path) from exc
-        raise InputError(f"'{path}' is not a readable video ({_reason(exc)})", path) from exc
+        if is_mp4_family(path):
+            raise InputError(unreadable_mp4(path, exc), path) from exc
+        raise InputError(f"'{path}' is not a readable video ({ffmpeg_reason(exc)})", path) from exc
 
 
 _WARNED: set[str] = set()
@@ -153,68 +161,6 @@ def _warn_once(message: str) -> None:
         logging.getLogger(__name__).warning(message)
 
 
-def _is_mp4_family(path: Path) -> bool:
-    """ISO-BMFF files (mp4, mov, m4v, 3gp) start with a box whose type is 'ftyp'."""
-    with path.open("rb") as fh:
-        return fh.read(12)[4:8] == b"ftyp"
-
-
-def _unreadable_mp4(path: Path, exc: Exception) -> str:
-    return _index_cut(path) or (
-        f"'{path}' is an MP4/MOV file that cannot be read: it is truncated or corrupt "
-        f"({_reason(exc)})"
-    )
-
-
-def _index_cut(path: Path) -> str | None:
-    """Why an MP4/MOV file's index cannot be read, where its top-level boxes tell: none there
-    (a camera that lost power mid-recording writes it last), or cut short by the file's end."""
-    if not _is_mp4_family(path):
-        return None
-    boxes, size = _top_boxes(path), path.stat().st_size
-    index = [(at, length) for kind, at, length in boxes if kind in (b"moov", b"moof")]
-    if not index:
-        return (
-            f"'{path}' is a truncated MP4/MOV file without its index (no 'moov' box): the "
-            "recording stopped before it was finished (a camera that lost power?), and without "
-            "the index no frame can be found, --salvage or not; tools such as untrunc rebuild "
-            "it from a good file from the same camera"
-        )
-    at, length = next(((at, n) for kind, at, n in boxes if kind == b"moov"), (0, 0))
-    if at + length > size:  # (a fragmented file's last fragment cut short is salvageable)
-        return (
-            f"'{path}' is truncated: its index ('moov' box) is cut short ({size - at:,} of "
-            f"{length:,} bytes), and no frame can be found without it, --salvage or not"
-        )
-    return None
-
-
-def _top_boxes(path: Path) -> list[tuple[bytes, int, int]]:
-    """An ISO-BMFF file's top-level boxes (type, offset, length), read from their headers."""
-    boxes: list[tuple[bytes, int, int]] = []
-    with path.open("rb") as fh:
-        size, at = path.stat().st_size, 0
-        while at + 8 <= size:
-            fh.seek(at)
-            head = fh.read(16)
-            length, kind = int.from_bytes(head[:4], "big"), head[4:8]
-            if length == 1 and len(head) == 16:  # a 64-bit size follows the type
-                length = int.from_bytes(head[8:16], "big")
-            if length < 8:  # 0: the box runs to the end of the file
-                length = size - at
-            boxes.append((kind, at, length))
-            at += length
-    return boxes
-
-
-def _reason(exc: Exception) -> str:
-    import av
-
-    if isinstance(exc, av.error.FFmpegError):
-        return exc.strerror or type(exc).__name__
-    return str(exc)
-
-
 def video_stream(container: Any, path: Path) -> Any:
     """The video stream d2nvideo converts: the largest picture that is not a cover image
     (an attached picture); the first of equals. The first stream alone was no rule: a
@@ -222,7 +168,7 @@ def video_stream(container: Any, path: Path) -> Any:
     moving = [s for s in container.streams.video if not s.disposition & ATTACHED_PIC]
     known = [s for s in moving if s.codec_context is not None]  # PyAV: no size, no decoder
     if not known:
-        raise InputError(_index_cut(path) or _no_stream(path, moving), path)
+        raise InputError(index_cut(path) or _no_stream(path, moving), path)
     vs = max(known, key=lambda s: (s.width or 0) * (s.height or 0))
     _warn_if_more([s for s in moving if s is not vs], vs, path)
     return vs
@@ -257,7 +203,7 @@ def probe(path: Path, salvage: bool = False) -> VideoInfo:
     samples past its end) unless ``salvage``: refused before decoding what is there."""
     with open_input(path) as container:
         vs = video_stream(container, path)
-        size, end = path.stat().st_size, _index_end(container)
+        size, end = path.stat().st_size, index_end(container)
         if end is not None and end > size and not salvage:
             raise InputError(truncation_message(path, size, end), path)
         first = _first_frame(container, vs, path)
@@ -309,14 +255,6 @@ def held_duration(path: Path) -> float | None:
         return float((max(times) - (vs.start_time or 0)) * tb)
 
 
-def truncation_message(path: Path, size: int, index_end: int) -> str:
-    share = 100 * (index_end - size) / index_end
-    return (
-        f"'{path}' is truncated: its index runs to byte {index_end:,} but the file ends at "
-        f"{size:,} ({share:.0f}% missing); --salvage converts the frames that are there"
-    )
-
-
 def _header_end(container: Any, vs: Any) -> float | None:
     """Where a Matroska or WebM file's header says its video ends (seconds, the timeline's
     own): the video track's DURATION tag, which the muxer writes last, else the segment's
@@ -356,24 +294,6 @@ def _color(frame: Any) -> Color:
     return Color(
         tag("color_primaries", 2), tag("color_trc", 2), tag("colorspace", 2), tag("color_range", 0)
     )
-
-
-def _index_end(container: Any, tail: int = 64) -> int | None:
-    """The byte where the last indexed sample ends (the index of an MP4/MOV lists every
-    sample; MKV cues list keyframes), from each stream's last ``tail`` entries; None
-    without an index."""
-    end = None
-    for stream in container.streams:
-        try:
-            entries = stream.index_entries
-            n = len(entries)
-            last = [entries[i] for i in range(max(0, n - tail), n)]
-        except (AttributeError, TypeError):
-            continue
-        for e in last:
-            if e.pos >= 0 and e.size > 0:
-                end = max(end or 0, e.pos + e.size)
-    return end
 
 
 def warn_if_hdr(info: VideoInfo) -> None:
@@ -423,10 +343,8 @@ def _first_frame(container: Any, vs: Any, path: Path) -> Any:
         for frame in container.decode(vs):
             return frame
     except av.error.FFmpegError as exc:
-        raise InputError(f"'{path}' is corrupt: {_reason(exc)}", path) from exc
-    raise InputError(
-        _index_cut(path) or f"'{path}' has a video stream but no decodable frame", path
-    )
+        raise InputError(f"'{path}' is corrupt: {ffmpeg_reason(exc)}", path) from exc
+    raise InputError(index_cut(path) or f"'{path}' has a video stream but no decodable frame", path)
 
 
 def _duration(container: Any, vs: Any, tb: Fraction) -> float:
