@@ -614,6 +614,36 @@ def test_an_mp4_cut_before_its_index_says_so(media, tmp_path: Path) -> None:
         refused(tmp_path, 1, "is cut short", *convert(short, "--salvage"))
 
 
+def _flv_adding_a_stream(path: Path) -> Path:
+    """A video-only FLV with one audio tag at 9 s, past what opening the file reads: FFmpeg
+    adds a stream there, part-way, that PyAV's stream list never holds."""
+    data = make_video(path.with_name("plain.flv"), frames=100, fps=10, size=(32, 32)).read_bytes()
+    pos, late = 13, None  # after the header and the first previous-tag size
+    while late is None:
+        size, ms = int.from_bytes(data[pos + 1 : pos + 4], "big"), data[pos + 4 : pos + 7]
+        late = pos if data[pos] == 9 and int.from_bytes(ms, "big") >= 9000 else None
+        pos += 11 + size + 4
+    payload = bytes([0x2F]) + bytes(16)  # MP3, 44 kHz, 16 bits, stereo: silence
+    head = bytes([8]) + len(payload).to_bytes(3, "big") + data[late + 4 : late + 8] + bytes(3)
+    tag = head + payload + (11 + len(payload)).to_bytes(4, "big")
+    path.write_bytes(data[:late] + tag + data[late:])
+    return path
+
+
+def test_a_stream_added_part_way_is_no_traceback(media, tmp_path: Path) -> None:
+    """PyAV's demux raised IndexError at the end of such a file, in every command."""
+    src = _flv_adding_a_stream(tmp_path / "added.flv")
+    out = tmp_path / "o.mp4"
+    model = ["--model", media["model"], "-q"]
+    result = invoke("convert", src, "--to", "night", "-o", out, *model)
+    assert result.exit_code == 0, result.output
+    assert len(read_video(out).times) == 100
+    result = invoke("extract", src, "-o", tmp_path / "frames", "--every", "1", "-q")
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "frames").rglob("*.jpg"))) == 10
+    assert invoke("preview", src, "--to", "night", "-o", tmp_path / "p.png", *model).exit_code == 0
+
+
 def _noisy_ts(path: Path, frames: int = 40) -> Path:
     """An MPEG-TS whose frames span many TS packets (noise does not compress)."""
     import av

@@ -3,6 +3,7 @@ an index that lists samples past the file's end, and FFmpeg's reason for a failu
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +94,14 @@ def truncation_message(path: Path, size: int, index_end: int) -> str:
         f"'{path}' is truncated: its index runs to byte {index_end:,} but the file ends at "
         f"{size:,} ({share:.0f}% missing); --salvage converts the frames that are there"
     )
+
+
+def demuxed(container: Any, streams: Any) -> Iterator[Any]:
+    """``container.demux(streams)`` for a file that adds a stream part-way (an FLV can). PyAV's
+    demux skips that stream's packets, but at the end, after the flush packets of the streams
+    it lists (every stream asked for among them), it raises IndexError at the one it does not
+    (a traceback in every command): by then all is read and flushed."""
+    try:
+        yield from container.demux(streams)
+    except IndexError:
+        return

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .damage import ffmpeg_reason
+from .damage import demuxed, ffmpeg_reason
 from .probe import count_slack, open_input, use_threads, video_stream
 
 log = logging.getLogger(__name__)
@@ -265,7 +265,7 @@ def _packets_decoded(
     stream."""
     import av
 
-    packets = container.demux(vs)
+    packets = demuxed(container, vs)
     while True:
         try:
             packet = next(packets)

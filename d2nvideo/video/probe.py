@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import InputError
 from ..fileio import require_file
 from .damage import (
+    demuxed,
     ffmpeg_reason,
     index_cut,
     index_end,
@@ -340,8 +341,9 @@ def _first_frame(container: Any, vs: Any, path: Path) -> Any:
     import av
 
     try:
-        for frame in container.decode(vs):
-            return frame
+        for packet in demuxed(container, vs):
+            for frame in packet.decode():
+                return frame
     except av.error.FFmpegError as exc:
         raise InputError(f"'{path}' is corrupt: {ffmpeg_reason(exc)}", path) from exc
     raise InputError(index_cut(path) or f"'{path}' has a video stream but no decodable frame", path)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from .damage import demuxed
 from .decode import BACK_S, clock_restarts
 from .probe import VideoInfo, open_input
 
@@ -63,7 +64,7 @@ class StreamCopier:
         self.mapping = mapping  # source stream index -> output stream or _Transcoder
         self.window = window
         self.offset_s = offset_s
-        self.packets: Iterator[Any] = src.demux([src.streams[i] for i in mapping])
+        self.packets: Iterator[Any] = demuxed(src, [src.streams[i] for i in mapping])
         self.pending: Any = None
         self.path = Path(src.name)
         self.last_times: dict[int, float] = {}  # each stream's latest packet time
