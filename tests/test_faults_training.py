@@ -94,6 +94,7 @@ def _steps(run: Path) -> list[int]:
         (b"model: [1, 2]\n", [], "'model' must be a mapping"),
         (b"model:\n  width: 4\n  width: 8\n", [], "key 'width' is given twice"),
         (b"model:\n  ? [a, b]\n  : 1\n", [], "a key must be a plain value"),
+        (b"train:\n  steps: " + b"9" * 5000 + b"\n", [], "holds a number too long to read"),
     ],
 )
 def test_bad_configs(yaml_text: bytes, overrides: list[str], message: str, tmp_path: Path):
@@ -420,6 +421,14 @@ def test_a_state_with_foreign_contents_is_one_line_for_resume(
         ("model.width=2048", "makes 8192 channels"),
         ("model.n_downsample=1000000000", "n_downsample"),
         ("loss.shift=1 data.crop=[16,16]", "must be larger than 24"),
+        # from a fuzzing helper: 1e30 workers forked until the machine stopped; a batch of 1e30
+        # overflowed torch's sampler, one of 1e8 ran out of memory after 10 minutes
+        ("data.workers=1000000000000000000000000000000", "'data.workers' must be from 0 to"),
+        ("train.batch_size=100000000", "'train.batch_size' must be at most 4096"),
+        ("train.steps=99999999999999999999999", "'train.steps' must be at most 2,147,483,647"),
+        ("train.max_minutes=" + "9" * 400, "'train.max_minutes' is too large"),  # OverflowError
+        ("train.steps=" + "9" * 5000, "'train.steps' holds a number too long to read"),
+        ("train.steps=0x" + "f" * 5000, "must be at most 2,147,483,647, got an integer of 6,021"),
     ],
 )
 def test_values_that_would_fail_inside_torch_are_refused_first(

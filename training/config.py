@@ -168,6 +168,8 @@ def load_config(path: Path, overrides: Sequence[str] = ()) -> TrainConfig:
         data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # a SafeLoader
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config '{path}' is not valid YAML: {_one_line(exc)}", path) from exc
+    except ValueError as exc:  # PyYAML reads an integer with int(): 4,300 digits at most
+        raise ConfigError(f"config '{path}' holds a number too long to read", path) from exc
     except RecursionError as exc:  # PyYAML composes nested collections recursively
         raise ConfigError(f"config '{path}' nests too deeply to be a config", path) from exc
     if data is None:
@@ -239,6 +241,8 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
         section[parts[1]] = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         raise ConfigError(f"override '{item}' has no valid YAML value: {_one_line(exc)}") from exc
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise ConfigError(f"override '{key}' holds a number too long to read") from exc
     except RecursionError as exc:
         raise ConfigError(f"override '{key}=...' nests too deeply for a config value") from exc
 
@@ -291,7 +295,10 @@ def _coerce(kind: Any, value: Any, key: str) -> Any:
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"config key '{key}' must be a number, got {got}")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer past float's range
+            raise ConfigError(f"config key '{key}' is too large, got {got}") from None
     if origin is typing.Literal:
         if value not in args:
             choices = "|".join(map(str, args))

@@ -6,6 +6,7 @@ that would fail later inside torch or numpy, each refused with a message naming 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,11 @@ def _check_choices(cfg: TrainConfig) -> None:
 
 def _check_counts(cfg: TrainConfig) -> None:
     t, d = cfg.train, cfg.dis
+    if t.batch_size > MAX_BATCH:  # 1e8 ran out of memory after 10 minutes; 1e30 overflowed
+        raise ConfigError(
+            f"config key 'train.batch_size' must be at most {MAX_BATCH} (images per domain per "
+            f"step), got {shown(t.batch_size)}"
+        )
     for key, value in (
         ("train.steps", t.steps),
         ("train.batch_size", t.batch_size),
@@ -78,6 +84,15 @@ def _check_counts(cfg: TrainConfig) -> None:
     ):
         if value < 1:
             raise ConfigError(f"config key '{key}' must be at least 1, got {value}")
+        if value > MAX_COUNT:
+            raise ConfigError(
+                f"config key '{key}' must be at most {MAX_COUNT:,}, got {shown(value)}"
+            )
+
+
+MAX_COUNT = 2**31 - 1  # steps, batch and the other counts
+MAX_BATCH = 4096
+MAX_WORKERS = max(8, 4 * (os.cpu_count() or 1))  # 1e30 forked until the machine stopped
 
 
 _LOSS_WEIGHTS = (
@@ -111,7 +126,12 @@ def _check_ranges(cfg: TrainConfig) -> None:
         ("optim.lr_step", o.lr_step, lambda v: v >= 1, "at least 1"),
         ("optim.pool_size", o.pool_size, _nonnegative, ">= 0"),
         ("data.resize", cfg.data.resize, _nonnegative, ">= 0"),
-        ("data.workers", cfg.data.workers, _nonnegative, ">= 0"),
+        (
+            "data.workers",
+            cfg.data.workers,
+            lambda v: 0 <= v <= MAX_WORKERS,
+            f"from 0 to {MAX_WORKERS} (4 a core)",
+        ),
         ("train.dis_warmup", cfg.train.dis_warmup, _nonnegative, ">= 0"),
         ("train.ema", cfg.train.ema, lambda v: 0 <= v < 1, "in [0, 1)"),
         ("dis.width", cfg.dis.width, lambda v: v >= 1, "at least 1"),
@@ -260,5 +280,8 @@ def _check_choice(key: str, value: str, kind: Any) -> None:
 
 def shown(value: Any) -> str:
     """``value``'s repr, cut to a line's worth (a list nested a thousand deep is one value)."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # Python prints no integer of more than 4,300 digits
+        return f"an integer of {value.bit_length() * 0.30103:,.0f} digits"
     return text if len(text) <= 80 else text[:77] + "..."
