@@ -27,6 +27,9 @@ from .model import ModelConfig, UNITConfig, build_generator, config_from_dict, c
 log = logging.getLogger(__name__)
 FORMAT = "d2nvideo.generator"
 FORMAT_VERSION = 1
+# what a weight may be stored as: float8 has no isfinite kernel (a traceback), and integers,
+# booleans or complex numbers in a generator's weights were never written by a trainer
+LOADABLE_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 _PREFIXES = ("_orig_mod.", "module.")  # torch.compile and DDP wrappers
 
 
@@ -127,6 +130,12 @@ def check_weights(path: Path, ckpt: Checkpoint) -> None:
                 f"{list(expected[key])}",
                 path,
             )
+        if tensor.dtype not in LOADABLE_DTYPES:  # float8: isfinite has no kernel for it
+            raise CheckpointError(
+                f"'{path}': weight '{key}' is stored as {str(tensor.dtype).removeprefix('torch.')}"
+                ", which d2nvideo does not load (float32, float16 or bfloat16)",
+                path,
+            )
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise CheckpointError(
                 f"'{path}' holds non-finite weights (NaN or infinity) in '{key}': it would "
@@ -179,11 +188,11 @@ def _load_safetensors(path: Path) -> Checkpoint:
         )
     try:
         config = config_from_dict(json.loads(header["model"]))
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, RecursionError) as exc:  # JSON nested 1e5 deep
         raise CheckpointError(f"'{path}' has an invalid model config: {exc}", path) from exc
     try:
         meta = json.loads(header.get("meta", "{}"))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise CheckpointError(f"'{path}' has invalid metadata: {exc}", path) from exc
     if not isinstance(meta, dict):
         raise CheckpointError(f"'{path}' has invalid metadata: not a JSON object", path)
@@ -230,7 +239,7 @@ def import_official_unit(path: Path, official_day: str = "a") -> Checkpoint:
         for domain, half in halves.items():
             for key, value in clean_state_dict(half).items():
                 state[_official_key(key, domain)] = value
-    except (KeyError, ValueError, AttributeError) as exc:
+    except (KeyError, ValueError, AttributeError, IndexError) as exc:  # IndexError: a 0-d weight
         raise CheckpointError(f"'{path}' does not look like a UNIT generator: {exc}", path) from exc
     meta = {"imported_from": str(path), "official_day": official_day}
     return Checkpoint(config, state, meta)

@@ -136,3 +136,44 @@ def test_training_state_is_not_a_model(tmp_path: Path) -> None:
     torch.save({"step": 3, "gen": {}}, path)
     with pytest.raises(CheckpointError, match="not an official UNIT generator"):
         load_checkpoint(path)
+
+
+def _resaved(src: Path, dst: Path, cast: str | None = None, **header: str) -> Path:
+    """``src``'s tensors and header saved again, one weight cast to ``cast``, keys replaced."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(src), framework="pt") as fh:
+        meta = {**(fh.metadata() or {}), **header}
+        state = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (not a dict)
+    if cast:
+        key = sorted(state)[0]
+        state[key] = state[key].to(getattr(torch, cast))
+    save_file(state, str(dst), metadata=meta)
+    return dst
+
+
+@pytest.mark.parametrize(
+    "cast, header, message",
+    [  # from a fuzzing helper: each was a traceback
+        ("float8_e4m3fn", {}, "is stored as float8_e4m3fn, which d2nvideo does not load"),
+        ("int32", {}, "is stored as int32"),
+        (None, {"meta": "[" * 100000 + "]" * 100000}, "has invalid metadata"),
+        (None, {"model": "[" * 100000 + "]" * 100000}, "has an invalid model config"),
+    ],
+)
+def test_weights_and_headers_no_trainer_writes_are_refused(
+    tmp_path: Path, cast: str | None, header: dict[str, str], message: str
+) -> None:
+    bad = _resaved(
+        make_checkpoint(tmp_path / "m.safetensors"), tmp_path / "bad.safetensors", cast, **header
+    )
+    with pytest.raises(CheckpointError, match=message):
+        Translator.from_checkpoint(bad, "cpu")
+
+
+def test_an_official_file_with_a_scalar_weight_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "gen.pt"
+    torch.save({"a": {"enc.model.0.conv.weight": torch.tensor(1.0)}, "b": {}}, path)
+    with pytest.raises(CheckpointError, match="does not look like a UNIT generator"):
+        load_checkpoint(path)

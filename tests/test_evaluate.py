@@ -152,6 +152,17 @@ def test_a_one_frame_clip_is_an_input_error_and_fingerprints_are_counted(media) 
     meta = {"steps": 3, "data": {"day": 2, "fingerprints": {"day": ["a", "b"], "night": ["c"]}}}
     assert _without_fingerprints(meta)["data"] == {"day": 2, "fingerprints": {"day": 2, "night": 1}}
     assert meta["data"]["fingerprints"]["day"] == ["a", "b"]  # the model's own is left as it is
+    # garbage in a model's metadata: a TypeError after the whole evaluation, no report
+    garbage = {"data": {"fingerprints": {"day": 5, "night": "x", "dusk": ["a"]}}}
+    assert _without_fingerprints(garbage)["data"] == {"fingerprints": {"dusk": 1}}
+
+
+def test_fingerprints_that_are_not_64_bit_hex_are_no_fingerprints() -> None:
+    from d2nvideo.evaluation.provenance import training_fingerprints
+
+    for bad in (["f" * 20], ["-1"], ["xyz"], [5]):  # past 64 bits: an OverflowError
+        assert training_fingerprints({"data": {"fingerprints": {"day": bad}}}) is None
+    assert training_fingerprints({"data": {"fingerprints": {"day": ["ff"]}}}).tolist() == [255]
 
 
 def test_the_report_is_strict_json_when_a_figure_is_infinite() -> None:

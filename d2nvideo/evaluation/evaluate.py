@@ -304,7 +304,7 @@ def _without_fingerprints(meta: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(data, dict):
         return meta
     counted = {
-        k: {d: len(v) for d, v in data[k].items()}
+        k: {d: len(v) for d, v in data[k].items() if isinstance(v, list)}  # garbage: left out
         for k in ("fingerprints", "earlier_fingerprints")
         if isinstance(data.get(k), dict)
     }

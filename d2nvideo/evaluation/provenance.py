@@ -27,7 +27,7 @@ def training_fingerprints(meta: dict[str, Any]) -> np.ndarray | None:
     hexes = [h for domain in found.values() if isinstance(domain, list) for h in domain]
     try:
         return np.array([int(h, 16) for h in hexes], dtype=np.uint64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # not hex, or past 64 bits
         return None
 
 
