@@ -120,6 +120,9 @@ def test_relabel_refuses_non_finite_numbers(option: str, value: str, tmp_path: P
         {"name": "", "attributes": {"timeofday": "day"}},
         "a.png",
         None,
+        # a lone surrogate: no file is named so, and writing labels.csv raised at the end
+        {"name": "\ud800.png", "attributes": {"timeofday": "day"}},
+        {"name": "a.png", "attributes": {"timeofday": "\udfff"}},
     ],
 )
 def test_bdd_fields_of_the_wrong_type_are_skipped_rows(entry: object, tmp_path: Path) -> None:

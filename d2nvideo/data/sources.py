@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from ..fileio import not_a_folder, require_file
+from ..fileio import NAME_ERRORS, not_a_folder, require_file
 from ..images import list_images
 
 NORMAL = {
@@ -48,7 +48,7 @@ def from_nexet(csv_path: Path, images: Path) -> Sources:
     out = Sources(label_file=csv_path)
     for row in rows:
         name, label = (row.get("image_filename") or "").strip(), (row.get("lighting") or "").strip()
-        if name and label:
+        if _usable(name) and _usable(label):
             out.items.append(Item(images / name, label))
         else:
             out.skipped_rows += 1
@@ -73,11 +73,22 @@ def from_bdd(json_path: Path, images: Path) -> Sources:
     out = Sources(label_file=json_path)
     for entry in frames:
         name, label = _bdd_fields(entry)
-        if name.strip() and label.strip():
+        if _usable(name) and _usable(label):
             out.items.append(Item(images / name, label))
         else:
             out.skipped_rows += 1
     return out
+
+
+def _usable(text: str) -> bool:
+    """Not blank, and writable to the lists and labels.csv: JSON can name a lone surrogate
+    ("\\ud800"), which no file name holds and no UTF-8 writer takes (a traceback at the end
+    of a relabel run)."""
+    try:
+        text.encode("utf-8", NAME_ERRORS)
+    except UnicodeEncodeError:
+        return False
+    return bool(text.strip())
 
 
 def _bdd_fields(entry: object) -> tuple[str, str]:
