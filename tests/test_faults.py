@@ -1414,3 +1414,31 @@ def test_interlaced_input_is_said(media, tmp_path: Path, monkeypatch, caplog) ->
     assert len(warned) == 1 and "fields.mp4' is interlaced" in warned[0]
     assert " scan " in invoke("info", clip).output
     assert " scan " not in invoke("info", out_path).output  # written as progressive frames
+
+
+@pytest.mark.parametrize(
+    "matrix", [[0] * 9, [0x10000, 0, 0, 0, 0, 0, 0, 0, 0x40000000]], ids=["zero", "degenerate"]
+)
+def test_a_display_matrix_that_is_no_turn_is_ignored(
+    matrix: list[int], media, tmp_path: Path, monkeypatch, caplog
+) -> None:
+    """PyAV reads such a matrix as INT_MIN degrees: info showed it, and convert wrote a display
+    rotation of -127 degrees that the input never had (found by a fuzzing helper)."""
+    import importlib
+    import struct
+
+    from d2nvideo.video.probe import probe
+
+    monkeypatch.setattr(importlib.import_module("d2nvideo.video.probe"), "_WARNED", set())
+    data = bytearray(make_video(tmp_path / "plain.mp4", frames=3).read_bytes())
+    at = data.find(b"tkhd") - 4 + 48  # version 0: the matrix follows 44 bytes of fields
+    data[at : at + 36] = struct.pack(">9i", *matrix)
+    clip = tmp_path / "skewed.mp4"
+    clip.write_bytes(bytes(data))
+    assert probe(clip).rotation == 0
+    warned = [r.getMessage() for r in caplog.records if "display matrix" in r.getMessage()]
+    assert len(warned) == 1 and "not a turn by a multiple of 90 degrees" in warned[0]
+    out = tmp_path / "o.mp4"
+    model = ["--model", media["model"], "-q"]
+    assert invoke("convert", clip, "--to", "night", "-o", out, *model).exit_code == 0
+    assert probe(out).rotation == 0

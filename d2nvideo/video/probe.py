@@ -223,7 +223,7 @@ def probe(path: Path, salvage: bool = False) -> VideoInfo:
             duration=duration,
             frames=int(vs.frames) if exact else max(1, round(duration * float(fps))),
             frames_exact=exact,
-            rotation=round(first.rotation or 0),
+            rotation=_rotation(first, path),
             start_time=float(vs.start_time * tb) if vs.start_time is not None else 0.0,
             bit_rate=container.bit_rate or None,
             video_index=vs.index,
@@ -335,6 +335,20 @@ def pixel_bits(pix_fmt: str) -> int:
         return max((c.bits for c in av.VideoFormat(pix_fmt).components), default=8)
     except (ValueError, TypeError):
         return 8
+
+
+def _rotation(first: Any, path: Path) -> int:
+    """The display matrix's rotation, where it is one by a multiple of 90 degrees. A zeroed or
+    degenerate matrix reads as INT_MIN (PyAV's NaN) and a skewed one as -45: carried into the
+    output, players turned it by -127 degrees. Such a matrix is ignored, with a warning."""
+    degrees = round(first.rotation or 0)
+    if degrees % 90 == 0 and abs(degrees) <= 360:
+        return degrees
+    _warn_once(
+        f"'{path.name}' has a display matrix that is not a turn by a multiple of 90 degrees "
+        f"({'undefined' if abs(degrees) > 360 else f'{degrees} degrees'}): it is ignored"
+    )
+    return 0
 
 
 def _first_frame(container: Any, vs: Any, path: Path) -> Any:
