@@ -1442,3 +1442,34 @@ def test_a_display_matrix_that_is_no_turn_is_ignored(
     model = ["--model", media["model"], "-q"]
     assert invoke("convert", clip, "--to", "night", "-o", out, *model).exit_code == 0
     assert probe(out).rotation == 0
+
+
+def test_a_damaged_keyframe_index_is_read_from_the_start(
+    media, tmp_path: Path, monkeypatch, caplog
+) -> None:
+    """An MP4 whose keyframe table names a sample past its end: FFmpeg refuses every seek
+    (EPERM: 'Operation not permitted: X', as if the file were not readable) and leaves the
+    demuxer stuck. Such a file is read from its first frame instead (found by a fuzzing
+    helper)."""
+    import importlib
+    import struct
+
+    monkeypatch.setattr(importlib.import_module("d2nvideo.video.probe"), "_WARNED", set())
+    whole = make_video(tmp_path / "whole.mp4", frames=30)
+    data = bytearray(whole.read_bytes())
+    at = data.find(b"stss")
+    assert struct.unpack(">I", data[at + 8 : at + 12]) == (1,)  # one keyframe: sample 1
+    data[at + 12 : at + 16] = struct.pack(">I", 31)  # of 30
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    model = ["--model", media["model"], "-q"]
+    for src in (whole, damaged):
+        out = tmp_path / f"o_{src.name}"
+        cut = ["--start", "0.7", "--duration", "0.4"]
+        result = invoke("convert", src, "--to", "night", "-o", out, *cut, *model)
+        assert result.exit_code == 0, result.output
+        assert len(read_video(out).times) == 10
+    outputs = [read_video(tmp_path / f"o_{n}").images for n in ("whole.mp4", "damaged.mp4")]
+    assert np.array_equal(outputs[0], outputs[1])
+    warned = [r.getMessage() for r in caplog.records if "cannot be sought" in r.getMessage()]
+    assert len(warned) == 1 and "damaged.mp4' cannot be sought in" in warned[0]

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import InputError
 from .damage import demuxed, ffmpeg_reason
-from .probe import count_slack, open_input, use_threads, video_stream
+from .probe import count_slack, open_input, use_threads, video_stream, warn_once
 
 log = logging.getLogger(__name__)
 
@@ -351,8 +351,9 @@ def _sought(
     back = 0.0
     while True:
         target = max(0.0, t - back)
-        if target > 0 or back:
-            container.seek(_seek_pts(target, tb), stream=vs, backward=True)
+        if (target > 0 or back) and not _seek(container, vs, path, _seek_pts(target, tb)):
+            yield from _decoded(container, vs, path, tb, watch or _Watch())  # read on instead
+            return
         frames = _decoded(container, vs, path, tb, watch or _Watch())
         first = next(frames, None)
         landed = first is not None and float(first.pts * tb) <= t + 1e-6
@@ -362,6 +363,29 @@ def _sought(
             yield from frames
             return
         back = max(1.0, 4 * back)
+
+
+def _seek(container: Any, vs: Any, path: Path, pts: int) -> bool:
+    """Seek to the keyframe before ``pts``. Where FFmpeg refuses (a damaged keyframe index:
+    EPERM, invalid data; a traceback or "Operation not permitted" before), it warns, goes back
+    to the first frame and returns False: the frames are read from there, slower but all there.
+    """
+    import av
+
+    try:
+        container.seek(pts, stream=vs, backward=True)
+        return True
+    except av.error.FFmpegError as exc:
+        why = ffmpeg_reason(exc)
+    warn_once(
+        f"'{path.name}' cannot be sought in ({why}: its index is damaged); reading it from "
+        "the start"
+    )
+    try:
+        container.seek(0, stream=vs, any_frame=True)  # the failed seek left the demuxer stuck
+    except av.error.FFmpegError as exc:
+        raise InputError(f"'{path}' is corrupt: cannot seek in it ({why})", path) from exc
+    return False
 
 
 def _seek_pts(t: float, tb: Fraction) -> int:

@@ -142,7 +142,7 @@ def open_input(path: Path, hwaccel: str | None = None) -> Any:
 
             return av.open(str(path), "r", hwaccel=HWAccel(hwaccel, allow_software_fallback=True))
         except Exception as exc:  # no device, no driver, or a PyAV without hwaccel
-            _warn_once(
+            warn_once(
                 f"hardware decoding ({hwaccel}) is not available ({exc}); decoding in software"
             )
     try:
@@ -156,7 +156,7 @@ def open_input(path: Path, hwaccel: str | None = None) -> Any:
 _WARNED: set[str] = set()
 
 
-def _warn_once(message: str) -> None:
+def warn_once(message: str) -> None:
     if message not in _WARNED:
         _WARNED.add(message)
         logging.getLogger(__name__).warning(message)
@@ -188,7 +188,7 @@ def _warn_if_more(others: list[Any], vs: Any, path: Path) -> None:
     """Once per file: video streams other than the one converted are left out (a front and
     rear dashcam's file holds two)."""
     if others:
-        _warn_once(
+        warn_once(
             f"'{path.name}' has {len(others) + 1} video streams: stream {vs.index} "
             f"({vs.width}x{vs.height}) is converted, stream "
             f"{', '.join(str(s.index) for s in others)} left out"
@@ -300,7 +300,7 @@ def _color(frame: Any) -> Color:
 def warn_if_hdr(info: VideoInfo) -> None:
     """Once per process: HDR input keeps its colour tags but is translated as coded."""
     if info.color.hdr:
-        _warn_once(
+        warn_once(
             f"'{info.path.name}' is HDR video (PQ/HLG or BT.2020): its colour tags are kept, but "
             "the model was trained on SDR video and sees the coded values without tone mapping, "
             "so colours may be off"
@@ -311,7 +311,7 @@ def warn_if_deep(info: VideoInfo) -> None:
     """Once per file: more than 8 bits a channel (a phone's 10-bit HEVC) is translated at 8."""
     bits = pixel_bits(info.pix_fmt)
     if bits > 8:
-        _warn_once(
+        warn_once(
             f"'{info.path.name}' has {bits} bits a channel ({info.pix_fmt}): it is translated "
             "at 8 bits, so its finer steps of brightness are rounded"
         )
@@ -320,7 +320,7 @@ def warn_if_deep(info: VideoInfo) -> None:
 def warn_if_interlaced(info: VideoInfo) -> None:
     """Once per file: two fields a frame are translated, and written, as one picture."""
     if info.interlaced:
-        _warn_once(
+        warn_once(
             f"'{info.path.name}' is interlaced: each frame's two fields are translated as one "
             "picture and written as progressive frames, so moving edges keep their combing; "
             "deinterlace it first (ffmpeg -vf bwdif) for a clean result"
@@ -344,7 +344,7 @@ def _rotation(first: Any, path: Path) -> int:
     degrees = round(first.rotation or 0)
     if degrees % 90 == 0 and abs(degrees) <= 360:
         return degrees
-    _warn_once(
+    warn_once(
         f"'{path.name}' has a display matrix that is not a turn by a multiple of 90 degrees "
         f"({'undefined' if abs(degrees) > 360 else f'{degrees} degrees'}): it is ignored"
     )
