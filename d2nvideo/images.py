@@ -5,6 +5,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
+import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -53,13 +57,76 @@ def read_image(path: Path, reduce: int = 1) -> np.ndarray:
     }[reduce]
     check_image_size(path)
     data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
-    try:
-        image = cv2.imdecode(data, flags) if data is not None and data.size else None
-    except cv2.error as exc:  # e.g. OpenCV's own pixel limit
-        raise InputError(f"'{path}' is not a readable image ({_cv_reason(exc)})", path) from exc
+    with _decoder_messages() as said:
+        try:
+            image = cv2.imdecode(data, flags) if data is not None and data.size else None
+        except cv2.error as exc:  # e.g. OpenCV's own pixel limit
+            why = _cv_reason(exc)
+            raise InputError(f"'{path}' is not a readable image ({why})", path) from exc
     if image is None:
-        raise InputError(f"'{path}' is not a readable image", path)
+        why = f" ({said[-1].removeprefix('libpng error: ')})" if said else ""
+        raise InputError(f"'{path}' is not a readable image{why}", path)
+    if said:
+        _warn_damaged(path, said[0])
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+_DECODER_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _decoder_messages() -> Iterator[list[str]]:
+    """What libpng and libjpeg write to stderr themselves while OpenCV decodes ("libpng error:
+    PNG input buffer is incomplete", twice, before our line; "Corrupt JPEG data: premature
+    end of data segment" for an image accepted with its missing part grey): caught (fd 2 goes
+    to a file for the call) and returned, so that a damaged image is one line of ours."""
+    said: list[str] = []
+    with _DECODER_LOCK, tempfile.TemporaryFile() as tmp:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr to catch
+            yield said
+            return
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            said += _decoder_lines(tmp.read())
+
+
+# libpng's and libjpeg's own lines; anything else written meanwhile (another thread's progress
+# bar or warning) goes on to stderr as it was
+_DECODER_SAYS = re.compile(
+    rb"^(libpng (error|warning)|Corrupt JPEG|Premature end of JPEG|Not a JPEG|Invalid JPEG|"
+    rb"Bogus |Unsupported JPEG|JPEG datastream|Improper call to JPEG|Wrong JPEG)"
+)
+
+
+def _decoder_lines(captured: bytes) -> list[str]:
+    ours: list[bytes] = []
+    others: list[bytes] = []
+    for line in captured.splitlines(keepends=True):
+        (ours if _DECODER_SAYS.match(line) else others).append(line)
+    if others:
+        with contextlib.suppress(OSError):
+            os.write(2, b"".join(others))
+    return [line.decode("utf-8", "replace").strip() for line in ours]
+
+
+def _warn_damaged(path: Path, message: str) -> None:
+    """Once a process: an image that decoded with its decoder's complaint (cut short: the
+    missing part is grey), except a harmless quirk of some cameras' JPEG writers."""
+    if "damaged" not in _WARNED and "extraneous bytes" not in message:  # a camera's quirk
+        _WARNED.add("damaged")
+        log.warning(
+            "'%s' is damaged (%s): what could not be decoded is grey (other such images are "
+            "not named)",
+            path,
+            message,
+        )
 
 
 def _cv_reason(exc: Exception) -> str:
