@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickletools
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -223,11 +224,7 @@ def import_official_unit(path: Path, official_day: str = "a") -> Checkpoint:
             warnings.simplefilter("ignore")
             data = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(
-            f"'{path}' could not be loaded safely: it holds more than weights "
-            f"({_unpickle_reason(exc)}); d2nvideo never runs code from a checkpoint",
-            path,
-        ) from exc
+        raise CheckpointError(_unloadable(path, exc), path) from exc
     halves = _official_halves(path, data, official_day)
     if any(str(k).startswith("enc_style.") for k in halves["day"]):
         raise CheckpointError(
@@ -290,6 +287,37 @@ def _infer_official_config(state: dict[str, torch.Tensor]) -> UNITConfig:
     return UNITConfig(width=width, n_downsample=n_down, n_res=len(blocks), n_shared=0)
 
 
+def _unloadable(path: Path, exc: Exception) -> str:
+    """Why a PyTorch file was refused: it names Python code to run (a class or a function: a
+    GLOBAL), or it is no readable pickle at all (garbage that starts with a pickle's first
+    byte was said to hold "more than weights")."""
+    named = "GLOBAL" in str(exc)
+    if named or _names_code(path):
+        why = _unpickle_reason(exc) if named else "it names Python code to run"
+        return (
+            f"'{path}' could not be loaded safely: it holds more than weights ({why}); "
+            "d2nvideo never runs code from a checkpoint"
+        )
+    return (
+        f"'{path}' is not a d2nvideo checkpoint: not safetensors, and not a PyTorch file that "
+        f"reads ({_unpickle_reason(exc)})"
+    )
+
+
+def _names_code(path: Path) -> bool:
+    """Whether a plain pickle names a class or a function to call, read by pickletools's
+    opcode walk, which runs nothing (a pickle of protocol 4 or 5 fails torch's reader at its
+    FRAME opcode, before any name)."""
+    try:
+        with path.open("rb") as fh:
+            return any(op.name in _CODE_OPS for op, _, _ in pickletools.genops(fh))
+    except Exception:  # not a pickle: garbage that began with a pickle's first byte
+        return False
+
+
+_CODE_OPS = ("GLOBAL", "STACK_GLOBAL", "INST", "OBJ")
+
+
 def _unpickle_reason(exc: Exception) -> str:
     """The informative part of torch's weights-only refusal (e.g. 'Unsupported global: ...'),
     without its advice to load with ``weights_only=False``, which would run the file's code."""
@@ -297,4 +325,4 @@ def _unpickle_reason(exc: Exception) -> str:
     for line in lines:
         if "nsupported" in line and "weights_only" not in line:
             return re.split(r"\.\s|;\s", line, maxsplit=1)[0].rstrip(".")
-    return "it holds Python objects, not only tensors"
+    return first_line(exc) or type(exc).__name__

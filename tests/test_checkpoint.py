@@ -59,6 +59,11 @@ def test_random_bytes_are_refused(tmp_path: Path) -> None:
     path.write_bytes(b"\x00" + np.random.default_rng(0).bytes(4095))
     with pytest.raises(CheckpointError, match="not a d2nvideo checkpoint"):
         load_checkpoint(path)
+    # garbage that begins with a pickle's first byte was said to hold "more than weights"
+    for seed in range(4):
+        path.write_bytes(b"\x80" + np.random.default_rng(seed).bytes(4095))
+        with pytest.raises(CheckpointError, match="not a d2nvideo checkpoint: not safetensors"):
+            load_checkpoint(path)
 
 
 class _Evil:
