@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 FORMAT = "d2nvideo.generator"
 FORMAT_VERSION = 1
 # what a weight may be stored as: float8 has no isfinite kernel (a traceback), and integers,
-# booleans or complex numbers in a generator's weights were never written by a trainer
+# booleans or complex numbers where a network keeps floats were never written by a trainer
 LOADABLE_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+INTEGER_DTYPES = (torch.int64, torch.int32)
 _PREFIXES = ("_orig_mod.", "module.")  # torch.compile and DDP wrappers
 
 
@@ -115,7 +116,8 @@ def check_weights(path: Path, ckpt: Checkpoint) -> None:
             f"({first[:120]})",
             path,
         ) from None
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    wanted = model.state_dict()
+    expected = {k: tuple(v.shape) for k, v in wanted.items()}
     missing = sorted(set(expected) - set(ckpt.state_dict))
     unexpected = sorted(set(ckpt.state_dict) - set(expected))
     if missing or unexpected:
@@ -131,18 +133,27 @@ def check_weights(path: Path, ckpt: Checkpoint) -> None:
                 f"{list(expected[key])}",
                 path,
             )
-        if tensor.dtype not in LOADABLE_DTYPES:  # float8: isfinite has no kernel for it
-            raise CheckpointError(
-                f"'{path}': weight '{key}' is stored as {str(tensor.dtype).removeprefix('torch.')}"
-                ", which d2nvideo does not load (float32, float16 or bfloat16)",
-                path,
-            )
+        _check_dtype(path, key, tensor, wanted[key])
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise CheckpointError(
                 f"'{path}' holds non-finite weights (NaN or infinity) in '{key}': it would "
                 "translate every frame to black; export it again from a healthy training state",
                 path,
             )
+
+
+def _check_dtype(path: Path, key: str, tensor: torch.Tensor, wanted: torch.Tensor) -> None:
+    """A weight is stored as float32, float16, bfloat16 or float64 (float8 has no isfinite
+    kernel: a traceback); a buffer the network keeps as an integer (BatchNorm's count of
+    batches) as an integer."""
+    ok = LOADABLE_DTYPES if wanted.is_floating_point() else INTEGER_DTYPES
+    if tensor.dtype not in ok:
+        names = ", ".join(str(t).removeprefix("torch.") for t in ok)
+        raise CheckpointError(
+            f"'{path}': weight '{key}' is stored as {str(tensor.dtype).removeprefix('torch.')}, "
+            f"which d2nvideo does not load there ({names})",
+            path,
+        )
 
 
 def check_meta(path: Path, meta: dict[str, Any]) -> None:

@@ -177,6 +177,28 @@ def test_weights_and_headers_no_trainer_writes_are_refused(
         Translator.from_checkpoint(bad, "cpu")
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_batch_norms_integer_count_loads(tmp_path: Path, dtype: torch.dtype) -> None:
+    """BatchNorm keeps its count of batches as an int64: the check against weights stored as
+    integers refused every norm: batch model (found by a review)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from d2nvideo.model import UNITConfig
+
+    config = UNITConfig(norm="batch", width=8, n_res=2, n_shared=1)
+    path = tmp_path / "bn.safetensors"
+    save_checkpoint(path, build_generator(config).eval(), config, dtype=dtype)
+    assert load_checkpoint(path).config == config
+    state = load_file(str(path))
+    count = next(k for k in state if k.endswith("num_batches_tracked"))
+    state[count] = state[count].float()  # an integer buffer stored as a float: no trainer does
+    with safe_open(str(path), framework="pt") as fh:
+        save_file(state, str(tmp_path / "f.safetensors"), metadata=fh.metadata())
+    with pytest.raises(CheckpointError, match="is stored as float32, which d2nvideo does not"):
+        load_checkpoint(tmp_path / "f.safetensors")
+
+
 def test_an_official_file_with_a_scalar_weight_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "gen.pt"
     torch.save({"a": {"enc.model.0.conv.weight": torch.tensor(1.0)}, "b": {}}, path)
