@@ -95,6 +95,8 @@ def _steps(run: Path) -> list[int]:
         (b"model:\n  width: 4\n  width: 8\n", [], "key 'width' is given twice"),
         (b"model:\n  ? [a, b]\n  : 1\n", [], "a key must be a plain value"),
         (b"train:\n  steps: " + b"9" * 5000 + b"\n", [], "holds a number too long to read"),
+        (b"train:\n  steps: 2024-02-30\n", [], "cannot be read (day is out of range for month)"),
+        (b"{}", ["train.steps=2024-02-30"], "'train.steps' holds a value that cannot be read"),
     ],
 )
 def test_bad_configs(yaml_text: bytes, overrides: list[str], message: str, tmp_path: Path):
@@ -436,6 +438,25 @@ def test_values_that_would_fail_inside_torch_are_refused_first(
 ) -> None:
     sets = [a for o in override.split() for a in ("--set", o)]
     refused(tmp_path, 2, message, "train", TINY, "--out", tmp_path / "r", *sets)
+
+
+def test_a_run_saved_with_many_workers_loads_on_a_small_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The workers' bound was this machine's 4 a core: a run saved with 12 on a larger one
+    could not be resumed or exported here (found by a review). The config takes up to 256;
+    the loader uses at most 4 a core, and says so."""
+    import os
+
+    from d2nvideo.training.config import load_config
+    from d2nvideo.training.data import workers_here
+
+    config = tmp_path / "c.yaml"
+    config.write_text("data:\n  workers: 12\n")
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert load_config(config).data.workers == 12
+    assert workers_here(12) == 8 and workers_here(3) == 3
+    assert "data.workers is 12; this machine has 2 cores: using 8" in caplog.text
 
 
 def test_the_discriminator_depth_check_is_the_networks_real_limit() -> None:

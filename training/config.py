@@ -168,8 +168,8 @@ def load_config(path: Path, overrides: Sequence[str] = ()) -> TrainConfig:
         data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # a SafeLoader
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config '{path}' is not valid YAML: {_one_line(exc)}", path) from exc
-    except ValueError as exc:  # PyYAML reads an integer with int(): 4,300 digits at most
-        raise ConfigError(f"config '{path}' holds a number too long to read", path) from exc
+    except ValueError as exc:  # PyYAML's int() (4,300 digits at most), a date that is none...
+        raise ConfigError(f"config '{path}' {_unreadable_value(exc)}", path) from exc
     except RecursionError as exc:  # PyYAML composes nested collections recursively
         raise ConfigError(f"config '{path}' nests too deeply to be a config", path) from exc
     if data is None:
@@ -183,6 +183,14 @@ def load_config(path: Path, overrides: Sequence[str] = ()) -> TrainConfig:
     for item in overrides:
         _apply_override(data, item)
     return config_from_data(data)
+
+
+def _unreadable_value(exc: ValueError) -> str:
+    """A value PyYAML recognises but cannot build: an integer past Python's 4,300 digits, a
+    date that does not exist (2024-02-30)."""
+    if "integer string conversion" in str(exc):
+        return "holds a number too long to read"
+    return f"holds a value that cannot be read ({_one_line(exc)})"
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -241,8 +249,8 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
         section[parts[1]] = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         raise ConfigError(f"override '{item}' has no valid YAML value: {_one_line(exc)}") from exc
-    except ValueError as exc:  # an integer of more than 4,300 digits
-        raise ConfigError(f"override '{key}' holds a number too long to read") from exc
+    except ValueError as exc:
+        raise ConfigError(f"override '{key}' {_unreadable_value(exc)}") from exc
     except RecursionError as exc:
         raise ConfigError(f"override '{key}=...' nests too deeply for a config value") from exc
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -360,13 +361,28 @@ def domain_batches(
         dataset if dataset is not None else DomainDataset(paths, cfg),
         batch_size=batch,
         sampler=_ResumableSampler(len(paths), batch, rank, world, seed, step, weights),
-        num_workers=cfg.workers,
-        persistent_workers=cfg.workers > 0,
+        num_workers=(workers := workers_here(cfg.workers)),
+        persistent_workers=workers > 0,
         drop_last=True,
         generator=torch.Generator().manual_seed(seed),  # leaves the global RNG alone
         worker_init_fn=_leave_signals_to_the_trainer,
     )
     return iter(loader)
+
+
+def workers_here(asked: int) -> int:
+    """``data.workers``, at most 4 a core of this machine (a run saved on a larger one asks
+    for more than this one holds), with a warning once when cut."""
+    most = 4 * (os.cpu_count() or 1)
+    if asked > most and asked not in _CUT:
+        _CUT.add(asked)
+        log.warning(
+            "data.workers is %d; this machine has %d cores: using %d", asked, most // 4, most
+        )
+    return min(asked, most)
+
+
+_CUT: set[int] = set()
 
 
 def _leave_signals_to_the_trainer(worker: int) -> None:
