@@ -10,6 +10,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -66,12 +67,12 @@ def read_image(path: Path, reduce: int = 1) -> np.ndarray:
     if image is None:
         why = f" ({said[-1].removeprefix('libpng error: ')})" if said else ""
         raise InputError(f"'{path}' is not a readable image{why}", path)
-    if said:
-        _warn_damaged(path, said[0])
+    _warn_damaged(path, said)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 _DECODER_LOCK = threading.Lock()
+_CAPTURE: dict[int, Any] = {}  # this process's file for the decoders' lines (a fork makes its own)
 
 
 @contextlib.contextmanager
@@ -79,22 +80,34 @@ def _decoder_messages() -> Iterator[list[str]]:
     """What libpng and libjpeg write to stderr themselves while OpenCV decodes ("libpng error:
     PNG input buffer is incomplete", twice, before our line; "Corrupt JPEG data: premature
     end of data segment" for an image accepted with its missing part grey): caught (fd 2 goes
-    to a file for the call) and returned, so that a damaged image is one line of ours."""
+    to a file for the call) and returned, so that a damaged image is one line of ours. Where
+    there is no stderr or no temporary file, nothing is caught."""
     said: list[str] = []
-    with _DECODER_LOCK, tempfile.TemporaryFile() as tmp:
+    with _DECODER_LOCK:
         try:
+            tmp = _capture_file()
             saved = os.dup(2)
-        except OSError:  # no stderr to catch
+        except OSError:
             yield said
             return
-        os.dup2(tmp.fileno(), 2)
         try:
+            os.dup2(tmp.fileno(), 2)
             yield said
         finally:
             os.dup2(saved, 2)
             os.close(saved)
             tmp.seek(0)
             said += _decoder_lines(tmp.read())
+            tmp.seek(0)
+            tmp.truncate()
+
+
+def _capture_file() -> Any:
+    pid = os.getpid()
+    if pid not in _CAPTURE:
+        _CAPTURE.clear()  # the parent's, inherited through a fork: its own to use
+        _CAPTURE[pid] = tempfile.TemporaryFile()  # noqa: SIM115 (kept open for the process)
+    return _CAPTURE[pid]
 
 
 # libpng's and libjpeg's own lines; anything else written meanwhile (another thread's progress
@@ -103,6 +116,10 @@ _DECODER_SAYS = re.compile(
     rb"^(libpng (error|warning)|Corrupt JPEG|Premature end of JPEG|Not a JPEG|Invalid JPEG|"
     rb"Bogus |Unsupported JPEG|JPEG datastream|Improper call to JPEG|Wrong JPEG)"
 )
+# of those, what says a JPEG lacks data that it was taken without ("extraneous bytes before
+# marker" is a harmless quirk of some cameras; libpng's warnings, about colour profiles or
+# ancillary chunks, leave the picture whole)
+_MISSING_DATA = ("Corrupt JPEG data: premature end", "Premature end of JPEG")
 
 
 def _decoder_lines(captured: bytes) -> list[str]:
@@ -116,16 +133,16 @@ def _decoder_lines(captured: bytes) -> list[str]:
     return [line.decode("utf-8", "replace").strip() for line in ours]
 
 
-def _warn_damaged(path: Path, message: str) -> None:
-    """Once a process: an image that decoded with its decoder's complaint (cut short: the
-    missing part is grey), except a harmless quirk of some cameras' JPEG writers."""
-    if "damaged" not in _WARNED and "extraneous bytes" not in message:  # a camera's quirk
+def _warn_damaged(path: Path, said: list[str]) -> None:
+    """Once a process: a JPEG taken with data missing (its missing part is grey)."""
+    missing = [line for line in said if line.startswith(_MISSING_DATA)]
+    if missing and "damaged" not in _WARNED:
         _WARNED.add("damaged")
         log.warning(
             "'%s' is damaged (%s): what could not be decoded is grey (other such images are "
             "not named)",
             path,
-            message,
+            missing[0],
         )
 
 

@@ -1480,6 +1480,8 @@ def test_a_damaged_image_is_one_line_of_ours(tmp_path: Path) -> None:
     incomplete" came twice before the error line, and a JPEG whose data ends before its
     declared size was taken grey below after "Corrupt JPEG data" lines, exit 0, without a word
     of ours (found by a fuzzing helper)."""
+    import zlib
+
     import cv2
 
     y, x = np.mgrid[0:64, 0:64]
@@ -1499,3 +1501,11 @@ def test_a_damaged_image_is_one_line_of_ours(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("warning: 'short.jpg' is damaged (Corrupt JPEG data"), lines
+    # libpng's warnings (a colour profile it does not take) leave the picture whole: not damage
+    # (a first version said so, found by a review)
+    profile = zlib.compress(bytes(200))
+    chunk = b"iCCP" + b"icc\x00\x00" + profile
+    iccp = len(chunk[4:]).to_bytes(4, "big") + chunk + zlib.crc32(chunk).to_bytes(4, "big")
+    (tmp_path / "profile.png").write_bytes(png[:33] + iccp + png[33:])  # after the IHDR
+    result = run_cli("info", "profile.png", cwd=tmp_path)
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
