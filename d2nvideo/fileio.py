@@ -137,8 +137,7 @@ def check_output(output: Path, inputs: list[Path], overwrite: bool, what: str = 
         raise PathError(f"{what} '{output}' exists; pass --overwrite to replace it", output)
     if kind := _special(output):  # --overwrite renamed a file over a FIFO or a device
         raise PathError(
-            f"{what} '{output}' is {kind}, not a file: outputs are written to a temporary file "
-            "and renamed into place; choose a file path",
+            f"{what} '{output}' is {kind}, not a file: choose a file path",
             output,
         )
     parent = resolved.parent

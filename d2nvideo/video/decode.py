@@ -62,6 +62,7 @@ class _Watch:
     salvage: Salvage | None = None
     damaged: int = 0
     damaged_at: float | None = None
+    unseekable: bool = False  # a seek failed: the file is read on from where it is
 
     def seen(self, packet: Any, tb: Fraction) -> None:
         if packet.is_corrupt:
@@ -314,7 +315,7 @@ def frames_at(path: Path, times: list[float]) -> Iterator[Frame]:
         use_threads(vs.codec_context)
         tb = Fraction(vs.time_base or Fraction(1, 90000))
         slack = half_tick(tb)
-        keyframes = keyframe_times(vs, tb)
+        keyframes, watch = keyframe_times(vs, tb), _Watch()
         decoder: Iterator[Any] = iter(())
         position: float | None = None  # time of the frame last decoded
         count = 0
@@ -322,7 +323,7 @@ def frames_at(path: Path, times: list[float]) -> Iterator[Frame]:
             if position is not None and t <= position + 1e-6:
                 continue  # the frame at or after t was already yielded
             if _should_seek(position, t, keyframes):
-                decoder = _sought(container, vs, path, tb, t)
+                decoder = _sought(container, vs, path, tb, t, watch)
             for frame in decoder:
                 position = float(frame.pts * tb)
                 if position >= t - slack:
@@ -348,13 +349,16 @@ def _sought(
     # the container's duration runs from its start, which an MPEG-TS clock puts anywhere
     end = ((container.start_time or 0) + (container.duration or 0)) / 1e6
     past_end = container.duration is not None and t > end + 1.0
-    back = 0.0
+    back, watch = 0.0, watch or _Watch()
     while True:
         target = max(0.0, t - back)
-        if (target > 0 or back) and not _seek(container, vs, path, _seek_pts(target, tb)):
-            yield from _decoded(container, vs, path, tb, watch or _Watch())  # read on instead
+        if watch.unseekable or (
+            (target > 0 or back) and not _seek(container, vs, path, _seek_pts(target, tb))
+        ):
+            watch.unseekable = True  # read on from where the file is: no seek works in it
+            yield from _decoded(container, vs, path, tb, watch)
             return
-        frames = _decoded(container, vs, path, tb, watch or _Watch())
+        frames = _decoded(container, vs, path, tb, watch)
         first = next(frames, None)
         landed = first is not None and float(first.pts * tb) <= t + 1e-6
         if landed or target <= 0 or (first is None and past_end):
@@ -368,8 +372,8 @@ def _sought(
 def _seek(container: Any, vs: Any, path: Path, pts: int) -> bool:
     """Seek to the keyframe before ``pts``. Where FFmpeg refuses (a damaged keyframe index:
     EPERM, invalid data; a traceback or "Operation not permitted" before), it warns, goes back
-    to the first frame and returns False: the frames are read from there, slower but all there.
-    """
+    to the first frame and returns False: the frames are read from there, slower, as a
+    decode of the whole file gives them."""
     import av
 
     try:
@@ -381,8 +385,9 @@ def _seek(container: Any, vs: Any, path: Path, pts: int) -> bool:
         f"'{path.name}' cannot be sought in ({why}: its index is damaged); reading it from "
         "the start"
     )
-    try:
-        container.seek(0, stream=vs, any_frame=True)  # the failed seek left the demuxer stuck
+    first = (vs.start_time or 0) - round(10 / float(vs.time_base or Fraction(1, 90000)))
+    try:  # to the first frame, before 0 where an edit list puts it (0 began after a keyframe)
+        container.seek(first, stream=vs, any_frame=True)  # the failed seek left the demuxer stuck
     except av.error.FFmpegError as exc:
         raise InputError(f"'{path}' is corrupt: cannot seek in it ({why})", path) from exc
     return False
