@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -1473,6 +1474,27 @@ def test_a_damaged_keyframe_index_is_read_from_the_start(
     assert np.array_equal(outputs[0], outputs[1])
     warned = [r.getMessage() for r in caplog.records if "cannot be sought" in r.getMessage()]
     assert len(warned) == 1 and "damaged.mp4' cannot be sought in" in warned[0]
+    # once a seek has failed, frames_at reads on: it went back to the start for every time
+    # asked more than 2 s ahead (the damaged index lists no keyframe to go by)
+    import d2nvideo.video.decode as decode
+
+    long = make_video(tmp_path / "long.mp4", frames=60, fps=5)  # 12 s
+    data = bytearray(long.read_bytes())
+    at = data.find(b"stss")
+    data[at + 12 : at + 16] = struct.pack(">I", 61)
+    (tmp_path / "long_damaged.mp4").write_bytes(bytes(data))
+    times = [0.5, 3.0, 5.5, 8.0, 10.5]
+    healthy = [f.time for f in decode.frames_at(long, times)]
+    decoded, packets = [], decode._packets_decoded
+
+    def counted(*args: object) -> Iterator[object]:
+        for frame in packets(*args):
+            decoded.append(frame)
+            yield frame
+
+    monkeypatch.setattr(decode, "_packets_decoded", counted)
+    assert [f.time for f in decode.frames_at(tmp_path / "long_damaged.mp4", times)] == healthy
+    assert len(decoded) <= 60  # the file once, not once a time asked
 
 
 def test_a_damaged_image_is_one_line_of_ours(tmp_path: Path) -> None:
