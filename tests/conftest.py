@@ -74,14 +74,16 @@ def make_video(
     time_base: Fraction | None = None,
     codec: str = "libx264",
     metadata: dict[str, str] | None = None,
+    options: dict[str, str] | None = None,
 ) -> Path:
-    """Write a synthetic video. ``pts`` (in ``time_base`` units) makes it variable-rate."""
+    """Write a synthetic video. ``pts`` (in ``time_base`` units) makes it variable-rate;
+    ``options`` go to the encoder (a GOP length, interlacing)."""
     import av
 
     width, height = size
     tb = time_base or Fraction(1, fps)
     with av.open(str(path), "w") as out:
-        vs = out.add_stream(codec, rate=fps)
+        vs = out.add_stream(codec, rate=fps, options=options or {})
         vs.width, vs.height = width, height
         vs.pix_fmt = "yuv444p" if width % 2 or height % 2 else "yuv420p"
         vs.time_base = tb

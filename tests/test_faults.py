@@ -1395,19 +1395,9 @@ def test_interlaced_input_is_said(media, tmp_path: Path, monkeypatch, caplog) ->
     without a word."""
     import importlib
 
-    import av
-
     monkeypatch.setattr(importlib.import_module("d2nvideo.video.probe"), "_WARNED", set())
-    clip = tmp_path / "fields.mp4"
-    with av.open(str(clip), "w") as out:
-        options = {"flags": "+ildct+ilme", "x264-params": "interlaced=1"}
-        video = out.add_stream("libx264", rate=25, options=options)
-        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        for i in range(3):
-            frame = av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")
-            frame.pts = i
-            out.mux(video.encode(frame))
-        out.mux(video.encode())
+    options = {"flags": "+ildct+ilme", "x264-params": "interlaced=1"}
+    clip = make_video(tmp_path / "fields.mp4", frames=3, options=options)
     out_path = tmp_path / "o.mp4"
     model = ["--model", media["model"], "-q"]
     assert invoke("convert", clip, "--to", "night", "-o", out_path, *model).exit_code == 0

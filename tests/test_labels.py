@@ -363,19 +363,10 @@ def test_extract_keeps_rotated_frames_upright(media: dict[str, Path], tmp_path: 
 
 def test_sparse_sampling_decodes_less(tmp_path: Path) -> None:
     """--every seeks to the keyframe before each sample instead of decoding every frame."""
-    import av
-
     from d2nvideo.video import decode
 
-    clip = tmp_path / "gop.mp4"
-    with av.open(str(clip), "w") as out:
-        vs = out.add_stream("libx264", rate=25, options={"g": "25", "keyint_min": "25"})
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
-        for i in range(250):
-            frame = av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")
-            frame.pts = i
-            out.mux(vs.encode(frame))
-        out.mux(vs.encode())
+    gop = {"g": "25", "keyint_min": "25"}
+    clip = make_video(tmp_path / "gop.mp4", frames=250, options=gop)
     decoded = []
     real = decode._decoded
 
