@@ -197,15 +197,32 @@ def test_export_never_overwrites_what_it_reads(target: str, message: str, run: P
     refused(run.parent, 2, message, "export", run, "-o", run / target, "--overwrite")
 
 
+@pytest.mark.parametrize("name", ["m.onnx", "m.pt", "m"])
+def test_export_writes_only_safetensors_names(name: str, run: Path) -> None:
+    """'-o model.onnx' wrote safetensors bytes that ONNX Runtime then refused (found by a
+    helper); the graphs come with --onnx, beside the model."""
+    hint = ": add --onnx" if name.endswith(".onnx") else ""
+    refused(
+        run.parent,
+        2,
+        f"must be named *.safetensors (the model's format){hint}",
+        "export",
+        run,
+        "-o",
+        run.parent / name,
+    )
+
+
 def test_export_and_train_say_what_a_file_given_for_a_folder_is(data: Path, tmp_path: Path):
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"not a run")
     model = tmp_path / "m.safetensors"
     model.write_bytes(b"x")
-    refused(tmp_path, 2, "is a file, not a run folder", "export", clip, "-o", "z.st")
+    refused(tmp_path, 2, "is a file, not a run folder", "export", clip, "-o", "z.safetensors")
     refused(tmp_path, 1, "clip.mp4", "export", clip, "--onnx")  # not a model file either
-    refused(tmp_path, 2, "leave -o out", "export", model, "--onnx", "-o", tmp_path / "z.st")
-    refused(tmp_path, 2, "run folder", "export", tmp_path / "gone", "-o", tmp_path / "z.st")
+    z = tmp_path / "z.safetensors"
+    refused(tmp_path, 2, "leave -o out", "export", model, "--onnx", "-o", z)
+    refused(tmp_path, 2, "run folder", "export", tmp_path / "gone", "-o", z)
     day = ["train", TINY, "--day", clip, "--night", data / "night", "--out", tmp_path / "r"]
     refused(tmp_path, 2, f"data.day folder '{clip}' is not a folder", *day, "--steps", "1")
 
@@ -377,7 +394,8 @@ def test_a_damaged_record_is_one_line_for_export_and_resume(
     data: Path, run: Path, record: str, damage: bytes
 ) -> None:
     (run / record).write_bytes(damage)
-    refused(run.parent, 1, f"'{run / record}' is damaged", "export", run, "-o", run.parent / "m")
+    model = run.parent / "m.safetensors"
+    refused(run.parent, 1, f"'{run / record}' is damaged", "export", run, "-o", model)
     before = snapshot(run)
     fails(_train(data, run, "--steps", "3", "--resume"), 1, f"'{run / record}' is damaged")
     assert snapshot(run) == before

@@ -484,9 +484,10 @@ def test_export_step_writes_a_kept_state_and_names_the_kept_ones(
     for odd in ("step_abc_12.pt", "step_007.pt", "step_\u00b2.pt"):  # not train's names
         (run / "state" / odd).write_bytes(b"")
     (run / "state" / "step_00000003.pt").mkdir()
-    result = runner.invoke(cli, ["export", str(run), "--step", "3", "-o", str(tmp_path / "x")])
+    x = tmp_path / "x.safetensors"
+    result = runner.invoke(cli, ["export", str(run), "--step", "3", "-o", str(x)])
     assert result.exit_code != 0 and "keeps no state of step 3 (kept: 2, 4)" in result.output
-    assert not (tmp_path / "x").exists()
+    assert not x.exists()
     result = runner.invoke(cli, ["export", str(out[2]), "--step", "2", "--onnx"])
     assert result.exit_code != 0 and "--step chooses a RUN folder's state" in result.output
 

@@ -10,7 +10,7 @@ import torch
 
 from d2nvideo import __version__
 from d2nvideo.checkpoint import save_checkpoint
-from d2nvideo.errors import CheckpointError, PathError
+from d2nvideo.errors import CheckpointError, PathError, UsageError
 from d2nvideo.fileio import check_output, not_a_folder
 from d2nvideo.model import build_generator
 
@@ -36,6 +36,11 @@ def check_export_output(run: Path, output: Path, overwrite: bool) -> None:
     if output.resolve().parent == state.resolve():
         raise PathError(f"output '{output}' lies in the run's state folder; choose another", output)
     check_output(output, inputs, overwrite)
+    if output.suffix.lower() != ".safetensors":  # 'model.onnx' got safetensors bytes
+        hint = ": add --onnx for the graphs, which go beside it" if output.suffix == ".onnx" else ""
+        raise UsageError(
+            f"output '{output}' must be named *.safetensors (the model's format){hint}"
+        )
 
 
 def _files(folder: Path) -> list[Path]:
