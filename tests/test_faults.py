@@ -1521,3 +1521,16 @@ def test_a_damaged_image_is_one_line_of_ours(tmp_path: Path) -> None:
     (tmp_path / "profile.png").write_bytes(png[:33] + iccp + png[33:])  # after the IHDR
     result = run_cli("info", "profile.png", cwd=tmp_path)
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+def test_libx265_is_refused_for_tiny_frames(media, tmp_path: Path) -> None:
+    """libx265 opens for a 33x17 frame, then corrupts its heap: the process aborted with
+    glibc's message and no line of ours, and with --jobs the whole batch stopped (found by a
+    helper). Refused before any frame is encoded."""
+    clip = make_video(tmp_path / "tiny.mp4", frames=3, size=(33, 17))
+    out = tmp_path / "o.mp4"
+    args = ["convert", clip, "--to", "night", "-o", out, "--model", media["model"], "-q"]
+    result = invoke(*args, "--codec", "libx265")
+    assert result.exit_code != 0
+    one_error(result.output, "libx265 is not safe for 33x17 frames")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.mp4"]
