@@ -106,6 +106,9 @@ class ConvertOptions:
         check(BarsMode, self.bars, "bars")
 
 
+Watch = Callable[[list[np.ndarray], list[np.ndarray]], list[np.ndarray]]  # (outputs, inputs)
+
+
 class DarkOutputWatch:
     """Passes translated images through and warns once if they come out nearly black (a
     model that does not suit the footage), saying how dark they are."""
@@ -115,9 +118,14 @@ class DarkOutputWatch:
         self.threshold = threshold
         self.warned = False
 
-    def __call__(self, images: list[np.ndarray]) -> list[np.ndarray]:
+    def __call__(self, images: list[np.ndarray], inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """``images`` translated from ``inputs``: an output is judged only where its input is
+        not nearly black itself (a clip whose first frames are black warned)."""
         if not self.warned and images:
-            dark = [im for im in images if float(im.mean()) < self.threshold]
+            lit = [
+                im for im, src in zip(images, inputs, strict=True) if src.mean() >= self.threshold
+            ]
+            dark = [im for im in lit if float(im.mean()) < self.threshold]
             if dark:
                 self.warned = True
                 log.warning(
@@ -269,7 +277,7 @@ def translate_frames(
     translator: Translator,
     opts: ConvertOptions,
     rotation: int,
-    watch: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
+    watch: Watch | None = None,
 ) -> Iterator[Frame]:
     """Translate frames in batches, each upright for the network and stored back as it came;
     every output frame carries its input in ``source``. ``watch`` sees each batch's outputs.
@@ -295,7 +303,7 @@ def translate_frames(
         for batch, images, bars, small, out in network:
             outputs = upsample_stage(images, small, out, opts.resolution, opts.to, bars)
             if watch is not None:
-                outputs = watch(outputs)
+                outputs = watch(outputs, images)
             for frame, image in zip(batch, outputs, strict=True):
                 yield dataclasses.replace(frame, image=restore(image, rotation), source=frame.image)
     finally:
@@ -311,7 +319,7 @@ def convert_video(
     info: VideoInfo | None = None,
     post: Callable[[Iterator[Frame]], Iterator[Frame]] | None = None,
     rotation: int | None = None,
-    watch: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
+    watch: Watch | None = None,
 ) -> ConvertResult:
     """Translate the video ``src`` into ``dst`` (written atomically). ``on_frames(n)`` is called
     as frames are written. ``post`` is an extra stage before encoding (preview's composition);

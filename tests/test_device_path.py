@@ -105,7 +105,7 @@ def test_cuda_translations_run_on_one_thread_and_last_batches_are_padded(
     opts = ConvertOptions("night", batch_size=4, resolution=res)
     outputs: list[np.ndarray] = []
     for i in range(2):
-        watch = lambda batch: outputs.extend(batch) or batch  # noqa: E731
+        watch = lambda batch, _: outputs.extend(batch) or batch  # noqa: E731
         convert_video(media["odd"], tmp_path / f"{i}.mp4", tr, opts, watch=watch)
     threads = {t for t, _ in seen}
     assert len(threads) == 1 and threading.current_thread() not in threads

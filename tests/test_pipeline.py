@@ -158,9 +158,10 @@ def test_dark_output_watch_warns_once_and_passes_images_through(caplog) -> None:
     bright = [np.full((8, 8, 3), 40, np.uint8)]
     black = [np.full((8, 8, 3), 3, np.uint8), np.full((8, 8, 3), 5, np.uint8)]
     with caplog.at_level("WARNING"):
-        assert watch(bright) is bright
+        assert watch(bright, bright) is bright
+        assert watch(black, black) is black  # a black input's black output: not the model's
         assert not caplog.records
-        assert watch(black) is black and watch(black) is black
+        assert watch(black, bright * 2) is black and watch(black, bright * 2) is black
     (record,) = caplog.records
     assert "nearly black (mean brightness 4.0 of 255)" in record.getMessage()
 
@@ -224,7 +225,7 @@ def test_an_error_midway_stops_and_joins_every_worker_thread(
     before = set(threading.enumerate())
     calls = {"n": 0}
 
-    def fail_on_second(n: int | list[np.ndarray]) -> list[np.ndarray] | None:
+    def fail_on_second(n: int | list[np.ndarray], *_: object) -> list[np.ndarray] | None:
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt  # what Ctrl-C raises in the main thread

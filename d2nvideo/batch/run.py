@@ -103,7 +103,7 @@ class Converter:
         bars = BarKeeper(enabled=opts.bars == "keep").bars_of(image)
         out = translate_images(image, self.translator, opts.to, opts.resolution, bars)
         if self.watch is not None:
-            out = self.watch(out)
+            out = self.watch(out, image)
         write_image(task.dst, out[0])
         on_frames(1)
         return 1
