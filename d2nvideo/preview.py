@@ -171,20 +171,32 @@ def preview_gif(
     decoded = decode_frames(src, segment(opts, info)[0], opts.duration, expect, salvage=salvage)
     frames = (f for f in decoded if f.index % step == 0)
     translated = after_translation(translate_frames(frames, translator, opts, info.rotation), opts)
-    images = []
+    images, times = [], []
     for frame in compose_stage(layout, opts.to, info.rotation)(translated):
         image = _gif_width(frame.image)
         images.append(
             Image.fromarray(image).quantize(colors=255, dither=Image.Dither.FLOYDSTEINBERG)
         )
+        times.append(frame.time)
         on_frames(step)
-    duration_ms = round(1000 * step / float(info.fps))
+    durations = gif_durations(times, step / float(info.fps))
     with atomic_output(dst) as tmp:
         images[0].save(
-            tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0
+            tmp, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0
         )
     seconds = time.perf_counter() - t0
     return ConvertResult(dst, len(images), seconds, salvage.lost if salvage else 0)
+
+
+def gif_durations(times: list[float], last: float) -> list[int]:
+    """Each GIF frame's display time (ms) from the frames' own times, the last one ``last``
+    seconds: a variable-rate clip (a phone's 30 fps, then 5 in the dark) played its slow part
+    six times too fast at one duration for all. GIF counts hundredths of a second, so the
+    times are rounded where they fall, not each duration (no drift over a long clip)."""
+    ends = [*times[1:], times[-1] + last]
+    return [
+        max(10, 10 * (round(100 * b) - round(100 * a))) for a, b in zip(times, ends, strict=True)
+    ]
 
 
 def _gif_width(image: np.ndarray) -> np.ndarray:

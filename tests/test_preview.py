@@ -69,6 +69,30 @@ def test_preview_still_and_gif(media: dict[str, Path], tmp_path: Path) -> None:
         assert im.n_frames == 17 and im.size == (192, 64)  # 2 s at 25 fps, every 3rd frame
 
 
+def test_a_gif_keeps_a_variable_rate_clips_timing(media, tmp_path: Path) -> None:
+    """A phone's clip, 30 fps for 1 s, then 5 fps for 2 s: every GIF frame was shown for the
+    same time, so the slow part played six times too fast (found by a helper)."""
+    from fractions import Fraction
+
+    from conftest import make_video
+    from PIL import Image
+
+    pts = [*range(30), *(30 + 6 * k for k in range(10))]  # in 1/30 s
+    clip = make_video(tmp_path / "phone.mp4", pts=pts, time_base=Fraction(1, 30), fps=30)
+    gif = tmp_path / "p.gif"
+    assert _run(clip, "--to", "night", "-o", gif, "--model", media["model"]).exit_code == 0
+    with Image.open(gif) as im:
+        durations = []
+        for k in range(im.n_frames):
+            im.seek(k)
+            durations.append(im.info["duration"])
+    # every 2nd frame (13.3 frames/s on average): 15 of the 30 fps part, 1/15 s apart (GIF
+    # counts hundredths: 70, 60, 70...), then 5 of the 5 fps part, 0.4 s apart
+    assert len(durations) == 20 and set(durations[:15]) == {60, 70}
+    assert durations[15:19] == [400] * 4  # was 150 like every other frame
+    assert abs(sum(durations[:15]) - 1000) <= 10
+
+
 def test_preview_still_past_the_end_is_one_clear_error(media, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli,
