@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -1272,6 +1273,33 @@ def test_an_mp4_with_audio_into_an_avi_keeps_its_frames_in_their_slots(
     assert invoke("convert", clip, "--to", "night", "-o", out, *model).exit_code == 0
     assert _packet_dts(out) == list(range(12))
     assert len(read_video(out).audio) > 0
+
+
+@pytest.mark.parametrize(
+    "ms, tick",
+    [
+        ([0, 40, 80, 200, 240, 500, 700, 1000], Fraction(1, 50)),  # FFmpeg's rate: 30
+        ([*(round(i * 1000 / 30) for i in range(30)), *range(1000, 3000, 200)], Fraction(1, 30)),
+    ],
+    ids=["gap", "phone"],
+)
+def test_an_avi_holds_a_variable_rate_clips_times(
+    ms: list[int], tick: Fraction, media, tmp_path: Path, caplog
+) -> None:
+    """An AVI counts frames at one rate: FFmpeg's base rate (30 for the first clip) or the
+    average moved frames by up to 47 ms (found by a helper); now the lowest rate whose slots
+    hold every time within a millisecond."""
+    clip = make_video(tmp_path / "v.mkv", pts=ms, time_base=Fraction(1, 1000), fps=25)
+    out = tmp_path / "o.avi"
+    model = ["--model", media["model"], "-q"]
+    assert invoke("convert", clip, "--to", "night", "-o", out, *model).exit_code == 0
+    import av
+
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].time_base == tick
+    moved = [abs(float(d * tick) - m / 1000) for d, m in zip(_packet_dts(out), ms, strict=True)]
+    assert max(moved) <= 0.0015
+    assert not [r for r in caplog.records if "no AVI frame rate" in r.getMessage()]
 
 
 def test_an_avi_s_frames_are_read_at_the_slots_they_are_stored_in(media, tmp_path: Path) -> None:

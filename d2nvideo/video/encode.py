@@ -5,6 +5,7 @@ before any frame is encoded (``check_encode``)."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,15 +25,18 @@ from .codecs import (
     pick_pix_fmt,
     usable_codec,
 )
-from .damage import ffmpeg_reason
+from .damage import demuxed, ffmpeg_reason
 from .decode import Frame
 from .probe import (
     Color,
     VideoInfo,
+    open_input,
     use_threads,
+    video_stream,
     warn_if_deep,
     warn_if_hdr,
     warn_if_interlaced,
+    warn_once,
 )
 from .streams import StreamCopier
 
@@ -66,7 +70,7 @@ def encode_frames(
         vs, clock = None, _Clock(0)
         for frame in frames:
             if vs is None:
-                clock = _Clock(frame.pts if start > 0 else 0, _avi_tick(out, source))
+                clock = _Clock(o := frame.pts if start > 0 else 0, _avi_tick(out, source, o))
                 vs = _add_video_stream(out, codec, frame.image, source, settings, clock.tick)
                 copier = _open_copier(source, out, start, end, frame)
                 _copy_metadata(out, source)
@@ -140,16 +144,53 @@ class _Clock:
         return vf
 
 
-def _avi_tick(out: Any, source: VideoInfo) -> Fraction | None:
-    """An AVI's time base (None for other muxers): a frame at the lowest rate that holds every
-    frame time (FFmpeg's base rate: a phone's 30 fps that drops to 10 in the dark keeps 1/30,
-    where its average rate's tick put each of the fast frames a tick late, and the picture
-    drifted half a second from the sound), else at the average rate."""
+def _avi_tick(out: Any, source: VideoInfo, offset: int = 0) -> Fraction | None:
+    """An AVI's time base (None for other muxers): one frame slot at the lowest rate whose
+    slots hold every frame time within a millisecond (a 25-fps clip with a gap, which FFmpeg's
+    base rate put at 30, had frames moved by up to 13 ms; a phone's 30 fps that drops to 5
+    keeps 1/30). Where no rate up to MAX_AVI_RATE holds them (times with jitter), FFmpeg's base
+    rate or the average one, with a warning: the frames move to its slots."""
     if out.format.name != "avi":
         return None
-    rate = source.base_rate if source.base_rate and source.base_rate <= MAX_AVI_RATE else None
-    rate = rate or source.fps
-    return 1 / Fraction(rate).limit_denominator(1_000_000) if rate > 0 else None
+    base = source.base_rate if source.base_rate and source.base_rate <= MAX_AVI_RATE else None
+    rate = Fraction(base or source.fps).limit_denominator(1_000_000)
+    ticks, tb = _frame_ticks(source.path, offset)
+    times = [t * tb for t in ticks]
+    held = next((r for r in _avi_rates(rate, ticks, tb) if _holds(r, times)), None)
+    if held is not None or rate <= 0:
+        return 1 / held if held else None
+    warn_once(
+        f"'{source.path.name}' has frame times that no AVI frame rate up to {MAX_AVI_RATE} holds: "
+        f"frames are placed at 1/{float(rate):.3g}-s slots, moved by less than one (.mkv and "
+        ".mp4 keep the times)"
+    )
+    return 1 / rate
+
+
+def _avi_rates(rate: Fraction, ticks: list[int], tb: Fraction) -> list[Fraction]:
+    """Rates to try, lowest first: the clip's and its multiples, the usual ones, and the one
+    of the times' greatest common step (exact, but maybe high: every empty slot is a chunk)."""
+    found = {rate * k for k in (1, 2, 3, 4)} | {Fraction(n, 1001) for n in (24000, 30000, 60000)}
+    found |= {Fraction(n) for n in (24, 25, 30, 48, 50, 60, 90, 100, 120, 240)}
+    step = math.gcd(*ticks) if ticks else 0
+    if step:
+        found.add(1 / (step * tb))
+    return sorted(r for r in found if 0 < r <= MAX_AVI_RATE)
+
+
+def _holds(rate: Fraction, times: list[Fraction]) -> bool:
+    """Every time within a millisecond of one of ``rate``'s slots."""
+    return all(abs(t * rate - round(t * rate)) <= rate / 1000 for t in times)
+
+
+def _frame_ticks(path: Path, offset: int) -> tuple[list[int], Fraction]:
+    """The video's frame times from ``offset`` in its time base, from its packets (nothing
+    decoded; an AVI's are the slots its frames are stored in), and the time base."""
+    with open_input(path) as container:
+        vs = video_stream(container, path)
+        stored, tb = container.format.name == "avi", Fraction(vs.time_base or Fraction(1, 90000))
+        found = (p.dts if stored or p.pts is None else p.pts for p in demuxed(container, vs))
+        return [t - offset for t in found if t is not None], tb
 
 
 MAX_AVI_RATE = 1000  # a finer base rate would be a time base, not frames'
