@@ -4,6 +4,7 @@ before any frame is encoded (``check_encode``)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Iterable
@@ -186,11 +187,17 @@ def _holds(rate: Fraction, times: list[Fraction]) -> bool:
 def _frame_ticks(path: Path, offset: int) -> tuple[list[int], Fraction]:
     """The video's frame times from ``offset`` in its time base, from its packets (nothing
     decoded; an AVI's are the slots its frames are stored in), and the time base."""
+    import av
+
+    ticks: list[int] = []
     with open_input(path) as container:
         vs = video_stream(container, path)
         stored, tb = container.format.name == "avi", Fraction(vs.time_base or Fraction(1, 90000))
-        found = (p.dts if stored or p.pts is None else p.pts for p in demuxed(container, vs))
-        return [t - offset for t in found if t is not None], tb
+        with contextlib.suppress(av.error.FFmpegError):  # a damaged file: what reads (salvage)
+            for p in demuxed(container, vs):
+                t = p.dts if stored or p.pts is None else p.pts
+                ticks += [] if t is None else [t - offset]
+    return ticks, tb
 
 
 MAX_AVI_RATE = 1000  # a finer base rate would be a time base, not frames'
