@@ -122,10 +122,8 @@ class DarkOutputWatch:
         """``images`` translated from ``inputs``: an output is judged only where its input is
         not nearly black itself (a clip whose first frames are black warned)."""
         if not self.warned and images:
-            lit = [
-                im for im, src in zip(images, inputs, strict=True) if src.mean() >= self.threshold
-            ]
-            dark = [im for im in lit if float(im.mean()) < self.threshold]
+            pairs = zip(images, inputs, strict=True)  # an input's mean only for a dark output
+            dark = [im for im, src in pairs if im.mean() < self.threshold <= src.mean()]
             if dark:
                 self.warned = True
                 log.warning(

@@ -340,7 +340,7 @@ def frames_at(path: Path, times: list[float]) -> Iterator[Frame]:
 
 
 def _sought(
-    container: Any, vs: Any, path: Path, tb: Fraction, t: float, watch: _Watch | None = None
+    container: Any, vs: Any, path: Path, tb: Fraction, t: float, watch: _Watch
 ) -> Iterator[Any]:
     """Decoded frames from a frame at or before ``t`` (seconds) on. A seek can land after
     ``t``, even past the last frame: MPEG-TS seeks by byte position, and its keyframes are not
@@ -349,11 +349,11 @@ def _sought(
     # the container's duration runs from its start, which an MPEG-TS clock puts anywhere
     end = ((container.start_time or 0) + (container.duration or 0)) / 1e6
     past_end = container.duration is not None and t > end + 1.0
-    back, watch = 0.0, watch or _Watch()
+    back = 0.0
     while True:
         target = max(0.0, t - back)
         if watch.unseekable or (
-            (target > 0 or back) and not _seek(container, vs, path, _seek_pts(target, tb))
+            (target > 0 or back) and not _seek(container, vs, path, tb, target)
         ):
             watch.unseekable = True  # read on from where the file is: no seek works in it
             yield from _decoded(container, vs, path, tb, watch)
@@ -369,15 +369,15 @@ def _sought(
         back = max(1.0, 4 * back)
 
 
-def _seek(container: Any, vs: Any, path: Path, pts: int) -> bool:
-    """Seek to the keyframe before ``pts``. Where FFmpeg refuses (a damaged keyframe index:
+def _seek(container: Any, vs: Any, path: Path, tb: Fraction, t: float) -> bool:
+    """Seek to the keyframe before ``t`` (seconds). Where FFmpeg refuses (a damaged keyframe index:
     EPERM, invalid data; a traceback or "Operation not permitted" before), it warns, goes back
     to the first frame and returns False: the frames are read from there, slower, as a
     decode of the whole file gives them."""
     import av
 
     try:
-        container.seek(pts, stream=vs, backward=True)
+        container.seek(_seek_pts(t, tb), stream=vs, backward=True)
         return True
     except av.error.FFmpegError as exc:
         why = ffmpeg_reason(exc)
@@ -385,7 +385,7 @@ def _seek(container: Any, vs: Any, path: Path, pts: int) -> bool:
         f"'{path.name}' cannot be sought in ({why}: its index is damaged); reading it from "
         "the start"
     )
-    first = (vs.start_time or 0) - round(10 / float(vs.time_base or Fraction(1, 90000)))
+    first = (vs.start_time or 0) - round(10 / tb)  # 10 s before the first frame's time
     try:  # to the first frame, before 0 where an edit list puts it (0 began after a keyframe)
         container.seek(first, stream=vs, any_frame=True)  # the failed seek left the demuxer stuck
     except av.error.FFmpegError as exc:

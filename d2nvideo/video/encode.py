@@ -158,8 +158,10 @@ def _avi_tick(out: Any, source: VideoInfo, offset: int = 0) -> Fraction | None:
     ticks, tb = _frame_ticks(source.path, offset)
     times = [t * tb for t in ticks]
     held = next((r for r in _avi_rates(rate, ticks, tb) if _holds(r, times)), None)
-    if held is not None or rate <= 0:
-        return 1 / held if held else None
+    if held is not None:
+        return 1 / held
+    if rate <= 0:
+        return None
     warn_once(
         f"'{source.path.name}' has frame times that no AVI frame rate up to {MAX_AVI_RATE} holds: "
         f"frames are placed at 1/{float(rate):.3g}-s slots, moved by less than one (.mkv and "
@@ -196,7 +198,8 @@ def _frame_ticks(path: Path, offset: int) -> tuple[list[int], Fraction]:
         with contextlib.suppress(av.error.FFmpegError):  # a damaged file: what reads (salvage)
             for p in demuxed(container, vs):
                 t = p.dts if stored or p.pts is None else p.pts
-                ticks += [] if t is None else [t - offset]
+                if t is not None:
+                    ticks.append(t - offset)
     return ticks, tb
 
 
