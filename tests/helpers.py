@@ -48,3 +48,28 @@ def read_video(path: Path) -> Readback:
         images=[f.to_ndarray(format="rgb24") for f in frames],
         metadata=metadata,
     )
+
+
+@dataclass(frozen=True)
+class CrashingConverter:
+    """A ``convert --jobs`` worker's converter factory (picklable) for tests of a worker that
+    dies: the converter ends its process, as a decoder's crash would, on an input whose name
+    starts with ``crash``; on one that starts with ``once`` only while ``marker`` does not exist
+    (it makes it: the OOM killer, once); every other input is "done" without work."""
+
+    marker: Path
+
+    def __call__(self, task: object = None, on_frames: object = None) -> object:
+        if task is None:  # as the factory
+            return self
+        import os
+
+        from d2nvideo.batch.run import Outcome
+
+        name = task.src.name  # type: ignore[attr-defined]
+        if name.startswith("once") and not self.marker.exists():
+            self.marker.touch()
+            os._exit(9)
+        if name.startswith("crash"):
+            os._exit(9)
+        return Outcome(str(task.src), str(task.dst), "done", frames=1)  # type: ignore[attr-defined]

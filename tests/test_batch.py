@@ -300,6 +300,45 @@ def test_a_jobs_worker_that_dies_is_one_line(media, tmp_path: Path) -> None:
         run_pool([task], dies, 1, [1], lambda n: None, lambda o: None)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("names", [["a", "crash", "c", "d"], ["crash", "a", "b", "crash2"]])
+def test_a_jobs_worker_that_dies_fails_only_its_input(tmp_path: Path, caplog, names) -> None:
+    # A decoder's crash on one damaged file broke the pool: the whole batch stopped, and a
+    # rerun stopped at the same file again. Its input fails; the others are converted.
+    from helpers import CrashingConverter
+
+    from d2nvideo.batch.plan import Task
+    from d2nvideo.batch.run import CRASHED, run_pool
+
+    tasks = [Task(tmp_path / f"{n}.mp4", tmp_path / f"{n}_night.mp4", "video") for n in names]
+    seen: list[str] = []
+    factory = CrashingConverter(tmp_path / "marker")
+    outcomes = run_pool(tasks, factory, 2, [1] * 4, lambda n: None, lambda o: seen.append(o.input))
+    assert [Path(o.input).stem for o in outcomes] == names  # task order, each once
+    assert sorted(seen) == sorted(o.input for o in outcomes)
+    for o in outcomes:
+        crashed = Path(o.input).stem.startswith("crash")
+        assert (o.status, o.error) == (("failed", CRASHED) if crashed else ("done", ""))
+    assert "ended unexpectedly while converting" in caplog.text
+    assert f"'{tmp_path / 'crash.mp4'}'" in caplog.text
+
+
+@pytest.mark.slow
+def test_a_jobs_input_whose_worker_died_once_is_converted_alone(tmp_path: Path) -> None:
+    # the OOM killer took a worker beside another: alone, the input converts
+    from helpers import CrashingConverter
+
+    from d2nvideo.batch.plan import Task
+    from d2nvideo.batch.run import run_pool
+
+    tasks = [Task(tmp_path / f"{n}.mp4", tmp_path / f"{n}_n.mp4", "video") for n in "abc"]
+    tasks.insert(1, Task(tmp_path / "once.mp4", tmp_path / "once_n.mp4", "video"))
+    factory = CrashingConverter(tmp_path / "marker")
+    outcomes = run_pool(tasks, factory, 2, [1] * 4, lambda n: None, lambda o: None)
+    assert [o.status for o in outcomes] == ["done"] * 4
+    assert (tmp_path / "marker").exists()  # it did die once
+
+
 def _group_alive(group: int, seconds: float) -> bool:
     """Whether a process of ``group`` runs (zombies, which a container's PID 1 may never reap,
     are not running) within ``seconds``."""

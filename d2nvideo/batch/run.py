@@ -149,7 +149,7 @@ def worker_threads(jobs: int) -> int:
 
 # --- a pool of worker processes (--jobs) ---------------------------------------------------
 
-_WORKER: dict[str, Converter] = {}
+_WORKER: dict[str, Any] = {}  # "converter": a Converter; "started": a SimpleQueue
 _STATE = {"busy": False, "stopping": False}  # converting a task; told to stop
 
 
@@ -187,7 +187,9 @@ def _die_with_parent(sig: int, parent: int) -> None:
         os._exit(143)
 
 
-def _start_worker(factory: Callable[[], Converter], threads: int, parent: int) -> None:
+def _start_worker(
+    factory: Callable[[], Converter], threads: int, parent: int, started: Any
+) -> None:
     import signal
 
     import torch
@@ -202,13 +204,15 @@ def _start_worker(factory: Callable[[], Converter], threads: int, parent: int) -
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)  # as the CLI's
     torch.set_num_threads(threads)
     set_codec_threads(threads)  # its encoders and decoders too
+    _WORKER["started"] = started
     _WORKER["converter"] = factory()
 
 
-def _work(task: Task) -> Outcome:
+def _work(task: Task, index: int) -> Outcome:
     from ..processes import Terminated
 
     _STATE["busy"] = True
+    _WORKER["started"].put(index)  # written before the work: a crash in it names the task
     try:
         outcome = _WORKER["converter"](task, lambda n: None)
         _STATE["busy"] = False  # from here a SIGTERM ends the process at once
@@ -224,6 +228,12 @@ def _work(task: Task) -> Outcome:
     return outcome
 
 
+CRASHED = (
+    "the worker process converting it ended unexpectedly, twice (a crash in a decoder, "
+    "out of memory, or killed)"
+)
+
+
 def run_pool(
     tasks: list[Task],
     factory: Callable[[], Converter],
@@ -233,61 +243,110 @@ def run_pool(
     on_outcome: Callable[[Outcome], None],
 ) -> list[Outcome]:
     """Every task on ``jobs`` worker processes, each with its own translator from
-    ``factory`` (picklable) and its share of the cores. Outcomes come back in task order."""
+    ``factory`` (picklable) and its share of the cores. Outcomes come back in task order.
+
+    A worker that dies (a decoder's crash on a damaged file, the OOM killer) takes the pool
+    with it: the inputs that were being converted then are tried again, each alone on a
+    fresh worker, and one that ends its worker again is a failed outcome; the rest go on."""
+    outcomes: list[Outcome | None] = [None] * len(tasks)
+
+    def report(i: int, outcome: Outcome) -> None:
+        outcomes[i] = outcome
+        on_frames(counts[i])
+        on_outcome(outcome)
+
+    while todo := [i for i, outcome in enumerate(outcomes) if outcome is None]:
+        suspects = _pass(tasks, todo, factory, jobs, report)
+        if suspects is None:
+            continue
+        _warn_crashed([tasks[i] for i in suspects])
+        for i in suspects:  # alone now: a crash is this input's own
+            if _pass(tasks, [i], factory, 1, report) is not None:
+                task = tasks[i]
+                report(i, Outcome(str(task.src), str(task.dst), "failed", error=CRASHED))
+    return [o for o in outcomes if o is not None]
+
+
+def _warn_crashed(suspects: list[Task]) -> None:
+    names = ", ".join(f"'{task.src}'" for task in suspects)
+    logging.getLogger(__name__).warning(
+        f"a worker process ended unexpectedly while converting {names}; trying again alone"
+    )
+
+
+def _pass(
+    tasks: list[Task],
+    todo: list[int],
+    factory: Callable[[], Converter],
+    jobs: int,
+    report: Callable[[int, Outcome], None],
+) -> list[int] | None:
+    """Tasks ``todo`` on a fresh pool, each outcome to ``report``. None when every task
+    came back; when a worker died, the tasks that had started without an outcome."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    outcomes: list[Outcome | None] = [None] * len(tasks)
-    pool = ProcessPoolExecutor(
-        jobs, mp.get_context("spawn"), _start_worker, (factory, worker_threads(jobs), os.getpid())
-    )
+    context = mp.get_context("spawn")
+    started = context.SimpleQueue()
+    initargs = (factory, worker_threads(jobs), os.getpid(), started)
+    pool = ProcessPoolExecutor(jobs, context, _start_worker, initargs)
     futures: dict[Future[Outcome], int] = {}
+    done: set[int] = set()
     try:
-        futures = _submit(pool, tasks, jobs)
+        futures = _submit(pool, tasks, todo, jobs)
         for future in _as_completed(futures):
-            i = futures[future]
-            outcomes[i] = future.result()
-            on_frames(counts[i])
-            on_outcome(outcomes[i])  # type: ignore[arg-type]
+            report(futures[future], future.result())
+            done.add(futures[future])
     except BrokenProcessPool as exc:
         _stop(pool)
-        late_outcomes(futures, outcomes, on_outcome)
-        raise D2NError(
-            "a worker process ended unexpectedly (killed, or out of memory?); the outputs "
-            "finished before were kept"
-        ) from exc
+        late_outcomes(futures, done, report)
+        suspects = [i for i in _drain(started) if i not in done]
+        if not suspects:  # none had started: the workers cannot start (the model?)
+            raise D2NError(
+                "a worker process ended unexpectedly (killed, or out of memory?); the outputs "
+                "finished before were kept"
+            ) from exc
+        return suspects
     except BaseException:
         _stop(pool)
-        late_outcomes(futures, outcomes, on_outcome)
+        late_outcomes(futures, done, report)
         raise
     pool.shutdown()
-    return [o for o in outcomes if o is not None]
+    return None
+
+
+def _drain(queue: Any) -> list[int]:
+    """What the workers put in ``queue`` (a SimpleQueue), in order."""
+    items = []
+    while not queue.empty():
+        items.append(queue.get())
+    return items
 
 
 def late_outcomes(
     futures: dict[Future[Outcome], int],
-    outcomes: list[Outcome | None],
-    on_outcome: Callable[[Outcome], None],
+    done: set[int],
+    report: Callable[[int, Outcome], None],
 ) -> None:
     """Outcomes that came in as the run stopped (a worker finished its input as Ctrl-C came,
     or while the others were being ended): reported too, so that the report names every
     output written (a resumed run skipped the file, and its line was missing)."""
     for future, i in futures.items():
         finished = future.done() and not future.cancelled() and future.exception() is None
-        if outcomes[i] is None and finished:
-            outcomes[i] = future.result()
-            on_outcome(future.result())
+        if i not in done and finished:
+            done.add(i)
+            report(i, future.result())
 
 
-def _submit(pool: Any, tasks: list[Task], jobs: int) -> dict[Future[Outcome], int]:
-    """Every task, in order. The first ``jobs`` submits start the workers, with SIGINT ignored
-    so that they inherit it; the rest with it heard (a folder of 20,000 inputs takes a second
-    to submit, and a Ctrl-C then was lost)."""
+def _submit(pool: Any, tasks: list[Task], todo: list[int], jobs: int) -> dict[Future[Outcome], int]:
+    """Tasks ``todo``, in order. The first ``jobs`` submits start the workers, with SIGINT
+    ignored so that they inherit it; the rest with it heard (a folder of 20,000 inputs takes
+    a second to submit, and a Ctrl-C then was lost)."""
     futures = {}
-    for i, task in enumerate(tasks):
-        with sigint_ignored() if i < jobs else contextlib.nullcontext():
-            futures[pool.submit(_work, task)] = i
+    for n, i in enumerate(todo):
+        with sigint_ignored() if n < jobs else contextlib.nullcontext():
+            futures[pool.submit(_work, tasks[i], i)] = i
     return futures
 
 
