@@ -132,7 +132,8 @@ def preview_still(
     at = lasts / 2 if at is None else at
     last = max(0.0, lasts - 1 / float(info.fps))  # the last frame's time, at the clip's rate
     try:  # the first frame at or after ``at``; up to the end, the last one
-        frames = list(frames_at(src, [info.start_time + (min(at, last) if at < lasts else at)]))
+        times = [info.start_time + (min(at, last) if at < lasts else at)]
+        frames = list(frames_at(src, times, name_damage=True))
     except InputError:
         if not info.missing_bytes:
             raise

@@ -680,6 +680,26 @@ def test_damage_in_an_mpeg_ts_is_named(tmp_path: Path, caplog) -> None:
     assert len(warned) == 1 and "damaged.ts' has 1 damaged video packet, the first at" in warned[0]
 
 
+def test_extract_and_preview_name_damage_in_an_mpeg_ts(media, tmp_path: Path, caplog) -> None:
+    # only convert said it: frames extracted for a dataset came with the decoder's blocks
+    data = _noisy_ts(tmp_path / "whole.ts").read_bytes()
+    cut = len(data) // 2 // 188 * 188
+    damaged = tmp_path / "damaged.ts"
+    damaged.write_bytes(data[:cut] + data[cut + 188 * 20 :])
+    result = invoke("extract", damaged, "-o", tmp_path / "frames", "--every", "1", "-q")
+    assert result.exit_code == 0, result.output
+    result = invoke("extract", tmp_path / "whole.ts", "-o", tmp_path / "f2", "--every", "1", "-q")
+    assert result.exit_code == 0, result.output
+    at = str(len(list((tmp_path / "frames").rglob("*.jpg"))) / 2 / 25)  # past the damage
+    model = ["--model", media["model"], "-q"]
+    result = invoke(
+        "preview", damaged, "--to", "night", "-o", tmp_path / "p.png", "--at", at, *model
+    )
+    assert result.exit_code == 0, result.output
+    warned = [r.getMessage() for r in caplog.records if "damaged video packet" in r.getMessage()]
+    assert len(warned) == 2 and all("damaged.ts' has 1 damaged video packet" in w for w in warned)
+
+
 def test_convert_refuses_a_truncated_file_at_once(media, tmp_path: Path) -> None:
     data = _faststart(tmp_path / "full.mp4").read_bytes()
     (tmp_path / "full.mp4").unlink()

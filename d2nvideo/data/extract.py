@@ -177,7 +177,7 @@ def extract_video(
     previous: np.ndarray | None = None
     done = kept = 0
     visits = visited(info, times)
-    for frame in frames_at(path, times):
+    for frame in frames_at(path, times, name_damage=True):
         done += 1
         on_frame(1 if done <= visits else 0)
         image = _resize(np.ascontiguousarray(upright(frame.image, info.rotation)), opts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -55,30 +55,36 @@ class Salvage:
 @dataclass
 class _Watch:
     """What one decode of a file saw go wrong. ``salvage`` None: a failing packet is an error.
-    ``damaged`` counts packets the demuxer marked corrupt (an MPEG-TS with lost or damaged
-    packets: the decoder hides the damage as blocks or smears and raises nothing, so such a
-    file was converted without a word); ``damaged_at`` is the first one's time (seconds)."""
+    ``damaged`` holds the times (pts) of packets the demuxer marked corrupt (an MPEG-TS with
+    lost or damaged packets: the decoder hides the damage as blocks or smears and raises
+    nothing, so such a file was converted without a word); a packet read twice (a seek back
+    over it) counts once; ``untimed`` counts those without a time."""
 
     salvage: Salvage | None = None
-    damaged: int = 0
-    damaged_at: float | None = None
+    damaged: set[int] = field(default_factory=set)
+    untimed: int = 0
     unseekable: bool = False  # a seek failed: the file is read on from where it is
+    tb: Fraction = Fraction(1, 90000)
 
     def seen(self, packet: Any, tb: Fraction) -> None:
         if packet.is_corrupt:
-            self.damaged += 1
-            if self.damaged_at is None and packet.pts is not None:
-                self.damaged_at = float(packet.pts * tb)
+            self.tb = tb
+            if packet.pts is None:
+                self.untimed += 1
+            else:
+                self.damaged.add(packet.pts)
 
     def report(self, path: Path) -> None:
-        if self.damaged:
-            at = "" if self.damaged_at is None else f", the first at {self.damaged_at:.2f} s"
+        count = len(self.damaged) + self.untimed
+        if count:
+            first = min(self.damaged, default=None)
+            at = "" if first is None else f", the first at {float(first * self.tb):.2f} s"
             log.warning(
                 "'%s' has %d damaged video packet%s%s: the decoder hid what it could, and the "
                 "frames there may show blocks or smears as they do in the input",
                 path,
-                self.damaged,
-                "" if self.damaged == 1 else "s",
+                count,
+                "" if count == 1 else "s",
                 at,
             )
 
@@ -299,13 +305,14 @@ def keyframe_times(vs: Any, tb: Fraction) -> list[float] | None:
     return sorted(times) or None
 
 
-def frames_at(path: Path, times: list[float]) -> Iterator[Frame]:
+def frames_at(path: Path, times: list[float], name_damage: bool = False) -> Iterator[Frame]:
     """For each time in ascending ``times``, yield the first frame at or after it.
 
     Decodes only what it needs: to reach a time it seeks to the keyframe before it when that
     keyframe lies ahead of the current position (so whole GOPs in between are never decoded),
     and decodes forward otherwise. Without a keyframe index it seeks when the next time is more
-    than 2 s ahead. A time that lands on a frame already yielded is skipped.
+    than 2 s ahead. A time on a frame already yielded is skipped. ``name_damage``: damaged
+    packets met are named in a warning at the end (not for a guess that convert reads again).
     """
     import av
 
@@ -324,15 +331,14 @@ def frames_at(path: Path, times: list[float]) -> Iterator[Frame]:
                 continue  # the frame at or after t was already yielded
             if _should_seek(position, t, keyframes):
                 decoder = _sought(container, vs, path, tb, t, watch)
-            for frame in decoder:
-                position = float(frame.pts * tb)
-                if position >= t - slack:
-                    image = frame.to_ndarray(format="rgb24")
-                    yield Frame(image, frame.pts, tb, count, frame.duration or 0)
-                    count += 1
-                    break
-            else:
-                return
+            frame = next((f for f in decoder if f.pts * tb >= t - slack), None)
+            if frame is None:
+                break  # the file ended
+            position = float(frame.pts * tb)
+            yield Frame(frame.to_ndarray(format="rgb24"), frame.pts, tb, count, frame.duration or 0)
+            count += 1
+        if name_damage:
+            watch.report(path)
     except av.error.FFmpegError as exc:
         raise InputError(f"'{path}' is corrupt: {ffmpeg_reason(exc)}", path) from exc
     finally:
