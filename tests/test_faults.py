@@ -1322,6 +1322,25 @@ def test_an_avi_holds_a_variable_rate_clips_times(
     assert not [r for r in caplog.records if "no AVI frame rate" in r.getMessage()]
 
 
+def test_an_avi_of_jittered_times_says_it_moves_them(media, tmp_path: Path, caplog) -> None:
+    # times a few ms off any rate: no AVI rate holds them, and the frames move to its slots
+    ticks = [0, 347, 653, 1021, 1318, 1689, 2017, 2356, 2671, 3012]  # of 1/10000 s
+    clip = make_video(tmp_path / "v.mp4", pts=ticks, time_base=Fraction(1, 10000), fps=30)
+    out = tmp_path / "o.avi"
+    model = ["--model", media["model"], "-q"]
+    assert invoke("convert", clip, "--to", "night", "-o", out, *model).exit_code == 0
+    warned = [r.getMessage() for r in caplog.records if "no AVI frame rate" in r.getMessage()]
+    assert len(warned) == 1 and "'v.mp4' has frame times" in warned[0]
+    assert "moved by less than one" in warned[0]
+    assert len(read_video(out).times) == len(ticks)
+    import av
+
+    with av.open(str(out)) as container:
+        tick = container.streams.video[0].time_base
+    moved = [abs(float(d * tick) - t / 10000) for d, t in zip(_packet_dts(out), ticks, strict=True)]
+    assert 0.001 < max(moved) < float(tick)  # moved, by less than a slot
+
+
 def test_an_avi_s_frames_are_read_at_the_slots_they_are_stored_in(media, tmp_path: Path) -> None:
     # FFmpeg guesses an H.264 frame's time in an AVI as the next frame's slot: every frame was
     # read one slot late, and each AVI to AVI conversion added a slot
