@@ -230,11 +230,12 @@ class Slow:
 
 signal.signal(signal.SIGTERM, run._on_terminate)
 run._WORKER["converter"] = Slow()
+run._WORKER["started"] = type("Started", (), {"put": lambda self, i: None})()
 if sys.argv[1] == "idle":
     print("idle", flush=True)
     time.sleep(60)
 try:
-    run._work(None)
+    run._work(None, 0)
 finally:
     print("back in the pool's loop", flush=True)
 """
@@ -485,7 +486,7 @@ def test_a_jobs_worker_gives_its_codecs_its_share_of_the_cores(monkeypatch) -> N
     signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     threads, handlers = torch.get_num_threads(), [signal.getsignal(s) for s in signals]
     try:
-        batch_run._start_worker(lambda: None, 1, os.getppid())  # type: ignore[arg-type, return-value]
+        batch_run._start_worker(lambda: None, 1, os.getppid(), None)  # type: ignore[arg-type, return-value]
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)
@@ -557,7 +558,6 @@ def test_outcomes_that_come_in_as_a_pool_stops_are_reported() -> None:
     cancelled.cancel()
     recorded.set_result(Outcome("a.mp4", "a_night.mp4", "done", 10, 1.0))
     futures = {recorded: 0, done: 1, failed: 2, cancelled: 3, running: 4}
-    outcomes: list[Outcome | None] = [recorded.result(), None, None, None, None]
-    reported: list[Outcome] = []
-    late_outcomes(futures, outcomes, reported.append)
-    assert reported == [done.result()] and outcomes[1] == done.result()
+    reported: list[tuple[int, Outcome]] = []
+    late_outcomes(futures, {0}, lambda i, o: reported.append((i, o)))
+    assert reported == [(1, done.result())]

@@ -378,7 +378,8 @@ def _stop(pool: object) -> None:
     pool.shutdown(wait=False, cancel_futures=True)  # type: ignore[attr-defined]
     for process in processes.values():
         if process.is_alive():
-            os.kill(process.pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+                os.kill(process.pid, signal.SIGTERM)
     for process in processes.values():
         process.join(timeout=5)
         if process.is_alive():  # stuck in native code: no worker outlives the run
