@@ -55,6 +55,34 @@ def test_convert_refuses_existing_output_then_overwrites(media: dict[str, Path],
     assert len(read_video(out).times) == 12
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="a pseudo-terminal")
+def test_a_warning_during_a_bar_gets_its_own_line(media, tmp_path: Path) -> None:
+    # On a terminal the warning was written straight after the bar's text, on its line
+    import pty
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": "80", "TERM": "xterm"}
+    args = [media["plain"], "--to", "day", "-o", tmp_path / "o.mp4", "--model", media["model"]]
+    command = [sys.executable, "-m", "d2nvideo", "convert", *map(str, args)]
+    proc = subprocess.Popen(command, stdout=slave, stderr=slave, env=env, cwd=tmp_path)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the other end closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.wait(timeout=120) == 0
+    text = out.decode(errors="replace")
+    assert "0/12" in text  # a bar was drawn
+    before = text.index("warning: ")
+    assert text[before - 5 : before] == "\r\x1b[2K"  # the bar's line cleared first
+
+
 def test_info_json(media: dict[str, Path]) -> None:
     result = run("info", media["rotated"], "--json")
     assert result.exit_code == 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-from typing import ClassVar
+from typing import ClassVar, TextIO
 
 import click
 
@@ -48,11 +48,27 @@ class D2NGroup(OneLineErrors, click.Group):
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Turn dashcam video from day to night and back, and train the model that does it."""
-    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
+    handler = CurrentStderr()
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     # --compile on a machine without CUDA: inductor's C++ build says it found no CUDA runtime
     logging.getLogger("torch.utils.cpp_extension").addFilter(_no_cuda_runtime_line)
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
+
+
+class CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes a record to what ``sys.stderr`` is when it comes: a progress bar on a terminal
+    puts a proxy there that prints above the bar (a handler bound to the stream it started
+    with wrote warnings onto the bar's line)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # always the current sys.stderr
 
 
 def _no_cuda_runtime_line(record: logging.LogRecord) -> bool:
