@@ -61,14 +61,41 @@ def read_image(path: Path, reduce: int = 1) -> np.ndarray:
     with _decoder_messages() as said:
         try:
             image = cv2.imdecode(data, flags) if data is not None and data.size else None
+            if image is None and data is not None and data[:3].tobytes() == b"\xff\xd8\xff":
+                image = _jpeg_cut_short(path, flags)
         except cv2.error as exc:  # e.g. OpenCV's own pixel limit
             why = _cv_reason(exc)
             raise InputError(f"'{path}' is not a readable image ({why})", path) from exc
     if image is None:
-        why = f" ({said[-1].removeprefix('libpng error: ')})" if said else ""
-        raise InputError(f"'{path}' is not a readable image{why}", path)
+        why = said[-1].removeprefix("libpng error: ") if said else _unsaid_reason(data)
+        raise InputError(f"'{path}' is not a readable image ({why})", path)
     _warn_damaged(path, said)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"BM": "BMP"}
+
+
+def _unsaid_reason(data: np.ndarray | None) -> str:
+    """Why an image did not decode where its decoder said nothing (a file cut short in its
+    header, or no image at all)."""
+    if data is None or not data.size:
+        return "the file is empty"
+    head = data[:8].tobytes()
+    kind = next((k for sig, k in _SIGNATURES.items() if head.startswith(sig)), None)
+    if kind is None:
+        return "not an image format OpenCV reads"
+    return f"its {kind} data is damaged or cut short"
+
+
+def _jpeg_cut_short(path: Path, flags: int) -> np.ndarray | None:
+    """A JPEG whose data ends early, which OpenCV 5 decodes from a file (grey where the data
+    is missing; libjpeg says "Premature end of JPEG file") but refuses from memory. A path
+    OpenCV cannot open (not ASCII, on Windows) stays refused."""
+    try:
+        return cv2.imread(str(path), flags)
+    except cv2.error:
+        return None
 
 
 _DECODER_LOCK = threading.Lock()

@@ -1580,6 +1580,17 @@ def test_a_damaged_image_is_one_line_of_ours(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("warning: 'short.jpg' is damaged (Corrupt JPEG data"), lines
+    # a JPEG whose file ends early: OpenCV 5 refuses it from memory (the README said taken)
+    whole = cv2.imencode(".jpg", noise)[1].tobytes()
+    (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) * 8 // 10])
+    result = run_cli("info", "cut.jpg", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: 'cut.jpg' is damaged (Prem"), lines
+    # cut in its header, the decoder says nothing: the error did not say why either
+    (tmp_path / "head.png").write_bytes(png[:30])
+    result = run_cli("info", "head.png", cwd=tmp_path)
+    one_error(result.stderr, "'head.png' is not a readable image (its PNG data is damaged or cut")
     # libpng's warnings (a colour profile it does not take) leave the picture whole: not damage
     # (a first version said so, found by a review)
     profile = zlib.compress(bytes(200))
