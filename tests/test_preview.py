@@ -135,6 +135,11 @@ def test_a_still_between_the_last_frame_and_the_end_is_the_last_frame(media, tmp
     [
         ("p.mp4", ["--at", "0.1"], "--at chooses the frame of an image output"),
         ("p.png", ["--start", "0.2"], "an image output shows one frame"),
+        ("p.png", ["--duration", "1"], "choose it with --at, not --duration"),  # named --start
+        # found after the model had loaded and a bar was drawn, naming convert's formats only
+        ("p.txt", [], "preview writes a video (.mp4, .mkv, .mov, .webm, .ts), a still"),
+        ("p.mpd", [], "preview writes a video"),
+        ("p", [], "preview writes a video"),
     ],
 )
 def test_timing_options_of_the_other_output_kind_are_refused(

@@ -76,14 +76,12 @@ def preview(
     """Show input and translation together: a side-by-side video with the audio, a still
     comparison at a time, or a GIF."""
     from ..data.scoring import resolve_target
-    from ..errors import UsageError
     from ..fileio import check_output, require_file
     from ..preview import STILL_SUFFIXES, preview_still
     from ..video.probe import probe
 
     suffix = output.suffix.lower()
-    if not suffix:
-        raise UsageError(f"output '{output}' needs a suffix: .mp4/.mkv, .png/.jpg or .gif", output)
+    _check_kind(output)
     _check_timing(suffix in STILL_SUFFIXES, at, pipeline)
     require_file(input_path)
     check_output(output, [input_path], overwrite)
@@ -98,13 +96,33 @@ def preview(
         _moving(input_path, output, translator, opts, info, layout, quiet)
 
 
+def _check_kind(output: Path) -> None:
+    """A suffix preview writes, before any work (it was found after the model had loaded and
+    a bar was drawn, and named convert's formats only)."""
+    from ..errors import UsageError
+    from ..preview import STILL_SUFFIXES
+    from ..video.codecs import output_format
+
+    if output.suffix.lower() in (*STILL_SUFFIXES, ".gif"):
+        return
+    try:
+        output_format(output)
+    except UsageError:
+        raise UsageError(
+            f"output '{output}': preview writes a video (.mp4, .mkv, .mov, .webm, .ts), a still "
+            "(.png, .jpg) or a GIF (.gif)",
+            output,
+        ) from None
+
+
 def _check_timing(still: bool, at: float | None, pipeline: PipelineSpec) -> None:
     """A still shows one frame, chosen with --at; a video or GIF a stretch, --start and
     --duration: refuse the other kind's options rather than ignore them."""
     from ..errors import UsageError
 
     if still and (pipeline.start or pipeline.duration is not None):
-        raise UsageError("an image output shows one frame: choose it with --at, not --start")
+        given = "--start" if pipeline.start else "--duration"
+        raise UsageError(f"an image output shows one frame: choose it with --at, not {given}")
     if not still and at is not None:
         raise UsageError("--at chooses the frame of an image output; a video or GIF takes --start")
 
