@@ -223,6 +223,12 @@ def test_export_and_train_say_what_a_file_given_for_a_folder_is(data: Path, tmp_
     z = tmp_path / "z.safetensors"
     refused(tmp_path, 2, "leave -o out", "export", model, "--onnx", "-o", z)
     refused(tmp_path, 2, "run folder", "export", tmp_path / "gone", "-o", z)
+    # a mistyped name was told it "needs -o/--output"
+    gone = tmp_path / "gone.safetensors"
+    refused(
+        tmp_path, 2, f"'{gone}' does not exist (a run folder, or a model", "export", gone, "--onnx"
+    )
+    refused(tmp_path, 2, f"'{gone}' does not exist", "export", gone)
     day = ["train", TINY, "--day", clip, "--night", data / "night", "--out", tmp_path / "r"]
     refused(tmp_path, 2, f"data.day folder '{clip}' is not a folder", *day, "--steps", "1")
 

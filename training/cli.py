@@ -221,6 +221,8 @@ def export(
         interrupted_keeps(ctx, "interrupted: the graphs finished before were kept")
         _say_graphs(export_onnx(run))
         return
+    if not run.exists():  # a file's name, mistyped: not "needs -o"
+        raise UsageError(f"'{run}' does not exist (a run folder, or a model file with --onnx)", run)
     if output is None:
         raise UsageError("exporting a RUN folder needs -o/--output MODEL.safetensors")
     check_export_output(run, output, overwrite)
