@@ -132,6 +132,8 @@ def test_evaluate_refuses_images_the_model_was_trained_on(tmp_path: Path) -> Non
     refused = CliRunner().invoke(cli, args)
     assert refused.exit_code == 2
     assert "1 of 4 day images match the model's training images" in refused.output
+    loud = CliRunner().invoke(cli, args[:-1])  # with its bar, not yet drawn: no blank line
+    assert loud.exit_code == 2 and loud.stderr.startswith("error: 1 of 4 day"), loud.stderr
     allowed = CliRunner().invoke(cli, [*args, "--allow-overlap"])
     assert allowed.exit_code == 0, allowed.output
     report = json.loads((tmp_path / "r" / "report.json").read_text())

@@ -161,7 +161,9 @@ def progress_bar(
     )
     if not lazy:
         progress.start()
+    bar = Bar(progress, task, lazy)
     try:
-        yield Bar(progress, task, lazy)
+        yield bar
     finally:
-        progress.stop()
+        if not bar.lazy:  # drawn (rich's stop writes a blank line even for a bar never drawn)
+            progress.stop()
