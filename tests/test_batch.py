@@ -108,11 +108,13 @@ def test_a_second_run_converts_nothing_and_says_so(media, tmp_path: Path) -> Non
         make_video(src / f"c{i}.mp4", frames=2, size=(32, 32))
     args = ["convert", src, "--to", "day", "-o", tmp_path / "o", "--model", media["model"], "-q"]
     assert run(*args).exit_code == 0
-    again = run(*args)
+    again = run(*args[:-1])  # with its bar, which stood at "files 2/2 0/4 eta ?" above
     assert again.exit_code == 0 and "nothing to do" in again.output
+    assert again.stderr == "", again.stderr
     (tmp_path / "o" / "c1.mp4").unlink()  # as if the run had been killed on this file
-    third = run(*args, "--json")
-    assert json.loads(third.output)["converted"] == 1
+    third = run(*args[:-1], "--json")
+    assert json.loads(third.stdout)["converted"] == 1
+    assert "2/2" in third.stderr and "0/2 " not in third.stderr  # c0's 2 frames off the total
 
 
 def test_outputs_reached_through_a_link_and_folders_in_an_outputs_place(

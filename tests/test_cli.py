@@ -62,7 +62,9 @@ def test_a_warning_during_a_bar_gets_its_own_line(media, tmp_path: Path) -> None
 
     master, slave = pty.openpty()
     env = {**os.environ, "COLUMNS": "80", "TERM": "xterm"}
-    args = [media["plain"], "--to", "day", "-o", tmp_path / "o.mp4", "--model", media["model"]]
+    for name in ("a.mp4", "b.mp4"):  # b's warning comes while the bar shows a's frames
+        (tmp_path / name).write_bytes(media["plain"].read_bytes())
+    args = ["a.mp4", "b.mp4", "--to", "day", "-o", "out", "--model", media["model"]]
     command = [sys.executable, "-m", "d2nvideo", "convert", *map(str, args)]
     proc = subprocess.Popen(command, stdout=slave, stderr=slave, env=env, cwd=tmp_path)
     os.close(slave)
@@ -78,9 +80,10 @@ def test_a_warning_during_a_bar_gets_its_own_line(media, tmp_path: Path) -> None
     os.close(master)
     assert proc.wait(timeout=120) == 0
     text = out.decode(errors="replace")
-    assert "0/12" in text  # a bar was drawn
-    before = text.index("warning: ")
-    assert text[before - 5 : before] == "\r\x1b[2K"  # the bar's line cleared first
+    assert "24/24" in text  # a bar was drawn
+    warned = [i for i in range(len(text)) if text.startswith("warning: 'b.mp4'", i)]
+    assert len(warned) == 1
+    assert text[: warned[0]].endswith("\r\x1b[2K")  # the bar's line cleared first
 
 
 def test_info_json(media: dict[str, Path]) -> None:

@@ -114,14 +114,40 @@ def run_here(
     convert: Callable[[Task, Callable[[int], None]], Outcome],
     on_frames: Callable[[int], None],
     on_outcome: Callable[[Outcome], None],
+    counts: list[int] | None = None,
+    skip: Callable[[int], None] | None = None,
 ) -> list[Outcome]:
-    """Every task in this process, in order."""
+    """Every task in this process, in order. With ``counts`` (each task's expected frames),
+    a task's frames are all counted once it ends (a failed one's, or more or fewer than
+    expected), and a skipped one's go to ``skip`` (the bar then stood at 0/3 after
+    'nothing to do')."""
     outcomes = []
-    for task in tasks:
-        outcome = convert(task, on_frames)
+    for i, task in enumerate(tasks):
+        seen = [0]
+
+        def tick(n: int, seen: list[int] = seen) -> None:
+            seen[0] += n
+            on_frames(n)
+
+        outcome = convert(task, tick)
+        if counts is not None:
+            _settle(outcome, counts[i] - seen[0], on_frames, skip)
         outcomes.append(outcome)
         on_outcome(outcome)
     return outcomes
+
+
+def _settle(
+    outcome: Outcome,
+    left: int,
+    on_frames: Callable[[int], None],
+    skip: Callable[[int], None] | None,
+) -> None:
+    """A finished task's ``left`` frames: off the total for a skipped one, else counted."""
+    if outcome.status == "skipped" and skip is not None:
+        skip(left)
+    elif left > 0:
+        on_frames(left)
 
 
 def frame_counts(
@@ -241,9 +267,11 @@ def run_pool(
     counts: list[int],
     on_frames: Callable[[int], None],
     on_outcome: Callable[[Outcome], None],
+    skip: Callable[[int], None] | None = None,
 ) -> list[Outcome]:
     """Every task on ``jobs`` worker processes, each with its own translator from
-    ``factory`` (picklable) and its share of the cores. Outcomes come back in task order.
+    ``factory`` (picklable) and its share of the cores. Outcomes come back in task order;
+    a task's frames count when it ends (a skipped one's go to ``skip``).
 
     A worker that dies (a decoder's crash on a damaged file, the OOM killer) takes the pool
     with it: the inputs that were being converted then are tried again, each alone on a
@@ -252,7 +280,7 @@ def run_pool(
 
     def report(i: int, outcome: Outcome) -> None:
         outcomes[i] = outcome
-        on_frames(counts[i])
+        _settle(outcome, counts[i], on_frames, skip)
         on_outcome(outcome)
 
     while todo := [i for i, outcome in enumerate(outcomes) if outcome is None]:

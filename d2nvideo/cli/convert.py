@@ -183,7 +183,7 @@ def _run(
     leader = world is None or world.rank == 0
     with (
         report if leader else _Report(None) as log,
-        progress_bar(sum(counts), _title(tasks), quiet or not leader) as bar,
+        progress_bar(sum(counts), _title(tasks), quiet or not leader, lazy=True) as bar,
     ):
 
         def on_outcome(outcome: Outcome) -> None:
@@ -195,8 +195,8 @@ def _run(
             log.rewrite(outcomes or [])  # rank 0 holds every rank's outcomes now
             return outcomes
         if here is None:
-            return run_pool(tasks, factory, jobs, counts, bar, on_outcome)
-        return run_here(tasks, here, bar, on_outcome)
+            return run_pool(tasks, factory, jobs, counts, bar, on_outcome, bar.skip)
+        return run_here(tasks, here, bar, on_outcome, counts, bar.skip)
 
 
 def _title(tasks: list[Task]) -> str:

@@ -68,6 +68,13 @@ class Bar:
         if self.progress is not None and self.task is not None:
             self.progress.update(self.task, total=total)
 
+    def skip(self, n: int) -> None:
+        """Take ``n`` items off the total (found done by an earlier run), without drawing."""
+        if self.progress is not None and self.task is not None:
+            total = self.progress.tasks[self.task].total
+            if total is not None:
+                self.progress.update(self.task, total=max(0, total - n))
+
     def describe(self, text: str) -> None:
         """Change the bar's description (e.g. files done)."""
         if self.progress is not None and self.task is not None:
