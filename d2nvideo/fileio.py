@@ -179,45 +179,53 @@ def atomic_output(final: Path, overwrite: bool | None = None) -> Iterator[Path]:
         _usual_mode(tmp)
         _commit(tmp, final, replace)
     except BaseException as exc:
-        full = _failed_for_space(exc, folder)
+        gone = isinstance(exc, OSError) and not folder.is_dir()
+        error = None if gone else _write_error(exc, folder, tmp, final)
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        if full:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(final)) from exc
-        if isinstance(exc, OSError) and not folder.is_dir():  # the error named our temp file
+        if gone:  # the error named our temporary file
             raise OutputError(
                 f"the folder of output '{final}' went away while it was written", final
             ) from exc
+        if error is not None:
+            raise error from exc
         raise
     finally:
         os.close(fd)  # releases the lock
 
 
-FULL_DISK = 16 * 2**20  # bytes free under which a writer's known failure is a full disk
-# what writers raise for a full disk without saying so: torch.save, NumPy's tofile, safetensors
-WRITE_FAILURES = ("unexpected pos", "requested and", "I/O error")
+FULL_DISK = 16 * 2**20  # bytes free under which a writer's unexplained failure is a full disk
+# what writers raise when a write fails, without an errno: torch.save ("unexpected pos",
+# "basic_ios::clear"), NumPy's tofile ("requested and"), safetensors ("I/O error")
+WRITE_FAILURES = ("unexpected pos", "basic_ios::clear", "requested and", "I/O error")
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a full disk, quota, file-size limit
 
 
-def _failed_for_space(exc: BaseException, folder: Path) -> bool:
-    """Whether a failure is a full disk that its error does not name with a file: an ENOSPC
-    anywhere in its chain, or a writer's known failure (:data:`WRITE_FAILURES`) with under
-    :data:`FULL_DISK` free. Nothing else is re-worded: not our errors, interrupts, or a bug or
-    an out-of-memory while the output is open."""
+def _write_error(exc: BaseException, folder: Path, tmp: Path, final: Path) -> OSError | None:
+    """The error to raise for a failed write of ``final`` (into ``tmp``), naming ``final``: an
+    OSError that named the hidden temporary file, a full disk, quota or file-size limit
+    anywhere in its chain, or a writer's failure without an errno
+    (:data:`WRITE_FAILURES`: a full disk with under :data:`FULL_DISK` free, a file-size limit
+    where one is set, else an I/O error). None: not a write's failure (ours, an interrupt, a
+    bug, an OSError naming another file), raised as it is."""
     from .errors import D2NError
 
     if not isinstance(exc, Exception) or isinstance(exc, D2NError):
-        return False
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return not exc.filename  # one that names its file says it all
+        return None
+    if isinstance(exc, OSError) and exc.filename:  # one that names another file says it all
+        return OSError(exc.errno, exc.strerror, str(final)) if exc.filename == str(tmp) else None
     chain: list[BaseException] = []
     link: BaseException | None = exc
     while link is not None and len(chain) < 8:
         chain.append(link)
         link = link.__cause__ or link.__context__
-    if any(_says_enospc(e) for e in chain):
-        return True
-    if not any(sign in str(e) for e in chain for sign in WRITE_FAILURES):
-        return False
+    code = next((c for c in _FULL if any(_says(e, c) for e in chain)), 0)
+    if not code and any(sign in str(e) for e in chain for sign in WRITE_FAILURES):
+        code = errno.ENOSPC if _nearly_full(folder) else _limit_or_io()
+    return OSError(code, os.strerror(code), str(final)) if code else None
+
+
+def _nearly_full(folder: Path) -> bool:
     try:
         stat = os.statvfs(folder)
     except (OSError, AttributeError):  # no statvfs on Windows
@@ -225,12 +233,23 @@ def _failed_for_space(exc: BaseException, folder: Path) -> bool:
     return stat.f_bavail * stat.f_frsize < FULL_DISK
 
 
-def _says_enospc(exc: BaseException) -> bool:
-    """An ENOSPC OSError, or an error that quotes one (safetensors: '... No space left on
-    device (os error 28)')."""
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+def _limit_or_io() -> int:
+    """EFBIG where this process has a file-size limit (``ulimit -f``), else EIO."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, OSError, ValueError):
+        return errno.EIO
+    return errno.EIO if soft == resource.RLIM_INFINITY else errno.EFBIG
+
+
+def _says(exc: BaseException, code: int) -> bool:
+    """An OSError of errno ``code``, or an error that quotes one (safetensors: '... No space
+    left on device (os error 28)')."""
+    if isinstance(exc, OSError) and exc.errno == code:
         return True
-    return os.strerror(errno.ENOSPC) in str(exc)
+    return os.strerror(code) in str(exc)
 
 
 def _create_part(folder: Path, final: Path) -> tuple[Path, int]:

@@ -313,5 +313,6 @@ def write_image(path: Path, image: np.ndarray, quality: int = 95) -> None:
     if not ok:
         raise InputError(f"cannot encode an image as '{path.suffix}'", path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path) as tmp:
-        data.tofile(str(tmp))
+    # NumPy's tofile lost a failed last write (a full disk): a Python file's close says it
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        f.write(data.tobytes())
