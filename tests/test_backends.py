@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from conftest import SHARED, TINY_UNIT, make_checkpoint, needs_shared
 
@@ -111,6 +112,30 @@ def test_auto_measures_once_and_remembers_per_model_and_size(
     again = Translator.from_checkpoint(small_model, "cpu", backend="auto")
     again(frames[:1], "night")  # another batch size, the same frame size: no measurement
     assert again.backend == tr.backend
+
+
+def test_auto_keeps_no_choice_made_without_a_candidate(tmp_path: Path, monkeypatch) -> None:
+    # A cache disk full while a runtime's graph was written left it out of the measurement,
+    # and the choice (torch) was stored for good; a stored runtime that could not load now
+    # (too little memory) was a traceback
+    monkeypatch.setenv("D2NVIDEO_CACHE", str(tmp_path))
+    x = torch.zeros(1, 3, 8, 8)
+
+    def works(x: torch.Tensor, to: str) -> torch.Tensor:
+        return x
+
+    def fails(x: torch.Tensor, to: str) -> torch.Tensor:
+        raise OSError(27, "File too large")
+
+    auto = backends.AutoNetwork({"torch": works, "openvino": fails}, key=lambda: "k")
+    assert auto(x, "night") is x and auto.chosen == "torch"
+    assert not (tmp_path / "backends.json").exists()
+    backends._store_choice(auto._entry(x), "openvino")
+    again = backends.AutoNetwork({"torch": works, "openvino": fails}, key=lambda: "k")
+    assert again(x, "night") is x and again.chosen == "torch"
+    both = backends.AutoNetwork({"torch": works, "onnxruntime": works}, key=lambda: "k")
+    both(x, "night")
+    assert backends._stored_choice(both._entry(x)) == both.chosen  # all ran: stored
 
 
 def test_graphs_are_cached_by_content_and_written_whole(

@@ -142,7 +142,14 @@ class AutoNetwork:
             stored = _stored_choice(self._entry(x))
             if stored not in self.networks:
                 return self._measure(x, to)
+            try:  # its first call opens it (a runtime that cannot load now: memory, a cache)
+                out = self.networks[stored](x, to)
+            except (OSError, RuntimeError, D2NError) as exc:
+                log.warning("backend %s, chosen before, failed to run (%s): measuring", stored, exc)
+                self.networks = {k: v for k, v in self.networks.items() if k != stored}
+                return self._measure(x, to, stored=False)
             self.chosen = stored
+            return out
         return self.networks[self.chosen](x, to)
 
     def _entry(self, x: torch.Tensor) -> str:
@@ -150,7 +157,9 @@ class AutoNetwork:
         among = ",".join(self.networks)
         return f"{self.key()} {among} threads={torch.get_num_threads()} {size}"
 
-    def _measure(self, x: torch.Tensor, to: Domain) -> torch.Tensor:
+    def _measure(self, x: torch.Tensor, to: Domain, stored: bool = True) -> torch.Tensor:
+        """The fastest candidate, kept; stored for later runs only when every candidate ran
+        (one left out by a full cache disk would be left out for good)."""
         times: dict[str, float] = {}
         outputs: dict[str, torch.Tensor] = {}
         for name, network in self.networks.items():
@@ -158,6 +167,7 @@ class AutoNetwork:
                 network(x, to)
             except (OSError, RuntimeError, D2NError) as exc:  # an unwritable cache, say
                 log.warning("backend %s left out of the choice: %s", name, exc)
+                stored = False
                 continue
             runs = []
             for _ in range(TIMED_RUNS):
@@ -168,7 +178,8 @@ class AutoNetwork:
         best = min(times, key=times.__getitem__)
         log.info("backend for %s: %s (%s)", tuple(x.shape), best, _ms(times))
         self.chosen = best
-        _store_choice(self._entry(x), best)
+        if stored:
+            _store_choice(self._entry(x), best)
         return outputs[best]
 
     @property
