@@ -86,6 +86,19 @@ def sigint_ignored() -> Iterator[None]:
         yield
 
 
+def start_resource_tracker() -> None:
+    """multiprocessing's resource tracker, started with SIGHUP ignored: it ignores SIGINT and
+    SIGTERM itself, but a hang-up to the group killed it, and the one started in its place
+    printed a KeyError traceback for each semaphore the workers gave back."""
+    from multiprocessing import resource_tracker
+
+    hangup = getattr(signal, "SIGHUP", None)
+    if hangup is None:  # Windows: no tracker process either
+        return
+    with _signal_set(hangup, signal.SIG_IGN):
+        resource_tracker.ensure_running()
+
+
 @contextlib.contextmanager
 def sigterm_default() -> Iterator[None]:
     """SIGTERM's default action within the block: a native wait that never returns to Python
@@ -109,15 +122,27 @@ def _signal_set(sig: int, action: Any) -> Iterator[None]:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so every ``finally`` and temp-file cleanup runs."""
+    """SIGTERM (or SIGHUP: the terminal closed, an ssh session dropped), raised like Ctrl-C
+    so every ``finally`` and temp-file cleanup runs. ``exit_code``: 128 + the signal."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__()
+        self.exit_code = 128 + signum
+
+
+HANGUP = getattr(signal, "SIGHUP", None)  # none on Windows
 
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises :class:`Terminated` in the main thread."""
+    """Within the block, SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (a
+    hang-up killed a run at once, leaving its temporary file)."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        raise Terminated()
+        raise Terminated(signum)
 
-    with _signal_set(signal.SIGTERM, handler):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_signal_set(signal.SIGTERM, handler))
+        if HANGUP is not None and signal.getsignal(HANGUP) is not signal.SIG_IGN:  # nohup
+            stack.enter_context(_signal_set(HANGUP, handler))
         yield

@@ -132,13 +132,12 @@ def train(
 
 
 def _exit_interrupted(step: int, signum: int) -> None:
-    import signal
 
     from d2nvideo.cli.shell import Interrupted
 
     raise Interrupted(
         f"interrupted: stopped at step {step} with its state saved; continue with --resume",
-        143 if signum == signal.SIGTERM else 130,
+        128 + signum if signum else 130,
     )
 
 

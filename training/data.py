@@ -386,8 +386,8 @@ _CUT: set[int] = set()
 
 
 def _leave_signals_to_the_trainer(worker: int) -> None:
-    """A data-loading worker ignores Ctrl-C and a SIGTERM sent to the whole process group (a
-    scheduler's stop, ``kill -- -PGID``): torch's handler let it die of the latter, and the
+    """A data-loading worker ignores Ctrl-C, a hang-up and a SIGTERM sent to the whole process
+    group (a scheduler's stop, ``kill -- -PGID``): torch's handler let it die of the latter, and the
     trainer then failed with 'DataLoader worker ... is killed by signal' instead of saving
     its state. A SIGTERM from the trainer itself (torch's and multiprocessing's shut-down)
     still ends it: SIGTERM is blocked and a thread waits for it, asking who sent it."""
@@ -396,6 +396,8 @@ def _leave_signals_to_the_trainer(worker: int) -> None:
     import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGHUP"):  # a closed terminal hangs up the group: the trainer saves
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if not hasattr(signal, "sigwaitinfo"):  # not POSIX: as torch leaves it
         return
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})

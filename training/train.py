@@ -54,7 +54,7 @@ class TrainResult:
     seconds: float
     last: dict[str, float]
     is_main: bool = True  # rank 0 (the process that writes and reports)
-    signal: int = 0  # the signal that interrupted the run (SIGINT, SIGTERM), 0 if none
+    signal: int = 0  # the signal that interrupted the run (SIGINT, SIGTERM, SIGHUP), or 0
 
 
 @dataclass(frozen=True)
@@ -366,7 +366,8 @@ def _without_unused_pairs(cfg: TrainConfig, lists: DomainLists) -> DomainLists:
 
 @contextlib.contextmanager
 def _stop_on_signals() -> Iterator[dict[str, int]]:
-    """The first SIGINT/SIGTERM asks the loop to stop after this step and checkpoint (the
+    """The first SIGINT/SIGTERM (or SIGHUP: a closed terminal, which killed the run with its
+    steps since the last checkpoint) asks the loop to stop after this step and checkpoint (the
     signal is kept in ``["signal"]``); a second SIGINT interrupts at once."""
     stop = {"signal": 0}
 
@@ -378,8 +379,9 @@ def _stop_on_signals() -> Iterator[dict[str, int]]:
 
     previous: dict[signal.Signals, Any] = {}
     try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, handler)
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:  # nohup
+                previous[sig] = signal.signal(sig, handler)
     except ValueError:  # not the main thread
         pass
     try:

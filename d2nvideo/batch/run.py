@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import D2NError
-from ..processes import sigint_ignored
+from ..processes import sigint_ignored, start_resource_tracker
 from .plan import Task
 
 if TYPE_CHECKING:
@@ -193,9 +193,13 @@ def _on_terminate(signum: int, frame: object) -> None:
     if _STATE["stopping"]:
         return
     _STATE["stopping"] = True
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_IGN)
-    raise Terminated()
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # not SIG_IGN: a signal already pending then
+        signal.signal(sig, _ignore)  # raised "Signal 15 ignored due to race condition"
+    raise Terminated(signum)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """A later SIGTERM or SIGHUP while a task cleans up."""
 
 
 def _die_with_parent(sig: int, parent: int) -> None:
@@ -254,6 +258,10 @@ def _work(task: Task, index: int) -> Outcome:
     return outcome
 
 
+WORKER_DIED = (
+    "a worker process ended unexpectedly (killed, or out of memory?); the outputs finished "
+    "before were kept"
+)
 CRASHED = (
     "the worker process converting it ended unexpectedly, twice (a crash in a decoder, "
     "out of memory, or killed)"
@@ -315,6 +323,7 @@ def _pass(
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
+    start_resource_tracker()  # before the queue's semaphores are registered with it
     context = mp.get_context("spawn")
     started = context.SimpleQueue()
     initargs = (factory, worker_threads(jobs), os.getpid(), started)
@@ -331,10 +340,7 @@ def _pass(
         late_outcomes(futures, done, report)
         suspects = [i for i in _drain(started) if i not in done]
         if not suspects:  # none had started: the workers cannot start (the model?)
-            raise D2NError(
-                "a worker process ended unexpectedly (killed, or out of memory?); the outputs "
-                "finished before were kept"
-            ) from exc
+            raise D2NError(WORKER_DIED) from exc
         return suspects
     except BaseException:
         _stop(pool)

@@ -89,7 +89,7 @@ def guarded_invoke(invoke: Callable[[click.Context], Any], ctx: click.Context) -
     except KeyboardInterrupt as exc:
         message = ctx.meta.get("interrupted", INTERRUPTED)
         message = message() if callable(message) else message
-        raise Interrupted(message, 143 if isinstance(exc, Terminated) else 130) from exc
+        raise Interrupted(message, exc.exit_code if isinstance(exc, Terminated) else 130) from exc
     except OSError as exc:
         raise Failure(os_error_line(exc), 1) from exc
     except Exception as exc:  # ONNX Runtime's errors are plain Exceptions
