@@ -170,6 +170,8 @@ def test_convert_single_image(media, tmp_path: Path) -> None:
 def _bad_inputs(tmp: Path, media: dict[str, Path]) -> dict[str, tuple[list[object], int, str]]:
     text = tmp / "notes.mp4"
     text.write_text("this is not a video\n")
+    notes = tmp / "notes.txt"  # FFmpeg's ANSI-art reader made 31 frames of a longer one
+    notes.write_text("hello world\n" * 300)
     half = tmp / "half.mp4"
     data = media["long"].read_bytes()
     half.write_bytes(data[: len(data) // 2])
@@ -189,6 +191,7 @@ def _bad_inputs(tmp: Path, media: dict[str, Path]) -> dict[str, tuple[list[objec
     return {
         "missing": ([tmp / "nope.mp4", "--model", model], 2, "does not exist"),
         "text": ([text, "--model", model], 1, "not a readable video"),
+        "long text": ([notes, "-o", tmp / "o.mp4", "--model", model], 1, "is text, not a video"),
         "truncated": ([half, "--model", model], 1, "truncated"),
         "audio only": ([audio_only, "--model", model], 1, "no video stream"),
         "dir as model": ([plain, "--model", tmp], 2, "is a directory"),
@@ -229,6 +232,7 @@ def test_unwritable_output_folder(media, tmp_path: Path) -> None:
     [
         "missing",
         "text",
+        "long text",
         "truncated",
         "audio only",
         "dir as model",

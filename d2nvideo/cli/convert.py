@@ -324,13 +324,14 @@ def _one(o: Outcome) -> str:
 
     if o.output.lower().endswith(IMAGE_SUFFIXES):
         return f"1 image in {o.seconds:.1f} s -> {o.output}"
-    return f"{o.frames} frames in {o.seconds:.1f} s ({o.fps:.2f} fps) -> {o.output}"
+    frames = f"{o.frames} frame{'s' * (o.frames != 1)}"
+    return f"{frames} in {o.seconds:.1f} s ({o.fps:.2f} fps) -> {o.output}"
 
 
 def _sentence(done: int, skipped: int, failed: int, frames: int, seconds: float) -> str:
     if not done and not failed:
         return f"nothing to do: all {skipped} outputs are already there (--overwrite to redo)"
-    parts = [f"{done} converted ({frames} frames in {seconds:.1f} s)"]
+    parts = [f"{done} converted ({frames} frame{'s' * (frames != 1)} in {seconds:.1f} s)"]
     if skipped:
         parts.append(f"{skipped} already there")
     if failed:

@@ -245,8 +245,9 @@ def _run(
     click.echo(
         json.dumps({**summary, "output": str(output)})
         if as_json
-        else f"{result.written} frames written, {result.existing} already there{extra} from "
-        f"{len(videos) - len(failed)} of {len(videos)} videos -> {output}"
+        else f"{result.written} frame{'s' * (result.written != 1)} written, {result.existing} "
+        f"already there{extra} from {len(videos) - len(failed)} of {len(videos)} "
+        f"video{'s' * (len(videos) != 1)} -> {output}"
     )
     if failed:
         raise InputError(failed[0][1] if not several else _failed(len(failed), len(videos)))

@@ -101,7 +101,7 @@ def check_encode(path: Path, settings: EncodeSettings) -> None:
         )
     if name in ("libx264", "libx265") and settings.preset not in (None, *X264_PRESETS):
         raise UsageError(
-            f"preset '{settings.preset}' is not an {name} preset: one of {', '.join(X264_PRESETS)}",
+            f"preset '{settings.preset}' is not a {name} preset: one of {', '.join(X264_PRESETS)}",
             settings.preset,
         )
     if name == "libsvtav1":

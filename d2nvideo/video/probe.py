@@ -146,11 +146,18 @@ def open_input(path: Path, hwaccel: str | None = None) -> Any:
                 f"hardware decoding ({hwaccel}) is not available ({exc}); decoding in software"
             )
     try:
-        return av.open(str(path), "r")
+        container = av.open(str(path), "r")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
         if is_mp4_family(path):
             raise InputError(unreadable_mp4(path, exc), path) from exc
         raise InputError(f"'{path}' is not a readable video ({ffmpeg_reason(exc)})", path) from exc
+    if container.format.name in TEXT_DEMUXERS:  # a .txt converted to 31 frames, exit 0
+        container.close()
+        raise InputError(f"'{path}' is text, not a video (FFmpeg would draw it as ANSI art)", path)
+    return container
+
+
+TEXT_DEMUXERS = ("tty",)  # FFmpeg's ANSI-art reader takes any text file of some size
 
 
 _WARNED: set[str] = set()
