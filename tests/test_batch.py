@@ -159,6 +159,10 @@ def test_globs_stdin_and_several_inputs(drive: Path, tmp_path: Path) -> None:
     assert {t.dst.relative_to(tmp_path / "o").parts[0] for t in tasks} == {"stills", clips[0].name}
     with pytest.raises(UsageError, match="-o"):
         plan([clips[0], clips[1]], "night", None)
+    with pytest.raises(UsageError, match="named like a file"):  # made a folder called f.mp4
+        plan([drive], "night", tmp_path / "f.mp4")
+    with pytest.raises(UsageError, match="named like a file"):
+        plan([clips[0], clips[1]], "night", tmp_path / "g.jpg")
     with pytest.raises(UsageError, match="outside"):
         plan([drive], "night", drive / "converted")
     twin = tmp_path / "x" / "clip00.mp4"

@@ -93,6 +93,12 @@ def plan(inputs: list[Path], to: str, output: Path | None) -> list[Task]:
     out = output if output is not None else default_output(inputs[0], to)
     if out.exists() and not out.is_dir():
         raise UsageError(f"output '{out}' is a file; several outputs need a folder", out)
+    if not out.exists() and kind_of(out) is not None:  # a folder named f.mp4 was made
+        raise UsageError(
+            f"output '{out}' is named like a file, but several outputs (or a folder's) go into "
+            "a folder: name one without a video or image suffix",
+            out,
+        )
     tasks: list[Task] = []
     for src in inputs:
         _check_outside(src, out)

@@ -163,9 +163,10 @@ class GuardedCommand(OneLineErrors, click.Command):
 def interrupts_leave_at_once() -> Iterator[None]:
     """For a program's entry point: after Ctrl-C, SIGTERM or SIGHUP (exit 130, 143 or 129)
     leave at once, without the interpreter's teardown. The command has cleaned up and said
-    what it kept by then, and a native thread pool that a worker started just before the signal can abort the
-    teardown (seen with torch on a loaded machine: "terminate called without an active
-    exception", killed by SIGABRT instead of exiting 130). Not for in-process callers."""
+    what it kept by then, and a native thread pool that a worker started just before the
+    signal can abort the teardown (seen with torch on a loaded machine: "terminate called
+    without an active exception", killed by SIGABRT instead of exiting 130). Not for
+    in-process callers."""
     try:
         yield
     except SystemExit as exc:
