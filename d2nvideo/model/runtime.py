@@ -45,7 +45,27 @@ def resolve_precision(name: str, device: torch.device) -> str:
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if name == "fp16" and device.type != "cuda":
         raise UsageError("fp16 needs a CUDA device; use fp32 (or bf16) on the CPU", name)
+    if name == "bf16" and device.type == "cpu" and not _native_bf16():
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "bf16 on this CPU (no AVX-512 BF16 or AMX) is emulated: several times slower than "
+            "fp32, which is the default here"
+        )
     return name
+
+
+def _native_bf16() -> bool:
+    """Whether this CPU computes bf16 itself (AVX-512 BF16 or AMX), as far as can be told:
+    torch's own capability, then Linux's CPU flags; True where neither says (no warning)."""
+    if "AMX" in torch.backends.cpu.get_cpu_capability().upper():
+        return True
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return True
+    return not flags or "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
