@@ -261,6 +261,19 @@ def test_seeking_lands_on_the_frames_asked_for_in_every_container(suffix: str, t
     assert [round(f.time, 2) for f in frames_at(clip, [0.6, 1.08, 1.92])] == [0.6, 1.08, 1.92]
 
 
+def test_a_container_that_drops_the_metadata_says_so(media, translator, tmp_path, caplog) -> None:
+    # an MPEG-TS dropped the title and comment without a word (first-use review)
+    with caplog.at_level("WARNING"):
+        convert_video(media["audio"], tmp_path / "a.ts", translator, ConvertOptions("night"))
+    said = [r.message for r in caplog.records if "cannot store the clip's metadata" in r.message]
+    assert len(said) == 1 and "(title)" in said[0]
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # nothing to drop, or a container that keeps it
+        convert_video(media["plain"], tmp_path / "p.ts", translator, ConvertOptions("night"))
+        convert_video(media["audio"], tmp_path / "a.mkv", translator, ConvertOptions("night"))
+    assert not [r for r in caplog.records if "metadata" in r.message]
+
+
 def test_a_container_that_drops_the_rotation_says_so(media, translator, tmp_path, caplog) -> None:
     with caplog.at_level("WARNING"):
         convert_video(media["rotated"], tmp_path / "r.avi", translator, ConvertOptions("night"))

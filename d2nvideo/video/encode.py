@@ -277,6 +277,14 @@ SMPTE170M = 6  # FFmpeg's AVCOL_SPC_SMPTE170M: the BT.601 matrix
 
 
 def _copy_metadata(out: Any, source: VideoInfo) -> None:
-    for key, value in source.metadata.items():
-        if key not in _MUXER_TAGS:
-            out.metadata[key] = value
+    kept = {k: v for k, v in source.metadata.items() if k not in _MUXER_TAGS}
+    out.metadata.update(kept)
+    if kept and out.format.name in NO_METADATA:  # dropped without a word
+        log.warning(
+            "the %s container cannot store the clip's metadata (%s): .mp4, .mov or .mkv keep it",
+            out.format.name,
+            ", ".join(sorted(kept)[:4]) + (", ..." if len(kept) > 4 else ""),
+        )
+
+
+NO_METADATA = ("mpegts",)  # it writes its own service names only
