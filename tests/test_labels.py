@@ -207,6 +207,30 @@ def test_relabel_ignores_a_foreign_partial_file(content: str, tmp_path: Path) ->
     assert result.statuses["unreadable"] == 0
 
 
+def test_relabel_resumes_from_an_empty_or_cut_partial_file(tmp_path: Path) -> None:
+    # Killed before its first flush, the file was empty: later runs appended rows without a
+    # header and never resumed. A row cut inside its last number parsed as another value.
+    from d2nvideo.data import relabel as rl
+    from d2nvideo.data.sources import from_folders
+
+    images = tmp_path / "img"
+    _write_set(images)
+    items = from_folders({"day": images}).items
+    partial = tmp_path / rl.PARTIAL
+    partial.write_text("")
+    rl._score_with_resume(items[:2], partial, 1, lambda n: None)
+    assert sorted(rl._read_partial(partial)[0]) == sorted(str(i.path) for i in items[:2])
+    first, second = items[0].path, items[1].path
+    partial.write_text(
+        f"path,mean,upper_p75,median,dark\n{first},100,150,90,0.1\n{second},100,150,90,0.01"
+    )
+    assert list(rl._read_partial(partial)[0]) == [str(first)]
+    rl._score_with_resume(items[:3], partial, 1, lambda n: None)
+    done, whole = rl._read_partial(partial)
+    assert whole and sorted(done) == sorted(str(i.path) for i in items[:3])
+    assert done[str(second)].dark != 0.01  # scored again
+
+
 def test_relabel_does_not_remember_missing_images(tmp_path: Path) -> None:
     from d2nvideo.data import relabel as rl
     from d2nvideo.data.sources import Item, Sources

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import io
 import math
 import multiprocessing as mp
 import os
@@ -184,7 +185,9 @@ def _score_with_resume(
     items: list[Item], partial: Path, workers: int, on_item: Callable[[int], None]
 ) -> dict[str, Scores | str]:
     """Scores of every item, resuming from (and appending to) the ``partial`` file."""
-    done = _read_partial(partial)
+    done, clean = _read_partial(partial)
+    if not clean:  # an empty file (killed before its first flush), a row cut short: afresh
+        _rewrite_partial(partial, done)
     on_item(sum(1 for i in items if str(i.path) in done))
     todo = [i.path for i in items if str(i.path) not in done]
     new_file = not partial.is_file()
@@ -209,24 +212,43 @@ def _stats(scores: Scores) -> list[float]:
     return [getattr(scores, name) for name in STAT_FIELDS]
 
 
-def _read_partial(partial: Path) -> dict[str, Scores | str]:
-    """The scores an interrupted run saved; rows that do not parse (a truncated last line, a
-    foreign file) are dropped and scored again rather than trusted."""
+def _read_partial(partial: Path) -> tuple[dict[str, Scores | str], bool]:
+    """The scores an interrupted run saved, and whether the file is whole: rows that do not
+    parse (a foreign file) and a last line without its newline (cut inside its last number,
+    it parsed as another) are dropped and scored again rather than trusted."""
     done: dict[str, Scores | str] = {}
     if not partial.is_file():
-        return done
+        return done, True
     try:
-        with partial.open(newline="", encoding="utf-8", errors=NAME_ERRORS) as fh:
-            reader = csv.reader(fh)
-            if next(reader, None) != list(PARTIAL_COLUMNS):
-                return done
-            for row in reader:
-                parsed = _parse_partial_row(row)
-                if parsed is not None:
-                    done[parsed[0]] = parsed[1]
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return {}
-    return done
+        text = partial.read_text(encoding="utf-8", errors=NAME_ERRORS)
+    except (OSError, UnicodeDecodeError):
+        return {}, False
+    whole = text.endswith("\n")
+    reader = csv.reader(io.StringIO(text[: text.rfind("\n") + 1]))
+    try:
+        if next(reader, None) != list(PARTIAL_COLUMNS):
+            return done, False
+        for row in reader:
+            parsed = _parse_partial_row(row)
+            whole = whole and parsed is not None
+            if parsed is not None:
+                done[parsed[0]] = parsed[1]
+    except csv.Error:
+        return {}, False
+    return done, whole
+
+
+def _rewrite_partial(partial: Path, done: dict[str, Scores | str]) -> None:
+    """The partial file anew: its header and the rows that were whole."""
+    with (
+        atomic_output(partial, overwrite=True) as tmp,
+        tmp.open("w", newline="", encoding="utf-8", errors=NAME_ERRORS) as fh,
+    ):
+        writer = csv.writer(fh)
+        writer.writerow(PARTIAL_COLUMNS)
+        for path, result in done.items():
+            if isinstance(result, Scores):
+                writer.writerow([path, *_stats(result)])
 
 
 def _parse_partial_row(row: list[str]) -> tuple[str, Scores] | None:
