@@ -503,3 +503,21 @@ def test_day_is_with_a_d2nvideo_model_is_named_as_ignored(
     args = ["convert", tmp_path / "a.png", "--to", "night", "--model", media["model"], "-q"]
     assert run(*args, "-o", tmp_path / "b.png", "--day-is", "b").exit_code == 0
     assert "--day-is applies to official UNIT .pt files only" in caplog.text
+
+
+def test_an_interrupt_as_a_single_convert_finishes_names_its_output(tmp_path: Path) -> None:
+    # a signal just after the rename said "nothing was written under the output name" of a
+    # complete file (interrupt hunt)
+    from d2nvideo.cli.convert import _single_kept
+    from d2nvideo.cli.shell import INTERRUPTED
+
+    out = tmp_path / "o.mp4"
+    out.write_bytes(b"an earlier output, replaced with --overwrite")
+    os.utime(out, (1000, 1000))
+    since = time.time()
+    message = _single_kept(out, since)
+    assert message() == INTERRUPTED  # the earlier file: not this run's
+    out.unlink()
+    assert message() == INTERRUPTED
+    out.write_bytes(b"this run's")
+    assert message() == f"interrupted as it finished: '{out}' was written whole"

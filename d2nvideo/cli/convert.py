@@ -7,6 +7,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -24,7 +26,7 @@ from .options import (
     quiet_option,
 )
 from .progress import progress_bar
-from .shell import CONTEXT, OUTPUT, interrupted_keeps
+from .shell import CONTEXT, INTERRUPTED, OUTPUT, interrupted_keeps
 
 if TYPE_CHECKING:
     from ..batch.plan import Task
@@ -102,12 +104,28 @@ def convert(
     _warn_video_only(ctx, tasks)
     if single:
         _check_single(tasks[0], encode, overwrite)
-    else:
-        interrupted_keeps(ctx, "interrupted: the outputs already finished were kept")
+    interrupted_keeps(ctx, _single_kept(tasks[0].dst, time.time()) if single else KEPT_FINISHED)
     log = _Report(report, report is not None and _check_report(report, tasks, model, overwrite))
     outcomes = _run(tasks, to, model, pipeline, encode, jobs, overwrite, quiet, log)
     if outcomes is not None and _summarize(outcomes, as_json, single=single):
         ctx.exit(1)
+
+
+KEPT_FINISHED = "interrupted: the outputs already finished were kept"
+
+
+def _single_kept(dst: Path, since: float) -> Callable[[], str]:
+    """What an interrupted single convert kept: nothing, or, when the signal came as it
+    finished, its output (it said "nothing was written" of a complete file)."""
+
+    def message() -> str:
+        try:
+            finished = dst.stat().st_mtime >= since
+        except OSError:
+            finished = False
+        return f"interrupted as it finished: '{dst}' was written whole" if finished else INTERRUPTED
+
+    return message
 
 
 VIDEO_ONLY = (  # convert's options that do nothing for an image
