@@ -147,6 +147,19 @@ def check_output(output: Path, inputs: list[Path], overwrite: bool, what: str = 
         raise OutputError(f"{what} folder '{parent}' is not writable", parent)
 
 
+def check_output_folder(folder: Path) -> None:
+    """Refuse, before any work, a folder of outputs that cannot be made or written: its
+    nearest existing folder must be writable (a folder run into a read-only place loaded the
+    model and failed each input in turn)."""
+    existing = folder.resolve()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"output folder '{folder}': '{existing}' is not a folder", existing)
+    if not os.access(existing, os.W_OK):
+        raise OutputError(f"output folder '{existing}' is not writable", existing)
+
+
 def _special(path: Path) -> str | None:
     """What ``path`` is where it exists and is neither a file, a folder nor a link."""
     try:

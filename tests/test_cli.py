@@ -521,3 +521,22 @@ def test_an_interrupt_as_a_single_convert_finishes_names_its_output(tmp_path: Pa
     assert message() == INTERRUPTED
     out.write_bytes(b"this run's")
     assert message() == f"interrupted as it finished: '{out}' was written whole"
+
+
+def test_a_folder_run_into_an_unwritable_place_is_refused_first(media, tmp_path: Path, monkeypatch):
+    # it loaded the model and failed each input in turn, "Read-only file system" each time
+    # (interrupt hunt); os.access stands in for a read-only mount, which root cannot make here
+    from faults import refused
+
+    import d2nvideo.fileio as fileio
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        (src / name).write_bytes(media["plain"].read_bytes())
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = os.access
+    monkeypatch.setattr(fileio.os, "access", lambda p, m: real(p, m) and Path(p) != locked)
+    args = ["convert", src, "--to", "night", "-o", locked / "out" / "deep", "--model"]
+    refused(tmp_path, 1, f"output folder '{locked}' is not writable", *args, media["model"])

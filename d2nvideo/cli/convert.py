@@ -93,22 +93,34 @@ def convert(
     reported and the others go on (exit 1 at the end).
     Under torchrun the inputs are shared out between the ranks.
     """
+    target, tasks, single = _planned(inputs, to, output, encode, overwrite)
+    _warn_video_only(ctx, tasks)
+    interrupted_keeps(ctx, _single_kept(tasks[0].dst, time.time()) if single else KEPT_FINISHED)
+    log = _Report(report, report is not None and _check_report(report, tasks, model, overwrite))
+    outcomes = _run(tasks, target, model, pipeline, encode, jobs, overwrite, quiet, log)
+    if outcomes is not None and _summarize(outcomes, as_json, single=single):
+        ctx.exit(1)
+
+
+def _planned(
+    inputs: tuple[str, ...], to: str, output: Path | None, encode: EncodeSettings, overwrite: bool
+) -> tuple[str, list[Task], bool]:
+    """The target (``auto`` resolved for a single file, which names its default output), the
+    tasks, and whether it is a single file's; outputs checked before any work."""
     from ..batch.plan import expand, plan
     from ..data.scoring import resolve_target
+    from ..fileio import check_output_folder
 
     paths = expand(inputs)
     if len(paths) == 1 and to == "auto" and not paths[0].is_dir():
-        to = resolve_target(paths[0], to)  # names the default output
+        to = resolve_target(paths[0], to)
     tasks = plan(paths, to, output)  # one file: its output checked first; a folder is a tree
     single = len(tasks) == 1 and not any(p.is_dir() for p in paths)
-    _warn_video_only(ctx, tasks)
     if single:
         _check_single(tasks[0], encode, overwrite)
-    interrupted_keeps(ctx, _single_kept(tasks[0].dst, time.time()) if single else KEPT_FINISHED)
-    log = _Report(report, report is not None and _check_report(report, tasks, model, overwrite))
-    outcomes = _run(tasks, to, model, pipeline, encode, jobs, overwrite, quiet, log)
-    if outcomes is not None and _summarize(outcomes, as_json, single=single):
-        ctx.exit(1)
+    else:
+        check_output_folder(Path(os.path.commonpath([t.dst.parent for t in tasks])))
+    return to, tasks, single
 
 
 KEPT_FINISHED = "interrupted: the outputs already finished were kept"
