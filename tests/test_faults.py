@@ -738,6 +738,19 @@ def test_extract_and_preview_name_damage_in_an_mpeg_ts(media, tmp_path: Path, ca
     assert len(warned) == 2 and all("damaged.ts' has 1 damaged video packet" in w for w in warned)
 
 
+def test_an_mpeg_ts_cut_short_is_said(media, tmp_path: Path, caplog) -> None:
+    # a TS has no index to tell: one cut to 60% converted 37 of 60 frames, exit 0, no word
+    data = _noisy_ts(tmp_path / "whole.ts").read_bytes()
+    (tmp_path / "cut.ts").write_bytes(data[: len(data) * 6 // 10 // 188 * 188 + 100])
+    model = ["--model", media["model"], "-q"]
+    for name in ("whole", "cut"):
+        out = tmp_path / f"{name}_n.mp4"
+        args = ["convert", tmp_path / f"{name}.ts", "--to", "night", "-o", out, *model]
+        assert invoke(*args).exit_code == 0
+    said = [r.getMessage() for r in caplog.records if "MPEG-TS packet" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("'cut.ts' ends part-way through"), said
+
+
 def test_convert_refuses_a_truncated_file_at_once(media, tmp_path: Path) -> None:
     data = _faststart(tmp_path / "full.mp4").read_bytes()
     (tmp_path / "full.mp4").unlink()

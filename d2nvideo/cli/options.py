@@ -225,9 +225,9 @@ PIPELINE_OPTIONS: list[Callable[[Any], Any]] = [
     click.option(
         "--salvage",
         is_flag=True,
-        help="Convert what decodes of a corrupt or truncated video (an MPEG-TS, or an MP4 "
-        "with its index first, cut when a dashcam lost power) and report the frames lost, "
-        "instead of refusing it.",
+        help="Convert what decodes of a corrupt or truncated video (an MP4 with its index "
+        "first, cut when a dashcam lost power, or frames that fail to decode) and report the "
+        "frames lost, instead of refusing it.",
     ),
 ]
 pipeline_options = option_group(

@@ -34,6 +34,7 @@ from .probe import (
     open_input,
     use_threads,
     video_stream,
+    warn_if_cut_short,
     warn_if_deep,
     warn_if_hdr,
     warn_if_interlaced,
@@ -101,6 +102,7 @@ def _prepare(path: Path, source: VideoInfo, settings: EncodeSettings) -> str:
     warn_if_hdr(source)
     warn_if_deep(source)
     warn_if_interlaced(source)
+    warn_if_cut_short(source)
     return usable_codec(codec_for(path, settings), source.width, source.height)
 
 

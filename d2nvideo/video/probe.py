@@ -334,6 +334,20 @@ def warn_if_interlaced(info: VideoInfo) -> None:
         )
 
 
+def warn_if_cut_short(info: VideoInfo) -> None:
+    """Once per file: an MPEG-TS (no index to tell) whose size is no whole number of its
+    packets, as a recording cut part-way leaves it: its last frames may be missing (a TS cut
+    to 60% converted 37 of 60 frames, exit 0, without a word)."""
+    if info.format == "mpegts" and all(info.size % n for n in TS_PACKET_SIZES):
+        warn_once(
+            f"'{info.path.name}' ends part-way through an MPEG-TS packet: it looks cut short, "
+            "and what was recorded after the cut is not in the output"
+        )
+
+
+TS_PACKET_SIZES = (188, 192, 204)  # plain, M2TS (Blu-ray, AVCHD), with Reed-Solomon bytes
+
+
 def pixel_bits(pix_fmt: str) -> int:
     """Bits a channel of an FFmpeg pixel format (8 when it is not known)."""
     import av
