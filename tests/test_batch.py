@@ -574,3 +574,19 @@ def test_outcomes_that_come_in_as_a_pool_stops_are_reported() -> None:
     reported: list[tuple[int, Outcome]] = []
     late_outcomes(futures, {0}, lambda i, o: reported.append((i, o)))
     assert reported == [(1, done.result())]
+
+
+def test_an_os_error_without_a_file_is_not_blamed_on_the_input(monkeypatch, tmp_path) -> None:
+    # swscale's EAGAIN under a memory limit read "Resource temporarily unavailable: clip.mp4"
+    import errno
+
+    from d2nvideo.batch.plan import Task
+    from d2nvideo.batch.run import Converter
+
+    def fails(self: object, task: Task, on_frames: object) -> int:
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(Converter, "_convert", fails)
+    task = Task(tmp_path / "clip.mp4", tmp_path / "o.mp4", "video")
+    outcome = Converter(None, None, "night", False)(task, lambda n: None)  # type: ignore[arg-type]
+    assert outcome.error == f"Resource temporarily unavailable (converting '{task.src}')"

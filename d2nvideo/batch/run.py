@@ -66,8 +66,9 @@ class Converter:
             frames = self._convert(task, on_frames)
         except D2NError as exc:
             return Outcome(str(task.src), str(task.dst), "failed", error=str(exc))
-        except OSError as exc:
-            error = f"{exc.strerror or exc}: {exc.filename or task.src}"
+        except OSError as exc:  # one without a file is not blamed on the input
+            where = f": {exc.filename}" if exc.filename else f" (converting '{task.src}')"
+            error = f"{exc.strerror or exc}{where}"
             return Outcome(str(task.src), str(task.dst), "failed", error=error)
         return Outcome(str(task.src), str(task.dst), "done", frames, time.perf_counter() - t0)
 
