@@ -540,3 +540,19 @@ def test_a_folder_run_into_an_unwritable_place_is_refused_first(media, tmp_path:
     monkeypatch.setattr(fileio.os, "access", lambda p, m: real(p, m) and Path(p) != locked)
     args = ["convert", src, "--to", "night", "-o", locked / "out" / "deep", "--model"]
     refused(tmp_path, 1, f"output folder '{locked}' is not writable", *args, media["model"])
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a pipe closed by its reader")
+@pytest.mark.parametrize("args", [["configs"], ["models", "--json"]])
+def test_a_reader_that_leaves_the_pipe_ends_it_quietly(args: list[str]) -> None:
+    # `d2nvideo configs | head -c 5` said "error: Broken pipe"; `info | true` said nothing
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "d2nvideo", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # before it writes: it starts slower than this
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and err == "", err

@@ -90,6 +90,11 @@ def guarded_invoke(invoke: Callable[[click.Context], Any], ctx: click.Context) -
         message = ctx.meta.get("interrupted", INTERRUPTED)
         message = message() if callable(message) else message
         raise Interrupted(message, exc.exit_code if isinstance(exc, Terminated) else 130) from exc
+    except BrokenPipeError as exc:
+        if not _stdout_gone():
+            raise Failure(os_error_line(exc), 1) from exc
+        _quiet_stdout()  # `d2nvideo configs | head -1`: the reader left, as a pipe's do
+        raise click.exceptions.Exit(1) from exc
     except OSError as exc:
         raise Failure(os_error_line(exc), 1) from exc
     except Exception as exc:  # ONNX Runtime's errors are plain Exceptions
@@ -99,6 +104,24 @@ def guarded_invoke(invoke: Callable[[click.Context], Any], ctx: click.Context) -
         if not (isinstance(exc, RuntimeError) and str(exc).startswith(LINK_LOOP)):
             raise
         raise Failure(f"a link loop on the way to {str(exc).removeprefix(LINK_LOOP)}", 1) from exc
+
+
+def _stdout_gone() -> bool:
+    """Whether standard output is a pipe whose reader has closed it."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (OSError, ValueError, AttributeError):  # no poll (Windows), no real stdout
+        return False
+
+
+def _quiet_stdout() -> None:
+    """Standard output to the null device, so that the exit's flush says nothing more."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 OUT_OF_MEMORY = (
