@@ -994,6 +994,13 @@ def test_the_example_clip_takes_an_odd_size(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert (probe(clip).width, probe(clip).height) == (321, 179)
+    # no frame (it printed the name and wrote nothing, or an audio-only file), a text name
+    # (a traceback), an existing file (replaced)
+    script = [sys.executable, str(ROOT / "examples" / "make_test_clip.py")]
+    for args in (["z.mp4", "--seconds", "0"], ["z.mp4", "--fps", "0"], ["z.txt"], [clip.name]):
+        proc = subprocess.run([*script, *args], capture_output=True, text=True, cwd=tmp_path)
+        assert proc.returncode == 2 and "error:" in proc.stderr, proc.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mp4"]
 
 
 @pytest.mark.parametrize(
