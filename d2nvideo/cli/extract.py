@@ -126,7 +126,9 @@ frame_file_options = option_group(
             default=None,
             help="Shrink so the longer side is at most this (aspect kept).",
         ),
-        click.option("--format", "fmt", type=choice(ImageFormat), default="jpg"),
+        click.option(
+            "--format", "fmt", type=choice(ImageFormat), default="jpg", help="Image format."
+        ),
         click.option(
             "--jpeg-quality", type=click.IntRange(1, 100), default=95, help="JPEG quality."
         ),
