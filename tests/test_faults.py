@@ -1255,7 +1255,7 @@ def test_convert_takes_the_largest_video_stream_and_says_what_it_leaves(
     assert result.exit_code == 0, result.output
     info = read_video(out)
     assert (len(info.times), info.width) == (10, 64)
-    assert "2 video streams: stream 1 (64x48) is converted, stream 0 left out" in caplog.text
+    assert "2 video streams: stream 1 (64x48) is the one used, stream 0 left out" in caplog.text
 
 
 def test_convert_names_a_data_stream_it_leaves_out(

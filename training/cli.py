@@ -165,7 +165,12 @@ def _str(path: Path | None) -> str | None:
     help="The .safetensors file to write (needed for a RUN folder).",
 )
 @click.option("--fp32", is_flag=True, help="Keep float32 weights (default: float16, half size).")
-@click.option("--note", default="", help="A line of text stored in the checkpoint's metadata.")
+@click.option(
+    "--note",
+    default="",
+    show_default=False,
+    help="A line of text stored in the checkpoint's metadata.",
+)
 @click.option(
     "--onnx",
     is_flag=True,

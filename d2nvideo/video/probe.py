@@ -197,7 +197,7 @@ def _warn_if_more(others: list[Any], vs: Any, path: Path) -> None:
     if others:
         warn_once(
             f"'{path.name}' has {len(others) + 1} video streams: stream {vs.index} "
-            f"({vs.width}x{vs.height}) is converted, stream "
+            f"({vs.width}x{vs.height}) is the one used, stream "
             f"{', '.join(str(s.index) for s in others)} left out"
         )
 
