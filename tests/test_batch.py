@@ -243,7 +243,7 @@ class Slow:
 
 signal.signal(signal.SIGTERM, run._on_terminate)
 run._WORKER["converter"] = Slow()
-run._WORKER["started"] = type("Started", (), {"put": lambda self, i: None})()
+run._WORKER["started"] = [0]
 if sys.argv[1] == "idle":
     print("idle", flush=True)
     time.sleep(60)
@@ -335,6 +335,23 @@ def test_a_jobs_worker_that_dies_fails_only_its_input(tmp_path: Path, caplog, na
         assert (o.status, o.error) == (("failed", CRASHED) if crashed else ("done", ""))
     assert "ended unexpectedly while converting" in caplog.text
     assert f"'{tmp_path / 'crash.mp4'}'" in caplog.text
+
+
+@pytest.mark.slow
+def test_a_long_jobs_batch_does_not_hang(tmp_path: Path) -> None:
+    # the workers told the parent each task they started through a queue it read only after
+    # a crash: after ~3,500 inputs (a resumed folder run skips them fast) its pipe was full and
+    # every worker blocked writing to it, for good
+    from helpers import CrashingConverter
+
+    from d2nvideo.batch.plan import Task
+    from d2nvideo.batch.run import run_pool
+
+    n = 4000
+    tasks = [Task(tmp_path / f"{i}.mp4", tmp_path / f"{i}_n.mp4", "video") for i in range(n)]
+    factory = CrashingConverter(tmp_path / "marker")
+    outcomes = run_pool(tasks, factory, 2, [1] * n, lambda k: None, lambda o: None)
+    assert len(outcomes) == n and {o.status for o in outcomes} == {"done"}
 
 
 @pytest.mark.slow
@@ -499,8 +516,11 @@ def test_a_jobs_worker_gives_its_codecs_its_share_of_the_cores(monkeypatch) -> N
     signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     threads, handlers = torch.get_num_threads(), [signal.getsignal(s) for s in signals]
     try:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # under nohup: a hang-up ended the workers
         batch_run._start_worker(lambda: None, 1, os.getppid(), None)  # type: ignore[arg-type, return-value]
         assert torch.get_num_threads() == 1
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is batch_run._on_terminate
     finally:
         torch.set_num_threads(threads)
         for sig, handler in zip(signals, handlers, strict=True):

@@ -176,7 +176,7 @@ def worker_threads(jobs: int) -> int:
 
 # --- a pool of worker processes (--jobs) ---------------------------------------------------
 
-_WORKER: dict[str, Any] = {}  # "converter": a Converter; "started": a SimpleQueue
+_WORKER: dict[str, Any] = {}  # "converter": a Converter; "started": its pass's flags
 _STATE = {"busy": False, "stopping": False}  # converting a task; told to stop
 
 
@@ -230,7 +230,8 @@ def _start_worker(
     # Ctrl-C in a terminal reaches the whole process group; the parent decides and stops us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _on_terminate)
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # under nohup a hang-up stays ignored
+            signal.signal(sig, _on_terminate)
     _die_with_parent(signal.SIGTERM, parent)
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)  # as the CLI's
     torch.set_num_threads(threads)
@@ -243,9 +244,10 @@ def _work(task: Task, index: int) -> Outcome:
     from ..processes import Terminated
 
     _STATE["busy"] = True
-    _WORKER["started"].put(index)  # written before the work: a crash in it names the task
+    _WORKER["started"][index] = STARTED  # before the work: a crash in it names the task
     try:
         outcome = _WORKER["converter"](task, lambda n: None)
+        _WORKER["started"][index] = FINISHED
         _STATE["busy"] = False  # from here a SIGTERM ends the process at once
     except Terminated:  # its partial output is gone: end here, not in the pool's loop
         os._exit(143)
@@ -259,6 +261,7 @@ def _work(task: Task, index: int) -> Outcome:
     return outcome
 
 
+STARTED, FINISHED = 1, 2  # a task's flag in its pass's shared array (0: not started)
 WORKER_DIED = (
     "a worker process ended unexpectedly (killed, or out of memory?); the outputs finished "
     "before were kept"
@@ -318,28 +321,23 @@ def _pass(
     jobs: int,
     report: Callable[[int, Outcome], None],
 ) -> list[int] | None:
-    """Tasks ``todo`` on a fresh pool, each outcome to ``report``. None when every task
-    came back; when a worker died, the tasks that had started without an outcome."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    """Tasks ``todo`` on a fresh pool, each outcome to ``report``. None when all came back;
+    when a worker died, the tasks that had started and not finished."""
     from concurrent.futures.process import BrokenProcessPool
 
-    start_resource_tracker()  # before the queue's semaphores are registered with it
-    context = mp.get_context("spawn")
-    started = context.SimpleQueue()
-    initargs = (factory, worker_threads(jobs), os.getpid(), started)
-    pool = ProcessPoolExecutor(jobs, context, _start_worker, initargs)
+    pool, started = _pool(factory, jobs, len(tasks))
     futures: dict[Future[Outcome], int] = {}
     done: set[int] = set()
     try:
         futures = _submit(pool, tasks, todo, jobs)
         for future in _as_completed(futures):
-            report(futures[future], future.result())
-            done.add(futures[future])
+            outcome, i = future.result(), futures[future]
+            done.add(i)  # before report: an interrupt in it must not report it again
+            report(i, outcome)
     except BrokenProcessPool as exc:
         _stop(pool)
         late_outcomes(futures, done, report)
-        suspects = [i for i in _drain(started) if i not in done]
+        suspects = [i for i in todo if started[i] == STARTED and i not in done]
         if not suspects:  # none had started: the workers cannot start (the model?)
             raise D2NError(WORKER_DIED) from exc
         return suspects
@@ -351,12 +349,18 @@ def _pass(
     return None
 
 
-def _drain(queue: Any) -> list[int]:
-    """What the workers put in ``queue`` (a SimpleQueue), in order."""
-    items = []
-    while not queue.empty():
-        items.append(queue.get())
-    return items
+def _pool(factory: Callable[[], Converter], jobs: int, tasks: int) -> tuple[Any, Any]:
+    """A pool of ``jobs`` spawned workers, and the flags they set in shared memory as each
+    task starts and finishes (a queue, read only after a break, filled its pipe after some
+    3,500 inputs and every worker blocked writing to it)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    start_resource_tracker()  # before the pool's semaphores are registered with it
+    context = mp.get_context("spawn")
+    started = context.RawArray("b", tasks)
+    initargs = (factory, worker_threads(jobs), os.getpid(), started)
+    return ProcessPoolExecutor(jobs, context, _start_worker, initargs), started
 
 
 def late_outcomes(
