@@ -232,10 +232,20 @@ def _write_error(exc: BaseException, folder: Path, tmp: Path, final: Path) -> OS
     while link is not None and len(chain) < 8:
         chain.append(link)
         link = link.__cause__ or link.__context__
-    code = next((c for c in _FULL if any(_says(e, c) for e in chain)), 0)
-    if not code and any(sign in str(e) for e in chain for sign in WRITE_FAILURES):
-        code = errno.ENOSPC if _nearly_full(folder) else _limit_or_io()
-    return OSError(code, os.strerror(code), str(final)) if code else None
+    said = [e for e in chain for c in _FULL if _says(e, c)]
+    if said:  # one naming another file (a cache, a temporary folder) is not this output's
+        named = getattr(said[0], "filename", None)
+        code = next(c for c in _FULL if _says(said[0], c))
+        return None if named and named != str(tmp) else OSError(code, os.strerror(code), str(final))
+    failed = next((e for e in chain for sign in WRITE_FAILURES if sign in str(e)), None)
+    if failed is None:
+        return None
+    if _nearly_full(folder):
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(final))
+    if _at_size_limit(tmp):
+        return OSError(errno.EFBIG, os.strerror(errno.EFBIG), str(final))
+    reason = " ".join(str(failed).split())[:160]
+    return OSError(errno.EIO, f"could not be written ({reason})", str(final))
 
 
 def _nearly_full(folder: Path) -> bool:
@@ -246,15 +256,15 @@ def _nearly_full(folder: Path) -> bool:
     return stat.f_bavail * stat.f_frsize < FULL_DISK
 
 
-def _limit_or_io() -> int:
-    """EFBIG where this process has a file-size limit (``ulimit -f``), else EIO."""
+def _at_size_limit(tmp: Path) -> bool:
+    """Whether ``tmp`` stopped at this process's file-size limit (``ulimit -f``)."""
     try:
         import resource
 
         soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        return soft != resource.RLIM_INFINITY and tmp.stat().st_size >= soft - 2**16
     except (ImportError, OSError, ValueError):
-        return errno.EIO
-    return errno.EIO if soft == resource.RLIM_INFINITY else errno.EFBIG
+        return False
 
 
 def _says(exc: BaseException, code: int) -> bool:

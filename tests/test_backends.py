@@ -133,6 +133,13 @@ def test_auto_keeps_no_choice_made_without_a_candidate(tmp_path: Path, monkeypat
     backends._store_choice(auto._entry(x), "openvino")
     again = backends.AutoNetwork({"torch": works, "openvino": fails}, key=lambda: "k")
     assert again(x, "night") is x and again.chosen == "torch"
+
+    def no_memory(x: torch.Tensor, to: str) -> torch.Tensor:
+        raise RuntimeError("DefaultCPUAllocator: not enough memory")
+
+    none = backends.AutoNetwork({"torch": no_memory, "openvino": fails}, key=lambda: "k")
+    with pytest.raises(RuntimeError, match="not enough memory"):  # not min()'s ValueError
+        none(x, "night")
     both = backends.AutoNetwork({"torch": works, "onnxruntime": works}, key=lambda: "k")
     both(x, "night")
     assert backends._stored_choice(both._entry(x)) == both.chosen  # all ran: stored

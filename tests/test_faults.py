@@ -742,13 +742,15 @@ def test_an_mpeg_ts_cut_short_is_said(media, tmp_path: Path, caplog) -> None:
     # a TS has no index to tell: one cut to 60% converted 37 of 60 frames, exit 0, no word
     data = _noisy_ts(tmp_path / "whole.ts").read_bytes()
     (tmp_path / "cut.ts").write_bytes(data[: len(data) * 6 // 10 // 188 * 188 + 100])
+    (tmp_path / "cut192.ts").write_bytes(data[: 192 * 100])  # 188-byte packets, cut at 19200
     model = ["--model", media["model"], "-q"]
-    for name in ("whole", "cut"):
+    for name in ("whole", "cut", "cut192"):
         out = tmp_path / f"{name}_n.mp4"
         args = ["convert", tmp_path / f"{name}.ts", "--to", "night", "-o", out, *model]
         assert invoke(*args).exit_code == 0
     said = [r.getMessage() for r in caplog.records if "MPEG-TS packet" in r.getMessage()]
-    assert len(said) == 1 and said[0].startswith("'cut.ts' ends part-way through"), said
+    assert len(said) == 2 and said[0].startswith("'cut.ts' ends part-way through"), said
+    assert said[1].startswith("'cut192.ts' ends")  # a multiple of 192: cut all the same
 
 
 def test_convert_refuses_a_truncated_file_at_once(media, tmp_path: Path) -> None:

@@ -213,7 +213,8 @@ def _run(
     leader = world is None or world.rank == 0
     with (
         report if leader else _Report(None) as log,
-        progress_bar(sum(counts), _title(tasks), quiet or not leader, lazy=True) as bar,
+        # drawn at the first frame; a pool's at once (its frames count as each input ends)
+        progress_bar(sum(counts), _title(tasks), quiet or not leader, lazy=here is not None) as bar,
     ):
 
         def on_outcome(outcome: Outcome) -> None:

@@ -162,12 +162,13 @@ class AutoNetwork:
         (one left out by a full cache disk would be left out for good)."""
         times: dict[str, float] = {}
         outputs: dict[str, torch.Tensor] = {}
+        failure: Exception | None = None
         for name, network in self.networks.items():
             try:  # warm-up: opens the session, exports the graph the first time
                 network(x, to)
             except (OSError, RuntimeError, D2NError) as exc:  # an unwritable cache, say
                 log.warning("backend %s left out of the choice: %s", name, exc)
-                stored = False
+                stored, failure = False, exc
                 continue
             runs = []
             for _ in range(TIMED_RUNS):
@@ -175,6 +176,8 @@ class AutoNetwork:
                 outputs[name] = network(x, to)
                 runs.append(time.perf_counter() - t0)
             times[name] = statistics.median(runs)
+        if not times:  # none ran: the last one's own error (out of memory, say)
+            raise failure or D2NError("no backend could run")
         best = min(times, key=times.__getitem__)
         log.info("backend for %s: %s (%s)", tuple(x.shape), best, _ms(times))
         self.chosen = best

@@ -338,7 +338,11 @@ def warn_if_cut_short(info: VideoInfo) -> None:
     """Once per file: an MPEG-TS (no index to tell) whose size is no whole number of its
     packets, as a recording cut part-way leaves it: its last frames may be missing (a TS cut
     to 60% converted 37 of 60 frames, exit 0, without a word)."""
-    if info.format == "mpegts" and all(info.size % n for n in TS_PACKET_SIZES):
+    if info.format != "mpegts":
+        return
+    size = _ts_packet_size(info.path)
+    sizes = (size,) if size else TS_PACKET_SIZES  # not told: a size none of them divides
+    if all(info.size % n for n in sizes):
         warn_once(
             f"'{info.path.name}' ends part-way through an MPEG-TS packet: it looks cut short, "
             "and what was recorded after the cut is not in the output"
@@ -346,6 +350,21 @@ def warn_if_cut_short(info: VideoInfo) -> None:
 
 
 TS_PACKET_SIZES = (188, 192, 204)  # plain, M2TS (Blu-ray, AVCHD), with Reed-Solomon bytes
+
+
+def _ts_packet_size(path: Path) -> int | None:
+    """The packet size of an MPEG-TS file, from its first packets' sync bytes (0x47; an
+    M2TS packet's 4-byte time code comes first), or None where they do not tell."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4 * 204 + 4)
+    except OSError:
+        return None
+    for size in TS_PACKET_SIZES:
+        at = 4 if size == 192 else 0
+        if len(head) >= at + 3 * size + 1 and all(head[at + k * size] == 0x47 for k in range(4)):
+            return size
+    return None
 
 
 def pixel_bits(pix_fmt: str) -> int:
