@@ -537,9 +537,19 @@ def test_a_folder_run_into_an_unwritable_place_is_refused_first(media, tmp_path:
     locked = tmp_path / "locked"
     locked.mkdir()
     real = os.access
-    monkeypatch.setattr(fileio.os, "access", lambda p, m: real(p, m) and Path(p) != locked)
+    monkeypatch.setattr(
+        fileio.os,
+        "access",
+        lambda p, m: real(p, m) and not (m & os.W_OK and locked in (Path(p), *Path(p).parents)),
+    )
     args = ["convert", src, "--to", "night", "-o", locked / "out" / "deep", "--model"]
     refused(tmp_path, 1, f"output folder '{locked}' is not writable", *args, media["model"])
+    done = locked / "done"  # every output there already (read-only storage): nothing to do
+    done.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        (done / name).write_bytes(b"converted before")
+    result = run("convert", src, "--to", "night", "-o", done, "--model", media["model"], "-q")
+    assert result.exit_code == 0 and "nothing to do" in result.output, result.output
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="a pipe closed by its reader")

@@ -118,7 +118,7 @@ def _planned(
     single = len(tasks) == 1 and not any(p.is_dir() for p in paths)
     if single:
         _check_single(tasks[0], encode, overwrite)
-    else:
+    elif overwrite or not all(t.dst.exists() for t in tasks):  # all there: nothing to write
         check_output_folder(Path(os.path.commonpath([t.dst.parent for t in tasks])))
     return to, tasks, single
 
