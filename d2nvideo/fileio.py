@@ -343,11 +343,12 @@ def output_name(path: Path) -> Path:
     return path.with_name(stem + (match.group(2) or ""))
 
 
-def sweep_stale_parts(folder: Path) -> int:
+def sweep_stale_parts(folder: Path, again: bool = False) -> int:
     """Delete the temporary files that killed d2nvideo processes left in ``folder`` (their
-    writer is gone and they are unlocked); return how many. Once per folder per process."""
+    writer is gone and they are unlocked); return how many. Once per folder per process,
+    unless ``again`` (a worker process just died there)."""
     key = os.path.abspath(folder)
-    if key in _SWEPT:
+    if key in _SWEPT and not again:
         return 0
     _SWEPT.add(key)
     try:

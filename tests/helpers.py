@@ -70,6 +70,10 @@ class CrashingConverter:
         if name.startswith("once") and not self.marker.exists():
             self.marker.touch()
             os._exit(9)
-        if name.startswith("crash"):
-            os._exit(9)
+        if name.startswith("crash"):  # mid-write, as a decoder's crash would be
+            from d2nvideo.fileio import atomic_output
+
+            with atomic_output(task.dst) as tmp:  # type: ignore[attr-defined]
+                tmp.write_bytes(b"half an output")
+                os._exit(9)
         return Outcome(str(task.src), str(task.dst), "done", frames=1)  # type: ignore[attr-defined]

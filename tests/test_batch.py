@@ -335,6 +335,7 @@ def test_a_jobs_worker_that_dies_fails_only_its_input(tmp_path: Path, caplog, na
         assert (o.status, o.error) == (("failed", CRASHED) if crashed else ("done", ""))
     assert "ended unexpectedly while converting" in caplog.text
     assert f"'{tmp_path / 'crash.mp4'}'" in caplog.text
+    assert not list(tmp_path.glob(".*part*")), list(tmp_path.iterdir())  # its partial output
 
 
 @pytest.mark.slow

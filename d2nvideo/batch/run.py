@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import D2NError
+from ..fileio import sweep_stale_parts
 from ..processes import sigint_ignored, start_resource_tracker
 from .plan import Task
 
@@ -303,6 +304,7 @@ def run_pool(
         for i in suspects:  # alone now: a crash is this input's own
             if _pass(tasks, [i], factory, 1, report) is not None:
                 task = tasks[i]
+                sweep_stale_parts(task.dst.parent, again=True)  # its worker's partial output
                 report(i, Outcome(str(task.src), str(task.dst), "failed", error=CRASHED))
     return [o for o in outcomes if o is not None]
 
