@@ -23,7 +23,7 @@ import torch
 from d2nvideo.errors import CheckpointError, ConfigError, D2NError, PathError, first_line
 from d2nvideo.fileio import make_folder
 from d2nvideo.model.runtime import resolve_precision, set_fast_flags
-from d2nvideo.processes import exclusive
+from d2nvideo.processes import HANGUP, exclusive
 
 from . import distributed
 from .config import TrainConfig, absolute_paths, load_config, save_config
@@ -379,9 +379,10 @@ def _stop_on_signals() -> Iterator[dict[str, int]]:
 
     previous: dict[signal.Signals, Any] = {}
     try:
-        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-            if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:  # nohup
-                previous[sig] = signal.signal(sig, handler)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+        if HANGUP is not None and signal.getsignal(HANGUP) is not signal.SIG_IGN:  # nohup
+            previous[HANGUP] = signal.signal(HANGUP, handler)
     except ValueError:  # not the main thread
         pass
     try:

@@ -230,9 +230,9 @@ def _start_worker(
 
     # Ctrl-C in a terminal reaches the whole process group; the parent decides and stops us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) is not signal.SIG_IGN:  # under nohup a hang-up stays ignored
-            signal.signal(sig, _on_terminate)
+    signal.signal(signal.SIGTERM, _on_terminate)
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # under nohup it stays ignored
+        signal.signal(signal.SIGHUP, _on_terminate)
     _die_with_parent(signal.SIGTERM, parent)
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)  # as the CLI's
     torch.set_num_threads(threads)
