@@ -232,10 +232,9 @@ def _write_error(exc: BaseException, folder: Path, tmp: Path, final: Path) -> OS
     while link is not None and len(chain) < 8:
         chain.append(link)
         link = link.__cause__ or link.__context__
-    said = [e for e in chain for c in _FULL if _says(e, c)]
-    if said:  # one naming another file (a cache, a temporary folder) is not this output's
-        named = getattr(said[0], "filename", None)
-        code = next(c for c in _FULL if _says(said[0], c))
+    said = next(((e, c) for e in chain for c in _FULL if _says(e, c)), None)
+    if said is not None:  # one naming another file (a cache, a temporary folder) is not ours
+        named, code = getattr(said[0], "filename", None), said[1]
         return None if named and named != str(tmp) else OSError(code, os.strerror(code), str(final))
     failed = next((e for e in chain for sign in WRITE_FAILURES if sign in str(e)), None)
     if failed is None:

@@ -86,16 +86,18 @@ def sigint_ignored() -> Iterator[None]:
         yield
 
 
+HANGUP = getattr(signal, "SIGHUP", None)  # none on Windows
+
+
 def start_resource_tracker() -> None:
     """multiprocessing's resource tracker, started with SIGHUP ignored: it ignores SIGINT and
     SIGTERM itself, but a hang-up to the group killed it, and the one started in its place
     printed a KeyError traceback for each semaphore the workers gave back."""
     from multiprocessing import resource_tracker
 
-    hangup = getattr(signal, "SIGHUP", None)
-    if hangup is None:  # Windows: no tracker process either
+    if HANGUP is None:  # Windows: no tracker process either
         return
-    with _signal_set(hangup, signal.SIG_IGN):
+    with _signal_set(HANGUP, signal.SIG_IGN):
         resource_tracker.ensure_running()
 
 
@@ -128,9 +130,6 @@ class Terminated(KeyboardInterrupt):
     def __init__(self, signum: int = signal.SIGTERM) -> None:
         super().__init__()
         self.exit_code = 128 + signum
-
-
-HANGUP = getattr(signal, "SIGHUP", None)  # none on Windows
 
 
 @contextlib.contextmanager

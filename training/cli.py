@@ -132,7 +132,6 @@ def train(
 
 
 def _exit_interrupted(step: int, signum: int) -> None:
-
     from d2nvideo.cli.shell import Interrupted
 
     raise Interrupted(

@@ -26,6 +26,7 @@ from d2nvideo.data.sources import Sources, from_bdd, from_nexet
 from d2nvideo.errors import ConfigError, D2NError, InputError
 from d2nvideo.fileio import NAME_ERRORS, not_a_folder
 from d2nvideo.images import list_images, read_image_reduced
+from d2nvideo.processes import HANGUP
 from d2nvideo.video.flow import FlowEstimator, gray, occlusion
 from d2nvideo.video.smooth import is_cut
 
@@ -396,8 +397,8 @@ def _leave_signals_to_the_trainer(worker: int) -> None:
     import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(signal, "SIGHUP"):  # a closed terminal hangs up the group: the trainer saves
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if HANGUP is not None:  # a closed terminal hangs up the group: the trainer saves
+        signal.signal(HANGUP, signal.SIG_IGN)
     if not hasattr(signal, "sigwaitinfo"):  # not POSIX: as torch leaves it
         return
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})

@@ -103,13 +103,7 @@ class _RateColumn(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         rate = _own_rate(task)
-        text = (
-            ""
-            if rate is None
-            else f"{rate:.1f} {self.unit}"
-            if rate >= 1
-            else f"{rate:.2f} {self.unit}"
-        )
+        text = "" if rate is None else f"{rate:.{1 if rate >= 1 else 2}f} {self.unit}"
         return Text(text, style="cyan")
 
 

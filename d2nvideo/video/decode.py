@@ -55,30 +55,28 @@ class Salvage:
 @dataclass
 class _Watch:
     """What one decode of a file saw go wrong. ``salvage`` None: a failing packet is an error.
-    ``damaged`` holds the times (pts) of packets the demuxer marked corrupt (an MPEG-TS with
-    lost or damaged packets: the decoder hides the damage as blocks or smears and raises
+    ``damaged`` holds the times (seconds) of packets the demuxer marked corrupt (an MPEG-TS
+    with lost or damaged packets: the decoder hides the damage as blocks or smears and raises
     nothing, so such a file was converted without a word); a packet read twice (a seek back
     over it) counts once; ``untimed`` counts those without a time."""
 
     salvage: Salvage | None = None
-    damaged: set[int] = field(default_factory=set)
+    damaged: set[float] = field(default_factory=set)
     untimed: int = 0
     unseekable: bool = False  # a seek failed: the file is read on from where it is
-    tb: Fraction = Fraction(1, 90000)
 
     def seen(self, packet: Any, tb: Fraction) -> None:
         if packet.is_corrupt:
-            self.tb = tb
             if packet.pts is None:
                 self.untimed += 1
             else:
-                self.damaged.add(packet.pts)
+                self.damaged.add(float(packet.pts * tb))
 
     def report(self, path: Path) -> None:
         count = len(self.damaged) + self.untimed
         if count:
             first = min(self.damaged, default=None)
-            at = "" if first is None else f", the first at {float(first * self.tb):.2f} s"
+            at = "" if first is None else f", the first at {first:.2f} s"
             log.warning(
                 "'%s' has %d damaged video packet%s%s: the decoder hid what it could, and the "
                 "frames there may show blocks or smears as they do in the input",
