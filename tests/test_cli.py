@@ -566,3 +566,20 @@ def test_a_reader_that_leaves_the_pipe_ends_it_quietly(args: list[str]) -> None:
     proc.stdout.close()  # before it writes: it starts slower than this
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and err == "", err
+
+
+def test_a_failed_single_input_is_one_line_with_its_bar_on(media, tmp_path: Path) -> None:
+    # without --quiet the bar was left above the error: "half.mp4 1/1 ━━━ 1/1 eta 0:00"
+    half = tmp_path / "half.mp4"
+    data = media["long"].read_bytes()
+    half.write_bytes(data[: len(data) // 2])
+    args = ["convert", half, "--to", "night", "-o", tmp_path / "o.mp4", "--model", media["model"]]
+    proc = subprocess.run(
+        [sys.executable, "-m", "d2nvideo", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.rstrip("\n").split("\n") == [proc.stderr.strip()], proc.stderr
+    assert proc.stderr.startswith("error: ") and "truncated" in proc.stderr

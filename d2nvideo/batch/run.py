@@ -120,9 +120,8 @@ def run_here(
     skip: Callable[[int], None] | None = None,
 ) -> list[Outcome]:
     """Every task in this process, in order. With ``counts`` (each task's expected frames),
-    a task's frames are all counted once it ends (a failed one's, or more or fewer than
-    expected), and a skipped one's go to ``skip`` (the bar then stood at 0/3 after
-    'nothing to do')."""
+    a task's frames are settled once it ends (see :func:`_settle`; the bar stood at 0/3
+    after 'nothing to do')."""
     outcomes = []
     for i, task in enumerate(tasks):
         seen = [0]
@@ -145,8 +144,10 @@ def _settle(
     on_frames: Callable[[int], None],
     skip: Callable[[int], None] | None,
 ) -> None:
-    """A finished task's ``left`` frames: off the total for a skipped one, else counted."""
-    if outcome.status == "skipped" and skip is not None:
+    """A finished task's ``left`` frames: counted for a converted one (more or fewer than
+    expected), off the total for one skipped or failed (a failed single input drew a full bar
+    before its error)."""
+    if outcome.status != "done" and skip is not None:
         skip(left)
     elif left > 0:
         on_frames(left)
@@ -284,7 +285,7 @@ def run_pool(
 ) -> list[Outcome]:
     """Every task on ``jobs`` worker processes, each with its own translator from
     ``factory`` (picklable) and its share of the cores. Outcomes come back in task order;
-    a task's frames count when it ends (a skipped one's go to ``skip``).
+    a task's frames are settled when it ends (see :func:`_settle`).
 
     A worker that dies (a decoder's crash on a damaged file, the OOM killer) takes the pool
     with it: the inputs that were being converted then are tried again, each alone on a
