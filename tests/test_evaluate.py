@@ -207,9 +207,12 @@ def folders(tmp_path: Path) -> Path:
     "extra, code, message",
     [
         (["--realism-day", "{t}/day"], 2, "--realism-day and --realism-night go together"),
-        (["--realism-day", "{t}/gone", "--realism-night", "{t}/night"], 1, "does not exist"),
+        (["--realism-day", "{t}/gone", "--realism-night", "{t}/night"], 2, "does not exist"),
         (["--realism-day", "{t}/day", "--realism-night", "{t}/one"], 1, "needs at least 2"),
-        (["--realism-day", "{t}/notes.txt", "--realism-night", "{t}/night"], 1, "not a folder"),
+        (["--realism-day", "{t}/notes.txt", "--realism-night", "{t}/night"], 2, "not a folder"),
+        # a clip that is missing or no video was found after the images' minutes of work
+        (["--video", "{t}/gone.mp4"], 2, "gone.mp4' does not exist"),
+        (["--video", "night={t}/notes.txt"], 1, "is not a readable video"),
         (["-o", "{t}/notes.txt"], 2, "is a file; choose a folder"),
         (["-o", "{t}/kept"], 2, "holds a report already (report.json)"),
         (["-o", "{t}/day", "--overwrite"], 2, "must lie outside the image folder"),  # its images

@@ -1049,7 +1049,7 @@ def test_a_path_from_stdin_keeps_its_spaces(media, tmp_path: Path, monkeypatch) 
         ),
         (
             ["relabel", "--folder", "day={t}/afile", "-o", "{t}/r"],
-            1,
+            2,
             "'{t}/afile' for label 'day' is not a folder",
         ),
         (

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, PathError
 from ..fileio import NAME_ERRORS, not_a_folder, require_file
 from ..images import list_images
 
@@ -108,16 +108,14 @@ def from_folders(folders: dict[str, Path]) -> Sources:
     out = Sources()
     for label, folder in folders.items():
         if not folder.is_dir():
-            raise InputError(
-                f"folder '{folder}' for label '{label}' {not_a_folder(folder)}", folder
-            )
+            raise PathError(f"folder '{folder}' for label '{label}' {not_a_folder(folder)}", folder)
         out.items += [Item(p, label) for p in list_images(folder)]
     return out
 
 
 def _read_table(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
     if not path.exists():
-        raise InputError(f"label file '{path}' does not exist", path)
+        raise PathError(f"label file '{path}' does not exist", path)
     require_file(path, "label file")
     try:
         with path.open(newline="") as fh:

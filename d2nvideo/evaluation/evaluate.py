@@ -241,8 +241,11 @@ def evaluate(
     else to the other domain of what it looks like), and speed. ``track`` hears how far it
     has got."""
     from ..data.scoring import guess_file
+    from ..video.probe import probe
 
     report = Report(model=_model_summary(tr, opts))
+    for video, _ in videos:  # a missing clip was found after the images' minutes of work
+        probe(video)
     day_images, night_images, own = _load(tr, day, night, opts, report)
     track.start(_planned(len(day_images), len(night_images), own is not None, len(videos), opts))
     track.say(f"image quality and realism: {len(day_images)} day, {len(night_images)} night")
@@ -261,12 +264,12 @@ def _load(
 ) -> tuple[Images, Images, dict[str, Images] | None]:
     """The day and night images, the judge's own images, all checked against the model's
     training images."""
-    from ..errors import InputError
+    from ..errors import InputError, PathError
     from ..fileio import not_a_folder
 
     for folder in (day, night, opts.realism_day, opts.realism_night):
         if folder is not None and not folder.is_dir():
-            raise InputError(f"image folder '{folder}' {not_a_folder(folder)}", folder)
+            raise PathError(f"image folder '{folder}' {not_a_folder(folder)}", folder)
     day_images = load_images(day, opts.max_images, opts.image_max_side, opts.seed)
     night_images = load_images(night, opts.max_images, opts.image_max_side, opts.seed)
     if len(day_images) < 2 or len(night_images) < 2:
