@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from d2nvideo.cli import cli
 from d2nvideo.images import read_image, write_image
 
 COMMANDS = cli.list_commands(None)  # type: ignore[arg-type]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args: object) -> object:
@@ -31,6 +33,25 @@ def test_help(command: list[str]) -> None:
     result = run(*command, "--help")
     assert result.exit_code == 0
     assert "Usage:" in result.output
+
+
+def test_command_lists_fit_80_columns_in_whole_phrases() -> None:
+    # the top-level help cut each command's description mid-phrase ("(searched..."), and
+    # `configs` printed 120-131-column lines cut at the end of a comment line
+    runner = CliRunner(env={"COLUMNS": "80"})
+    top = runner.invoke(cli, ["--help"]).output
+    rows = [
+        line for line in top.splitlines() if line.startswith("  ") and line.split()[0] in COMMANDS
+    ]
+    listed = runner.invoke(cli, ["configs"]).output
+    assert len(rows) == len(COMMANDS)
+    assert all(len(line) <= 80 for line in top.splitlines() + listed.splitlines())
+    assert all(row.endswith(".") and not row.endswith("...") for row in rows), rows
+    entries = re.split(r"\n(?=\S)", listed.strip())
+    assert [e.split()[0] for e in entries] == sorted(
+        p.stem for p in (ROOT / "configs").glob("*.yaml")
+    )
+    assert all(e.endswith(".") for e in entries), entries
 
 
 def test_convert_video_default_output_and_summary(media: dict[str, Path], tmp_path: Path) -> None:

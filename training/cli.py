@@ -12,7 +12,11 @@ import click
 from d2nvideo.cli.shell import CONTEXT, GuardedCommand
 
 
-@click.command(cls=GuardedCommand, context_settings=CONTEXT)
+@click.command(
+    cls=GuardedCommand,
+    context_settings=CONTEXT,
+    short_help="Train a UNIT or CycleGAN day<->night translator.",
+)
 @click.argument("config", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder.")
 @click.option("--day", multiple=True, help="Folder of day images (repeatable).")
@@ -154,7 +158,11 @@ def _str(path: Path | None) -> str | None:
     return None if path is None else str(path)
 
 
-@click.command(cls=GuardedCommand, context_settings=CONTEXT)
+@click.command(
+    cls=GuardedCommand,
+    context_settings=CONTEXT,
+    short_help="Export a run's generator as a model file, or ONNX graphs.",
+)
 @click.argument("run", metavar="RUN|MODEL", type=click.Path(path_type=Path))
 @click.option(
     "-o",

@@ -6,6 +6,9 @@ They are the files of the checkout's ``configs/`` folder, installed as ``d2nvide
 
 from __future__ import annotations
 
+import re
+import shutil
+import textwrap
 from pathlib import Path
 
 import click
@@ -33,14 +36,36 @@ def shipped_config(name: str) -> Path | None:
 
 
 def summary(path: Path) -> str:
-    """A config's first comment line: what it is for."""
+    """A config's first sentence, from the comment at its top: what it is for (the first
+    comment line alone was cut mid-phrase)."""
+    lines = []
     for line in path.read_text().splitlines():
-        if line.startswith("#"):
-            return line.lstrip("# ").strip()
-    return ""
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    text = " ".join(lines)
+    return re.split(r"(?<=\.)\s+(?=[A-Z])", text, maxsplit=1)[0]
 
 
-@click.command(context_settings=CONTEXT)
+def listing(paths: dict[str, Path], width: int) -> list[str]:
+    """Each config's name and first sentence, wrapped to ``width`` columns under the names."""
+    column = max(map(len, paths), default=0) + 2
+    return [
+        textwrap.fill(
+            f"{stem:<{column}}{summary(path)}",
+            width=max(width, column + 20),
+            subsequent_indent=" " * column,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        for stem, path in paths.items()
+    ]
+
+
+@click.command(
+    context_settings=CONTEXT,
+    short_help="List the shipped training configs, or write one out to edit.",
+)
 @click.option("--dump", "name", default=None, metavar="NAME", help="Print (or -o write) NAME.")
 @click.option("-o", "--output", type=OUTPUT, default=None, help="With --dump: write it here.")
 @overwrite_option
@@ -52,8 +77,8 @@ def configs(name: str | None, output: Path | None, overwrite: bool) -> None:
     if name is None:
         if output is not None:
             raise UsageError("-o needs --dump NAME")
-        for stem, path in shipped_configs().items():
-            click.echo(f"{stem:<26} {summary(path)}")
+        width = shutil.get_terminal_size().columns - 1
+        click.echo("\n".join(listing(shipped_configs(), min(width, 100))))
         return
     shipped = shipped_config(name)
     if shipped is None:

@@ -34,7 +34,10 @@ if TYPE_CHECKING:
     from ..video.codecs import EncodeSettings
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(
+    context_settings=CONTEXT,
+    short_help="Translate videos, images and folders of them to night or day.",
+)
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option(
     "--to",

@@ -83,7 +83,9 @@ realism_options = option_group(
 )
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(
+    context_settings=CONTEXT, short_help="Measure a model: quality, realism, steadiness and speed."
+)
 @model_options
 @click.option("--day", type=INPUT, required=True, help="Folder of day images.")
 @click.option("--night", type=INPUT, required=True, help="Folder of night images.")

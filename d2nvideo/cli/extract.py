@@ -168,7 +168,7 @@ dedupe_options = option_group(
 )
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT, short_help="Extract frames from videos to build datasets.")
 @click.argument("inputs", nargs=-1, required=True, type=INPUT)
 @click.option("-o", "--output", type=OUTPUT, required=True, help="Output folder.")
 @sampling_options

@@ -13,7 +13,10 @@ import click
 from .shell import CONTEXT, INPUT, one_line, os_error_line
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(
+    context_settings=CONTEXT,
+    short_help="Describe videos and images, with a day/night guess for each.",
+)
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...", type=INPUT)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.pass_context

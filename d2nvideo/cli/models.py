@@ -15,7 +15,10 @@ if TYPE_CHECKING:
     from ..registry import ModelRow
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(
+    context_settings=CONTEXT,
+    short_help="List the bundled model and model files, with what they are.",
+)
 @click.argument("paths", nargs=-1, type=INPUT)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.pass_context

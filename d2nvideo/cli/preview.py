@@ -29,7 +29,10 @@ if TYPE_CHECKING:
 GIF_DEFAULT_S = 5.0
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(
+    context_settings=CONTEXT,
+    short_help="Show input and translation side by side: video, GIF or still.",
+)
 @click.argument("input_path", metavar="VIDEO", type=INPUT)
 @click.option(
     "--to",

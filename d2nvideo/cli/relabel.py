@@ -23,7 +23,10 @@ if TYPE_CHECKING:
     from ..data.sources import Sources
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(
+    context_settings=CONTEXT,
+    short_help="Clean NEXET, BDD100K or folder day/night labels by brightness.",
+)
 @click.option(
     "--nexet",
     type=INPUT,
