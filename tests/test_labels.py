@@ -103,6 +103,38 @@ def test_relabel_nexet_flags_wrong_labels_and_reports_bad_rows(tmp_path: Path) -
     assert (out / "histogram.png").is_file() and (out / "histogram_mean.png").is_file()
 
 
+def test_relabel_lists_an_image_listed_twice_once(tmp_path: Path, caplog) -> None:
+    # a real BDD100K list in NEXET's format names 4,260 images twice: each went into the lists
+    # twice, and with --split 0.5 into train and test at once
+    images = tmp_path / "img"
+    names = _write_set(images)
+    rows = ["image_filename,lighting"] + [f"{n},Day" for n in names["day"]] * 2
+    rows += [f"{n},Night" for n in names["night"]] + [f"{names['night'][0]},Day"]
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    argv = ["relabel", "--nexet", tmp_path / "train.csv", "--images", images, "--split", "0.5"]
+    result = CliRunner().invoke(cli, [*map(str, argv), "-o", str(tmp_path / "o"), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["images"], summary["repeated"]) == (12, 7)
+    assert "lists 7 images more than once" in caplog.text and "(1 given different" in caplog.text
+    lists = {p.stem: p.read_text().splitlines() for p in (tmp_path / "o").glob("*_*.txt")}
+    listed = [line for lines in lists.values() for line in lines]
+    assert len(listed) == len(set(listed)) == 12
+    assert not set(lists["train_day"]) & set(lists["test_day"])
+
+
+def test_relabel_takes_every_folder_given_a_label(tmp_path: Path) -> None:
+    # `--folder day=A --folder day=B` kept only B's images, without a word
+    for i, folder in enumerate(("a", "b", "c")):
+        write_image(tmp_path / folder / f"{folder}.png", _scene(day=i < 2))
+    argv = [f"--folder=day={tmp_path / 'a'}", f"--folder=day={tmp_path / 'b'}"]
+    argv += [f"--folder=night={tmp_path / 'c'}", f"--folder=day={tmp_path / 'a'}"]
+    result = CliRunner().invoke(cli, ["relabel", *argv, "-o", str(tmp_path / "o"), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["images"], summary["agree"], summary["repeated"]) == (3, 3, 1)
+
+
 def test_relabel_bdd_json_and_auto_thresholds(tmp_path: Path) -> None:
     images = tmp_path / "img"
     names = _write_set(images)
@@ -177,7 +209,7 @@ def test_relabel_resumes_from_saved_scores(tmp_path: Path, monkeypatch) -> None:
 
     images = tmp_path / "img"
     _write_set(images)
-    sources = from_folders({"day": images})
+    sources = from_folders([("day", images)])
     calls = []
     real = rl.score_file
     monkeypatch.setattr(rl, "score_file", lambda p: calls.append(p) or real(p))
@@ -203,7 +235,7 @@ def test_relabel_ignores_a_foreign_partial_file(content: str, tmp_path: Path) ->
     _write_set(images)
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / rl.PARTIAL).write_text(content, errors="surrogateescape")
-    result = rl.relabel(from_folders({"day": images}), tmp_path / "o", workers=1)
+    result = rl.relabel(from_folders([("day", images)]), tmp_path / "o", workers=1)
     assert result.statuses["unreadable"] == 0
 
 
@@ -215,7 +247,7 @@ def test_relabel_resumes_from_an_empty_or_cut_partial_file(tmp_path: Path) -> No
 
     images = tmp_path / "img"
     _write_set(images)
-    items = from_folders({"day": images}).items
+    items = from_folders([("day", images)]).items
     partial = tmp_path / rl.PARTIAL
     partial.write_text("")
     rl._score_with_resume(items[:2], partial, 1, lambda n: None)

@@ -149,6 +149,7 @@ def _summary(result: RelabelResult, sources: Sources) -> dict[str, object]:
         "unreadable": result.statuses.get("unreadable", 0),
         "missing": result.missing,
         "skipped_rows": sources.skipped_rows,
+        "repeated": sources.repeated,
         "thresholds": {"night_max": t.night_max, "day_min": t.day_min},
         "outputs": [str(p) for p in result.outputs],
     }
@@ -187,13 +188,15 @@ def _sources(
     return sources
 
 
-def _folders(folders: tuple[str, ...]) -> dict[str, Path]:
-    parsed = {}
+def _folders(folders: tuple[str, ...]) -> list[tuple[str, Path]]:
+    """``LABEL=DIR`` specs as pairs, in order: a label may name several folders (a dict kept
+    only the last of them)."""
+    parsed = []
     for spec in folders:
         label, sep, folder = spec.partition("=")
         if not sep or not label or not folder:
             raise UsageError(f"--folder takes LABEL=DIR, not '{spec}'", spec)
-        parsed[label] = Path(folder)
+        parsed.append((label, Path(folder)))
     return parsed
 
 
