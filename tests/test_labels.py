@@ -378,6 +378,23 @@ def test_extract_frames_count_size_classify_and_dedupe(tmp_path: Path) -> None:
     assert all(p.parent.name in ("day", "night", "ambiguous") for p in written)
 
 
+@pytest.mark.parametrize("first, second", [([], ["--classify"]), (["--classify"], [])])
+def test_extract_refuses_to_mix_sorted_and_unsorted_frames(
+    first: list[str], second: list[str], tmp_path: Path
+) -> None:
+    # a --classify run after a plain one into the same folder wrote every frame again under
+    # day/, all listed twice in manifest.csv
+    from faults import refused
+
+    clip = make_video(tmp_path / "c.mp4", frames=6, size=(32, 32))
+    out = tmp_path / "o"
+    argv = ["extract", str(clip), "-o", str(out), "--frames", "3", "-q"]
+    assert CliRunner().invoke(cli, [*argv, *first]).exit_code == 0
+    then = "with" if first else "without"
+    refused(tmp_path, 2, f"holds frames extracted {then} --classify", *argv, *second)
+    assert CliRunner().invoke(cli, [*argv, *first]).exit_code == 0  # the same layout resumes
+
+
 @pytest.mark.parametrize("frames, count", [(10, 10), (10, 1000), (1, 1), (30, 7)])
 def test_extract_frames_takes_as_many_as_asked_up_to_every_frame(
     frames: int, count: int, tmp_path: Path

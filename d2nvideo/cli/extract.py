@@ -223,15 +223,16 @@ def extract(
 def _run(
     inputs: list[Path], output: Path, opts: ExtractOptions, quiet: bool, as_json: bool
 ) -> None:
-    from ..data.extract import extract_all, find_videos, plan, planned_frames, read_manifest
+    from ..data import extract as ex
     from ..errors import InputError
 
-    videos = find_videos(inputs)
+    videos = ex.find_videos(inputs)
     if not videos:
         raise InputError("no video files found in the inputs")
-    read_manifest(output / "manifest.csv")  # a foreign one is refused before any work
-    plans = plan(videos)
-    total = planned_frames(plans, opts.sampling)
+    # a foreign manifest, or frames of the other layout, refused before any work
+    ex.check_layout(ex.read_manifest(output / "manifest.csv"), opts.classify, output)
+    plans = ex.plan(videos)
+    total = ex.planned_frames(plans, opts.sampling)
     several = len(videos) > 1  # one video's failure is the final error line itself
 
     def on_error(video: Path, why: str) -> None:
@@ -239,7 +240,7 @@ def _run(
             click.echo(f"error: {why}", err=True)
 
     with progress_bar(total, "extract", quiet) as advance:
-        result = extract_all(plans, output, opts, advance, on_error)
+        result = ex.extract_all(plans, output, opts, advance, on_error)
     failed = result.failed or []
     extra = f", {result.duplicates} near-duplicates dropped" if opts.dedupe is not None else ""
     summary = {"written": result.written, "existing": result.existing}

@@ -257,6 +257,23 @@ def read_manifest(path: Path) -> dict[str, dict[str, str]]:
         raise PathError(_foreign_manifest(path, str(exc)[:120]), path) from exc
 
 
+CLASSES = ("day", "night", "ambiguous")  # --classify's subfolders
+
+
+def check_layout(rows: dict[str, dict[str, str]], classify: bool, out: Path) -> None:
+    """PathError when an earlier run's frames in ``out`` (its manifest ``rows``) were sorted
+    into class folders and these are not to be, or the other way round: a --classify run
+    after a plain one wrote every frame a second time, under day/ and beside it."""
+    sorted_before = {f.split("/", 1)[0] in CLASSES and "/" in f for f in rows}
+    if sorted_before and sorted_before != {classify}:
+        then, now = ("with", "add") if not classify else ("without", "leave off")
+        raise PathError(
+            f"'{out}' holds frames extracted {then} --classify (manifest.csv): {now} "
+            "--classify, or extract into another folder",
+            out,
+        )
+
+
 def _foreign_manifest(path: Path, why: str) -> str:
     return (
         f"'{path}' is not a manifest that d2nvideo wrote ({why}); move it away or choose another -o"
@@ -310,6 +327,7 @@ def extract_all(
     with folder_in_use(out, f"output folder '{out}'"):  # two runs' manifests: one lost
         manifest = out / "manifest.csv"
         rows = read_manifest(manifest)
+        check_layout(rows, opts.classify, out)
         listed = bool(rows)
         result = ExtractResult(failed=[])
         failed: list[tuple[Path, str]] = []
