@@ -248,6 +248,8 @@ def test_a_report_that_cannot_be_written_whole_leaves_none(
     (tmp_path / "notes.txt").write_text("mine")
     monkeypatch.setattr(report_module, "line_png", full)
     with pytest.raises(OSError, match="No space"):
+        write_report(report, tmp_path / "new")  # the folder it made for the report goes too
+    with pytest.raises(OSError, match="No space"):
         write_report(report, tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
     check_report_folder(tmp_path, overwrite=False)  # a second run may write there

@@ -89,15 +89,23 @@ def write_report(report: Report, out: Path) -> None:
     """report.json, report.md and (with speed rows) speed.png in ``out``, all or none: each is
     written to a temporary file and none is renamed into place until all are written (a full
     disk at speed.png left a new report.json beside an old plot, or a report a rerun refused).
-    A report without speed rows removes an earlier report's speed.png."""
+    A report without speed rows removes an earlier report's speed.png; a folder made for a
+    report that failed is removed again (an empty one was left)."""
+    made = not out.exists()
     make_folder(out)
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(atomic_output(out / "report.json")).write_text(
-            report_json(report, indent=1)
-        )
-        stack.enter_context(atomic_output(out / "report.md")).write_text(markdown(report))
-        if report.speed:
-            _speed_plot(report, stack.enter_context(atomic_output(out / "speed.png")))
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(atomic_output(out / "report.json")).write_text(
+                report_json(report, indent=1)
+            )
+            stack.enter_context(atomic_output(out / "report.md")).write_text(markdown(report))
+            if report.speed:
+                _speed_plot(report, stack.enter_context(atomic_output(out / "speed.png")))
+    except BaseException:
+        if made:
+            with contextlib.suppress(OSError):  # only if empty: never what another put there
+                out.rmdir()
+        raise
     if not report.speed:  # the replaced report's plot would pass for this one's
         (out / "speed.png").unlink(missing_ok=True)
 
