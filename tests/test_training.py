@@ -235,6 +235,34 @@ def test_export_interrupted_at_its_graphs_says_the_model_was_written(
     assert f"d2nvideo export {model} --onnx --overwrite" in result.output
 
 
+@pytest.mark.parametrize(
+    "error, why",
+    [
+        (OSError(28, "No space left on device", "m.night.onnx"), "No space left on device"),
+        (RuntimeError("Exporting the operator 'x' to ONNX is not supported"), "operator 'x'"),
+    ],
+)
+def test_export_failing_at_its_graphs_says_the_model_was_written(
+    error: Exception, why: str, images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # its one line gave the graphs' failure alone, as if nothing had been written
+    import d2nvideo.training.export as export_module
+
+    run = tmp_path / "run"
+    argv = ["train", str(TINY), "--day", str(images / "day"), "--night", str(images / "night")]
+    assert CliRunner().invoke(cli, [*argv, "--out", str(run), "--steps", "1", "-q"]).exit_code == 0
+
+    def failing(model: Path) -> None:
+        raise error
+
+    monkeypatch.setattr(export_module, "export_onnx", failing)
+    model = tmp_path / "m.safetensors"
+    result = CliRunner().invoke(cli, ["export", str(run), "-o", str(model), "--onnx"])
+    assert result.exit_code == 1 and model.is_file()
+    assert result.stderr.count("\n") == 1 and why in result.stderr
+    assert f"error: the model was written ({model}), not its ONNX graphs: " in result.stderr
+
+
 def test_train_interrupted_before_a_checkpoint_says_none_was_saved(
     images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

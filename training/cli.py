@@ -249,7 +249,22 @@ def export(
             f"interrupted: the model was written ({output}), not all its graphs: "
             f"'d2nvideo export {output} --onnx --overwrite' writes them",
         )
-        _say_graphs(export_onnx(output))
+        _say_graphs(_graphs_of_written(output))
+
+
+def _graphs_of_written(model: Path) -> dict[str, Path]:
+    """``export_onnx`` after the model was written: a failure says the model is there (the one
+    line said only why the graphs failed, as if nothing had been written)."""
+    from d2nvideo.cli.shell import Failure, os_error_line
+    from d2nvideo.errors import first_line
+
+    from .export import export_onnx
+
+    try:
+        return export_onnx(model)
+    except Exception as exc:
+        why = os_error_line(exc) if isinstance(exc, OSError) else first_line(exc)
+        raise Failure(f"the model was written ({model}), not its ONNX graphs: {why}", 1) from exc
 
 
 def _kept(state: Path) -> str:
