@@ -263,6 +263,19 @@ def test_relabel_resumes_from_an_empty_or_cut_partial_file(tmp_path: Path) -> No
     assert done[str(second)].dark != 0.01  # scored again
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="a device whose writes fail")
+def test_relabel_names_its_scores_file_when_a_write_fails(tmp_path: Path) -> None:
+    # on a full disk it said "No space left on device" and no file
+    from d2nvideo.data import relabel as rl
+    from d2nvideo.data.sources import from_folders
+
+    _write_set(tmp_path / "img")
+    items = from_folders([("day", tmp_path / "img")]).items
+    with pytest.raises(OSError, match="No space left") as caught:
+        rl._score_with_resume(items[:2], Path("/dev/full"), 1, lambda n: None)
+    assert caught.value.filename == "/dev/full"
+
+
 def test_relabel_does_not_remember_missing_images(tmp_path: Path) -> None:
     from d2nvideo.data import relabel as rl
     from d2nvideo.data.sources import Item, Sources

@@ -191,20 +191,25 @@ def _score_with_resume(
     on_item(sum(1 for i in items if str(i.path) in done))
     todo = [i.path for i in items if str(i.path) not in done]
     new_file = not partial.is_file()
-    with (
-        partial.open("a", newline="", encoding="utf-8", errors=NAME_ERRORS) as fh,
-        contextlib.closing(score_files(todo, workers)) as scores,  # its pool ends on Ctrl-C
-    ):
-        writer = csv.writer(fh)
-        if new_file:
-            writer.writerow(PARTIAL_COLUMNS)
-        for n, (path, result) in enumerate(zip(todo, scores, strict=True)):
-            done[str(path)] = result
-            if isinstance(result, Scores):  # only real scores are resumed: a missing or
-                writer.writerow([path, *_stats(result)])  # unreadable file is tried again
-            if n % 256 == 255:
-                fh.flush()
-            on_item(1)
+    try:
+        with (
+            partial.open("a", newline="", encoding="utf-8", errors=NAME_ERRORS) as fh,
+            contextlib.closing(score_files(todo, workers)) as scores,  # its pool ends on Ctrl-C
+        ):
+            writer = csv.writer(fh)
+            if new_file:
+                writer.writerow(PARTIAL_COLUMNS)
+            for n, (path, result) in enumerate(zip(todo, scores, strict=True)):
+                done[str(path)] = result
+                if isinstance(result, Scores):  # only real scores are resumed: a missing or
+                    writer.writerow([path, *_stats(result)])  # unreadable file is tried again
+                if n % 256 == 255:
+                    fh.flush()
+                on_item(1)
+    except OSError as exc:  # a full disk's write names no file: "No space left on device"
+        if exc.filename or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(partial)) from exc
     return done
 
 
