@@ -55,7 +55,8 @@ class CrashingConverter:
     """A ``convert --jobs`` worker's converter factory (picklable) for tests of a worker that
     dies: the converter ends its process, as a decoder's crash would, on an input whose name
     starts with ``crash``; on one that starts with ``once`` only while ``marker`` does not exist
-    (it makes it: the OOM killer, once); every other input is "done" without work."""
+    (it makes it: the OOM killer, once); on one that starts with ``warn`` it logs a warning;
+    every input it does not end on is "done" without work."""
 
     marker: Path
 
@@ -67,6 +68,10 @@ class CrashingConverter:
         from d2nvideo.batch.run import Outcome
 
         name = task.src.name  # type: ignore[attr-defined]
+        if name.startswith("warn"):
+            import logging
+
+            logging.getLogger("d2nvideo.pipeline").warning("'%s' looks odd", name)
         if name.startswith("once") and not self.marker.exists():
             self.marker.touch()
             os._exit(9)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -338,6 +339,26 @@ def test_a_jobs_worker_that_dies_fails_only_its_input(tmp_path: Path, caplog, na
     assert not list(tmp_path.glob(".*part*")), list(tmp_path.iterdir())  # its partial output
 
 
+def test_jobs_workers_warnings_are_logged_in_the_parent(tmp_path: Path, caplog) -> None:
+    # each worker wrote its warnings to the terminal itself, onto the progress bar's line;
+    # a caller of the library never saw them in its logging
+    from helpers import CrashingConverter
+
+    from d2nvideo.batch.plan import Task
+    from d2nvideo.batch.run import run_pool
+
+    names = ["warn1", "a", "warn2", "crash"]
+    tasks = [Task(tmp_path / f"{n}.mp4", tmp_path / f"{n}_n.mp4", "video") for n in names]
+    factory = CrashingConverter(tmp_path / "marker")
+    with caplog.at_level(logging.WARNING):
+        outcomes = run_pool(tasks, factory, 2, [1] * 4, lambda k: None, lambda o: None)
+    assert [o.status for o in outcomes] == ["done", "done", "done", "failed"]
+    said = [(r.name, r.getMessage()) for r in caplog.records if "looks odd" in r.getMessage()]
+    assert sorted(said) == [
+        ("d2nvideo.pipeline", f"'{n}.mp4' looks odd") for n in ("warn1", "warn2")
+    ]
+
+
 @pytest.mark.slow
 def test_a_long_jobs_batch_does_not_hang(tmp_path: Path) -> None:
     # the workers told the parent each task they started through a queue it read only after
@@ -508,17 +529,19 @@ def test_a_jobs_worker_gives_its_codecs_its_share_of_the_cores(monkeypatch) -> N
 
     import av
 
+    from d2nvideo.batch import relay
     from d2nvideo.batch import run as batch_run
 
     probe = importlib.import_module("d2nvideo.video.probe")  # the package's `probe` is a function
 
     monkeypatch.setattr(probe, "_codec_threads", [0])
     monkeypatch.setattr(batch_run, "_die_with_parent", lambda sig, parent: None)
+    monkeypatch.setattr(relay, "install", lambda conn: None)  # this process's logging stays
     signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     threads, handlers = torch.get_num_threads(), [signal.getsignal(s) for s in signals]
     try:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # under nohup: a hang-up ended the workers
-        batch_run._start_worker(lambda: None, 1, os.getppid(), None)  # type: ignore[arg-type, return-value]
+        batch_run._start_worker(lambda: None, 1, os.getppid(), None, None)  # type: ignore[arg-type, return-value]
         assert torch.get_num_threads() == 1
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
         assert signal.getsignal(signal.SIGTERM) is batch_run._on_terminate

@@ -17,6 +17,7 @@ from ..errors import D2NError
 from ..fileio import sweep_stale_parts
 from ..processes import sigint_ignored, start_resource_tracker
 from .plan import Task
+from .relay import Relay
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -221,7 +222,7 @@ def _die_with_parent(sig: int, parent: int) -> None:
 
 
 def _start_worker(
-    factory: Callable[[], Converter], threads: int, parent: int, started: Any
+    factory: Callable[[], Converter], threads: int, parent: int, started: Any, logs: Any
 ) -> None:
     import signal
 
@@ -235,7 +236,9 @@ def _start_worker(
     if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # under nohup it stays ignored
         signal.signal(signal.SIGHUP, _on_terminate)
     _die_with_parent(signal.SIGTERM, parent)
-    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)  # as the CLI's
+    from .relay import install
+
+    install(logs)  # its warnings are the parent's to print (above the bar)
     torch.set_num_threads(threads)
     set_codec_threads(threads)  # its encoders and decoders too
     _WORKER["started"] = started
@@ -326,9 +329,22 @@ def _pass(
 ) -> list[int] | None:
     """Tasks ``todo`` on a fresh pool, each outcome to ``report``. None when all came back;
     when a worker died, the tasks that had started and not finished."""
+    pool, started, logs = _pool(factory, jobs, len(tasks))
+    with contextlib.closing(logs):
+        return _collect(pool, started, tasks, todo, jobs, report)
+
+
+def _collect(
+    pool: Any,
+    started: Any,
+    tasks: list[Task],
+    todo: list[int],
+    jobs: int,
+    report: Callable[[int, Outcome], None],
+) -> list[int] | None:
+    """``_pass`` on its pool."""
     from concurrent.futures.process import BrokenProcessPool
 
-    pool, started = _pool(factory, jobs, len(tasks))
     futures: dict[Future[Outcome], int] = {}
     done: set[int] = set()
     try:
@@ -352,18 +368,19 @@ def _pass(
     return None
 
 
-def _pool(factory: Callable[[], Converter], jobs: int, tasks: int) -> tuple[Any, Any]:
-    """A pool of ``jobs`` spawned workers, and the flags they set in shared memory as each
-    task starts and finishes (a queue, read only after a break, filled its pipe after some
-    3,500 inputs and every worker blocked writing to it)."""
+def _pool(factory: Callable[[], Converter], jobs: int, tasks: int) -> tuple[Any, Any, Relay]:
+    """A pool of ``jobs`` spawned workers, the flags they set in shared memory as each task
+    starts and finishes (a queue, read only after a break, filled its pipe after some 3,500
+    inputs and every worker blocked writing to it), and the relay of their warnings."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     start_resource_tracker()  # before the pool's semaphores are registered with it
     context = mp.get_context("spawn")
     started = context.RawArray("b", tasks)
-    initargs = (factory, worker_threads(jobs), os.getpid(), started)
-    return ProcessPoolExecutor(jobs, context, _start_worker, initargs), started
+    logs = Relay(context)
+    initargs = (factory, worker_threads(jobs), os.getpid(), started, logs.writer)
+    return ProcessPoolExecutor(jobs, context, _start_worker, initargs), started, logs
 
 
 def late_outcomes(
