@@ -128,6 +128,87 @@ def test_a_fresh_run_never_writes_into_a_folder_with_state(data: Path, run: Path
     )
 
 
+@pytest.mark.parametrize("name", ["log.jsonl", "config.yaml", "samples"])
+def test_a_fresh_run_never_writes_over_another_runs_files(name: str, data: Path, run: Path) -> None:
+    # without state/ (deleted to save space), a new run replaced the log, config and records
+    # and mixed its sample grids with the old run's
+    shutil.rmtree(run / "state")
+    for other in {"log.jsonl", "config.yaml", "samples"} - {name}:
+        shutil.rmtree(run / other) if (run / other).is_dir() else (run / other).unlink()
+    for other in ("data.json", "phases.json", "init.json", "tensorboard", ".lock"):
+        if (run / other).is_dir():
+            shutil.rmtree(run / other)
+        else:
+            (run / other).unlink(missing_ok=True)
+    message = f"holds another run's files ({name})"
+    refused(run.parent, 2, message, "train", TINY, "--day", data / "day", "--night",
+            data / "night", "--out", run, "-q")  # fmt: skip
+
+
+@pytest.mark.parametrize("inside", ["day", "day/run"])
+def test_a_run_folder_inside_a_data_folder_is_refused(inside: str, data: Path, tmp_path: Path):
+    # its sample grids became day images of the next resume, without a word
+    shutil.copytree(data, tmp_path / "d")
+    out = tmp_path / "d" / inside
+    refused(tmp_path, 2, "lies inside the data folder", "train", TINY, "--day",
+            tmp_path / "d" / "day", "--night", tmp_path / "d" / "night", "--out", out)  # fmt: skip
+
+
+@pytest.mark.parametrize("name, kind", [("samples", "folder"), ("log.jsonl", "file")])
+def test_a_resume_finds_what_is_in_its_way_before_training(
+    name: str, kind: str, data: Path, run: Path
+) -> None:
+    # a file named samples (a folder named log.jsonl) stopped the run at its first grid (its
+    # first step), the steps since lost
+    path = run / name
+    shutil.rmtree(path) if path.is_dir() else path.unlink()
+    path.write_text("in the way") if kind == "folder" else path.mkdir()
+    result = _train(data, run, "--steps", "4", "--resume")
+    fails(result, 2, f"'{path}' is not a {kind}")
+    assert not (run / "state" / "step_00000003.pt").exists()
+
+
+def test_a_run_whose_budget_ends_on_its_last_step_has_finished(data: Path, tmp_path: Path):
+    # it said "step 1 (time budget)", as if steps were left
+    result = _train(data, tmp_path / "r", "--steps", "1", "--max-minutes", "0.000001")
+    assert result.exit_code == 0 and "step 1 (finished)" in result.output, result.output
+
+
+def test_resume_at_or_past_its_steps_is_refused(data: Path, run: Path) -> None:
+    # it said "step 2 (finished)" and rewrote config.yaml and phases.json with steps 1
+    before = snapshot(run)
+    fails(_train(data, run, "--steps", "1", "--resume"), 2, "at step 2 already")
+    assert snapshot(run) == before
+
+
+def test_data_given_twice_is_used_once_and_one_folder_as_both_domains_refused(
+    data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "r"
+    again = f"{data / 'day'}/."
+    result = _train(data, out, "--steps", "1", "--day", again, "--day", data / "day")
+    assert result.exit_code == 0, result.output
+    assert "6 day images are listed more than once" in caplog.text  # 3 folders: 9 listed
+    assert json.loads((out / "data.json").read_text())["day"] == 3
+    args = ["train", TINY, "--day", data / "day", "--night", data / "day", "--out", tmp_path / "x"]
+    refused(tmp_path, 2, "3 images are in both the day and the night data", *args)
+
+
+def test_resume_names_settings_of_an_edited_config_it_does_not_take(
+    data: Path, run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the edited loss weight was ignored without a word
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(TINY.read_text().replace("recon_x: 10.0", "recon_x: 9.0"))
+    assert "recon_x: 9.0" in mine.read_text()
+    result = invoke("train", mine, "--out", run, "--resume", "--steps", "3", "-q")
+    assert result.exit_code == 0, result.output
+    assert "loss.recon_x 9.0 here, 10.0 in the run" in caplog.text
+    caplog.clear()
+    shipped = invoke("train", TINY, "--out", run, "--resume", "--steps", "4", "-q")
+    assert shipped.exit_code == 0 and "differ" not in caplog.text
+
+
 def test_resume_falls_back_to_the_newest_readable_state(data: Path, run: Path) -> None:
     (run / "state" / "step_00000002.pt").write_bytes(b"PK\x03\x04 cut short by a power loss")
     result = _train(data, run, "--steps", "2", "--resume")

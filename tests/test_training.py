@@ -81,7 +81,8 @@ def test_the_last_grid_shows_the_last_batch_trained_on_once(
     assert written == [2, 3] and torch.equal(seen[-1], trained[-1])
     written.clear()
     resumed = resolve_resume_config(tmp_path / "b", tiny(images), ["train.steps=3"])
-    main(resumed, tmp_path / "b", resume=True, quiet=True)  # no step to run: no new grid
+    with pytest.raises(ConfigError, match="at step 3 already"):  # no step to run: refused
+        main(resumed, tmp_path / "b", resume=True, quiet=True)
     assert written == []
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from d2nvideo.cli.shell import CONTEXT, GuardedCommand
+from d2nvideo.cli.shell import CONTEXT, OUTPUT, GuardedCommand
 
 
 @click.command(
@@ -18,7 +18,7 @@ from d2nvideo.cli.shell import CONTEXT, GuardedCommand
     short_help="Train a UNIT or CycleGAN day<->night translator.",
 )
 @click.argument("config", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder.")
+@click.option("--out", type=OUTPUT, required=True, help="Run folder.")
 @click.option("--day", multiple=True, help="Folder of day images (repeatable).")
 @click.option("--night", multiple=True, help="Folder of night images (repeatable).")
 @click.option(
@@ -65,7 +65,8 @@ from d2nvideo.cli.shell import CONTEXT, GuardedCommand
     "--max-minutes",
     type=click.FloatRange(0, min_open=True),
     default=None,
-    help="Wall-clock budget: stop cleanly with a checkpoint when it is spent.",
+    help="Wall-clock budget: stop cleanly with a checkpoint when it is spent. Saved with the "
+    "run: a --resume keeps it unless given again (--set train.max_minutes=null drops it).",
 )
 @click.option("--device", default=None, help="Override train.device (auto|cpu|cuda).")
 @click.option("--workers", type=click.IntRange(0), default=None, help="Override data.workers.")
@@ -99,7 +100,7 @@ def train(
     config = _config_path(config)
     cfg = load_config(config, overrides)
     if resume:  # the run's saved config, with this command's --set changes on top
-        cfg = resolve_resume_config(out, cfg, overrides)
+        cfg = resolve_resume_config(out, cfg, overrides, edited=_users_own(config, out))
     else:
         check_config_input(config, out)
     data = {
@@ -142,6 +143,18 @@ def _exit_interrupted(step: int, signum: int) -> None:
         f"interrupted: stopped at step {step} with its state saved; continue with --resume",
         128 + signum if signum else 130,
     )
+
+
+def _users_own(config: Path, out: Path) -> bool:
+    """Whether CONFIG is a file of the user's: not a shipped config, nor the run's own."""
+    from d2nvideo.cli.configs import config_folder
+
+    if config.resolve().parent == config_folder().resolve():
+        return False
+    try:
+        return not (out / "config.yaml").samefile(config)
+    except OSError:  # the run has none (refused later), or CONFIG went meanwhile
+        return True
 
 
 def _config_path(config: Path) -> Path:

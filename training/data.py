@@ -89,6 +89,31 @@ def collect(cfg: DataConfig) -> DomainLists:
                 f"no {domain} images: give data.{domain} folders (--{domain}), a NEXET csv, a "
                 "BDD100K json or a relabel folder"
             )
+    return _each_once(lists)
+
+
+def _each_once(lists: DomainLists) -> DomainLists:
+    """Each image once per domain, and in one domain only: a folder given twice (``--day d
+    --day ./d/``) was trained on twice as often as the others, uncounted, and one folder given
+    as both domains trained on nothing to tell apart, without a word."""
+    seen: dict[str, dict[str, Path]] = {}
+    for domain in ("day", "night"):
+        paths, unique = getattr(lists, domain), seen.setdefault(domain, {})
+        for path in paths:
+            unique.setdefault(os.path.abspath(path), path)
+        if len(paths) > len(unique):
+            log.warning(
+                "%d %s images are listed more than once: each is used once",
+                len(paths) - len(unique),
+                domain,
+            )
+            setattr(lists, domain, list(unique.values()))
+    both = seen["day"].keys() & seen["night"].keys()
+    if both:
+        raise ConfigError(
+            f"{len(both)} images are in both the day and the night data (such as "
+            f"'{min(both)}'): give each domain its own images"
+        )
     return lists
 
 

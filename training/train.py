@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import random
 import signal
 import time
@@ -109,6 +110,7 @@ def _run(
     set_fast_flags(device)  # on a CPU, denormals slowed GAN training 12x
     _seed(cfg.train.seed + ctx.rank)
     cfg = absolute_paths(cfg)  # config.yaml resumes from any working directory
+    _check_outside_data(out, cfg)
     lists = dataset or collect(cfg.data)
     lists = _without_unused_pairs(cfg, lists)
     trainer = build_trainer(cfg, device, precision, ctx.enabled)
@@ -121,6 +123,11 @@ def _run(
     lock = exclusive(out / ".lock", f"run folder '{out}'") if ctx.is_main else nullcontext()
     with lock:
         step = _restore(trainer, out, start.resume, device, ctx, cfg.train.seed)
+        if start.resume and step >= cfg.train.steps:  # it "finished", rewriting the records
+            raise ConfigError(
+                f"the run in '{out}' is at step {step} already: give --steps above {step} "
+                "to train it on"
+            )
         if ctx.is_main:
             _check_records(out, step)  # before any is rewritten: a refused resume leaves them
             save_config(cfg, out / "config.yaml")
@@ -196,7 +203,7 @@ def _loop(
             logger.images(step, *trainer.samples(batch))
         if step % t.checkpoint_every == 0 and ctx.is_main and step < t.steps:
             save_state(out / "state", step, trainer.state_dict(), t.keep_checkpoints)
-        over = budget is not None and time.perf_counter() - t0 > budget
+        over = budget is not None and step < t.steps and time.perf_counter() - t0 > budget
         if distributed.any_rank(bool(stop["signal"]) or over, ctx, device):
             return step, "interrupted" if stop["signal"] else "time budget", last, batch
     return step, "finished", last, batch
@@ -267,6 +274,32 @@ def _check_folder(out: Path, resume: bool) -> None:
             "or choose a new --out",
             out,
         )
+    there = [name for name in (*RUN_FILES, *RUN_FOLDERS) if os.path.lexists(out / name)]
+    if not resume and there:  # a new run replaced another's log and records, without state
+        raise ConfigError(
+            f"run folder '{out}' holds another run's files ({', '.join(there)}): choose a new "
+            "--out, or move them away",
+            out,
+        )
+
+
+RUN_FILES = (*RECORDS, "log.jsonl")  # what a run writes in its folder, beside ...
+RUN_FOLDERS = ("samples", "state", "tensorboard")  # ... these folders
+
+
+def _check_outside_data(out: Path, cfg: TrainConfig) -> None:
+    """A run folder inside a data folder: its sample grids became training images of the next
+    resume (and of another run on that data)."""
+    data = cfg.data
+    folders = [*data.day, *data.night, *data.pairs_day, *data.pairs_night, data.images]
+    where = Path(os.path.abspath(out))
+    for folder in filter(None, folders):
+        if where.is_relative_to(os.path.abspath(folder)):
+            raise ConfigError(
+                f"--out '{out}' lies inside the data folder '{folder}': the run's sample grids "
+                "would be trained on; choose an --out outside it",
+                out,
+            )
 
 
 def check_config_input(config: Path, out: Path) -> None:
@@ -287,7 +320,7 @@ def check_config_input(config: Path, out: Path) -> None:
 
 
 def resolve_resume_config(
-    out: Path, given: TrainConfig, overrides: Sequence[str] = ()
+    out: Path, given: TrainConfig, overrides: Sequence[str] = (), edited: bool = False
 ) -> TrainConfig:
     """On --resume the run's own saved config is the base (it holds the data sources), with
     ``overrides`` (--set) applied on top: a run may continue with, say, another loss weight.
@@ -295,7 +328,9 @@ def resolve_resume_config(
     (the networks' shapes would not fit it, the optimiser's settings would be restored over);
     ``dis.augment`` changes what the discriminators see, not what they are, so it may change,
     and so may ``optim.lr_policy`` between ``constant`` and ``linear``, whose rates the resumed
-    run recomputes from its step (``trainers._rates_from_schedule``)."""
+    run recomputes from its step (``trainers._rates_from_schedule``). ``edited``: CONFIG is
+    the user's own file, not a shipped one nor the run's: settings of it that differ from the
+    run's are named in a warning (they were ignored without a word)."""
     saved_path = out / "config.yaml"
     if not saved_path.is_file():
         raise ConfigError(f"nothing to resume: '{out}' has no config.yaml", out)
@@ -312,7 +347,25 @@ def resolve_resume_config(
             f"resume with the run's own config ('d2nvideo train {saved_path} --out {out} "
             "--resume') or start a new --out"
         )
+    if edited and (changed := _setting_differences(given, saved)):
+        log.warning(
+            "the config's settings differ from the run's (%s): a resumed run goes on with its "
+            "own config.yaml; --set KEY=VALUE changes a setting",
+            changed,
+        )
     return saved
+
+
+def _setting_differences(given: TrainConfig, saved: TrainConfig, limit: int = 3) -> str:
+    """``"loss.struct 9.0 here, 4.0 in the run"`` for the loss, dis and optim keys that differ
+    (train and data take the command's flags, so they differ by design)."""
+    found = [
+        f"{section}.{key} {value} here, {getattr(getattr(saved, section), key)} in the run"
+        for section in ("loss", "dis", "optim")
+        for key, value in vars(getattr(given, section)).items()
+        if value != getattr(getattr(saved, section), key)
+    ]
+    return "; ".join(found[:limit]) + ("; ..." if len(found) > limit else "")
 
 
 def _model_difference(given: TrainConfig, saved: TrainConfig) -> str:
@@ -342,10 +395,10 @@ def _held(cfg: TrainConfig, section: str) -> Any:
 def _check_records(out: Path, step: int) -> None:
     """Refuse a run folder where one of the records a start rewrites is not a file, or (a
     resumed run, which carries them on) is a damaged JSON record."""
-    for name in RECORDS:
-        path = out / name
-        if path.exists() and not path.is_file():
-            raise PathError(f"'{path}' is not a file: move it away to run in this folder", path)
+    for name in (*RUN_FILES, *RUN_FOLDERS):  # found after hours of steps otherwise
+        path, kind = out / name, "file" if name in RUN_FILES else "folder"
+        if path.exists() and not (path.is_file() if kind == "file" else path.is_dir()):
+            raise PathError(f"'{path}' is not a {kind}: move it away to run in this folder", path)
     if step > 0:
         check_records(out)
 
