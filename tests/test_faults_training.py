@@ -626,6 +626,12 @@ def test_the_loader_blames_only_what_the_file_causes(caplog: pytest.LogCaptureFi
         "OpenCV(4.9) error: Insufficient memory"
     )
 
+    def unreadable(i: int) -> torch.Tensor:  # "no readable training image in this domain"
+        raise InputError(f"'{names[i]}' is not a readable image")
+
+    with pytest.raises(D2NError, match=r"no training image of the 2 in the data with 'b\.jpg'"):
+        first_readable(2, 1, unreadable, names.__getitem__, "training image")
+
 
 @pytest.mark.parametrize(
     "content, message",

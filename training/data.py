@@ -157,6 +157,8 @@ def _add_labelled(sources: Sources, lists: DomainLists, twilight: str) -> None:
 
 def _read_relabeled(folder: Path, lists: DomainLists) -> None:
     """A relabel output folder's train lists: train_day.txt and train_night.txt."""
+    if not folder.is_dir():
+        raise ConfigError(f"relabel folder '{folder}' {not_a_folder(folder)}", folder)
     for domain in ("day", "night"):
         listing = folder / f"train_{domain}.txt"
         if not listing.is_file():
@@ -223,7 +225,9 @@ def first_readable(
             raise D2NError(
                 f"preparing {what} '{path(i)}' failed, though it reads: {_first_line(exc)}"
             ) from exc
-    raise ConfigError(f"no readable {what} in this domain")
+    raise ConfigError(  # "in this domain" named neither the domain nor a folder
+        f"no {what} of the {count} in the data with '{path(index)}' can be read"
+    )
 
 
 def _first_line(exc: BaseException) -> str:
