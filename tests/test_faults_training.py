@@ -600,6 +600,12 @@ def test_deeply_nested_yaml_is_one_line(where: str, tmp_path: Path) -> None:
     refused(tmp_path, 2, "nests too deeply", "train", config, "--out", tmp_path / "r", *sets)
 
 
+def test_a_missing_relabel_folder_is_named_missing(tmp_path: Path) -> None:
+    # it said the folder "has no train_day.txt"
+    refused(tmp_path, 2, f"relabel folder '{tmp_path / 'gone'}' does not exist", "train", TINY,
+            "--relabeled", tmp_path / "gone", "--out", tmp_path / "r")  # fmt: skip
+
+
 def test_the_loader_blames_only_what_the_file_causes(caplog: pytest.LogCaptureFixture) -> None:
     import torch
     from d2nvideo.training.data import first_readable
