@@ -359,6 +359,32 @@ def test_jobs_workers_warnings_are_logged_in_the_parent(tmp_path: Path, caplog) 
     ]
 
 
+def test_a_relayed_warning_keeps_its_traceback(caplog) -> None:
+    # "Exception in initializer:" came without the exception that said why the worker failed
+    import multiprocessing as mp
+
+    from d2nvideo.batch.relay import Relay, ToParent
+
+    relay = Relay(mp.get_context("spawn"))
+    handler, name = ToParent(relay.writer), "concurrent.futures.test"  # as in a worker
+    try:
+        raise RuntimeError("CUDA out of memory while loading the model")
+    except RuntimeError:
+        failed = sys.exc_info()
+    with caplog.at_level(logging.WARNING):
+        handler.handle(logging.makeLogRecord(
+            {"name": name, "levelno": logging.ERROR, "msg": "Exception in initializer:",
+             "exc_info": failed}
+        ))  # fmt: skip
+        bad = {"name": name, "levelno": logging.WARNING, "msg": "%d frames", "args": ("x",)}
+        handler.handle(logging.makeLogRecord(bad))  # logging's own report, not a raise
+        relay.close()
+    (record,) = [r for r in caplog.records if r.name == "concurrent.futures.test"]
+    assert record.levelno == logging.ERROR
+    assert record.getMessage().startswith("Exception in initializer:\nTraceback")
+    assert record.getMessage().endswith("RuntimeError: CUDA out of memory while loading the model")
+
+
 @pytest.mark.slow
 def test_a_long_jobs_batch_does_not_hang(tmp_path: Path) -> None:
     # the workers told the parent each task they started through a queue it read only after

@@ -128,30 +128,54 @@ def test_a_fresh_run_never_writes_into_a_folder_with_state(data: Path, run: Path
     )
 
 
-@pytest.mark.parametrize("name", ["log.jsonl", "config.yaml", "samples"])
-def test_a_fresh_run_never_writes_over_another_runs_files(name: str, data: Path, run: Path) -> None:
+@pytest.mark.parametrize("name", ["log.jsonl", "samples"])
+def test_a_fresh_run_never_writes_over_what_a_run_trained(name: str, data: Path, run: Path):
     # without state/ (deleted to save space), a new run replaced the log, config and records
     # and mixed its sample grids with the old run's
     shutil.rmtree(run / "state")
-    for other in {"log.jsonl", "config.yaml", "samples"} - {name}:
-        shutil.rmtree(run / other) if (run / other).is_dir() else (run / other).unlink()
-    for other in ("data.json", "phases.json", "init.json", "tensorboard", ".lock"):
-        if (run / other).is_dir():
-            shutil.rmtree(run / other)
-        else:
-            (run / other).unlink(missing_ok=True)
-    message = f"holds another run's files ({name})"
+    for other in {"log.jsonl", "samples", "tensorboard"} - {name}:
+        path = run / other
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    message = f"holds what a run trained ({name}"
     refused(run.parent, 2, message, "train", TINY, "--day", data / "day", "--night",
             data / "night", "--out", run, "-q")  # fmt: skip
 
 
-@pytest.mark.parametrize("inside", ["day", "day/run"])
+def test_a_start_that_failed_can_be_run_again(data: Path, tmp_path: Path) -> None:
+    # the records a start wrote before failing (unreadable images) made every rerun and
+    # resume in that folder refused
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.png").write_bytes(b"x")
+    out = tmp_path / "r"
+    args = ["train", TINY, "--day", data / "day", "--out", out, "-q", "--steps", "1"]
+    fails(invoke(*args, "--night", tmp_path / "bad"), 2, "can be read")
+    assert (out / "config.yaml").is_file() and not (out / "state").exists()
+    again = invoke(*args, "--night", data / "night")
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "data.json").read_text())["night"] == 3
+    (tmp_path / "p" / "samples").mkdir(parents=True)  # a folder merely called samples/
+    assert invoke(*args, "--night", data / "night", "--out", tmp_path / "p").exit_code == 0
+
+
+@pytest.mark.parametrize("inside", ["day", "day/run", "linked/run"])
 def test_a_run_folder_inside_a_data_folder_is_refused(inside: str, data: Path, tmp_path: Path):
     # its sample grids became day images of the next resume, without a word
     shutil.copytree(data, tmp_path / "d")
+    (tmp_path / "d" / "linked").symlink_to(tmp_path / "d" / "day")
     out = tmp_path / "d" / inside
     refused(tmp_path, 2, "lies inside the data folder", "train", TINY, "--day",
             tmp_path / "d" / "day", "--night", tmp_path / "d" / "night", "--out", out)  # fmt: skip
+
+
+def test_a_run_folder_may_lie_among_the_images_a_label_file_names(data: Path, tmp_path: Path):
+    # --images is where a label file's names are looked up: the grids are never among them
+    shutil.copytree(data, tmp_path / "img")
+    rows = ["image_filename,lighting"] + [f"day/d{i}.jpg,Day" for i in range(3)]
+    rows += [f"night/n{i}.png,Night" for i in range(3)]
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    args = ["--nexet", tmp_path / "train.csv", "--images", tmp_path / "img"]
+    result = invoke("train", TINY, *args, "--out", tmp_path / "img" / "run", "--steps", "1", "-q")
+    assert result.exit_code == 0, result.output
 
 
 @pytest.mark.parametrize("name, kind", [("samples", "folder"), ("log.jsonl", "file")])

@@ -934,10 +934,15 @@ def test_data_folders_made_of_links_are_followed_each_real_folder_once(tmp_path:
     (real / "loop").symlink_to(root, target_is_directory=True)  # a loop back to the top
     (root / "up").symlink_to(tmp_path, target_is_directory=True)  # above: "real" lies beside
     assert list_images(root) == [root / "a" / "x.jpg"]
+    write_image(tmp_path / "sunny" / "y.jpg", frame_image(2, 48, 32))
+    (tmp_path / "day").symlink_to(tmp_path / "sunny", target_is_directory=True)
     cfg = load_config(TINY)
-    cfg = with_changes(cfg, "data", day=(str(root / "b"),), night=(str(root),))
+    cfg = with_changes(cfg, "data", day=(str(tmp_path / "day"),), night=(str(root),))
     lists = collect(cfg.data)
-    assert lists.night == [root / "a" / "x.jpg"] and lists.day == [root / "b" / "x.jpg"]
+    assert lists.night == [root / "a" / "x.jpg"] and lists.day == [tmp_path / "day" / "y.jpg"]
+    cfg = with_changes(cfg, "data", day=(str(root / "b"),))  # the night's image, linked
+    with pytest.raises(ConfigError, match="1 image is in both the day and the night data"):
+        collect(cfg.data)
 
 
 def test_video_folders_made_of_links_are_followed_by_extract_and_convert(tmp_path: Path) -> None:

@@ -284,6 +284,11 @@ def _kept(state: Path) -> str:
     """What an interrupted train kept: set-up said it kept checkpoints where none was."""
     if state.is_dir() and any(state.iterdir()):
         return f"interrupted: checkpoints saved before were kept in {state}"
+    if (state.parent / "log.jsonl").exists():  # a rerun is refused: its log and grids stay
+        return (
+            "interrupted: no checkpoint had been saved yet; delete "
+            f"'{state.parent}' to start the run again"
+        )
     return "interrupted: no checkpoint had been saved yet"
 
 

@@ -100,18 +100,21 @@ def _each_once(lists: DomainLists) -> DomainLists:
     for domain in ("day", "night"):
         paths, unique = getattr(lists, domain), seen.setdefault(domain, {})
         for path in paths:
-            unique.setdefault(os.path.abspath(path), path)
+            unique.setdefault(os.path.realpath(path), path)  # a linked folder too
         if len(paths) > len(unique):
+            extra = len(paths) - len(unique)
             log.warning(
-                "%d %s images are listed more than once: each is used once",
-                len(paths) - len(unique),
+                "%d %s %s listed more than once: each is used once",
+                extra,
                 domain,
+                "image is" if extra == 1 else "images are",
             )
             setattr(lists, domain, list(unique.values()))
     both = seen["day"].keys() & seen["night"].keys()
     if both:
         raise ConfigError(
-            f"{len(both)} images are in both the day and the night data (such as "
+            f"{len(both)} {'image is' if len(both) == 1 else 'images are'} in both the day "
+            "and the night data (such as "
             f"'{min(both)}'): give each domain its own images"
         )
     return lists

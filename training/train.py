@@ -117,6 +117,7 @@ def _run(
     base = warm_start(trainer.gen, cfg.model, start.init) if start.init else None
     trainer.restart_average()  # train.ema averages from the weights the run starts with
     _check_folder(out, start.resume)  # before anything is written; again under the lock
+    distributed.barrier(ctx)  # every rank has looked before rank 0 writes its records
     if ctx.is_main:
         make_folder(out)
     # Two trainings in one run folder would interleave states, logs and config (issue 14).
@@ -240,7 +241,7 @@ def _restore(
     ctx: distributed.DistContext,
     seed: int,
 ) -> int:
-    _check_folder(out, resume)
+    _check_folder(out, resume, trained=ctx.is_main)  # the others see rank 0's records now
     if not resume:
         return 0
     path, payload = load_latest(out / "state", device)
@@ -262,9 +263,10 @@ def _restore(
     return step
 
 
-def _check_folder(out: Path, resume: bool) -> None:
+def _check_folder(out: Path, resume: bool, trained: bool = True) -> None:
     """A fresh run never writes into a folder that holds training state (even state that a
-    damaged pointer hides); a resumed one needs some."""
+    damaged pointer hides), nor (``trained``) what a run trained without it; a resumed one
+    needs some."""
     held = holds_state(out / "state")
     if resume and not held:
         raise ConfigError(f"nothing to resume: '{out}' holds no training state", out)
@@ -274,13 +276,24 @@ def _check_folder(out: Path, resume: bool) -> None:
             "or choose a new --out",
             out,
         )
-    there = [name for name in (*RUN_FILES, *RUN_FOLDERS) if os.path.lexists(out / name)]
-    if not resume and there:  # a new run replaced another's log and records, without state
+    there = _trained_outputs(out) if trained and not resume else []
+    if there:  # a new run replaced another's log and records and mixed its grids with them
         raise ConfigError(
-            f"run folder '{out}' holds another run's files ({', '.join(there)}): choose a new "
-            "--out, or move them away",
+            f"run folder '{out}' holds what a run trained ({', '.join(there)}) but no state to "
+            "resume: choose a new --out, or delete them to start afresh there",
             out,
         )
+
+
+def _trained_outputs(out: Path) -> list[str]:
+    """What a run that trained leaves beside its state: its log, sample grids and TensorBoard
+    events. Records alone (config.yaml, data.json...) are what a start that failed wrote, and
+    are replaced; a folder merely called samples/ is no run's."""
+    found = ["log.jsonl"] if os.path.lexists(out / "log.jsonl") else []
+    for folder, pattern in (("samples", "step_*.jpg"), ("tensorboard", "events.out.tfevents*")):
+        if (out / folder).is_dir() and any((out / folder).glob(pattern)):
+            found.append(f"{folder}/")
+    return found
 
 
 RUN_FILES = (*RECORDS, "log.jsonl")  # what a run writes in its folder, beside ...
@@ -290,11 +303,11 @@ RUN_FOLDERS = ("samples", "state", "tensorboard")  # ... these folders
 def _check_outside_data(out: Path, cfg: TrainConfig) -> None:
     """A run folder inside a data folder: its sample grids became training images of the next
     resume (and of another run on that data)."""
-    data = cfg.data
-    folders = [*data.day, *data.night, *data.pairs_day, *data.pairs_night, data.images]
-    where = Path(os.path.abspath(out))
-    for folder in filter(None, folders):
-        if where.is_relative_to(os.path.abspath(folder)):
+    data = cfg.data  # not data.images: a label file names the images taken from there
+    folders = [*data.day, *data.night, *data.pairs_day, *data.pairs_night]
+    where = Path(os.path.realpath(out))
+    for folder in folders:
+        if where.is_relative_to(os.path.realpath(folder)):
             raise ConfigError(
                 f"--out '{out}' lies inside the data folder '{folder}': the run's sample grids "
                 "would be trained on; choose an --out outside it",

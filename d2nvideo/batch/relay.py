@@ -24,11 +24,20 @@ class ToParent(logging.Handler):
     def __init__(self, conn: Any) -> None:
         super().__init__(logging.WARNING)
         self.conn = conn
+        self.setFormatter(logging.Formatter("%(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
-        text = f"{record.levelno}\t{record.name}\t{record.getMessage()}"
+        try:  # the message with its traceback, if any ("Exception in initializer:" said why)
+            data = f"{record.levelno}\t{record.name}\t{self.format(record)}".encode(
+                "utf-8", "replace"
+            )
+        except Exception:  # a bad format argument: logging's own report, not the task's error
+            self.handleError(record)
+            return
+        if len(data) > MESSAGE_BYTES:  # a traceback's last lines say what went wrong
+            data = data[: MESSAGE_BYTES // 3] + b"\n...\n" + data[-(MESSAGE_BYTES // 2) :]
         with contextlib.suppress(OSError, ValueError):  # the parent is gone or stopping
-            self.conn.send_bytes(text.encode("utf-8", "replace")[:MESSAGE_BYTES])
+            self.conn.send_bytes(data)
 
 
 def install(conn: Any) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import errno
 import io
 import math
 import multiprocessing as mp
@@ -43,6 +44,7 @@ from .sources import Item, Sources
 STAT_FIELDS = tuple(f.name for f in dataclasses.fields(Scores))  # what a Scores holds
 SCORE_COLUMNS = ("mean", "sky", *STAT_FIELDS[1:])  # labels.csv: the stats and the sky score
 PARTIAL = ".scores.partial.csv"
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)  # a write's own failures
 PARTIAL_COLUMNS = ("path", *STAT_FIELDS)
 LISTS = tuple(f"{part}_{domain}.txt" for domain in ("day", "night") for part in ("train", "test"))
 
@@ -207,7 +209,7 @@ def _score_with_resume(
                     fh.flush()
                 on_item(1)
     except OSError as exc:  # a full disk's write names no file: "No space left on device"
-        if exc.filename or exc.errno is None:
+        if exc.filename or exc.errno not in WRITE_ERRNOS:  # not the scores file's (a fork's)
             raise
         raise OSError(exc.errno, exc.strerror, str(partial)) from exc
     return done
