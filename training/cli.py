@@ -31,7 +31,7 @@ from d2nvideo.cli.shell import CONTEXT, OUTPUT, GuardedCommand
     "--bdd",
     type=click.Path(path_type=Path),
     default=None,
-    help="BDD100K label JSON (timeofday per image); needs --images.",
+    help="BDD100K label JSON (name, attributes.timeofday); needs --images.",
 )
 @click.option(
     "--images",
@@ -68,8 +68,19 @@ from d2nvideo.cli.shell import CONTEXT, OUTPUT, GuardedCommand
     help="Wall-clock budget: stop cleanly with a checkpoint when it is spent. Saved with the "
     "run: a --resume keeps it unless given again (--set train.max_minutes=null drops it).",
 )
-@click.option("--device", default=None, help="Override train.device (auto|cpu|cuda).")
-@click.option("--workers", type=click.IntRange(0), default=None, help="Override data.workers.")
+@click.option(
+    "--device",
+    default=None,
+    help="auto, cpu, cuda or cuda:N (auto picks CUDA if present; under torchrun each process "
+    "takes its own GPU). Default: train.device.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(0),
+    default=None,
+    help="Processes that load and augment images (0: in the training process). Default: "
+    "data.workers.",
+)
 @click.option(
     "--set",
     "overrides",
