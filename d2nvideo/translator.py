@@ -175,7 +175,8 @@ class Translator:
         frame size pays the compilation, so warm up before timing). Torch backend only."""
         if self.network is not None:
             raise UsageError(f"--compile needs --backend torch, not {self.backend}")
-        self.model = torch.compile(self.model, dynamic=False)  # type: ignore[assignment]
+        if not hasattr(self.model, "_orig_mod"):  # compiled twice, it became a plain function
+            self.model = torch.compile(self.model, dynamic=False)  # type: ignore[assignment]
         return self
 
     @property
@@ -200,7 +201,7 @@ class Translator:
         """UNIT's within-domain reconstruction (encode and decode in ``domain``), as
         :meth:`translate_tensor`; a CycleGAN has none."""
         _check_tensor(x, domain)
-        gen = self.model
+        gen = getattr(self.model, "_orig_mod", self.model)  # compiled: the module inside
         if not isinstance(gen, UNITGenerator):
             raise UsageError(f"a {self.config.arch} model has no reconstruction")
 
@@ -212,7 +213,7 @@ class Translator:
 
     def _run(self, x: torch.Tensor, net: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         h, w = x.shape[-2:]
-        padded = pad_to_multiple(x, self.multiple)
+        padded = pad_to_multiple(x.float(), self.multiple)  # float64 or half: the weights' type
         if self.device.type == "cuda":
             padded = padded.contiguous(memory_format=torch.channels_last)
         y = net(padded)
@@ -239,6 +240,8 @@ def _check_tensor(x: object, domain: object) -> None:
         raise UsageError(f"expected a (B, 3, H, W) tensor, got {shape}")
     if not x.is_floating_point():
         raise UsageError(f"expected a float tensor in [-1, 1], got {x.dtype}")
+    if not x.shape[0] or not x.shape[2] or not x.shape[3]:
+        raise UsageError(f"expected a batch of images, got an empty tensor {tuple(x.shape)}")
 
 
 def _as_batch(images: object, color: str) -> np.ndarray:

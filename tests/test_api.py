@@ -89,9 +89,25 @@ def test_flipped_arrays_work_and_the_tensor_calls_say_what_is_wrong(bundled: Tra
         (torch.zeros(3, 16, 16), r"\(B, 3, H, W\)"),
         (torch.zeros(1, 4, 16, 16), r"\(B, 3, H, W\)"),
         (torch.zeros(1, 3, 16, 16, dtype=torch.uint8), "float"),
+        (torch.zeros(0, 3, 16, 16), "an empty tensor"),  # torch's "cannot reshape" before
     ]:
         with pytest.raises(UsageError, match=message):
             bundled.translate_tensor(x, "night")
+    x = torch.rand(1, 3, 16, 16) * 2 - 1  # float64 and half: torch's "Input type (double)"
+    same = bundled.translate_tensor(x, "night")
+    assert torch.allclose(bundled.translate_tensor(x.double(), "night"), same)
+    assert bundled.translate_tensor(x.half(), "night").dtype == torch.float32
+
+
+def test_compile_twice_keeps_the_model_and_its_reconstruction(media) -> None:
+    # a second compile made the model a plain function (weights_device failed), and once
+    # compiled a UNIT "had no reconstruction"
+    tr = Translator.from_checkpoint(media["model"], "cpu")
+    x = torch.zeros(1, 3, 16, 16)
+    plain = tr.reconstruct_tensor(x, "night")
+    tr.compile().compile()
+    assert tr.weights_device == torch.device("cpu")
+    assert torch.equal(tr.reconstruct_tensor(x, "night"), plain)
 
 
 def test_convert_video_with_the_cli_defaults(media: dict[str, Path], tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from conftest import SHARED, TINY_UNIT, make_checkpoint, needs_shared
 from d2nvideo.cli import cli
 from d2nvideo.errors import UsageError
 from d2nvideo.infer import backends
-from d2nvideo.infer.graphs import cache_root, model_key
+from d2nvideo.infer.graphs import cache_root, cached_graph, model_key
 from d2nvideo.model import UNITConfig
 from d2nvideo.pipeline import ConvertOptions, WorkingSize, convert_video, translate_images
 from d2nvideo.translator import Translator
@@ -160,6 +160,50 @@ def test_graphs_are_cached_by_content_and_written_whole(
     assert path.parent.name == model_key(a.model, a.config) and path.stat().st_size > 0
     assert [p.name for p in path.parent.iterdir()] == ["night.onnx"]  # nothing half-written
     assert cached_graph(a.model, a.config, "night").stat().st_mtime == path.stat().st_mtime
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "null", "{not json"])
+def test_a_damaged_choices_file_is_no_choice_and_is_replaced(
+    text: str, tmp_path: Path, monkeypatch
+) -> None:
+    # '[1, 2]' gave every default run an AttributeError traceback; '{not json' was never
+    # replaced, so auto measured again on every run
+    monkeypatch.setenv("D2NVIDEO_CACHE", str(tmp_path))
+    (tmp_path / "backends.json").write_text(text)
+    assert backends._stored_choice("entry") is None
+    backends._store_choice("entry", "openvino")
+    assert backends._stored_choice("entry") == "openvino"
+
+
+def test_threads_exporting_one_graph_at_once(small_model: Path, tmp_path: Path, monkeypatch):
+    # the exporter's state is global: a second thread's first export failed with
+    # "AssertionError: GLOBALS.in_onnx_export must be True"
+    from concurrent.futures import ThreadPoolExecutor
+
+    from d2nvideo.infer.graphs import cached_graph
+
+    pytest.importorskip("onnx")
+    monkeypatch.setenv("D2NVIDEO_CACHE", str(tmp_path))
+    tr = Translator.from_checkpoint(small_model, "cpu")
+    with ThreadPoolExecutor(3) as pool:
+        paths = list(pool.map(lambda to: cached_graph(tr.model, tr.config, to), ["night"] * 3))
+    assert len(set(paths)) == 1 and paths[0].stat().st_size > 0
+
+
+@pytest.mark.parametrize("name", RUNTIMES)
+def test_a_cached_graph_cut_short_is_exported_again(
+    name: str, small_model: Path, tmp_path: Path, monkeypatch, caplog
+) -> None:
+    # every run failed with the runtime's own "INVALID_PROTOBUF" until the cache was deleted
+    monkeypatch.setenv("D2NVIDEO_CACHE", str(tmp_path))
+    tr = Translator.from_checkpoint(small_model, "cpu")
+    x = torch.zeros(1, 3, 16, 16)
+    expected = tr.translate_tensor(x, "night")
+    graph = cached_graph(tr.model, tr.config, "night")
+    graph.write_bytes(graph.read_bytes()[:200])
+    runtime = Translator.from_checkpoint(small_model, "cpu", backend=name)
+    assert torch.allclose(runtime.translate_tensor(x, "night"), expected, atol=1e-4)
+    assert "cannot be loaded: exporting it again" in caplog.text
 
 
 def test_export_keeps_a_graph_that_appears_while_it_runs(

@@ -213,6 +213,7 @@ def folders(tmp_path: Path) -> Path:
         # a clip that is missing or no video was found after the images' minutes of work
         (["--video", "{t}/gone.mp4"], 2, "gone.mp4' does not exist"),
         (["--video", "night={t}/notes.txt"], 1, "is not a readable video"),
+        (["--video", "{t}/day/d0.jpg"], 1, "is a still image, not a clip to measure"),
         (["-o", "{t}/notes.txt"], 2, "is a file; choose a folder"),
         (["-o", "{t}/kept"], 2, "holds a report already (report.json)"),
         (["-o", "{t}/day", "--overwrite"], 2, "must lie outside the image folder"),  # its images

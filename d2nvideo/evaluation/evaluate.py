@@ -26,6 +26,7 @@ from ..model import UNITGenerator
 from ..pipeline import DARK_OUTPUT, WorkingSize, translate_images
 from ..translator import Translator
 from ..video.geometry import fit_within
+from ..video.probe import VideoInfo
 from .metrics import psnr, ssim, ssim_gray
 from .options import SILENT, EvalOptions, Images, Tracker
 from .provenance import overlapping, training_fingerprints
@@ -245,7 +246,7 @@ def evaluate(
 
     report = Report(model=_model_summary(tr, opts))
     for video, _ in videos:  # a missing clip was found after the images' minutes of work
-        probe(video)
+        _check_clip(probe(video))
     day_images, night_images, own = _load(tr, day, night, opts, report)
     track.start(_planned(len(day_images), len(night_images), own is not None, len(videos), opts))
     track.say(f"image quality and realism: {len(day_images)} day, {len(night_images)} night")
@@ -257,6 +258,16 @@ def evaluate(
     track.say(f"speed on {tr.device}")
     report.speed = speed(tr, opts.speed_heights, opts.resolution, track=track)
     return report
+
+
+def _check_clip(info: VideoInfo) -> None:
+    """A clip E_warp can measure: two frames at least (a still was refused at the end)."""
+    from ..errors import InputError
+
+    if info.still:
+        raise InputError(f"'{info.path}' is a still image, not a clip to measure", info.path)
+    if info.frames < 2:
+        raise InputError(f"'{info.path}' has fewer than 2 frames to measure", info.path)
 
 
 def _load(

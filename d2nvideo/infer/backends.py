@@ -14,13 +14,13 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from ..choices import Backend, Domain, values
-from ..errors import D2NError, UsageError
+from ..errors import D2NError, UsageError, first_line
 from ..fileio import atomic_output
 from .graphs import INPUT, cache_root
 
@@ -84,9 +84,31 @@ class GraphNetwork:
 
     def __call__(self, x: torch.Tensor, to: Domain) -> torch.Tensor:
         if to not in self.sessions:
-            self.sessions[to] = _open(self.name, self.graph_for(to), self.threads)
+            self.sessions[to] = self._open(to)
         array = x.detach().to("cpu", torch.float32).contiguous().numpy()
         return torch.from_numpy(self.sessions[to](array))
+
+    def _open(self, to: Domain) -> Callable[[np.ndarray], np.ndarray]:
+        """The session of a direction's graph. A cached graph the runtime cannot load (cut
+        short: a full disk, a killed export of an older version) is exported again, once; it
+        failed every run with the runtime's own error."""
+        graph = self.graph_for(to)
+        try:
+            return _open(self.name, graph, self.threads)
+        except Exception as exc:
+            if not graph.is_relative_to(cache_root()):
+                raise D2NError(_unloadable(self.name, graph, exc), graph) from exc
+            log.warning("the cached graph %s cannot be loaded: exporting it again", graph)
+            graph.unlink(missing_ok=True)
+        graph = self.graph_for(to)
+        try:
+            return _open(self.name, graph, self.threads)
+        except Exception as exc:
+            raise D2NError(_unloadable(self.name, graph, exc), graph) from exc
+
+
+def _unloadable(name: str, graph: Path, exc: BaseException) -> str:
+    return f"{name} cannot load the graph '{graph}' ({first_line(exc)}); use --backend torch"
 
 
 def _open(name: str, graph: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -200,10 +222,10 @@ def _choices_file() -> Path:
 
 def _stored_choice(entry: str) -> str | None:
     try:
-        data: dict[str, Any] = json.loads(_choices_file().read_text())
+        data = json.loads(_choices_file().read_text())
     except (OSError, ValueError):
         return None
-    choice = data.get(entry)
+    choice = data.get(entry) if isinstance(data, dict) else None  # '[1, 2]': a traceback
     return choice if isinstance(choice, str) else None
 
 
@@ -211,7 +233,10 @@ def _store_choice(entry: str, name: str) -> None:
     """Add one choice to the file, atomically (a cache: failing to write it is not an error)."""
     path = _choices_file()
     try:
-        data = json.loads(path.read_text()) if path.is_file() else {}
+        try:  # a damaged file is replaced: left, auto measured again on every run
+            data = json.loads(path.read_text()) if path.is_file() else {}
+        except ValueError:
+            data = {}
         data = data if isinstance(data, dict) else {}
         data[entry] = name
         path.parent.mkdir(parents=True, exist_ok=True)

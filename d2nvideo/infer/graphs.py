@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -82,6 +83,7 @@ def export_graph(
     dims = {0: "batch", 2: "height", 3: "width"}
     path.parent.mkdir(parents=True, exist_ok=True)
     with (
+        _EXPORTING,  # the exporter's state is global: two threads' exports failed at random
         atomic_output(path, overwrite=overwrite) as tmp,
         warnings.catch_warnings(),
         torch.inference_mode(False),  # the exporter traces; callers may be in inference mode
@@ -113,6 +115,10 @@ def export_graphs(model: Generator, multiple: int, stem: Path) -> dict[Domain, P
 def cached_graph(model: Generator, config: ModelConfig, to: Domain, key: str | None = None) -> Path:
     """The cached graph of one direction, exported on first use."""
     path = cache_root() / "graphs" / (key or model_key(model, config)) / f"{to}.onnx"
-    if not path.is_file():
-        export_graph(model, to, int(config.multiple), path)
+    with _EXPORTING:  # one thread exports it; the others then find it
+        if not path.is_file():
+            export_graph(model, to, int(config.multiple), path)
     return path
+
+
+_EXPORTING = threading.RLock()
