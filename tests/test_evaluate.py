@@ -200,7 +200,24 @@ def folders(tmp_path: Path) -> Path:
         write_image(tmp_path / "night" / f"n{i}.jpg", _night(i))
     write_image(tmp_path / "one" / "n.jpg", _night(9))
     (tmp_path / "notes.txt").write_text("mine")
+    _cuts_only(tmp_path / "cuts.mp4")
     return tmp_path
+
+
+def _cuts_only(path: Path) -> None:
+    """A clip with a scene cut between every two frames: nothing for E_warp to measure."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=10)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        for i in range(4):
+            image = np.full((48, 64, 3), 255 * (i % 2), np.uint8)
+            image[: 8 * (i + 1)] = (40 * i, 200 - 40 * i, 90)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode())
 
 
 @pytest.mark.parametrize(
@@ -214,6 +231,7 @@ def folders(tmp_path: Path) -> Path:
         (["--video", "{t}/gone.mp4"], 2, "gone.mp4' does not exist"),
         (["--video", "night={t}/notes.txt"], 1, "is not a readable video"),
         (["--video", "{t}/day/d0.jpg"], 1, "is a still image, not a clip to measure"),
+        (["--video", "{t}/cuts.mp4"], 1, "a scene cut comes between each of its first 4"),
         (["-o", "{t}/notes.txt"], 2, "is a file; choose a folder"),
         (["-o", "{t}/kept"], 2, "holds a report already (report.json)"),
         (["-o", "{t}/day", "--overwrite"], 2, "must lie outside the image folder"),  # its images

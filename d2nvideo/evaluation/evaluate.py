@@ -246,7 +246,7 @@ def evaluate(
 
     report = Report(model=_model_summary(tr, opts))
     for video, _ in videos:  # a missing clip was found after the images' minutes of work
-        _check_clip(probe(video))
+        _check_clip(probe(video), opts)
     day_images, night_images, own = _load(tr, day, night, opts, report)
     track.start(_planned(len(day_images), len(night_images), own is not None, len(videos), opts))
     track.say(f"image quality and realism: {len(day_images)} day, {len(night_images)} night")
@@ -260,14 +260,23 @@ def evaluate(
     return report
 
 
-def _check_clip(info: VideoInfo) -> None:
-    """A clip E_warp can measure: two frames at least (a still was refused at the end)."""
+def _check_clip(info: VideoInfo, opts: EvalOptions) -> None:
+    """A clip E_warp can measure: frames of one shot in a row among the first
+    ``video_frames`` (a still was refused at the end; a clip of cuts only scored a perfect
+    0.00000). Decoding them twice costs a second; finding out at the end cost the run."""
     from ..errors import InputError
+    from .metrics import shot_starts
+    from .temporal import clip_start
 
     if info.still:
         raise InputError(f"'{info.path}' is a still image, not a clip to measure", info.path)
-    if info.frames < 2:
-        raise InputError(f"'{info.path}' has fewer than 2 frames to measure", info.path)
+    frames = clip_start(info.path, opts)
+    if len(shot_starts(frames)) == len(frames):
+        raise InputError(
+            f"'{info.path}': a scene cut comes between each of its first {len(frames)} frames: "
+            "no pair to measure (more --video-frames, or another clip)",
+            info.path,
+        )
 
 
 def _load(

@@ -27,7 +27,7 @@ def temporal_quality(
 ) -> dict[str, float]:
     """E_warp of the input, the per-frame output and each smoothing mode, and the SSIM of each
     smoothed output to the per-frame output, over the first ``video_frames`` frames."""
-    inputs = _clip_start(video, opts)
+    inputs = clip_start(video, opts)
     per_frame = []
     keeper = BarKeeper()  # black bars kept, as convert does by default
     for image in inputs:
@@ -62,7 +62,7 @@ def temporal_quality(
     return result
 
 
-def _clip_start(video: Path, opts: EvalOptions) -> Images:
+def clip_start(video: Path, opts: EvalOptions) -> Images:
     """The first ``video_frames`` frames of ``video``, longer side at most ``video_max_side``."""
     from ..errors import InputError
 
