@@ -3,6 +3,7 @@ comparison at a given time, or a GIF; the same pipeline and options as convert."
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import time
@@ -27,7 +28,7 @@ from .pipeline import (
 from .translator import Translator
 from .video.decode import Frame, Salvage, decode_frames, frames_at
 from .video.geometry import upright
-from .video.probe import held_duration, probe
+from .video.probe import VideoInfo, held_duration, probe
 
 STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 WIPE_PERIOD_S = 4.0
@@ -115,6 +116,19 @@ def preview_video(
     )
 
 
+def _frame_at(src: Path, info: VideoInfo, at: float, lasts: float) -> list[Frame]:
+    """The first frame at or after ``at``; up to the end (``lasts``), the last one, also where
+    the header's duration runs past the last frame (29.97-fps clips: "no frame at 31.97 s (it
+    lasts 32.01 s)")."""
+    last = max(0.0, lasts - 1 / float(info.fps))  # the last frame's time, at the clip's rate
+    when = min(at, last) if at < lasts else at
+    frames = list(frames_at(src, [info.start_time + when], name_damage=True))
+    if frames or at >= lasts:
+        return frames
+    tail = collections.deque(decode_frames(src, start=info.start_time + max(0.0, when - 5)), 1)
+    return list(tail)
+
+
 def preview_still(
     src: Path,
     dst: Path,
@@ -130,10 +144,8 @@ def preview_still(
     if info.missing_bytes:  # cut short (only with salvage): the frames end before the index
         lasts = min(lasts, held_duration(src) or lasts)
     at = lasts / 2 if at is None else at
-    last = max(0.0, lasts - 1 / float(info.fps))  # the last frame's time, at the clip's rate
-    try:  # the first frame at or after ``at``; up to the end, the last one
-        times = [info.start_time + (min(at, last) if at < lasts else at)]
-        frames = list(frames_at(src, times, name_damage=True))
+    try:
+        frames = _frame_at(src, info, at, lasts)
     except InputError:
         if not info.missing_bytes:
             raise

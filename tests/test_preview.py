@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import frame_image
 from helpers import read_video
 
 from d2nvideo.cli import cli
@@ -120,6 +121,30 @@ def test_compose_layouts() -> None:
     assert compose(a, b, "stack", "night").shape == (120, 90, 3)
     wipe = compose(a, b, "wipe", "night", phase=0.5)
     assert wipe.shape == (60, 90, 3) and wipe[50, 10].mean() == 200 and wipe[50, 80].mean() == 0
+
+
+def test_a_still_where_the_header_runs_past_the_last_frame_is_the_last_frame(media, tmp_path):
+    # 29.97-fps clips whose header lasts past their last frame: "no frame at 31.97 s (it
+    # lasts 32.01 s)"; here 5 frames at 10 fps whose header says 1 s
+    import av
+
+    clip = tmp_path / "long_header.mp4"
+    with av.open(str(clip), "w") as out:
+        vs = out.add_stream("libx264", rate=10, options={"bf": "0"})
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        packets = []
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")
+            frame.pts = i
+            packets += vs.encode(frame)
+        for packet in [*packets, *vs.encode()]:
+            if packet.pts == 4:
+                packet.duration = round(0.6 / packet.time_base)  # the header: 1 s
+            out.mux(packet)
+    args = [clip, "--to", "night", "--model", media["model"], "-o", tmp_path / "end.png"]
+    result = _run(*args, "--at", "0.85")
+    assert result.exit_code == 0, result.output
+    assert "frame at 0.40 s" in result.output
 
 
 def test_a_still_between_the_last_frame_and_the_end_is_the_last_frame(media, tmp_path: Path):
