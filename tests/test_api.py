@@ -99,6 +99,26 @@ def test_flipped_arrays_work_and_the_tensor_calls_say_what_is_wrong(bundled: Tra
     assert bundled.translate_tensor(x.half(), "night").dtype == torch.float32
 
 
+def test_translate_runs_a_long_batch_in_small_calls_on_a_cpu(bundled: Translator, monkeypatch):
+    # 64 frames in one call took 2.5 GB (the network's activations for all at once), 1,000
+    # the OOM killer; the outputs are those of the frames one call each
+    from d2nvideo.infer.batching import CPU_BATCH_SIZE
+
+    seen: list[int] = []
+    call = Translator.__call__
+
+    def counted(self: Translator, frames: np.ndarray, to: str) -> np.ndarray:
+        seen.append(len(frames))
+        return call(self, frames, to)  # type: ignore[arg-type]
+
+    images = np.stack([frame_image(i, 40, 24) for i in range(7)])
+    alone = [bundled.translate(image, "night") for image in images]
+    monkeypatch.setattr(Translator, "__call__", counted)
+    together = bundled.translate(images, "night")
+    assert max(seen) <= CPU_BATCH_SIZE and sum(seen) == 7
+    assert all(np.abs(a.astype(int) - b).max() <= 1 for a, b in zip(alone, together, strict=True))
+
+
 def test_compile_twice_keeps_the_model_and_its_reconstruction(media) -> None:
     # a second compile made the model a plain function (weights_device failed), and once
     # compiled a UNIT "had no reconstruction"
