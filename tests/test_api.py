@@ -119,6 +119,15 @@ def test_translate_runs_a_long_batch_in_small_calls_on_a_cpu(bundled: Translator
     assert all(np.abs(a.astype(int) - b).max() <= 1 for a, b in zip(alone, together, strict=True))
 
 
+@pytest.mark.parametrize("suffix", [".jpg", ".mp4"])
+def test_convert_video_of_an_image_says_so(suffix: str, tmp_path: Path) -> None:
+    # "output 'out.jpg' is an image, but the input is a video", and a 1-frame .mp4 written
+    write_image(tmp_path / "img.png", frame_image(0, 32, 24))
+    with pytest.raises(UsageError, match="is an image: convert_video converts videos"):
+        convert_video(tmp_path / "img.png", tmp_path / f"out{suffix}", "night")
+    assert [p.name for p in tmp_path.iterdir()] == ["img.png"]
+
+
 def test_compile_twice_keeps_the_model_and_its_reconstruction(media) -> None:
     # a second compile made the model a plain function (weights_device failed), and once
     # compiled a UNIT "had no reconstruction"

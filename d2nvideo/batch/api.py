@@ -36,6 +36,7 @@ def run_convert_video(
     from ..choices import normalise_domain, require_flag
     from ..data.scoring import resolve_target
     from ..fileio import check_output, require_file
+    from ..images import is_image
     from ..pipeline import convert_video
     from ..video.codecs import check_encode
     from ..video.probe import probe
@@ -46,6 +47,12 @@ def run_convert_video(
     _check_progress(progress)
     settings = _Settings.of(dict(options), model)
     require_file(src)
+    if is_image(src):  # it said the OUTPUT image's input "is a video", and wrote .mp4 of one frame
+        raise UsageError(
+            f"'{src}' is an image: convert_video converts videos; translate an image with "
+            "Translator.translate, or 'd2nvideo convert'",
+            src,
+        )
     check_encode(dst, settings.encode)
     check_output(dst, [src], overwrite)
     info = probe(src, salvage=settings.pipeline.salvage)  # not a video: said before the model
