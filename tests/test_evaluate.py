@@ -140,6 +140,32 @@ def test_evaluate_refuses_images_the_model_was_trained_on(tmp_path: Path) -> Non
     assert report["overlap"]["day"] == 1 and "OVERLAP" in report["notes"][0]
 
 
+def test_the_overlap_check_looks_at_images_before_they_are_shrunk(tmp_path: Path, monkeypatch):
+    # fitted to --image-size 32 first, a quarter of real stills moved more than the check
+    # allows, and training images passed as held out; here shrinking changes them entirely
+    import torch
+    from conftest import TINY_UNIT
+
+    import d2nvideo.evaluation.evaluate as evaluate_module
+    from d2nvideo.checkpoint import save_checkpoint
+    from d2nvideo.images import fingerprint
+    from d2nvideo.model import build_generator
+
+    for i in range(2):
+        write_image(tmp_path / "day" / f"d{i}.png", _day(i))
+        write_image(tmp_path / "night" / f"n{i}.png", _night(i))
+    torch.manual_seed(0)
+    model = tmp_path / "m.safetensors"
+    trained_on = {"fingerprints": {"day": [], "night": [fingerprint(_night(1))]}}
+    save_checkpoint(model, build_generator(TINY_UNIT), TINY_UNIT, {"data": trained_on})
+    monkeypatch.setattr(evaluate_module, "fit_within", lambda image, side: 255 - image)
+    args = ["evaluate", "--model", str(model), "--day", str(tmp_path / "day"), "--night"]
+    args += [str(tmp_path / "night"), "-o", str(tmp_path / "r"), "--realism-steps", "0", "-q"]
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == 2, refused.output
+    assert "1 of 2 night images match the model's training images" in refused.output
+
+
 def test_a_one_frame_clip_is_an_input_error_and_fingerprints_are_counted(media) -> None:
     import pytest
 

@@ -21,7 +21,7 @@ import numpy as np
 from ..choices import Domain, other_domain
 from ..data.scoring import DEFAULT_THRESHOLDS, score_image
 from ..errors import UsageError
-from ..images import list_images, read_image
+from ..images import fingerprint, list_images, read_image
 from ..model import UNITGenerator
 from ..pipeline import DARK_OUTPUT, WorkingSize, translate_images
 from ..translator import Translator
@@ -42,13 +42,24 @@ BASELINES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def load_images(folder: Path, limit: int, max_side: int, seed: int) -> Images:
-    """Up to ``limit`` images of ``folder`` (seeded choice), longer side at most ``max_side``."""
+def load_images(
+    folder: Path, limit: int, max_side: int, seed: int, prints: list[str] | None = None
+) -> Images:
+    """Up to ``limit`` images of ``folder`` (seeded choice), longer side at most ``max_side``;
+    ``prints`` gets each one's fingerprint at its own size (shrunk to 32 px first, a quarter
+    of them moved more than the overlap check allows, and training images passed as held
+    out)."""
     paths = list_images(folder)
     if len(paths) > limit:
         keep = np.random.default_rng(seed).choice(len(paths), limit, replace=False)
         paths = [paths[i] for i in sorted(keep)]
-    return [fit_within(read_image(path), max_side) for path in paths]
+    images = []
+    for path in paths:
+        image = read_image(path)
+        if prints is not None:
+            prints.append(fingerprint(image))
+        images.append(fit_within(image, max_side))
+    return images
 
 
 def _split(images: Images) -> tuple[Images, Images]:
@@ -174,7 +185,11 @@ def _judged(judge: RealismClassifier, images: Images) -> dict[str, float]:
 
 
 def check_overlap(
-    meta: dict[str, Any], folders: dict[str, Images], allow: bool, report: Report
+    meta: dict[str, Any],
+    folders: dict[str, Images],
+    allow: bool,
+    report: Report,
+    prints: dict[str, list[str]] | None = None,
 ) -> None:
     """Refuse (or with ``allow`` record loudly) evaluation images that the model was trained
     on; note when the model records no training fingerprints to check against."""
@@ -194,7 +209,7 @@ def check_overlap(
         )
         log.warning(report.notes[-1])
     for name, images in folders.items():
-        hits = overlapping(images, known)
+        hits = overlapping(images, known, (prints or {}).get(name))
         report.overlap[name] = len(hits)
         if not hits:
             continue
@@ -211,7 +226,7 @@ def check_overlap(
         log.warning(report.notes[-1])
 
 
-def _realism_data(opts: EvalOptions) -> dict[str, Images] | None:
+def _realism_data(opts: EvalOptions, prints: dict[str, list[str]]) -> dict[str, Images] | None:
     if opts.realism_day is None or opts.realism_night is None:
         return None
     from ..errors import InputError
@@ -219,7 +234,13 @@ def _realism_data(opts: EvalOptions) -> dict[str, Images] | None:
     limit = 4 * opts.max_images
     own = {}
     for domain, folder in (("day", opts.realism_day), ("night", opts.realism_night)):
-        own[domain] = load_images(folder, limit, opts.image_max_side, opts.seed)
+        own[domain] = load_images(
+            folder,
+            limit,
+            opts.image_max_side,
+            opts.seed,
+            prints.setdefault(f"realism {domain}", []),
+        )
         if len(own[domain]) < 2:
             found = len(own[domain])
             raise InputError(
@@ -290,14 +311,17 @@ def _load(
     for folder in (day, night, opts.realism_day, opts.realism_night):
         if folder is not None and not folder.is_dir():
             raise PathError(f"image folder '{folder}' {not_a_folder(folder)}", folder)
-    day_images = load_images(day, opts.max_images, opts.image_max_side, opts.seed)
-    night_images = load_images(night, opts.max_images, opts.image_max_side, opts.seed)
+    prints: dict[str, list[str]] = {"day": [], "night": []}
+    day_images = load_images(day, opts.max_images, opts.image_max_side, opts.seed, prints["day"])
+    night_images = load_images(
+        night, opts.max_images, opts.image_max_side, opts.seed, prints["night"]
+    )
     if len(day_images) < 2 or len(night_images) < 2:
         raise InputError("evaluate needs at least 2 day and 2 night images")
-    own = _realism_data(opts)
+    own = _realism_data(opts, prints)
     folders = {"day": day_images, "night": night_images}
     folders |= {f"realism {d}": images for d, images in (own or {}).items()}
-    check_overlap(tr.meta, folders, opts.allow_overlap, report)
+    check_overlap(tr.meta, folders, opts.allow_overlap, report, prints)
     return day_images, night_images, own
 
 

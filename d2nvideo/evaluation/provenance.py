@@ -31,12 +31,15 @@ def training_fingerprints(meta: dict[str, Any]) -> np.ndarray | None:
         return None
 
 
-def overlapping(images: list[np.ndarray], known: np.ndarray) -> list[int]:
-    """Indices of ``images`` ((H, W, 3) uint8 each) whose fingerprint lies within MAX_BITS of
-    one in ``known``."""
+def overlapping(
+    images: list[np.ndarray], known: np.ndarray, prints: list[str] | None = None
+) -> list[int]:
+    """Indices of ``images`` ((H, W, 3) uint8 each) whose fingerprint (``prints``, taken
+    before they were shrunk, else their own) lies within MAX_BITS of one in ``known``."""
     if not len(known) or not images:
         return []
-    prints = np.array([int(fingerprint(im), 16) for im in images], dtype=np.uint64)
-    xor = prints[:, None] ^ known[None, :]
+    hexes = prints if prints is not None else [fingerprint(im) for im in images]
+    prints_ = np.array([int(h, 16) for h in hexes], dtype=np.uint64)
+    xor = prints_[:, None] ^ known[None, :]
     bits = np.unpackbits(xor.view(np.uint8).reshape(*xor.shape, 8), axis=-1).sum(-1)
     return [int(i) for i in np.flatnonzero(bits.min(1) <= MAX_BITS)]
