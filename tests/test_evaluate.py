@@ -225,6 +225,8 @@ def folders(tmp_path: Path) -> Path:
         write_image(tmp_path / "day" / f"d{i}.jpg", _day(i))
         write_image(tmp_path / "night" / f"n{i}.jpg", _night(i))
     write_image(tmp_path / "one" / "n.jpg", _night(9))
+    for i in range(2):
+        write_image(tmp_path / "day2" / f"e{i}.jpg", _day(i + 5))
     (tmp_path / "notes.txt").write_text("mine")
     _cuts_only(tmp_path / "cuts.mp4")
     return tmp_path
@@ -251,7 +253,14 @@ def _cuts_only(path: Path) -> None:
     [
         (["--realism-day", "{t}/day"], 2, "--realism-day and --realism-night go together"),
         (["--realism-day", "{t}/gone", "--realism-night", "{t}/night"], 2, "does not exist"),
-        (["--realism-day", "{t}/day", "--realism-night", "{t}/one"], 1, "needs at least 2"),
+        (["--realism-day", "{t}/day2", "--realism-night", "{t}/one"], 1, "needs at least 2"),
+        # a judge scored on what it learned from; day images scored as night
+        (
+            ["--realism-day", "{t}/day2", "--realism-night", "{t}/night"],
+            2,
+            "--night and --realism-night name one folder",
+        ),
+        (["--night", "{t}/day/."], 2, "--day and --night name one folder"),
         (["--realism-day", "{t}/notes.txt", "--realism-night", "{t}/night"], 2, "not a folder"),
         # a clip that is missing or no video was found after the images' minutes of work
         (["--video", "{t}/gone.mp4"], 2, "gone.mp4' does not exist"),

@@ -153,5 +153,5 @@ def _moving(
         else:
             result = preview_video(src, dst, translator, opts, layout, advance)
     result.warn_lost(src)
-    kind = "GIF frames" if gif else "frames"
+    kind = ("GIF " if gif else "") + "frame" + "s" * (result.frames != 1)
     click.echo(f"{result.frames} {kind} in {result.seconds:.1f} s -> {dst}")

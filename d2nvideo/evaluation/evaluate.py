@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -281,6 +282,24 @@ def evaluate(
     return report
 
 
+def _check_roles(folders: dict[str, Path | None]) -> None:
+    """One folder in two roles measures nothing: --day as --night scored day images as night,
+    and a judge trained on --night scored its recall on the images it learned from."""
+    from ..errors import PathError
+
+    seen: dict[str, str] = {}
+    for option, folder in folders.items():
+        if folder is None:
+            continue
+        key = os.path.realpath(folder)
+        if key in seen:
+            raise PathError(
+                f"{seen[key]} and {option} name one folder ('{folder}'): give each its own images",
+                folder,
+            )
+        seen[key] = option
+
+
 def _check_clip(info: VideoInfo, opts: EvalOptions) -> None:
     """A clip E_warp can measure: frames of one shot in a row among the first
     ``video_frames`` (a still was refused at the end; a clip of cuts only scored a perfect
@@ -311,6 +330,8 @@ def _load(
     for folder in (day, night, opts.realism_day, opts.realism_night):
         if folder is not None and not folder.is_dir():
             raise PathError(f"image folder '{folder}' {not_a_folder(folder)}", folder)
+    _check_roles({"--day": day, "--night": night, "--realism-day": opts.realism_day,
+                  "--realism-night": opts.realism_night})  # fmt: skip
     prints: dict[str, list[str]] = {"day": [], "night": []}
     day_images = load_images(day, opts.max_images, opts.image_max_side, opts.seed, prints["day"])
     night_images = load_images(
