@@ -157,13 +157,15 @@ def _check_dtype(path: Path, key: str, tensor: torch.Tensor, wanted: torch.Tenso
 
 
 def check_meta(path: Path, meta: dict[str, Any]) -> None:
-    """Metadata that steers conversion must make sense (``work_size``: pixels, > 0)."""
+    """Metadata that steers conversion must make sense (``work_size``: whole pixels, > 0)."""
     size = meta.get("work_size")
     if size is None:
         return
-    if isinstance(size, bool) or not isinstance(size, int | float) or not 0 < size < 1e6:
+    # 0.5 ran the network at native size (int() gives 0), 2.5 at 2
+    number = isinstance(size, int | float) and not isinstance(size, bool)
+    if not number or not 1 <= size < 1e6 or not float(size).is_integer():
         raise CheckpointError(
-            f"'{path}' has metadata work_size {size!r}; it must be a positive number of pixels",
+            f"'{path}' has metadata work_size {size!r}; it must be a whole number of pixels",
             path,
         )
 
