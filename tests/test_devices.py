@@ -26,6 +26,8 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 class _SmallMemory:
     """A translator stand-in that runs out of GPU memory above ``limit`` frames per call."""
 
+    device = torch.device("cuda")  # a CPU's batches are cut to CPU_BATCH_SIZE beforehand
+
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.calls: list[int] = []
