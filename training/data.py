@@ -98,26 +98,25 @@ def _each_once(lists: DomainLists) -> DomainLists:
     as both domains trained on nothing to tell apart, without a word."""
     seen: dict[str, dict[str, Path]] = {}
     for domain in ("day", "night"):
-        paths, unique = getattr(lists, domain), seen.setdefault(domain, {})
+        paths = getattr(lists, domain)
+        seen[domain] = {}
         for path in paths:
-            unique.setdefault(os.path.realpath(path), path)  # a linked folder too
-        if len(paths) > len(unique):
-            extra = len(paths) - len(unique)
-            log.warning(
-                "%d %s %s listed more than once: each is used once",
-                extra,
-                domain,
-                "image is" if extra == 1 else "images are",
-            )
-            setattr(lists, domain, list(unique.values()))
+            seen[domain].setdefault(os.path.realpath(path), path)  # a linked folder too
+        if len(paths) > len(seen[domain]):
+            extra = _images_are(len(paths) - len(seen[domain])).replace(" ", f" {domain} ", 1)
+            log.warning("%s listed more than once: each is used once", extra)
+            setattr(lists, domain, list(seen[domain].values()))
     both = seen["day"].keys() & seen["night"].keys()
     if both:
         raise ConfigError(
-            f"{len(both)} {'image is' if len(both) == 1 else 'images are'} in both the day "
-            "and the night data (such as "
+            f"{_images_are(len(both))} in both the day and the night data (such as "
             f"'{min(both)}'): give each domain its own images"
         )
     return lists
+
+
+def _images_are(n: int) -> str:
+    return f"{n} image is" if n == 1 else f"{n} images are"
 
 
 def list_pairs(root: Path, key: str) -> list[tuple[Path, Path]]:

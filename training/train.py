@@ -355,8 +355,9 @@ def resolve_resume_config(
             "them; start a new --out to change them"
         )
     if saved.model != given.model:
+        differ = ", ".join(_differences(given.model, saved.model))
         raise ConfigError(
-            f"the config's model differs from the run's ({_model_difference(given, saved)}); "
+            f"the config's model differs from the run's ({differ}); "
             f"resume with the run's own config ('d2nvideo train {saved_path} --out {out} "
             "--resume') or start a new --out"
         )
@@ -373,20 +374,19 @@ def _setting_differences(given: TrainConfig, saved: TrainConfig, limit: int = 3)
     """``"loss.struct 9.0 here, 4.0 in the run"`` for the loss, dis and optim keys that differ
     (train and data take the command's flags, so they differ by design)."""
     found = [
-        f"{section}.{key} {value} here, {getattr(getattr(saved, section), key)} in the run"
+        line
         for section in ("loss", "dis", "optim")
-        for key, value in vars(getattr(given, section)).items()
-        if value != getattr(getattr(saved, section), key)
+        for line in _differences(getattr(given, section), getattr(saved, section), f"{section}.")
     ]
     return "; ".join(found[:limit]) + ("; ..." if len(found) > limit else "")
 
 
-def _model_difference(given: TrainConfig, saved: TrainConfig) -> str:
-    """The model fields whose values differ, ``"n_res 4 here, 2 in the run"``; only the
-    architecture where the two are not the same kind of model."""
-    here, run = vars(given.model), vars(saved.model)
-    keys = [k for k in here if here[k] != run[k]] if here.keys() == run.keys() else ["arch"]
-    return ", ".join(f"{k} {here[k]} here, {run[k]} in the run" for k in keys)
+def _differences(here: object, run: object, prefix: str = "") -> list[str]:
+    """The fields of two config sections whose values differ, ``"n_res 4 here, 2 in the
+    run"``; only the architecture where the two are not the same kind of model."""
+    mine, theirs = vars(here), vars(run)
+    keys = [k for k in mine if mine[k] != theirs[k]] if mine.keys() == theirs.keys() else ["arch"]
+    return [f"{prefix}{k} {mine[k]} here, {theirs[k]} in the run" for k in keys]
 
 
 # Schedules whose rate is a function of the step alone, rebuilt from the config on resume: a

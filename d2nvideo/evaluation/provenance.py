@@ -39,7 +39,7 @@ def overlapping(
     if not len(known) or not images:
         return []
     hexes = prints if prints is not None else [fingerprint(im) for im in images]
-    prints_ = np.array([int(h, 16) for h in hexes], dtype=np.uint64)
-    xor = prints_[:, None] ^ known[None, :]
+    codes = np.array([int(h, 16) for h in hexes], dtype=np.uint64)
+    xor = codes[:, None] ^ known[None, :]
     bits = np.unpackbits(xor.view(np.uint8).reshape(*xor.shape, 8), axis=-1).sum(-1)
     return [int(i) for i in np.flatnonzero(bits.min(1) <= MAX_BITS)]

@@ -14,7 +14,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -220,12 +220,18 @@ def _choices_file() -> Path:
     return cache_root() / "backends.json"
 
 
-def _stored_choice(entry: str) -> str | None:
+def _choices() -> dict[str, Any]:
+    """The stored choices; none from a missing or damaged file ('[1, 2]' was a traceback in
+    every run, and a file that was no JSON was never replaced)."""
     try:
         data = json.loads(_choices_file().read_text())
     except (OSError, ValueError):
-        return None
-    choice = data.get(entry) if isinstance(data, dict) else None  # '[1, 2]': a traceback
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _stored_choice(entry: str) -> str | None:
+    choice = _choices().get(entry)
     return choice if isinstance(choice, str) else None
 
 
@@ -233,11 +239,7 @@ def _store_choice(entry: str, name: str) -> None:
     """Add one choice to the file, atomically (a cache: failing to write it is not an error)."""
     path = _choices_file()
     try:
-        try:  # a damaged file is replaced: left, auto measured again on every run
-            data = json.loads(path.read_text()) if path.is_file() else {}
-        except ValueError:
-            data = {}
-        data = data if isinstance(data, dict) else {}
+        data = _choices()
         data[entry] = name
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(path, overwrite=True) as tmp:

@@ -36,15 +36,15 @@ def run_network(translator: Translator, images: list[np.ndarray], to: Domain) ->
     """The translator on a batch (see :func:`split_on_oom`); on a CPU in calls of
     ``CPU_BATCH_SIZE``, as convert makes them: a script's 64 frames in one call of the Python
     API took 2.5 GB (the network's activations, about 28 MB a frame), 1,000 the OOM killer."""
-    step = CPU_BATCH_SIZE if translator.device.type == "cpu" else len(images)
+
+    def run(batch: list[np.ndarray], target: Domain) -> list[np.ndarray]:
+        return list(translator(np.stack(batch), target))
+
+    step = max(CPU_BATCH_SIZE if translator.device.type == "cpu" else len(images), 1)
     return [
         out
-        for i in range(0, len(images), max(step, 1))
-        for out in split_on_oom(
-            lambda batch, target: list(translator(np.stack(batch), target)),
-            images[i : i + step],
-            to,
-        )
+        for i in range(0, len(images), step)
+        for out in split_on_oom(run, images[i : i + step], to)
     ]
 
 
