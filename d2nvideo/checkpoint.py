@@ -13,6 +13,7 @@ import logging
 import pickletools
 import re
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -306,15 +307,55 @@ def _unloadable(path: Path, exc: Exception) -> str:
     byte was said to hold "more than weights")."""
     named = "GLOBAL" in str(exc)
     if named or _names_code(path):
-        why = _unpickle_reason(exc) if named else "it names Python code to run"
+        why = _unpickle_reason(path, exc) if named else "it names Python code to run"
         return (
             f"'{path}' could not be loaded safely: it holds more than weights ({why}); "
             "d2nvideo never runs code from a checkpoint"
         )
+    reason = _unpickle_reason(path, exc)
+    if reason.startswith("the file is cut short"):
+        return f"'{path}' is a PyTorch file cut short (an interrupted copy, download or save?)"
     return (
         f"'{path}' is not a d2nvideo checkpoint: not safetensors, and not a PyTorch file that "
-        f"reads ({_unpickle_reason(exc)})"
+        f"reads ({reason})"
     )
+
+
+# What torch.load says of a legacy file whose end is missing; of a cut zip it says several
+# things, and of a cut plain pickle whatever struct's reader met, so those are read instead.
+_CUT_SHORT = ("unexpected EOF", "pickle data was truncated", "Ran out of input")
+# What pickletools says of a pickle that stops before its STOP opcode.
+_PICKLE_CUT = ("exhausted before seeing STOP", "not enough data in stream", "but only")
+
+
+def load_reason(path: Path, exc: Exception) -> str:
+    """Why ``torch.load`` could not read ``path``, in one short line: a file cut short is said
+    so (of a cut zip torch said "[Errno 22] Invalid argument", or a paragraph that the
+    one-line limit stopped mid-sentence)."""
+    if any(mark in str(exc) for mark in _CUT_SHORT) or _cut_short(path):
+        return "the file is cut short: an interrupted copy, download or save?"
+    return first_line(exc).split(". ")[0].rstrip(".") or type(exc).__name__
+
+
+def _cut_short(path: Path) -> bool:
+    """Whether a file lacks its end: a zip without the end record every zip file closes with,
+    or a pickle (of protocol 2 to 5: garbage that begins with a pickle's first byte rarely
+    names one) that stops before its STOP opcode."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(2)
+            if head == b"PK":
+                return not zipfile.is_zipfile(path)
+            if len(head) < 2 or head[0] != 0x80 or not 2 <= head[1] <= 5:
+                return False
+            fh.seek(0)
+            for _ in pickletools.genops(fh):
+                pass
+    except ValueError as exc:
+        return any(mark in str(exc) for mark in _PICKLE_CUT)
+    except OSError:
+        return False
+    return False
 
 
 def _names_code(path: Path) -> bool:
@@ -331,11 +372,11 @@ def _names_code(path: Path) -> bool:
 _CODE_OPS = ("GLOBAL", "STACK_GLOBAL", "INST", "OBJ")
 
 
-def _unpickle_reason(exc: Exception) -> str:
+def _unpickle_reason(path: Path, exc: Exception) -> str:
     """The informative part of torch's weights-only refusal (e.g. 'Unsupported global: ...'),
     without its advice to load with ``weights_only=False``, which would run the file's code."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     for line in lines:
         if "nsupported" in line and "weights_only" not in line:
             return re.split(r"\.\s|;\s", line, maxsplit=1)[0].rstrip(".")
-    return first_line(exc) or type(exc).__name__
+    return load_reason(path, exc)

@@ -66,6 +66,22 @@ def test_random_bytes_are_refused(tmp_path: Path) -> None:
             load_checkpoint(path)
 
 
+def test_a_pytorch_file_cut_short_is_called_so(tmp_path: Path) -> None:
+    # torch's words for a cut zip ran to a paragraph, quoted to 200 characters mid-sentence,
+    # and the file was called "not a d2nvideo checkpoint"
+    weights = {"a": {"x": torch.zeros(4000)}, "b": {"x": torch.zeros(4000)}}
+    zipped, legacy, plain = (tmp_path / f"{name}.pt" for name in ("zip", "legacy", "plain"))
+    torch.save(weights, zipped)
+    torch.save(weights, legacy, _use_new_zipfile_serialization=False)
+    with plain.open("wb") as fh:
+        pickle.dump({"a": {"x": [0.0] * 4000}}, fh, protocol=2)
+    for path in (zipped, legacy, plain):
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+        with pytest.raises(CheckpointError, match=r"is a PyTorch file cut short \(an interrupted"):
+            load_checkpoint(path)
+
+
 class _Evil:
     def __reduce__(self):  # runs on unpickling
         return (os.system, (f"touch {os.environ['D2N_PWNED']}",))

@@ -233,10 +233,11 @@ def test_resume_names_settings_of_an_edited_config_it_does_not_take(
     assert shipped.exit_code == 0 and "differ" not in caplog.text
 
 
-def test_resume_falls_back_to_the_newest_readable_state(data: Path, run: Path) -> None:
+def test_resume_falls_back_to_the_newest_readable_state(data: Path, run: Path, caplog) -> None:
     (run / "state" / "step_00000002.pt").write_bytes(b"PK\x03\x04 cut short by a power loss")
     result = _train(data, run, "--steps", "2", "--resume")
     assert result.exit_code == 0, result.output
+    assert "step_00000002.pt' could not be read (the file is cut short" in caplog.text
     assert "step 2 (finished)" in result.output
     assert _steps(run) == [1, 2]  # from the state at 1: step 2 redone, and logged once
 

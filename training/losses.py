@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from d2nvideo.checkpoint import load_reason
 from d2nvideo.choices import StructPolarity
 from d2nvideo.errors import ConfigError, first_line
 from d2nvideo.infer.frames import luma
@@ -252,14 +253,14 @@ def combine(terms: dict[str, tuple[float, Term]]) -> tuple[torch.Tensor, dict[st
     return total, logs
 
 
-def _first_line(exc: Exception) -> str:
+def _vgg_reason(path: Path, exc: Exception) -> str:
     """An exception's first line, short, in our words for PyTorch's long ones."""
     text = first_line(exc)
     if "Weights only load failed" in text:
         return "not a PyTorch file of tensors alone"
     if text.startswith("Error(s) in loading state_dict"):
         return "its weights do not fit VGG16"
-    return text or type(exc).__name__
+    return load_reason(path, exc)
 
 
 class VGGPerceptual(nn.Module):
@@ -287,7 +288,8 @@ class VGGPerceptual(nn.Module):
             net.load_state_dict(state)
         except Exception as exc:
             raise ConfigError(
-                f"'{weights}' is not a torchvision VGG16 state dict ({_first_line(exc)})", weights
+                f"'{weights}' is not a torchvision VGG16 state dict ({_vgg_reason(weights, exc)})",
+                weights,
             ) from exc
         self.features = net.features[:30].eval().requires_grad_(False)
         self.mean: torch.Tensor

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from d2nvideo.errors import CheckpointError, first_line
+from d2nvideo.checkpoint import load_reason
+from d2nvideo.errors import CheckpointError
 from d2nvideo.fileio import atomic_output, make_folder
 
 FORMAT = "d2nvideo.training"
@@ -165,7 +166,7 @@ def load_state(path: Path, device: torch.device) -> dict[str, Any]:
     try:
         payload = torch.load(str(path), map_location=device, weights_only=True)
     except Exception as exc:
-        reason = first_line(exc) or type(exc).__name__
+        reason = load_reason(path, exc)
         if "Weights only load failed" in reason:
             reason = "it holds more than tensors"
         raise CheckpointError(
