@@ -578,6 +578,23 @@ def test_truncation_is_found_at_open_and_salvage_decodes_what_is_there(tmp_path:
     assert result.exit_code == 0 and "truncated" in result.output
 
 
+def test_evaluate_measures_a_truncated_clip_on_the_frames_that_are_there(
+    tmp_path: Path, caplog
+) -> None:
+    # it was refused, advising a --salvage that evaluate does not have
+    from d2nvideo.evaluation.evaluate import EvalOptions, _check_clip
+    from d2nvideo.evaluation.temporal import clip_start
+
+    data = _faststart(tmp_path / "full.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    opts = EvalOptions(video_frames=60)
+    _check_clip(cut, opts)
+    assert "'cut.mp4' is truncated (" in caplog.text
+    frames = clip_start(cut, opts)
+    assert 2 <= len(frames) < 60 and all(frame.std() > 0 for frame in frames)
+
+
 def test_a_truncated_file_is_guessed_and_counted_from_what_it_holds(tmp_path: Path) -> None:
     """``--to auto`` guesses from the frames before the cut (a sampled time past it raised,
     refusing a file --salvage converts); progress counts what the index lists."""

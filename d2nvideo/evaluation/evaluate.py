@@ -27,7 +27,6 @@ from ..model import UNITGenerator
 from ..pipeline import DARK_OUTPUT, WorkingSize, translate_images
 from ..translator import Translator
 from ..video.geometry import fit_within
-from ..video.probe import VideoInfo
 from .metrics import psnr, ssim, ssim_gray
 from .options import SILENT, EvalOptions, Images, Tracker
 from .provenance import overlapping, training_fingerprints
@@ -264,11 +263,10 @@ def evaluate(
     else to the other domain of what it looks like), and speed. ``track`` hears how far it
     has got."""
     from ..data.scoring import guess_file
-    from ..video.probe import probe
 
     report = Report(model=_model_summary(tr, opts))
     for video, _ in videos:  # a missing clip was found after the images' minutes of work
-        _check_clip(probe(video), opts)
+        _check_clip(video, opts)
     day_images, night_images, own = _load(tr, day, night, opts, report)
     track.start(_planned(len(day_images), len(night_images), own is not None, len(videos), opts))
     track.say(f"image quality and realism: {len(day_images)} day, {len(night_images)} night")
@@ -300,16 +298,26 @@ def _check_roles(folders: dict[str, Path | None]) -> None:
         seen[key] = option
 
 
-def _check_clip(info: VideoInfo, opts: EvalOptions) -> None:
+def _check_clip(video: Path, opts: EvalOptions) -> None:
     """A clip E_warp can measure: frames of one shot in a row among the first
     ``video_frames`` (a still was refused at the end; a clip of cuts only scored a perfect
     0.00000). Decoding them twice costs a second; finding out at the end cost the run."""
     from ..errors import InputError
+    from ..video.probe import probe
     from .metrics import shot_starts
     from .temporal import clip_start
 
+    info = probe(video, salvage=True)  # a truncated clip's first frames are there
+
     if info.still:
         raise InputError(f"'{info.path}' is a still image, not a clip to measure", info.path)
+    if info.missing_bytes:  # its first frames are there: what E_warp measures
+        log.warning(
+            "'%s' is truncated (%s of its %s bytes missing): measured on the frames that are there",
+            info.path.name,
+            f"{info.missing_bytes:,}",
+            f"{info.index_end:,}",
+        )
     frames = clip_start(info.path, opts)
     if len(shot_starts(frames)) == len(frames):
         raise InputError(

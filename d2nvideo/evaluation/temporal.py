@@ -4,6 +4,7 @@ translated per frame as ``convert`` does it and through each smoothing mode."""
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -14,12 +15,14 @@ from ..choices import Domain
 from ..pipeline import translate_images
 from ..translator import Translator
 from ..video.bars import BarKeeper
-from ..video.decode import Frame, decode_frames
+from ..video.decode import Frame, Salvage, decode_frames
 from ..video.exposure import steady_exposure
 from ..video.geometry import fit_within
 from ..video.smooth import make_smoother
 from .metrics import shot_starts, ssim, warp_error
 from .options import SILENT, EvalOptions, Images, Tracker
+
+log = logging.getLogger(__name__)
 
 
 def temporal_quality(
@@ -67,12 +70,22 @@ def clip_start(video: Path, opts: EvalOptions) -> Images:
     from ..errors import InputError
 
     inputs: list[np.ndarray] = []
-    for frame in decode_frames(video):
+    salvage = Salvage()  # a truncated file: the frames in a row before its first loss
+    for frame in decode_frames(video, salvage=salvage):
+        if salvage.lost:
+            break
         inputs.append(fit_within(frame.image, opts.video_max_side))
         if len(inputs) >= opts.video_frames:
             break
     if len(inputs) < 2:
         raise InputError(f"'{video}' has fewer than 2 decodable frames to measure", video)
+    if salvage.lost and len(inputs) < opts.video_frames:
+        log.warning(
+            "'%s': measured on its first %d frames, before one that does not decode (%s)",
+            video.name,
+            len(inputs),
+            salvage.reason,
+        )
     return inputs
 
 
