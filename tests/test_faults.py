@@ -102,6 +102,7 @@ def test_a_named_pipe_is_refused_without_blocking(command: list[str], tmp_path: 
         ("x.png", {}, "preview --at"),
         ("x.mp4", {"codec": "aac"}, "audio encoder"),
         ("x.webm", {"codec": "libx264"}, "cannot go into"),
+        ("x.apng", {}, r"cannot take libx264, the codec written by default: choose another"),
         ("x.mp4", {"preset": "bogus"}, "preset 'bogus'"),
         ("x.mp4", {"pix_fmt": "bogus"}, "does not exist"),
         ("x.mp4", {"pix_fmt": "rgb24"}, "cannot encode pixel format 'rgb24'"),

@@ -94,6 +94,12 @@ def check_encode(path: Path, settings: EncodeSettings) -> None:
     check_codec(name)
     codec = av.codec.Codec(name, "w")
     if not ({name, codec.canonical_name} & supported_codecs(format_name)):
+        if settings.codec is None:  # "leave --codec out" to a user who had (or has none)
+            raise UsageError(
+                f"a {path.suffix} file cannot take {name}, the codec written by default: "
+                "choose another suffix (.mp4, .mkv, .mov, .webm)",
+                path,
+            )
         raise UsageError(
             f"codec '{name}' cannot go into a {path.suffix} file; for {path.suffix} leave "
             "--codec out, or choose another suffix",
