@@ -55,7 +55,9 @@ def convert_video(
     ``pix_fmt``, and for a model path ``device``, ``precision``, ``backend``, ``compile``,
     ``official_day``), each refused with a UsageError, before the model loads, where the
     command line would refuse it. ``progress``: a tqdm bar (``tqdm.auto``: a widget in a
-    notebook), False for none, or a callable ``(done, total)``."""
+    notebook), False for none, or a callable ``(done, total)``. The result names the output,
+    its frames, the seconds taken, the frames ``salvage`` left out, and ``to``: the domain
+    converted into (what ``"auto"`` chose)."""
     from .batch.api import run_convert_video
     from .fileio import as_path
 

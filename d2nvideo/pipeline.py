@@ -140,6 +140,7 @@ class ConvertResult:
     frames: int
     seconds: float
     lost: int = 0  # frames that could not be decoded (with salvage)
+    to: Domain | None = None  # the domain converted into (what "auto" chose)
 
     @property
     def fps(self) -> float:
@@ -341,7 +342,7 @@ def convert_video(
         # translating for a caller that has already caught the error
         smoothed.close()
         frames.close()
-    return ConvertResult(dst, count, time.perf_counter() - t0, lost.lost if lost else 0)
+    return ConvertResult(dst, count, time.perf_counter() - t0, lost.lost if lost else 0, opts.to)
 
 
 def after_translation(

@@ -198,7 +198,7 @@ def preview_gif(
             tmp, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0
         )
     seconds = time.perf_counter() - t0
-    return ConvertResult(dst, len(images), seconds, salvage.lost if salvage else 0)
+    return ConvertResult(dst, len(images), seconds, salvage.lost if salvage else 0, opts.to)
 
 
 def gif_durations(times: list[float], last: float) -> list[int]:

@@ -164,8 +164,11 @@ def test_convert_video_takes_every_model_option_and_to_auto(media, tmp_path: Pat
     load = {"backend": "torch", "compile": False, "official_day": "a", "precision": "fp32"}
     from d2nvideo.video.decode import decode_frames
 
-    for name, to in (("a", "Auto"), ("n", "night"), ("d", "day")):
-        convert_video(media["plain"], tmp_path / f"{name}.mp4", to, model=model, **load)
+    chosen = [
+        convert_video(media["plain"], tmp_path / f"{name}.mp4", to, model=model, **load).to
+        for name, to in (("a", "Auto"), ("n", "night"), ("d", "day"))
+    ]
+    assert chosen == ["night", "night", "day"]  # what auto chose was not in the result
     auto, night, day = (
         np.stack([f.image for f in decode_frames(tmp_path / f"{n}.mp4")]).astype(float)
         for n in "and"
