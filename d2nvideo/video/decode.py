@@ -200,16 +200,30 @@ def _check_count(path: Path, count: int, expected: int | None, salvage: Salvage 
 def _decoded(container: Any, vs: Any, path: Path, tb: Fraction, watch: _Watch) -> Iterator[Any]:
     """Decoded frames in display order, with an increasing pts on each (see ``_Timestamps``)."""
     step = max(1, round(1 / (float(vs.average_rate or vs.guessed_rate or 30) * tb)))
-    times = _Timestamps(step, stored=container.format.name == "avi", back=round(BACK_S / tb))
+    times = _Timestamps(
+        step, container.format.name == "avi", round(BACK_S / tb), round(AHEAD_S / tb)
+    )
     frames = _packets_decoded(container, vs, path, tb, watch)
     for frame in frames:
         frame.pts = times.of(frame.pts, frame.dts)
         if times.went_back:
             raise InputError(clock_restarts(path, float(times.went_back * tb)), path)
+        if times.went_ahead:
+            raise InputError(clock_jumps(path, float(times.went_ahead * tb)), path)
         yield frame
 
 
 BACK_S = 0.5  # a clock that goes back further restarted (reordered frames go back a few ticks)
+AHEAD_S = 3600.0  # an hour between two frames of one recording: its clock jumped
+
+
+def clock_jumps(path: Path, ahead: float) -> str:
+    """An MPEG-TS clock that restarts (``cat a.ts b.ts``) is read by FFmpeg as a 33-bit wrap,
+    26.5 hours ahead: a .mkv of a day and a night was written, a .mp4 failed."""
+    return (
+        f"'{path}' jumps {ahead / 3600:.1f} h ahead in time between two frames: files joined "
+        "end to end? Convert each part on its own"
+    )
 
 
 def clock_restarts(path: Path, back: float) -> str:
@@ -237,7 +251,9 @@ class _Timestamps:
     step: int
     stored: bool = False
     back: int = 1_000_000  # ticks in BACK_S: a time further back is a restarted clock
+    ahead: int = 1 << 62  # ticks in AHEAD_S: a time further ahead is a clock that jumped
     went_back: int = 0  # how far it went back (ticks), when it did
+    went_ahead: int = 0  # how far it jumped ahead (ticks), when it did
     last: int | None = None
     last_pts: int | None = None
     last_dts: int | None = None
@@ -256,6 +272,8 @@ class _Timestamps:
         t = pts if use_pts else dts
         if self.last is not None and t is not None and t < self.last - self.back:
             self.went_back = self.last - t
+        if self.last is not None and t is not None and t > self.last + self.ahead:
+            self.went_ahead = t - self.last
         if self.last is not None and (t is None or t <= self.last):
             t = self.last + (1 if t is not None else self.step)
         self.last = 0 if t is None else t
