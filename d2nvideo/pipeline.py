@@ -389,9 +389,12 @@ def _encode(
 ) -> int:
     """Encode ``frames`` on a writer thread into a temporary file renamed to ``dst``."""
     start, end = segment(opts, info)
+    whole = opts.start <= 0 and opts.duration is None
     with atomic_output(dst) as tmp:
         sink: Sink[Frame, int] = start_sink(
-            lambda items: encode_frames(items, tmp, info, opts.encode, start, end),
+            lambda items: encode_frames(
+                items, tmp, info, opts.encode, None if whole else start, end
+            ),
             depth=2 * opts.batch_size,
             name="encode",
         )

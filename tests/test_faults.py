@@ -1353,7 +1353,7 @@ def test_a_muxer_refusing_a_packet_is_one_line(
     def refuse(*args: object) -> None:
         raise av.error.ArgumentError(22, "Invalid argument")
 
-    monkeypatch.setattr(encode, "_mux", refuse)
+    monkeypatch.setattr(encode._Writer, "_mux", refuse)
     clip = make_video(tmp_path / "a.mp4", frames=4)
     out = tmp_path / "o.mp4"
     args = ["convert", clip, "--to", "night", "-o", out, "--model", media["model"], "-q"]
@@ -1493,6 +1493,90 @@ def test_mpegts_files_joined_end_to_end_are_refused_in_one_line(
     refused(
         tmp_path, 1, "in time part-way: files joined end to end?", *args, "--model", media["model"]
     )
+
+
+def _ts_from(path: Path, first: int, frames: int = 20) -> Path:
+    """An MPEG-TS at 25 fps whose clock reads ``first`` (90 kHz ticks, taken modulo 2**33 as
+    the format does) at its first frame, with a tone that starts with the picture."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        a = out.add_stream("aac", rate=22050)
+        a.layout = "mono"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")
+            frame.pts, frame.time_base = first + i * 3600, Fraction(1, 90000)
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode())
+        for k in range(frames * 22050 // 25 // 1024 + 1):
+            tone = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), "fltp", "mono")
+            tone.sample_rate = 22050
+            tone.pts, tone.time_base = first + k * 1024 * 90000 // 22050, Fraction(1, 90000)
+            out.mux(a.encode(tone))
+        out.mux(a.encode())
+    return path
+
+
+def test_a_clock_that_starts_below_zero_keeps_every_frame_and_the_sound_in_step(
+    media, tmp_path: Path
+) -> None:
+    # an MPEG-TS whose 33-bit clock wraps part-way reads from -0.4 s: the sound came 0.4 s
+    # late in every output, and an .mp4's edit list hid the frames before 0 (12 of 20 played)
+    import av
+
+    clip = _ts_from(tmp_path / "wrap.ts", 2**33 - 10 * 3600)
+    for suffix in (".mp4", ".mkv"):
+        out = tmp_path / f"o{suffix}"
+        assert (
+            invoke(
+                "convert", clip, "--to", "night", "-o", out, "--model", media["model"], "-q"
+            ).exit_code
+            == 0
+        )
+        with av.open(str(out)) as container:
+            firsts = {}
+            for packet in container.demux():
+                if packet.pts is not None:
+                    firsts.setdefault(packet.stream.type, float(packet.pts * packet.time_base))
+        with av.open(str(out)) as container:
+            assert sum(1 for _ in container.decode(video=0)) == 20
+        assert abs(firsts["audio"] - firsts["video"]) < 0.05, firsts
+
+
+def test_a_writer_that_fails_and_then_fails_to_close_is_one_output_error(
+    media, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # joined MPEG-TS files, their jump ahead let through: the MP4 muxer failed on the sound,
+    # then again at close, and the second failure, raised from the first one's cleanup, was a
+    # traceback
+    import d2nvideo.video.decode
+
+    monkeypatch.setattr(d2nvideo.video.decode, "AHEAD_S", 1e9)
+    a, b = _ts_from(tmp_path / "a.ts", 100 * 90000), _ts_from(tmp_path / "b.ts", 126000)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(a.read_bytes() + b.read_bytes())
+    args = ["convert", joined, "--to", "night", "-o", tmp_path / "o.mp4", "-q"]
+    refused(tmp_path, 1, "o.mp4' failed: ", *args, "--model", media["model"])
+
+
+def test_mpegts_files_joined_with_a_clock_read_as_a_wrap_are_refused(media, tmp_path: Path) -> None:
+    # a's clock at 100 s, b's restarting at 1.4 s: FFmpeg reads the step back as a 33-bit wrap,
+    # 26.5 h ahead; a .mkv of 26.5 hours was written, and a .mp4 failed with a traceback
+    a, b = _ts_from(tmp_path / "a.ts", 100 * 90000), _ts_from(tmp_path / "b.ts", 126000)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(a.read_bytes() + b.read_bytes())
+    for suffix in (".mp4", ".mkv"):
+        args = ["convert", joined, "--to", "night", "-o", tmp_path / f"o{suffix}", "-q"]
+        refused(
+            tmp_path,
+            1,
+            "jumps 26.5 h ahead in time between two frames",
+            *args,
+            "--model",
+            media["model"],
+        )
 
 
 def test_the_output_is_tagged_with_the_matrix_it_was_converted_with(media, tmp_path: Path) -> None:

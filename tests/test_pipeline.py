@@ -265,13 +265,45 @@ def test_a_container_that_drops_the_metadata_says_so(media, translator, tmp_path
     # an MPEG-TS dropped the title and comment without a word (first-use review)
     with caplog.at_level("WARNING"):
         convert_video(media["audio"], tmp_path / "a.ts", translator, ConvertOptions("night"))
-    said = [r.message for r in caplog.records if "cannot store the clip's metadata" in r.message]
-    assert len(said) == 1 and "(title)" in said[0]
+    said = [r.message for r in caplog.records if "could not keep the clip's metadata" in r.message]
+    assert len(said) == 1 and "metadata title: .mkv keeps every tag" in said[0]
     caplog.clear()
     with caplog.at_level("WARNING"):  # nothing to drop, or a container that keeps it
         convert_video(media["plain"], tmp_path / "p.ts", translator, ConvertOptions("night"))
         convert_video(media["audio"], tmp_path / "a.mkv", translator, ConvertOptions("night"))
     assert not [r for r in caplog.records if "metadata" in r.message]
+
+
+def test_the_recording_time_and_the_streams_languages_are_kept(
+    media, translator, tmp_path, caplog
+) -> None:
+    # a dashcam's creation_time was left out of every output (taken for one the muxer writes),
+    # an audio stream's language became "und", and an .mp4 dropped make and model unsaid
+    import av
+    from conftest import make_video
+
+    tagged = {"creation_time": "2021-06-01T06:52:00.000000Z", "make": "Acme", "model": "DC-1"}
+    plain = make_video(tmp_path / "plain.mov", frames=3, audio=True, metadata=tagged)
+    clip = tmp_path / "clip.mov"
+    with av.open(str(plain)) as src, av.open(str(clip), "w") as dst:
+        streams = {s.index: dst.add_stream_from_template(s) for s in src.streams}
+        streams[1].metadata["language"] = "fra"
+        dst.metadata.update(src.metadata)
+        for packet in src.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                dst.mux(packet)
+    for suffix in (".mov", ".mkv", ".mp4"):
+        out = tmp_path / f"o{suffix}"
+        with caplog.at_level("WARNING"):
+            convert_video(clip, out, translator, ConvertOptions("night"))
+        with av.open(str(out)) as written:
+            assert written.metadata["creation_time"].startswith("2021-06-01T06:52:00")
+            assert written.streams.audio[0].metadata.get("language") == "fra"
+    said = [r.message for r in caplog.records if "could not keep" in r.message]
+    assert said == [
+        "the .mp4 file could not keep the clip's metadata make, model: .mkv keeps every tag"
+    ]
 
 
 def test_a_container_that_drops_the_rotation_says_so(media, translator, tmp_path, caplog) -> None:

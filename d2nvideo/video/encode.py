@@ -45,7 +45,8 @@ from .streams import StreamCopier
 log = logging.getLogger(__name__)
 
 # Container-level tags that the muxer writes itself; copying them would mislabel the output.
-_MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "creation_time"}
+# (creation_time is the recording's, a dashcam's clock: the muxer writes none of its own.)
+_MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder"}
 NO_ROTATION = ("avi", "mpegts")  # muxers that drop the display matrix
 
 
@@ -54,41 +55,95 @@ def encode_frames(
     path: Path,
     source: VideoInfo,
     settings: EncodeSettings,
-    start: float = 0.0,
+    start: float | None = None,
     end: float | None = None,
 ) -> int:
     """Write ``frames`` (``image`` of shape ``(H, W, 3) uint8``) to ``path``; return the count.
 
-    Output pts equal input pts (shifted so a segment starting at ``start > 0`` begins at 0).
-    Audio and subtitle packets of the source within ``[start, end)`` are copied and interleaved
-    by time. The container is flushed and closed in ``finally``.
+    Output pts equal input pts, shifted so the first frame is at 0 in a segment (``start``,
+    seconds on the file's clock; None: the whole file) and where the clock starts below 0 (an
+    MP4's edit list hid the frames before 0). Audio and subtitle packets of the source within
+    ``[start, end)`` are copied, shifted alike, and interleaved by time. The container is
+    closed whatever happens; a failure is one OutputError, the first one met.
     """
     import av
 
     codec, out = _prepare(path, source, settings), av.open(str(path), "w")
-    copier: StreamCopier | None = None
-    count = 0
+    writer = _Writer(out, source, settings, codec, (start, end))
     try:
-        vs, clock = None, _Clock(0)
         for frame in frames:
-            if vs is None:
-                clock = _Clock(o := frame.pts if start > 0 else 0, _avi_tick(out, source, o))
-                vs = _add_video_stream(out, codec, frame.image, source, settings, clock.tick)
-                copier = _open_copier(source, out, start, end, frame)
-                _copy_metadata(out, source)
-            count += 1
-            _mux(out, vs.encode(clock.stamp(_to_av(frame, vs.pix_fmt), frame)), copier)
-        if vs is not None:
-            _mux(out, vs.encode(), None)
-        if copier is not None:
-            copier.finish()
-    except av.error.FFmpegError as exc:  # what no check foresaw: one line, not a traceback
+            writer.write(frame)
+        writer.flush()
+    except BaseException as exc:
+        with contextlib.suppress(Exception):  # the first failure is the one to tell
+            writer.close()
+        if isinstance(exc, av.error.FFmpegError):  # what no check foresaw: one line
+            raise _write_failed(path, exc) from exc
+        raise
+    try:
+        writer.close()
+    except av.error.FFmpegError as exc:  # the trailer (an MP4's index) could not be written
         raise _write_failed(path, exc) from exc
-    finally:
-        if copier is not None:
-            copier.close()
-        out.close()
-    return count
+    _warn_dropped_tags(path, writer.tags)
+    return writer.count
+
+
+class _Writer:
+    """One output file: its video stream, added at the first frame (its size, its time), and
+    the copier of the source's other streams."""
+
+    def __init__(
+        self,
+        out: Any,
+        source: VideoInfo,
+        settings: EncodeSettings,
+        codec: str,
+        window: tuple[float | None, float | None],
+    ) -> None:
+        self.out, self.source, self.settings, self.codec = out, source, settings, codec
+        self.window = window
+        self.vs: Any = None
+        self.clock = _Clock(0)
+        self.copier: StreamCopier | None = None
+        self.count = 0
+        self.tags: list[str] = []  # the source's container tags given to the output
+
+    def write(self, frame: Frame) -> None:
+        if self.vs is None:
+            self._begin(frame)
+        self.count += 1
+        self._mux(self.vs.encode(self.clock.stamp(_to_av(frame, self.vs.pix_fmt), frame)))
+
+    def _begin(self, first: Frame) -> None:
+        start, end = self.window
+        shift = start is not None or first.pts < 0
+        offset = first.pts if shift else 0
+        self.clock = _Clock(offset, _avi_tick(self.out, self.source, offset))
+        self.vs = _add_video_stream(
+            self.out, self.codec, first.image, self.source, self.settings, self.clock.tick
+        )
+        self.copier = _open_copier(self.source, self.out, start, end, first.time if shift else 0)
+        self.tags = _copy_metadata(self.out, self.source)
+
+    def flush(self) -> None:
+        if self.vs is not None:
+            self._mux(self.vs.encode(), copy=False)
+        if self.copier is not None:
+            self.copier.finish()
+
+    def _mux(self, packets: Iterable[Any], copy: bool = True) -> None:
+        """Mux video packets, and before each the source's other packets up to its time."""
+        for packet in packets:
+            self.out.mux(packet)
+            if copy and self.copier is not None and packet.dts is not None:
+                self.copier.copy_until(float(packet.dts * packet.time_base))
+
+    def close(self) -> None:
+        try:
+            if self.copier is not None:
+                self.copier.close()
+        finally:
+            self.out.close()
 
 
 def _write_failed(path: Path, exc: Exception) -> OutputError:
@@ -107,21 +162,14 @@ def _prepare(path: Path, source: VideoInfo, settings: EncodeSettings) -> str:
 
 
 def _open_copier(
-    source: VideoInfo, out: Any, start: float, end: float | None, first: Frame
+    source: VideoInfo, out: Any, start: float | None, end: float | None, offset_s: float
 ) -> StreamCopier | None:
     # A whole-file copy keeps everything, priming packets with pts < 0 included, except into
     # an AVI: it stores no times below 0, and FFmpeg shifted the video behind an AAC's priming
     # packet by writing empty frames (two or three: the picture a tenth of a second late).
-    window_start = start if start > 0 else (0.0 if out.format.name == "avi" else float("-inf"))
-    return StreamCopier.open(source, out, window_start, end, first.time if start else 0)
-
-
-def _mux(out: Any, packets: Iterable[Any], copier: StreamCopier | None) -> None:
-    """Mux video packets, and before each the source's other packets up to its time."""
-    for packet in packets:
-        out.mux(packet)
-        if copier is not None and packet.dts is not None:
-            copier.copy_until(float(packet.dts * packet.time_base))
+    if start is None:
+        start = offset_s if out.format.name == "avi" else float("-inf")
+    return StreamCopier.open(source, out, start, end, offset_s)
 
 
 @dataclass
@@ -278,15 +326,26 @@ def _tag_colour(vs: Any, color: Color) -> None:
 SMPTE170M = 6  # FFmpeg's AVCOL_SPC_SMPTE170M: the BT.601 matrix
 
 
-def _copy_metadata(out: Any, source: VideoInfo) -> None:
-    kept = {k: v for k, v in source.metadata.items() if k not in _MUXER_TAGS}
+def _copy_metadata(out: Any, source: VideoInfo) -> list[str]:
+    kept = {k: v for k, v in source.metadata.items() if k.lower() not in _MUXER_TAGS}
     out.metadata.update(kept)
-    if kept and out.format.name in NO_METADATA:  # dropped without a word
+    return list(kept)
+
+
+def _warn_dropped_tags(path: Path, tags: list[str]) -> None:
+    """The source's container tags the written file does not hold (a .ts keeps
+    none, an .mp4 no make or model, an .avi no location; each went without a word), read back
+    from what was written."""
+    import av
+
+    if not tags:
+        return
+    with av.open(str(path)) as written:
+        held = {k.lower().split("-")[0] for k in written.metadata}
+    dropped = [k for k in tags if k.lower() not in held]
+    if dropped:
         log.warning(
-            "the %s container cannot store the clip's metadata (%s): .mp4, .mov or .mkv keep it",
-            out.format.name,
-            ", ".join(sorted(kept)[:4]) + (", ..." if len(kept) > 4 else ""),
+            "the %s file could not keep the clip's metadata %s: .mkv keeps every tag",
+            output_name(path).suffix,
+            ", ".join(dropped[:5]) + (", ..." if len(dropped) > 5 else ""),
         )
-
-
-NO_METADATA = ("mpegts",)  # it writes its own service names only

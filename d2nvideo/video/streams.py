@@ -145,7 +145,9 @@ def _output_for(stream: Any, out: Any, offset_s: float) -> Any:
     name = stream.codec_context.name if stream.codec_context else None
     lossy_avi = _uncopiable_into_avi(stream, out) and not (name or "").startswith("pcm_")
     if name is not None and accepts(out, name) and not lossy_avi:
-        return out.add_stream_from_template(stream)
+        copied = out.add_stream_from_template(stream)
+        copied.metadata.update(stream_tags(stream))
+        return copied
     fallback = AUDIO_FALLBACK.get(out.format.name.split(",")[0], "aac")
     if stream.type == "audio" and accepts(out, fallback):
         source = stream.container.format.name.split(",")[0].upper()
@@ -163,6 +165,20 @@ def _output_for(stream: Any, out: Any, offset_s: float) -> Any:
         out.format.name,
     )
     return None
+
+
+def stream_tags(stream: Any) -> dict[str, str]:
+    """A stream's tags for its copy (its language, title, handler: "deu" audio became "und"),
+    less what describes the source's encoding or size (a Matroska file's DURATION, mkvmerge's
+    statistics), which the muxer writes anew or which would be wrong."""
+    return {
+        k: v
+        for k, v in stream.metadata.items()
+        if k.lower() not in _ENCODING_TAGS and not k.startswith("_STATISTICS")
+    }
+
+
+_ENCODING_TAGS = {"duration", "encoder", "vendor_id", "bps", "number_of_frames", "number_of_bytes"}
 
 
 def _left_out(stream: Any) -> None:
@@ -195,6 +211,7 @@ class _Transcoder:
         cc = stream.codec_context
         self.rate = 48000 if codec == "libopus" else (cc.sample_rate or 48000)
         self.stream = out.add_stream(codec, rate=self.rate)
+        self.stream.metadata.update(stream_tags(stream))
         self.stream.layout = "mono" if cc.channels == 1 else "stereo"
         self.offset_s = offset_s
         self.next_pts: int | None = None
