@@ -447,6 +447,31 @@ def test_extract_keeps_rotated_frames_upright(media: dict[str, Path], tmp_path: 
     assert read_image(frame).shape == (64, 48, 3)  # stored 64x48, displayed 48x64
 
 
+def test_a_rotated_clip_is_guessed_as_it_is_shown(tmp_path: Path) -> None:
+    # a phone's clip stored sideways was judged on its stored frame, whose top is a side:
+    # a dark sky over a lit road was "day", and --to auto turned it into night
+    import av
+
+    from d2nvideo.data.scoring import guess, guess_file
+    from d2nvideo.video.geometry import restore
+
+    shown = np.zeros((48, 64, 3), np.uint8)
+    shown[:24], shown[24:] = 10, 170
+    stored = restore(shown, 90)
+    clip = tmp_path / "phone.mp4"
+    with av.open(str(clip), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = stored.shape[1], stored.shape[0], "yuv420p"
+        vs.set_display_rotation(90)
+        for i in range(4):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(stored), format="rgb24")
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode())
+    assert guess([stored]).looks_like == "day"
+    assert guess_file(clip).looks_like == guess([shown]).looks_like == "night"
+
+
 def test_sparse_sampling_decodes_less(tmp_path: Path) -> None:
     """--every seeks to the keyframe before each sample instead of decoding every frame."""
     from d2nvideo.video import decode

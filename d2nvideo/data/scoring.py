@@ -167,6 +167,7 @@ def guess_file(path: Path, samples: int = GUESS_SAMPLES) -> Guess:
 @functools.lru_cache(maxsize=64)
 def _guess_one_file(path: str, size: int, mtime_ns: int, samples: int) -> Guess:
     from ..images import is_image, read_image
+    from ..video.geometry import upright
     from ..video.probe import held_duration, probe
 
     if is_image(Path(path)):
@@ -176,7 +177,8 @@ def _guess_one_file(path: str, size: int, mtime_ns: int, samples: int) -> Guess:
     if info.missing_bytes:  # cut short: sample what the file holds
         span = min(span, held_duration(Path(path)) or span)
     times = [info.start_time + span * (i + 0.5) / samples for i in range(samples)]
-    return guess(_between_bars(_frames_until_error(Path(path), times)))
+    shown = [upright(im, info.rotation) for im in _frames_until_error(Path(path), times)]
+    return guess(_between_bars(shown))  # as shown: a phone's sideways frame has no sky on top
 
 
 def _frames_until_error(path: Path, times: list[float]) -> list[np.ndarray]:
