@@ -528,6 +528,51 @@ def test_hdr_keeps_its_colour_tags_and_warns_once(
     assert not [r for r in caplog.records if "bits a channel" in r.getMessage() and r not in deep]
 
 
+def _onset(path: Path) -> float:
+    """When the first audible sample plays, from the first frame (seconds)."""
+    import av
+
+    with av.open(str(path)) as container:
+        first = next(container.decode(video=0))
+        start = float(first.pts * first.time_base)
+    with av.open(str(path)) as container:
+        for frame in container.decode(audio=0):
+            loud = np.nonzero(np.abs(frame.to_ndarray().astype(np.float64)).max(axis=0) > 0.1)[0]
+            if len(loud):
+                return float(frame.pts * frame.time_base) + loud[0] / frame.sample_rate - start
+    raise AssertionError(f"nothing audible in {path}")
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".ts", ".webm"])
+def test_re_encoded_sound_starts_with_the_picture(suffix: str, media, tmp_path: Path) -> None:
+    # the encoder's priming samples (1,024 for AAC) were stamped from the first sound's time
+    # and heard first: a cheap dashcam's 8 kHz ADPCM came 128 ms late
+    import av
+
+    clip = tmp_path / "cam.avi"
+    with av.open(str(clip), "w") as out:
+        vs = out.add_stream("mjpeg", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuvj420p"
+        sound = out.add_stream("adpcm_ima_wav", rate=8000)
+        sound.layout = "mono"
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode())
+        click = np.zeros((1, 3200), np.int16)
+        click[0, 800:1600] = 20000  # loud from 0.1 s
+        block = av.AudioFrame.from_ndarray(click, format="s16", layout="mono")
+        block.sample_rate, block.pts = 8000, 0
+        out.mux(sound.encode(block))
+        out.mux(sound.encode())
+    before = _onset(clip)
+    converted = tmp_path / f"o{suffix}"
+    args = ["convert", clip, "--to", "night", "-o", converted, "--model", media["model"], "-q"]
+    assert invoke(*args).exit_code == 0
+    assert abs(_onset(converted) - before) < 0.01, (_onset(converted), before)
+
+
 @pytest.mark.parametrize("suffix, codec", [(".ts", "aac"), (".webm", "opus")])
 def test_audio_goes_into_ts_and_webm(suffix: str, codec: str, media, tmp_path: Path) -> None:
     from d2nvideo.video.codecs import EncodeSettings

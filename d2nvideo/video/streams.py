@@ -204,8 +204,11 @@ def _uncopiable_into_avi(stream: Any, out: Any) -> bool:
 
 
 class _Transcoder:
-    """Decodes one source audio stream and encodes it again with ``codec``; output times
-    follow the decoded samples, shifted by ``offset_s`` (a segment starts at 0)."""
+    """Decodes one source audio stream and encodes it again with ``codec``. The samples are
+    stamped as one run from the first one's time (less ``offset_s``: a segment starts at 0),
+    so the encoder times its packets itself, its priming samples before that time (stamped
+    from 0 by the muxer, an AAC's 1,024 were heard first: a cheap dashcam's 8 kHz sound came
+    128 ms late)."""
 
     def __init__(self, stream: Any, out: Any, codec: str, offset_s: float) -> None:
         cc = stream.codec_context
@@ -214,14 +217,21 @@ class _Transcoder:
         self.stream.metadata.update(stream_tags(stream))
         self.stream.layout = "mono" if cc.channels == 1 else "stereo"
         self.offset_s = offset_s
-        self.next_pts: int | None = None
+        self.origin: Fraction | None = None  # the first sample's time (s), on the output clock
+        self.sent = 0  # samples stamped so far, at the source's rate
+        # An AVI stores no time below 0: there the priming packet is moved to 0 (FFmpeg moved
+        # the video behind it, with empty frames), and heard first, as before.
+        self.lead: int | None = None if out.format.name == "avi" else 0
 
     def encode(self, out: Any, pkt: Any) -> None:
         for frame in pkt.decode():
-            if self.next_pts is None and frame.pts is not None:
-                begin = float(frame.pts * frame.time_base) - self.offset_s
-                self.next_pts = max(0, round(begin * self.rate))
-            frame.pts = None  # the encoder resamples and counts samples from next_pts
+            rate = frame.sample_rate or self.rate
+            if self.origin is None:
+                begin = frame.pts * frame.time_base if frame.pts is not None else 0
+                self.origin = Fraction(begin) - Fraction(self.offset_s)
+            frame.pts = round(self.origin * rate) + self.sent
+            frame.time_base = Fraction(1, rate)
+            self.sent += frame.samples
             for packet in self.stream.encode(frame):
                 self._mux(out, packet)
 
@@ -230,8 +240,9 @@ class _Transcoder:
             self._mux(out, packet)
 
     def _mux(self, out: Any, packet: Any) -> None:
-        if packet.pts is not None and self.next_pts:
-            shift = round(self.next_pts * Fraction(1, self.rate) / packet.time_base)
-            packet.pts += shift
-            packet.dts = (packet.dts or 0) + shift
+        if self.lead is None and packet.pts is not None:
+            self.lead = max(0, -packet.pts)
+        if self.lead and packet.pts is not None:
+            packet.pts += self.lead
+            packet.dts = (packet.dts if packet.dts is not None else packet.pts) + self.lead
         out.mux(packet)
