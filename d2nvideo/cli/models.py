@@ -57,7 +57,7 @@ def _describe(row: ModelRow) -> str:
     width = max(40, shutil.get_terminal_size().columns) - 2
     facts = (
         f"{row.arch}, {row.params / 1e6:.2f}M parameters, {row.mb:.1f} MB, "
-        f"{row.steps} steps, work size {row.work_size}"
+        f"{row.steps} step{'' if row.steps == 1 else 's'}, work size {row.work_size}"
     )
     head = f"{row.path} (bundled)" if row.bundled else row.path
     lines = [head, *textwrap.wrap(facts, width), *textwrap.wrap(row.note, width)]
