@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -411,12 +412,29 @@ def _duration(container: Any, vs: Any, tb: Fraction) -> float:
 
     if vs.duration:
         return float(vs.duration * tb)
+    track_end = _hms(vs.metadata.get("DURATION"))  # the container's: its longest stream's
+    if track_end is not None and vs.start_time is not None:  # (a subtitle past the picture)
+        return max(0.0, track_end - max(0.0, float(vs.start_time * tb)))
     if container.duration:
         seconds = float(container.duration / av.time_base)
         if "matroska" in container.format.name and container.start_time:
             seconds -= max(0.0, float(container.start_time / av.time_base))
         return max(0.0, seconds)
     return 0.0
+
+
+def _hms(text: object) -> float | None:
+    """Seconds of a Matroska track's DURATION tag ("00:01:42.000000000": where it ends on the
+    file's timeline), None where there is none or it does not read."""
+    if not isinstance(text, str):
+        return None
+    parts = text.strip().split(":")
+    try:
+        hours, minutes, seconds = (float(x) for x in parts) if len(parts) == 3 else (0, 0, -1)
+    except ValueError:
+        return None
+    total = hours * 3600 + minutes * 60 + seconds
+    return total if seconds >= 0 and math.isfinite(total) else None
 
 
 def _sar(vs: Any) -> Fraction | None:
