@@ -1420,6 +1420,18 @@ def test_an_mp4_with_audio_into_an_avi_keeps_its_frames_in_their_slots(
     assert len(read_video(out).audio) > 0
 
 
+def test_an_avi_with_b_frames_shows_each_frame_in_its_slot(tmp_path: Path) -> None:
+    # each frame came out of the decoder with the slot of the packet that let it out, two
+    # later: every frame two slots late, behind its sound (found by a helper). (With gaps
+    # between frames an AVI's B-frames cannot be timed at all: its slots are in decode order.)
+    from d2nvideo.video.decode import decode_frames, frames_at
+
+    clip = make_video(tmp_path / "b.avi", frames=20, options={"bf": "2", "g": "8"})
+    assert [f.pts for f in decode_frames(clip)] == list(range(20))
+    assert [f.pts for f in decode_frames(clip, 0.4, 0.2)] == [10, 11, 12, 13, 14]
+    assert [f.pts for f in frames_at(clip, [0.2, 0.6])] == [5, 15]
+
+
 @pytest.mark.parametrize(
     "ms, tick",
     [

@@ -200,12 +200,12 @@ def _check_count(path: Path, count: int, expected: int | None, salvage: Salvage 
 def _decoded(container: Any, vs: Any, path: Path, tb: Fraction, watch: _Watch) -> Iterator[Any]:
     """Decoded frames in display order, with an increasing pts on each (see ``_Timestamps``)."""
     step = max(1, round(1 / (float(vs.average_rate or vs.guessed_rate or 30) * tb)))
-    times = _Timestamps(
-        step, container.format.name == "avi", round(BACK_S / tb), round(AHEAD_S / tb)
-    )
-    frames = _packets_decoded(container, vs, path, tb, watch)
+    stored = container.format.name == "avi"
+    times = _Timestamps(step, stored, round(BACK_S / tb), round(AHEAD_S / tb))
+    slots = _Slots() if stored else None
+    frames = _packets_decoded(container, vs, path, tb, watch, slots)
     for frame in frames:
-        frame.pts = times.of(frame.pts, frame.dts)
+        frame.pts = times.of(frame.pts, slots.of(frame.dts) if slots else frame.dts)
         if times.went_back:
             raise InputError(clock_restarts(path, float(times.went_back * tb)), path)
         if times.went_ahead:
@@ -280,8 +280,50 @@ class _Timestamps:
         return self.last
 
 
+@dataclass
+class _Slots:
+    """The slots an AVI's frames are shown in. It stores no presentation times: each packet's
+    dts is the slot it is stored in, and a decoder with B-frames gives each frame the dts of
+    the packet that let it out, ``delay`` packets later (frame k in display order came out at
+    slot k + 2 behind its sound). Each frame takes the slot ``delay`` packets before the one it
+    carries, ``delay`` read off the first frame (its own slot is the first packet's); frames
+    the decoder's flush lets out, with no dts, take the slots left in order."""
+
+    slots: list[int] = field(default_factory=list)  # packets' dts from ``base`` on
+    base: int = 0  # the position (in packets with data) of ``slots[0]``
+    delay: int | None = None
+    given: int = -1  # the position of the last slot given
+
+    def fed(self, packet: Any) -> None:
+        if packet.size and packet.dts is not None:
+            self.slots.append(packet.dts)
+            if len(self.slots) > 2 * SLOTS_KEPT:  # bounded on a long video
+                del self.slots[:SLOTS_KEPT]
+                self.base += SLOTS_KEPT
+
+    def of(self, dts: int | None) -> int | None:
+        """The slot of the next frame in display order that carries ``dts``."""
+        at = self._position(dts)
+        if self.delay is None:
+            self.delay = max(0, at) if at is not None else 0
+        position = self.given + 1 if at is None else at - self.delay
+        if not self.base <= position < self.base + len(self.slots):
+            return dts  # not a slot known here: as the decoder says
+        self.given = position
+        return self.slots[position - self.base]
+
+    def _position(self, dts: int | None) -> int | None:
+        if dts is None:
+            return None
+        i = bisect.bisect_left(self.slots, dts)
+        return self.base + i if i < len(self.slots) and self.slots[i] == dts else None
+
+
+SLOTS_KEPT = 512
+
+
 def _packets_decoded(
-    container: Any, vs: Any, path: Path, tb: Fraction, watch: _Watch
+    container: Any, vs: Any, path: Path, tb: Fraction, watch: _Watch, slots: _Slots | None
 ) -> Iterator[Any]:
     """Decode packet by packet. Without salvage a packet that fails is an error; with it, the
     packet is skipped and counted, and a container that cannot be read further ends the
@@ -298,6 +340,8 @@ def _packets_decoded(
             _failed(path, watch, exc)
             return
         watch.seen(packet, tb)
+        if slots is not None:
+            slots.fed(packet)
         try:
             frames = packet.decode()
         except av.error.FFmpegError as exc:
