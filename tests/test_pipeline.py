@@ -268,9 +268,13 @@ def test_a_container_that_drops_the_metadata_says_so(media, translator, tmp_path
     said = [r.message for r in caplog.records if "could not keep the clip's metadata" in r.message]
     assert len(said) == 1 and "metadata title: .mkv keeps every tag" in said[0]
     caplog.clear()
+    from conftest import make_video
+
+    avi = make_video(tmp_path / "c.avi", frames=3)  # its "software" is its writer's, not a tag
     with caplog.at_level("WARNING"):  # nothing to drop, or a container that keeps it
         convert_video(media["plain"], tmp_path / "p.ts", translator, ConvertOptions("night"))
         convert_video(media["audio"], tmp_path / "a.mkv", translator, ConvertOptions("night"))
+        convert_video(avi, tmp_path / "c.mp4", translator, ConvertOptions("night"))
     assert not [r for r in caplog.records if "metadata" in r.message]
 
 

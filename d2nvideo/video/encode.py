@@ -45,8 +45,9 @@ from .streams import StreamCopier
 log = logging.getLogger(__name__)
 
 # Container-level tags that the muxer writes itself; copying them would mislabel the output.
-# (creation_time is the recording's, a dashcam's clock: the muxer writes none of its own.)
-_MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder"}
+# (creation_time is the recording's, a dashcam's clock: the muxer writes none of its own; an
+# AVI's "software" is its writer's, as "encoder" is.)
+_MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "software"}
 NO_ROTATION = ("avi", "mpegts")  # muxers that drop the display matrix
 
 
