@@ -5,13 +5,15 @@ identity), and (on the CPU path) the quality of each working size.
     python benchmarks/bench_convert.py [--clip PATH] [--model M] [--device cpu|cuda]
         [--frames 40] [--sizes 1280x720 1920x1080] [--backends torch onnxruntime openvino]
         [--network model|identity] [--heights 144 180 270 360] [--reference OUT.mp4]
+        [--keep NEW.mp4 [--overwrite]]
 
 Without --clip a synthetic 1280x720 clip is written (examples/make_test_clip.py); without
 --model the bundled default is used, else a random-weight model of the default config (speed
 does not depend on the weights). ``--network identity`` replaces the network by an identity:
 what is left is the fastest any model can convert here, and the table names the stage that
 limits it. ``--reference`` compares the pipeline's output on --clip with a video written
-earlier at the same settings (SSIM per frame). Everything is measured in this one run.
+earlier at the same settings (SSIM per frame); ``--keep`` saves this run's output (a new file
+unless --overwrite; never --clip). Everything is measured in this one run.
 
 The stage table (``d2nvideo.pipeline.time_stages``) times each stage alone, one after the
 other, in ms per frame (decode, resize to the working size, network, guided upsampling, x264
@@ -30,11 +32,12 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
-from _clip import synthetic_clip
+from _clip import Parser, at_least, description, entry, frame_size, synthetic_clip
 
 from d2nvideo.evaluation.metrics import ssim
+from d2nvideo.fileio import check_output, require_file
 from d2nvideo.infer.backends import installed
-from d2nvideo.model.runtime import set_fast_flags
+from d2nvideo.model.runtime import resolve_device, set_fast_flags
 from d2nvideo.pipeline import ConvertOptions, WorkingSize, convert_video, time_stages
 from d2nvideo.registry import DEFAULT_MODEL
 from d2nvideo.translator import Translator
@@ -64,20 +67,24 @@ def random_default_model(path: Path) -> Path:
     return path
 
 
-def naive(clip: Path, out: Path, tr: Translator, n: int) -> float:
-    """Decode one frame, translate it alone in fp32 at native size, encode it; repeat."""
+def naive(clip: Path, out: Path, tr: Translator, n: int) -> tuple[int, float]:
+    """Decode one frame, translate it alone in fp32 at native size, encode it; repeat for ``n``
+    frames or the whole clip if shorter. Returns the frames translated and their frames/s."""
+    done = 0
     t0 = time.perf_counter()
     with av.open(str(clip)) as src, av.open(str(out), "w") as dst:
         vs = src.streams.video[0]
         enc = dst.add_stream("libx264", rate=vs.average_rate)
         enc.width, enc.height, enc.pix_fmt = vs.width, vs.height, "yuv420p"
-        for i, frame in enumerate(src.decode(vs)):
-            if i == n:
+        for frame in src.decode(vs):
+            if done == n:
                 break
             image = tr(frame.to_ndarray(format="rgb24")[None], "night")[0]
             dst.mux(enc.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            done += 1
         dst.mux(enc.encode())
-    return n / (time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    return done, (done / seconds if done else 0.0)
 
 
 def stage_table(
@@ -94,7 +101,7 @@ def stage_table(
     print(f"{'size':>10} {'backend':>12} {head} {'pipeline':>9} {'busiest':>16}")
     network: dict[str, list[float]] = {}
     for size in sizes:
-        w, h = map(int, size.split("x"))
+        w, h = map(int, size.split("x"))  # checked by frame_size
         for backend in backends:
             tr = Translator.from_checkpoint(model, device, backend=backend)
             if args.network == "identity":
@@ -153,24 +160,52 @@ def compare(output: Path, reference: Path) -> None:
 
 
 def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=description(__doc__))
     parser.add_argument("--clip", type=Path, default=None)
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--frames", type=int, default=40)
-    parser.add_argument("--naive-frames", type=int, default=8, help="0 skips the naive loop.")
-    parser.add_argument("--work-size", type=int, default=180, help="The pipeline's preset.")
-    parser.add_argument("--sizes", nargs="*", default=["1280x720", "1920x1080"])
+    parser.add_argument("--frames", type=at_least(1), default=40)
+    parser.add_argument(
+        "--naive-frames", type=at_least(0), default=8, help="0 skips the naive loop."
+    )
+    parser.add_argument(
+        "--work-size", type=at_least(16), default=180, help="The pipeline's preset."
+    )
+    parser.add_argument("--sizes", type=frame_size, nargs="*", default=["1280x720", "1920x1080"])
     parser.add_argument(
         "--backends",
         nargs="*",
         default=["torch", *(b for b in ("onnxruntime", "openvino") if installed(b))],
     )
     parser.add_argument("--network", choices=("model", "identity"), default="model")
-    parser.add_argument("--heights", type=int, nargs="*", default=[144, 180, 270, 360])
+    parser.add_argument("--heights", type=at_least(16), nargs="*", default=[144, 180, 270, 360])
     parser.add_argument("--reference", type=Path, default=None)
-    parser.add_argument("--keep", type=Path, default=None, help="Save the pipeline's output.")
-    return parser.parse_args()
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="Save the pipeline's output there (a new file; never the clip).",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="Let --keep replace a file.")
+    args = parser.parse_args()
+    check_paths(args)
+    return args
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """Refuse, before any work, a missing input, and a --keep that is an input or (without
+    --overwrite) an existing file: the pipeline's output replaced whatever was there."""
+    for path, what in (
+        (args.clip, "--clip"),
+        (args.model, "--model"),
+        (args.reference, "--reference"),
+    ):
+        if path is not None:
+            require_file(path, what)
+    if args.keep is not None:
+        inputs = [p for p in (args.clip, args.model, args.reference) if p is not None]
+        check_output(args.keep, inputs, args.overwrite, "--keep")
+    resolve_device(args.device)
 
 
 def main() -> None:
@@ -223,16 +258,20 @@ def pipeline_vs_naive(
     """The default convert (auto backend, batch chosen, crf 18 preset fast) on ``clip``
     against a naive per-frame loop."""
     tr(np.zeros((1, 64, 64, 3), np.uint8), "night")  # warm-up
-    naive_fps = naive(clip, tmp / "naive.mp4", tr, args.naive_frames) if args.naive_frames else 0
+    skip = (0, 0.0)
+    naive_n, naive_fps = (
+        naive(clip, tmp / "naive.mp4", tr, args.naive_frames) if args.naive_frames else skip
+    )
     opts = ConvertOptions("night", resolution=res, duration=args.frames / float(info.fps))
     out = args.keep or tmp / "pipe.mp4"
     convert_video(clip, tmp / "warm.mp4", tr, opts)  # auto measures, caches warm up
     result = convert_video(clip, out, tr, opts)
-    print(f"\n{'mode':52} {'frames/s':>9}")
+    print(f"\n{'mode':52} {'frames/s':>9} {'frames':>7}")
     if naive_fps:
-        print(f"{'naive (batch 1, fp32, native size, x264 medium)':52} {naive_fps:9.2f}")
+        label = "naive (batch 1, fp32, native size, x264 medium)"
+        print(f"{label:52} {naive_fps:9.2f} {naive_n:7d}")
     label = f"d2nvideo defaults (work size {res.work_size}, guided, {tr.backend})"
-    print(f"{label:52} {result.fps:9.2f}")
+    print(f"{label:52} {result.fps:9.2f} {result.frames:7d}")
     if naive_fps:
         print(f"ratio: {result.fps / naive_fps:.1f}x")
     if args.reference:
@@ -240,4 +279,4 @@ def pipeline_vs_naive(
 
 
 if __name__ == "__main__":
-    main()
+    entry(main)
