@@ -5,33 +5,35 @@
 
 Writes a folder of short synthetic driving clips, converts it once per --jobs value with the
 bundled model (or --model) in one ``d2nvideo convert`` command each, and prints wall time,
-files/s and frames/s, and each speed-up against --jobs 1, measured in one run. Small files
-are where extra processes pay: per file, probing, opening the encoder and filling the
-pipeline leave cores idle that another file's work can use.
+files/s and frames/s, and each speed-up against the first --jobs value (1 by default),
+measured in one run. Small files are where extra processes pay: per file, probing, opening
+the encoder and filling the pipeline leave cores idle that another file's work can use.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _clip import synthetic_clip
+from _clip import Parser, at_least, child, description, entry, frame_size, positive, synthetic_clip
+
+from d2nvideo.fileio import require_file
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clips", type=int, default=12)
-    parser.add_argument("--seconds", type=float, default=1.5)
-    parser.add_argument("--size", default="640x360")
-    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
+    parser = Parser(description=description(__doc__))
+    parser.add_argument("--clips", type=at_least(1), default=12)
+    parser.add_argument("--seconds", type=positive, default=1.5)
+    parser.add_argument("--size", type=frame_size, default="640x360")
+    parser.add_argument("--jobs", type=at_least(1), nargs="+", default=[1, 2])
     parser.add_argument("--model", type=Path, default=None)
     args = parser.parse_args()
+    if args.model is not None:
+        require_file(args.model, "--model")
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "drive"
         src.mkdir()
@@ -41,8 +43,8 @@ def main() -> None:
         print(f"{args.clips} clips of {args.seconds} s at {args.size}, {os.cpu_count()} cores")
         print(f"{'jobs':>4} {'seconds':>8} {'files/s':>8} {'frames/s':>9} {'speed-up':>9}")
         base = None
-        for jobs in args.jobs:
-            row = run(src, Path(tmp) / f"out{jobs}", jobs, args.model)
+        for i, jobs in enumerate(args.jobs):
+            row = run(src, Path(tmp) / f"out{i}", jobs, args.model)
             base = base or row["seconds"]
             print(
                 f"{jobs:>4} {row['seconds']:8.1f} {args.clips / row['seconds']:8.2f} "
@@ -56,11 +58,11 @@ def run(src: Path, out: Path, jobs: int, model: Path | None) -> dict[str, float]
     if model is not None:
         cmd += ["--model", str(model)]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    proc = child(cmd, f"d2nvideo convert --jobs {jobs}")
     seconds = time.perf_counter() - t0
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     return {"seconds": seconds, "frames": float(summary["frames"])}
 
 
 if __name__ == "__main__":
-    main()
+    entry(main)
