@@ -1,0 +1,78 @@
+"""The benchmarks' and examples' scripts on bad input: one line on stderr, exit 2 for a usage
+error (1 at run time), no traceback, and no file written or changed. Each run stops before
+any real work, so a test takes the seconds of a Python start and an import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def refused(script: str, *args: str, folder: Path, code: int = 2) -> str:
+    """Run ``script`` (under the repository) with ``args``: it must exit ``code`` with one
+    line on stderr and leave ``folder`` as it was. Returns that line."""
+    before = snapshot(folder)
+    cmd = [sys.executable, str(ROOT / script), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=folder)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == code, proc.stderr[-3000:]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert snapshot(folder) == before
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 10-frame synthetic clip."""
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    cmd = [sys.executable, str(ROOT / "examples" / "make_test_clip.py"), str(path)]
+    cmd += ["--seconds", "0.34", "--size", "64x48"]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    return path
+
+
+def test_bench_convert_never_keeps_its_output_over_the_clip_or_a_file(clip, tmp_path) -> None:
+    mine = tmp_path / "mine.mp4"
+    mine.write_bytes(clip.read_bytes())
+    other = tmp_path / "other.mp4"
+    other.write_bytes(b"mine")
+    script = "benchmarks/bench_convert.py"
+    for keep, extra in ((mine, []), (tmp_path / "." / "mine.mp4", ["--overwrite"]), (other, [])):
+        line = refused(script, "--clip", str(mine), "--keep", str(keep), *extra, folder=tmp_path)
+        assert "--keep" in line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--sizes", "160"], ["--frames", "0"], ["--naive-frames", "-1"], ["--heights", "8"]],
+)
+def test_bench_convert_refuses_bad_arguments(args, tmp_path) -> None:
+    refused("benchmarks/bench_convert.py", *args, folder=tmp_path)
+
+
+def test_bench_convert_refuses_a_missing_clip(tmp_path) -> None:
+    line = refused("benchmarks/bench_convert.py", "--clip", "gone.mp4", folder=tmp_path)
+    assert line.startswith("error: --clip") and "does not exist" in line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--jobs", "0"], ["--clips", "0"], ["--size", "160"], ["--seconds", "inf"]],
+)
+def test_bench_batch_refuses_bad_arguments(args, tmp_path) -> None:
+    refused("benchmarks/bench_batch.py", *args, folder=tmp_path)
+
+
+def test_bench_batch_refuses_a_missing_model(tmp_path) -> None:
+    line = refused("benchmarks/bench_batch.py", "--model", "gone.safetensors", folder=tmp_path)
+    assert line == "error: --model 'gone.safetensors' does not exist"
