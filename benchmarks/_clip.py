@@ -19,10 +19,10 @@ from typing import Any, NoReturn
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def synthetic_clip(path: Path, seconds: float, size: str = "1280x720") -> Path:
+def synthetic_clip(path: Path, seconds: float, size: str = "1280x720", fps: int = 30) -> Path:
     """Write examples/make_test_clip.py's driving clip (with audio) to ``path``."""
-    script = ROOT / "examples" / "make_test_clip.py"
-    child([sys.executable, str(script), str(path), "--seconds", str(seconds), "--size", size])
+    cmd = [sys.executable, str(ROOT / "examples" / "make_test_clip.py"), str(path)]
+    child([*cmd, "--seconds", str(seconds), "--size", size, "--fps", str(fps)])
     return path
 
 

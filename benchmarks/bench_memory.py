@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _clip import Parser, at_least, child, description, entry, frame_size, positive, synthetic_clip
+
+from d2nvideo.fileio import require_file
 
 CHILD = """
 import json, resource, sys, time
@@ -51,53 +52,40 @@ def make_model(path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, nargs="+", default=[10, 60])
-    parser.add_argument("--size", default="640x360")
-    parser.add_argument("--fps", type=int, default=30)
+    parser = Parser(description=description(__doc__))
+    parser.add_argument("--seconds", type=positive, nargs="+", default=[10, 60])
+    parser.add_argument("--size", type=frame_size, default="640x360")
+    parser.add_argument("--fps", type=at_least(1), default=30)
     parser.add_argument(
-        "--work-size", type=int, default=180, help="the network's shorter side (0: native)"
+        "--work-size", type=at_least(0), default=180, help="the network's shorter side (0: native)"
     )
     parser.add_argument("--model", type=Path, default=None)
     args = parser.parse_args()
+    if args.model is not None:
+        require_file(args.model, "--model")
+    if min(args.seconds) * args.fps < 1:
+        parser.error("--seconds and --fps must make at least one frame")
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         model = args.model or d / "bench.safetensors"
         if args.model is None:
             make_model(model)
-        rows = []
-        for seconds in args.seconds:
-            src = d / f"clip_{seconds:g}s.mp4"
-            subprocess.run(
-                [
-                    sys.executable,
-                    str(ROOT / "examples" / "make_test_clip.py"),
-                    str(src),
-                    "--seconds",
-                    str(seconds),
-                    "--size",
-                    args.size,
-                    "--fps",
-                    str(args.fps),
-                ],
-                check=True,
-                capture_output=True,
-            )
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    "-c",
-                    CHILD,
-                    str(src),
-                    str(d / f"out_{seconds:g}.mp4"),
-                    str(model),
-                    str(args.work_size),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            rows.append((seconds, json.loads(out.stdout.strip().splitlines()[-1])))
+        rows = [
+            (seconds, measure(d, i, seconds, model, args)) for i, seconds in enumerate(args.seconds)
+        ]
+    report(rows, args)
+
+
+def measure(d: Path, i: int, seconds: float, model: Path, args: argparse.Namespace) -> dict:
+    """Write a clip of ``seconds`` and convert it in a fresh process: its frames, time, peak."""
+    src = d / f"clip{i}_{seconds:g}s.mp4"  # the index: --seconds 10 10 measures twice
+    synthetic_clip(src, seconds, args.size, args.fps)
+    cmd = [sys.executable, "-c", CHILD, str(src), str(d / f"out{i}.mp4"), str(model)]
+    out = child([*cmd, str(args.work_size)], "the convert child")
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def report(rows: list[tuple[float, dict]], args: argparse.Namespace) -> None:
     work = f"work size {args.work_size}" if args.work_size else "native work size"
     print(f"convert peak RSS, {args.size} at {args.fps} fps, {work}, CPU, batch 4")
     print(f"{'clip s':>7} {'frames':>7} {'fps':>7} {'peak MB':>9}")
@@ -113,4 +101,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    entry(main)
