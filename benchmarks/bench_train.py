@@ -41,10 +41,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from _clip import Parser, at_least, child, description, entry, frame_size
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY_GB = {"256x256": 4.4, "512x288": 7.7}
@@ -123,12 +124,9 @@ def measure(
     spec = {"config": str(config), "overrides": overrides, "steps": steps, "device": device}
     spec |= {"size": size, "thin": thin, "own_fakes": own_fakes, "compile": compile}
     spec |= {"per_domain": per_domain}
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, json.dumps(spec)],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
+    what = f"the {'x'.join(map(str, size[::-1])) if size else 'default-size'} run"
+    out = child(
+        [sys.executable, "-c", CHILD, json.dumps(spec)], what, env={**os.environ, **(env or {})}
     )
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
@@ -186,12 +184,7 @@ print(f"generator update {g / n:.2f} s, discriminator update {d / n:.2f} s a ste
 def split(args: argparse.Namespace) -> None:
     """Where the bundled recipe's step goes: the generator update against the
     discriminators' (the generator's losses include its pass through the discriminators)."""
-    out = subprocess.run(
-        [sys.executable, "-c", SPLIT, str(NEW), str(args.steps)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    out = child([sys.executable, "-c", SPLIT, str(NEW), str(args.steps)], "the split run")
     print(out.stdout.strip())
 
 
@@ -209,24 +202,38 @@ def sizes(args: argparse.Namespace) -> None:
     print("(CPU peaks are the whole process's RSS, including PyTorch itself, about 0.6 GB)")
 
 
+def config_file(text: str) -> Path:
+    """An argparse type: a config file, or a shipped config's name (``tiny``)."""
+    path = Path(text)
+    if path.is_file():
+        return path
+    shipped = ROOT / "configs" / f"{text}.yaml"
+    if not path.exists() and shipped.is_file():
+        return shipped
+    names = ", ".join(sorted(p.stem for p in (ROOT / "configs").glob("*.yaml")))
+    raise argparse.ArgumentTypeError(f"'{text}' is neither a config file nor one of {names}")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="what", required=True)
+    parser = Parser(description=description(__doc__))
+    sub = parser.add_subparsers(dest="what", required=True, parser_class=Parser)
     r = sub.add_parser("recipes", help="the bundled model's recipe, before and after")
-    r.add_argument("--steps", type=int, default=6)
+    r.add_argument("--steps", type=at_least(1), default=6)
     r.add_argument(
         "--compile", action="store_true", help="also today's recipe under torch.compile (minutes)"
     )
     s = sub.add_parser("sizes", help="one config at several crop sizes")
-    s.add_argument("--config", type=Path, default=ROOT / "configs" / "unit_day2night_256.yaml")
+    s.add_argument(
+        "--config", type=config_file, default=ROOT / "configs" / "unit_day2night_256.yaml"
+    )
     s.add_argument("--device", default="cpu")
-    s.add_argument("--steps", type=int, default=2)
-    s.add_argument("--sizes", nargs="+", default=["128x128", "256x256", "512x288"])
+    s.add_argument("--steps", type=at_least(1), default=2)
+    s.add_argument("--sizes", type=frame_size, nargs="+", default=["128x128", "256x256", "512x288"])
     p = sub.add_parser("split", help="the bundled recipe's step: generator vs discriminators")
-    p.add_argument("--steps", type=int, default=6)
+    p.add_argument("--steps", type=at_least(1), default=6)
     args = parser.parse_args()
     {"recipes": recipes, "sizes": sizes, "split": split}[args.what](args)
 
 
 if __name__ == "__main__":
-    main()
+    entry(main)
