@@ -10,16 +10,17 @@ fitted on AMOS training images and half of frames/ (seed 0); the "held-out" rows
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _clip import Parser, at_least, description, entry
 
 from d2nvideo.data.relabel import score_files
 from d2nvideo.data.scoring import DEFAULT_THRESHOLDS, score_image
+from d2nvideo.errors import PathError
 from d2nvideo.images import list_images, read_image, write_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,15 +93,17 @@ def speed(shared: Path, count: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=description(__doc__))
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--images", type=int, default=600)
+    parser.add_argument("--images", type=at_least(1), default=600)
     args = parser.parse_args()
     if not args.shared.is_dir():
-        raise SystemExit(f"{args.shared} not found: the accuracy table needs ../shared/data")
+        raise PathError(
+            f"--shared '{args.shared}' is not a folder: the accuracy table needs ../shared/data"
+        )
     accuracy(args.shared)
     speed(args.shared, args.images)
 
 
 if __name__ == "__main__":
-    main()
+    entry(main)

@@ -11,16 +11,17 @@ timed: the translations are made once, before.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
-from _clip import synthetic_clip
+from _clip import Parser, at_least, description, entry, synthetic_clip
 
+from d2nvideo.errors import InputError
 from d2nvideo.evaluation.metrics import ssim
+from d2nvideo.fileio import require_file
 from d2nvideo.video.decode import Frame, decode_frames
 from d2nvideo.video.flow import FlowEstimator, gray, occlusion, warp
 from d2nvideo.video.smooth import AGREE_SIGMA, Previous, Step, _flow_step, _run
@@ -73,27 +74,34 @@ def timed(step: Step, frames: list[Frame]) -> tuple[float, list[np.ndarray]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=description(__doc__))
     parser.add_argument("--clip", type=Path)
-    parser.add_argument("--frames", type=int, default=24)
-    parser.add_argument("--heights", type=int, nargs="+", default=[720, 1080])
+    parser.add_argument("--frames", type=at_least(2), default=24, help="at least 2 (default 24)")
+    parser.add_argument("--heights", type=at_least(16), nargs="+", default=[720, 1080])
     args = parser.parse_args()
+    if args.clip is not None:
+        require_file(args.clip, "--clip")
     with tempfile.TemporaryDirectory() as tmp:
         clip = args.clip or synthetic_clip(Path(tmp) / "clip.mp4", 3.0)
-        print(f"clip: {clip}, {args.frames} frames, translated to night by the bundled model")
-        print("| size | before ms/frame | now ms/frame | speed-up | SSIM now vs before (min) |")
-        print("|---|---|---|---|---|")
+        print(f"clip: {clip}, up to {args.frames} frames, translated to night by the bundled model")
+        print(
+            "| size | frames | before ms/frame | now ms/frame | speed-up "
+            "| SSIM now vs before (min) |"
+        )
+        print("|---|---|---|---|---|---|")
         for height in args.heights:
             frames = translated(clip, args.frames, height)
+            if len(frames) < 2:
+                raise InputError(f"'{clip}' has {len(frames)} frame(s): timing needs 2")
             before, old = timed(before_step(), frames)
             now, new = timed(_flow_step(0.6), frames)
             worst = min(ssim(gray(a), gray(b)) for a, b in zip(old, new, strict=True))
             w, h = frames[0].image.shape[1], frames[0].image.shape[0]
             print(
-                f"| {w}x{h} | {before * 1e3:.1f} | {now * 1e3:.1f} | {before / now:.2f}x "
-                f"| {worst:.4f} |"
+                f"| {w}x{h} | {len(frames)} | {before * 1e3:.1f} | {now * 1e3:.1f} "
+                f"| {before / now:.2f}x | {worst:.4f} |"
             )
 
 
 if __name__ == "__main__":
-    main()
+    entry(main)
