@@ -76,3 +76,45 @@ def test_bench_batch_refuses_bad_arguments(args, tmp_path) -> None:
 def test_bench_batch_refuses_a_missing_model(tmp_path) -> None:
     line = refused("benchmarks/bench_batch.py", "--model", "gone.safetensors", folder=tmp_path)
     assert line == "error: --model 'gone.safetensors' does not exist"
+
+
+@pytest.mark.parametrize("args", [["--seconds", "0"], ["--fps", "0"], ["--size", "160"]])
+def test_bench_memory_refuses_bad_arguments(args, tmp_path) -> None:
+    refused("benchmarks/bench_memory.py", *args, folder=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sizes", "--config", "nope"],
+        ["sizes", "--steps", "0"],
+        ["sizes", "--sizes", "30"],
+        ["recipes", "--steps", "0"],
+        ["split", "--steps", "-1"],
+    ],
+)
+def test_bench_train_refuses_bad_arguments(args, tmp_path) -> None:
+    refused("benchmarks/bench_train.py", *args, folder=tmp_path)
+
+
+def test_bench_train_says_why_a_size_failed_not_the_child_script(tmp_path) -> None:
+    args = ["sizes", "--config", "tiny", "--steps", "1", "--sizes", "30x30"]
+    line = refused("benchmarks/bench_train.py", *args, folder=tmp_path, code=1)
+    assert line.startswith("error: the 30x30 run failed (exit 1): ") and "import" not in line
+
+
+def test_bench_smooth_needs_two_frames(clip, tmp_path) -> None:
+    script = "benchmarks/bench_smooth.py"
+    refused(script, "--clip", str(clip), "--frames", "1", folder=tmp_path)
+    one = tmp_path / "one.mp4"
+    cmd = [sys.executable, str(ROOT / "examples" / "make_test_clip.py"), str(one)]
+    subprocess.run([*cmd, "--seconds", "0.04", "--fps", "25", "--size", "64x48"], check=True)
+    line = refused(
+        script, "--clip", str(one), "--frames", "3", "--heights", "32", folder=tmp_path, code=1
+    )
+    assert line.endswith("has 1 frame(s): timing needs 2")
+
+
+@pytest.mark.parametrize("args", [["--images", "0"], ["--shared", "gone"]])
+def test_bench_relabel_refuses_bad_arguments(args, tmp_path) -> None:
+    refused("benchmarks/bench_relabel.py", *args, folder=tmp_path)
