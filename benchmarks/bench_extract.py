@@ -10,14 +10,14 @@ decoding (frames_at). The clip is synthetic (examples/make_test_clip.py), libx26
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 
-from _clip import synthetic_clip
+from _clip import Parser, description, entry, positive, synthetic_clip
 
 from d2nvideo.data.extract import Sampling, sample_times
+from d2nvideo.fileio import require_file
 from d2nvideo.video.decode import decode_frames, frames_at, keyframe_times
 from d2nvideo.video.probe import open_input, probe, video_stream
 
@@ -34,11 +34,13 @@ def decode_all(path: Path, times: list[float]) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--every", type=float, default=1.0)
+    parser = Parser(description=description(__doc__))
+    parser.add_argument("--seconds", type=positive, default=60)
+    parser.add_argument("--every", type=positive, default=1.0)
     parser.add_argument("--clip", type=Path, default=None, help="Use this video instead.")
     args = parser.parse_args()
+    if args.clip is not None:
+        require_file(args.clip, "--clip")
     with tempfile.TemporaryDirectory() as tmp:
         clip = args.clip or Path(tmp) / "clip720.mp4"
         if args.clip is None:
@@ -68,4 +70,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    entry(main)
