@@ -42,7 +42,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _clip import Parser, at_least, description
+
 ROOT = Path(__file__).resolve().parents[1]
+# the checks, in the order they run; --skip takes these names
+CHECKS = (
+    "gpu-marked tests",
+    "training learns in bf16",
+    "convert speed",
+    "NVDEC/NVENC",
+    "auto batch size",
+    "OOM back-off",
+    "training speed",
+    "torchrun 1 GPU",
+)
 
 
 def importable() -> None:
@@ -354,11 +367,27 @@ def torchrun_smoke(plan: Plan, folder: Path) -> dict[str, Any]:
     probe = [str(Path(__file__).resolve()), "--probe", plan.device, str(ROOT / "configs/tiny.yaml")]
     probe += ["--day", str(folder / "day"), "--night", str(folder / "night")]
     probe += ["--out", str(folder / "run"), "--steps", steps, "--device", plan.device, "-q"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    path = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]  # what was set, after
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
     proc = subprocess.run(run + probe, capture_output=True, text=True, timeout=240, env=env)
     if proc.returncode != 0:
-        raise RuntimeError(f"torchrun: {proc.stderr[-1500:]}")
+        raise RuntimeError(f"torchrun (exit {proc.returncode}): {child_said(proc.stderr)}")
     return {"output": proc.stdout.strip()[-400:]}
+
+
+def child_said(stderr: str, keep: int = 1500) -> str:
+    """The end of what torchrun's child wrote to stderr, before torchrun's own report of its
+    failure (its log line, its traceback and the ChildFailedError banner, which say only that
+    the child failed): the child's error, or its traceback's last lines."""
+    lines = stderr.rstrip().splitlines()
+    banner = next((i for i, x in enumerate(lines) if "ChildFailedError" in x), None)
+    if banner is not None:
+        tracebacks = [i for i, x in enumerate(lines[:banner]) if x.startswith("Traceback")]
+        end = tracebacks[-1] if tracebacks else banner
+        while end and "torch/distributed/elastic" in lines[end - 1]:  # its log lines
+            end -= 1
+        lines = lines[:end] or lines
+    return "\n".join(lines)[-keep:]
 
 
 def nccl_probe(device_name: str) -> None:
@@ -440,12 +469,21 @@ def main() -> None:
         from d2nvideo.training.cli import train
 
         return train(sys.argv[3:], prog_name="train-probe")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=description(__doc__))
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--dry-run", action="store_true")
-    parser.add_argument("--budget-s", type=float, default=480.0)
-    parser.add_argument("--skip", nargs="*", default=[], help="Checks to leave out, by name.")
-    parser.add_argument("--frames", type=int, help="Frames per convert timing (clip length).")
+    parser.add_argument("--budget-s", type=seconds, default=480.0)
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=CHECKS,
+        metavar="NAME",
+        help="Checks to leave out, by name (quote them): " + ", ".join(f"'{c}'" for c in CHECKS),
+    )
+    parser.add_argument(
+        "--frames", type=at_least(1), help="Frames per convert timing (clip length)."
+    )
     parser.add_argument(
         "--modes", nargs="*", choices=("eager", "bf16", "compile"), help="Default: all three."
     )
@@ -455,6 +493,17 @@ def main() -> None:
     plan = dataclasses.replace(plan, frames=args.frames or plan.frames)
     plan = dataclasses.replace(plan, modes=tuple(args.modes or plan.modes))
     run_checks(plan, args.out, args.budget_s, set(args.skip))
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"takes seconds, 0 or more, not '{text}'")
+    return value
 
 
 def run_checks(plan: Plan, out: Path, budget_s: float, skip: set[str]) -> None:
@@ -471,18 +520,19 @@ def run_checks(plan: Plan, out: Path, budget_s: float, skip: set[str]) -> None:
         from d2nvideo.registry import DEFAULT_MODEL
 
         models = {"bundled": DEFAULT_MODEL, "full-size UNIT": full_size_model(folder, plan.dry)}
-        checks: list[tuple[str, Callable[[], dict[str, Any]]]] = [
-            ("gpu-marked tests", lambda: gpu_tests(plan)),
-            ("training learns in bf16", lambda: training_learns(plan)),
-            ("convert speed", lambda: convert_speed(plan, models)),
-            ("NVDEC/NVENC", lambda: codecs(plan, models, folder)),
-            ("auto batch size", lambda: auto_batch(plan, models)),
-            ("OOM back-off", lambda: oom_backoff(plan, models)),
-            ("training speed", lambda: training_speed(plan)),
-            ("torchrun 1 GPU", lambda: torchrun_smoke(plan, folder)),
-        ]
+        checks: dict[str, Callable[[], dict[str, Any]]] = {
+            "gpu-marked tests": lambda: gpu_tests(plan),
+            "training learns in bf16": lambda: training_learns(plan),
+            "convert speed": lambda: convert_speed(plan, models),
+            "NVDEC/NVENC": lambda: codecs(plan, models, folder),
+            "auto batch size": lambda: auto_batch(plan, models),
+            "OOM back-off": lambda: oom_backoff(plan, models),
+            "training speed": lambda: training_speed(plan),
+            "torchrun 1 GPU": lambda: torchrun_smoke(plan, folder),
+        }
+        assert tuple(checks) == CHECKS  # --skip's names
         env = environment(plan)
-        for name, check in checks:
+        for name, check in checks.items():
             if name in skip or time.perf_counter() - start > budget_s:
                 results.rows.append({"check": name, "status": "skipped", "seconds": 0})
             else:
