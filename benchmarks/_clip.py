@@ -1,6 +1,7 @@
 """What the benchmarks share: the synthetic clip they run on when no --clip is given, argument
 types that refuse a bad value before any work, child processes whose failure is told in one
-line, and the entry that turns the project's errors into one line on stderr and an exit code.
+line, and (from examples/_script.py) the one-line parser and the entry that turns the
+project's errors into one line on stderr and an exit code.
 
 Nothing here imports d2nvideo at module level: device_check.py imports this before it makes
 a bare checkout's d2nvideo importable.
@@ -14,9 +15,14 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "examples"))
+from _script import Parser, description, entry  # noqa: E402  (one definition, re-exported)
+
+__all__ = ["Parser", "at_least", "child", "description", "entry", "frame_size", "positive"]
+__all__ += ["synthetic_clip"]
 
 
 def synthetic_clip(path: Path, seconds: float, size: str = "1280x720", fps: int = 30) -> Path:
@@ -38,19 +44,6 @@ def child(cmd: list[str], what: str | None = None, **kwargs: Any) -> subprocess.
         name = what or Path(cmd[1]).name
         raise D2NError(f"{name} failed (exit {proc.returncode}): {reason}")
     return proc
-
-
-def description(doc: str | None) -> str:
-    """A docstring's first paragraph in one line: --help's description."""
-    return " ".join((doc or "").strip().split("\n\n")[0].split())
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line (``prog: error: ...``) and exits 2,
-    as the d2nvideo commands do, rather than the usage text and then the error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def at_least(low: int) -> Callable[[str], int]:
@@ -87,18 +80,3 @@ def frame_size(text: str) -> str:
             f"takes WIDTHxHEIGHT like 640x360 (each side at least 16), not '{text}'"
         )
     return f"{int(width)}x{int(height)}"
-
-
-def entry(main: Callable[[], None]) -> None:
-    """Run ``main``; the project's errors (bad input, a child that failed) end as one line on
-    stderr and the error's exit code, Ctrl-C as one line and 130, never as a traceback."""
-    from d2nvideo.errors import D2NError
-
-    try:
-        main()
-    except D2NError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
