@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from pathlib import Path
 
 import av
 import numpy as np
+from _script import Parser
 
 
 def road_frame(t: float, width: int, height: int) -> np.ndarray:
@@ -42,22 +44,28 @@ def parse_size(parser: argparse.ArgumentParser, text: str) -> tuple[int, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         description="Write a short synthetic driving clip (a road with moving lane marks, sky, "
         "and a tone as audio) so that d2nvideo can be tried without footage of your own."
     )
     parser.add_argument("output", type=Path, help="the clip to write: .mp4, .mkv or .mov")
-    parser.add_argument("--seconds", type=float, default=4.0, help="its length (default 4)")
+    parser.add_argument(
+        "--seconds", type=float, default=4.0, help="its length, above 0 (default 4)"
+    )
     parser.add_argument("--size", default="640x360", help="WIDTHxHEIGHT (default 640x360)")
     parser.add_argument("--fps", type=int, default=30, help="frames a second (default 30)")
     args = parser.parse_args()
     width, height = parse_size(parser, args.size)
+    if not math.isfinite(args.seconds):
+        parser.error(f"--seconds takes a finite number, not '{args.seconds}'")
     if not (args.fps > 0 and args.seconds * args.fps >= 1):
         parser.error("--fps and --seconds must make at least one frame")
     if args.output.suffix.lower() not in (".mp4", ".mkv", ".mov"):
         parser.error(f"write a .mp4, .mkv or .mov, not '{args.output.name}'")
-    if args.output.exists():
+    if os.path.lexists(args.output):
         parser.error(f"'{args.output}' exists: choose another name")
+    if not args.output.resolve().parent.is_dir():
+        parser.error(f"the folder of '{args.output}' does not exist: make it first")
     with av.open(str(args.output), "w") as out:
         video = out.add_stream("libx264", rate=args.fps)
         # 4:2:0 needs even sides; an odd size (321x179) is kept exactly in 4:4:4 instead.
