@@ -22,14 +22,16 @@ if ls .whl/*.whl > /dev/null 2>&1; then
   export PYTHONPATH=/tmp/site:$PWD
 fi
 export PYTHONUNBUFFERED=1 GPU_RUN=${GPU_RUN:-$(mktemp -u -d /tmp/gpu_run.XXXXXX)}
-dry=(); cpu=()
-[ -n "$DRY" ] && dry=(--dry-run) && cpu=(--cpu)
+# 96-frame clips in bf16 alone (fp32 and compiled rows fit a longer call: pass --modes ...);
+# a dry run keeps device_check's own tiny sizes (bf16 is emulated on a CPU: 96 frames of it
+# overran the rehearsal's share and it never reached the training)
+dry=(); cpu=(); sizes=(--frames 96 --modes bf16)
+[ -n "$DRY" ] && dry=(--dry-run) && cpu=(--cpu) && sizes=()
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || echo "no nvidia-smi"
 } > "$out/gpu.txt" 2>&1
 share=$((total * 55 / 100))
-# 96-frame clips in bf16 alone (fp32 and compiled rows fit a longer call: pass --modes ...)
 timeout "$share" python3 benchmarks/device_check.py --out "$out/dc" --budget-s $((share - 90)) \
-  --frames 96 --modes bf16 "${dry[@]}" "$@" 2>&1 | tee "$out/dc.log"
+  "${sizes[@]}" "${dry[@]}" "$@" 2>&1 | tee "$out/dc.log"
 status=$?
 precision=$(python3 - "$out/dc/results.json" <<'PY' 2>/dev/null || echo fp32
 import json, sys
