@@ -17,18 +17,23 @@ night cases from footage whose licence does not allow redistribution: keep those
 from __future__ import annotations
 
 import argparse
+import subprocess
 from pathlib import Path
 
 import cv2
 import numpy as np
+from _script import Parser, description, entry
 
 from d2nvideo.choices import Domain
+from d2nvideo.errors import PathError, UsageError
+from d2nvideo.fileio import not_a_folder, require_file, within
 from d2nvideo.images import read_image, write_image
 from d2nvideo.pipeline import translate_images, working_size
 from d2nvideo.registry import load_translator
 from d2nvideo.video.bars import BarKeeper
 from d2nvideo.video.decode import frames_at
 
+ROOT = Path(__file__).resolve().parents[1]
 WIDTH = 480  # each half of a gallery image
 # (name, path under ../shared/data, seconds into a clip or None for a still, target domain)
 REDISTRIBUTABLE = [
@@ -74,12 +79,15 @@ def pair(image: np.ndarray, out: np.ndarray, to: Domain) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("shared", type=Path)
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--all", action="store_true", help="add the local-only cases")
+    parser = Parser(description=description(__doc__))
+    parser.add_argument("shared", type=Path, help="../shared/data")
+    parser.add_argument("out", type=Path, help="the folder the images go to")
+    parser.add_argument(
+        "--all", action="store_true", help="add the local-only cases (never into the repository)"
+    )
     parser.add_argument("--model", type=Path, default=None)
     args = parser.parse_args()
+    check(args)
     tr = load_translator(args.model, device="cpu")
     size = working_size("auto", None, None, "guided", tr.meta)
     cases = REDISTRIBUTABLE + (LOCAL_ONLY if args.all else [])
@@ -91,5 +99,35 @@ def main() -> None:
         print(f"{name}: input mean {image.mean():.1f}, output mean {out.mean():.1f}")
 
 
+def check(args: argparse.Namespace) -> None:
+    """Refuse, before the model loads, a missing shared folder or --model, an output that is
+    not a folder, and --all into the repository: its images may not be redistributed."""
+    if not args.shared.is_dir():
+        raise PathError(f"shared folder '{args.shared}' {not_a_folder(args.shared)}")
+    if args.model is not None:
+        require_file(args.model, "--model")
+    if args.out.exists() and not args.out.is_dir():
+        raise PathError(f"output '{args.out}' is not a folder")
+    if args.all and not kept_local(args.out):
+        raise UsageError(
+            f"--all writes images that may not be redistributed: not into the repository "
+            f"('{args.out}'); write them to work_local/ or outside it"
+        )
+
+
+def kept_local(out: Path) -> bool:
+    """Whether images in ``out`` stay out of the repository: ``out`` is outside it, or in a
+    part git ignores (work_local/; without git, work_local/ alone)."""
+    if not within(out, ROOT):
+        return True
+    rel = out.resolve().relative_to(ROOT)
+    cmd = ["git", "-C", str(ROOT), "check-ignore", "-q", str(rel / "case.jpg")]
+    try:
+        code = subprocess.run(cmd, capture_output=True, timeout=30).returncode
+    except (OSError, subprocess.TimeoutExpired):
+        code = 128
+    return code == 0 if code in (0, 1) else rel.parts[:1] == ("work_local",)
+
+
 if __name__ == "__main__":
-    main()
+    entry(main)
