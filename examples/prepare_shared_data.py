@@ -40,7 +40,6 @@ The data is never copied into the repository; ../shared/data/SOURCES.md says whe
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import shutil
@@ -49,7 +48,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from _script import Parser, description, entry
 
+from d2nvideo.errors import PathError
+from d2nvideo.fileio import not_a_folder
 from d2nvideo.images import list_images, read_image, write_image
 from d2nvideo.video.decode import decode_frames, frames_at
 from d2nvideo.video.probe import probe
@@ -164,11 +166,19 @@ def holdout_stills(shared: Path) -> Iterator[tuple[str, Path]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("shared", type=Path)
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--short-side", type=int, default=180)
+    parser = Parser(description=description(__doc__))
+    parser.add_argument("shared", type=Path, help="../shared/data")
+    parser.add_argument("out", type=Path, help="the folder the sets go to")
+    parser.add_argument(
+        "--short-side", type=int, default=180, help="pixels, at least 16 (default 180)"
+    )
     args = parser.parse_args()
+    if args.short_side < 16:  # 0 or below wrote 1x1 images
+        parser.error(f"--short-side takes a whole number >= 16, not {args.short_side}")
+    if not args.shared.is_dir():
+        raise PathError(f"shared folder '{args.shared}' {not_a_folder(args.shared)}")
+    if args.out.exists() and not args.out.is_dir():
+        raise PathError(f"output '{args.out}' is not a folder")
     shared, out = args.shared, args.out
     manifest: list[dict[str, object]] = []
 
@@ -231,4 +241,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    entry(main)
