@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from _script import Parser, description
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = [
     "loss.struct_to_day=8", "loss.hist=5", "loss.colour=100", "loss.colour_to_day=0",
@@ -44,7 +46,7 @@ def train(args: list[str]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=description(__doc__))
     parser.add_argument("data", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("seconds", type=float)
@@ -52,6 +54,8 @@ def main() -> None:
     parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
     parser.add_argument("--cpu", action="store_true")
     a = parser.parse_args()
+    if not 0 < a.seconds < float("inf"):
+        parser.error(f"SECONDS takes a finite number above 0, not {a.seconds}")
     signal.signal(signal.SIGTERM, lambda signum, frame: STOPPED.append(signum))
     start = time.perf_counter()
     run = Path(os.environ.get("GPU_RUN", str(a.out / "run")))
