@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -118,3 +117,58 @@ def test_bench_smooth_needs_two_frames(clip, tmp_path) -> None:
 @pytest.mark.parametrize("args", [["--images", "0"], ["--shared", "gone"]])
 def test_bench_relabel_refuses_bad_arguments(args, tmp_path) -> None:
     refused("benchmarks/bench_relabel.py", *args, folder=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["sub/x.mp4"], ["x.mp4", "--seconds", "inf"], ["x.mp4", "--seconds", "nan"]],
+)
+def test_make_test_clip_refuses_what_it_cannot_write(args, tmp_path) -> None:
+    line = refused("examples/make_test_clip.py", *args, folder=tmp_path)
+    assert line.startswith("make_test_clip.py: error: ")
+
+
+@pytest.mark.parametrize("script", ["examples/gallery.py", "examples/prepare_shared_data.py"])
+def test_the_examples_refuse_a_missing_shared_folder_or_model(script, tmp_path) -> None:
+    line = refused(script, "gone", "out", folder=tmp_path)
+    assert line == "error: shared folder 'gone' does not exist"
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "taken").write_bytes(b"mine")
+    assert "not a folder" in refused(script, "shared", "taken", folder=tmp_path)
+    if script.endswith("gallery.py"):
+        line = refused(script, "shared", "out", "--model", "gone.pt", folder=tmp_path)
+        assert line == "error: --model 'gone.pt' does not exist"
+
+
+def test_prepare_shared_data_refuses_a_short_side_under_16(tmp_path) -> None:
+    (tmp_path / "shared").mkdir()
+    for side in ("0", "-3", "15"):
+        args = ["shared", "out", "--short-side", side]
+        assert "--short-side" in refused("examples/prepare_shared_data.py", *args, folder=tmp_path)
+
+
+def test_the_gallery_keeps_images_that_may_not_be_shared_out_of_the_repository(tmp_path) -> None:
+    (tmp_path / "shared").mkdir()
+    for out in (ROOT / "docs" / "gallery", ROOT / "docs" / ".." / "new"):
+        line = refused("examples/gallery.py", "shared", str(out), "--all", folder=tmp_path)
+        assert "may not be redistributed" in line
+    assert not (ROOT / "new").exists()
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "benchmarks/bench_convert.py",
+        "benchmarks/bench_relabel.py",
+        "benchmarks/bench_smooth.py",
+        "benchmarks/device_check.py",
+        "examples/gpu_train.py",
+    ],
+)
+def test_help_describes_the_script_in_whole_sentences(script) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / script), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split("\n\n")[1].split())  # the description
+    assert text.endswith("."), text
