@@ -310,6 +310,33 @@ def test_the_recording_time_and_the_streams_languages_are_kept(
     ]
 
 
+def test_tags_kept_under_another_name_or_language_are_not_called_dropped(
+    media, translator, tmp_path, caplog
+) -> None:
+    # an .mp4 holds 'location' and 'location-eng': converting one of d2nvideo's own outputs
+    # again warned that 'location-eng' was lost; a raw .yuv, which cannot be read back, was a
+    # traceback after it was written, and the output deleted
+    from types import SimpleNamespace
+
+    from conftest import make_video
+
+    from d2nvideo.video.codecs import EncodeSettings
+    from d2nvideo.video.streams import stream_tags
+
+    tagged = {"location": "+52.5200+013.4050/", "creation_time": "2024-05-01T10:00:00Z"}
+    clip = make_video(tmp_path / "a.mp4", frames=3, metadata=tagged)
+    once, twice = tmp_path / "once.mp4", tmp_path / "twice.mp4"
+    with caplog.at_level("WARNING"):
+        convert_video(clip, once, translator, ConvertOptions("night"))
+        convert_video(once, twice, translator, ConvertOptions("night"))
+    assert not [r for r in caplog.records if "could not keep" in r.message]
+    raw = ConvertOptions("night", encode=EncodeSettings(codec="rawvideo", crf=None))
+    convert_video(clip, tmp_path / "o.yuv", translator, raw)
+    assert (tmp_path / "o.yuv").stat().st_size == 3 * 64 * 48 * 3 // 2
+    mkvmerge = {"language": "deu", "BPS-eng": "128000", "DURATION-eng": "00:00:10.0"}
+    assert stream_tags(SimpleNamespace(metadata=mkvmerge)) == {"language": "deu"}
+
+
 def test_a_container_that_drops_the_rotation_says_so(media, translator, tmp_path, caplog) -> None:
     with caplog.at_level("WARNING"):
         convert_video(media["rotated"], tmp_path / "r.avi", translator, ConvertOptions("night"))

@@ -40,7 +40,7 @@ from .probe import (
     warn_if_interlaced,
     warn_once,
 )
-from .streams import StreamCopier
+from .streams import StreamCopier, tag_key
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class _Writer:
         self.clock = _Clock(0)
         self.copier: StreamCopier | None = None
         self.count = 0
-        self.tags: list[str] = []  # the source's container tags given to the output
+        self.tags: dict[str, str] = {}  # the source's container tags given to the output
 
     def write(self, frame: Frame) -> None:
         if self.vs is None:
@@ -327,23 +327,28 @@ def _tag_colour(vs: Any, color: Color) -> None:
 SMPTE170M = 6  # FFmpeg's AVCOL_SPC_SMPTE170M: the BT.601 matrix
 
 
-def _copy_metadata(out: Any, source: VideoInfo) -> list[str]:
-    kept = {k: v for k, v in source.metadata.items() if k.lower() not in _MUXER_TAGS}
+def _copy_metadata(out: Any, source: VideoInfo) -> dict[str, str]:
+    kept = {k: v for k, v in source.metadata.items() if tag_key(k) not in _MUXER_TAGS}
     out.metadata.update(kept)
-    return list(kept)
+    return kept
 
 
-def _warn_dropped_tags(path: Path, tags: list[str]) -> None:
-    """The source's container tags the written file does not hold (a .ts keeps
-    none, an .mp4 no make or model, an .avi no location; each went without a word), read back
-    from what was written."""
+def _warn_dropped_tags(path: Path, tags: dict[str, str]) -> None:
+    """The source's container tags the written file does not hold, by name or by value (a
+    muxer may rename one: an AVI's album reads back as product), read back from what was
+    written: a .ts keeps none, an .mp4 no make or model, an .avi no location, each without a
+    word."""
     import av
 
     if not tags:
         return
-    with av.open(str(path)) as written:
-        held = {k.lower().split("-")[0] for k in written.metadata}
-    dropped = [k for k in tags if k.lower() not in held]
+    try:
+        with av.open(str(path)) as written:
+            names = {tag_key(k) for k in written.metadata}
+            values = set(written.metadata.values())
+    except (av.error.FFmpegError, OSError):  # not for the tags to fail a file written whole
+        return
+    dropped = [k for k, v in tags.items() if tag_key(k) not in names and v not in values]
     if dropped:
         log.warning(
             "the %s file could not keep the clip's metadata %s: .mkv keeps every tag",

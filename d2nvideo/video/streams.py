@@ -170,12 +170,17 @@ def _output_for(stream: Any, out: Any, offset_s: float) -> Any:
 def stream_tags(stream: Any) -> dict[str, str]:
     """A stream's tags for its copy (its language, title, handler: "deu" audio became "und"),
     less what describes the source's encoding or size (a Matroska file's DURATION, mkvmerge's
-    statistics), which the muxer writes anew or which would be wrong."""
+    statistics, 'BPS-eng' as 'BPS'), which the muxer writes anew or which would be wrong."""
     return {
         k: v
         for k, v in stream.metadata.items()
-        if k.lower() not in _ENCODING_TAGS and not k.startswith("_STATISTICS")
+        if tag_key(k) not in _ENCODING_TAGS and not k.startswith("_STATISTICS")
     }
+
+
+def tag_key(key: str) -> str:
+    """A tag's name without case or language (an .mp4's 'location-eng', Matroska's 'BPS-eng')."""
+    return key.lower().split("-")[0]
 
 
 _ENCODING_TAGS = {"duration", "encoder", "vendor_id", "bps", "number_of_frames", "number_of_bytes"}
