@@ -1627,6 +1627,16 @@ def test_a_writer_that_fails_and_then_fails_to_close_is_one_output_error(
     refused(tmp_path, 1, "o.mp4' failed: ", *args, "--model", media["model"])
 
 
+def test_a_parking_mode_clips_hour_between_frames_is_kept(tmp_path: Path) -> None:
+    # the refusal of a clock that jumps an hour ahead (an MPEG-TS's restart read as a wrap)
+    # refused a motion-triggered Matroska clip, info and --salvage included
+    from d2nvideo.video.decode import decode_frames
+
+    ms = [*range(0, 400, 40), *range(3_660_000, 3_660_400, 40)]
+    clip = make_video(tmp_path / "parked.mkv", pts=ms, time_base=Fraction(1, 1000))
+    assert [f.pts for f in decode_frames(clip)] == ms
+
+
 def test_mpegts_files_joined_with_a_clock_read_as_a_wrap_are_refused(media, tmp_path: Path) -> None:
     # a's clock at 100 s, b's restarting at 1.4 s: FFmpeg reads the step back as a 33-bit wrap,
     # 26.5 h ahead; a .mkv of 26.5 hours was written, and a .mp4 failed with a traceback

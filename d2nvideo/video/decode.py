@@ -201,7 +201,9 @@ def _decoded(container: Any, vs: Any, path: Path, tb: Fraction, watch: _Watch) -
     """Decoded frames in display order, with an increasing pts on each (see ``_Timestamps``)."""
     step = max(1, round(1 / (float(vs.average_rate or vs.guessed_rate or 30) * tb)))
     stored = container.format.name == "avi"
-    times = _Timestamps(step, stored, round(BACK_S / tb), round(AHEAD_S / tb))
+    wraps = container.format.name.split(",")[0] in WRAPPING  # a 33-bit clock
+    ahead = round(AHEAD_S / tb) if wraps else _Timestamps.ahead
+    times = _Timestamps(step, stored, round(BACK_S / tb), ahead)
     slots = _Slots() if stored else None
     frames = _packets_decoded(container, vs, path, tb, watch, slots)
     for frame in frames:
@@ -214,12 +216,14 @@ def _decoded(container: Any, vs: Any, path: Path, tb: Fraction, watch: _Watch) -
 
 
 BACK_S = 0.5  # a clock that goes back further restarted (reordered frames go back a few ticks)
-AHEAD_S = 3600.0  # an hour between two frames of one recording: its clock jumped
+AHEAD_S = 3600.0  # an hour between two frames of an MPEG stream: its clock jumped
+WRAPPING = ("mpegts", "mpeg")  # containers with a 33-bit clock, which FFmpeg unwraps
 
 
 def clock_jumps(path: Path, ahead: float) -> str:
     """An MPEG-TS clock that restarts (``cat a.ts b.ts``) is read by FFmpeg as a 33-bit wrap,
-    26.5 hours ahead: a .mkv of a day and a night was written, a .mp4 failed."""
+    26.5 hours ahead: a .mkv of a day and a night was written, a .mp4 failed. (Other
+    containers' clocks do not wrap: a parking-mode clip's hour between two frames is kept.)"""
     return (
         f"'{path}' jumps {ahead / 3600:.1f} h ahead in time between two frames: files joined "
         "end to end? Convert each part on its own"
@@ -254,6 +258,7 @@ class _Timestamps:
     ahead: int = 1 << 62  # ticks in AHEAD_S: a time further ahead is a clock that jumped
     went_back: int = 0  # how far it went back (ticks), when it did
     went_ahead: int = 0  # how far it jumped ahead (ticks), when it did
+    timed: bool = False  # ``last`` comes from a frame's own time (the first may have none)
     last: int | None = None
     last_pts: int | None = None
     last_dts: int | None = None
@@ -272,8 +277,9 @@ class _Timestamps:
         t = pts if use_pts else dts
         if self.last is not None and t is not None and t < self.last - self.back:
             self.went_back = self.last - t
-        if self.last is not None and t is not None and t > self.last + self.ahead:
+        if self.timed and self.last is not None and t is not None and t > self.last + self.ahead:
             self.went_ahead = t - self.last
+        self.timed = self.timed or t is not None
         if self.last is not None and (t is None or t <= self.last):
             t = self.last + (1 if t is not None else self.step)
         self.last = 0 if t is None else t
