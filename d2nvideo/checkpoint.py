@@ -314,7 +314,7 @@ def _unloadable(path: Path, exc: Exception) -> str:
         )
     reason = _unpickle_reason(path, exc)
     if reason.startswith("the file is cut short"):
-        return f"'{path}' is a PyTorch file cut short (an interrupted copy, download or save?)"
+        return f"'{path}' could not be read: {reason}"
     return (
         f"'{path}' is not a d2nvideo checkpoint: not safetensors, and not a PyTorch file that "
         f"reads ({reason})"
@@ -331,31 +331,51 @@ _PICKLE_CUT = ("exhausted before seeing STOP", "not enough data in stream", "but
 def load_reason(path: Path, exc: Exception) -> str:
     """Why ``torch.load`` could not read ``path``, in one short line: a file cut short is said
     so (of a cut zip torch said "[Errno 22] Invalid argument", or a paragraph that the
-    one-line limit stopped mid-sentence)."""
-    if any(mark in str(exc) for mark in _CUT_SHORT) or _cut_short(path):
-        return "the file is cut short: an interrupted copy, download or save?"
-    return first_line(exc).split(". ")[0].rstrip(".") or type(exc).__name__
+    one-line limit stopped mid-sentence), and torch's own words as far as whole sentences
+    fit in about 160 characters."""
+    if any(mark in str(exc) for mark in _CUT_SHORT):
+        return CUT_SHORT
+    cut = _cut_short(path)
+    if cut:
+        return cut
+    sentences = first_line(exc, 400).split(". ")
+    told = sentences[0]
+    for more in sentences[1:]:
+        if len(told) + len(more) > 160:
+            break
+        told = f"{told}. {more}"
+    return told.strip().rstrip(".") or type(exc).__name__
 
 
-def _cut_short(path: Path) -> bool:
-    """Whether a file lacks its end: a zip without the end record every zip file closes with,
-    or a pickle (of protocol 2 to 5: garbage that begins with a pickle's first byte rarely
-    names one) that stops before its STOP opcode."""
+CUT_SHORT = "the file is cut short: an interrupted copy, download or save?"
+
+
+def _cut_short(path: Path) -> str | None:
+    """Why a file lacks its end, or None: a zip without the end record every zip file closes
+    with (cut short, or with something after its end), or a pickle (of protocol 2 to 5:
+    garbage that begins with a pickle's first byte rarely names one) that stops before its
+    STOP opcode."""
     try:
         with path.open("rb") as fh:
             head = fh.read(2)
             if head == b"PK":
-                return not zipfile.is_zipfile(path)
+                return None if zipfile.is_zipfile(path) else ZIP_CUT
             if len(head) < 2 or head[0] != 0x80 or not 2 <= head[1] <= 5:
-                return False
+                return None
             fh.seek(0)
             for _ in pickletools.genops(fh):
                 pass
     except ValueError as exc:
-        return any(mark in str(exc) for mark in _PICKLE_CUT)
+        return CUT_SHORT if any(mark in str(exc) for mark in _PICKLE_CUT) else None
     except OSError:
-        return False
-    return False
+        return None
+    return None
+
+
+ZIP_CUT = (
+    "the file is cut short or damaged: its zip index, at the end, is missing (an interrupted "
+    "copy, download or save?)"
+)
 
 
 def _names_code(path: Path) -> bool:
@@ -375,6 +395,9 @@ _CODE_OPS = ("GLOBAL", "STACK_GLOBAL", "INST", "OBJ")
 def _unpickle_reason(path: Path, exc: Exception) -> str:
     """The informative part of torch's weights-only refusal (e.g. 'Unsupported global: ...'),
     without its advice to load with ``weights_only=False``, which would run the file's code."""
+    cut = _cut_short(path)  # a cut pickle was "Unsupported operand 149"
+    if cut:
+        return cut
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     for line in lines:
         if "nsupported" in line and "weights_only" not in line:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -78,8 +79,14 @@ def test_a_pytorch_file_cut_short_is_called_so(tmp_path: Path) -> None:
     for path in (zipped, legacy, plain):
         data = path.read_bytes()
         path.write_bytes(data[: len(data) // 2])
-        with pytest.raises(CheckpointError, match=r"is a PyTorch file cut short \(an interrupted"):
-            load_checkpoint(path)
+        with pytest.raises(CheckpointError, match=r"could not be read: the file is cut short"):
+            load_checkpoint(path)  # a cut pickle was "Unsupported operand 149"
+    # a zip that is no PyTorch file keeps torch's reason whole (its first sentence was empty)
+    other = tmp_path / "other.pt"
+    with zipfile.ZipFile(other, "w") as archive:
+        archive.writestr("readme.txt", "hello")
+    with pytest.raises(CheckpointError, match=r"not in a subdirectory: readme\.txt"):
+        load_checkpoint(other)
 
 
 class _Evil:
