@@ -639,6 +639,16 @@ def test_evaluate_measures_a_truncated_clip_on_the_frames_that_are_there(
     assert "'cut.mp4' is truncated (" in caplog.text
     frames = clip_start(cut, opts)
     assert 2 <= len(frames) < 60 and all(frame.std() > 0 for frame in frames)
+    # a packet that does not decode ends the frames measured, said once (it was said by the
+    # check before the work and again by the measurement)
+    data = bytearray(_faststart(tmp_path / "full.mp4").read_bytes())
+    middle = (data.find(b"mdat") + len(data)) // 2
+    data[middle : middle + 400] = bytes(400)
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    _check_clip(damaged, opts)
+    clip_start(damaged, opts)
+    assert caplog.text.count("before one that does not decode") == 1
 
 
 def test_a_truncated_file_is_guessed_and_counted_from_what_it_holds(tmp_path: Path) -> None:

@@ -318,7 +318,7 @@ def _check_clip(video: Path, opts: EvalOptions) -> None:
             f"{info.missing_bytes:,}",
             f"{info.index_end:,}",
         )
-    frames = clip_start(info.path, opts)
+    frames = clip_start(info.path, opts, warn=False)  # said once, when it is measured
     if len(shot_starts(frames)) == len(frames):
         raise InputError(
             f"'{info.path}': a scene cut comes between each of its first {len(frames)} frames: "

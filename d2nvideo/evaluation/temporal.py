@@ -65,8 +65,9 @@ def temporal_quality(
     return result
 
 
-def clip_start(video: Path, opts: EvalOptions) -> Images:
-    """The first ``video_frames`` frames of ``video``, longer side at most ``video_max_side``."""
+def clip_start(video: Path, opts: EvalOptions, warn: bool = True) -> Images:
+    """The first ``video_frames`` frames of ``video``, longer side at most ``video_max_side``;
+    ``warn``: say so where a frame that does not decode ends them early."""
     from ..errors import InputError
 
     inputs: list[np.ndarray] = []
@@ -79,7 +80,7 @@ def clip_start(video: Path, opts: EvalOptions) -> Images:
             break
     if len(inputs) < 2:
         raise InputError(f"'{video}' has fewer than 2 decodable frames to measure", video)
-    if salvage.lost and len(inputs) < opts.video_frames:
+    if warn and salvage.lost and len(inputs) < opts.video_frames:
         log.warning(
             "'%s': measured on its first %d frames, before one that does not decode (%s)",
             video.name,
