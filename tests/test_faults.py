@@ -103,6 +103,8 @@ def test_a_named_pipe_is_refused_without_blocking(command: list[str], tmp_path: 
         ("x.mp4", {"codec": "aac"}, "audio encoder"),
         ("x.webm", {"codec": "libx264"}, "cannot go into"),
         ("x.apng", {}, r"cannot take libx264, the codec written by default: choose another"),
+        ("x.mpg", {"codec": "mpeg2video"}, r"a \.mpg file; choose another suffix"),
+        ("x.mp4", {"codec": "libvpx"}, r"a \.mp4 file; for \.mp4 leave --codec out"),
         ("x.mp4", {"preset": "bogus"}, "preset 'bogus'"),
         ("x.mp4", {"pix_fmt": "bogus"}, "does not exist"),
         ("x.mp4", {"pix_fmt": "rgb24"}, "cannot encode pixel format 'rgb24'"),

@@ -70,6 +70,30 @@ def usable_codec(codec: str, width: int, height: int) -> str:
         return "libx264"
 
 
+def _refuse_codec(path: Path, name: str, default: bool, format_name: str) -> None:
+    """A container that cannot take the codec: what to do instead ("leave --codec out" was
+    said where the default codec did not fit either, or to a user who gave none)."""
+    suffix, fits = path.suffix, _takes(format_name, codec_for(path, EncodeSettings()))
+    if default:
+        raise UsageError(
+            f"a {suffix} file cannot take {name}, the codec written by default: choose another "
+            "suffix (.mp4, .mkv, .mov, .webm)",
+            path,
+        )
+    instead = f"for {suffix} leave --codec out" if fits else "choose another suffix"
+    raise UsageError(f"codec '{name}' cannot go into a {suffix} file; {instead}", name)
+
+
+def _takes(format_name: str, name: str) -> bool:
+    import av
+
+    try:
+        codec = av.codec.Codec(name, "w")
+    except Exception:
+        return False
+    return bool({name, codec.canonical_name} & supported_codecs(format_name))
+
+
 def check_codec(name: str) -> None:
     """``name`` is a video encoder of this PyAV build (not an audio one like aac)."""
     import av
@@ -94,17 +118,7 @@ def check_encode(path: Path, settings: EncodeSettings) -> None:
     check_codec(name)
     codec = av.codec.Codec(name, "w")
     if not ({name, codec.canonical_name} & supported_codecs(format_name)):
-        if settings.codec is None:  # "leave --codec out" to a user who had (or has none)
-            raise UsageError(
-                f"a {path.suffix} file cannot take {name}, the codec written by default: "
-                "choose another suffix (.mp4, .mkv, .mov, .webm)",
-                path,
-            )
-        raise UsageError(
-            f"codec '{name}' cannot go into a {path.suffix} file; for {path.suffix} leave "
-            "--codec out, or choose another suffix",
-            name,
-        )
+        _refuse_codec(path, name, settings.codec is None, format_name)
     if name in ("libx264", "libx265") and settings.preset not in (None, *X264_PRESETS):
         raise UsageError(
             f"preset '{settings.preset}' is not a {name} preset: one of {', '.join(X264_PRESETS)}",
