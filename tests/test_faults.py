@@ -545,6 +545,39 @@ def _onset(path: Path) -> float:
     raise AssertionError(f"nothing audible in {path}")
 
 
+def test_an_avi_of_a_clip_that_starts_late_keeps_its_sound_with_the_picture(
+    media, tmp_path: Path
+) -> None:
+    # picture and sound from 0.5 s: the AVI kept the picture at 0.5 s, its sound (which has
+    # no times there) played from 0, half a second early (found by a review)
+    import av
+
+    clip = tmp_path / "late.mp4"
+    with av.open(str(clip), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        sound = out.add_stream("aac", rate=22050)
+        sound.layout = "mono"
+        for i in range(25):
+            frame = av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")
+            frame.pts, frame.time_base = 500 + 40 * i, Fraction(1, 1000)
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode())
+        for k in range(22):
+            tone = np.zeros((1, 1024), np.float32)
+            tone[0, :] = 0.5 if 4 <= k < 8 else 0.0  # loud from about 0.19 s after 0.5 s
+            block = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+            block.sample_rate, block.pts = 22050, 11025 + k * 1024
+            block.time_base = Fraction(1, 22050)
+            out.mux(sound.encode(block))
+        out.mux(sound.encode())
+    before = _onset(clip)
+    converted = tmp_path / "o.avi"
+    args = ["convert", clip, "--to", "night", "-o", converted, "--model", media["model"], "-q"]
+    assert invoke(*args).exit_code == 0
+    assert abs(_onset(converted) - before) < 0.08, (_onset(converted), before)
+
+
 @pytest.mark.parametrize("suffix", [".mp4", ".ts", ".webm"])
 def test_re_encoded_sound_starts_with_the_picture(suffix: str, media, tmp_path: Path) -> None:
     # the encoder's priming samples (1,024 for AAC) were stamped from the first sound's time

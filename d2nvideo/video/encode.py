@@ -117,7 +117,10 @@ class _Writer:
 
     def _begin(self, first: Frame) -> None:
         start, end = self.window
-        shift = start is not None or first.pts < 0
+        # a segment starts at 0, as does a clock below 0 (an MP4's edit list hid what is before
+        # 0) and an AVI's first frame (its sound, which has no times, plays from 0)
+        avi = self.out.format.name == "avi"
+        shift = start is not None or first.pts < 0 or (avi and first.pts != 0)
         offset = first.pts if shift else 0
         self.clock = _Clock(offset, _avi_tick(self.out, self.source, offset))
         self.vs = _add_video_stream(
