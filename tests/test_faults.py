@@ -545,11 +545,13 @@ def _onset(path: Path) -> float:
     raise AssertionError(f"nothing audible in {path}")
 
 
+@pytest.mark.parametrize("sound_from", [11025, 0], ids=["with", "before"])
 def test_an_avi_of_a_clip_that_starts_late_keeps_its_sound_with_the_picture(
-    media, tmp_path: Path
+    sound_from: int, media, tmp_path: Path
 ) -> None:
     # picture and sound from 0.5 s: the AVI kept the picture at 0.5 s, its sound (which has
-    # no times there) played from 0, half a second early (found by a review)
+    # no times there) played from 0, half a second early; sound from 0 before a picture from
+    # 0.5 s must keep its first half second (found by reviews)
     import av
 
     clip = tmp_path / "late.mp4"
@@ -567,7 +569,7 @@ def test_an_avi_of_a_clip_that_starts_late_keeps_its_sound_with_the_picture(
             tone = np.zeros((1, 1024), np.float32)
             tone[0, :] = 0.5 if 4 <= k < 8 else 0.0  # loud from about 0.19 s after 0.5 s
             block = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
-            block.sample_rate, block.pts = 22050, 11025 + k * 1024
+            block.sample_rate, block.pts = 22050, sound_from + k * 1024
             block.time_base = Fraction(1, 22050)
             out.mux(sound.encode(block))
         out.mux(sound.encode())

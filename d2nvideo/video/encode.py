@@ -117,17 +117,25 @@ class _Writer:
 
     def _begin(self, first: Frame) -> None:
         start, end = self.window
-        # a segment starts at 0, as does a clock below 0 (an MP4's edit list hid what is before
-        # 0) and an AVI's first frame (its sound, which has no times, plays from 0)
-        avi = self.out.format.name == "avi"
-        shift = start is not None or first.pts < 0 or (avi and first.pts != 0)
-        offset = first.pts if shift else 0
+        origin = self._origin(first)  # seconds on the source's clock that become 0
+        offset = round(origin / first.time_base)
         self.clock = _Clock(offset, _avi_tick(self.out, self.source, offset))
         self.vs = _add_video_stream(
             self.out, self.codec, first.image, self.source, self.settings, self.clock.tick
         )
-        self.copier = _open_copier(self.source, self.out, start, end, first.time if shift else 0)
+        self.copier = _open_copier(self.source, self.out, start, end, float(origin))
         self.tags = _copy_metadata(self.out, self.source)
+
+    def _origin(self, first: Frame) -> Fraction:
+        """The output's 0: a segment's first frame, as is a clock below 0's (an MP4's edit
+        list hid what is before 0). An AVI's sound has no times and plays from 0: its 0 is
+        where picture or sound begins, the earlier (sound before 0 is left out there)."""
+        here = Fraction(first.pts) * first.time_base
+        if self.window[0] is not None or first.pts < 0:
+            return here
+        if self.out.format.name != "avi":
+            return Fraction(0)
+        return max(Fraction(0), min(here, _audio_start(self.source.path, here)))
 
     def flush(self) -> None:
         if self.vs is not None:
@@ -148,6 +156,17 @@ class _Writer:
                 self.copier.close()
         finally:
             self.out.close()
+
+
+def _audio_start(path: Path, otherwise: Fraction) -> Fraction:
+    """When the source's first sound begins (seconds), ``otherwise`` where it has none."""
+    with open_input(path) as container:
+        starts = [
+            Fraction(s.start_time) * s.time_base
+            for s in container.streams.audio
+            if s.start_time is not None and s.time_base
+        ]
+    return min(starts, default=otherwise)
 
 
 def _write_failed(path: Path, exc: Exception) -> OutputError:
