@@ -331,13 +331,18 @@ _PICKLE_CUT = ("exhausted before seeing STOP", "not enough data in stream", "but
 def load_reason(path: Path, exc: Exception) -> str:
     """Why ``torch.load`` could not read ``path``, in one short line: a file cut short is said
     so (of a cut zip torch said "[Errno 22] Invalid argument", or a paragraph that the
-    one-line limit stopped mid-sentence), and torch's own words as far as whole sentences
-    fit in about 160 characters."""
+    one-line limit stopped mid-sentence), else torch's own words."""
+    return _cut_reason(path, exc) or _torch_words(exc)
+
+
+def _cut_reason(path: Path, exc: Exception) -> str | None:
     if any(mark in str(exc) for mark in _CUT_SHORT):
         return CUT_SHORT
-    cut = _cut_short(path)
-    if cut:
-        return cut
+    return _cut_short(path)
+
+
+def _torch_words(exc: Exception) -> str:
+    """torch's message as far as whole sentences fit in about 160 characters."""
     sentences = first_line(exc, 400).split(". ")
     told = sentences[0]
     for more in sentences[1:]:
@@ -395,11 +400,11 @@ _CODE_OPS = ("GLOBAL", "STACK_GLOBAL", "INST", "OBJ")
 def _unpickle_reason(path: Path, exc: Exception) -> str:
     """The informative part of torch's weights-only refusal (e.g. 'Unsupported global: ...'),
     without its advice to load with ``weights_only=False``, which would run the file's code."""
-    cut = _cut_short(path)  # a cut pickle was "Unsupported operand 149"
+    cut = _cut_reason(path, exc)  # a cut pickle was "Unsupported operand 149"
     if cut:
         return cut
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     for line in lines:
         if "nsupported" in line and "weights_only" not in line:
             return re.split(r"\.\s|;\s", line, maxsplit=1)[0].rstrip(".")
-    return load_reason(path, exc)
+    return _torch_words(exc)

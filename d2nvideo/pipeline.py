@@ -105,6 +105,11 @@ class ConvertOptions:
         check(Exposure, self.exposure, "exposure")
         check(BarsMode, self.bars, "bars")
 
+    @property
+    def whole(self) -> bool:
+        """The whole file, not a segment of it."""
+        return self.start <= 0 and self.duration is None
+
 
 Watch = Callable[[list[np.ndarray], list[np.ndarray]], list[np.ndarray]]  # (outputs, inputs)
 
@@ -358,7 +363,7 @@ def segment(opts: ConvertOptions, info: VideoInfo) -> tuple[float, float | None]
     from the first frame, as a player's 0:00 does (as extract and preview --at count), and an
     MPEG-TS clip's clock rarely starts at 0. The whole file is everything from 0 on (or from
     the first frame, where the clock starts before 0), its end None."""
-    if opts.start <= 0 and opts.duration is None:
+    if opts.whole:
         return min(0.0, info.start_time), None
     start = info.start_time + opts.start
     return start, None if opts.duration is None else start + opts.duration
@@ -367,7 +372,7 @@ def segment(opts: ConvertOptions, info: VideoInfo) -> tuple[float, float | None]
 def _decoded(
     src: Path, opts: ConvertOptions, info: VideoInfo, salvage: Salvage | None
 ) -> Iterator[Frame]:
-    whole = opts.start <= 0 and opts.duration is None
+    whole = opts.whole
     start, _ = segment(opts, info)
     return decode_frames(
         src,
@@ -389,11 +394,10 @@ def _encode(
 ) -> int:
     """Encode ``frames`` on a writer thread into a temporary file renamed to ``dst``."""
     start, end = segment(opts, info)
-    whole = opts.start <= 0 and opts.duration is None
     with atomic_output(dst) as tmp:
         sink: Sink[Frame, int] = start_sink(
             lambda items: encode_frames(
-                items, tmp, info, opts.encode, None if whole else start, end
+                items, tmp, info, opts.encode, None if opts.whole else start, end
             ),
             depth=2 * opts.batch_size,
             name="encode",

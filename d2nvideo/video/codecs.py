@@ -73,13 +73,14 @@ def usable_codec(codec: str, width: int, height: int) -> str:
 def _refuse_codec(path: Path, name: str, default: bool, format_name: str) -> None:
     """A container that cannot take the codec: what to do instead ("leave --codec out" was
     said where the default codec did not fit either, or to a user who gave none)."""
-    suffix, fits = path.suffix, _takes(format_name, codec_for(path, EncodeSettings()))
+    suffix = path.suffix
     if default:
         raise UsageError(
             f"a {suffix} file cannot take {name}, the codec written by default: choose another "
             "suffix (.mp4, .mkv, .mov, .webm)",
             path,
         )
+    fits = _takes(format_name, codec_for(path, EncodeSettings()))
     instead = f"for {suffix} leave --codec out" if fits else "choose another suffix"
     raise UsageError(f"codec '{name}' cannot go into a {suffix} file; {instead}", name)
 

@@ -310,8 +310,8 @@ class _Slots:
     def of(self, dts: int | None) -> int | None:
         """The slot of the next frame in display order that carries ``dts``."""
         at = self._position(dts)
-        if self.delay is None:
-            self.delay = max(0, at) if at is not None else 0
+        if self.delay is None:  # the first frame's own slot is the first packet's
+            self.delay = at or 0
         position = self.given + 1 if at is None else at - self.delay
         if not self.base <= position < self.base + len(self.slots):
             return dts  # not a slot known here: as the decoder says
