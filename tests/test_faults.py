@@ -102,8 +102,9 @@ def test_a_named_pipe_is_refused_without_blocking(command: list[str], tmp_path: 
         ("x.png", {}, "preview --at"),
         ("x.mp4", {"codec": "aac"}, "audio encoder"),
         ("x.webm", {"codec": "libx264"}, "cannot go into"),
-        ("x.apng", {}, r"cannot take libx264, the codec written by default: choose another"),
-        ("x.mpg", {"codec": "mpeg2video"}, r"a \.mpg file; choose another suffix"),
+        ("x.ogg", {}, r"cannot take libx264, the codec written by default: choose another"),
+        ("x.mpg", {"codec": "mpeg2video"}, r"a \.mpg file; for \.mpg leave --codec out"),
+        ("x.mov", {"codec": "libvpx-vp9"}, r"a \.mov file; for \.mov leave --codec out"),
         ("x.mp4", {"codec": "libvpx"}, r"a \.mp4 file; for \.mp4 leave --codec out"),
         ("x.mp4", {"preset": "bogus"}, "preset 'bogus'"),
         ("x.mp4", {"pix_fmt": "bogus"}, "does not exist"),
@@ -1504,6 +1505,94 @@ def test_an_avi_holds_a_variable_rate_clips_times(
     moved = [abs(float(d * tick) - m / 1000) for d, m in zip(_packet_dts(out), ms, strict=True)]
     assert max(moved) <= 0.0015
     assert not [r for r in caplog.records if "no AVI frame rate" in r.getMessage()]
+
+
+def test_a_container_that_takes_no_h264_gets_its_own_codecs(media, tmp_path: Path) -> None:
+    # a .mpg was refused ("cannot take libx264"), and with --codec mpeg1video it failed with
+    # "Invalid argument" on a 30-fps clip timed in 1/30000 s: MPEG-1 counts frames at a rate
+    # of its list; its sound went missing (AAC "cannot go into mpeg; left out")
+    clip = make_video(
+        tmp_path / "v.mp4",
+        pts=[i * 1000 for i in range(9)],
+        time_base=Fraction(1, 30000),
+        fps=30,
+        audio=True,
+    )
+    out = tmp_path / "o.mpg"
+    model = ["--model", media["model"], "-q"]
+    assert invoke("convert", clip, "--to", "night", "-o", out, *model).exit_code == 0
+    import av
+
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.name == "mpeg1video"
+        assert container.streams.audio[0].codec_context.name == "mp2"
+    back, source = read_video(out), read_video(clip)
+    assert [t - back.times[0] for t in back.times] == source.times
+
+
+def test_a_clip_no_mpeg_rate_holds_is_refused_before_any_work(media, tmp_path: Path) -> None:
+    model = ["--model", media["model"]]
+    args = ("convert", media["vfr"], "--to", "night", "-o", tmp_path / "o.mpg", *model)
+    refused(tmp_path, 1, "mpeg1video video stores only these frame rates: 23.98, 24, 25", *args)
+
+
+def test_crf_sets_the_quality_of_ffmpegs_mpeg_encoders(media, tmp_path: Path) -> None:
+    # --crf went to x264/x265/VP9/AV1 only: MPEG-4 in an .avi came out at FFmpeg's 200 kbit/s
+    model = ["--model", media["model"], "-q", "--codec", "mpeg4"]
+    sizes = []
+    for crf in (4, 40):
+        out = tmp_path / f"o{crf}.avi"
+        clip = media["long"]
+        assert (
+            invoke("convert", clip, "--to", "night", "-o", out, "--crf", crf, *model).exit_code == 0
+        )
+        sizes.append(out.stat().st_size)
+    assert sizes[0] > 2 * sizes[1]
+
+
+def _clip_with_sound(path: Path, codec: str, rate: int) -> Path:
+    """A Matroska clip of ``media``'s kind whose sound is ``codec`` at ``rate`` Hz."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        sound = out.add_stream(codec, rate=rate)
+        sound.layout = "mono"
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode())
+        for k in range(rate * 4 // 10 // 960):
+            samples = np.full((1, 960), 0.1 * (k % 2), np.float32)
+            chunk = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
+            chunk.sample_rate, chunk.pts = rate, k * 960
+            out.mux(sound.encode(chunk))
+        out.mux(sound.encode())
+    return path
+
+
+@pytest.mark.parametrize(
+    "suffix, source, codec, rate",
+    [(".mov", ("libopus", 48000), "aac", 48000), (".mpg", ("aac", 8000), "mp2", 16000)],
+    ids=["opus-mov", "8kHz-mpg"],
+)
+def test_sound_a_container_refuses_is_re_encoded_at_a_rate_it_takes(
+    suffix: str, source: tuple[str, int], codec: str, rate: int, media, tmp_path: Path
+) -> None:
+    # an MKV's Opus into .mov failed with "Invalid argument" (FFmpeg lists Opus as a MOV codec
+    # and refuses it there); MP2 takes no 8 kHz sound
+    clip = _clip_with_sound(tmp_path / "v.mkv", *source)
+    out = tmp_path / f"o{suffix}"
+    model = ["--model", media["model"], "-q"]
+    assert invoke("convert", clip, "--to", "night", "-o", out, *model).exit_code == 0
+    import av
+
+    with av.open(str(out)) as container:
+        sound = container.streams.audio[0].codec_context
+        assert (sound.name, sound.sample_rate) == (codec, rate)
+        assert sum(f.samples for f in container.decode(audio=0)) >= 0.35 * rate
 
 
 def test_an_avi_of_jittered_times_says_it_moves_them(media, tmp_path: Path, caplog) -> None:

@@ -262,14 +262,16 @@ ENCODE_OPTIONS = [
     click.option(
         "--codec",
         default=None,
-        help="Video encoder: libx264 (default), libx265, libvpx-vp9 (default for .webm), "
-        "libsvtav1, h264_nvenc, hevc_nvenc.",
+        help="Video encoder: libx264 (default where the container takes it, else the "
+        "container's own: libvpx-vp9 for .webm, mpeg1video for .mpg), libx265, libsvtav1, "
+        "h264_nvenc, hevc_nvenc.",
     ),
     click.option(
         "--crf",
         type=click.IntRange(0, 63),
         default=18,
-        help="Quality: lower is better and larger (x264 scale; mapped for VP9/AV1).",
+        help="Quality: lower is better and larger (x264 scale; mapped for VP8/VP9/AV1 and the "
+        "MPEG encoders).",
     ),
     click.option(
         "--preset",

@@ -16,11 +16,10 @@ from ..choices import require_number
 from ..errors import UsageError
 from ..fileio import output_name
 from .probe import codec_threads
-from .streams import supported_codecs
+from .streams import muxer_default, supported_codecs
 
 log = logging.getLogger(__name__)
 
-CODECS_BY_SUFFIX = {".webm": "libvpx-vp9"}
 X264_PRESETS = (
     "ultrafast",
     "superfast",
@@ -38,7 +37,7 @@ STILL_SUFFIXES = ("png", "jpg", "jpeg", "bmp", "webp", "tif", "tiff")
 
 @dataclass(frozen=True)
 class EncodeSettings:
-    codec: str | None = None  # None: libx264, or libvpx-vp9 for .webm
+    codec: str | None = None  # None: libx264, or the container's own (codec_for)
     crf: int | None = 18  # quality (lower is better); None leaves the codec's default
     preset: str | None = "fast"  # codec speed preset (x264/x265 names; p1-p7 for NVENC)
     pix_fmt: str | None = None  # None: yuv420p, or yuv444p when a side is odd
@@ -49,7 +48,17 @@ class EncodeSettings:
 
 
 def codec_for(path: Path, settings: EncodeSettings) -> str:
-    return settings.codec or CODECS_BY_SUFFIX.get(path.suffix.lower(), "libx264")
+    """The encoder: the one asked for; else libx264 where the container takes it, else the
+    container's own (VP9 for .webm, MPEG-1 for .mpg, VP8 for .ogv)."""
+    return settings.codec or default_codec(output_name(path).suffix.lower().lstrip("."))
+
+
+@lru_cache(maxsize=16)
+def default_codec(suffix: str) -> str:
+    format_name = _muxers_by_suffix().get(suffix)
+    if format_name is None or _takes(format_name, "libx264"):
+        return "libx264"
+    return muxer_default(format_name, "video") or "libx264"
 
 
 def usable_codec(codec: str, width: int, height: int) -> str:
@@ -226,10 +235,16 @@ def codec_options(codec: str, settings: EncodeSettings) -> dict[str, str]:
         if codec == "libx265":  # x265 prints its banner and statistics to stderr itself
             threads = codec_threads()  # and starts a thread pool of its own on every core
             opts["x265-params"] = "log-level=error" + (f":pools={threads}" if threads else "")
+    elif codec in QSCALE_CODECS and settings.crf is not None:  # else 200 kbit/s, blocky
+        q = str(_qscale(settings.crf))  # a constant quantiser (global_quality needs it set
+        opts.update({"flags": "+qscale", "qmin": q, "qmax": q})  # on each frame, as ffmpeg does)
     elif codec == "libvpx-vp9":
         opts.update({"b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "4"})
         if settings.crf is not None:
             opts["crf"] = str(min(63, settings.crf + 13))  # VP9's scale: 31 ~ x264's 18
+    elif codec == "libvpx" and settings.crf is not None:  # VP8 (.ogv): CRF under a bit-rate cap
+        crf = str(max(4, min(63, settings.crf - 8)))  # 10 ~ x264's 18 (PSNR on a dashcam clip)
+        opts.update({"crf": crf, "b": "100M", "deadline": "good", "cpu-used": "4"})
     elif codec == "libsvtav1":
         if settings.crf is not None:
             opts["crf"] = str(min(63, settings.crf + 12))
@@ -241,6 +256,19 @@ def codec_options(codec: str, settings: EncodeSettings) -> dict[str, str]:
         if settings.crf is not None:
             opts.update({"rc": "vbr", "cq": str(settings.crf + 5), "b": "0"})
     return opts
+
+
+# FFmpeg's own MPEG-family encoders: quality by quantiser scale (ffmpeg -q:v), 1 best to 31
+QSCALE_CODECS = frozenset(
+    {"mpeg1video", "mpeg2video", "mpeg4", "msmpeg4", "msmpeg4v2", "wmv1", "wmv2", "h263"}
+    | {"h263p", "flv", "mjpeg", "rv10", "rv20"}
+)
+
+
+def _qscale(crf: int) -> int:
+    """A quantiser scale of x264's CRF scale: 18 -> 2 (visually lossless), 24 -> 4, halving the
+    quality every 6 as CRF does; 1 to 31."""
+    return max(1, min(31, round(2 ** ((crf - 12) / 6))))
 
 
 SVT_MAX_PRESET = 13

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -26,21 +24,20 @@ from .codecs import (
     pick_pix_fmt,
     usable_codec,
 )
-from .damage import demuxed, ffmpeg_reason
+from .damage import ffmpeg_reason
 from .decode import Frame
 from .probe import (
     Color,
     VideoInfo,
     open_input,
     use_threads,
-    video_stream,
     warn_if_cut_short,
     warn_if_deep,
     warn_if_hdr,
     warn_if_interlaced,
-    warn_once,
 )
 from .streams import StreamCopier, tag_key
+from .ticks import Clock, codec_rates, frame_tick, listed_rate
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +101,7 @@ class _Writer:
         self.out, self.source, self.settings, self.codec = out, source, settings, codec
         self.window = window
         self.vs: Any = None
-        self.clock = _Clock(0)
+        self.clock = Clock(0)
         self.copier: StreamCopier | None = None
         self.count = 0
         self.tags: dict[str, str] = {}  # the source's container tags given to the output
@@ -119,7 +116,8 @@ class _Writer:
         start, end = self.window
         origin = self._origin(first)  # seconds on the source's clock that become 0
         offset = round(origin / first.time_base)
-        self.clock = _Clock(offset, _avi_tick(self.out, self.source, offset))
+        tick = frame_tick(self.out.format.name, self.codec, self.source, offset)
+        self.clock = Clock(offset, tick)
         self.vs = _add_video_stream(
             self.out, self.codec, first.image, self.source, self.settings, self.clock.tick
         )
@@ -181,7 +179,10 @@ def _prepare(path: Path, source: VideoInfo, settings: EncodeSettings) -> str:
     warn_if_deep(source)
     warn_if_interlaced(source)
     warn_if_cut_short(source)
-    return usable_codec(codec_for(path, settings), source.width, source.height)
+    codec = usable_codec(codec_for(path, settings), source.width, source.height)
+    if codec_rates(codec):  # MPEG-1/2: refused here, before any frame is translated
+        listed_rate(codec, source)
+    return codec
 
 
 def _open_copier(
@@ -193,90 +194,6 @@ def _open_copier(
     if start is None:
         start = offset_s if out.format.name == "avi" else float("-inf")
     return StreamCopier.open(source, out, start, end, offset_s)
-
-
-@dataclass
-class _Clock:
-    """Output times: the input's, less ``offset`` (a segment starts at 0). An AVI counts
-    frames (``tick``: 1/fps): given an MP4's 1/12800 its muxer wrote 24 empty chunks a frame
-    at a rate of 600, so there each time is rounded to the frame's tick, one past the last
-    where a variable-rate clip's two frames round alike."""
-
-    offset: int
-    tick: Fraction | None = None
-    last: int = -1
-
-    def stamp(self, vf: Any, frame: Frame) -> Any:
-        if self.tick is None:
-            vf.pts, vf.time_base = frame.pts - self.offset, frame.time_base
-            if frame.duration:
-                vf.duration = frame.duration
-            return vf
-        pts = round((frame.pts - self.offset) * frame.time_base / self.tick)
-        self.last = max(pts, self.last + 1)
-        vf.pts, vf.time_base = self.last, self.tick
-        return vf
-
-
-def _avi_tick(out: Any, source: VideoInfo, offset: int = 0) -> Fraction | None:
-    """An AVI's time base (None for other muxers): one frame slot at the lowest rate whose
-    slots hold every frame time within a millisecond (a 25-fps clip with a gap, which FFmpeg's
-    base rate put at 30, had frames moved by up to 13 ms; a phone's 30 fps that drops to 5
-    keeps 1/30). Where no rate up to MAX_AVI_RATE holds them (times with jitter), FFmpeg's base
-    rate or the average one, with a warning: the frames move to its slots."""
-    if out.format.name != "avi":
-        return None
-    base = source.base_rate if source.base_rate and source.base_rate <= MAX_AVI_RATE else None
-    rate = Fraction(base or source.fps).limit_denominator(1_000_000)
-    ticks, tb = _frame_ticks(source.path, offset)
-    times = [t * tb for t in ticks]
-    held = next((r for r in _avi_rates(rate, ticks, tb) if _holds(r, times)), None)
-    if held is not None:
-        return 1 / held
-    if rate <= 0:
-        return None
-    warn_once(
-        f"'{source.path.name}' has frame times that no AVI frame rate up to {MAX_AVI_RATE} holds: "
-        f"frames are placed at 1/{float(rate):.3g}-s slots, moved by less than one (.mkv and "
-        ".mp4 keep the times)"
-    )
-    return 1 / rate
-
-
-def _avi_rates(rate: Fraction, ticks: list[int], tb: Fraction) -> list[Fraction]:
-    """Rates to try, lowest first: the clip's and its multiples, the usual ones, and the one
-    of the times' greatest common step (exact, but maybe high: every empty slot is a chunk)."""
-    found = {rate * k for k in (1, 2, 3, 4)} | {Fraction(n, 1001) for n in (24000, 30000, 60000)}
-    found |= {Fraction(n) for n in (24, 25, 30, 48, 50, 60, 90, 100, 120, 240)}
-    step = math.gcd(*ticks) if ticks else 0
-    if step:
-        found.add(1 / (step * tb))
-    return sorted(r for r in found if 0 < r <= MAX_AVI_RATE)
-
-
-def _holds(rate: Fraction, times: list[Fraction]) -> bool:
-    """Every time within a millisecond of one of ``rate``'s slots."""
-    return all(abs(t * rate - round(t * rate)) <= rate / 1000 for t in times)
-
-
-def _frame_ticks(path: Path, offset: int) -> tuple[list[int], Fraction]:
-    """The video's frame times from ``offset`` in its time base, from its packets (nothing
-    decoded; an AVI's are the slots its frames are stored in), and the time base."""
-    import av
-
-    ticks: list[int] = []
-    with open_input(path) as container:
-        vs = video_stream(container, path)
-        stored, tb = container.format.name == "avi", Fraction(vs.time_base or Fraction(1, 90000))
-        with contextlib.suppress(av.error.FFmpegError):  # a damaged file: what reads (salvage)
-            for p in demuxed(container, vs):
-                t = p.dts if stored or p.pts is None else p.pts
-                if t is not None:
-                    ticks.append(t - offset)
-    return ticks, tb
-
-
-MAX_AVI_RATE = 1000  # a finer base rate would be a time base, not frames'
 
 
 def _to_av(frame: Frame, pix_fmt: str) -> Any:
@@ -302,11 +219,12 @@ def _add_video_stream(
     settings: EncodeSettings,
     tick: Fraction | None,
 ) -> Any:
-    """``tick``: an AVI's time base (``_avi_tick``), None elsewhere (the source's is kept)."""
+    """``tick``: the time base where frames are counted (``frame_tick``), None where times
+    are stored (the source's is kept)."""
     height, width = image.shape[:2]
     options = codec_options(codec, settings)
-    if tick is not None:  # an AVI stores no presentation times: B-frames shifted every frame
-        options["bf"] = "0"
+    if tick is not None and out.format.name == "avi":  # an AVI stores no presentation times:
+        options["bf"] = "0"  # B-frames shifted every frame
     vs = out.add_stream(codec, rate=source.fps, options=options)
     vs.width, vs.height = width, height
     vs.pix_fmt = pick_pix_fmt(codec, width, height, settings)

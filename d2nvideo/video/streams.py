@@ -1,6 +1,7 @@
 """The source's audio and subtitle streams in a new file: copied packet for packet where the
-output container takes their codec; audio it does not take is re-encoded (Opus for WebM, AAC
-elsewhere); what neither fits is left out with a warning.
+output container takes their codec; audio it does not take is re-encoded (AAC, or where the
+container takes none its own default: Opus for WebM, MP2 for MPEG); what neither fits is left
+out with a warning.
 
 MPEG-TS declares no codec table, so FFmpeg's list of what it "supports" is nearly empty although
 it muxes AAC, MP3, AC-3 and Opus; those are allowed here by name.
@@ -26,12 +27,21 @@ MPEGTS_CODECS = frozenset(
     {"h264", "hevc", "mpeg2video", "mpeg1video", "mpeg4", "av1"}
     | {"aac", "mp3", "mp2", "ac3", "eac3", "opus", "dvb_subtitle", "dvb_teletext"}
 )
-AUDIO_FALLBACK = {"webm": "libopus"}  # by output format; others take "aac"
+
+
+# What a muxer lists as supported but refuses when the file is begun ("Invalid argument": an
+# MKV's Opus copied into .mov), found by writing each into each here (FFmpeg 7).
+REFUSED = {
+    "mov": frozenset({"opus", "libopus", "flac", "vp8", "libvpx", "vp9", "libvpx-vp9", "av1"})
+    | frozenset({"libaom-av1", "libsvtav1", "libdav1d", "truehd"}),
+    "flv": frozenset({"pcm_s16le", "mpeg4"}),
+}
 
 
 @cache
 def supported_codecs(format_name: str) -> frozenset[str]:
-    """Codec names the muxer ``format_name`` accepts (FFmpeg's list, plus MPEG-TS's own)."""
+    """Codec names the muxer ``format_name`` accepts (FFmpeg's list, less what it refuses,
+    plus MPEG-TS's own)."""
     import os
 
     import av
@@ -41,7 +51,24 @@ def supported_codecs(format_name: str) -> frozenset[str]:
             names = frozenset(probe.supported_codecs)
     except (ValueError, av.error.FFmpegError):
         names = frozenset()
+    names -= REFUSED.get(format_name, frozenset())
     return names | MPEGTS_CODECS if format_name == "mpegts" else names
+
+
+@cache
+def muxer_default(format_name: str, kind: str) -> str | None:
+    """The encoder FFmpeg itself writes ``kind`` ("video" or "audio") into a ``format_name``
+    file with (MPEG-1 and MP2 for .mpg, VP9 and Opus for .webm), if this build has one."""
+    import os
+
+    import av
+
+    try:
+        with av.open(os.devnull, "w", format=format_name) as probe:
+            name = getattr(probe, f"default_{kind}_codec")
+        return str(av.codec.Codec(name, "w").name)
+    except Exception:  # no such muxer, none of that kind ("none"), or no encoder here
+        return None
 
 
 def accepts(out: Any, codec: str) -> bool:
@@ -148,8 +175,8 @@ def _output_for(stream: Any, out: Any, offset_s: float) -> Any:
         copied = out.add_stream_from_template(stream)
         copied.metadata.update(stream_tags(stream))
         return copied
-    fallback = AUDIO_FALLBACK.get(out.format.name.split(",")[0], "aac")
-    if stream.type == "audio" and accepts(out, fallback):
+    fallback = audio_codec(out.format.name.split(",")[0])
+    if stream.type == "audio" and fallback and accepts(out, fallback):
         source = stream.container.format.name.split(",")[0].upper()
         why = f"cannot be copied from {source} to AVI" if lossy_avi else "cannot go into"
         where = "" if lossy_avi else f" {out.format.name}"
@@ -165,6 +192,11 @@ def _output_for(stream: Any, out: Any, offset_s: float) -> Any:
         out.format.name,
     )
     return None
+
+
+def audio_codec(format_name: str) -> str | None:
+    """What audio the container does not take is re-encoded to: AAC, else its own default."""
+    return "aac" if "aac" in supported_codecs(format_name) else muxer_default(format_name, "audio")
 
 
 def stream_tags(stream: Any) -> dict[str, str]:
@@ -217,7 +249,7 @@ class _Transcoder:
 
     def __init__(self, stream: Any, out: Any, codec: str, offset_s: float) -> None:
         cc = stream.codec_context
-        self.rate = 48000 if codec == "libopus" else (cc.sample_rate or 48000)
+        self.rate = 48000 if codec == "libopus" else _rate_for(codec, cc.sample_rate or 48000)
         self.stream = out.add_stream(codec, rate=self.rate)
         self.stream.metadata.update(stream_tags(stream))
         self.stream.layout = "mono" if cc.channels == 1 else "stereo"
@@ -251,3 +283,12 @@ class _Transcoder:
             packet.pts += self.lead
             packet.dts = (packet.dts if packet.dts is not None else packet.pts) + self.lead
         out.mux(packet)
+
+
+def _rate_for(codec: str, rate: int) -> int:
+    """``rate`` where the encoder takes it, else the lowest it takes above (or its highest):
+    MP2 takes no 8 kHz, a cheap dashcam's."""
+    import av
+
+    rates = sorted(av.codec.Codec(codec, "w").audio_rates or [])
+    return rate if not rates or rate in rates else next((r for r in rates if r > rate), rates[-1])
