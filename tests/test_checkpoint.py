@@ -159,6 +159,31 @@ def test_official_unit_generator_imports_and_translates_the_same(tmp_path: Path,
     assert torch.allclose(tr.translate_tensor(x, "night"), expected, atol=1e-5)
 
 
+def test_export_onnx_of_an_official_file_takes_day_is(tmp_path: Path) -> None:
+    """'export --onnx gen_*.pt' could not say which half is day (convert's --day-is); a run
+    folder's halves are named, so there it is refused."""
+    from click.testing import CliRunner
+    from faults import refused
+
+    from d2nvideo.cli import cli
+
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    torch.manual_seed(0)
+    gens = {"a": _OfficialVAEGen().eval(), "b": _OfficialVAEGen().eval()}
+    path = tmp_path / "gen_00100000.pt"
+    torch.save({k: g.state_dict() for k, g in gens.items()}, path)
+    result = CliRunner().invoke(cli, ["export", "--onnx", str(path), "--day-is", "b"])
+    assert result.exit_code == 0, result.output
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        expected = gens["a"].dec.model(gens["b"].enc.model(x)).numpy()
+    session = ort.InferenceSession(str(tmp_path / "gen_00100000.night.onnx"))
+    assert np.abs(session.run(None, {"image": x.numpy()})[0] - expected).max() < 1e-4
+    args = ["export", tmp_path, "--day-is", "a", "-o", tmp_path / "m.safetensors"]
+    refused(tmp_path, 2, "is a run folder: --day-is", *args)
+
+
 def test_training_state_is_not_a_model(tmp_path: Path) -> None:
     path = tmp_path / "state.pt"
     torch.save({"step": 3, "gen": {}}, path)

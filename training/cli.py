@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from d2nvideo.choices import OfficialDomain
+from d2nvideo.cli.options import DAY_IS
 from d2nvideo.cli.shell import CONTEXT, OUTPUT, GuardedCommand
 
 
@@ -222,6 +224,7 @@ def _str(path: Path | None) -> str | None:
     help="Export the state the run kept at this step (see its state folder) instead of the "
     "latest one.",
 )
+@DAY_IS
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.pass_context
 def export(
@@ -233,31 +236,31 @@ def export(
     onnx: bool,
     raw: bool,
     step: int | None,
+    official_day: OfficialDomain,
     overwrite: bool,
 ) -> None:
     """Export the latest generator of a training RUN folder (or the one it kept at --step) as
     the inference checkpoint that convert, preview and evaluate load; with --onnx, also (or,
-    for a MODEL .safetensors file, only) its ONNX graphs for other runtimes."""
+    for a MODEL file: .safetensors, or an official UNIT gen_*.pt, only) its ONNX graphs for
+    other runtimes."""
+    from click.core import ParameterSource
+
     from d2nvideo.cli.shell import interrupted_keeps
     from d2nvideo.errors import UsageError
 
-    from .export import check_export_output, check_onnx_outputs, export_onnx, export_run
+    from .export import check_export_output, check_onnx_outputs, export_run
 
     if run.is_file():
-        if step is not None:
-            raise UsageError(f"'{run}' is a model file: --step chooses a RUN folder's state", run)
-        if not onnx:
-            raise UsageError(
-                f"'{run}' is a file, not a run folder: --onnx exports a model file's graphs", run
-            )
-        if output is not None:
-            raise UsageError(f"a model file's graphs are written beside it ('{run}'): leave -o out")
-        check_onnx_outputs(run, overwrite)
-        interrupted_keeps(ctx, "interrupted: the graphs finished before were kept")
-        _say_graphs(export_onnx(run))
+        _export_file_graphs(ctx, run, output, onnx, step, official_day, overwrite)
         return
     if not run.exists():  # a file's name, mistyped: not "needs -o"
         raise UsageError(f"'{run}' does not exist (a run folder, or a model file with --onnx)", run)
+    if ctx.get_parameter_source("official_day") is ParameterSource.COMMANDLINE:
+        raise UsageError(
+            f"'{run}' is a run folder: --day-is chooses the day domain of an official UNIT "
+            "gen_*.pt",
+            run,
+        )
     if output is None:
         raise UsageError("exporting a RUN folder needs -o/--output MODEL.safetensors")
     check_export_output(run, output, overwrite)
@@ -274,6 +277,34 @@ def export(
             f"'d2nvideo export {output} --onnx --overwrite' writes them",
         )
         _say_graphs(_graphs_of_written(output))
+
+
+def _export_file_graphs(
+    ctx: click.Context,
+    model: Path,
+    output: Path | None,
+    onnx: bool,
+    step: int | None,
+    official_day: OfficialDomain,
+    overwrite: bool,
+) -> None:
+    """``export MODEL --onnx``: the graphs of a model file, beside it."""
+    from d2nvideo.cli.shell import interrupted_keeps
+    from d2nvideo.errors import UsageError
+
+    from .export import check_onnx_outputs, export_onnx
+
+    if step is not None:
+        raise UsageError(f"'{model}' is a model file: --step chooses a RUN folder's state", model)
+    if not onnx:
+        raise UsageError(
+            f"'{model}' is a file, not a run folder: --onnx exports a model file's graphs", model
+        )
+    if output is not None:
+        raise UsageError(f"a model file's graphs are written beside it ('{model}'): leave -o out")
+    check_onnx_outputs(model, overwrite)
+    interrupted_keeps(ctx, "interrupted: the graphs finished before were kept")
+    _say_graphs(export_onnx(model, official_day))
 
 
 def _graphs_of_written(model: Path) -> dict[str, Path]:

@@ -10,6 +10,7 @@ import torch
 
 from d2nvideo import __version__
 from d2nvideo.checkpoint import save_checkpoint
+from d2nvideo.choices import OfficialDomain
 from d2nvideo.errors import CheckpointError, PathError, UsageError
 from d2nvideo.fileio import check_output, not_a_folder
 from d2nvideo.model import build_generator
@@ -156,12 +157,13 @@ def check_onnx_outputs(model: Path, overwrite: bool) -> None:
         check_output(path, [model], overwrite)
 
 
-def export_onnx(model: Path) -> dict[str, Path]:
+def export_onnx(model: Path, official_day: OfficialDomain = "a") -> dict[str, Path]:
     """Write the ONNX graph of each direction of the checkpoint ``model`` beside it (see
-    ``d2nvideo.infer.graphs`` for the graphs' inputs and outputs)."""
+    ``d2nvideo.infer.graphs`` for the graphs' inputs and outputs); for an official UNIT
+    ``.pt`` file, ``official_day`` is its day half ('a' or 'b')."""
     from d2nvideo.infer.graphs import export_graphs
     from d2nvideo.translator import Translator
 
-    translator = Translator.from_checkpoint(model, "cpu", "fp32")
+    translator = Translator.from_checkpoint(model, "cpu", "fp32", official_day)
     graphs = export_graphs(translator.model, translator.multiple, model)
     return {str(to): path for to, path in graphs.items()}

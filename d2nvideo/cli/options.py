@@ -60,6 +60,13 @@ def option_group(
 # --- the model ---------------------------------------------------------------------------------
 
 
+DAY_IS = click.option(  # also export's, for the graphs of a gen_*.pt
+    "--day-is",
+    "official_day",
+    type=choice(OfficialDomain),
+    default="a",
+    help="For an official UNIT gen_*.pt: which of its domains a/b is day.",
+)
 MODEL_OPTIONS = [
     click.option(
         "--model",
@@ -69,13 +76,7 @@ MODEL_OPTIONS = [
         help="Model file (.safetensors from 'd2nvideo export', or an official UNIT gen_*.pt). "
         "Default: the bundled model.",
     ),
-    click.option(
-        "--day-is",
-        "official_day",
-        type=choice(OfficialDomain),
-        default="a",
-        help="For an official UNIT gen_*.pt: which of its domains a/b is day.",
-    ),
+    DAY_IS,
     click.option(
         "--device", default="auto", help="auto, cpu, cuda or cuda:N (auto picks CUDA if present)."
     ),
