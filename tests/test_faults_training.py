@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import frame_image
-from faults import fails, invoke, refused, snapshot
+from faults import fails, invoke, refused, run_cli, snapshot
 
 from d2nvideo.images import write_image
 
@@ -317,6 +317,19 @@ def test_export_writes_only_safetensors_names(name: str, run: Path) -> None:
         "-o",
         run.parent / name,
     )
+
+
+def test_export_raw_of_a_run_without_an_average_says_it_changes_nothing(run: Path) -> None:
+    """--raw exports the generator instead of its moving average; a run with no average
+    (train.ema 0) exported the same weights and said nothing."""
+    result = run_cli("export", run, "-o", "m.safetensors", "--raw", cwd=run.parent)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: --raw changes nothing"), lines
+    assert "step 2" in lines[0] and "train.ema" in lines[0]
+    assert (run.parent / "m.safetensors").is_file()
+    plain = run_cli("export", run, "-o", "p.safetensors", cwd=run.parent)
+    assert plain.returncode == 0 and plain.stderr == "", plain.stderr
 
 
 def test_export_and_train_say_what_a_file_given_for_a_folder_is(data: Path, tmp_path: Path):

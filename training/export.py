@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ from .state import (
     read_record,
     step_count,
 )
+
+log = logging.getLogger(__name__)
 
 
 def check_export_output(run: Path, output: Path, overwrite: bool) -> None:
@@ -123,6 +126,13 @@ def _generator(
     try:
         weights = _weights(payload["trainer"], average)
         gen.load_state_dict(payload["trainer"][weights])
+        if not average and "gen_ema" not in payload["trainer"]:  # not silently a no-op
+            log.warning(
+                "--raw changes nothing: the state of step %s in '%s' holds no moving average "
+                "of the weights (train.ema was 0)",
+                payload["step"],
+                run,
+            )
         decay = 0.0
         if weights == "gen_ema":  # states saved before the decay was stored: the config's
             decay = float(payload["trainer"].get("ema_decay", cfg.train.ema))
