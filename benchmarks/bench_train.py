@@ -189,6 +189,9 @@ def split(args: argparse.Namespace) -> None:
 
 
 def sizes(args: argparse.Namespace) -> None:
+    from d2nvideo.model.runtime import resolve_device
+
+    resolve_device(args.device)  # a bad --device: a usage error (2), not a child's failure (1)
     print(f"{args.config.name} on {args.device}, {args.steps} timed iterations after a warm-up")
     print(f"{'size':>8} {'it/s':>8} {'s/it':>7} {'peak GB':>8} {'study GB (1080 Ti)':>19}")
     for size in args.sizes:

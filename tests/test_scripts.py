@@ -88,6 +88,7 @@ def test_bench_memory_refuses_bad_arguments(args, tmp_path) -> None:
         ["sizes", "--config", "nope"],
         ["sizes", "--steps", "0"],
         ["sizes", "--sizes", "30"],
+        ["sizes", "--config", "tiny", "--device", "BAD"],  # was the child's failure, exit 1
         ["recipes", "--steps", "0"],
         ["split", "--steps", "-1"],
     ],
