@@ -1,19 +1,21 @@
 """Write a short synthetic driving clip (a road with moving lane marks, sky, and a tone as
 audio) so the tool can be tried without footage of your own.
 
-    python examples/make_test_clip.py clip.mp4 [--seconds 4] [--size 640x360]
+    python examples/make_test_clip.py clip.mp4 [--seconds 4] [--size 640x360] [--overwrite]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import os
 from pathlib import Path
 
 import av
 import numpy as np
-from _script import Parser
+from _script import Parser, entry
+
+from d2nvideo.errors import D2NError
+from d2nvideo.fileio import atomic_output, check_output
 
 
 def road_frame(t: float, width: int, height: int) -> np.ndarray:
@@ -43,7 +45,8 @@ def parse_size(parser: argparse.ArgumentParser, text: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def main() -> None:
+def parse() -> argparse.Namespace:
+    """The command line, refused in one line (exit 2) before any work where it cannot work."""
     parser = Parser(
         description="Write a short synthetic driving clip (a road with moving lane marks, sky, "
         "and a tone as audio) so that d2nvideo can be tried without footage of your own."
@@ -54,39 +57,55 @@ def main() -> None:
     )
     parser.add_argument("--size", default="640x360", help="WIDTHxHEIGHT (default 640x360)")
     parser.add_argument("--fps", type=int, default=30, help="frames a second (default 30)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     args = parser.parse_args()
-    width, height = parse_size(parser, args.size)
+    args.width, args.height = parse_size(parser, args.size)
     if not math.isfinite(args.seconds):
         parser.error(f"--seconds takes a finite number, not '{args.seconds}'")
     if not (args.fps > 0 and args.seconds * args.fps >= 1):
         parser.error("--fps and --seconds must make at least one frame")
     if args.output.suffix.lower() not in (".mp4", ".mkv", ".mov"):
         parser.error(f"write a .mp4, .mkv or .mov, not '{args.output.name}'")
-    if os.path.lexists(args.output):
-        parser.error(f"'{args.output}' exists: choose another name")
     if not args.output.resolve().parent.is_dir():
         parser.error(f"the folder of '{args.output}' does not exist: make it first")
-    with av.open(str(args.output), "w") as out:
-        video = out.add_stream("libx264", rate=args.fps)
+    try:  # taken (without --overwrite), a folder, a FIFO, a folder that cannot be written
+        check_output(args.output, [], args.overwrite)
+    except D2NError as exc:
+        parser.error(str(exc))
+    return args
+
+
+def write_clip(path: Path, seconds: float, fps: int, width: int, height: int) -> None:
+    """The clip, with a 220 Hz tone as its sound, written to ``path``."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=fps)
         # 4:2:0 needs even sides; an odd size (321x179) is kept exactly in 4:4:4 instead.
         video.width, video.height = width, height
         video.pix_fmt = "yuv444p" if width % 2 or height % 2 else "yuv420p"
         audio = out.add_stream("aac", rate=44100)
         audio.layout = "mono"
-        for i in range(round(args.seconds * args.fps)):
-            frame = av.VideoFrame.from_ndarray(road_frame(i / args.fps, width, height), "rgb24")
+        for i in range(round(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(road_frame(i / fps, width, height), "rgb24")
             frame.pts = i
             out.mux(video.encode(frame))
         out.mux(video.encode())
         n = 1024
-        for k in range(math.ceil(args.seconds * 44100 / n)):
+        for k in range(math.ceil(seconds * 44100 / n)):
             tone = 0.1 * np.sin(2 * math.pi * 220 * (np.arange(n) + k * n) / 44100)
             chunk = av.AudioFrame.from_ndarray(tone.astype(np.float32)[None], "fltp", "mono")
             chunk.sample_rate, chunk.pts = 44100, k * n
             out.mux(audio.encode(chunk))
         out.mux(audio.encode())
+
+
+def main() -> None:
+    args = parse()
+    # a temporary file beside the output, renamed when whole: an interrupted or failed run
+    # leaves no half-written clip under the name (nor a replaced one's remains)
+    with atomic_output(args.output) as tmp:
+        write_clip(tmp, args.seconds, args.fps, args.width, args.height)
     print(args.output)
 
 
 if __name__ == "__main__":
-    main()
+    entry(main)

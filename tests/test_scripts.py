@@ -4,8 +4,10 @@ any real work, so a test takes the seconds of a Python start and an import."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -127,6 +129,37 @@ def test_bench_relabel_refuses_bad_arguments(args, tmp_path) -> None:
 def test_make_test_clip_refuses_what_it_cannot_write(args, tmp_path) -> None:
     line = refused("examples/make_test_clip.py", *args, folder=tmp_path)
     assert line.startswith("make_test_clip.py: error: ")
+
+
+def test_make_test_clip_replaces_only_with_overwrite(tmp_path) -> None:
+    out = tmp_path / "x.mp4"
+    out.write_bytes(b"mine")
+    line = refused("examples/make_test_clip.py", "x.mp4", folder=tmp_path)
+    assert line.endswith("exists; pass --overwrite to replace it (see --help)")
+    cmd = [sys.executable, str(ROOT / "examples" / "make_test_clip.py"), str(out)]
+    cmd += ["--seconds", "0.2", "--size", "32x32", "--overwrite"]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    assert out.read_bytes()[4:8] == b"ftyp"  # a whole MP4 now
+    assert [p.name for p in tmp_path.iterdir()] == ["x.mp4"]
+
+
+def test_make_test_clip_writes_beside_its_output_and_renames(tmp_path) -> None:
+    """It wrote the output in place: an interrupted run left half a clip under the name."""
+    cmd = [sys.executable, str(ROOT / "examples" / "make_test_clip.py"), "x.mp4"]
+    cmd += ["--seconds", "600", "--size", "32x32"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(tmp_path.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # frames being written
+        assert [p.name.startswith(".x.") for p in tmp_path.iterdir()] == [True]
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and stderr.decode().strip() == "interrupted", stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("script", ["examples/gallery.py", "examples/prepare_shared_data.py"])
