@@ -47,9 +47,10 @@ def list_images(root: Path) -> list[Path]:
     return [path for path in files_under(root) if is_image(path)]
 
 
-def read_image(path: Path, reduce: int = 1) -> np.ndarray:
+def read_image(path: Path, reduce: int = 1, damaged: list[Path] | None = None) -> np.ndarray:
     """``(H, W, 3) uint8`` RGB. ``reduce`` in (1, 2, 4, 8) decodes JPEGs at that fraction of
-    the size, which is several times faster. Raises InputError when unreadable."""
+    the size, which is several times faster. Raises InputError when unreadable; ``damaged``
+    gets ``path`` where data was missing (decoded grey)."""
     flags = {
         1: cv2.IMREAD_COLOR,
         2: cv2.IMREAD_REDUCED_COLOR_2,
@@ -69,7 +70,8 @@ def read_image(path: Path, reduce: int = 1) -> np.ndarray:
     if image is None:
         why = said[-1].removeprefix("libpng error: ") if said else _unsaid_reason(data)
         raise InputError(f"'{path}' is not a readable image ({why})", path)
-    _warn_damaged(path, said)
+    if _warn_damaged(path, said) and damaged is not None:
+        damaged.append(path)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -160,8 +162,9 @@ def _decoder_lines(captured: bytes) -> list[str]:
     return [line.decode("utf-8", "replace").strip() for line in ours]
 
 
-def _warn_damaged(path: Path, said: list[str]) -> None:
-    """Once a process: a JPEG taken with data missing (its missing part is grey)."""
+def _warn_damaged(path: Path, said: list[str]) -> bool:
+    """Once a process: a JPEG taken with data missing (its missing part is grey). Whether it
+    is one."""
     missing = [line for line in said if line.startswith(_MISSING_DATA)]
     if missing and "damaged" not in _WARNED:
         _WARNED.add("damaged")
@@ -171,6 +174,7 @@ def _warn_damaged(path: Path, said: list[str]) -> None:
             path,
             missing[0],
         )
+    return bool(missing)
 
 
 def _cv_reason(exc: Exception) -> str:

@@ -319,3 +319,56 @@ def test_a_report_that_cannot_be_written_whole_leaves_none(
     report.speed = []  # an old plot beside a report without speed rows passed for its own
     write_report(report, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "report.json", "report.md"]
+
+
+def test_judge_overlap_training_clips_and_damaged_images_are_told(media, tmp_path: Path) -> None:
+    # the audit of evaluate (a helper): a copy of a held-out night still among the judge's own
+    # gave it a "held-out" recall on what it learned from; a training clip was measured as
+    # held out; a damaged still counted without a word; report.json named no input
+    import shutil
+
+    import av
+    import torch
+    from conftest import TINY_UNIT, frame_image
+
+    from d2nvideo.checkpoint import save_checkpoint
+    from d2nvideo.images import fingerprint
+    from d2nvideo.model import build_generator
+
+    for i in range(4):
+        write_image(tmp_path / "day" / f"d{i}.jpg", _day(i))
+        write_image(tmp_path / "night" / f"n{i}.jpg", _night(i))
+        write_image(tmp_path / "judge_day" / f"d{i}.jpg", frame_image(9 * i, 160, 120))
+        write_image(tmp_path / "judge_night" / f"n{i}.jpg", frame_image(9 * i + 4, 160, 120) // 6)
+    shutil.copy(tmp_path / "night" / "n1.jpg", tmp_path / "judge_night" / "copy.jpg")
+    noise = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    write_image(tmp_path / "day" / "cut.jpg", noise)
+    data = (tmp_path / "day" / "cut.jpg").read_bytes()
+    (tmp_path / "day" / "cut.jpg").write_bytes(data[: len(data) // 2])
+    with av.open(str(media["plain"])) as clip:
+        first = next(clip.decode(video=0)).to_ndarray(format="rgb24")
+    torch.manual_seed(0)
+    model = tmp_path / "m.safetensors"
+    trained_on = {"fingerprints": {"day": [fingerprint(first)], "night": []}}
+    save_checkpoint(model, build_generator(TINY_UNIT), TINY_UNIT, {"data": trained_on})
+    args = ["evaluate", "--model", model, "--day", tmp_path / "day", "--night", tmp_path / "night"]
+    args += ["--realism-day", tmp_path / "judge_day", "--realism-night", tmp_path / "judge_night"]
+    args += ["-o", tmp_path / "r", "--realism-steps", "2", "--video", media["plain"], "-q"]
+    args += ["--video-frames", "3"]
+    refused = CliRunner().invoke(cli, list(map(str, args)))
+    assert refused.exit_code == 2, refused.output
+    assert "1 of 4 --night images are among the realism judge's own --realism-night" in (
+        refused.stderr
+    )
+    assert "n1.jpg" in refused.stderr and not (tmp_path / "r").exists()
+    allowed = CliRunner().invoke(cli, [*map(str, args), "--allow-overlap"])
+    assert allowed.exit_code == 0, allowed.output
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    notes = "\n".join(report["notes"])
+    assert "TRAINING CLIP: 1 of the 3 measured frames of 'plain.mp4'" in notes
+    assert report["overlap"]["night in realism night"] == 1
+    assert "1 damaged image (data missing, decoded grey) is in the figures" in notes
+    files = report["inputs"]["images"]
+    assert files["day"]["files"] == ["cut.jpg", "d0.jpg", "d1.jpg", "d2.jpg", "d3.jpg"]
+    assert len(files["realism night"]["files"]) == 5
+    assert report["inputs"]["video_frames"] == 3

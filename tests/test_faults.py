@@ -667,13 +667,14 @@ def test_evaluate_measures_a_truncated_clip_on_the_frames_that_are_there(
 ) -> None:
     # it was refused, advising a --salvage that evaluate does not have
     from d2nvideo.evaluation.evaluate import EvalOptions, _check_clip
+    from d2nvideo.evaluation.report import Report
     from d2nvideo.evaluation.temporal import clip_start
 
     data = _faststart(tmp_path / "full.mp4").read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: len(data) // 2])
     opts = EvalOptions(video_frames=60)
-    _check_clip(cut, opts)
+    _check_clip(cut, opts, {}, Report())
     assert "'cut.mp4' is truncated (" in caplog.text
     frames = clip_start(cut, opts)
     assert 2 <= len(frames) < 60 and all(frame.std() > 0 for frame in frames)
@@ -684,7 +685,7 @@ def test_evaluate_measures_a_truncated_clip_on_the_frames_that_are_there(
     data[middle : middle + 400] = bytes(400)
     damaged = tmp_path / "damaged.mp4"
     damaged.write_bytes(bytes(data))
-    _check_clip(damaged, opts)
+    _check_clip(damaged, opts, {}, Report())
     clip_start(damaged, opts)
     assert caplog.text.count("before one that does not decode") == 1
 

@@ -21,7 +21,6 @@ import numpy as np
 
 from ..choices import Domain, other_domain
 from ..data.scoring import DEFAULT_THRESHOLDS, score_image
-from ..errors import UsageError
 from ..images import fingerprint, list_images, read_image
 from ..model import UNITGenerator
 from ..pipeline import DARK_OUTPUT, WorkingSize, translate_images
@@ -29,7 +28,7 @@ from ..translator import Translator
 from ..video.geometry import fit_within
 from .metrics import psnr, ssim, ssim_gray
 from .options import SILENT, EvalOptions, Images, Tracker
-from .provenance import overlapping, training_fingerprints
+from .provenance import Seen, check_judge_overlap, check_overlap, check_roles, note_clip_overlap
 from .realism import RealismClassifier, train_realism
 from .report import Report
 from .speed import speed
@@ -43,21 +42,22 @@ BASELINES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 
 def load_images(
-    folder: Path, limit: int, max_side: int, seed: int, prints: list[str] | None = None
+    folder: Path, limit: int, max_side: int, seed: int, seen: Seen | None = None
 ) -> Images:
     """Up to ``limit`` images of ``folder`` (seeded choice), longer side at most ``max_side``;
-    ``prints`` gets each one's fingerprint at its own size (shrunk to 32 px first, a quarter
-    of them moved more than the overlap check allows, and training images passed as held
-    out)."""
+    ``seen`` gets each one's path and fingerprint at its own size (shrunk to 32 px first, a
+    quarter of them moved more than the overlap check allows, and training images passed as
+    held out), and the damaged ones."""
     paths = list_images(folder)
     if len(paths) > limit:
         keep = np.random.default_rng(seed).choice(len(paths), limit, replace=False)
         paths = [paths[i] for i in sorted(keep)]
+    seen = seen if seen is not None else Seen()
     images = []
     for path in paths:
-        image = read_image(path)
-        if prints is not None:
-            prints.append(fingerprint(image))
+        image = read_image(path, damaged=seen.damaged)
+        seen.paths.append(path)
+        seen.prints.append(fingerprint(image))
         images.append(fit_within(image, max_side))
     return images
 
@@ -184,67 +184,20 @@ def _judged(judge: RealismClassifier, images: Images) -> dict[str, float]:
     return {"realism": float(np.mean(p > 0.5)), "realism_p": float(np.mean(p)), "n": len(images)}
 
 
-def check_overlap(
-    meta: dict[str, Any],
-    folders: dict[str, Images],
-    allow: bool,
-    report: Report,
-    prints: dict[str, list[str]] | None = None,
-) -> None:
-    """Refuse (or with ``allow`` record loudly) evaluation images that the model was trained
-    on; note when the model records no training fingerprints to check against."""
-    known = training_fingerprints(meta)
-    if known is None:
-        report.notes.append(
-            "the model records no training-image fingerprints: overlap of the evaluation and "
-            "realism images with its training set was not checked"
-        )
-        log.warning(report.notes[-1])
-        return
-    data = meta.get("data")
-    if isinstance(data, dict) and data.get("incomplete"):
-        report.notes.append(
-            f"the model's training data is only partly recorded ({data['incomplete']}): "
-            "overlap with the unrecorded images was not checked"
-        )
-        log.warning(report.notes[-1])
-    for name, images in folders.items():
-        hits = overlapping(images, known, (prints or {}).get(name))
-        report.overlap[name] = len(hits)
-        if not hits:
-            continue
-        message = (
-            f"{len(hits)} of {len(images)} {name} images match the model's training images "
-            "(same picture or a neighbouring frame of the same clip)"
-        )
-        if not allow:
-            raise UsageError(
-                f"{message}: use images the model never saw (--allow-overlap "
-                "evaluates anyway, and the report says so)"
-            )
-        report.notes.append(f"OVERLAP: {message}; figures on them are not held out")
-        log.warning(report.notes[-1])
-
-
-def _realism_data(opts: EvalOptions, prints: dict[str, list[str]]) -> dict[str, Images] | None:
+def _realism_data(opts: EvalOptions, seen: dict[str, Seen]) -> dict[str, Images] | None:
     if opts.realism_day is None or opts.realism_night is None:
         return None
     from ..errors import InputError
 
-    limit = 4 * opts.max_images
+    limit = 4 * opts.max_images  # the judge learns from up to four times as many
     own = {}
     for domain, folder in (("day", opts.realism_day), ("night", opts.realism_night)):
-        own[domain] = load_images(
-            folder,
-            limit,
-            opts.image_max_side,
-            opts.seed,
-            prints.setdefault(f"realism {domain}", []),
-        )
+        found = seen.setdefault(f"realism {domain}", Seen())
+        own[domain] = load_images(folder, limit, opts.image_max_side, opts.seed, found)
         if len(own[domain]) < 2:
-            found = len(own[domain])
+            found_n = len(own[domain])
             raise InputError(
-                f"the realism judge needs at least 2 {domain} images; '{folder}' has {found}",
+                f"the realism judge needs at least 2 {domain} images; '{folder}' has {found_n}",
                 folder,
             )
     return own
@@ -264,9 +217,9 @@ def evaluate(
     has got."""
     from ..data.scoring import guess_file
 
-    report = Report(model=_model_summary(tr, opts))
+    report = Report(model=_model_summary(tr, opts), inputs=_options_used(videos, opts))
     for video, _ in videos:  # a missing clip was found after the images' minutes of work
-        _check_clip(video, opts)
+        _check_clip(video, opts, tr.meta, report)
     day_images, night_images, own = _load(tr, day, night, opts, report)
     track.start(_planned(len(day_images), len(night_images), own is not None, len(videos), opts))
     track.say(f"image quality and realism: {len(day_images)} day, {len(night_images)} night")
@@ -280,28 +233,11 @@ def evaluate(
     return report
 
 
-def _check_roles(folders: dict[str, Path | None]) -> None:
-    """One folder in two roles measures nothing: --day as --night scored day images as night,
-    and a judge trained on --night scored its recall on the images it learned from."""
-    from ..errors import PathError
-
-    seen: dict[str, str] = {}
-    for option, folder in folders.items():
-        if folder is None:
-            continue
-        key = os.path.realpath(folder)
-        if key in seen:
-            raise PathError(
-                f"{seen[key]} and {option} name one folder ('{folder}'): give each its own images",
-                folder,
-            )
-        seen[key] = option
-
-
-def _check_clip(video: Path, opts: EvalOptions) -> None:
+def _check_clip(video: Path, opts: EvalOptions, meta: dict[str, Any], report: Report) -> None:
     """A clip E_warp can measure: frames of one shot in a row among the first
     ``video_frames`` (a still was refused at the end; a clip of cuts only scored a perfect
-    0.00000). Decoding them twice costs a second; finding out at the end cost the run."""
+    0.00000). Decoding them twice costs a second; finding out at the end cost the run. A
+    note says how many of those frames the model was trained on."""
     from ..errors import InputError
     from ..video.probe import probe
     from .metrics import shot_starts
@@ -318,7 +254,9 @@ def _check_clip(video: Path, opts: EvalOptions) -> None:
             f"{info.missing_bytes:,}",
             f"{info.index_end:,}",
         )
-    frames = clip_start(info.path, opts, warn=False)  # said once, when it is measured
+    seen = Seen()
+    frames = clip_start(info.path, opts, warn=False, seen=seen)  # said once, when measured
+    note_clip_overlap(meta, info.path, seen, report)
     if len(shot_starts(frames)) == len(frames):
         raise InputError(
             f"'{info.path}': a scene cut comes between each of its first {len(frames)} frames: "
@@ -331,27 +269,46 @@ def _load(
     tr: Translator, day: Path, night: Path, opts: EvalOptions, report: Report
 ) -> tuple[Images, Images, dict[str, Images] | None]:
     """The day and night images, the judge's own images, all checked against the model's
-    training images."""
+    training images and the held-out ones against the judge's; what was read is recorded in
+    the report."""
     from ..errors import InputError, PathError
     from ..fileio import not_a_folder
 
     for folder in (day, night, opts.realism_day, opts.realism_night):
         if folder is not None and not folder.is_dir():
             raise PathError(f"image folder '{folder}' {not_a_folder(folder)}", folder)
-    _check_roles({"--day": day, "--night": night, "--realism-day": opts.realism_day,
-                  "--realism-night": opts.realism_night})  # fmt: skip
-    prints: dict[str, list[str]] = {"day": [], "night": []}
-    day_images = load_images(day, opts.max_images, opts.image_max_side, opts.seed, prints["day"])
+    roots = {"day": day, "night": night, "realism day": opts.realism_day,
+             "realism night": opts.realism_night}  # fmt: skip
+    check_roles({f"--{k.replace(' ', '-')}": v for k, v in roots.items()})
+    seen = {"day": Seen(), "night": Seen()}
+    day_images = load_images(day, opts.max_images, opts.image_max_side, opts.seed, seen["day"])
     night_images = load_images(
-        night, opts.max_images, opts.image_max_side, opts.seed, prints["night"]
+        night, opts.max_images, opts.image_max_side, opts.seed, seen["night"]
     )
     if len(day_images) < 2 or len(night_images) < 2:
         raise InputError("evaluate needs at least 2 day and 2 night images")
-    own = _realism_data(opts, prints)
+    own = _realism_data(opts, seen)
     folders = {"day": day_images, "night": night_images}
     folders |= {f"realism {d}": images for d, images in (own or {}).items()}
-    check_overlap(tr.meta, folders, opts.allow_overlap, report, prints)
+    check_overlap(tr.meta, folders, opts.allow_overlap, report, seen)
+    check_judge_overlap(seen, opts.allow_overlap, report)
+    _note_damaged(seen, report)
+    report.inputs["images"] = {
+        name: {"folder": str(roots[name]), "files": [os.path.relpath(p, root) for p in s.paths]}
+        for name, s in seen.items()
+        if (root := roots[name]) is not None
+    }
     return day_images, night_images, own
+
+
+def _note_damaged(seen: dict[str, Seen], report: Report) -> None:
+    damaged = [path for s in seen.values() for path in s.damaged]
+    if damaged:
+        report.notes.append(
+            f"{len(damaged)} damaged image{'s' * (len(damaged) > 1)} (data missing, decoded "
+            f"grey) {'are' if len(damaged) > 1 else 'is'} in the figures, e.g. '{damaged[0]}'"
+        )
+        log.warning(report.notes[-1])
 
 
 def _planned(n_day: int, n_night: int, own_judge: bool, videos: int, opts: EvalOptions) -> int:
@@ -361,6 +318,21 @@ def _planned(n_day: int, n_night: int, own_judge: bool, videos: int, opts: EvalO
         n_day, n_night = n_day // 2, n_night // 2
     judges = 2 if opts.realism_steps else 0
     return judges + n_day + n_night + videos * opts.video_frames + len(opts.speed_heights)
+
+
+def _options_used(videos: tuple[tuple[Path, Domain | None], ...], opts: EvalOptions) -> dict:
+    """What the figures were measured on, so that a report can be reproduced and read."""
+    return {
+        "videos": [{"path": str(v), "to": to} for v, to in videos],
+        "max_images": opts.max_images,
+        "image_max_side": opts.image_max_side,
+        "realism_steps": opts.realism_steps,
+        "realism_images_max": 4 * opts.max_images,
+        "video_frames": opts.video_frames,
+        "video_max_side": opts.video_max_side,
+        "seed": opts.seed,
+        "allow_overlap": opts.allow_overlap,
+    }
 
 
 def _model_summary(tr: Translator, opts: EvalOptions) -> dict[str, Any]:

@@ -64,8 +64,11 @@ def warp_error(
     Pairs across a scene cut of the input (:func:`scene_cuts`) are left out: no flow links two
     shots, and one such pair outweighed the 46 others of a 48-frame clip.
 
-    Frames are ``(H, W, 3) uint8``; differences are on [0, 1] and, as in Lai et al.'s code,
-    summed over channels and averaged over non-occluded pixels, then over frame pairs.
+    Frames are ``(H, W, 3) uint8``; differences are on [0, 1], summed over channels and
+    averaged over the valid pixels, then over frame pairs. Lai et al.'s code divides by the
+    valid pixels of a 3-channel mask, three times as many (a per-channel mean), and does not
+    leave out pixels whose flow leaves the frame (``occlusion`` does): these figures compare
+    between models and modes measured here, not with published ones.
     """
     estimate = FlowEstimator(max_side)
     errors = []

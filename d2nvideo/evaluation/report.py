@@ -24,6 +24,7 @@ class Report:
     speed: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     overlap: dict[str, int] = field(default_factory=dict)  # images matching the training set
+    inputs: dict[str, Any] = field(default_factory=dict)  # what was measured, with what options
 
 
 STUDY = {"recon_ssim": 0.954, "recon_psnr": 33.7, "night": 0.381, "day": 0.405}
@@ -144,6 +145,9 @@ def quality_table(report: Report) -> list[str]:
     return [
         *lines,
         "",
+        "Reconstruction runs the network alone at the evaluated size, not at the working "
+        "size; the other columns translate as convert does. Percentages are of n images.",
+        "",
         f"The study (140k training images): reconstruction SSIM {STUDY['recon_ssim']}, "
         f"PSNR {STUDY['recon_psnr']}; cross-domain grayscale SSIM {STUDY['night']} "
         f"(day->night) and {STUDY['day']} (night->day).",
@@ -164,10 +168,14 @@ def temporal_table(report: Report) -> list[str]:
     lines = [
         "## Temporal stability",
         "",
-        "E_warp (lower is steadier) and brightness drift (the spread of the per-frame mean "
-        "brightness: standard deviation over mean) of the input and of each way of producing "
-        "the output; steady is convert's default (steady exposure, no smoothing). Both are "
-        "measured within shots: frame pairs across a scene cut are left out.",
+        "E_warp (lower is steadier; summed over the three channels, about three times Lai et "
+        "al.'s per-channel figure, and pixels whose flow leaves the frame left out: it "
+        "compares between rows and modes here, not with published values) and brightness "
+        "drift (the standard deviation of the per-frame mean brightness over its mean, across "
+        "the measured frames: a slow fall counts as much as flicker) of the input and of each "
+        "way of producing the output; steady is convert's default (steady exposure, no "
+        "smoothing). Both are measured within shots (frame pairs across a scene cut are left "
+        f"out) on each clip's first frames at up to {_clip_side(report)} pixels.",
         "",
         f"| clip | measure | input | {names} | darkest frame: input / output |",
         "|---" * (len(modes) + 4) + "|",
@@ -183,6 +191,10 @@ def temporal_table(report: Report) -> list[str]:
     return [*lines, ""]
 
 
+def _clip_side(report: Report) -> str:
+    return str(report.inputs.get("video_max_side", "480"))
+
+
 def speed_table(report: Report) -> list[str]:
     """The convert pipeline's frames/s at each size and what limits it; the network alone at
     native size beside it."""
@@ -192,7 +204,7 @@ def speed_table(report: Report) -> list[str]:
         f"## Speed ({report.model.get('device')}, {report.model.get('precision')})",
         "",
         "| size | network at | convert frames/s | limited by | stage ms/frame |"
-        " network alone, native size: frames/s | peak MB |",
+        " network alone, native size: frames/s | process peak MB so far |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in report.speed:
@@ -202,4 +214,12 @@ def speed_table(report: Report) -> list[str]:
             f"| {r['width']:.0f}x{r['height']:.0f} | {work} | {r.get('pipeline_fps', 0):.2f} "
             f"| {r.get('limit', '')} | {stages} | {r['fps']:.2f} | {r['peak_mb']:.0f} |"
         )
-    return lines
+    return [
+        *lines,
+        "",
+        "Each row is one run: the convert pipeline on a short synthetic clip (its start-up "
+        "included; a long clip runs faster), stage times from that run. On a CPU the memory "
+        "column is the whole process's high-water mark so far, which only rises down the "
+        "table; on a GPU it is the network's peak at that size.",
+        "",
+    ]

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..choices import Domain
+from ..images import fingerprint
 from ..pipeline import translate_images
 from ..translator import Translator
 from ..video.bars import BarKeeper
@@ -21,6 +22,7 @@ from ..video.geometry import fit_within
 from ..video.smooth import make_smoother
 from .metrics import shot_starts, ssim, warp_error
 from .options import SILENT, EvalOptions, Images, Tracker
+from .provenance import Seen
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +67,12 @@ def temporal_quality(
     return result
 
 
-def clip_start(video: Path, opts: EvalOptions, warn: bool = True) -> Images:
+def clip_start(
+    video: Path, opts: EvalOptions, warn: bool = True, seen: Seen | None = None
+) -> Images:
     """The first ``video_frames`` frames of ``video``, longer side at most ``video_max_side``;
-    ``warn``: say so where a frame that does not decode ends them early."""
+    ``warn``: say so where a frame that does not decode ends them early; ``seen`` gets each
+    frame's fingerprint at its own size."""
     from ..errors import InputError
 
     inputs: list[np.ndarray] = []
@@ -75,6 +80,8 @@ def clip_start(video: Path, opts: EvalOptions, warn: bool = True) -> Images:
     for frame in decode_frames(video, salvage=salvage):
         if salvage.lost:
             break
+        if seen is not None:
+            seen.prints.append(fingerprint(frame.image))
         inputs.append(fit_within(frame.image, opts.video_max_side))
         if len(inputs) >= opts.video_frames:
             break
