@@ -690,6 +690,33 @@ def test_evaluate_measures_a_truncated_clip_on_the_frames_that_are_there(
     assert caplog.text.count("before one that does not decode") == 1
 
 
+def test_evaluate_names_the_damage_that_leaves_a_clip_too_few_frames(tmp_path: Path) -> None:
+    # cut short two frames in, a clip whose first two frames are a cut was refused as "a scene
+    # cut comes between each of its first 2 frames", as if the clip were all cuts
+    import av
+
+    from d2nvideo.evaluation.evaluate import EvalOptions, _check_clip
+    from d2nvideo.evaluation.report import Report
+
+    full = tmp_path / "full.mp4"
+    with av.open(str(full), "w", options={"movflags": "+faststart"}) as out:
+        vs = out.add_stream("libx264", rate=25, options={"g": "1"})
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        for i in range(40):
+            image = frame_image(i, 64, 48) if i != 1 else 255 - frame_image(i, 64, 48) // 3
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode())
+    with av.open(str(full)) as clip:
+        ends = [p.pos + p.size for p in clip.demux(video=0) if p.size]
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: ends[1] + 10])
+    with pytest.raises(InputError, match="only its first 2 frames can be read") as caught:
+        _check_clip(cut, EvalOptions(video_frames=10), {}, Report())
+    assert "scene cut" in str(caught.value)
+
+
 def test_a_truncated_file_is_guessed_and_counted_from_what_it_holds(tmp_path: Path) -> None:
     """``--to auto`` guesses from the frames before the cut (a sampled time past it raised,
     refusing a file --salvage converts); progress counts what the index lists."""

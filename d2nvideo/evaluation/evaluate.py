@@ -258,11 +258,17 @@ def _check_clip(video: Path, opts: EvalOptions, meta: dict[str, Any], report: Re
     frames = clip_start(info.path, opts, warn=False, seen=seen)  # said once, when measured
     note_clip_overlap(meta, info.path, seen, report)
     if len(shot_starts(frames)) == len(frames):
-        raise InputError(
-            f"'{info.path}': a scene cut comes between each of its first {len(frames)} frames: "
-            "no pair to measure (more --video-frames, or another clip)",
-            info.path,
+        short = len(frames) < opts.video_frames
+        stopped = seen.stopped or ("the file is cut short" if short and info.missing_bytes else "")
+        first = f"its first {len(frames)} frames"
+        why = (
+            f"only {first} can be read ({stopped}), and a scene cut comes between "
+            + ("them" if len(frames) == 2 else "each")
+            if stopped
+            else f"a scene cut comes between each of {first}"
         )
+        more = "" if stopped else "more --video-frames, or "
+        raise InputError(f"'{info.path}': {why}: no pair to measure ({more}another clip)", video)
 
 
 def _load(

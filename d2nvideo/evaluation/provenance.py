@@ -31,11 +31,13 @@ MAX_BITS = 3  # differing bits at or below which two fingerprints are the same p
 @dataclass
 class Seen:
     """What evaluate read of one folder or clip: each image's path (a clip's frames: none) and
-    fingerprint, taken at its own size, and the images decoded with data missing."""
+    fingerprint, taken at its own size, the images decoded with data missing, and why a
+    clip's frames stopped before the number asked for ("": they did not)."""
 
     paths: list[Path] = field(default_factory=list)
     prints: list[str] = field(default_factory=list)
     damaged: list[Path] = field(default_factory=list)
+    stopped: str = ""
 
     def named(self, index: int) -> str:
         return f", e.g. '{self.paths[index]}'" if index < len(self.paths) else ""

@@ -87,6 +87,8 @@ def clip_start(
             break
     if len(inputs) < 2:
         raise InputError(f"'{video}' has fewer than 2 decodable frames to measure", video)
+    if seen is not None and salvage.lost and len(inputs) < opts.video_frames:
+        seen.stopped = salvage.reason or f"the file's next {salvage.lost} are missing"
     if warn and salvage.lost and len(inputs) < opts.video_frames:
         log.warning(
             "'%s': measured on its first %d frames, before one that does not decode (%s)",
