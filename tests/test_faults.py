@@ -103,6 +103,7 @@ def test_a_named_pipe_is_refused_without_blocking(command: list[str], tmp_path: 
         ("x.mp4", {"codec": "aac"}, "audio encoder"),
         ("x.webm", {"codec": "libx264"}, "cannot go into"),
         ("x.ogg", {}, r"cannot take libx264, the codec written by default: choose another"),
+        ("x.flac", {}, r"cannot take libx264"),  # its own codec wrote no video (a review)
         ("x.mpg", {"codec": "mpeg2video"}, r"a \.mpg file; for \.mpg leave --codec out"),
         ("x.mov", {"codec": "libvpx-vp9"}, r"a \.mov file; for \.mov leave --codec out"),
         ("x.mp4", {"codec": "libvpx"}, r"a \.mp4 file; for \.mp4 leave --codec out"),
@@ -1561,7 +1562,47 @@ def test_a_container_that_takes_no_h264_gets_its_own_codecs(media, tmp_path: Pat
 def test_a_clip_no_mpeg_rate_holds_is_refused_before_any_work(media, tmp_path: Path) -> None:
     model = ["--model", media["model"]]
     args = ("convert", media["vfr"], "--to", "night", "-o", tmp_path / "o.mpg", *model)
-    refused(tmp_path, 1, "mpeg1video video stores only these frame rates: 23.98, 24, 25", *args)
+    refused(tmp_path, 1, "mpeg1video video plays its frames evenly at one of these rates", *args)
+
+
+@pytest.mark.parametrize(
+    "ms, args, fps",
+    [
+        ([i * 1000 // 15 for i in range(12)], [], None),  # 15 fps: written at 30, ran double
+        ([*range(0, 440, 40), *range(470, 800, 40)], ["--duration", "0.3"], 25),  # a segment
+        ([*range(0, 440, 40), *range(470, 800, 40)], [], None),  # the whole: a jump at 0.44 s
+    ],
+    ids=["15fps", "even-segment", "uneven-whole"],
+)
+def test_mpeg_takes_frames_that_follow_one_of_its_rates_evenly(
+    ms: list[int], args: list[str], fps: int | None, media, tmp_path: Path
+) -> None:
+    # a review: every time on a slot was enough, so a 15-fps clip was written at 30 with every
+    # other slot empty and played at double speed (MPEG-1 video has no time for most frames);
+    # and the whole file was judged, so an even segment of an uneven clip was refused
+    clip = make_video(tmp_path / "v.mkv", pts=ms, time_base=Fraction(1, 1000), fps=25)
+    out = tmp_path / "o.mpg"
+    result = invoke("convert", clip, "--to", "night", "-o", out, "--model", media["model"], *args)
+    if fps is None:
+        fails(result, 1, "do not follow one of them evenly")
+        assert not out.exists()
+        return
+    assert result.exit_code == 0, result.output
+    times = read_video(out).times
+    assert len(times) == 8 and [t - times[0] for t in times] == [Fraction(k, fps) for k in range(8)]
+
+
+def test_a_first_frame_half_a_slot_off_leaves_no_slot_empty() -> None:
+    from types import SimpleNamespace
+
+    from d2nvideo.video.ticks import Clock
+
+    clock = Clock(0, Fraction(1, 30))
+    stamped = []
+    for k in range(6):  # frames at 1/60 + k/30 s: half a slot off the 1/30 grid
+        frame = SimpleNamespace(pts=1 + 2 * k, time_base=Fraction(1, 60))
+        stamped.append(clock.stamp(SimpleNamespace(), frame).pts)  # type: ignore[arg-type]
+    assert stamped == [1, 2, 3, 4, 5, 6]  # round half to even gave 0, 2, 3, 4, 5, 6
 
 
 def test_crf_sets_the_quality_of_ffmpegs_mpeg_encoders(media, tmp_path: Path) -> None:

@@ -263,9 +263,8 @@ ENCODE_OPTIONS = [
     click.option(
         "--codec",
         default=None,
-        help="Video encoder: libx264 (default where the container takes it, else the "
-        "container's own: libvpx-vp9 for .webm, mpeg1video for .mpg), libx265, libsvtav1, "
-        "h264_nvenc, hevc_nvenc.",
+        help="Video encoder: libx264 (default; libvpx-vp9 for .webm, mpeg1video for .mpg), "
+        "libx265, libsvtav1, h264_nvenc, hevc_nvenc.",
     ),
     click.option(
         "--crf",

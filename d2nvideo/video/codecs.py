@@ -49,16 +49,22 @@ class EncodeSettings:
 
 def codec_for(path: Path, settings: EncodeSettings) -> str:
     """The encoder: the one asked for; else libx264 where the container takes it, else the
-    container's own (VP9 for .webm, MPEG-1 for .mpg, VP8 for .ogv)."""
+    container's own for the few that work with it (VP9 for .webm, MPEG-1 for .mpg)."""
     return settings.codec or default_codec(output_name(path).suffix.lower().lstrip("."))
 
 
 @lru_cache(maxsize=16)
 def default_codec(suffix: str) -> str:
     format_name = _muxers_by_suffix().get(suffix)
-    if format_name is None or _takes(format_name, "libx264"):
-        return "libx264"
+    if format_name not in OWN_CODEC_MUXERS or _takes(format_name, "libx264"):
+        return "libx264"  # refused by check_encode where the container does not take it
     return muxer_default(format_name, "video") or "libx264"
+
+
+# Containers written with their own codec where H.264 does not fit. Others' own wrote files
+# whose video was missing (.flac), all at one time (.rm), at 12800 fps (.y4m) or with its
+# first frame dropped (.ogv), or failed after the model loaded (.mxf, .swf): refused before.
+OWN_CODEC_MUXERS = ("webm", "mpeg", "apng")
 
 
 def usable_codec(codec: str, width: int, height: int) -> str:

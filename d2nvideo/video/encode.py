@@ -37,7 +37,7 @@ from .probe import (
     warn_if_interlaced,
 )
 from .streams import StreamCopier, tag_key
-from .ticks import Clock, codec_rates, frame_tick, listed_rate
+from .ticks import Clock, Window, codec_rates, frame_tick, listed_rate
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def encode_frames(
     """
     import av
 
-    codec, out = _prepare(path, source, settings), av.open(str(path), "w")
+    codec, out = _prepare(path, source, settings, (start, end)), av.open(str(path), "w")
     writer = _Writer(out, source, settings, codec, (start, end))
     try:
         for frame in frames:
@@ -116,7 +116,7 @@ class _Writer:
         start, end = self.window
         origin = self._origin(first)  # seconds on the source's clock that become 0
         offset = round(origin / first.time_base)
-        tick = frame_tick(self.out.format.name, self.codec, self.source, offset)
+        tick = frame_tick(self.out.format.name, self.codec, self.source, offset, self.window)
         self.clock = Clock(offset, tick)
         self.vs = _add_video_stream(
             self.out, self.codec, first.image, self.source, self.settings, self.clock.tick
@@ -171,7 +171,7 @@ def _write_failed(path: Path, exc: Exception) -> OutputError:
     return OutputError(f"writing '{output_name(path)}' failed: {ffmpeg_reason(exc)}", path)
 
 
-def _prepare(path: Path, source: VideoInfo, settings: EncodeSettings) -> str:
+def _prepare(path: Path, source: VideoInfo, settings: EncodeSettings, window: Window) -> str:
     """Refuse what cannot work, warn about HDR or 10-bit input, and pick the encoder that
     opens here."""
     check_encode(path, settings)
@@ -181,7 +181,7 @@ def _prepare(path: Path, source: VideoInfo, settings: EncodeSettings) -> str:
     warn_if_cut_short(source)
     codec = usable_codec(codec_for(path, settings), source.width, source.height)
     if codec_rates(codec):  # MPEG-1/2: refused here, before any frame is translated
-        listed_rate(codec, source)
+        listed_rate(codec, source, window)
     return codec
 
 

@@ -23,12 +23,17 @@ from .probe import VideoInfo, open_input, video_stream, warn_once
 MPEG1_RATES = 8
 
 
-def frame_tick(format_name: str, codec: str, source: VideoInfo, offset: int) -> Fraction | None:
+Window = tuple[float | None, float | None]  # seconds on the file's clock; None: its ends
+
+
+def frame_tick(
+    format_name: str, codec: str, source: VideoInfo, offset: int, window: Window = (None, None)
+) -> Fraction | None:
     """The output's time base where frames are counted, None where times are stored (the
     source's time base is kept). Raises UsageError where no rate the codec takes holds the
-    frames."""
+    frames of ``window``."""
     if codec_rates(codec):
-        return 1 / listed_rate(codec, source)
+        return 1 / listed_rate(codec, source, window)
     if format_name == "avi":
         return _avi_tick(source, offset)
     return None
@@ -48,31 +53,51 @@ def codec_rates(codec: str) -> tuple[Fraction, ...]:
     return tuple(sorted({Fraction(r.numerator, r.denominator) for r in rates}))
 
 
-def listed_rate(codec: str, source: VideoInfo) -> Fraction:
-    """The rate of ``codec``'s list nearest the clip's whose frame slots, counted from the
-    first frame, hold every frame time within a millisecond (the lowest of them put a short
-    30-fps clip at 29.97); else UsageError (the frames would move)."""
+def listed_rate(codec: str, source: VideoInfo, window: Window = (None, None)) -> Fraction:
+    """The rate of ``codec``'s list at which the frames of ``window`` follow one another a
+    slot apart, each within a millisecond of its slot counted from the first; else
+    UsageError. MPEG-1/2 video carries no time of its own for most frames: a player shows
+    them evenly at the stream's rate, so a 15-fps clip written at 30 (every time on a slot,
+    every other slot empty) played at double speed, and a clip that drops frames or varies
+    its rate cannot be told apart from an even one."""
     stat = source.path.stat()
     rates = codec_rates(codec)
-    near = sorted(rates, key=lambda r: (abs(r - Fraction(source.fps)), r))
-    held = _held(tuple(near), source.path, stat.st_size, stat.st_mtime_ns)
+    held = _held(rates, source.path, stat.st_size, stat.st_mtime_ns, window)
     if held is None:
         shown = ", ".join(f"{float(r):.4g}" for r in rates[:12])
         raise UsageError(
-            f"{codec} video stores only these frame rates: {shown}"
+            f"{codec} video plays its frames evenly at one of these rates: {shown}"
             f"{' and a few more' if len(rates) > 12 else ''}; the frames of "
-            f"'{source.path.name}' ({float(source.fps):.4g} a second) fit none of them: use "
-            ".mp4, .mkv or .mov",
+            f"'{source.path.name}' ({float(source.fps):.4g} a second) do not follow one of them "
+            "evenly: write .mp4, .mkv or .mov with the default codec (H.264), which keep their "
+            "times",
             codec,
         )
     return held
 
 
 @lru_cache(maxsize=2)  # asked before any work and at the first frame: the file is read once
-def _held(rates: tuple[Fraction, ...], path: Path, size: int, mtime_ns: int) -> Fraction | None:
-    ticks, tb = _frame_ticks(path, 0)
-    times = [(t - min(ticks)) * tb for t in ticks] if ticks else []
-    return next((r for r in rates if _holds(r, times)), None)
+def _held(
+    rates: tuple[Fraction, ...], path: Path, size: int, mtime_ns: int, window: Window
+) -> Fraction | None:
+    ticks, tb = _frame_ticks(path, 0, window[1])
+    start, end = window
+    times = sorted(
+        t * tb
+        for t in ticks
+        if (start is None or t * tb >= start - EDGE_S) and (end is None or t * tb < end)
+    )
+    if len(times) < 2:
+        return rates[-1] if rates else None
+    span = times[-1] - times[0]
+    measured = (len(times) - 1) / span if span else Fraction(0)
+    for rate in sorted(rates, key=lambda r: abs(r - measured)):  # 30 before 29.97: both within
+        if all(abs((t - times[0]) * rate - i) <= rate / 1000 for i, t in enumerate(times)):
+            return rate  # a millisecond over a second of a 30-fps clip
+    return None
+
+
+EDGE_S = Fraction(1, 1000)  # a frame this close before --start is the segment's first
 
 
 @dataclass
@@ -85,6 +110,7 @@ class Clock:
     offset: int
     tick: Fraction | None = None
     last: int = -1
+    first: Fraction | None = None  # the first frame's time, in ticks
 
     def stamp(self, vf: Any, frame: Frame) -> Any:
         if self.tick is None:
@@ -92,7 +118,10 @@ class Clock:
             if frame.duration:
                 vf.duration = frame.duration
             return vf
-        pts = round((frame.pts - self.offset) * frame.time_base / self.tick)
+        slot = (frame.pts - self.offset) * frame.time_base / self.tick
+        if self.first is None:  # later frames are placed by their distance from the first:
+            self.first = slot  # a first frame half a slot off the grid left a slot empty
+        pts = math.floor(self.first + Fraction(1, 2)) + round(slot - self.first)
         self.last = max(pts, self.last + 1)
         vf.pts, vf.time_base = self.last, self.tick
         return vf
@@ -137,9 +166,10 @@ def _holds(rate: Fraction, times: list[Fraction]) -> bool:
     return all(abs(t * rate - round(t * rate)) <= rate / 1000 for t in times)
 
 
-def _frame_ticks(path: Path, offset: int) -> tuple[list[int], Fraction]:
+def _frame_ticks(path: Path, offset: int, until: float | None = None) -> tuple[list[int], Fraction]:
     """The video's frame times from ``offset`` in its time base, from its packets (nothing
-    decoded; an AVI's are the slots its frames are stored in), and the time base."""
+    decoded; an AVI's are the slots its frames are stored in), and the time base; ``until``:
+    seconds on the file's clock after which (and a second more: B-frames) reading stops."""
     import av
 
     ticks: list[int] = []
@@ -151,6 +181,8 @@ def _frame_ticks(path: Path, offset: int) -> tuple[list[int], Fraction]:
                 t = p.dts if stored or p.pts is None else p.pts
                 if t is not None:
                     ticks.append(t - offset)
+                if until is not None and p.dts is not None and p.dts * tb > until + 1:
+                    break
     return ticks, tb
 
 
