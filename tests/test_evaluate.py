@@ -372,3 +372,15 @@ def test_judge_overlap_training_clips_and_damaged_images_are_told(media, tmp_pat
     assert files["day"]["files"] == ["cut.jpg", "d0.jpg", "d1.jpg", "d2.jpg", "d3.jpg"]
     assert len(files["realism night"]["files"]) == 5
     assert report["inputs"]["video_frames"] == 3
+
+
+def test_flat_pictures_are_not_the_same_picture() -> None:
+    # every flat picture fingerprints to 0: a black frame matched a grey one (a review)
+    from d2nvideo.evaluation.provenance import overlapping, training_fingerprints
+    from d2nvideo.images import fingerprint
+
+    black, grey = np.zeros((90, 160, 3), np.uint8), np.full((90, 160, 3), 90, np.uint8)
+    prints = {"fingerprints": {"day": [fingerprint(grey), fingerprint(_day(1))], "night": []}}
+    known = training_fingerprints({"data": prints})
+    assert known is not None
+    assert overlapping([black, _day(1), _day(2)], known) == [1]

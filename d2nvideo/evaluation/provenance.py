@@ -71,13 +71,16 @@ def overlapping(
 
 
 def _near(prints: list[str], known: np.ndarray) -> list[int]:
-    """Indices of ``prints`` within MAX_BITS of one in ``known``."""
+    """Indices of ``prints`` within MAX_BITS of one in ``known``. A flat picture (a black
+    frame, a lens cap) has the fingerprint 0, as every other flat picture has: it matches
+    nothing."""
+    known = known[known != 0]
     if not len(known) or not prints:
         return []
     codes = _codes(prints)
     xor = codes[:, None] ^ known[None, :]
     bits = np.unpackbits(xor.view(np.uint8).reshape(*xor.shape, 8), axis=-1).sum(-1)
-    return [int(i) for i in np.flatnonzero(bits.min(1) <= MAX_BITS)]
+    return [int(i) for i in np.flatnonzero((bits.min(1) <= MAX_BITS) & (codes != 0))]
 
 
 def check_overlap(
