@@ -66,7 +66,7 @@ def parse() -> argparse.Namespace:
         parser.error("--fps and --seconds must make at least one frame")
     if args.output.suffix.lower() not in (".mp4", ".mkv", ".mov"):
         parser.error(f"write a .mp4, .mkv or .mov, not '{args.output.name}'")
-    if not args.output.resolve().parent.is_dir():
+    if not args.output.absolute().parent.is_dir():  # resolved, a dangling link named its target's
         parser.error(f"the folder of '{args.output}' does not exist: make it first")
     try:  # taken (without --overwrite), a folder, a FIFO, a folder that cannot be written
         check_output(args.output, [], args.overwrite)

@@ -143,6 +143,13 @@ def test_make_test_clip_replaces_only_with_overwrite(tmp_path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["x.mp4"]
 
 
+def test_make_test_clip_calls_a_dangling_link_taken(tmp_path) -> None:
+    # it said "the folder of 'x.mp4' does not exist: make it first" (a review)
+    (tmp_path / "x.mp4").symlink_to(tmp_path / "gone" / "y.mp4")
+    line = refused("examples/make_test_clip.py", "x.mp4", folder=tmp_path)
+    assert "exists; pass --overwrite to replace it" in line
+
+
 def test_make_test_clip_writes_beside_its_output_and_renames(tmp_path) -> None:
     """It wrote the output in place: an interrupted run left half a clip under the name."""
     cmd = [sys.executable, str(ROOT / "examples" / "make_test_clip.py"), "x.mp4"]
