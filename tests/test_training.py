@@ -505,6 +505,9 @@ def test_export_step_writes_a_kept_state_and_names_the_kept_ones(
     assert not x.exists()
     result = runner.invoke(cli, ["export", str(out[2]), "--step", "2", "--onnx"])
     assert result.exit_code != 0 and "--step chooses a RUN folder's state" in result.output
+    for flag in (["--raw"], ["--fp32"], ["--note", "x"]):  # each was ignored without a word
+        result = runner.invoke(cli, ["export", str(out[2]), *flag, "--onnx"])
+        assert result.exit_code == 2 and f"is a model file: {flag[0]} " in result.output
 
 
 def test_export_leaves_the_loss_unsaid_where_no_phase_records_it(

@@ -279,6 +279,13 @@ def export(
         _say_graphs(_graphs_of_written(output))
 
 
+RUN_ONLY = {
+    "raw": "chooses a RUN folder's own weights over their average",
+    "fp32": "chooses the precision of the model file a RUN folder is exported to",
+    "note": "goes into the model file a RUN folder is exported to",
+}
+
+
 def _export_file_graphs(
     ctx: click.Context,
     model: Path,
@@ -289,6 +296,8 @@ def _export_file_graphs(
     overwrite: bool,
 ) -> None:
     """``export MODEL --onnx``: the graphs of a model file, beside it."""
+    from click.core import ParameterSource
+
     from d2nvideo.cli.shell import interrupted_keeps
     from d2nvideo.errors import UsageError
 
@@ -296,6 +305,9 @@ def _export_file_graphs(
 
     if step is not None:
         raise UsageError(f"'{model}' is a model file: --step chooses a RUN folder's state", model)
+    for name, does in RUN_ONLY.items():  # each was ignored without a word
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+            raise UsageError(f"'{model}' is a model file: --{name} {does}", model)
     if not onnx:
         raise UsageError(
             f"'{model}' is a file, not a run folder: --onnx exports a model file's graphs", model
