@@ -1571,8 +1571,14 @@ def test_a_clip_no_mpeg_rate_holds_is_refused_before_any_work(media, tmp_path: P
         ([i * 1000 // 15 for i in range(12)], [], None),  # 15 fps: written at 30, ran double
         ([*range(0, 440, 40), *range(470, 800, 40)], ["--duration", "0.3"], 25),  # a segment
         ([*range(0, 440, 40), *range(470, 800, 40)], [], None),  # the whole: a jump at 0.44 s
+        # --start just after a frame: judged as the decoder takes frames (within half a tick)
+        (
+            [*range(0, 480, 40), *range(470, 800, 40)],
+            ["--start", "0.4405", "--duration", "0.3"],
+            25,
+        ),
     ],
-    ids=["15fps", "even-segment", "uneven-whole"],
+    ids=["15fps", "even-segment", "uneven-whole", "start-after-a-frame"],
 )
 def test_mpeg_takes_frames_that_follow_one_of_its_rates_evenly(
     ms: list[int], args: list[str], fps: int | None, media, tmp_path: Path
@@ -1580,7 +1586,8 @@ def test_mpeg_takes_frames_that_follow_one_of_its_rates_evenly(
     # a review: every time on a slot was enough, so a 15-fps clip was written at 30 with every
     # other slot empty and played at double speed (MPEG-1 video has no time for most frames);
     # and the whole file was judged, so an even segment of an uneven clip was refused
-    clip = make_video(tmp_path / "v.mkv", pts=ms, time_base=Fraction(1, 1000), fps=25)
+    ticks = [m * 90 for m in sorted(set(ms))]
+    clip = make_video(tmp_path / "v.mp4", pts=ticks, time_base=Fraction(1, 90000), fps=25)
     out = tmp_path / "o.mpg"
     result = invoke("convert", clip, "--to", "night", "-o", out, "--model", media["model"], *args)
     if fps is None:
@@ -1589,7 +1596,34 @@ def test_mpeg_takes_frames_that_follow_one_of_its_rates_evenly(
         return
     assert result.exit_code == 0, result.output
     times = read_video(out).times
-    assert len(times) == 8 and [t - times[0] for t in times] == [Fraction(k, fps) for k in range(8)]
+    assert len(times) in (7, 8)  # 0.3 s at 25 fps
+    assert [t - times[0] for t in times] == [Fraction(k, fps) for k in range(len(times))]
+
+
+def test_mpeg_takes_an_mpeg_ps_and_a_stream_without_times(media, tmp_path: Path) -> None:
+    # a second review: FFmpeg's MPEG-PS reader gives a picture now and then its neighbour's
+    # time (two a slot, then none), so a .mpg (d2nvideo's own too) was refused as uneven;
+    # and a raw H.264 stream, whose packets hold no times, went out at 60 with slots empty
+    import av
+
+    ps = tmp_path / "in.mpg"
+    with av.open(str(ps), "w") as out:
+        vs = out.add_stream("mpeg1video", rate=Fraction(30000, 1001))
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        for i in range(400):
+            frame = av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode())
+    raw = make_video(tmp_path / "in.h264", frames=20, fps=25)
+    model = ["--model", media["model"], "-q"]
+    for clip, count, fps in ((ps, 400, Fraction(30000, 1001)), (raw, 20, Fraction(25))):
+        out = tmp_path / f"o_{clip.suffix[1:]}.mpg"
+        result = invoke("convert", clip, "--to", "night", "-o", out, *model)
+        assert result.exit_code == 0, result.output
+        with av.open(str(out)) as back:
+            assert back.streams.video[0].average_rate == fps
+            assert sum(1 for _ in back.decode(video=0)) == count
 
 
 def test_a_first_frame_half_a_slot_off_leaves_no_slot_empty() -> None:
@@ -1597,7 +1631,7 @@ def test_a_first_frame_half_a_slot_off_leaves_no_slot_empty() -> None:
 
     from d2nvideo.video.ticks import Clock
 
-    clock = Clock(0, Fraction(1, 30))
+    clock = Clock(0, Fraction(1, 30), from_first=True)  # MPEG's; an AVI's is unchanged
     stamped = []
     for k in range(6):  # frames at 1/60 + k/30 s: half a slot off the 1/30 grid
         frame = SimpleNamespace(pts=1 + 2 * k, time_base=Fraction(1, 60))

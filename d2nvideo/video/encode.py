@@ -117,7 +117,7 @@ class _Writer:
         origin = self._origin(first)  # seconds on the source's clock that become 0
         offset = round(origin / first.time_base)
         tick = frame_tick(self.out.format.name, self.codec, self.source, offset, self.window)
-        self.clock = Clock(offset, tick)
+        self.clock = Clock(offset, tick, from_first=bool(codec_rates(self.codec)))
         self.vs = _add_video_stream(
             self.out, self.codec, first.image, self.source, self.settings, self.clock.tick
         )

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import UsageError
 from .damage import demuxed
-from .decode import Frame
+from .decode import Frame, half_tick
 from .probe import VideoInfo, open_input, video_stream, warn_once
 
 # MPEG-1's eight rates; FFmpeg lists five more (5-15 fps, Xing's) that it writes only when
@@ -54,15 +54,18 @@ def codec_rates(codec: str) -> tuple[Fraction, ...]:
 
 
 def listed_rate(codec: str, source: VideoInfo, window: Window = (None, None)) -> Fraction:
-    """The rate of ``codec``'s list at which the frames of ``window`` follow one another a
-    slot apart, each within a millisecond of its slot counted from the first; else
-    UsageError. MPEG-1/2 video carries no time of its own for most frames: a player shows
-    them evenly at the stream's rate, so a 15-fps clip written at 30 (every time on a slot,
-    every other slot empty) played at double speed, and a clip that drops frames or varies
-    its rate cannot be told apart from an even one."""
+    """The rate of ``codec``'s list at which the frames of ``window`` fill its slots from the
+    first to the last, one a slot, each within a millisecond of a slot counted from the
+    first; else UsageError. MPEG-1/2 video carries no time of its own for most frames: a
+    player shows them evenly at the stream's rate, so a 15-fps clip written at 30 (every time
+    on a slot, every other slot empty) played at double speed, and a clip that drops frames or
+    varies its rate cannot be told apart from an even one. One a slot but for one frame in a
+    hundred: FFmpeg's MPEG-PS reader gives a picture now and then a time a slot off (two in
+    a slot, or a slot empty), which the frames of a .mpg that plays evenly showed."""
     stat = source.path.stat()
     rates = codec_rates(codec)
-    held = _held(rates, source.path, stat.st_size, stat.st_mtime_ns, window)
+    key = (source.path, stat.st_size, stat.st_mtime_ns, window, Fraction(source.fps))
+    held = _held(rates, *key)
     if held is None:
         shown = ", ".join(f"{float(r):.4g}" for r in rates[:12])
         raise UsageError(
@@ -78,26 +81,38 @@ def listed_rate(codec: str, source: VideoInfo, window: Window = (None, None)) ->
 
 @lru_cache(maxsize=2)  # asked before any work and at the first frame: the file is read once
 def _held(
-    rates: tuple[Fraction, ...], path: Path, size: int, mtime_ns: int, window: Window
+    rates: tuple[Fraction, ...],
+    path: Path,
+    size: int,
+    mtime_ns: int,
+    window: Window,
+    fps: Fraction,
 ) -> Fraction | None:
-    ticks, tb = _frame_ticks(path, 0, window[1])
-    start, end = window
-    times = sorted(
-        t * tb
-        for t in ticks
-        if (start is None or t * tb >= start - EDGE_S) and (end is None or t * tb < end)
-    )
-    if len(times) < 2:
-        return rates[-1] if rates else None
+    times = _window_times(path, window)
+    if len(times) < 2:  # one frame, or none timed (a raw stream): the rate the header gives
+        near = min(rates, key=lambda r: abs(r - fps), default=None)
+        return near if near is not None and abs(near - fps) <= near / 1000 else None
     span = times[-1] - times[0]
     measured = (len(times) - 1) / span if span else Fraction(0)
     for rate in sorted(rates, key=lambda r: abs(r - measured)):  # 30 before 29.97: both within
-        if all(abs((t - times[0]) * rate - i) <= rate / 1000 for i, t in enumerate(times)):
-            return rate  # a millisecond over a second of a 30-fps clip
+        slots = [(t - times[0]) * rate for t in times]  # a millisecond over a second of 30 fps
+        on_grid = all(abs(s - round(s)) <= rate / 1000 for s in slots)
+        if on_grid and abs(round(slots[-1]) - (len(times) - 1)) <= len(times) // 100:
+            return rate
     return None
 
 
-EDGE_S = Fraction(1, 1000)  # a frame this close before --start is the segment's first
+def _window_times(path: Path, window: Window) -> list[Fraction]:
+    """The frame times (seconds) of ``window``, sorted, taken as the decoder takes them
+    (``half_tick`` early at either edge)."""
+    start, end = window
+    ticks, tb = _frame_ticks(path, 0, end)
+    slack = Fraction(half_tick(tb))
+    return sorted(
+        t * tb
+        for t in ticks
+        if (start is None or t * tb >= start - slack) and (end is None or t * tb < end - slack)
+    )
 
 
 @dataclass
@@ -110,6 +125,7 @@ class Clock:
     offset: int
     tick: Fraction | None = None
     last: int = -1
+    from_first: bool = False  # MPEG: slots counted from the first frame (``listed_rate``)
     first: Fraction | None = None  # the first frame's time, in ticks
 
     def stamp(self, vf: Any, frame: Frame) -> Any:
@@ -119,9 +135,11 @@ class Clock:
                 vf.duration = frame.duration
             return vf
         slot = (frame.pts - self.offset) * frame.time_base / self.tick
-        if self.first is None:  # later frames are placed by their distance from the first:
-            self.first = slot  # a first frame half a slot off the grid left a slot empty
-        pts = math.floor(self.first + Fraction(1, 2)) + round(slot - self.first)
+        if not self.from_first:  # AVI: a jittered clip's frames move by under half a slot
+            pts = round(slot)
+        else:  # a first frame half a slot off the grid left a slot empty (half to even)
+            self.first = slot if self.first is None else self.first
+            pts = math.floor(self.first + Fraction(1, 2)) + round(slot - self.first)
         self.last = max(pts, self.last + 1)
         vf.pts, vf.time_base = self.last, self.tick
         return vf
