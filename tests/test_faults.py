@@ -37,6 +37,27 @@ def _png(path: Path) -> Path:
     return path
 
 
+def _add_picture(out, codec: str = "libx264", rate=25, pix_fmt: str = "yuv420p", **options: str):
+    """A 64x48 video stream of ``out`` (add any other stream before muxing, as FFmpeg asks)."""
+    vs = out.add_stream(codec, rate=rate, options=options)
+    vs.width, vs.height, vs.pix_fmt = 64, 48, pix_fmt
+    return vs
+
+
+def _mux_pictures(out, vs, count: int, pts=lambda i: i, image=None, time_base=None) -> None:
+    """``count`` frames (``frame_image`` by default) at ``pts(i)``, then the encoder's rest."""
+    import av
+
+    for i in range(count):
+        picture = frame_image(i, 64, 48) if image is None else image(i)
+        frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+        frame.pts = pts(i)
+        if time_base is not None:
+            frame.time_base = time_base
+        out.mux(vs.encode(frame))
+    out.mux(vs.encode())
+
+
 # --- the shell: usage errors, devices, numbers --------------------------------------------
 
 
@@ -491,15 +512,10 @@ def _hdr_clip(path: Path) -> Path:
     import av
 
     with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=25)
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p10le"
+        vs = _add_picture(out, pix_fmt="yuv420p10le")
         cc = vs.codec_context
         cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 9, 16, 9, 1  # PQ
-        for i in range(4):
-            frame = av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")
-            frame.pts = i
-            out.mux(vs.encode(frame))
-        out.mux(vs.encode())
+        _mux_pictures(out, vs, 4)
     return path
 
 
@@ -558,15 +574,10 @@ def test_an_avi_of_a_clip_that_starts_late_keeps_its_sound_with_the_picture(
 
     clip = tmp_path / "late.mp4"
     with av.open(str(clip), "w") as out:
-        vs = out.add_stream("libx264", rate=25)
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        vs = _add_picture(out)
         sound = out.add_stream("aac", rate=22050)
         sound.layout = "mono"
-        for i in range(25):
-            frame = av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")
-            frame.pts, frame.time_base = 500 + 40 * i, Fraction(1, 1000)
-            out.mux(vs.encode(frame))
-        out.mux(vs.encode())
+        _mux_pictures(out, vs, 25, pts=lambda i: 500 + 40 * i, time_base=Fraction(1, 1000))
         for k in range(22):
             tone = np.zeros((1, 1024), np.float32)
             tone[0, :] = 0.5 if 4 <= k < 8 else 0.0  # loud from about 0.19 s after 0.5 s
@@ -590,15 +601,10 @@ def test_re_encoded_sound_starts_with_the_picture(suffix: str, media, tmp_path: 
 
     clip = tmp_path / "cam.avi"
     with av.open(str(clip), "w") as out:
-        vs = out.add_stream("mjpeg", rate=25)
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuvj420p"
+        vs = _add_picture(out, "mjpeg", pix_fmt="yuvj420p")
         sound = out.add_stream("adpcm_ima_wav", rate=8000)
         sound.layout = "mono"
-        for i in range(10):
-            frame = av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")
-            frame.pts = i
-            out.mux(vs.encode(frame))
-        out.mux(vs.encode())
+        _mux_pictures(out, vs, 10)
         click = np.zeros((1, 3200), np.int16)
         click[0, 800:1600] = 20000  # loud from 0.1 s
         block = av.AudioFrame.from_ndarray(click, format="s16", layout="mono")
@@ -633,13 +639,7 @@ def _faststart(path: Path, frames: int = 60) -> Path:
     import av
 
     with av.open(str(path), "w", options={"movflags": "+faststart"}) as out:
-        vs = out.add_stream("libx264", rate=25, options={"g": "10"})
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")
-            frame.pts = i
-            out.mux(vs.encode(frame))
-        out.mux(vs.encode())
+        _mux_pictures(out, _add_picture(out, g="10"), frames)
     return path
 
 
@@ -691,6 +691,11 @@ def test_evaluate_measures_a_truncated_clip_on_the_frames_that_are_there(
     assert caplog.text.count("before one that does not decode") == 1
 
 
+def _cut_after_the_first(i: int) -> np.ndarray:
+    """The moving gradient, but frame 1 dark and inverted: a scene cut between 0 and 1."""
+    return frame_image(i, 64, 48) if i != 1 else 255 - frame_image(i, 64, 48) // 3
+
+
 def test_evaluate_names_the_damage_that_leaves_a_clip_too_few_frames(tmp_path: Path) -> None:
     # cut short two frames in, a clip whose first two frames are a cut was refused as "a scene
     # cut comes between each of its first 2 frames", as if the clip were all cuts
@@ -701,14 +706,7 @@ def test_evaluate_names_the_damage_that_leaves_a_clip_too_few_frames(tmp_path: P
 
     full = tmp_path / "full.mp4"
     with av.open(str(full), "w", options={"movflags": "+faststart"}) as out:
-        vs = out.add_stream("libx264", rate=25, options={"g": "1"})
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
-        for i in range(40):
-            image = frame_image(i, 64, 48) if i != 1 else 255 - frame_image(i, 64, 48) // 3
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = i
-            out.mux(vs.encode(frame))
-        out.mux(vs.encode())
+        _mux_pictures(out, _add_picture(out, g="1"), 40, image=_cut_after_the_first)
     with av.open(str(full)) as clip:
         ends = [p.pos + p.size for p in clip.demux(video=0) if p.size]
     cut = tmp_path / "cut.mp4"
@@ -1041,6 +1039,13 @@ def test_extract_replaces_the_empty_manifest_older_versions_left(media, tmp_path
     assert len((out / "manifest.csv").read_text().splitlines()) == 3
 
 
+def _oncoming(i: int) -> np.ndarray:
+    """A dim frame where a small light moves (an oncoming car's lights)."""
+    image = np.full((48, 64, 3), 12, np.uint8)
+    image[20:28, 8 + 10 * i : 16 + 10 * i] = 40
+    return image
+
+
 def test_dedupe_is_relative_to_contrast_and_warns_on_one_frame(tmp_path: Path, caplog) -> None:
     import av
 
@@ -1049,15 +1054,7 @@ def test_dedupe_is_relative_to_contrast_and_warns_on_one_frame(tmp_path: Path, c
 
     night = tmp_path / "night.mp4"  # dim frames where a small light moves: they differ
     with av.open(str(night), "w") as out:
-        vs = out.add_stream("libx264", rate=5, options={"crf": "10"})
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
-        for i in range(5):
-            image = np.full((48, 64, 3), 12, np.uint8)
-            image[20:28, 8 + 10 * i : 16 + 10 * i] = 40  # an oncoming car's lights
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = i
-            out.mux(vs.encode(frame))
-        out.mux(vs.encode())
+        _mux_pictures(out, _add_picture(out, rate=5, crf="10"), 5, image=_oncoming)
     opts = ExtractOptions(sampling=Sampling(every=0.2), dedupe=0.06)
     result = ExtractResult()
     extract_video(night, probe(night), tmp_path / "a", opts, {}, result, lambda n: None)
@@ -1065,13 +1062,7 @@ def test_dedupe_is_relative_to_contrast_and_warns_on_one_frame(tmp_path: Path, c
     still = make_video(tmp_path / "still.mp4", frames=5, fps=5)
     frozen = tmp_path / "frozen.mp4"
     with av.open(str(frozen), "w") as out:
-        vs = out.add_stream("libx264", rate=5)
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
-        for i in range(5):
-            frame = av.VideoFrame.from_ndarray(frame_image(0, 64, 48), format="rgb24")
-            frame.pts = i
-            out.mux(vs.encode(frame))
-        out.mux(vs.encode())
+        _mux_pictures(out, _add_picture(out, rate=5), 5, image=lambda i: frame_image(0, 64, 48))
     result = ExtractResult()
     extract_video(frozen, probe(frozen), tmp_path / "b", opts, {}, result, lambda n: None)
     assert result.written == 1 and result.duplicates == 4
@@ -1608,13 +1599,7 @@ def test_mpeg_takes_an_mpeg_ps_and_a_stream_without_times(media, tmp_path: Path)
 
     ps = tmp_path / "in.mpg"
     with av.open(str(ps), "w") as out:
-        vs = out.add_stream("mpeg1video", rate=Fraction(30000, 1001))
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
-        for i in range(400):
-            frame = av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")
-            frame.pts = i
-            out.mux(vs.encode(frame))
-        out.mux(vs.encode())
+        _mux_pictures(out, _add_picture(out, "mpeg1video", Fraction(30000, 1001)), 400)
     raw = make_video(tmp_path / "in.h264", frames=20, fps=25)
     model = ["--model", media["model"], "-q"]
     for clip, count, fps in ((ps, 400, Fraction(30000, 1001)), (raw, 20, Fraction(25))):
@@ -1658,15 +1643,10 @@ def _clip_with_sound(path: Path, codec: str, rate: int) -> Path:
     import av
 
     with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=25)
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        vs = _add_picture(out)
         sound = out.add_stream(codec, rate=rate)
         sound.layout = "mono"
-        for i in range(10):
-            frame = av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")
-            frame.pts = i
-            out.mux(vs.encode(frame))
-        out.mux(vs.encode())
+        _mux_pictures(out, vs, 10)
         for k in range(rate * 4 // 10 // 960):
             samples = np.full((1, 960), 0.1 * (k % 2), np.float32)
             chunk = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
@@ -1797,15 +1777,10 @@ def _ts_from(path: Path, first: int, frames: int = 20) -> Path:
     import av
 
     with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=25)
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        vs = _add_picture(out)
         a = out.add_stream("aac", rate=22050)
         a.layout = "mono"
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")
-            frame.pts, frame.time_base = first + i * 3600, Fraction(1, 90000)
-            out.mux(vs.encode(frame))
-        out.mux(vs.encode())
+        _mux_pictures(out, vs, frames, pts=lambda i: first + i * 3600, time_base=Fraction(1, 90000))
         for k in range(frames * 22050 // 25 // 1024 + 1):
             tone = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), "fltp", "mono")
             tone.sample_rate = 22050
