@@ -41,9 +41,7 @@ BASELINES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def load_images(
-    folder: Path, limit: int, max_side: int, seed: int, seen: Seen | None = None
-) -> Images:
+def load_images(folder: Path, limit: int, max_side: int, seed: int, seen: Seen) -> Images:
     """Up to ``limit`` images of ``folder`` (seeded choice), longer side at most ``max_side``;
     ``seen`` gets each one's path and fingerprint at its own size (shrunk to 32 px first, a
     quarter of them moved more than the overlap check allows, and training images passed as
@@ -52,7 +50,6 @@ def load_images(
     if len(paths) > limit:
         keep = np.random.default_rng(seed).choice(len(paths), limit, replace=False)
         paths = [paths[i] for i in sorted(keep)]
-    seen = seen if seen is not None else Seen()
     images = []
     for path in paths:
         image = read_image(path, damaged=seen.damaged)
@@ -192,12 +189,12 @@ def _realism_data(opts: EvalOptions, seen: dict[str, Seen]) -> dict[str, Images]
     limit = 4 * opts.max_images  # the judge learns from up to four times as many
     own = {}
     for domain, folder in (("day", opts.realism_day), ("night", opts.realism_night)):
-        found = seen.setdefault(f"realism {domain}", Seen())
-        own[domain] = load_images(folder, limit, opts.image_max_side, opts.seed, found)
+        record = seen.setdefault(f"realism {domain}", Seen())
+        own[domain] = load_images(folder, limit, opts.image_max_side, opts.seed, record)
         if len(own[domain]) < 2:
-            found_n = len(own[domain])
+            found = len(own[domain])
             raise InputError(
-                f"the realism judge needs at least 2 {domain} images; '{folder}' has {found_n}",
+                f"the realism judge needs at least 2 {domain} images; '{folder}' has {found}",
                 folder,
             )
     return own
@@ -261,13 +258,11 @@ def _check_clip(video: Path, opts: EvalOptions, meta: dict[str, Any], report: Re
         short = len(frames) < opts.video_frames
         stopped = seen.stopped or ("the file is cut short" if short and info.missing_bytes else "")
         first = f"its first {len(frames)} frames"
-        why = (
-            f"only {first} can be read ({stopped}), and a scene cut comes between "
-            + ("them" if len(frames) == 2 else "each")
-            if stopped
-            else f"a scene cut comes between each of {first}"
-        )
-        more = "" if stopped else "more --video-frames, or "
+        why, more = f"a scene cut comes between each of {first}", "more --video-frames, or "
+        if stopped:
+            pair = "them" if len(frames) == 2 else "each"
+            why = f"only {first} can be read ({stopped}), and a scene cut comes between {pair}"
+            more = ""
         raise InputError(f"'{info.path}': {why}: no pair to measure ({more}another clip)", video)
 
 

@@ -133,7 +133,7 @@ def check_encode(path: Path, settings: EncodeSettings) -> None:
     name = codec_for(path, settings)
     check_codec(name)
     codec = av.codec.Codec(name, "w")
-    if not ({name, codec.canonical_name} & supported_codecs(format_name)):
+    if not _takes(format_name, name):
         _refuse_codec(path, name, settings.codec is None, format_name)
     if name in ("libx264", "libx265") and settings.preset not in (None, *X264_PRESETS):
         raise UsageError(
@@ -248,7 +248,7 @@ def codec_options(codec: str, settings: EncodeSettings) -> dict[str, str]:
         opts.update({"b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "4"})
         if settings.crf is not None:
             opts["crf"] = str(min(63, settings.crf + 13))  # VP9's scale: 31 ~ x264's 18
-    elif codec == "libvpx" and settings.crf is not None:  # VP8 (.ogv): CRF under a bit-rate cap
+    elif codec == "libvpx" and settings.crf is not None:  # VP8: CRF under a bit-rate cap
         crf = str(max(4, min(63, settings.crf - 8)))  # 10 ~ x264's 18 (PSNR on a dashcam clip)
         opts.update({"crf": crf, "b": "100M", "deadline": "good", "cpu-used": "4"})
     elif codec == "libsvtav1":

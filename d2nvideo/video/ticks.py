@@ -95,9 +95,9 @@ def _held(
     span = times[-1] - times[0]
     measured = (len(times) - 1) / span if span else Fraction(0)
     for rate in sorted(rates, key=lambda r: abs(r - measured)):  # 30 before 29.97: both within
-        slots = [(t - times[0]) * rate for t in times]  # a millisecond over a second of 30 fps
-        on_grid = all(abs(s - round(s)) <= rate / 1000 for s in slots)
-        if on_grid and abs(round(slots[-1]) - (len(times) - 1)) <= len(times) // 100:
+        since = [t - times[0] for t in times]  # a millisecond over a second of 30 fps
+        filled = round(since[-1] * rate)  # slots from the first frame to the last
+        if _holds(rate, since) and abs(filled - (len(times) - 1)) <= len(times) // 100:
             return rate
     return None
 
