@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import frame_image
 from helpers import read_video
 
 from d2nvideo.pipeline import ConvertOptions, WorkingSize, convert_video, working_size
@@ -54,6 +55,53 @@ def test_segment_starts_at_zero_and_cuts_audio(
     src_audio = read_video(src).audio
     start = src_audio.index(out.audio[0])
     assert out.audio == src_audio[start : start + len(out.audio)]
+
+
+def _with_subtitles(path: Path, lines: int) -> Path:
+    """A 25-fps MKV whose SubRip track shows one line a second (a dashcam's GPS track)."""
+    import av
+
+    srt = path.with_suffix(".srt")
+    srt.write_text(
+        "".join(
+            f"{k + 1}\n00:00:0{k},000 --> 00:00:0{k + 1},000\nGPS {k}\n\n" for k in range(lines)
+        )
+    )
+    with av.open(str(srt)) as text, av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25, options={"bf": "0"})
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        ss = out.add_stream_from_template(text.streams[0])
+        subtitles = [p for p in text.demux() if p.dts is not None]
+        for i in range(25 * lines):
+            if i % 25 == 0:
+                subtitles[i // 25].stream = ss
+                out.mux(subtitles[i // 25])
+            frame = av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode())
+    return path
+
+
+def test_a_segment_keeps_the_subtitles_shown_across_its_edges(
+    translator: Translator, tmp_path: Path
+) -> None:
+    # a GPS line begun before --start was left out, and one that outlasted the segment made
+    # the file last longer than its picture: each is cut to the segment
+    import av
+
+    src, dst = _with_subtitles(tmp_path / "gps.mkv", 3), tmp_path / "seg.mkv"
+    convert_video(src, dst, translator, ConvertOptions("night", start=1.5, duration=1.0))
+    with av.open(str(dst)) as out:
+        lines = [
+            (bytes(p).decode(), float(p.pts * p.time_base), float(p.duration * p.time_base))
+            for p in out.demux(out.streams.subtitles[0])
+            if p.pts is not None
+        ]
+        assert float(out.duration) / 1e6 == pytest.approx(1.0, abs=0.02)
+    assert [line[0] for line in lines] == ["GPS 1", "GPS 2"]
+    assert lines[0][1] == 0 and lines[0][2] == pytest.approx(0.48, abs=0.002)
+    assert lines[1][1] == pytest.approx(0.48) and lines[1][2] == pytest.approx(0.5, abs=0.002)
 
 
 def test_max_size_runs_smaller_and_returns_native_size(

@@ -10,6 +10,7 @@ it muxes AAC, MP3, AC-3 and Opus; those are allowed here by name.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator
 from fractions import Fraction
 from functools import cache
@@ -122,7 +123,6 @@ class StreamCopier:
 
     def copy_until(self, t: float) -> None:
         """Mux every pending packet whose presentation time is at most ``t`` seconds."""
-        start, end = self.window
         while True:
             pkt = self.pending or next(self.packets, None)
             self.pending = None
@@ -135,7 +135,7 @@ class StreamCopier:
             if pt > t:
                 self.pending = pkt
                 return
-            if pt >= start - 1e-6 and (end is None or pt < end):
+            if _shown_in(pkt, pt, self.window, self.offset_s):
                 self._mux(pkt)
 
     def _check_clock(self, index: int, pt: float) -> None:
@@ -165,6 +165,26 @@ class StreamCopier:
 
     def close(self) -> None:
         self.src.close()
+
+
+def _shown_in(pkt: Any, pt: float, window: tuple[float, float | None], origin: float) -> bool:
+    """Whether a packet beginning at ``pt`` s goes into the output of ``window``. A subtitle
+    shown across either edge of a segment (a dashcam's GPS line, one a second) is cut to it,
+    from the output's 0 (``origin``, its first frame): one begun before ``--start`` was left
+    out, and one that outlasted the segment made the file last longer than its picture."""
+    start, end = window
+    if pkt.stream.type != "subtitle" or not pkt.duration:
+        return pt >= start - 1e-6 and (end is None or pt < end)
+    tb, first = pkt.time_base, pkt.pts
+    if math.isfinite(start):
+        first = max(first, round(Fraction(max(start, origin)) / tb))
+    last = pkt.pts + pkt.duration
+    if end is not None:
+        last = min(last, round(Fraction(end) / tb))
+    if last <= first:
+        return False
+    pkt.pts, pkt.dts, pkt.duration = first, first, last - first
+    return True
 
 
 def _output_for(stream: Any, out: Any, offset_s: float) -> Any:
