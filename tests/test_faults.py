@@ -1697,6 +1697,20 @@ def test_an_avi_of_jittered_times_says_it_moves_them(media, tmp_path: Path, capl
     assert 0.001 < max(moved) < float(tick)  # moved, by less than a slot
 
 
+def test_an_avi_of_a_clip_whose_sound_starts_first_is_not_called_jittered(
+    media, tmp_path: Path, caplog
+) -> None:
+    # an MPEG-TS's AAC begins 46 ms before its picture, so the AVI's 0 is the sound's and
+    # the even 25-fps frames sat off its grid: "no AVI frame rate holds" them, for every such .ts
+    clip, out = _ts_from(tmp_path / "late.ts", 10 * 3600 * 90000), tmp_path / "o.avi"
+    model = ["--model", media["model"], "-q"]
+    assert invoke("convert", clip, "--to", "night", "-o", out, *model).exit_code == 0
+    assert not [r for r in caplog.records if "no AVI frame rate" in r.getMessage()]
+    # slots 1 to 20, a slot after the sound as in the clip (FFmpeg's reader gives an H.264
+    # AVI's first frame dts 0 whatever slot it is stored in)
+    assert _packet_dts(out)[1:] == list(range(2, 21))
+
+
 def test_an_avi_s_frames_are_read_at_the_slots_they_are_stored_in(media, tmp_path: Path) -> None:
     # FFmpeg guesses an H.264 frame's time in an AVI as the next frame's slot: every frame was
     # read one slot late, and each AVI to AVI conversion added a slot

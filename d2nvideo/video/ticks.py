@@ -150,12 +150,15 @@ def _avi_tick(source: VideoInfo, offset: int) -> Fraction | None:
     slots hold every frame time within a millisecond (a 25-fps clip with a gap, which FFmpeg's
     base rate put at 30, had frames moved by up to 13 ms; a phone's 30 fps that drops to 5
     keeps 1/30). Where no rate up to MAX_AVI_RATE holds them (times with jitter), FFmpeg's base
-    rate or the average one, with a warning: the frames move to its slots."""
+    rate or the average one, with a warning: the frames move to its slots. Times count from the
+    first frame: a clip whose sound begins before its picture (an MPEG-TS's AAC, 46 ms) puts
+    its first frame off the grid of the AVI's 0, all frames alike, and was called jittered."""
     base = source.base_rate if source.base_rate and source.base_rate <= MAX_AVI_RATE else None
     rate = Fraction(base or source.fps).limit_denominator(1_000_000)
     ticks, tb = _frame_ticks(source.path, offset)
-    times = [t * tb for t in ticks]
-    held = next((r for r in _avi_rates(rate, ticks, tb) if _holds(r, times)), None)
+    steps = [t - min(ticks) for t in ticks]  # counted from the first frame: see the docstring
+    times = [t * tb for t in steps]
+    held = next((r for r in _avi_rates(rate, steps, tb) if _holds(r, times)), None)
     if held is not None:
         return 1 / held
     if rate <= 0:
