@@ -208,6 +208,8 @@ def test_convert_video_takes_every_model_option_and_to_auto(media, tmp_path: Pat
         ("salvage", "yes"),
         ("compile", 1),
         ("official_day", "c"),
+        ("precision", "fp64"),  # these two were checked only as the model loaded, after
+        ("backend", None),  # the input was probed (and, for to="auto", decoded)
     ],
 )
 def test_convert_video_refuses_a_bad_option_value_first(media, tmp_path, option, value) -> None:

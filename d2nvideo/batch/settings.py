@@ -44,6 +44,8 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         require(OfficialDomain, self.official_day, "official_day")
+        require(Precision, self.precision, "precision")
+        require(Backend, self.backend, "backend")
         require_flag(self.compile, "compile")
         require_device_name(self.device)  # the name itself is checked where the model loads
 
