@@ -210,6 +210,9 @@ def test_convert_video_takes_every_model_option_and_to_auto(media, tmp_path: Pat
         ("official_day", "c"),
         ("precision", "fp64"),  # these two were checked only as the model loaded, after
         ("backend", None),  # the input was probed (and, for to="auto", decoded)
+        ("codec", b"libx264"),  # a TypeError from the encoder once the model had run
+        ("preset", b"fast"),
+        ("pix_fmt", b"yuv420p"),
     ],
 )
 def test_convert_video_refuses_a_bad_option_value_first(media, tmp_path, option, value) -> None:

@@ -43,6 +43,10 @@ class EncodeSettings:
     pix_fmt: str | None = None  # None: yuv420p, or yuv444p when a side is odd
 
     def __post_init__(self) -> None:
+        for name in ("codec", "preset", "pix_fmt"):  # b"libx264" passed every check, and
+            value = getattr(self, name)  # failed in the encoder once the model had run
+            if value is not None and not isinstance(value, str):
+                raise UsageError(f"{name} must be a name (a str) or None, not {value!r}", value)
         if self.crf is not None:
             require_number(self.crf, "crf", lambda v: 0 <= v <= 63, "an integer from 0 to 63", True)
 
