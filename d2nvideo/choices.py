@@ -69,9 +69,18 @@ def require_number(
     from .errors import UsageError
 
     kinds = numbers.Integral if integer else numbers.Real  # NumPy's numbers too
-    real = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
+    real = isinstance(value, kinds) and not isinstance(value, bool) and _finite(value)
     if not real or not ok(value):  # type: ignore[arg-type]
         raise UsageError(f"{what} must be {bounds}, not {value!r}", value)
+
+
+def _finite(value: Any) -> bool:
+    """A finite number a float holds: an int past a float's range (10**400) was an
+    OverflowError here, and would be one in every float sum after."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def require_flag(value: object, what: str) -> None:

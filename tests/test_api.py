@@ -213,6 +213,8 @@ def test_convert_video_takes_every_model_option_and_to_auto(media, tmp_path: Pat
         ("codec", b"libx264"),  # a TypeError from the encoder once the model had run
         ("preset", b"fast"),
         ("pix_fmt", b"yuv420p"),
+        pytest.param("crf", 10**400, id="crf-huge"),  # past a float's range: OverflowError
+        pytest.param("start", 10**400, id="start-huge"),  # from math.isfinite
     ],
 )
 def test_convert_video_refuses_a_bad_option_value_first(media, tmp_path, option, value) -> None:
@@ -261,6 +263,7 @@ def test_convert_video_refuses_wrong_types(media, tmp_path: Path, arguments, mes
         ("max_size", 0),
         ("upsample", "nearest"),
         ("bars", "drop"),
+        pytest.param("work_size", 10**400, id="work_size-huge"),  # OverflowError; the CLI too
     ],
 )
 def test_translate_refuses_a_bad_size_option(bundled: Translator, option, value) -> None:
