@@ -426,4 +426,21 @@ def time_stages(
     now on a synthetic clip (``infer/timing.py`` says how)."""
     from .infer.timing import time_stages as measure
 
+    _check_timing(to, resolution, width, height, frames, batch_size)
     return measure(translator, to, resolution, width, height, frames, encode, batch_size)
+
+
+def _check_timing(
+    to: object, resolution: object, width: object, height: object, frames: object, batch: object
+) -> None:
+    """time_stages' arguments, each a UsageError naming it (a 0 width was an IndexError from
+    PyAV, 0 frames a missing temporary file)."""
+    from .choices import require, require_number
+    from .errors import UsageError
+
+    require(Domain, to, "to")
+    if not isinstance(resolution, WorkingSize):
+        raise UsageError(f"resolution must be a WorkingSize, not {resolution!r}", resolution)
+    for name, value in (("width", width), ("height", height), ("frames", frames)):
+        require_number(value, name, lambda v: v >= 1, "an integer >= 1", True)
+    require_number(batch, "batch_size", lambda v: v >= 0, "an integer >= 0 (0: auto)", True)

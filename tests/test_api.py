@@ -297,3 +297,25 @@ def test_the_readme_example_runs(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert read_image(tmp_path / "night.jpg").shape == (90, 160, 3)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"width": 0}, "^width must be"),  # IndexError from PyAV's frame
+        ({"height": -5}, "^height must be"),  # NumPy's "negative dimensions"
+        ({"width": "64"}, "^width must be"),  # a ufunc loop error
+        ({"frames": 0}, "^frames must be"),  # "input '/tmp/d2nvideo-timing-.../src.mp4' does
+        ({"batch_size": -1}, "^batch_size must be"),  # not exist"; zip() too short
+        ({"resolution": None}, "^resolution must be a WorkingSize"),  # AttributeError
+        ({"to": "dusk"}, "must be one of"),
+    ],
+)
+def test_time_stages_says_what_is_wrong(bundled: Translator, arguments, message) -> None:
+    """README's ``d2nvideo.pipeline.time_stages`` checks its arguments as the rest of the API
+    does: each of these was a traceback from deep inside."""
+    from d2nvideo.pipeline import WorkingSize, time_stages
+
+    call = {"to": "night", "resolution": WorkingSize(), "width": 64, "height": 48, "frames": 2}
+    with pytest.raises(UsageError, match=message):
+        time_stages(bundled, **(call | arguments))
