@@ -280,6 +280,13 @@ def test_from_checkpoint_checks_its_arguments(media) -> None:
         Translator.from_checkpoint(media["model"], device=None)  # type: ignore[arg-type]
     with pytest.raises(UsageError, match="'meta' is not supported"):
         Translator.from_checkpoint(media["model"], device=torch.device("meta"))
+    # None was quoted as the string 'None', and the choices as a Python tuple
+    with pytest.raises(
+        UsageError, match=r"^precision must be one of auto\|fp32\|bf16\|fp16, got None"
+    ):
+        Translator.from_checkpoint(media["model"], precision=None)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=r"^backend must be one of auto\|torch\|.*, got None"):
+        Translator.from_checkpoint(media["model"], backend=None)  # type: ignore[arg-type]
 
 
 def test_importing_the_package_loads_no_torch() -> None:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from ..choices import Backend, Domain, values
+from ..choices import Backend, Domain, require
 from ..errors import D2NError, UsageError, first_line
 from ..fileio import atomic_output
 from .graphs import INPUT, cache_root
@@ -47,8 +47,7 @@ def installed(name: str) -> bool:
 
 def check_backend(name: str, device: torch.device, precision: str, compiled: bool) -> None:
     """A backend that cannot run as asked is one UsageError, before any work."""
-    if name not in values(Backend):
-        raise UsageError(f"backend must be one of {'|'.join(values(Backend))}, not '{name}'", name)
+    require(Backend, name, "backend")  # None was "not 'None'"
     if name in ("auto", "torch"):
         return
     if not installed(name):

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ..choices import Precision, require_device_name, values
+from ..choices import Precision, require, require_device_name
 from ..errors import UsageError
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -37,8 +37,7 @@ def resolve_device(name: str) -> torch.device:
 
 def resolve_precision(name: str, device: torch.device) -> str:
     """'auto' -> bf16 (or fp16 on pre-Ampere cards) on CUDA, fp32 on CPU."""
-    if name not in values(Precision):
-        raise UsageError(f"precision must be one of {values(Precision)}, not '{name}'", name)
+    require(Precision, name, "precision")  # None was "not 'None'"
     if name == "auto":
         if device.type != "cuda":
             return "fp32"
