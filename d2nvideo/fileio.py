@@ -84,7 +84,10 @@ def files_under(root: Path) -> Iterator[Path]:
 
 def as_path(value: object, what: str) -> Path:
     """A path from the public API (a str or an ``os.PathLike``), or a UsageError naming
-    ``what``: ``Path(5)`` and ``Path(None)`` would be TypeErrors from deep inside."""
+    ``what``: ``Path(5)`` and ``Path(None)`` would be TypeErrors from deep inside, and
+    ``Path("")`` the current folder (as the command line, '' is refused)."""
+    if isinstance(value, str) and not value:
+        raise UsageError(f"{what} is an empty path (''), which names nothing", value)
     if isinstance(value, (str, os.PathLike)):
         return Path(value)
     raise UsageError(f"{what} must be a path (str or pathlib.Path), not {value!r}", value)

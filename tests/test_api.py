@@ -243,6 +243,9 @@ def test_convert_video_refuses_a_smoothing_strength_without_smoothing(media, tmp
         ({"src": 5}, "^src must be a path"),
         ({"dst": None}, "^dst must be a path"),
         ({"device": None}, "^device must be a name"),
+        ({"src": ""}, "^src is an empty path"),  # "input '.' is a directory"
+        ({"dst": ""}, "^dst is an empty path"),  # "output '.' has no suffix"
+        ({"model": ""}, "^model is an empty path"),  # "checkpoint '.' is a directory", late
     ],
 )
 def test_convert_video_refuses_wrong_types(media, tmp_path: Path, arguments, message) -> None:
@@ -274,6 +277,8 @@ def test_translate_refuses_a_bad_size_option(bundled: Translator, option, value)
 def test_from_checkpoint_checks_its_arguments(media) -> None:
     with pytest.raises(UsageError, match=r"^path must be a path"):
         Translator.from_checkpoint(None)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=r"^path is an empty path"):
+        Translator.from_checkpoint("")
     with pytest.raises(UsageError, match=r"^official_day must be one of a\|b"):
         Translator.from_checkpoint(media["model"], official_day="zz")  # type: ignore[arg-type]
     with pytest.raises(UsageError, match=r"^device must be a name"):

@@ -88,6 +88,8 @@ class _Settings:
             raise UsageError(f"convert_video got unknown option(s): {', '.join(unknown)}")
         if not (model is None or isinstance(model, (str, os.PathLike, Translator))):
             raise UsageError(f"model must be a path, a Translator or None, not {model!r}", model)
+        if isinstance(model, str) and not model:  # Path(''): "checkpoint '.' is a directory"
+            raise UsageError("model is an empty path (''), which names nothing", model)
         if load and isinstance(model, Translator):
             raise UsageError(f"{', '.join(load)}: for a model path; this Translator is loaded")
         pipeline = PipelineSpec(size=size, **options)
