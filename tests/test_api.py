@@ -331,3 +331,16 @@ def test_time_stages_says_what_is_wrong(bundled: Translator, arguments, message)
     call = {"to": "night", "resolution": WorkingSize(), "width": 64, "height": 48, "frames": 2}
     with pytest.raises(UsageError, match=message):
         time_stages(bundled, **(call | arguments))
+
+
+def test_convert_video_leaves_the_callers_float_mode(media, tmp_path: Path) -> None:
+    """The command's process-wide speed-ups (flush denormals to zero on the CPU, cuDNN
+    autotuning) are the command's: after convert_video the caller's NumPy and torch turned
+    every denormal into 0 (1e-40 * 1 == 0)."""
+    torch.set_flush_denormal(False)  # other tests ran the command line in this process
+    tiny = np.array([1e-40], np.float32)  # made after: with denormals flushed it is 0 itself
+    benchmark = torch.backends.cudnn.benchmark
+    convert_video(media["plain"], tmp_path / "o.mp4", "night", model=media["model"], progress=False)
+    assert (tiny * np.float32(1))[0] != 0
+    assert float(torch.from_numpy(tiny)[0] * 1) != 0
+    assert torch.backends.cudnn.benchmark == benchmark

@@ -57,10 +57,11 @@ def run_convert_video(
     check_output(dst, [src], overwrite)
     info = probe(src, salvage=settings.pipeline.salvage)  # not a video: said before the model
     domain = resolve_target(src, target)
-    translator = settings.translator(model)
-    opts = settings.pipeline.options(translator, domain, settings.encode)
-    with _progress(progress, info.frames_in(opts.start, opts.duration)) as advance:
-        return convert_video(src, dst, translator, opts, advance, info)
+    with _callers_float_mode():
+        translator = settings.translator(model)
+        opts = settings.pipeline.options(translator, domain, settings.encode)
+        with _progress(progress, info.frames_in(opts.start, opts.duration)) as advance:
+            return convert_video(src, dst, translator, opts, advance, info)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +113,24 @@ def _take(options: dict[str, Any], keys: tuple[str, ...], kind: Any) -> dict[str
         defaults = inspect.signature(kind).parameters
         taken = {k: v for k, v in taken.items() if k in defaults}
     return taken
+
+
+@contextmanager
+def _callers_float_mode() -> Iterator[None]:
+    """Run with the command's process-wide speed-ups (ModelSpec.load sets them: denormals
+    flushed to zero on the CPU, cuDNN autotuning), then give the caller's thread its own
+    back: after convert_video its NumPy and torch turned every denormal into 0."""
+    import numpy as np
+    import torch
+
+    denormals = bool(np.float32(1e-40) * np.float32(1.0) != 0)  # this thread's FTZ/DAZ
+    benchmark = torch.backends.cudnn.benchmark
+    try:
+        yield
+    finally:
+        if denormals:
+            torch.set_flush_denormal(False)
+        torch.backends.cudnn.benchmark = benchmark
 
 
 def _check_progress(progress: object) -> None:
