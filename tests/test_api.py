@@ -344,3 +344,16 @@ def test_convert_video_leaves_the_callers_float_mode(media, tmp_path: Path) -> N
     assert (tiny * np.float32(1))[0] != 0
     assert float(torch.from_numpy(tiny)[0] * 1) != 0
     assert torch.backends.cudnn.benchmark == benchmark
+
+
+def test_convert_video_warns_as_convert_does(media, tmp_path: Path, monkeypatch, caplog) -> None:
+    # the command's warning that the output is nearly black (the model does not suit the
+    # footage) never reached a Python caller, nor salvage's count of frames left out
+    from d2nvideo import pipeline
+
+    black = lambda images, small, *rest: [np.zeros_like(im) for im in images]  # noqa: E731
+    monkeypatch.setattr(pipeline, "upsample_stage", black)
+    with caplog.at_level("WARNING"):
+        convert_video(media["plain"], tmp_path / "o.mp4", "night", model=media["model"])
+    said = [r.getMessage() for r in caplog.records if "nearly black" in r.getMessage()]
+    assert len(said) == 1 and "mean brightness 0.0" in said[0]

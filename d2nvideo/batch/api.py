@@ -37,7 +37,7 @@ def run_convert_video(
     from ..data.scoring import resolve_target
     from ..fileio import check_output, require_file
     from ..images import is_image
-    from ..pipeline import convert_video
+    from ..pipeline import DarkOutputWatch, convert_video
     from ..video.codecs import check_encode
     from ..video.probe import probe
 
@@ -61,7 +61,10 @@ def run_convert_video(
         translator = settings.translator(model)
         opts = settings.pipeline.options(translator, domain, settings.encode)
         with _progress(progress, info.frames_in(opts.start, opts.duration)) as advance:
-            return convert_video(src, dst, translator, opts, advance, info)
+            watch = DarkOutputWatch(domain)  # convert's warnings: nearly black, frames lost
+            result = convert_video(src, dst, translator, opts, advance, info, watch=watch)
+    result.warn_lost(src)
+    return result
 
 
 @dataclasses.dataclass(frozen=True)
