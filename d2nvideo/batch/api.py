@@ -35,8 +35,7 @@ def run_convert_video(
     the target (``auto`` decodes a few frames), then the model."""
     from ..choices import normalise_domain, require_flag
     from ..data.scoring import resolve_target
-    from ..fileio import check_output, require_file
-    from ..images import is_image
+    from ..fileio import check_output
     from ..pipeline import DarkOutputWatch, convert_video
     from ..video.codecs import check_encode
     from ..video.probe import probe
@@ -46,13 +45,7 @@ def run_convert_video(
     require_flag(overwrite, "overwrite")  # a truthy "no" must not replace the user's file
     _check_progress(progress)
     settings = _Settings.of(dict(options), model)
-    require_file(src)
-    if is_image(src):  # it said the OUTPUT image's input "is a video", and wrote .mp4 of one frame
-        raise UsageError(
-            f"'{src}' is an image: convert_video converts videos; translate an image with "
-            "Translator.translate, or 'd2nvideo convert'",
-            src,
-        )
+    _require_video_file(src)
     check_encode(dst, settings.encode)
     check_output(dst, [src], overwrite)
     info = probe(src, salvage=settings.pipeline.salvage)  # not a video: said before the model
@@ -65,6 +58,19 @@ def run_convert_video(
             result = convert_video(src, dst, translator, opts, advance, info, watch=watch)
     result.warn_lost(src)
     return result
+
+
+def _require_video_file(src: Path) -> None:
+    from ..fileio import require_file
+    from ..images import is_image
+
+    require_file(src)
+    if is_image(src):  # it said the OUTPUT image's input "is a video", and wrote .mp4 of one frame
+        raise UsageError(
+            f"'{src}' is an image: convert_video converts videos; translate an image with "
+            "Translator.translate, or 'd2nvideo convert'",
+            src,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
