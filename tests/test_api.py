@@ -357,3 +357,22 @@ def test_convert_video_warns_as_convert_does(media, tmp_path: Path, monkeypatch,
         convert_video(media["plain"], tmp_path / "o.mp4", "night", model=media["model"])
     said = [r.getMessage() for r in caplog.records if "nearly black" in r.getMessage()]
     assert len(said) == 1 and "mean brightness 0.0" in said[0]
+
+
+@pytest.mark.parametrize(("start", "frames"), [(0.15, 3), (0.0, 8)])
+def test_a_finished_convert_video_reports_every_frame_written(
+    start: float, frames: int, media, tmp_path: Path
+) -> None:
+    # a segment's total is an estimate from the average rate: a variable-rate clip's ended
+    # at (3, 4), a progress display stuck short of 100% for a finished run
+    seen: list[tuple[int, int]] = []
+    result = convert_video(
+        media["vfr"],
+        tmp_path / "o.mp4",
+        "night",
+        model=media["model"],
+        start=start,
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert result.frames == frames and seen[-1] == (frames, frames)
+    assert all(done <= total for done, total in seen)

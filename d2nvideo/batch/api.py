@@ -154,7 +154,9 @@ def _check_progress(progress: object) -> None:
 def _progress(
     progress: bool | Callable[[int, int], None], total: int
 ) -> Iterator[Callable[[int], None]]:
-    """``advance(n)`` for the pipeline: a tqdm.auto bar, nothing, or the caller's callable."""
+    """``advance(n)`` for the pipeline: a tqdm.auto bar, nothing, or the caller's callable.
+    ``total`` is an estimate where a segment is cut (from the average rate): the last report
+    says the frames written, so a finished run is at 100% (it ended at (7, 8))."""
     if progress is False:
         yield lambda n: None
         return
@@ -163,11 +165,14 @@ def _progress(
 
         def report(n: int) -> None:
             done[0] += n
-            progress(done[0], total)  # type: ignore[operator]
+            progress(done[0], max(total, done[0]))  # type: ignore[operator]
 
         yield report
+        if done[0] != total:
+            progress(done[0], done[0])  # type: ignore[operator]
         return
     from tqdm.auto import tqdm
 
     with tqdm(total=total, unit="frame", dynamic_ncols=True) as bar:
         yield bar.update
+        bar.total = bar.n
