@@ -156,7 +156,8 @@ def _avi_tick(source: VideoInfo, offset: int) -> Fraction | None:
     base = source.base_rate if source.base_rate and source.base_rate <= MAX_AVI_RATE else None
     rate = Fraction(base or source.fps).limit_denominator(1_000_000)
     ticks, tb = _frame_ticks(source.path, offset)
-    steps = [t - min(ticks) for t in ticks]  # counted from the first frame: see the docstring
+    first = min(ticks, default=0)  # times count from the first frame: see the docstring
+    steps = [t - first for t in ticks]
     times = [t * tb for t in steps]
     held = next((r for r in _avi_rates(rate, steps, tb) if _holds(r, times)), None)
     if held is not None:
