@@ -1424,6 +1424,53 @@ def test_convert_names_a_data_stream_it_leaves_out(
     assert "data stream 1" in caplog.text and "left out" in caplog.text
 
 
+def _with_mp3(path: Path) -> Path:
+    """A 1-s 25-fps clip with an MP3 track (the codec's decoder is named "mp3float")."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        vs, sound = _add_picture(out), out.add_stream("mp3", rate=44100)
+        sound.layout = "mono"
+        _mux_pictures(out, vs, 25)
+        for k in range(44100 // 1152 + 1):
+            tone = av.AudioFrame.from_ndarray(np.zeros((1, 1152), np.int16), "s16p", "mono")
+            tone.sample_rate, tone.pts = 44100, k * 1152
+            out.mux(sound.encode(tone))
+        out.mux(sound.encode())
+    return path
+
+
+def test_an_mp3_track_is_copied_into_an_mpegts(
+    media, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the copier asked for its decoder's name, "mp3float", which MPEG-TS's list of codecs
+    # does not hold: the MP3 was re-encoded to AAC with a warning naming "mp3float"; info
+    # called it "mp3float" too
+    import logging
+
+    import av
+
+    from d2nvideo.video.probe import probe
+
+    clip, out = _with_mp3(tmp_path / "a.mp4"), tmp_path / "o.ts"
+    assert probe(clip).audio[0].codec == "mp3"
+    with caplog.at_level(logging.WARNING):
+        result = invoke(
+            "convert",
+            clip,
+            "--to",
+            "night",
+            "-o",
+            out,
+            "--model",
+            media["model"],
+        )
+    assert result.exit_code == 0, result.output
+    with av.open(str(out)) as written:
+        assert written.streams.audio[0].codec_context.codec.canonical_name == "mp3"
+    assert "re-encoded" not in caplog.text and "mp3float" not in caplog.text
+
+
 def test_a_variable_rate_clip_into_an_avi_keeps_its_fast_frames_apart(
     media, tmp_path: Path
 ) -> None:

@@ -460,7 +460,8 @@ def count_slack(count: int) -> int:
 
 def _stream_info(s: Any) -> StreamInfo:
     cc = s.codec_context
-    name = cc.name if cc is not None else (s.codec.name if getattr(s, "codec", None) else "?")
+    name = cc.codec.canonical_name if cc is not None else None  # "mp3", not "mp3float"
+    name = name or (s.codec.name if getattr(s, "codec", None) else "?")
     audio = s.type == "audio"
     return StreamInfo(
         index=s.index,

@@ -189,7 +189,7 @@ def _shown_in(pkt: Any, pt: float, window: tuple[float, float | None], origin: f
 
 def _output_for(stream: Any, out: Any, offset_s: float) -> Any:
     """The output stream a source stream goes to: a copy, a re-encoder, or None (left out)."""
-    name = stream.codec_context.name if stream.codec_context else None
+    name = codec_name(stream)
     lossy_avi = _uncopiable_into_avi(stream, out) and not (name or "").startswith("pcm_")
     if name is not None and accepts(out, name) and not lossy_avi:
         copied = out.add_stream_from_template(stream)
@@ -212,6 +212,14 @@ def _output_for(stream: Any, out: Any, offset_s: float) -> Any:
         out.format.name,
     )
     return None
+
+
+def codec_name(stream: Any) -> str | None:
+    """The codec's own name, not its decoder's: an MP3 is "mp3" (its decoder "mp3float", which
+    MPEG-TS's list of names did not hold: re-encoded to AAC), a DVB subtitle "dvb_subtitle"
+    (not "dvbsub": left out of a .ts), SubRip "subrip" (not "srt")."""
+    cc = stream.codec_context
+    return str(cc.codec.canonical_name) if cc is not None else None
 
 
 def audio_codec(format_name: str) -> str | None:
