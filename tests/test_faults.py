@@ -1471,6 +1471,46 @@ def test_an_mp3_track_is_copied_into_an_mpegts(
     assert "re-encoded" not in caplog.text and "mp3float" not in caplog.text
 
 
+def _two_sounds(path: Path) -> Path:
+    """A 1-s clip with two silent AAC tracks: a commentary first, the main sound (default)
+    second, as a film's or a dashcam's edit may have them."""
+    import av
+    from av.stream import Disposition
+
+    with av.open(str(path), "w") as out:
+        vs, sounds = _add_picture(out), [out.add_stream("aac", rate=8000) for _ in range(2)]
+        sounds[0].disposition, sounds[1].disposition = Disposition.comment, Disposition.default
+        for sound in sounds:
+            sound.layout = "mono"
+        _mux_pictures(out, vs, 25)
+        for sound in sounds:
+            for k in range(9):
+                tone = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), "fltp", "mono")
+                tone.sample_rate, tone.pts = 8000, k * 1024
+                out.mux(sound.encode(tone))
+            out.mux(sound.encode())
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm"])
+def test_copied_and_re_encoded_tracks_keep_their_dispositions(
+    suffix: str, media, tmp_path: Path
+) -> None:
+    # every track was written unmarked: a player took the first, the commentary, for the
+    # sound, and a forced subtitle was no longer shown by itself
+    import av
+
+    out = tmp_path / f"o{suffix}"
+    clip = _two_sounds(tmp_path / "two.mkv")
+    result = invoke("convert", clip, "--to", "night", "-o", out, "--model", media["model"], "-q")
+    assert result.exit_code == 0, result.output
+    with av.open(str(out)) as written:
+        first, second = (s.disposition for s in written.streams.audio)
+    mark = av.stream.Disposition
+    assert second & mark.default and not first & mark.default
+    assert suffix == ".webm" or first & mark.comment  # WebM has no commentary flag
+
+
 def test_a_variable_rate_clip_into_an_avi_keeps_its_fast_frames_apart(
     media, tmp_path: Path
 ) -> None:

@@ -192,9 +192,7 @@ def _output_for(stream: Any, out: Any, offset_s: float) -> Any:
     name = codec_name(stream)
     lossy_avi = _uncopiable_into_avi(stream, out) and not (name or "").startswith("pcm_")
     if name is not None and accepts(out, name) and not lossy_avi:
-        copied = out.add_stream_from_template(stream)
-        copied.metadata.update(stream_tags(stream))
-        return copied
+        return described_as(out.add_stream_from_template(stream), stream)
     fallback = audio_codec(out.format.name.split(",")[0])
     if stream.type == "audio" and fallback and accepts(out, fallback):
         source = stream.container.format.name.split(",")[0].upper()
@@ -238,6 +236,15 @@ def stream_tags(stream: Any) -> dict[str, str]:
     }
 
 
+def described_as(copy: Any, stream: Any) -> Any:
+    """``copy`` with ``stream``'s tags and dispositions: a track marked default, forced or
+    commentary was written unmarked (a player chose the first audio, the commentary, and no
+    longer showed a forced subtitle by itself)."""
+    copy.metadata.update(stream_tags(stream))
+    copy.disposition = stream.disposition
+    return copy
+
+
 def tag_key(key: str) -> str:
     """A tag's name without case or language (an .mp4's 'location-eng', Matroska's 'BPS-eng')."""
     return key.lower().split("-")[0]
@@ -278,8 +285,7 @@ class _Transcoder:
     def __init__(self, stream: Any, out: Any, codec: str, offset_s: float) -> None:
         cc = stream.codec_context
         self.rate = 48000 if codec == "libopus" else _rate_for(codec, cc.sample_rate or 48000)
-        self.stream = out.add_stream(codec, rate=self.rate)
-        self.stream.metadata.update(stream_tags(stream))
+        self.stream = described_as(out.add_stream(codec, rate=self.rate), stream)
         self.stream.layout = "mono" if cc.channels == 1 else "stereo"
         self.offset_s = offset_s
         self.origin: Fraction | None = None  # the first sample's time (s), on the output clock
