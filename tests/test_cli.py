@@ -147,6 +147,16 @@ def test_info_table(media: dict[str, Path]) -> None:
     assert "clock starts" not in result.output
 
 
+def test_info_shows_languages_and_brackets_as_they_are(tmp_path: Path) -> None:
+    # the table was Rich markup: a track's '[eng]' vanished (taken for a style), and a title
+    # holding '[/b]' was a MarkupError traceback; a file named 'trip[b].mkv' was 'trip.mkv'
+    clip = make_video(tmp_path / "trip[b].mkv", frames=3, metadata={"title": "[/b] [day] drive"})
+    result = run("info", clip)
+    assert result.exit_code == 0, result.output
+    assert "[/b] [day] drive" in result.output and "trip[b].mkv" in result.output
+    assert "[und]" in run("info", make_video(tmp_path / "a.mp4", frames=3, audio=True)).output
+
+
 def test_info_says_where_a_late_clock_starts(tmp_path: Path) -> None:
     # --start and --at count from the first frame: a clip at 100 s on its own clock showed
     # only its length

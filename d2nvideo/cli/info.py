@@ -64,12 +64,15 @@ def describe(path: Path) -> dict[str, Any]:
 
 
 def print_table(data: dict[str, Any]) -> None:
+    """The rows as plain text, not Rich markup: a language shown as '[eng]' vanished (a style
+    tag), and a tag or file name holding '[/x]' was a traceback (MarkupError)."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=str(data["path"]), show_header=False)
+    table = Table(title=Text(str(data["path"])), show_header=False)
     for key, value in _rows(data):
-        table.add_row(key, value)
+        table.add_row(Text(key), Text(value))
     Console().print(table)
 
 
