@@ -1511,6 +1511,58 @@ def test_copied_and_re_encoded_tracks_keep_their_dispositions(
     assert suffix == ".webm" or first & mark.comment  # WebM has no commentary flag
 
 
+def _with_chapters(path: Path) -> Path:
+    """A 2-s clip with two chapters, 'a' to 1.2 s and 'b' after (an MP4 stores their titles
+    as a text track, which FFmpeg reads back as a data stream)."""
+    import av
+
+    ms = Fraction(1, 1000)
+    with av.open(str(path), "w") as out:
+        vs = _add_picture(out)
+        out.set_chapters(
+            [
+                {"id": 1, "start": 0, "end": 1200, "time_base": ms, "metadata": {"title": "a"}},
+                {"id": 2, "start": 1200, "end": 2000, "time_base": ms, "metadata": {"title": "b"}},
+            ]
+        )
+        _mux_pictures(out, vs, 50)
+    return path
+
+
+def test_chapters_are_kept_and_cut_to_a_segment(
+    media, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # every output lost the clip's chapters without a word, and an MP4's chapter track was
+    # named as a "data stream (SubtitleHandler)" left out
+    import logging
+
+    import av
+
+    clip, model = _with_chapters(tmp_path / "c.mp4"), ["--model", media["model"], "-q"]
+    runs = {".mkv": [], ".mp4": ["--start", "1", "--duration", "0.6"], ".ts": []}
+    with caplog.at_level(logging.WARNING):
+        for suffix, cut in runs.items():
+            out = tmp_path / f"o{suffix}"
+            assert invoke("convert", clip, "--to", "night", "-o", out, *model, *cut).exit_code == 0
+    found = {}
+    for suffix in (".mkv", ".mp4"):
+        with av.open(str(tmp_path / f"o{suffix}")) as written:
+            found[suffix] = [
+                (
+                    c["metadata"]["title"],
+                    float(c["start"] * c["time_base"]),
+                    float(c["end"] * c["time_base"]),
+                )
+                for c in written.chapters()
+            ]
+    assert found == {
+        ".mkv": [("a", 0, 1.2), ("b", 1.2, 2)],
+        ".mp4": [("a", 0, 0.2), ("b", 0.2, 0.6)],
+    }
+    assert "data stream" not in caplog.text
+    assert "the .ts file could not keep the clip's 2 chapters" in caplog.text
+
+
 def test_a_variable_rate_clip_into_an_avi_keeps_its_fast_frames_apart(
     media, tmp_path: Path
 ) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import OutputError
 from ..fileio import output_name
+from . import chapters
 from .codecs import (
     EncodeSettings,
     check_encode,
@@ -83,6 +84,7 @@ def encode_frames(
     except av.error.FFmpegError as exc:  # the trailer (an MP4's index) could not be written
         raise _write_failed(path, exc) from exc
     _warn_dropped_tags(path, writer.tags)
+    chapters.warn_if_dropped(path, writer.chapters)
     return writer.count
 
 
@@ -105,6 +107,7 @@ class _Writer:
         self.copier: StreamCopier | None = None
         self.count = 0
         self.tags: dict[str, str] = {}  # the source's container tags given to the output
+        self.chapters = 0  # the source's chapters given to it
 
     def write(self, frame: Frame) -> None:
         if self.vs is None:
@@ -123,6 +126,8 @@ class _Writer:
         )
         self.copier = _open_copier(self.source, self.out, start, end, float(origin))
         self.tags = _copy_metadata(self.out, self.source)
+        with open_input(self.source.path) as src:
+            self.chapters = chapters.copy_chapters(src, self.out, self.window, origin)
 
     def _origin(self, first: Frame) -> Fraction:
         """The output's 0: a segment's first frame, as is a clock below 0's (an MP4's edit

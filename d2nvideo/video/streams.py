@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from .chapters import is_chapter_track
 from .damage import demuxed
 from .decode import BACK_S, clock_restarts
 from .probe import VideoInfo, open_input
@@ -108,7 +109,7 @@ class StreamCopier:
         src = open_input(source.path)
         mapping = {}
         for s in src.streams:
-            if s.type in ("data", "attachment"):
+            if s.type in ("data", "attachment") and not is_chapter_track(s):
                 _left_out(s)
             if s.type in ("audio", "subtitle"):
                 target = _output_for(s, out, offset_s)
