@@ -1393,6 +1393,38 @@ def test_convert_takes_the_largest_video_stream_and_says_what_it_leaves(
     assert "2 video streams: stream 1 (64x48) is the one used, stream 0 left out" in caplog.text
 
 
+def _with_cover(path: Path) -> Path:
+    """A 10-frame MP4 with a cover image (a JPEG with the attached-picture disposition)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        vs, cover = _add_picture(out), out.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 32, 32, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        picture = av.VideoFrame.from_ndarray(frame_image(0, 32, 32), format="rgb24")
+        picture.pts = 0
+        out.mux([*cover.encode(picture), *cover.encode()])
+        _mux_pictures(out, vs, 10)
+    return path
+
+
+def test_a_cover_image_and_a_second_video_are_named_not_dropped_without_a_word(
+    media, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # an MP4's cover image went missing from the output without a word, and info listed
+    # neither it nor a rear camera's second video stream
+    import logging
+
+    clip, out = _with_cover(tmp_path / "cover.mp4"), tmp_path / "o.mp4"
+    with caplog.at_level(logging.WARNING):
+        result = invoke("convert", clip, "--to", "night", "-o", out, "--model", media["model"])
+    assert result.exit_code == 0, result.output
+    assert "video stream 1 (a cover image) is left out" in caplog.text
+    assert "mjpeg (cover image, not converted)" in invoke("info", clip).output
+    rear = _two_videos(tmp_path / "two.mkv", [(64, 48), (32, 24)], [3, 3])
+    assert "h264 (not converted)" in invoke("info", rear).output
+
+
 def test_convert_names_a_data_stream_it_leaves_out(
     media, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -98,17 +98,22 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     if data["index_end"] and data["index_end"] > data["size"]:
         missing = data["index_end"] - data["size"]
         rows.append(("truncated", f"yes: {missing:,} bytes its index lists are missing"))
-    for s in data["streams"]:
-        if s["type"] == "video":
-            continue
-        detail = s["codec"]
-        if s["type"] == "audio":
-            detail += f" {s['sample_rate']} Hz, {s['channels']} ch"
-        if s["language"]:
-            detail += f" [{s['language']}]"
-        rows.append((f"{s['type']} #{s['index']}", detail))
+    rows += [_stream_row(s) for s in data["streams"] if s["index"] != data["video_index"]]
     rows += [(f"tag {key}", str(value)) for key, value in data["metadata"].items()]
     return rows
+
+
+def _stream_row(s: dict[str, Any]) -> tuple[str, str]:
+    """A stream besides the video converted; a second video (a rear camera's) and a cover
+    image were not listed at all."""
+    detail = s["codec"]
+    if s["type"] == "audio":
+        detail += f" {s['sample_rate']} Hz, {s['channels']} ch"
+    if s["type"] == "video":
+        detail += " (cover image, not converted)" if s.get("cover") else " (not converted)"
+    if s["language"]:
+        detail += f" [{s['language']}]"
+    return f"{s['type']} #{s['index']}", detail
 
 
 def _pixels(sar: str | None, width: int, height: int) -> list[tuple[str, str]]:

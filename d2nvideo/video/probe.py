@@ -31,6 +31,7 @@ class StreamInfo:
     language: str | None = None
     sample_rate: int | None = None
     channels: int | None = None
+    cover: bool = False  # a cover image (an attached picture), not video
 
 
 @dataclass(frozen=True)
@@ -470,4 +471,5 @@ def _stream_info(s: Any) -> StreamInfo:
         language=s.metadata.get("language"),
         sample_rate=cc.sample_rate if audio and cc is not None else None,
         channels=cc.channels if audio and cc is not None else None,
+        cover=bool(s.disposition & ATTACHED_PIC),
     )

@@ -21,7 +21,7 @@ from ..errors import InputError
 from .chapters import is_chapter_track
 from .damage import demuxed
 from .decode import BACK_S, clock_restarts
-from .probe import VideoInfo, open_input
+from .probe import ATTACHED_PIC, VideoInfo, open_input
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class StreamCopier:
         src = open_input(source.path)
         mapping = {}
         for s in src.streams:
-            if s.type in ("data", "attachment") and not is_chapter_track(s):
+            if _cover(s) or (s.type in ("data", "attachment") and not is_chapter_track(s)):
                 _left_out(s)
             if s.type in ("audio", "subtitle"):
                 target = _output_for(s, out, offset_s)
@@ -254,15 +254,22 @@ def tag_key(key: str) -> str:
 _ENCODING_TAGS = {"duration", "encoder", "vendor_id", "bps", "number_of_frames", "number_of_bytes"}
 
 
+def _cover(stream: Any) -> bool:
+    """A cover image (an attached picture: a phone's or an editor's thumbnail), which probe
+    does not count as video."""
+    return bool(stream.type == "video" and stream.disposition & ATTACHED_PIC)
+
+
 def _left_out(stream: Any) -> None:
-    """Data streams (a camera's GPS or timecode track) and attachments (a Matroska file's
-    fonts) went missing from the output without a word."""
+    """Data streams (a camera's GPS or timecode track), attachments (a Matroska file's fonts)
+    and cover images went missing from the output without a word."""
     tag = stream.metadata.get("handler_name") or stream.metadata.get("filename") or ""
+    tag = "a cover image" if _cover(stream) else tag.strip()
     log.warning(
         "%s stream %d%s is left out: convert copies audio and subtitle streams only",
         stream.type,
         stream.index,
-        f" ({tag.strip()})" if tag.strip() else "",
+        f" ({tag})" if tag else "",
     )
 
 
