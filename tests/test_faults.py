@@ -1543,6 +1543,31 @@ def test_copied_and_re_encoded_tracks_keep_their_dispositions(
     assert suffix == ".webm" or first & mark.comment  # WebM has no commentary flag
 
 
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_the_video_stream_keeps_its_title_language_and_mark(
+    suffix: str, media, tmp_path: Path
+) -> None:
+    # a front camera's video track lost its title and language (an .mp4's read "und"), and
+    # its default mark, while its sound's were kept
+    import av
+
+    clip, out = tmp_path / "front.mkv", tmp_path / f"o{suffix}"
+    with av.open(str(clip), "w") as written:
+        vs = _add_picture(written)
+        vs.metadata.update(title="front", language="deu")
+        vs.disposition = av.stream.Disposition.default
+        _mux_pictures(written, vs, 5)
+    result = invoke("convert", clip, "--to", "night", "-o", out, "--model", media["model"], "-q")
+    assert result.exit_code == 0, result.output
+    with av.open(str(out)) as written:
+        video = written.streams.video[0]
+        tags = (
+            video.metadata.get("title") or video.metadata.get("name"),
+            video.metadata["language"],
+        )
+        assert tags == ("front", "deu") and video.disposition & av.stream.Disposition.default
+
+
 def _with_chapters(path: Path) -> Path:
     """A 2-s clip with two chapters, 'a' to 1.2 s and 'b' after (an MP4 stores their titles
     as a text track, which FFmpeg reads back as a data stream)."""

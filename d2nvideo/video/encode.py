@@ -37,7 +37,7 @@ from .probe import (
     warn_if_hdr,
     warn_if_interlaced,
 )
-from .streams import StreamCopier, tag_key
+from .streams import StreamCopier, described_as, tag_key
 from .ticks import Clock, Window, codec_rates, frame_tick, listed_rate
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,8 @@ class _Writer:
         )
         self.copier = _open_copier(self.source, self.out, start, end, float(origin))
         self.tags = _copy_metadata(self.out, self.source)
-        with open_input(self.source.path) as src:
+        with open_input(self.source.path) as src:  # its title and language were lost
+            described_as(self.vs, src.streams[self.source.video_index])
             self.chapters = chapters.copy_chapters(src, self.out, self.window, origin)
 
     def _origin(self, first: Frame) -> Fraction:
