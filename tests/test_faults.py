@@ -1504,14 +1504,15 @@ def test_an_mp3_track_is_copied_into_an_mpegts(
 
 
 def _two_sounds(path: Path) -> Path:
-    """A 1-s clip with two silent AAC tracks: a commentary first, the main sound (default)
-    second, as a film's or a dashcam's edit may have them."""
+    """A 1-s clip with two silent AAC tracks: a commentary first, the main sound (default,
+    German, titled) second, as a film's or a dashcam's edit may have them."""
     import av
     from av.stream import Disposition
 
     with av.open(str(path), "w") as out:
         vs, sounds = _add_picture(out), [out.add_stream("aac", rate=8000) for _ in range(2)]
         sounds[0].disposition, sounds[1].disposition = Disposition.comment, Disposition.default
+        sounds[1].metadata.update(language="deu", title="main")
         for sound in sounds:
             sound.layout = "mono"
         _mux_pictures(out, vs, 25)
@@ -1541,6 +1542,26 @@ def test_copied_and_re_encoded_tracks_keep_their_dispositions(
     mark = av.stream.Disposition
     assert second & mark.default and not first & mark.default
     assert suffix == ".webm" or first & mark.comment  # WebM has no commentary flag
+
+
+@pytest.mark.parametrize(
+    "suffix, lost",
+    [(".mkv", None), (".ts", "title 'main'"), (".mov", "language 'deu'"), (".avi", "'deu'")],
+)
+def test_a_track_tag_the_output_cannot_keep_is_named(
+    suffix: str, lost: str | None, media, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # README says tracks keep their language and title; a .ts dropped the title, an .avi the
+    # language, a .mov a language QuickTime does not list ('deu'), each without a word
+    import logging
+
+    clip, out = _two_sounds(tmp_path / "two.mkv"), tmp_path / f"o{suffix}"
+    with caplog.at_level(logging.WARNING):
+        result = invoke("convert", clip, "--to", "night", "-o", out, "--model", media["model"])
+    assert result.exit_code == 0, result.output
+    warned = [r.getMessage() for r in caplog.records if "could not keep the" in r.getMessage()]
+    expected = [] if lost is None else [m for m in warned if f"{lost} of track 2" in m]
+    assert warned == expected and len(expected) == (lost is not None), warned
 
 
 @pytest.mark.parametrize("suffix", [".mkv", ".mp4"])

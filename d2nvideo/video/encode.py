@@ -84,6 +84,7 @@ def encode_frames(
     except av.error.FFmpegError as exc:  # the trailer (an MP4's index) could not be written
         raise _write_failed(path, exc) from exc
     _warn_dropped_tags(path, writer.tags)
+    _warn_dropped_track_tags(path, writer.track_tags)
     chapters.warn_if_dropped(path, writer.chapters)
     return writer.count
 
@@ -108,6 +109,7 @@ class _Writer:
         self.count = 0
         self.tags: dict[str, str] = {}  # the source's container tags given to the output
         self.chapters = 0  # the source's chapters given to it
+        self.track_tags: dict[int, dict[str, str]] = {}  # its tracks' languages and titles
 
     def write(self, frame: Frame) -> None:
         if self.vs is None:
@@ -146,6 +148,7 @@ class _Writer:
             self._mux(self.vs.encode(), copy=False)
         if self.copier is not None:
             self.copier.finish()
+        self.track_tags = _track_tags(self.out.streams)
 
     def _mux(self, packets: Iterable[Any], copy: bool = True) -> None:
         """Mux video packets, and before each the source's other packets up to its time."""
@@ -171,6 +174,36 @@ def _audio_start(path: Path, otherwise: Fraction) -> Fraction:
             if s.start_time is not None and s.time_base
         ]
     return min(starts, default=otherwise)
+
+
+def _track_tags(streams: Any) -> dict[int, dict[str, str]]:
+    """The languages and titles given to the output's audio and subtitle tracks."""
+    return {
+        s.index: {k: v for k, v in s.metadata.items() if k in ("language", "title") and v != "und"}
+        for s in streams
+        if s.type in ("audio", "subtitle")
+    }
+
+
+def _warn_dropped_track_tags(path: Path, given: dict[int, dict[str, str]]) -> None:
+    """Name the languages and titles of the tracks copied that the written file does not hold,
+    read back from it: a .ts keeps no title, an .avi no language, a .mov no language outside
+    QuickTime's old list ('deu', 'nld': it takes 'ger', 'dut'), each without a word."""
+    import av
+
+    try:
+        with av.open(str(path)) as written:
+            kept = {s.index: set(s.metadata.values()) for s in written.streams}
+    except (av.error.FFmpegError, OSError):  # not for the tags to fail a file written whole
+        return
+    lost = [
+        f"{key} '{value}' of track {i}"
+        for i, tags in given.items()
+        for key, value in tags.items()
+        if value not in kept.get(i, set())
+    ]
+    if lost:
+        log.warning("the %s file could not keep the %s", output_name(path).suffix, ", ".join(lost))
 
 
 def _write_failed(path: Path, exc: Exception) -> OutputError:
