@@ -157,6 +157,24 @@ def test_info_shows_languages_and_brackets_as_they_are(tmp_path: Path) -> None:
     assert "[und]" in run("info", make_video(tmp_path / "a.mp4", frames=3, audio=True)).output
 
 
+def test_progress_shows_names_with_brackets_as_they_are(monkeypatch) -> None:
+    # the bar's description and the lines above it were Rich markup: a file named
+    # 'trip[b].mp4' showed as 'trip.mp4' in bold, and a line naming 'a[/b]/c.mp4' would
+    # have been a MarkupError traceback
+    import io
+
+    from rich.console import Console
+
+    from d2nvideo.cli import progress
+
+    out = io.StringIO()
+    monkeypatch.setattr(progress, "stderr_console", lambda: Console(file=out, width=80))
+    with progress.progress_bar(3, "trip[b].mp4") as bar:
+        bar.say("temporal stability: a[/b]/c.mp4 -> night")
+        bar(3)
+    assert "trip[b].mp4" in out.getvalue() and "a[/b]/c.mp4" in out.getvalue()
+
+
 def test_info_says_where_a_late_clock_starts(tmp_path: Path) -> None:
     # --start and --at count from the first frame: a clip at 100 s on its own clock showed
     # only its length

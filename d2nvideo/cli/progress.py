@@ -78,12 +78,12 @@ class Bar:
     def describe(self, text: str) -> None:
         """Change the bar's description (e.g. files done)."""
         if self.progress is not None and self.task is not None:
-            self.progress.update(self.task, description=short(text))
+            self.progress.update(self.task, description=plain(short(text)))
 
     def say(self, text: str) -> None:
         if self.progress is not None:
             self._show()
-            self.progress.console.print(text, highlight=False)
+            self.progress.console.print(text, highlight=False, markup=False)
 
 
 def _own_rate(task: Task) -> float | None:
@@ -140,6 +140,14 @@ def short(text: str, width: int = DESCRIPTION_WIDTH) -> str:
     return text[: keep - keep // 2] + "…" + text[-(keep // 2) :]
 
 
+def plain(text: str) -> str:
+    """``text`` shown as it is in the bar's description, which Rich reads as markup: a file
+    named 'trip[b].mp4' showed as 'trip.mp4' in bold."""
+    from rich.markup import escape
+
+    return escape(text)
+
+
 @contextlib.contextmanager
 def progress_bar(
     total: int | None,
@@ -164,7 +172,7 @@ def progress_bar(
     )
     progress = Progress(*columns, console=stderr_console(), transient=False)
     task = progress.add_task(
-        short(description), total=total, completed=start, base=start, started_at=None
+        plain(short(description)), total=total, completed=start, base=start, started_at=None
     )
     if not lazy:
         progress.start()
