@@ -243,7 +243,20 @@ def described_as(copy: Any, stream: Any) -> Any:
     longer showed a forced subtitle by itself)."""
     copy.metadata.update(stream_tags(stream))
     copy.disposition = stream.disposition
+    language = copy.metadata.get("language")
+    if copy.container.format.name == "mov" and language in QUICKTIME_LANGUAGES:
+        copy.metadata["language"] = QUICKTIME_LANGUAGES[language]
     return copy
+
+
+# A .mov stores a language by QuickTime's old numbers, which know these by their ISO 639-2/B
+# codes only: German audio tagged 'deu' (the T code, as Matroska writes it) read back untagged.
+# The list is each code that .mov lost and its B code kept, found by writing both here.
+QUICKTIME_LANGUAGES = {
+    "bod": "tib", "cym": "wel", "deu": "ger", "ell": "gre", "eus": "baq", "fas": "per",
+    "hye": "arm", "isl": "ice", "kat": "geo", "mkd": "mac", "msa": "may", "mya": "bur",
+    "nld": "dut", "sqi": "alb", "zho": "chi",
+}  # fmt: skip
 
 
 def tag_key(key: str) -> str:
