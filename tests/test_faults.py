@@ -1749,6 +1749,23 @@ def test_an_avi_holds_a_variable_rate_clips_times(
     assert not [r for r in caplog.records if "no AVI frame rate" in r.getMessage()]
 
 
+def test_a_variable_rate_avi_converts_again(media, tmp_path: Path) -> None:
+    # an AVI's header counts slots, the empty ones too: d2nvideo's own variable-rate .avi
+    # (8 frames in 51 slots) was refused as "decoded 8 of 51 frames", after all the work
+    from d2nvideo.video.probe import probe
+
+    ms = [0, 40, 80, 200, 240, 500, 700, 1000]
+    clip = make_video(tmp_path / "v.mkv", pts=ms, time_base=Fraction(1, 1000), fps=25)
+    avi, back = tmp_path / "o.avi", tmp_path / "back.mp4"
+    model = ["--model", media["model"], "-q"]
+    assert invoke("convert", clip, "--to", "night", "-o", avi, *model).exit_code == 0
+    info = probe(avi)
+    assert (info.frames, info.frames_exact) == (8, True)
+    result = invoke("convert", avi, "--to", "day", "-o", back, *model)
+    assert result.exit_code == 0, result.output
+    assert len(read_video(back).times) == 8
+
+
 def test_a_container_that_takes_no_h264_gets_its_own_codecs(media, tmp_path: Path) -> None:
     # a .mpg was refused ("cannot take libx264"), and with --codec mpeg1video it failed with
     # "Invalid argument" on a 30-fps clip timed in 1/30000 s: MPEG-1 counts frames at a rate

@@ -214,12 +214,12 @@ def probe(path: Path, salvage: bool = False) -> VideoInfo:
     with open_input(path) as container:
         vs = video_stream(container, path)
         size, end = path.stat().st_size, index_end(container)
-        if end is not None and end > size and not salvage:
+        if (cut := end is not None and end > size) and not salvage:
             raise InputError(truncation_message(path, size, end), path)
         first = _first_frame(container, vs, path)
         tb, fps = vs.time_base or Fraction(1, 90000), vs.average_rate or vs.guessed_rate or 30
         duration = _duration(container, vs, tb)
-        exact = bool(vs.frames) and not _edited(vs.frames, duration, fps)
+        frames, exact = _frame_count(container, vs, cut, duration, fps)
         return VideoInfo(
             path=path,
             format=container.format.name,
@@ -230,7 +230,7 @@ def probe(path: Path, salvage: bool = False) -> VideoInfo:
             fps=Fraction(fps),
             time_base=Fraction(tb),
             duration=duration,
-            frames=int(vs.frames) if exact else max(1, round(duration * float(fps))),
+            frames=frames,
             frames_exact=exact,
             rotation=_rotation(first, path),
             start_time=float(vs.start_time * tb) if vs.start_time is not None else 0.0,
@@ -442,6 +442,32 @@ def _sar(vs: Any) -> Fraction | None:
     """The pixels' aspect ratio where they are not square (None: square or unknown)."""
     sar = vs.sample_aspect_ratio or vs.codec_context.sample_aspect_ratio
     return Fraction(sar) if sar and sar != 1 else None
+
+
+def _frame_count(
+    container: Any, vs: Any, cut: bool, duration: float, fps: Fraction | int
+) -> tuple[int, bool]:
+    """The frames, and whether that is the container's count or an estimate from the
+    duration (no count, or one of frames an edit list hides)."""
+    count = _stored_frames(container, vs, cut)
+    if count and not _edited(count, duration, fps):
+        return count, True
+    return max(1, round(duration * float(fps))), False
+
+
+def _stored_frames(container: Any, vs: Any, cut: bool) -> int:
+    """The container's count of frames. An AVI's header counts slots, empty ones too (a
+    variable-rate clip is stored at a fine rate with a frame in some slots: 41 frames in 419
+    slots, so d2nvideo's own .avi was refused as "decoded 41 of 419 frames", after the work);
+    its index lists the frames, where it reaches the last slots (a file ``cut`` short, or one
+    without an index, is listed only as far as FFmpeg has scanned it: no count)."""
+    count = int(vs.frames or 0)
+    entries = vs.index_entries if container.format.name == "avi" and not cut else []
+    if len(entries) < 2:
+        return count
+    last = entries[len(entries) - 1].timestamp
+    step = last / (len(entries) - 1)  # slots a frame, on average
+    return len(entries) if last + 2 * step >= count - count_slack(count) else count
 
 
 def _edited(count: int, duration: float, fps: Fraction | int) -> bool:
