@@ -175,6 +175,22 @@ def test_globs_stdin_and_several_inputs(drive: Path, tmp_path: Path) -> None:
     assert "clip00_night.mp4" not in names and "notes.txt" not in names
 
 
+def test_a_folder_s_earlier_output_beside_it_is_not_converted_again(tmp_path: Path, caplog) -> None:
+    # 'convert small/dusk' writes small/dusk_night/ with the files' own names: a run on
+    # small/ then converted small/dusk_night/* again; a folder so named with no folder of
+    # that name beside it is the user's, and converts
+    from d2nvideo.images import write_image
+
+    for folder in ("dusk", "dusk_night", "highway_day", "highway_day/deep_night"):
+        (tmp_path / "small" / folder).mkdir(parents=True)
+        write_image(tmp_path / "small" / folder / "a.png", np.zeros((8, 8, 3), np.uint8))
+    with caplog.at_level("WARNING"):
+        tasks = plan([tmp_path / "small"], "night", tmp_path / "o")
+    taken = sorted(t.src.relative_to(tmp_path / "small").parent.as_posix() for t in tasks)
+    assert taken == ["dusk", "highway_day", "highway_day/deep_night"]
+    assert "skipped 1 file(s) such as" in caplog.text and "dusk_night" in caplog.text
+
+
 def test_stdin_list_on_the_command_line(drive: Path, media, tmp_path: Path) -> None:
     paths = "\n".join(str(p) for p in sorted((drive / "stills").glob("*.jpg"))[:2])
     out = tmp_path / "o"

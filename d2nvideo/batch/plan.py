@@ -134,7 +134,7 @@ def _tree(root: Path, out: Path, output: Path) -> list[Task]:
     """The tasks of the folder ``root``, written under ``out``; files that a link under
     ``root`` reaches inside the ``output`` folder are outputs, not inputs (each run converted
     the last one's outputs again, and with --overwrite replaced its own inputs)."""
-    tasks, linked = [], []
+    tasks, linked, earlier = [], [], []
     inside = os.path.join(os.path.realpath(output), "")
     root_inside = os.path.join(os.path.realpath(root), "").startswith(inside)  # inputs kept there
     for path in sorted(files_under(root)):
@@ -143,16 +143,38 @@ def _tree(root: Path, out: Path, output: Path) -> list[Task]:
             continue
         if not root_inside and os.path.realpath(path).startswith(inside):
             linked.append(path)
-            continue
-        tasks.append(Task(path, out / path.relative_to(root), kind))
+        elif _in_earlier_output(path, root):
+            earlier.append(path)
+        else:
+            tasks.append(Task(path, out / path.relative_to(root), kind))
+    log = logging.getLogger(__name__)
     if linked:
-        logging.getLogger(__name__).warning(
+        log.warning(
             "skipped %d file(s) such as '%s': a link leads there into the output folder '%s'",
             len(linked),
             linked[0],
             output,
         )
+    if earlier:
+        log.warning(
+            "skipped %d file(s) such as '%s': its folder is named as convert names its output "
+            "of the folder beside it",
+            len(earlier),
+            earlier[0],
+        )
     return tasks
+
+
+def _in_earlier_output(path: Path, root: Path) -> bool:
+    """Whether a folder below ``root`` on the way to ``path`` is an earlier run's output of the
+    folder beside it (``dusk_night/`` beside ``dusk/``: ``convert dusk`` wrote it, and a run on
+    their parent converted its files again, as they keep their names)."""
+    for folder in path.relative_to(root).parents:
+        here, name = root / folder, folder.name
+        named = any(name.endswith(f"_{d}") for d in DOMAINS) and folder != Path(".")
+        if named and (here.parent / name.rsplit("_", 1)[0]).is_dir():
+            return True
+    return False
 
 
 def _check_outside(src: Path, out: Path) -> None:
