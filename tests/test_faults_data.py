@@ -50,8 +50,19 @@ def test_relabel_refuses_an_output_that_is_an_input_image(tmp_path: Path) -> Non
     first = _stills(folder)[0]
     (folder / "histogram.png").write_bytes(first.read_bytes())
     argv = _relabel("--folder", f"day={folder}", "-o", folder)
-    refused(tmp_path, 2, "would replace the input", *argv)
-    refused(tmp_path, 2, "would replace the input", *argv, "--overwrite")
+    refused(tmp_path, 2, "lies inside the input folder", *argv)
+    refused(tmp_path, 2, "lies inside the input folder", *argv, "--overwrite")
+
+
+def test_relabel_refuses_an_output_inside_an_input_folder(tmp_path: Path) -> None:
+    # accepted: its histograms were then read as images of the folder's label, and a
+    # relabel of that folder listed histogram.png in train_day.txt
+    folder, night = tmp_path / "day", tmp_path / "night"
+    _stills(folder), _stills(night)
+    argv = _relabel("--folder", f"day={folder}", "--folder", f"night={night}")
+    refused(tmp_path, 2, "lies inside the input folder", *argv, "-o", night / "out")
+    assert not (night / "out").exists()
+    assert invoke(*argv, "-o", tmp_path / "out").exit_code == 0
 
 
 def test_relabel_refuses_to_replace_its_label_file(tmp_path: Path) -> None:

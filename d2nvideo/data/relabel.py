@@ -27,7 +27,7 @@ import numpy as np
 
 from ..choices import ScoreMethod
 from ..errors import InputError, PathError
-from ..fileio import NAME_ERRORS, atomic_output
+from ..fileio import NAME_ERRORS, atomic_output, within
 from ..images import read_image_reduced
 from ..processes import folder_in_use, sigint_ignored
 from .plots import histogram_png
@@ -157,6 +157,13 @@ def check_outputs(sources: Sources, out: Path, method: ScoreMethod, overwrite: b
     outputs such a run had written before it stopped (PARTIAL goes last) are its own to replace."""
     if out.exists() and not out.is_dir():
         raise PathError(f"output '{out}' is a file; relabel writes a folder", out)
+    for folder in sources.folders:  # its histograms became images of that label next time
+        if within(out, folder):
+            raise PathError(
+                f"output '{out}' lies inside the input folder '{folder}', whose images it "
+                "would join (the histograms); choose another -o",
+                out,
+            )
     targets = [out / name for name in output_names(method)]
     _refuse_inputs(sources, targets)
     replace = overwrite or (out / PARTIAL).is_file()

@@ -46,6 +46,7 @@ class Sources:
     skipped_rows: int = 0  # rows without a usable name or label
     label_file: Path | None = None  # the CSV or JSON the items come from, an input too
     repeated: int = 0  # listings of an image after its first, dropped (see ``_once``)
+    folders: list[Path] = field(default_factory=list)  # the folders read whole (--folder)
 
 
 def _once(out: Sources, where: str) -> Sources:
@@ -144,6 +145,7 @@ def from_folders(folders: Iterable[tuple[str, Path]]) -> Sources:
         if not folder.is_dir():
             raise PathError(f"folder '{folder}' for label '{label}' {not_a_folder(folder)}", folder)
         out.items += [Item(p, label) for p in list_images(folder)]
+        out.folders.append(folder)
     return _once(out, "the --folder folders")
 
 
