@@ -56,7 +56,8 @@ class CrashingConverter:
     dies: the converter ends its process, as a decoder's crash would, on an input whose name
     starts with ``crash``; on one that starts with ``once`` only while ``marker`` does not exist
     (it makes it: the OOM killer, once); on one that starts with ``warn`` it logs a warning;
-    every input it does not end on is "done" without work."""
+    on one that starts with ``slow`` it reports 2 frames written and works 2 s on; every input
+    it does not end on is "done" without work."""
 
     marker: Path
 
@@ -72,6 +73,11 @@ class CrashingConverter:
             import logging
 
             logging.getLogger("d2nvideo.pipeline").warning("'%s' looks odd", name)
+        if name.startswith("slow"):
+            import time
+
+            on_frames(2)  # type: ignore[operator]
+            time.sleep(2)
         if name.startswith("once") and not self.marker.exists():
             self.marker.touch()
             os._exit(9)

@@ -50,12 +50,17 @@ def drive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_folder_of_mixed_inputs_converts_in_one_command(drive, media, tmp_path: Path):
     out, report = tmp_path / "out", tmp_path / "run.jsonl"
     args = ["convert", drive, "--to", "night", "-o", out, "--model", media["model"], "-q"]
-    result = run(*args, "--report", report)
+    t0 = time.perf_counter()
+    result = run(*args, "--report", report, "--json")
+    elapsed = time.perf_counter() - t0
     assert result.exit_code == 1
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "broken.mp4" in errors[0]
     rows = [json.loads(line) for line in report.read_text().splitlines()]
     assert len(rows) == 20
+    # the run's time, not the sum of its inputs' (53 s for a 35-s run with --jobs 2)
+    took = json.loads(result.output.strip().splitlines()[-1])["seconds"]
+    assert sum(r["seconds"] for r in rows) < took <= elapsed
     assert sorted(r["status"] for r in rows).count("done") == 19
     assert {"status", "frames", "seconds", "fps", "output", "error"} <= set(rows[0])
     outputs = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
@@ -260,7 +265,7 @@ class Slow:
 
 signal.signal(signal.SIGTERM, run._on_terminate)
 run._WORKER["converter"] = Slow()
-run._WORKER["started"] = [0]
+run._WORKER["shared"] = run._Shared([0], [0])
 if sys.argv[1] == "idle":
     print("idle", flush=True)
     time.sleep(60)
@@ -303,7 +308,7 @@ def test_the_jobs_wait_hears_ctrl_c_that_another_thread_received() -> None:
         "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # not the main thread\n"
         "try:\n"
         "    print('waiting', flush=True)\n"
-        "    list(run._as_completed([Future()]))\n"
+        "    list(run._as_completed([Future()], lambda: None))\n"
         "except KeyboardInterrupt:\n"
         "    print('interrupted', flush=True)\n"
     )
@@ -373,6 +378,21 @@ def test_jobs_workers_warnings_are_logged_in_the_parent(tmp_path: Path, caplog) 
     assert sorted(said) == [
         ("d2nvideo.pipeline", f"'{n}.mp4' looks odd") for n in ("warn1", "warn2")
     ]
+
+
+def test_jobs_progress_counts_frames_as_the_workers_write_them(tmp_path: Path) -> None:
+    # the bar moved only as a file ended: '0/240, 0:00' for a whole run of two files, then
+    # a jump and a rate of 115 fps for 7
+    from helpers import CrashingConverter
+
+    from d2nvideo.batch.plan import Task
+    from d2nvideo.batch.run import run_pool
+
+    task = Task(tmp_path / "slow.mp4", tmp_path / "slow_n.mp4", "video")
+    seen: list[object] = []
+    factory = CrashingConverter(tmp_path / "marker")
+    run_pool([task], factory, 1, [3], seen.append, lambda o: seen.append(o.status))
+    assert seen == [2, 1, "done"]  # 2 while it worked, the 1 left as it ended
 
 
 def test_a_relayed_warning_keeps_its_traceback(caplog) -> None:
@@ -616,7 +636,7 @@ def test_the_jobs_wait_does_not_poll_every_pending_input(monkeypatch) -> None:
     futures: list[Future[int]] = [Future() for _ in range(3)]
     for i, future in enumerate(futures):
         future.set_result(i)
-    assert sorted(f.result() for f in batch_run._as_completed(futures)) == [0, 1, 2]
+    assert sorted(f.result() for f in batch_run._as_completed(futures, lambda: None)) == [0, 1, 2]
 
 
 def test_a_rank_joins_its_group_with_sigterms_default_action(monkeypatch) -> None:

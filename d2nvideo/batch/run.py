@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -222,7 +223,7 @@ def _die_with_parent(sig: int, parent: int) -> None:
 
 
 def _start_worker(
-    factory: Callable[[], Converter], threads: int, parent: int, started: Any, logs: Any
+    factory: Callable[[], Converter], threads: int, parent: int, shared: _Shared, logs: Any
 ) -> None:
     import signal
 
@@ -241,7 +242,7 @@ def _start_worker(
     install(logs)  # its warnings are the parent's to print (above the bar)
     torch.set_num_threads(threads)
     set_codec_threads(threads)  # its encoders and decoders too
-    _WORKER["started"] = started
+    _WORKER["shared"] = shared
     _WORKER["converter"] = factory()
 
 
@@ -249,10 +250,11 @@ def _work(task: Task, index: int) -> Outcome:
     from ..processes import Terminated
 
     _STATE["busy"] = True
-    _WORKER["started"][index] = STARTED  # before the work: a crash in it names the task
+    shared = _WORKER["shared"]
+    shared.started[index] = STARTED  # before the work: a crash in it names the task
     try:
-        outcome = _WORKER["converter"](task, lambda n: None)
-        _WORKER["started"][index] = FINISHED
+        outcome = _WORKER["converter"](task, functools.partial(shared.count, index))
+        shared.started[index] = FINISHED
         _STATE["busy"] = False  # from here a SIGTERM ends the process at once
     except Terminated:  # its partial output is gone: end here, not in the pool's loop
         os._exit(143)
@@ -287,26 +289,32 @@ def run_pool(
     skip: Callable[[int], None] | None = None,
 ) -> list[Outcome]:
     """Every task on ``jobs`` worker processes, each with its own translator from
-    ``factory`` (picklable) and its share of the cores. Outcomes come back in task order;
-    a task's frames are settled when it ends (see :func:`_settle`).
-
-    A worker that dies (a decoder's crash on a damaged file, the OOM killer) takes the pool
-    with it: the inputs that were being converted then are tried again, each alone on a
+    ``factory`` (picklable) and its share of the cores. Outcomes come back in task order; a
+    task's frames reach ``on_frames`` as they are written, and are settled as it ends (see
+    :func:`_settle`). A worker that dies (a decoder's crash on a damaged file, the OOM killer)
+    takes the pool with it: the inputs being converted then are tried again, each alone on a
     fresh worker, and one that ends its worker again is a failed outcome; the rest go on."""
     outcomes: list[Outcome | None] = [None] * len(tasks)
+    shown = [0] * len(tasks)  # each task's frames on the bar so far
 
     def report(i: int, outcome: Outcome) -> None:
         outcomes[i] = outcome
-        _settle(outcome, counts[i], on_frames, skip)
+        _settle(outcome, counts[i] - shown[i], on_frames, skip)
         on_outcome(outcome)
 
+    def progress(frames: Any) -> None:  # the workers' counts, twice a second
+        for i, n in enumerate(frames):
+            if n > shown[i] and outcomes[i] is None:
+                on_frames(n - shown[i])
+                shown[i] = n
+
     while todo := [i for i, outcome in enumerate(outcomes) if outcome is None]:
-        suspects = _pass(tasks, todo, factory, jobs, report)
+        suspects = _pass(tasks, todo, factory, jobs, report, progress)
         if suspects is None:
             continue
         _warn_crashed([tasks[i] for i in suspects])
         for i in suspects:  # alone now: a crash is this input's own
-            if _pass(tasks, [i], factory, 1, report) is not None:
+            if _pass(tasks, [i], factory, 1, report, progress) is not None:
                 task = tasks[i]
                 sweep_stale_parts(task.dst.parent, again=True)  # its worker's partial output
                 report(i, Outcome(str(task.src), str(task.dst), "failed", error=CRASHED))
@@ -326,30 +334,34 @@ def _pass(
     factory: Callable[[], Converter],
     jobs: int,
     report: Callable[[int, Outcome], None],
+    progress: Callable[[Any], None],
 ) -> list[int] | None:
-    """Tasks ``todo`` on a fresh pool, each outcome to ``report``. None when all came back;
-    when a worker died, the tasks that had started and not finished."""
-    pool, started, logs = _pool(factory, jobs, len(tasks))
+    """Tasks ``todo`` on a fresh pool, each outcome to ``report`` and the frames written so
+    far to ``progress``. None when all came back; when a worker died, the tasks that had
+    started and not finished."""
+    pool, shared, logs = _pool(factory, jobs, len(tasks))
     with contextlib.closing(logs):
-        return _collect(pool, started, tasks, todo, jobs, report)
+        return _collect(pool, shared, tasks, todo, jobs, report, progress)
 
 
 def _collect(
     pool: Any,
-    started: Any,
+    shared: _Shared,
     tasks: list[Task],
     todo: list[int],
     jobs: int,
     report: Callable[[int, Outcome], None],
+    progress: Callable[[Any], None],
 ) -> list[int] | None:
     """``_pass`` on its pool."""
     from concurrent.futures.process import BrokenProcessPool
 
     futures: dict[Future[Outcome], int] = {}
     done: set[int] = set()
+    started = shared.started
     try:
         futures = _submit(pool, tasks, todo, jobs)
-        for future in _as_completed(futures):
+        for future in _as_completed(futures, lambda: progress(shared.frames)):
             outcome, i = future.result(), futures[future]
             done.add(i)  # before report: an interrupt in it must not report it again
             report(i, outcome)
@@ -368,19 +380,32 @@ def _collect(
     return None
 
 
-def _pool(factory: Callable[[], Converter], jobs: int, tasks: int) -> tuple[Any, Any, Relay]:
-    """A pool of ``jobs`` spawned workers, the flags they set in shared memory as each task
-    starts and finishes (a queue, read only after a break, filled its pipe after some 3,500
-    inputs and every worker blocked writing to it), and the relay of their warnings."""
+@dataclass(frozen=True)
+class _Shared:
+    """What the workers write for the parent to read: each task's flag as it starts and
+    finishes (a queue, read only after a break, filled its pipe after some 3,500 inputs and
+    every worker blocked writing to it), and its frames written so far (the bar moved only as
+    a file ended: '0/240, 0:00' for a whole run of two files, then 115 fps)."""
+
+    started: Any
+    frames: Any
+
+    def count(self, index: int, n: int) -> None:
+        self.frames[index] += n  # one writer a task: its worker
+
+
+def _pool(factory: Callable[[], Converter], jobs: int, tasks: int) -> tuple[Any, _Shared, Relay]:
+    """A pool of ``jobs`` spawned workers, what they share with this process (``_Shared``)
+    and the relay of their warnings."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     start_resource_tracker()  # before the pool's semaphores are registered with it
     context = mp.get_context("spawn")
-    started = context.RawArray("b", tasks)
+    shared = _Shared(context.RawArray("b", tasks), context.RawArray("q", tasks))
     logs = Relay(context)
-    initargs = (factory, worker_threads(jobs), os.getpid(), started, logs.writer)
-    return ProcessPoolExecutor(jobs, context, _start_worker, initargs), started, logs
+    initargs = (factory, worker_threads(jobs), os.getpid(), shared, logs.writer)
+    return ProcessPoolExecutor(jobs, context, _start_worker, initargs), shared, logs
 
 
 def late_outcomes(
@@ -409,7 +434,9 @@ def _submit(pool: Any, tasks: list[Task], todo: list[int], jobs: int) -> dict[Fu
     return futures
 
 
-def _as_completed(futures: Iterable[Future[Outcome]]) -> Iterator[Future[Outcome]]:
+def _as_completed(
+    futures: Iterable[Future[Outcome]], waking: Callable[[], None]
+) -> Iterator[Future[Outcome]]:
     """``concurrent.futures.as_completed``, waking twice a second: Ctrl-C may reach another
     of this process's threads, and an untimed wait in the main thread then never sees it
     (the run went on until a worker finished a whole input)."""
@@ -425,7 +452,7 @@ def _as_completed(futures: Iterable[Future[Outcome]]) -> Iterator[Future[Outcome
                 yield done.get(timeout=0.5)
                 break
             except queue.Empty:
-                continue
+                waking()
 
 
 def _stop(pool: object) -> None:
