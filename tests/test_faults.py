@@ -1569,6 +1569,47 @@ def test_a_track_tag_the_output_cannot_keep_is_named(
     assert language == {".mov": "ger", ".avi": None}.get(suffix, "deu")
 
 
+def _silent_first(path: Path) -> Path:
+    """A 4-s MKV with two AAC tracks: an English one that stops after a second (a commentary
+    of the start), then the main, German one throughout."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        vs, sounds = _add_picture(out), [out.add_stream("aac", rate=8000) for _ in range(2)]
+        sounds[0].metadata["language"], sounds[1].metadata["language"] = "eng", "deu"
+        for sound in sounds:
+            sound.layout = "mono"
+        _mux_pictures(out, vs, 100)
+        for sound, blocks in zip(sounds, (7, 33), strict=True):
+            for k in range(blocks):
+                tone = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), "fltp", "mono")
+                tone.sample_rate, tone.pts = 8000, k * 1024
+                out.mux(sound.encode(tone))
+            out.mux(sound.encode())
+    return path
+
+
+def test_a_track_left_empty_by_a_segment_does_not_move_the_others_tags(
+    media, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # an MP4 leaves out a track given no packet, so the tracks after it moved up: the German
+    # sound, kept as track 1, was said to have lost its language, and the English track's
+    # loss was told as its language's
+    import logging
+
+    import av
+
+    clip, out = _silent_first(tmp_path / "two.mkv"), tmp_path / "o.mp4"
+    model = ["--model", media["model"], "--start", "2", "--duration", "1"]
+    with caplog.at_level(logging.WARNING):
+        result = invoke("convert", clip, "--to", "night", "-o", out, *model)
+    assert result.exit_code == 0, result.output
+    with av.open(str(out)) as written:
+        assert [s.metadata.get("language") for s in written.streams.audio] == ["deu"]
+    assert "could not keep" not in caplog.text
+    assert "the .mp4 file leaves out track 1: nothing in it fell within" in caplog.text
+
+
 @pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
 def test_the_video_stream_keeps_its_title_language_and_mark(
     suffix: str, media, tmp_path: Path

@@ -109,7 +109,7 @@ class _Writer:
         self.count = 0
         self.tags: dict[str, str] = {}  # the source's container tags given to the output
         self.chapters = 0  # the source's chapters given to it
-        self.track_tags: dict[int, dict[str, str]] = {}  # its tracks' languages and titles
+        self.track_tags: list[Track] = []  # its tracks' languages and titles
 
     def write(self, frame: Frame) -> None:
         if self.vs is None:
@@ -148,7 +148,8 @@ class _Writer:
             self._mux(self.vs.encode(), copy=False)
         if self.copier is not None:
             self.copier.finish()
-        self.track_tags = _track_tags(self.out.streams)
+        given = self.copier.given() if self.copier is not None else set()
+        self.track_tags = _track_tags(self.out.streams, given)
 
     def _mux(self, packets: Iterable[Any], copy: bool = True) -> None:
         """Mux video packets, and before each the source's other packets up to its time."""
@@ -176,34 +177,58 @@ def _audio_start(path: Path, otherwise: Fraction) -> Fraction:
     return min(starts, default=otherwise)
 
 
-def _track_tags(streams: Any) -> dict[int, dict[str, str]]:
-    """The languages and titles given to the output's audio and subtitle tracks."""
-    return {
-        s.index: {k: v for k, v in s.metadata.items() if k in ("language", "title") and v != "und"}
+Track = tuple[int, bool, dict[str, str]]  # an output track: index, given a packet, its tags
+_KINDS, _NAMES = ("audio", "subtitle"), ("language", "title")
+
+
+def _track_tags(streams: Any, given: set[int]) -> list[Track]:
+    """The output's audio and subtitle tracks, in order: whether each was given a packet, and
+    the language and title given to it."""
+    return [
+        (s.index, s.index in given, {k: v for k, v in s.metadata.items() if k in _NAMES})
         for s in streams
-        if s.type in ("audio", "subtitle")
-    }
+        if s.type in _KINDS
+    ]
 
 
-def _warn_dropped_track_tags(path: Path, given: dict[int, dict[str, str]]) -> None:
+def _warn_dropped_track_tags(path: Path, tracks: list[Track]) -> None:
     """Name the languages and titles of the tracks copied that the written file does not hold,
     read back from it: a .ts keeps no title, an .avi no language, a .mov no language outside
-    QuickTime's old list ('deu', 'nld': it takes 'ger', 'dut'), each without a word."""
+    QuickTime's old list ('deu', 'nld': it takes 'ger', 'dut'), each without a word. An MP4
+    leaves out a track given no packet (one silent in a segment): the tracks after it moved
+    up, and were said to have lost what they kept."""
     import av
 
     try:
         with av.open(str(path)) as written:
-            kept = {s.index: set(s.metadata.values()) for s in written.streams}
+            kept = [set(s.metadata.values()) for s in written.streams if s.type in _KINDS]
     except (av.error.FFmpegError, OSError):  # not for the tags to fail a file written whole
+        return
+    if len(kept) != len(tracks):  # those given nothing are not in it
+        _warn_empty(path, [i for i, fed, _ in tracks if not fed])
+        tracks = [track for track in tracks if track[1]]
+    if len(kept) != len(tracks):  # which is which is not known: nothing said
         return
     lost = [
         f"{key} '{value}' of track {i}"
-        for i, tags in given.items()
+        for (i, _, tags), held in zip(tracks, kept, strict=True)
         for key, value in tags.items()
-        if value not in kept.get(i, set())
+        if value != "und" and value not in held
     ]
     if lost:
         log.warning("the %s file could not keep the %s", output_name(path).suffix, ", ".join(lost))
+
+
+def _warn_empty(path: Path, tracks: list[int]) -> None:
+    """Name the tracks given no packet that the written file leaves out (an MP4 does)."""
+    if tracks:
+        log.warning(
+            "the %s file leaves out track%s %s: nothing in %s fell within what was converted",
+            output_name(path).suffix,
+            "" if len(tracks) == 1 else "s",
+            ", ".join(map(str, tracks)),
+            "it" if len(tracks) == 1 else "them",
+        )
 
 
 def _write_failed(path: Path, exc: Exception) -> OutputError:

@@ -97,6 +97,7 @@ class StreamCopier:
         self.pending: Any = None
         self.path = Path(src.name)
         self.last_times: dict[int, float] = {}  # each stream's latest packet time
+        self.fed: set[int] = set()  # the source streams a packet was given from
 
     @classmethod
     def open(
@@ -152,7 +153,13 @@ class StreamCopier:
             if isinstance(target, _Transcoder):
                 target.flush(self.out)
 
+    def given(self) -> set[int]:
+        """The output tracks given a packet: an MP4 or MPEG-PS leaves out one given none."""
+        targets = (self.mapping[i] for i in self.fed)
+        return {(t.stream if isinstance(t, _Transcoder) else t).index for t in targets}
+
     def _mux(self, pkt: Any) -> None:
+        self.fed.add(pkt.stream.index)
         target = self.mapping[pkt.stream.index]
         if isinstance(target, _Transcoder):
             target.encode(self.out, pkt)
