@@ -1635,6 +1635,30 @@ def test_the_video_stream_keeps_its_title_language_and_mark(
         assert tags == ("front", "deu") and video.disposition & av.stream.Disposition.default
 
 
+def test_a_segment_does_not_take_its_source_s_timecode(
+    media, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the video's tags were copied with its timecode, the source's first frame's: a segment
+    # from --start 2 read 01:00:00:00 (its first frame is the source's 01:00:02:00), while its
+    # timecode track was named as left out
+    import logging
+
+    import av
+
+    clip, out = tmp_path / "tc.mp4", tmp_path / "o.mp4"
+    with av.open(str(clip), "w") as written:
+        vs = _add_picture(written)
+        vs.metadata["timecode"] = "01:00:00:00"
+        _mux_pictures(written, vs, 100)
+    model = ["--model", media["model"], "--start", "2", "--duration", "1"]
+    with caplog.at_level(logging.WARNING):
+        result = invoke("convert", clip, "--to", "night", "-o", out, *model)
+    assert result.exit_code == 0, result.output
+    with av.open(str(out)) as written:
+        assert "timecode" not in written.streams.video[0].metadata
+    assert "data stream 1 (TimeCodeHandler) is left out" in caplog.text
+
+
 def _with_chapters(path: Path) -> Path:
     """A 2-s clip with two chapters, 'a' to 1.2 s and 'b' after (an MP4 stores their titles
     as a text track, which FFmpeg reads back as a data stream)."""

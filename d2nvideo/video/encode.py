@@ -129,7 +129,7 @@ class _Writer:
         self.copier = _open_copier(self.source, self.out, start, end, float(origin))
         self.tags = _copy_metadata(self.out, self.source)
         with open_input(self.source.path) as src:  # its title and language were lost
-            described_as(self.vs, src.streams[self.source.video_index])
+            _described_as(self.vs, src.streams[self.source.video_index])
             self.chapters = chapters.copy_chapters(src, self.out, self.window, origin)
 
     def _origin(self, first: Frame) -> Fraction:
@@ -164,6 +164,14 @@ class _Writer:
                 self.copier.close()
         finally:
             self.out.close()
+
+
+def _described_as(vs: Any, source: Any) -> None:
+    """The video stream with its source's tags and marks, less its timecode: the source's first
+    frame's, which a segment's is not (one from --start 2 read 01:00:00:00, its source's), and
+    whose track (a data stream) is named as left out, as it was before the tags were kept."""
+    described_as(vs, source)
+    vs.metadata.pop("timecode", None)
 
 
 def _audio_start(path: Path, otherwise: Fraction) -> Fraction:
