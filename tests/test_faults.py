@@ -2089,6 +2089,34 @@ def test_mpegts_files_joined_end_to_end_are_refused_in_one_line(
     )
 
 
+def test_a_segment_reads_its_sound_no_further_than_it_needs(media, tmp_path: Path) -> None:
+    # the copier read the sound to the end of the file for every segment (an hour of it for
+    # a second at the start of a long clip), and so a segment of the first of two recordings
+    # joined end to end was refused for the second's clock, which its picture never reached
+    import av
+
+    part = tmp_path / "part.ts"  # 40 s at 2 fps, its sound interleaved
+    with av.open(str(part), "w") as out:
+        vs, sound = _add_picture(out, rate=2), out.add_stream("aac", rate=8000)
+        sound.layout = "mono"
+        for i in range(80):
+            picture = av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")
+            picture.pts = i
+            out.mux(vs.encode(picture))
+            for k in range(i * 4000 // 1024, (i + 1) * 4000 // 1024):
+                tone = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), "fltp", "mono")
+                tone.sample_rate, tone.pts = 8000, k * 1024
+                out.mux(sound.encode(tone))
+        out.mux([*vs.encode(), *sound.encode()])
+    joined, out_path = tmp_path / "joined.ts", tmp_path / "o.mp4"
+    joined.write_bytes(part.read_bytes() * 2)
+    model = ["--model", media["model"], "--start", "1", "--duration", "1", "-q"]
+    result = invoke("convert", joined, "--to", "night", "-o", out_path, *model)
+    assert result.exit_code == 0, result.output
+    with av.open(str(out_path)) as written:
+        assert written.streams.audio[0].frames > 0
+
+
 def _ts_from(path: Path, first: int, frames: int = 20) -> Path:
     """An MPEG-TS at 25 fps whose clock reads ``first`` (90 kHz ticks, taken modulo 2**33 as
     the format does) at its first frame, with a tone that starts with the picture."""

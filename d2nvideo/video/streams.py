@@ -30,6 +30,10 @@ MPEGTS_CODECS = frozenset(
     | {"aac", "mp3", "mp2", "ac3", "eac3", "opus", "dvb_subtitle", "dvb_teletext"}
 )
 
+# How far past a segment's end the copier reads: streams are interleaved within seconds (10 s
+# at most, FFmpeg's muxers), and what lies further is not in the segment. It read on to the
+# end of the file: an hour of sound for a one-second segment at the start.
+PAST_END_S = 30.0
 
 # What a muxer lists as supported but refuses when the file is begun ("Invalid argument": an
 # MKV's Opus copied into .mov), found by writing each into each here (FFmpeg 7).
@@ -133,6 +137,9 @@ class StreamCopier:
             if pkt.dts is None or pkt.pts is None:  # the demuxer's end-of-stream flush packet
                 continue
             pt = float(pkt.pts * pkt.time_base)
+            if self.window[1] is not None and pt > self.window[1] + PAST_END_S:
+                self.packets, self.pending = iter(()), None  # the rest is past the segment
+                return
             self._check_clock(pkt.stream.index, pt)
             if pt > t:
                 self.pending = pkt
