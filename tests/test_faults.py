@@ -1635,6 +1635,29 @@ def test_the_video_stream_keeps_its_title_language_and_mark(
         assert tags == ("front", "deu") and video.disposition & av.stream.Disposition.default
 
 
+def test_a_timecode_track_is_not_taken_for_the_chapter_track(
+    media, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a data stream of as many samples as the clip has chapters was taken for an MP4's
+    # chapter titles: a timecode track (one sample) in a clip of one chapter went missing
+    # without a word
+    import logging
+
+    import av
+
+    clip, out = tmp_path / "tc.mp4", tmp_path / "o.mkv"
+    with av.open(str(clip), "w") as written:
+        vs = _add_picture(written)
+        vs.metadata["timecode"] = "01:00:00:00"
+        chapter = {"id": 1, "start": 0, "end": 2000, "time_base": Fraction(1, 1000)}
+        written.set_chapters([{**chapter, "metadata": {"title": "a"}}])
+        _mux_pictures(written, vs, 50)
+    with caplog.at_level(logging.WARNING):
+        result = invoke("convert", clip, "--to", "night", "-o", out, "--model", media["model"])
+    assert result.exit_code == 0, result.output
+    assert "(TimeCodeHandler) is left out" in caplog.text
+
+
 def test_a_segment_does_not_take_its_source_s_timecode(
     media, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

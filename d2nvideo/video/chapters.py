@@ -40,10 +40,15 @@ def copy_chapters(src: Any, out: Any, window: Window, origin: Fraction) -> int:
 
 def is_chapter_track(stream: Any) -> bool:
     """Whether a data stream is an MP4/MOV's chapter titles (a text track FFmpeg gives as
-    data, one sample a chapter), which the chapters copy; it was named as a stream left out."""
+    data, one sample a chapter, and marks as not to be read), which the chapters copy; it was
+    named as a stream left out. A count alone took a timecode track (one sample) in a clip of
+    one chapter for it: the timecode went missing without a word."""
+    from av.stream import Discard
+
     chapters = stream.container.chapters()
     iso = "mp4" in stream.container.format.name
-    return bool(iso and chapters and stream.frames == len(chapters))
+    unread = stream.discard == Discard.all  # FFmpeg's mark on the chapter track
+    return bool(iso and chapters and unread and stream.frames == len(chapters))
 
 
 def warn_if_dropped(path: Path, count: int) -> None:
