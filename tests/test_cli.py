@@ -415,9 +415,14 @@ def test_convert_to_auto_goes_to_the_other_domain(media: dict[str, Path], tmp_pa
     for name, value in (("bright", 190), ("dark", 12), ("dusk", 100)):
         write_image(tmp_path / f"{name}.png", np.full((60, 80, 3), value, np.uint8))
     for name, to in (("bright", "night"), ("dark", "day")):
-        result = run("convert", tmp_path / f"{name}.png", "--to", "auto", "--model", media["model"])
+        report = tmp_path / f"{name}.jsonl"
+        args = ["--to", "auto", "--model", media["model"], "--report", report]
+        result = run("convert", tmp_path / f"{name}.png", *args)
         assert result.exit_code == 0, result.output
         assert read_image(tmp_path / f"{name}_{to}.png").shape == (60, 80, 3)
+        # the line and the report say which way it went (neither did)
+        assert result.stdout.rstrip().endswith(f"_{to}.png ({to})"), result.stdout
+        assert json.loads(report.read_text())["to"] == to
     result = CliRunner().invoke(
         cli, ["convert", str(tmp_path / "dusk.png"), "--to", "auto", "--model", str(media["model"])]
     )

@@ -39,6 +39,7 @@ class Outcome:
     frames: int = 0
     seconds: float = 0.0
     error: str = ""
+    to: str = ""  # the domain converted into: what --to auto chose, per input
 
     @property
     def fps(self) -> float:
@@ -66,23 +67,25 @@ class Converter:
             return Outcome(str(task.src), str(task.dst), "skipped")
         t0 = time.perf_counter()
         try:
-            frames = self._convert(task, on_frames)
+            frames, to = self._convert(task, on_frames)
         except D2NError as exc:
             return Outcome(str(task.src), str(task.dst), "failed", error=str(exc))
         except OSError as exc:  # one without a file is not blamed on the input
             where = f": {exc.filename}" if exc.filename else f" (converting '{task.src}')"
             error = f"{exc.strerror or exc}{where}"
             return Outcome(str(task.src), str(task.dst), "failed", error=error)
-        return Outcome(str(task.src), str(task.dst), "done", frames, time.perf_counter() - t0)
+        seconds = time.perf_counter() - t0
+        return Outcome(str(task.src), str(task.dst), "done", frames, seconds, to=to)
 
-    def _convert(self, task: Task, on_frames: Callable[[int], None]) -> int:
+    def _convert(self, task: Task, on_frames: Callable[[int], None]) -> tuple[int, str]:
+        """The frames written, and the domain they were converted into."""
         from ..data.scoring import resolve_target
 
         to = resolve_target(task.src, self.to)  # warns if it already looks like the target
         opts = dataclasses.replace(self.opts, to=to)
         task.dst.parent.mkdir(parents=True, exist_ok=True)
         if task.kind == "image":
-            return self._image(task, opts, on_frames)
+            return self._image(task, opts, on_frames), to
         from ..fileio import check_output
         from ..pipeline import convert_video
         from ..video.codecs import check_encode
@@ -93,7 +96,7 @@ class Converter:
             task.src, task.dst, self.translator, opts, on_frames, watch=self.watch
         )
         result.warn_lost(task.src)
-        return result.frames
+        return result.frames, to
 
     def _image(self, task: Task, opts: ConvertOptions, on_frames: Callable[[int], None]) -> int:
         from ..fileio import check_output

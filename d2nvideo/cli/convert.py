@@ -357,12 +357,13 @@ def _summarize(outcomes: list[Outcome], as_json: bool, single: bool, wall: float
 
 
 def _one(o: Outcome) -> str:
+    """The line for one input, saying the domain it went into (--to auto never did)."""
     from ..images import IMAGE_SUFFIXES
 
     if o.output.lower().endswith(IMAGE_SUFFIXES):
-        return f"1 image in {o.seconds:.1f} s -> {o.output}"
+        return f"1 image in {o.seconds:.1f} s -> {o.output} ({o.to})"
     frames = f"{o.frames} frame{'s' * (o.frames != 1)}"
-    return f"{frames} in {o.seconds:.1f} s ({o.fps:.2f} fps) -> {o.output}"
+    return f"{frames} in {o.seconds:.1f} s ({o.fps:.2f} fps) -> {o.output} ({o.to})"
 
 
 def _sentence(done: int, skipped: int, failed: int, frames: int, seconds: float) -> str:
