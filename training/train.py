@@ -352,7 +352,8 @@ def resolve_resume_config(
     if pinned:
         raise ConfigError(
             f"--set cannot change {'/'.join(pinned)} of a resumed run: its saved state holds "
-            "them; start a new --out to change them"
+            "them (but for optim.lr_policy between constant and linear, and dis.augment); "
+            "start a new --out to change them"
         )
     if saved.model != given.model:
         differ = ", ".join(_differences(given.model, saved.model))
