@@ -538,6 +538,10 @@ def test_convert_to_av1_is_quiet_and_too_small_frames_give_one_line(
         if code == 1:  # a warning about dark output may come first: one line of error
             assert "cannot encode 16x2 frames" in last and "SVT_LOG=2" in last
     assert "is not a libsvtav1 preset: 0 (slowest) to 13" in last and not out.exists()
+    out = tmp_path / "named.mp4"  # an x264 name meant SVT's default, 8, without a word
+    preset = ["--codec", "libsvtav1", "--preset", "veryslow", "--model", media["model"]]
+    named = run("convert", media["plain"], "--to", "night", "-o", out, *preset)
+    assert named.exit_code == 2 and "'veryslow' is not a libsvtav1 preset" in named.output
 
 
 def test_video_options_on_images_are_named_as_ignored(media: dict[str, Path], tmp_path: Path):

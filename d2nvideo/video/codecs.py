@@ -151,12 +151,14 @@ def check_encode(path: Path, settings: EncodeSettings) -> None:
 
 
 def _check_svt(settings: EncodeSettings) -> None:
-    """SVT-AV1's presets are 0-13 (a name such as x264's means its default, 8). It writes a
-    banner and its warnings to stderr itself, --quiet or not, and its errors before ours: its
-    log is turned off here, on the caller's thread before any encoder runs, unless SVT_LOG is
-    set (SVT-AV1 reads it once, at its first encoder)."""
+    """SVT-AV1's presets are 0-13 (convert's default, x264's 'fast', means SVT's own default,
+    8; another name meant 8 too, without a word). It writes a banner and its warnings to stderr
+    itself, --quiet or not, and its errors before ours: its log is turned off here, on the
+    caller's thread before any encoder runs, unless SVT_LOG is set (SVT-AV1 reads it once, at
+    its first encoder)."""
     preset = settings.preset or ""
-    if preset.isdigit() and int(preset) > SVT_MAX_PRESET:
+    number = preset.isdigit() and int(preset) <= SVT_MAX_PRESET
+    if not (number or preset in ("", "fast")):
         raise UsageError(
             f"preset '{preset}' is not a libsvtav1 preset: 0 (slowest) to {SVT_MAX_PRESET}",
             preset,
