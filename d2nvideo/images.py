@@ -67,12 +67,20 @@ def read_image(path: Path, reduce: int = 1, damaged: list[Path] | None = None) -
         except cv2.error as exc:  # e.g. OpenCV's own pixel limit
             why = _cv_reason(exc)
             raise InputError(f"'{path}' is not a readable image ({why})", path) from exc
+    if data is None:  # gone (a listed file deleted since), a folder, a pipe: it said "empty"
+        raise InputError(f"'{path}' {_not_a_file(path)}", path)
     if image is None:
         why = said[-1].removeprefix("libpng error: ") if said else _unsaid_reason(data)
         raise InputError(f"'{path}' is not a readable image ({why})", path)
     if _warn_damaged(path, said) and damaged is not None:
         damaged.append(path)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _not_a_file(path: Path) -> str:
+    if path.is_dir():
+        return "is a folder, not an image"
+    return "is not a regular file" if os.path.lexists(path) else "does not exist"
 
 
 _SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"BM": "BMP"}

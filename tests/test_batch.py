@@ -202,6 +202,11 @@ def test_stdin_list_on_the_command_line(drive: Path, media, tmp_path: Path) -> N
     result = run("convert", "-", "--to", "night", "-o", out, "--model", media["model"], stdin=paths)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["still0.jpg", "still1.jpg"]
+    # a listed file that went away fails alone (it stopped the whole run before any work)
+    paths += f"\n{tmp_path / 'gone.jpg'}\n" + str(drive / "stills" / "still2.jpg")
+    result = run("convert", "-", "--to", "night", "-o", out, "--model", media["model"], stdin=paths)
+    assert result.exit_code == 1 and "gone.jpg' does not exist" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["still0.jpg", "still1.jpg", "still2.jpg"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP])

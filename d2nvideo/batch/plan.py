@@ -61,14 +61,15 @@ def looks_like_output(path: Path) -> bool:
 
 def expand(inputs: Iterable[str], stdin: Iterable[str] | None = None) -> list[Path]:
     """Inputs as paths: globs expanded (``**`` recursive), ``-`` read as one path per line
-    from ``stdin``; each must exist."""
+    from ``stdin``; each must exist, but for a listed one (it fails alone: one file that went
+    away between a ``find`` and the conversion stopped the whole run before any work)."""
     found: list[Path] = []
     for item in inputs:
         if not item:
             raise PathError("an input path is empty ('')", item)
         if item == "-":  # a line is a path as it is, spaces and all, less its line ending
             lines = stdin if stdin is not None else sys.stdin
-            found += expand([line.rstrip("\r\n") for line in lines if line.strip()], [])
+            found += [Path(line.rstrip("\r\n")) for line in lines if line.strip()]
         elif any(c in item for c in GLOB_CHARS) and not Path(item).exists():
             matches = sorted(glob.glob(item, recursive=True))
             if not matches:
