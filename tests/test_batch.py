@@ -209,6 +209,16 @@ def test_stdin_list_on_the_command_line(drive: Path, media, tmp_path: Path) -> N
     assert sorted(p.name for p in out.iterdir()) == ["still0.jpg", "still1.jpg", "still2.jpg"]
 
 
+def test_one_input_into_a_folder_named_with_a_slash(media, tmp_path: Path) -> None:
+    # "-o out/" for one input said "output 'out' has no suffix" (pathlib drops the slash)
+    out = tmp_path / "new" / "out"
+    args = ["--to", "night", "--model", media["model"], "-q"]
+    result = run("convert", media["plain"], "-o", f"{out}/", *args)
+    assert result.exit_code == 0, result.output
+    assert len(read_video(out / media["plain"].name).times) == 12
+    assert run("convert", media["plain"], "-o", out, *args).exit_code == 2  # no slash: a file
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP])
 def test_ctrl_c_stops_every_jobs_worker_and_leaves_no_partial_file(
     sig: int, media, tmp_path: Path

@@ -26,7 +26,7 @@ from .options import (
     quiet_option,
 )
 from .progress import progress_bar
-from .shell import CONTEXT, INTERRUPTED, OUTPUT, interrupted_keeps
+from .shell import CONTEXT, INTERRUPTED, OUTPUT, OUTPUT_NAMED, interrupted_keeps
 
 if TYPE_CHECKING:
     from ..batch.plan import Task
@@ -48,10 +48,10 @@ if TYPE_CHECKING:
 @click.option(
     "-o",
     "--output",
-    type=OUTPUT,
+    type=OUTPUT_NAMED,
     default=None,
-    help="Output file, or folder for a folder or several inputs. Default: INPUT_<to> beside "
-    "a single input.",
+    help="Output file, or folder for a folder or several inputs (or for one input, when it "
+    "ends in /). Default: INPUT_<to> beside a single input.",
 )
 @model_options
 @pipeline_options
@@ -77,7 +77,7 @@ def convert(
     ctx: click.Context,
     inputs: tuple[str, ...],
     to: Target,
-    output: Path | None,
+    output: str | None,
     model: ModelSpec,
     pipeline: PipelineSpec,
     encode: EncodeSettings,
@@ -108,10 +108,12 @@ def convert(
 
 
 def _planned(
-    inputs: tuple[str, ...], to: str, output: Path | None, encode: EncodeSettings, overwrite: bool
+    inputs: tuple[str, ...], to: str, output: str | None, encode: EncodeSettings, overwrite: bool
 ) -> tuple[str, list[Task], bool]:
     """The target (``auto`` resolved for a single file, which names its default output), the
-    tasks, and whether it is a single file's; outputs checked before any work."""
+    tasks, and whether it is a single file's; outputs checked before any work. An output
+    ending in '/' is a folder, made if need be (for one input it was "output 'out' has no
+    suffix": pathlib drops the slash)."""
     from ..batch.plan import expand, plan
     from ..data.scoring import resolve_target
     from ..fileio import check_output_folder
@@ -119,7 +121,12 @@ def _planned(
     paths = expand(inputs)
     if len(paths) == 1 and to == "auto" and not paths[0].is_dir():
         to = resolve_target(paths[0], to)
-    tasks = plan(paths, to, output)  # one file: its output checked first; a folder is a tree
+    folder = output is not None and output.endswith(("/", os.sep))
+    out = Path(output) if output is not None else None
+    if folder and out is not None and len(paths) == 1 and not paths[0].is_dir():
+        out.mkdir(parents=True, exist_ok=True)  # asked for by its '/', as -o of a folder is
+        out = out / paths[0].name
+    tasks = plan(paths, to, out)  # one file: its output checked first; a folder is a tree
     single = len(tasks) == 1 and not any(p.is_dir() for p in paths)
     if single:
         _check_single(tasks[0], encode, overwrite)

@@ -37,6 +37,7 @@ class PathType(click.Path):
 
 INPUT = PathType(path_type=Path)
 OUTPUT = PathType(path_type=Path)
+OUTPUT_NAMED = PathType()  # as typed, a trailing '/' kept (pathlib drops it)
 INTERRUPTED = "interrupted: nothing was written under the output name"
 
 
