@@ -20,8 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import D2NError, UsageError
+
 __version__ = "0.1.0"
-__all__ = ["Translator", "__version__", "convert_video"]
+__all__ = ["D2NError", "Translator", "UsageError", "__version__", "convert_video"]
 
 if TYPE_CHECKING:
     from .pipeline import ConvertResult
@@ -34,6 +36,11 @@ def __getattr__(name: str) -> Any:
 
         return Translator
     raise AttributeError(f"module 'd2nvideo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The API (``dir(d2nvideo)`` listed Any, Callable and Path, and not Translator)."""
+    return sorted(__all__)
 
 
 def convert_video(

@@ -376,3 +376,11 @@ def test_a_finished_convert_video_reports_every_frame_written(
     )
     assert result.frames == frames and seen[-1] == (frames, frames)
     assert all(done <= total for done, total in seen)
+
+
+def test_the_package_names_its_api() -> None:
+    # dir() listed Any, Callable, Path and TYPE_CHECKING, not Translator; the UsageError
+    # the README promises was d2nvideo.errors' only
+    assert {"Translator", "convert_video", "UsageError"} <= set(dir(d2nvideo))
+    assert not {"Any", "Callable", "Path", "TYPE_CHECKING"} & set(dir(d2nvideo))
+    assert d2nvideo.UsageError is UsageError and issubclass(UsageError, d2nvideo.D2NError)
