@@ -196,6 +196,8 @@ def test_a_run_whose_budget_ends_on_its_last_step_has_finished(data: Path, tmp_p
     # it said "step 1 (time budget)", as if steps were left
     result = _train(data, tmp_path / "r", "--steps", "1", "--max-minutes", "0.000001")
     assert result.exit_code == 0 and "step 1 (finished)" in result.output, result.output
+    last = result.output[result.output.index("step 1 (finished)") :]  # 125 characters, once
+    assert "losses: " in last and max(map(len, last.splitlines())) <= 80 + len(str(tmp_path))
 
 
 def test_resume_at_or_past_its_steps_is_refused(data: Path, run: Path) -> None:

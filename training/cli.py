@@ -4,6 +4,7 @@ torchrun launches once per process)."""
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -142,9 +143,9 @@ def train(
     if not result.is_main:
         return
     losses = " ".join(f"{k} {v:.3f}" for k, v in result.last.items())
-    click.echo(
-        f"step {result.step} ({result.stopped}) in {result.seconds:.0f} s: {losses} -> {out}"
-    )
+    # two lines: as one, the losses took it to 125 characters, wrapped in an 80-column terminal
+    click.echo(f"step {result.step} ({result.stopped}) in {result.seconds:.0f} s -> {out}")
+    click.echo(textwrap.fill(f"losses: {losses}", 79, subsequent_indent="  "))
     if result.stopped == "interrupted":  # scripts must tell a stopped run from a finished one
         _exit_interrupted(result.step, result.signal)
 
