@@ -192,6 +192,13 @@ def test_a_resume_finds_what_is_in_its_way_before_training(
     assert not (run / "state" / "step_00000003.pt").exists()
 
 
+def test_the_last_step_is_logged(data: Path, tmp_path: Path) -> None:
+    # log.jsonl held the first step and every log_every-th: a 3-step run logged step 1 only
+    result = _train(data, tmp_path / "r", "--steps", "3", "--set", "train.log_every=100")
+    assert result.exit_code == 0, result.output
+    assert _steps(tmp_path / "r") == [1, 3]
+
+
 def test_a_run_whose_budget_ends_on_its_last_step_has_finished(data: Path, tmp_path: Path):
     # it said "step 1 (time budget)", as if steps were left
     result = _train(data, tmp_path / "r", "--steps", "1", "--max-minutes", "0.000001")

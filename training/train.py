@@ -198,7 +198,7 @@ def _loop(
         last = trainer.step(batch)
         step += 1
         hooks.on_step(step)
-        if step % t.log_every == 0 or step == 1:
+        if step % t.log_every == 0 or step in (1, t.steps):  # the last too: it was left out
             logger.scalars(step, {**last, "lr": trainer.opt_g.param_groups[0]["lr"]})
         if step % t.image_every == 0 and ctx.is_main:
             logger.images(step, *trainer.samples(batch))
