@@ -173,6 +173,14 @@ def test_extract_refuses_non_finite_rates(
     refused(tmp_path, 2, message, "extract", tiny, "-o", tmp_path / "ex", "-q", *args)
 
 
+def test_extract_refuses_a_still(tiny: Path, tmp_path: Path) -> None:
+    # FFmpeg reads a JPEG as a clip of one frame: "2 of 2 videos", and a copy of the still
+    still = tmp_path / "day.jpg"
+    write_image(still, frame_image(0, 40, 24))
+    refused(tmp_path, 2, "is an image: extract takes", "extract", tiny, still, "-o", tmp_path / "e")
+    assert not (tmp_path / "e").exists()
+
+
 @pytest.mark.parametrize(
     "sampling, expected",
     [

@@ -20,9 +20,9 @@ import cv2
 import numpy as np
 
 from ..choices import ImageFormat, ScoreMethod
-from ..errors import D2NError, InputError, PathError
+from ..errors import D2NError, InputError, PathError, UsageError
 from ..fileio import NAME_ERRORS, atomic_output, files_under
-from ..images import write_image
+from ..images import is_image, write_image
 from ..processes import folder_in_use
 from ..video.decode import frames_at
 from ..video.geometry import compare_thumb, fit_within, relative_difference, upright
@@ -90,6 +90,8 @@ def find_videos(inputs: list[Path]) -> list[Path]:
             raise PathError(f"input '{item}' does not exist", item)
         if item.is_dir():
             found += sorted(p for p in files_under(item) if p.suffix.lower() in VIDEO_SUFFIXES)
+        elif is_image(item):  # FFmpeg reads it as a clip of one frame: "2 of 2 videos"
+            raise UsageError(f"'{item}' is an image: extract takes frames from videos", item)
         else:
             found.append(item)
     return found
