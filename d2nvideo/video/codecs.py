@@ -15,6 +15,7 @@ from typing import Any
 from ..choices import require_number
 from ..errors import UsageError
 from ..fileio import output_name
+from .damage import ffmpeg_reason
 from .probe import codec_threads
 from .streams import muxer_default, supported_codecs
 
@@ -84,8 +85,13 @@ def usable_codec(codec: str, width: int, height: int) -> str:
         cc.time_base = Fraction(1, 25)
         cc.open()
         return codec
-    except Exception as exc:
-        log.warning("encoder %s cannot open here (%s); using libx264", codec, exc)
+    except Exception as exc:  # FFmpeg's own words were "[Errno 1] Operation not permitted"
+        log.warning(
+            "encoder %s cannot open here (no GPU, driver or free session for it? FFmpeg: %s); "
+            "using libx264",
+            codec,
+            ffmpeg_reason(exc),
+        )
         return "libx264"
 
 

@@ -144,8 +144,9 @@ def open_input(path: Path, hwaccel: str | None = None) -> Any:
 
             return av.open(str(path), "r", hwaccel=HWAccel(hwaccel, allow_software_fallback=True))
         except Exception as exc:  # no device, no driver, or a PyAV without hwaccel
-            warn_once(
-                f"hardware decoding ({hwaccel}) is not available ({exc}); decoding in software"
+            warn_once(  # FFmpeg's own words were "[Errno 1] Operation not permitted"
+                f"hardware decoding ({hwaccel}) is not available (no GPU or driver for it? "
+                f"FFmpeg: {ffmpeg_reason(exc)}); decoding in software"
             )
     try:
         container = av.open(str(path), "r")
