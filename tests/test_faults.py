@@ -1880,7 +1880,12 @@ def test_a_container_that_takes_no_h264_gets_its_own_codecs(media, tmp_path: Pat
 def test_a_clip_no_mpeg_rate_holds_is_refused_before_any_work(media, tmp_path: Path) -> None:
     model = ["--model", media["model"]]
     args = ("convert", media["vfr"], "--to", "night", "-o", tmp_path / "o.mpg", *model)
-    refused(tmp_path, 1, "mpeg1video video plays its frames evenly at one of these rates", *args)
+    refused(
+        tmp_path,
+        1,
+        "MPEG-1 video (mpeg1video) plays its frames evenly at one of these rates",
+        *args,
+    )
 
 
 @pytest.mark.parametrize(

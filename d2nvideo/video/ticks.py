@@ -69,7 +69,8 @@ def listed_rate(codec: str, source: VideoInfo, window: Window = (None, None)) ->
     if held is None:
         shown = ", ".join(f"{float(r):.4g}" for r in rates[:12])
         raise UsageError(
-            f"{codec} video plays its frames evenly at one of these rates: {shown}"
+            f"{_CODEC_NAMES.get(codec, codec)} plays its frames evenly at one of these rates: "
+            f"{shown}"
             f"{' and a few more' if len(rates) > 12 else ''}; the frames of "
             f"'{source.path.name}' ({float(source.fps):.4g} a second) do not follow one of them "
             "evenly: write .mp4, .mkv or .mov with the default codec (H.264), which keep their "
@@ -77,6 +78,12 @@ def listed_rate(codec: str, source: VideoInfo, window: Window = (None, None)) ->
             codec,
         )
     return held
+
+
+_CODEC_NAMES = {
+    "mpeg1video": "MPEG-1 video (mpeg1video)",
+    "mpeg2video": "MPEG-2 video (mpeg2video)",
+}
 
 
 @lru_cache(maxsize=2)  # asked before any work and at the first frame: the file is read once
