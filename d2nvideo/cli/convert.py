@@ -178,11 +178,14 @@ def _check_single(task: Task, encode: EncodeSettings, overwrite: bool) -> None:
     """One input: refuse a taken or unusable output before any work (as for any command)."""
     from ..errors import UsageError
     from ..fileio import check_output
-    from ..images import is_image
+    from ..images import IMAGE_SUFFIXES, is_image
     from ..video.codecs import check_encode
 
     if task.kind == "image" and not is_image(task.dst):
-        raise UsageError(f"output '{task.dst}' must be an image file for an image input", task.dst)
+        kinds = ", ".join(IMAGE_SUFFIXES)
+        raise UsageError(
+            f"output '{task.dst}' must be an image file ({kinds}) for an image input", task.dst
+        )
     if task.kind == "video":
         check_encode(task.dst, encode)
     check_output(task.dst, [task.src], overwrite)
