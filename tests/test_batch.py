@@ -219,6 +219,20 @@ def test_one_input_into_a_folder_named_with_a_slash(media, tmp_path: Path) -> No
     assert run("convert", media["plain"], "-o", out, *args).exit_code == 2  # no slash: a file
 
 
+def test_one_input_into_a_new_folder_makes_it_only_for_the_work(media, tmp_path: Path) -> None:
+    # "-o new/" made the folder before any check: a refused run left it behind, empty
+    out = tmp_path / "new"
+    args = ["--to", "night", "--model", media["model"], "-q", "-o", f"{out}/"]
+    assert run("convert", media["plain"], "--codec", "nonesuch", *args).exit_code == 2
+    assert not out.exists()
+    result = run("convert", "-", *args, stdin=f"{tmp_path / 'gone.mp4'}\n")  # went away
+    assert result.exit_code == 1 and "gone.mp4' does not exist" in result.output
+    assert not out.exists()
+    (tmp_path / "file").touch()
+    result = run("convert", media["plain"], *args[:-1], f"{tmp_path / 'file'}/")
+    assert result.exit_code != 0 and "is not a folder" in result.output
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP])
 def test_ctrl_c_stops_every_jobs_worker_and_leaves_no_partial_file(
     sig: int, media, tmp_path: Path

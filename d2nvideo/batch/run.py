@@ -80,7 +80,9 @@ class Converter:
     def _convert(self, task: Task, on_frames: Callable[[int], None]) -> tuple[int, str]:
         """The frames written, and the domain they were converted into."""
         from ..data.scoring import resolve_target
+        from ..fileio import require_file
 
+        require_file(task.src)  # one listed on stdin may be gone: no folder made for it
         to = resolve_target(task.src, self.to)  # warns if it already looks like the target
         opts = dataclasses.replace(self.opts, to=to)
         task.dst.parent.mkdir(parents=True, exist_ok=True)

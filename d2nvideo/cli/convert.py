@@ -124,12 +124,11 @@ def _planned(
     folder = output is not None and output.endswith(("/", os.sep))
     out = Path(output) if output is not None else None
     if folder and out is not None and len(paths) == 1 and not paths[0].is_dir():
-        out.mkdir(parents=True, exist_ok=True)  # asked for by its '/', as -o of a folder is
-        out = out / paths[0].name
+        out = out / paths[0].name  # made as its work starts: made first, a refusal left it
     tasks = plan(paths, to, out)  # one file: its output checked first; a folder is a tree
     single = len(tasks) == 1 and not any(p.is_dir() for p in paths)
     if single:
-        _check_single(tasks[0], encode, overwrite)
+        _check_single(tasks[0], encode, overwrite, new_folder=folder)
     elif overwrite or not all(t.dst.exists() for t in tasks):  # all there: nothing to write
         check_output_folder(Path(os.path.commonpath([t.dst.parent for t in tasks])))
     return to, tasks, single
@@ -174,10 +173,11 @@ def _warn_video_only(ctx: click.Context, tasks: list[Task]) -> None:
         click.echo(f"warning: {', '.join(given)} apply to videos only: ignored", err=True)
 
 
-def _check_single(task: Task, encode: EncodeSettings, overwrite: bool) -> None:
-    """One input: refuse a taken or unusable output before any work (as for any command)."""
+def _check_single(task: Task, encode: EncodeSettings, overwrite: bool, new_folder: bool) -> None:
+    """One input: refuse a taken or unusable output before any work (as for any command).
+    ``new_folder``: its folder was named with a '/' and may be made (as its work starts)."""
     from ..errors import UsageError
-    from ..fileio import check_output
+    from ..fileio import check_output, check_output_folder
     from ..images import IMAGE_SUFFIXES, is_image
     from ..video.codecs import check_encode
 
@@ -188,7 +188,10 @@ def _check_single(task: Task, encode: EncodeSettings, overwrite: bool) -> None:
         )
     if task.kind == "video":
         check_encode(task.dst, encode)
-    check_output(task.dst, [task.src], overwrite)
+    if new_folder and not task.dst.parent.is_dir():
+        check_output_folder(task.dst.parent)  # where it can be made
+    else:
+        check_output(task.dst, [task.src], overwrite)
 
 
 def make_converter(
