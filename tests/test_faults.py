@@ -1854,6 +1854,25 @@ def test_a_variable_rate_avi_converts_again(media, tmp_path: Path) -> None:
     assert len(read_video(back).times) == 8
 
 
+def test_an_avi_whose_writer_stopped_has_no_count_from_its_first_packets(
+    tmp_path: Path,
+) -> None:
+    # a dashcam's AVI cut off by a power loss has no count in its header (0) and no index:
+    # the few packets FFmpeg had read to open it were taken for the index, "41 frames" (not
+    # estimated) for a clip of 60
+    from d2nvideo.video.probe import probe
+
+    data = bytearray(make_video(tmp_path / "whole.avi", frames=60).read_bytes())
+    for tag, at in ((b"avih", 16), (b"strh", 32)):  # dwTotalFrames, dwLength: not yet written
+        i = data.find(tag) + 8 + at
+        data[i : i + 4] = bytes(4)
+    i = data.rfind(b"idx1")
+    data[i : i + 4] = b"JUNK"  # the index is written last
+    clip = tmp_path / "cut.avi"
+    clip.write_bytes(data)
+    assert not probe(clip).frames_exact
+
+
 def test_a_container_that_takes_no_h264_gets_its_own_codecs(media, tmp_path: Path) -> None:
     # a .mpg was refused ("cannot take libx264"), and with --codec mpeg1video it failed with
     # "Invalid argument" on a 30-fps clip timed in 1/30000 s: MPEG-1 counts frames at a rate

@@ -461,10 +461,12 @@ def _stored_frames(container: Any, vs: Any, cut: bool) -> int:
     variable-rate clip is stored at a fine rate with a frame in some slots: 41 frames in 419
     slots, so d2nvideo's own .avi was refused as "decoded 41 of 419 frames", after the work);
     its index lists the frames, where it reaches the last slots (a file ``cut`` short, or one
-    without an index, is listed only as far as FFmpeg has scanned it: no count)."""
+    without an index, is listed only as far as FFmpeg has scanned it: no count). A header
+    without a count (0: its writer stopped before the end) cannot tell a whole index from
+    the packets FFmpeg read to open the file (41 of 60 frames were called the count)."""
     count = int(vs.frames or 0)
     entries = vs.index_entries if container.format.name == "avi" and not cut else []
-    if len(entries) < 2:
+    if len(entries) < 2 or not count:
         return count
     last = entries[len(entries) - 1].timestamp
     step = last / (len(entries) - 1)  # slots a frame, on average
