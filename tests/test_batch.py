@@ -196,6 +196,20 @@ def test_a_folder_s_earlier_output_beside_it_is_not_converted_again(tmp_path: Pa
     assert "skipped 1 file(s) such as" in caplog.text and "dusk_night" in caplog.text
 
 
+def test_a_folder_named_like_an_output_of_other_files_is_converted(tmp_path: Path) -> None:
+    # a folder of one's own named drive_day/ beside drive/ was skipped whole with a warning,
+    # as an earlier output of drive/; an output keeps its input's names, and these are others
+    from d2nvideo.images import write_image
+
+    for name in ("drive/a.png", "drive_day/b.png", "drive_day/sub/a.png", "dusk/x/a.png"):
+        (tmp_path / "top" / name).parent.mkdir(parents=True, exist_ok=True)
+        write_image(tmp_path / "top" / name, np.zeros((8, 8, 3), np.uint8))
+    write_image(tmp_path / "top" / "dusk_night" / "x" / "a.png", np.zeros((8, 8, 3), np.uint8))
+    tasks = plan([tmp_path / "top"], "night", tmp_path / "o")
+    taken = sorted(t.src.relative_to(tmp_path / "top").as_posix() for t in tasks)
+    assert taken == ["drive/a.png", "drive_day/b.png", "drive_day/sub/a.png", "dusk/x/a.png"]
+
+
 def test_stdin_list_on_the_command_line(drive: Path, media, tmp_path: Path) -> None:
     paths = "\n".join(str(p) for p in sorted((drive / "stills").glob("*.jpg"))[:2])
     out = tmp_path / "o"

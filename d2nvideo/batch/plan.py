@@ -158,8 +158,9 @@ def _tree(root: Path, out: Path, output: Path) -> list[Task]:
         )
     if earlier:
         log.warning(
-            "skipped %d file(s) such as '%s': its folder is named as convert names its output "
-            "of the folder beside it",
+            "skipped %d file(s) such as '%s': taken for earlier outputs, as a file of the "
+            "same name is in the folder beside theirs without _night/_day (name their folder "
+            "on the command line to convert them)",
             len(earlier),
             earlier[0],
         )
@@ -169,11 +170,15 @@ def _tree(root: Path, out: Path, output: Path) -> list[Task]:
 def _in_earlier_output(path: Path, root: Path) -> bool:
     """Whether a folder below ``root`` on the way to ``path`` is an earlier run's output of the
     folder beside it (``dusk_night/`` beside ``dusk/``: ``convert dusk`` wrote it, and a run on
-    their parent converted its files again, as they keep their names)."""
+    their parent converted its files again, as they keep their names). Only a file whose
+    input is there, by the same name, is one: a folder of one's own named ``drive_day/``
+    beside ``drive/`` was skipped whole."""
     for folder in path.relative_to(root).parents:
-        here, name = root / folder, folder.name
-        named = any(name.endswith(f"_{d}") for d in DOMAINS) and folder != Path(".")
-        if named and (here.parent / name.rsplit("_", 1)[0]).is_dir():
+        name = folder.name
+        if folder == Path(".") or not any(name.endswith(f"_{d}") for d in DOMAINS):
+            continue
+        source = root / folder.parent / name.rsplit("_", 1)[0]
+        if (source / path.relative_to(root / folder)).is_file():
             return True
     return False
 
