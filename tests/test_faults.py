@@ -1873,6 +1873,19 @@ def test_an_avi_whose_writer_stopped_has_no_count_from_its_first_packets(
     assert not probe(clip).frames_exact
 
 
+def test_an_avi_cut_in_its_index_keeps_its_headers_count(tmp_path: Path) -> None:
+    # a copy that lost the last bytes of an AVI lost the end of its index, the last thing
+    # written: the index, short of the last frame by one slot, was taken as whole ("299",
+    # not estimated, for 300 frames that all decode; the bar ended at 300/299)
+    from d2nvideo.video.probe import probe
+
+    data = make_video(tmp_path / "whole.avi", frames=300).read_bytes()
+    clip = tmp_path / "cut.avi"
+    clip.write_bytes(data[:-16])  # an index entry is 16 bytes
+    info = probe(clip)
+    assert (info.frames, info.frames_exact) == (300, True)
+
+
 def test_a_container_that_takes_no_h264_gets_its_own_codecs(media, tmp_path: Path) -> None:
     # a .mpg was refused ("cannot take libx264"), and with --codec mpeg1video it failed with
     # "Invalid argument" on a 30-fps clip timed in 1/30000 s: MPEG-1 counts frames at a rate

@@ -220,7 +220,7 @@ def probe(path: Path, salvage: bool = False) -> VideoInfo:
         first = _first_frame(container, vs, path)
         tb, fps = vs.time_base or Fraction(1, 90000), vs.average_rate or vs.guessed_rate or 30
         duration = _duration(container, vs, tb)
-        frames, exact = _frame_count(container, vs, cut, duration, fps)
+        frames, exact = _frame_count(container, vs, cut or _riff_short(path, size), duration, fps)
         return VideoInfo(
             path=path,
             format=container.format.name,
@@ -471,6 +471,18 @@ def _stored_frames(container: Any, vs: Any, cut: bool) -> int:
     last = entries[len(entries) - 1].timestamp
     step = last / (len(entries) - 1)  # slots a frame, on average
     return len(entries) if last + 2 * step >= count - count_slack(count) else count
+
+
+def _riff_short(path: Path, size: int) -> bool:
+    """Whether a RIFF file (an AVI) says it runs past its end: a copy that lost its last bytes
+    lost the end of the index, written last, and its entries point inside the file (a short
+    index was taken as whole: 299 of 300 frames)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return False
+    return head[:4] == b"RIFF" and int.from_bytes(head[4:8], "little") + 8 > size
 
 
 def _edited(count: int, duration: float, fps: Fraction | int) -> bool:
