@@ -199,6 +199,18 @@ def test_the_last_step_is_logged(data: Path, tmp_path: Path) -> None:
     assert _steps(tmp_path / "r") == [1, 3]
 
 
+def test_a_run_stopped_by_its_budget_logs_its_last_step(data: Path, tmp_path: Path) -> None:
+    # only a finished run logged its last step: one that its time budget stopped at step 9
+    # of 1000 ended log.jsonl at step 1, while the terminal showed step 9's losses
+    run = tmp_path / "r"
+    result = _train(
+        data, run, "--steps", "1000", "--max-minutes", "0.03", "--set", "train.log_every=500"
+    )
+    assert result.exit_code == 0 and "(time budget)" in result.output, result.output
+    stopped = int(result.output.split("step ", 1)[1].split()[0])
+    assert _steps(run)[-1] == stopped  # a step or two here, ~15 on a GPU
+
+
 def test_a_run_whose_budget_ends_on_its_last_step_has_finished(data: Path, tmp_path: Path):
     # it said "step 1 (time budget)", as if steps were left
     result = _train(data, tmp_path / "r", "--steps", "1", "--max-minutes", "0.000001")

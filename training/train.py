@@ -198,14 +198,15 @@ def _loop(
         last = trainer.step(batch)
         step += 1
         hooks.on_step(step)
-        if step % t.log_every == 0 or step in (1, t.steps):  # the last too: it was left out
+        over = budget is not None and step < t.steps and time.perf_counter() - t0 > budget
+        stopping = distributed.any_rank(bool(stop["signal"]) or over, ctx, device)
+        if step % t.log_every == 0 or step in (1, t.steps) or stopping:  # the last: left out
             logger.scalars(step, {**last, "lr": trainer.opt_g.param_groups[0]["lr"]})
         if step % t.image_every == 0 and ctx.is_main:
             logger.images(step, *trainer.samples(batch))
         if step % t.checkpoint_every == 0 and ctx.is_main and step < t.steps:
             save_state(out / "state", step, trainer.state_dict(), t.keep_checkpoints)
-        over = budget is not None and step < t.steps and time.perf_counter() - t0 > budget
-        if distributed.any_rank(bool(stop["signal"]) or over, ctx, device):
+        if stopping:
             return step, "interrupted" if stop["signal"] else "time budget", last, batch
     return step, "finished", last, batch
 
