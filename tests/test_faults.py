@@ -987,7 +987,7 @@ def test_salvage_converts_what_a_truncated_file_holds(command, media, tmp_path, 
 
 def test_extract_of_a_still_image_says_so(tmp_path: Path) -> None:
     still = _png(tmp_path / "still.png")
-    refused(tmp_path, 1, "still image", "extract", still, "-o", tmp_path / "frames", "-q")
+    refused(tmp_path, 2, "is an image: extract takes", "extract", still, "-o", tmp_path / "f", "-q")
 
 
 def test_extract_past_the_end_says_so(media, tmp_path: Path) -> None:
