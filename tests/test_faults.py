@@ -58,6 +58,17 @@ def _mux_pictures(out, vs, count: int, pts=lambda i: i, image=None, time_base=No
     out.mux(vs.encode())
 
 
+def _mux_silence(out, sound, blocks, samples: int = 1024, fmt: str = "fltp") -> None:
+    """Silent mono blocks of ``samples`` at each index of ``blocks`` (the encoder's rate)."""
+    import av
+
+    dtype = np.int16 if fmt.startswith("s16") else np.float32
+    for k in blocks:
+        tone = av.AudioFrame.from_ndarray(np.zeros((1, samples), dtype), fmt, "mono")
+        tone.sample_rate, tone.pts = sound.codec_context.sample_rate, k * samples
+        out.mux(sound.encode(tone))
+
+
 # --- the shell: usage errors, devices, numbers --------------------------------------------
 
 
@@ -1464,10 +1475,7 @@ def _with_mp3(path: Path) -> Path:
         vs, sound = _add_picture(out), out.add_stream("mp3", rate=44100)
         sound.layout = "mono"
         _mux_pictures(out, vs, 25)
-        for k in range(44100 // 1152 + 1):
-            tone = av.AudioFrame.from_ndarray(np.zeros((1, 1152), np.int16), "s16p", "mono")
-            tone.sample_rate, tone.pts = 44100, k * 1152
-            out.mux(sound.encode(tone))
+        _mux_silence(out, sound, range(44100 // 1152 + 1), 1152, "s16p")
         out.mux(sound.encode())
     return path
 
@@ -1517,10 +1525,7 @@ def _two_sounds(path: Path) -> Path:
             sound.layout = "mono"
         _mux_pictures(out, vs, 25)
         for sound in sounds:
-            for k in range(9):
-                tone = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), "fltp", "mono")
-                tone.sample_rate, tone.pts = 8000, k * 1024
-                out.mux(sound.encode(tone))
+            _mux_silence(out, sound, range(9))
             out.mux(sound.encode())
     return path
 
@@ -1581,10 +1586,7 @@ def _silent_first(path: Path) -> Path:
             sound.layout = "mono"
         _mux_pictures(out, vs, 100)
         for sound, blocks in zip(sounds, (7, 33), strict=True):
-            for k in range(blocks):
-                tone = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), "fltp", "mono")
-                tone.sample_rate, tone.pts = 8000, k * 1024
-                out.mux(sound.encode(tone))
+            _mux_silence(out, sound, range(blocks))
             out.mux(sound.encode())
     return path
 
@@ -2163,10 +2165,7 @@ def test_a_segment_reads_its_sound_no_further_than_it_needs(media, tmp_path: Pat
             picture = av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")
             picture.pts = i
             out.mux(vs.encode(picture))
-            for k in range(i * 4000 // 1024, (i + 1) * 4000 // 1024):
-                tone = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), "fltp", "mono")
-                tone.sample_rate, tone.pts = 8000, k * 1024
-                out.mux(sound.encode(tone))
+            _mux_silence(out, sound, range(i * 4000 // 1024, (i + 1) * 4000 // 1024))
         out.mux([*vs.encode(), *sound.encode()])
     joined, out_path = tmp_path / "joined.ts", tmp_path / "o.mp4"
     joined.write_bytes(part.read_bytes() * 2)
