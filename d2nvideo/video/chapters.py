@@ -51,18 +51,10 @@ def is_chapter_track(stream: Any) -> bool:
     return bool(iso and chapters and unread and stream.frames == len(chapters))
 
 
-def warn_if_dropped(path: Path, count: int) -> None:
-    """Name chapters given to a file that does not hold them, read back from what was written
-    (an .avi or .ts keeps none)."""
-    import av
-
-    if not count:
-        return
-    try:
-        with av.open(str(path)) as written:
-            if written.chapters():
-                return
-    except (av.error.FFmpegError, OSError):  # not for the chapters to fail a file written whole
+def warn_if_dropped(path: Path, written: Any, count: int) -> None:
+    """Name chapters given to ``path`` that ``written`` (it, read back) does not hold (an .avi
+    or .ts keeps none)."""
+    if not count or written.chapters():
         return
     log.warning(
         "the %s file could not keep the clip's %d chapter%s: .mkv, .mp4 and .mov keep them",

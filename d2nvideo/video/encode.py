@@ -83,10 +83,22 @@ def encode_frames(
         writer.close()
     except av.error.FFmpegError as exc:  # the trailer (an MP4's index) could not be written
         raise _write_failed(path, exc) from exc
-    _warn_dropped_tags(path, writer.tags)
-    _warn_dropped_track_tags(path, writer.track_tags)
-    chapters.warn_if_dropped(path, writer.chapters)
+    _read_back(path, writer)
     return writer.count
+
+
+def _read_back(path: Path, writer: _Writer) -> None:
+    """Name what the written file could not keep of what it was given (container tags, its
+    tracks' languages and titles, chapters), opening it once."""
+    import av
+
+    try:
+        with av.open(str(path)) as written:
+            _warn_dropped_tags(path, written, writer.tags)
+            _warn_dropped_track_tags(path, written, writer.track_tags)
+            chapters.warn_if_dropped(path, written, writer.chapters)
+    except (av.error.FFmpegError, OSError):  # not for a read-back to fail a file written whole
+        return
 
 
 class _Writer:
@@ -199,19 +211,13 @@ def _track_tags(streams: Any, given: set[int]) -> list[Track]:
     ]
 
 
-def _warn_dropped_track_tags(path: Path, tracks: list[Track]) -> None:
+def _warn_dropped_track_tags(path: Path, written: Any, tracks: list[Track]) -> None:
     """Name the languages and titles of the tracks copied that the written file does not hold,
     read back from it: a .ts keeps no title, an .avi no language, a .mov no language outside
     QuickTime's old list ('deu', 'nld': it takes 'ger', 'dut'), each without a word. An MP4
     leaves out a track given no packet (one silent in a segment): the tracks after it moved
     up, and were said to have lost what they kept."""
-    import av
-
-    try:
-        with av.open(str(path)) as written:
-            kept = [set(s.metadata.values()) for s in written.streams if s.type in _KINDS]
-    except (av.error.FFmpegError, OSError):  # not for the tags to fail a file written whole
-        return
+    kept = [set(s.metadata.values()) for s in written.streams if s.type in _KINDS]
     if len(kept) != len(tracks):  # those given nothing are not in it
         _warn_empty(path, [i for i, fed, _ in tracks if not fed])
         tracks = [track for track in tracks if track[1]]
@@ -345,21 +351,13 @@ def _copy_metadata(out: Any, source: VideoInfo) -> dict[str, str]:
     return kept
 
 
-def _warn_dropped_tags(path: Path, tags: dict[str, str]) -> None:
+def _warn_dropped_tags(path: Path, written: Any, tags: dict[str, str]) -> None:
     """The source's container tags the written file does not hold, by name or by value (a
     muxer may rename one: an AVI's album reads back as product), read back from what was
     written: a .ts keeps none, an .mp4 no make or model, an .avi no location, each without a
     word."""
-    import av
-
-    if not tags:
-        return
-    try:
-        with av.open(str(path)) as written:
-            names = {tag_key(k) for k in written.metadata}
-            values = set(written.metadata.values())
-    except (av.error.FFmpegError, OSError):  # not for the tags to fail a file written whole
-        return
+    names = {tag_key(k) for k in written.metadata}
+    values = set(written.metadata.values())
     dropped = [k for k, v in tags.items() if tag_key(k) not in names and v not in values]
     if dropped:
         log.warning(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -220,7 +221,7 @@ def probe(path: Path, salvage: bool = False) -> VideoInfo:
         first = _first_frame(container, vs, path)
         tb, fps = vs.time_base or Fraction(1, 90000), vs.average_rate or vs.guessed_rate or 30
         duration = _duration(container, vs, tb)
-        frames, exact = _frame_count(container, vs, cut or _riff_short(path, size), duration, fps)
+        frames, exact = _frame_count(container, vs, cut, duration, fps)
         return VideoInfo(
             path=path,
             format=container.format.name,
@@ -450,7 +451,7 @@ def _frame_count(
 ) -> tuple[int, bool]:
     """The frames, and whether that is the container's count or an estimate from the
     duration (no count, or one of frames an edit list hides)."""
-    count = _stored_frames(container, vs, cut)
+    count = _stored_frames(container, vs, cut or _riff_short(container))
     if count and not _edited(count, duration, fps):
         return count, True
     return max(1, round(duration * float(fps))), False
@@ -473,13 +474,15 @@ def _stored_frames(container: Any, vs: Any, cut: bool) -> int:
     return len(entries) if last + 2 * step >= count - count_slack(count) else count
 
 
-def _riff_short(path: Path, size: int) -> bool:
-    """Whether a RIFF file (an AVI) says it runs past its end: a copy that lost its last bytes
-    lost the end of the index, written last, and its entries point inside the file (a short
-    index was taken as whole: 299 of 300 frames)."""
+def _riff_short(container: Any) -> bool:
+    """Whether an AVI says it runs past its end: a copy that lost its last bytes lost the end
+    of the index, written last, and its entries point inside the file (a short index was
+    taken as whole: 299 of 300 frames). Other files are not read."""
+    if container.format.name != "avi":
+        return False
     try:
-        with path.open("rb") as fh:
-            head = fh.read(8)
+        with open(container.name, "rb") as fh:
+            head, size = fh.read(8), os.fstat(fh.fileno()).st_size
     except OSError:
         return False
     return head[:4] == b"RIFF" and int.from_bytes(head[4:8], "little") + 8 > size
@@ -500,10 +503,17 @@ def count_slack(count: int) -> int:
     return max(2, count // 200)
 
 
+def codec_name(stream: Any) -> str | None:
+    """The codec's own name, not its decoder's: an MP3 is "mp3" (its decoder "mp3float", which
+    MPEG-TS's list of names did not hold: re-encoded to AAC), a DVB subtitle "dvb_subtitle"
+    (not "dvbsub": left out of a .ts), SubRip "subrip" (not "srt")."""
+    cc = stream.codec_context
+    return str(cc.codec.canonical_name) if cc is not None else None
+
+
 def _stream_info(s: Any) -> StreamInfo:
     cc = s.codec_context
-    name = cc.codec.canonical_name if cc is not None else None  # "mp3", not "mp3float"
-    name = name or (s.codec.name if getattr(s, "codec", None) else "?")
+    name = codec_name(s) or (s.codec.name if getattr(s, "codec", None) else "?")
     audio = s.type == "audio"
     return StreamInfo(
         index=s.index,

@@ -21,7 +21,7 @@ from ..errors import InputError
 from .chapters import is_chapter_track
 from .damage import demuxed
 from .decode import BACK_S, clock_restarts
-from .probe import ATTACHED_PIC, VideoInfo, open_input
+from .probe import ATTACHED_PIC, VideoInfo, codec_name, open_input
 
 log = logging.getLogger(__name__)
 
@@ -225,14 +225,6 @@ def _output_for(stream: Any, out: Any, offset_s: float) -> Any:
         out.format.name,
     )
     return None
-
-
-def codec_name(stream: Any) -> str | None:
-    """The codec's own name, not its decoder's: an MP3 is "mp3" (its decoder "mp3float", which
-    MPEG-TS's list of names did not hold: re-encoded to AAC), a DVB subtitle "dvb_subtitle"
-    (not "dvbsub": left out of a .ts), SubRip "subrip" (not "srt")."""
-    cc = stream.codec_context
-    return str(cc.codec.canonical_name) if cc is not None else None
 
 
 def audio_codec(format_name: str) -> str | None:
